@@ -1,0 +1,23 @@
+# Two commands matter: `make run` and `make test`. Both install what is
+# missing first (tools/bootstrap.sh), so a fresh Debian machine needs nothing else.
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: bootstrap run test lint pytest bench
+
+bootstrap:
+	@tools/bootstrap.sh
+
+run: bootstrap
+	$(PY) -m ptt_protocol.demo
+
+lint: bootstrap
+	.venv/bin/ruff check .
+	.venv/bin/mypy ptt_protocol crypto
+	.venv/bin/lint-imports
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: bootstrap
+	$(PY) -m bench.protocol --json

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures as JSON with ``--json``."""

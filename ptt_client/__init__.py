@@ -1,0 +1,1 @@
+"""The Fieldradio client library and the ``ptt-radio`` program."""

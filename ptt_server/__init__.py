@@ -1,0 +1,1 @@
+"""The Fieldradio relay server: routes and arbitrates, cannot listen."""

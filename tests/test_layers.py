@@ -1,0 +1,24 @@
+"""The layering promised in STYLE.md, checked at run time as well as by import-linter."""
+
+import subprocess
+import sys
+
+IO_FRAMEWORKS = ("asyncio", "websockets", "textual", "pyaudio", "aiortc", "uvloop", "sqlite3")
+
+
+def _modules_after_import(package: str) -> set[str]:
+    code = (
+        f"import sys, pkgutil, importlib, {package}\n"
+        f"for m in pkgutil.walk_packages({package}.__path__, '{package}.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print('\\n'.join(sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def test_protocol_and_crypto_load_no_io_framework() -> None:
+    for package in ("ptt_protocol", "crypto"):
+        loaded = _modules_after_import(package)
+        leaked = sorted(m for m in loaded if m.split(".")[0] in IO_FRAMEWORKS)
+        assert not leaked, f"{package} pulls in I/O frameworks: {leaked}"

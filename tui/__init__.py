@@ -1,0 +1,1 @@
+"""The Fieldradio dispatcher console, ``ptt-dispatch`` (Textual)."""
