@@ -1,0 +1,74 @@
+"""The one exception tree of the ``crypto`` package.
+
+Every failure raised by ``crypto`` is a :class:`CryptoError`, so a caller that
+handles untrusted input can catch one class and drop the message. The
+subclasses say which promise was broken, and their messages say what a person
+can do about it (re-enroll, ask a dispatcher, update the client). Messages are
+for local logs and operators only: never send exception details to a peer.
+
+Tree::
+
+    CryptoError
+    +-- CredentialError   credential or revocation list invalid, expired, revoked, foreign
+    +-- RosterError       signed roster refused (signer role, rollback, replay, tamper)
+    +-- EnvelopeError     epoch-key envelope refused (not for me, bad creator, tampered)
+    +-- FrameError        media frame refused (auth failure, unknown KID, bad header)
+    |   +-- ReplayError   frame counter already seen or too old for the replay window
+    +-- SignatureError    Ed25519 signature does not verify, or a signed blob is malformed
+    +-- KeyStoreError     exported device/root keys cannot be decoded or decrypted
+    +-- TextError         sealed channel/direct text refused
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CredentialError",
+    "CryptoError",
+    "EnvelopeError",
+    "FrameError",
+    "KeyStoreError",
+    "ReplayError",
+    "RosterError",
+    "SignatureError",
+    "TextError",
+]
+
+
+class CryptoError(Exception):
+    """Base class of every error raised by the ``crypto`` package."""
+
+
+class CredentialError(CryptoError):
+    """A credential or revocation list failed verification.
+
+    The message names the user, the reason and the fix, e.g.
+    "credential for 'alice' expired on 2026-11-01: re-enroll with `ptt-admin enroll alice`".
+    """
+
+
+class RosterError(CryptoError):
+    """A signed roster was refused (signer not allowed, version rollback or replay, tampered)."""
+
+
+class EnvelopeError(CryptoError):
+    """An epoch-key envelope was refused (not addressed to us, bad creator, tampered)."""
+
+
+class FrameError(CryptoError):
+    """A media frame was refused: authentication failure, unknown KID or bad header."""
+
+
+class ReplayError(FrameError):
+    """A media frame counter was already seen, or is older than the replay window."""
+
+
+class SignatureError(CryptoError):
+    """An Ed25519 signature did not verify, or a signed structure could not be decoded."""
+
+
+class KeyStoreError(CryptoError):
+    """Exported key material could not be decoded, or the passphrase is wrong."""
+
+
+class TextError(CryptoError):
+    """A sealed channel or direct text message was refused (tampered, wrong epoch, wrong recipient)."""

@@ -1,0 +1,750 @@
+"""Who is who: the org root, device keys, credentials, revocation lists.
+
+An organisation has one **org root** (Ed25519). It certifies each enrolled device
+with a :class:`Credential`: user id, display name, role, device id, the device's
+Ed25519 signing key and its HPKE public key (ML-KEM-768 + X25519 hybrid), a
+validity window and a serial. Servers and clients pin the root's public key in a
+:class:`TrustAnchor` and accept nothing that does not chain to it. The root also
+signs a :class:`RevocationList` (serials and device ids) with a monotonic version.
+
+Wire formats are msgpack (``msgspec`` structs, ``array_like``) behind a one-byte
+format version, with every variable-length field capped. Decoding is strict:
+an encoding that does not re-encode to the exact same bytes is refused, so each
+object has exactly one encoding and its SHA-256 fingerprint is stable.
+
+Every signature is made over a context label plus the encoded fields
+("fieldradio credential v1" ...), so a signature made for one purpose can never
+be replayed as another (domain separation, cf. RFC 8032 Ed25519ctx's rationale).
+
+Device keys and the root key are exported with an optional passphrase
+(scrypt, RFC 7914, then AES-256-GCM with the file header as associated data).
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import functools
+import hashlib
+import itertools
+import os
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Final
+
+import msgspec
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric import ed25519, mlkem, x25519
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hpke import (
+    AEAD,
+    KDF,
+    KEM,
+    MLKEM768X25519PrivateKey,
+    MLKEM768X25519PublicKey,
+    Suite,
+)
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from crypto.errors import CredentialError, CryptoError, KeyStoreError, SignatureError
+
+__all__ = [
+    "DEFAULT_SCRYPT_N",
+    "HPKE_PUBLIC_KEY_SIZE",
+    "HPKE_SUITE",
+    "SIGNATURE_SIZE",
+    "SIGNING_KEY_SIZE",
+    "Credential",
+    "DeviceKeys",
+    "OrgRoot",
+    "RevocationList",
+    "Role",
+    "TrustAnchor",
+    "hpke_seal",
+]
+
+# --- sizes and limits ---------------------------------------------------------------------------
+
+SIGNING_KEY_SIZE: Final = 32
+"""Raw Ed25519 public key (RFC 8032)."""
+SIGNATURE_SIZE: Final = 64
+"""Ed25519 signature (RFC 8032)."""
+_MLKEM768_PUBLIC_SIZE: Final = 1184
+_X25519_PUBLIC_SIZE: Final = 32
+HPKE_PUBLIC_KEY_SIZE: Final = _MLKEM768_PUBLIC_SIZE + _X25519_PUBLIC_SIZE
+"""Raw hybrid public key as carried in a credential: ML-KEM-768 (1,184) then X25519 (32)."""
+_MLKEM768_SEED_SIZE: Final = 64
+_KEY_ID_SIZE: Final = 8
+
+HPKE_SUITE: Final = Suite(KEM.MLKEM768_X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
+"""The one HPKE suite (RFC 9180 + the ML-KEM/X25519 hybrid KEM) used for envelopes and direct text."""
+
+_CREDENTIAL_VERSION: Final = 1
+_REVOCATIONS_VERSION: Final = 1
+_KEYFILE_VERSION: Final = 1
+_MAX_CREDENTIAL_BYTES: Final = 4096
+_MAX_REVOKED: Final = 65_536
+_MAX_REVOCATIONS_BYTES: Final = 4 * 1024 * 1024
+_MAX_KEYFILE_BYTES: Final = 4096
+
+_CREDENTIAL_CONTEXT: Final = b"fieldradio credential v1\x00"
+_REVOCATIONS_CONTEXT: Final = b"fieldradio revocations v1\x00"
+_KEYFILE_CONTEXT: Final = b"fieldradio key file v1\x00"
+
+DEFAULT_SCRYPT_N: Final = 2**17
+"""scrypt cost for exported keys: 2**17 with r=8 (128 MiB, ~0.3 s here), the RFC 7914 /
+OWASP interactive-login level. Tests pass a cheaper ``scrypt_n``."""
+_SCRYPT_R: Final = 8
+_SCRYPT_P: Final = 1
+_MIN_SCRYPT_N: Final = 2**10
+_MAX_SCRYPT_N: Final = 2**20  # caps the memory a crafted key file can make us allocate (1 GiB)
+
+_U32 = Annotated[int, msgspec.Meta(ge=0, lt=2**32)]
+_U63 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+_UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_DeviceId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+_DisplayName = Annotated[str, msgspec.Meta(max_length=128)]
+_KeyId = Annotated[bytes, msgspec.Meta(min_length=_KEY_ID_SIZE, max_length=_KEY_ID_SIZE)]
+_SigningKey = Annotated[
+    bytes, msgspec.Meta(min_length=SIGNING_KEY_SIZE, max_length=SIGNING_KEY_SIZE)
+]
+_HpkeKey = Annotated[
+    bytes, msgspec.Meta(min_length=HPKE_PUBLIC_KEY_SIZE, max_length=HPKE_PUBLIC_KEY_SIZE)
+]
+_Signature = Annotated[bytes, msgspec.Meta(min_length=SIGNATURE_SIZE, max_length=SIGNATURE_SIZE)]
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+class Role(enum.StrEnum):
+    """What a credential holder may do. Dispatchers and admins may sign rosters and epochs."""
+
+    OFFICER = "officer"
+    DISPATCHER = "dispatcher"
+    ADMIN = "admin"
+
+
+KEY_MANAGER_ROLES: Final = frozenset({Role.DISPATCHER, Role.ADMIN})
+"""Roles allowed to sign rosters and create channel epochs."""
+
+
+def _key_id(public_key: bytes) -> bytes:
+    """Short identifier of an org root key, shown in errors and carried in credentials."""
+    return hashlib.sha256(b"fieldradio root key id\x00" + public_key).digest()[:_KEY_ID_SIZE]
+
+
+def _date(timestamp: int) -> str:
+    """Render a Unix time for an error message (a conversion, not a clock read)."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@functools.lru_cache(maxsize=1024)
+def _hpke_public_key(raw: bytes) -> MLKEM768X25519PublicKey:
+    # Parsing an ML-KEM-768 key costs ~17 us; a dispatcher rewraps to the same
+    # members on every rekey, so cache the parsed objects (they are immutable).
+    mlkem_key = mlkem.MLKEM768PublicKey.from_public_bytes(raw[:_MLKEM768_PUBLIC_SIZE])
+    x_key = x25519.X25519PublicKey.from_public_bytes(raw[_MLKEM768_PUBLIC_SIZE:])
+    return MLKEM768X25519PublicKey(mlkem_key, x_key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ed25519_public_key(raw: bytes) -> ed25519.Ed25519PublicKey:
+    return ed25519.Ed25519PublicKey.from_public_bytes(raw)
+
+
+def hpke_seal(recipient_hpke_key: bytes, plaintext: bytes, info: bytes) -> bytes:
+    """Encrypt ``plaintext`` to a raw hybrid public key with :data:`HPKE_SUITE` (single shot).
+
+    ``cryptography``'s HPKE has no AAD argument: bind all context through ``info``.
+    Raises :class:`CredentialError` if the key bytes are not a valid hybrid public key.
+    """
+    if len(recipient_hpke_key) != HPKE_PUBLIC_KEY_SIZE:
+        raise CredentialError(
+            f"HPKE public key is {len(recipient_hpke_key)} bytes, expected {HPKE_PUBLIC_KEY_SIZE}"
+        )
+    try:
+        public_key = _hpke_public_key(bytes(recipient_hpke_key))
+    except ValueError as exc:
+        raise CredentialError(f"HPKE public key is invalid ({exc}): re-enroll the device") from exc
+    return HPKE_SUITE.encrypt(plaintext, public_key, info=info)
+
+
+# --- credentials --------------------------------------------------------------------------------
+
+
+class Credential(msgspec.Struct, array_like=True, frozen=True):
+    """A device certified by the org root. Decode with :meth:`from_bytes`, check with
+    :meth:`TrustAnchor.verify_credential` before trusting any field."""
+
+    issuer: _KeyId
+    """Key id of the org root that signed it (first 8 bytes of a hash of its public key)."""
+    serial: _U63
+    user_id: _UserId
+    display_name: _DisplayName
+    role: Role
+    device_id: _DeviceId
+    signing_key: _SigningKey
+    """Raw Ed25519 public key of the device (32 bytes)."""
+    hpke_key: _HpkeKey
+    """Raw ML-KEM-768 + X25519 public key of the device (1,216 bytes)."""
+    not_before: _U63
+    """Unix seconds; the credential is valid from this time on."""
+    not_after: _U63
+    """Unix seconds; the credential is expired from this time on."""
+    root_signature: _Signature
+
+    def signed_part(self) -> bytes:
+        """The exact bytes the org root signs: a context label then every field but the signature."""
+        return _CREDENTIAL_CONTEXT + _ENCODER.encode(
+            (
+                self.issuer,
+                self.serial,
+                self.user_id,
+                self.display_name,
+                self.role,
+                self.device_id,
+                self.signing_key,
+                self.hpke_key,
+                self.not_before,
+                self.not_after,
+            )
+        )
+
+    def to_bytes(self) -> bytes:
+        """Canonical wire form: a format version byte, then the msgpack array."""
+        return bytes((_CREDENTIAL_VERSION,)) + _ENCODER.encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Credential:
+        """Decode a credential (structure only; the signature is checked by a TrustAnchor).
+
+        Raises :class:`CredentialError` for oversize, unknown version, malformed or
+        non-canonical input.
+        """
+        if len(data) > _MAX_CREDENTIAL_BYTES:
+            raise CredentialError(
+                f"credential is {len(data)} bytes, more than the {_MAX_CREDENTIAL_BYTES} allowed:"
+                " it is not a Fieldradio credential"
+            )
+        if not data or data[0] != _CREDENTIAL_VERSION:
+            got = data[0] if data else "none"
+            raise CredentialError(
+                f"credential format version {got} is not supported (this client reads "
+                f"{_CREDENTIAL_VERSION}): update the client or re-enroll"
+            )
+        body = bytes(data[1:])
+        try:
+            credential = _CREDENTIAL_DECODER.decode(body)
+        except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
+            raise CredentialError(f"credential is malformed ({exc}): re-enroll the device") from exc
+        if _ENCODER.encode(credential) != body:
+            raise CredentialError("credential is not canonically encoded: it was altered")
+        return credential
+
+    def fingerprint(self) -> bytes:
+        """SHA-256 of :meth:`to_bytes` (32 bytes): names this exact credential in rosters."""
+        return hashlib.sha256(self.to_bytes()).digest()
+
+    def verify_signature(self, data: bytes, signature: bytes) -> None:
+        """Check an Ed25519 signature by this device over ``data``; raise :class:`SignatureError`.
+
+        Callers must put their own context label in ``data`` (as the login statement and
+        burst statements do) so signatures cannot be moved between purposes.
+        """
+        try:
+            _ed25519_public_key(self.signing_key).verify(signature, data)
+        except (InvalidSignature, ValueError) as exc:
+            raise SignatureError(
+                f"signature by {self.user_id!r} (device {self.device_id!r}) does not verify:"
+                " the data was altered or signed by another device"
+            ) from exc
+
+    def is_key_manager(self) -> bool:
+        """True if this role may sign rosters and create channel epochs (dispatcher, admin)."""
+        return self.role in KEY_MANAGER_ROLES
+
+
+_CREDENTIAL_DECODER: Final = msgspec.msgpack.Decoder(Credential)
+
+
+# --- revocation lists ---------------------------------------------------------------------------
+
+
+class RevocationList(msgspec.Struct, array_like=True, frozen=True):
+    """Credentials the org root has revoked, by serial or by device id.
+
+    ``serials`` and ``device_ids`` are sorted and unique (checked on decode), so
+    look-ups are binary searches and the encoding is canonical.
+    """
+
+    issuer: _KeyId
+    version: _U63
+    """Strictly increasing; a client never goes back to a lower version."""
+    issued_at: _U63
+    serials: Annotated[tuple[_U63, ...], msgspec.Meta(max_length=_MAX_REVOKED)]
+    device_ids: Annotated[tuple[_DeviceId, ...], msgspec.Meta(max_length=_MAX_REVOKED)]
+    root_signature: _Signature
+
+    def signed_part(self) -> bytes:
+        """The exact bytes the org root signs."""
+        return _REVOCATIONS_CONTEXT + _ENCODER.encode(
+            (self.issuer, self.version, self.issued_at, self.serials, self.device_ids)
+        )
+
+    def to_bytes(self) -> bytes:
+        """Canonical wire form: a format version byte, then the msgpack array."""
+        return bytes((_REVOCATIONS_VERSION,)) + _ENCODER.encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> RevocationList:
+        """Decode (structure only; :meth:`TrustAnchor.verify_revocations` checks the signature).
+
+        Raises :class:`CredentialError` on any malformed input.
+        """
+        if len(data) > _MAX_REVOCATIONS_BYTES:
+            raise CredentialError(
+                f"revocation list is {len(data)} bytes, more than {_MAX_REVOCATIONS_BYTES}"
+            )
+        if not data or data[0] != _REVOCATIONS_VERSION:
+            raise CredentialError(
+                "revocation list format version is not supported: update the client"
+            )
+        body = bytes(data[1:])
+        try:
+            revocations = _REVOCATIONS_DECODER.decode(body)
+        except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
+            raise CredentialError(f"revocation list is malformed ({exc})") from exc
+        if _ENCODER.encode(revocations) != body:
+            raise CredentialError("revocation list is not canonically encoded: it was altered")
+        if not _strictly_sorted(revocations.serials) or not _strictly_sorted(
+            revocations.device_ids
+        ):
+            raise CredentialError("revocation list entries are not sorted and unique: refused")
+        return revocations
+
+    def revokes(self, credential: Credential) -> bool:
+        """True if the credential's serial or device id is on this list."""
+        return _contains(self.serials, credential.serial) or _contains(
+            self.device_ids, credential.device_id
+        )
+
+
+_REVOCATIONS_DECODER: Final = msgspec.msgpack.Decoder(RevocationList)
+
+
+def _strictly_sorted(items: tuple[int, ...] | tuple[str, ...]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(items))  # type: ignore[operator]
+
+
+def _contains(items: tuple[int, ...] | tuple[str, ...], item: int | str) -> bool:
+    index = bisect.bisect_left(items, item)
+    return index < len(items) and items[index] == item
+
+
+# --- key files ----------------------------------------------------------------------------------
+
+
+class _KeyFile(msgspec.Struct, array_like=True, frozen=True):
+    kind: Annotated[str, msgspec.Meta(max_length=16)]
+    kdf: Annotated[str, msgspec.Meta(max_length=16)]
+    scrypt_n: _U63
+    scrypt_r: _U32
+    scrypt_p: _U32
+    salt: Annotated[bytes, msgspec.Meta(max_length=32)]
+    nonce: Annotated[bytes, msgspec.Meta(max_length=12)]
+    body: Annotated[bytes, msgspec.Meta(max_length=1024)]
+
+    def associated_data(self) -> bytes:
+        return _KEYFILE_CONTEXT + _ENCODER.encode(
+            (self.kind, self.kdf, self.scrypt_n, self.scrypt_r, self.scrypt_p, self.salt)
+        )
+
+
+_KEYFILE_DECODER: Final = msgspec.msgpack.Decoder(_KeyFile)
+
+
+def _passphrase_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # NFC so the same passphrase typed on two keyboards derives the same key.
+    secret = unicodedata.normalize("NFC", passphrase).encode()
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(secret)
+
+
+def _seal_key_file(kind: str, secret: bytes, passphrase: str | None, scrypt_n: int) -> bytes:
+    if passphrase is None:
+        key_file = _KeyFile(kind, "none", 0, 0, 0, b"", b"", secret)
+    else:
+        if not passphrase:
+            raise KeyStoreError("empty passphrase: give one, or pass None to export unencrypted")
+        if scrypt_n < _MIN_SCRYPT_N or scrypt_n > _MAX_SCRYPT_N or scrypt_n & (scrypt_n - 1):
+            raise KeyStoreError(
+                f"scrypt_n must be a power of two between {_MIN_SCRYPT_N} and {_MAX_SCRYPT_N}"
+            )
+        salt = os.urandom(16)
+        nonce = os.urandom(12)
+        header = _KeyFile(kind, "scrypt", scrypt_n, _SCRYPT_R, _SCRYPT_P, salt, nonce, b"")
+        key = _passphrase_key(passphrase, salt, scrypt_n, _SCRYPT_R, _SCRYPT_P)
+        body = AESGCM(key).encrypt(nonce, secret, header.associated_data())
+        key_file = _KeyFile(kind, "scrypt", scrypt_n, _SCRYPT_R, _SCRYPT_P, salt, nonce, body)
+    return bytes((_KEYFILE_VERSION,)) + _ENCODER.encode(key_file)
+
+
+def _open_key_file(kind: str, data: bytes, passphrase: str | None) -> bytes:
+    if len(data) > _MAX_KEYFILE_BYTES or not data or data[0] != _KEYFILE_VERSION:
+        raise KeyStoreError(f"not a Fieldradio {kind} key file (or an unsupported version)")
+    try:
+        key_file = _KEYFILE_DECODER.decode(data[1:])
+    except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
+        raise KeyStoreError(f"{kind} key file is damaged ({exc}): restore it from backup") from exc
+    if key_file.kind != kind:
+        raise KeyStoreError(f"this is a {key_file.kind!r} key file, not a {kind!r} key file")
+    if key_file.kdf == "none":
+        return key_file.body
+    if key_file.kdf != "scrypt":
+        raise KeyStoreError(f"{kind} key file uses unknown protection {key_file.kdf!r}")
+    if passphrase is None:
+        raise KeyStoreError(f"{kind} key file is protected by a passphrase: give the passphrase")
+    n, r, p = key_file.scrypt_n, key_file.scrypt_r, key_file.scrypt_p
+    if not (_MIN_SCRYPT_N <= n <= _MAX_SCRYPT_N) or n & (n - 1) or r != _SCRYPT_R or p != _SCRYPT_P:
+        raise KeyStoreError(f"{kind} key file has unsupported scrypt parameters: refused")
+    if len(key_file.salt) != 16 or len(key_file.nonce) != 12:
+        raise KeyStoreError(f"{kind} key file is damaged: restore it from backup")
+    key = _passphrase_key(passphrase, key_file.salt, n, r, p)
+    try:
+        return AESGCM(key).decrypt(key_file.nonce, key_file.body, key_file.associated_data())
+    except InvalidTag as exc:
+        raise KeyStoreError(
+            f"wrong passphrase for the {kind} key file (or the file is damaged): try again"
+        ) from exc
+
+
+# --- device keys --------------------------------------------------------------------------------
+
+
+class _DeviceSecrets(msgspec.Struct, array_like=True, frozen=True):
+    signing: _SigningKey
+    mlkem_seed: Annotated[
+        bytes, msgspec.Meta(min_length=_MLKEM768_SEED_SIZE, max_length=_MLKEM768_SEED_SIZE)
+    ]
+    x25519: Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
+
+
+_DEVICE_SECRETS_DECODER: Final = msgspec.msgpack.Decoder(_DeviceSecrets)
+
+
+class DeviceKeys:
+    """A device's private keys: Ed25519 for signing, ML-KEM-768 + X25519 for HPKE.
+
+    Never leaves the device except through :meth:`export` (passphrase-protected).
+    """
+
+    __slots__ = ("_hpke", "_hpke_public", "_mlkem", "_signing", "_signing_public", "_x25519")
+
+    def __init__(
+        self,
+        signing: ed25519.Ed25519PrivateKey,
+        mlkem_key: mlkem.MLKEM768PrivateKey,
+        x25519_key: x25519.X25519PrivateKey,
+    ) -> None:
+        self._signing = signing
+        self._mlkem = mlkem_key
+        self._x25519 = x25519_key
+        self._hpke = MLKEM768X25519PrivateKey(mlkem_key, x25519_key)
+        self._signing_public = signing.public_key().public_bytes_raw()
+        self._hpke_public = (
+            mlkem_key.public_key().public_bytes_raw() + x25519_key.public_key().public_bytes_raw()
+        )
+
+    def __repr__(self) -> str:
+        return f"DeviceKeys(signing_key={self._signing_public.hex()[:16]}...)"
+
+    @classmethod
+    def generate(cls) -> DeviceKeys:
+        """Fresh random keys for a new device."""
+        return cls(
+            ed25519.Ed25519PrivateKey.generate(),
+            mlkem.MLKEM768PrivateKey.generate(),
+            x25519.X25519PrivateKey.generate(),
+        )
+
+    @property
+    def signing_public_key(self) -> bytes:
+        """Raw Ed25519 public key (32 bytes), goes into :attr:`Credential.signing_key`."""
+        return self._signing_public
+
+    @property
+    def hpke_public_key(self) -> bytes:
+        """Raw hybrid public key (1,216 bytes), goes into :attr:`Credential.hpke_key`."""
+        return self._hpke_public
+
+    def matches(self, credential: Credential) -> bool:
+        """True if ``credential`` certifies these keys (both the signing and the HPKE key)."""
+        return (
+            credential.signing_key == self._signing_public
+            and credential.hpke_key == self._hpke_public
+        )
+
+    def sign(self, data: bytes) -> bytes:
+        """Ed25519 signature (64 bytes) over ``data``; put a context label in ``data``."""
+        return self._signing.sign(data)
+
+    def hpke_open(self, ciphertext: bytes, info: bytes) -> bytes:
+        """Decrypt an HPKE message sealed to this device with :func:`hpke_seal`.
+
+        Raises the base :class:`CryptoError` on any failure; callers re-raise the
+        specific error (EnvelopeError, TextError) with context.
+        """
+        try:
+            return HPKE_SUITE.decrypt(ciphertext, self._hpke, info=info)
+        except (InvalidTag, ValueError) as exc:
+            raise CryptoError("HPKE decryption failed") from exc
+
+    def export(self, passphrase: str | None, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> bytes:
+        """Serialise the private keys; encrypted (scrypt + AES-256-GCM) when a passphrase is given.
+
+        ``scrypt_n`` is the scrypt cost (power of two); keep the default outside tests.
+        """
+        secrets = _DeviceSecrets(
+            self._signing.private_bytes_raw(),
+            self._mlkem.private_bytes_raw(),
+            self._x25519.private_bytes_raw(),
+        )
+        return _seal_key_file("device", _ENCODER.encode(secrets), passphrase, scrypt_n)
+
+    @classmethod
+    def import_(cls, data: bytes, passphrase: str | None = None) -> DeviceKeys:
+        """Load keys written by :meth:`export`. Raises :class:`KeyStoreError` (wrong passphrase,
+        damaged or foreign file)."""
+        plain = _open_key_file("device", data, passphrase)
+        try:
+            secrets = _DEVICE_SECRETS_DECODER.decode(plain)
+            return cls(
+                ed25519.Ed25519PrivateKey.from_private_bytes(secrets.signing),
+                mlkem.MLKEM768PrivateKey.from_seed_bytes(secrets.mlkem_seed),
+                x25519.X25519PrivateKey.from_private_bytes(secrets.x25519),
+            )
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise KeyStoreError("device key file is damaged: restore it from backup") from exc
+
+
+# --- org root -----------------------------------------------------------------------------------
+
+
+class OrgRoot:
+    """The organisation's root signing key. Kept offline by the admin; signs credentials
+    and revocation lists."""
+
+    __slots__ = ("_key", "_key_id", "_public")
+
+    def __init__(self, key: ed25519.Ed25519PrivateKey) -> None:
+        self._key = key
+        self._public = key.public_key().public_bytes_raw()
+        self._key_id = _key_id(self._public)
+
+    def __repr__(self) -> str:
+        return f"OrgRoot(key_id={self._key_id.hex()})"
+
+    @classmethod
+    def generate(cls) -> OrgRoot:
+        """A fresh root key for a new organisation."""
+        return cls(ed25519.Ed25519PrivateKey.generate())
+
+    def public_key_bytes(self) -> bytes:
+        """Raw Ed25519 public key (32 bytes): what servers and clients pin in a TrustAnchor."""
+        return self._public
+
+    @property
+    def key_id(self) -> bytes:
+        """8-byte id of this root, carried in every credential it issues."""
+        return self._key_id
+
+    def to_bytes(self, passphrase: str | None, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> bytes:
+        """Export the root key, encrypted with scrypt + AES-256-GCM when a passphrase is given."""
+        return _seal_key_file("org-root", self._key.private_bytes_raw(), passphrase, scrypt_n)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, passphrase: str | None = None) -> OrgRoot:
+        """Load a root key written by :meth:`to_bytes`; raises :class:`KeyStoreError`."""
+        plain = _open_key_file("org-root", data, passphrase)
+        try:
+            return cls(ed25519.Ed25519PrivateKey.from_private_bytes(plain))
+        except ValueError as exc:
+            raise KeyStoreError("org-root key file is damaged: restore it from backup") from exc
+
+    def issue_credential(
+        self,
+        *,
+        user_id: str,
+        display_name: str,
+        role: Role,
+        device_id: str,
+        signing_key: bytes,
+        hpke_key: bytes,
+        not_before: int,
+        not_after: int,
+        serial: int,
+    ) -> Credential:
+        """Certify a device's public keys for ``user_id``, valid in [not_before, not_after).
+
+        Raises :class:`CredentialError` if a field is out of bounds or a key is invalid.
+        """
+        if not_after <= not_before:
+            raise CredentialError(
+                f"credential for {user_id!r} would be valid for no time: not_after must be"
+                " later than not_before"
+            )
+        try:
+            _ed25519_public_key(bytes(signing_key))
+            _hpke_public_key(bytes(hpke_key))
+        except ValueError as exc:
+            raise CredentialError(
+                f"public keys for {user_id!r} are invalid ({exc}): regenerate the device keys"
+            ) from exc
+        unsigned = Credential(
+            self._key_id,
+            serial,
+            user_id,
+            display_name,
+            Role(role),
+            device_id,
+            bytes(signing_key),
+            bytes(hpke_key),
+            int(not_before),
+            int(not_after),
+            bytes(SIGNATURE_SIZE),
+        )
+        credential = msgspec.structs.replace(
+            unsigned, root_signature=self._key.sign(unsigned.signed_part())
+        )
+        # Round-trip through the decoder so every length and range constraint is enforced
+        # on issue, not first discovered by the receiver.
+        return Credential.from_bytes(credential.to_bytes())
+
+    def sign_revocations(
+        self,
+        *,
+        version: int,
+        issued_at: int,
+        serials: Iterable[int] = (),
+        device_ids: Iterable[str] = (),
+    ) -> RevocationList:
+        """Sign a complete revocation list. Each new list must carry a higher ``version``."""
+        unsigned = RevocationList(
+            self._key_id,
+            version,
+            int(issued_at),
+            tuple(sorted(set(serials))),
+            tuple(sorted(set(device_ids))),
+            bytes(SIGNATURE_SIZE),
+        )
+        revocations = msgspec.structs.replace(
+            unsigned, root_signature=self._key.sign(unsigned.signed_part())
+        )
+        return RevocationList.from_bytes(revocations.to_bytes())
+
+
+# --- trust anchor -------------------------------------------------------------------------------
+
+
+class TrustAnchor:
+    """The pinned org root public key plus the newest revocation list seen.
+
+    Sans-I/O: times are passed in. The only state is :attr:`revocations`, which
+    :meth:`verify_revocations` moves forward and never back.
+    """
+
+    __slots__ = ("_key_id", "_public", "_public_key", "revocations")
+
+    def __init__(self, root_public_key: bytes, revocations: RevocationList | None = None) -> None:
+        if len(root_public_key) != SIGNING_KEY_SIZE:
+            raise CredentialError(
+                f"org root public key must be {SIGNING_KEY_SIZE} bytes, got {len(root_public_key)}"
+            )
+        self._public = bytes(root_public_key)
+        self._public_key = ed25519.Ed25519PublicKey.from_public_bytes(self._public)
+        self._key_id = _key_id(self._public)
+        self.revocations: RevocationList | None = None
+        """Newest verified revocation list, or None before the first one arrives."""
+        if revocations is not None:
+            self.verify_revocations(revocations)
+
+    @property
+    def key_id(self) -> bytes:
+        """8-byte id of the pinned root."""
+        return self._key_id
+
+    def verify_credential(
+        self,
+        credential: Credential | bytes,
+        now: float,
+        revocations: RevocationList | None = None,
+    ) -> Credential:
+        """Return the credential if it chains to this root, is valid at ``now`` and not revoked.
+
+        ``revocations`` defaults to the newest list this anchor accepted. Raises
+        :class:`CredentialError` naming the user, the reason and the fix.
+        """
+        if not isinstance(credential, Credential):
+            credential = Credential.from_bytes(credential)
+        who = credential.user_id
+        if credential.issuer != self._key_id:
+            raise CredentialError(
+                f"credential for {who!r} was issued by another organisation's root "
+                f"(key id {credential.issuer.hex()}, ours is {self._key_id.hex()}):"
+                f" enroll it here with `ptt-admin enroll {who}`"
+            )
+        try:
+            self._public_key.verify(credential.root_signature, credential.signed_part())
+        except InvalidSignature as exc:
+            raise CredentialError(
+                f"credential for {who!r} is not signed by the organisation root (altered or"
+                f" forged): re-enroll with `ptt-admin enroll {who}`"
+            ) from exc
+        if now < credential.not_before:
+            raise CredentialError(
+                f"credential for {who!r} is not valid before {_date(credential.not_before)}:"
+                " check this device's clock, or wait"
+            )
+        if now >= credential.not_after:
+            raise CredentialError(
+                f"credential for {who!r} expired on {_date(credential.not_after)}:"
+                f" re-enroll with `ptt-admin enroll {who}`"
+            )
+        active = revocations if revocations is not None else self.revocations
+        if active is not None and active.revokes(credential):
+            raise CredentialError(
+                f"credential for {who!r} (serial {credential.serial}, device"
+                f" {credential.device_id!r}) is revoked: enroll a new device with"
+                f" `ptt-admin enroll {who}`"
+            )
+        return credential
+
+    def verify_revocations(self, data: RevocationList | bytes) -> RevocationList:
+        """Verify a revocation list and install it as :attr:`revocations`.
+
+        Refused (:class:`CredentialError`, nothing changes) unless signed by this root and
+        newer than the current list; the exact same list again is accepted as a no-op
+        (the server resends it on every login).
+        """
+        revocations = data if isinstance(data, RevocationList) else RevocationList.from_bytes(data)
+        if revocations.issuer != self._key_id:
+            raise CredentialError(
+                "revocation list was issued by another organisation's root: refused"
+            )
+        try:
+            self._public_key.verify(revocations.root_signature, revocations.signed_part())
+        except InvalidSignature as exc:
+            raise CredentialError(
+                "revocation list is not signed by the organisation root: refused"
+            ) from exc
+        current = self.revocations
+        if current is not None:
+            if revocations == current:
+                return current
+            if revocations.version <= current.version:
+                raise CredentialError(
+                    f"revocation list version {revocations.version} is not newer than the"
+                    f" current version {current.version} (rollback): refused"
+                )
+        self.revocations = revocations
+        return revocations

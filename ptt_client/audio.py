@@ -1,0 +1,622 @@
+"""Where voice comes from and goes to: WAV files, directories of bursts, sound devices, nothing.
+
+Every backend speaks the codec's format: 48 kHz mono ``int16`` numpy arrays (:data:`Pcm`) in
+frames of ``frame_ms`` (20 ms = 960 samples by default).
+
+- :class:`AudioInput` - ``read_frame() -> Pcm | None`` (``None``: no more audio).
+  :class:`WavFileInput` (any rate, any channel count, 8/16/24/32-bit PCM; resampled and mixed
+  down), :class:`NullInput`, :class:`DeviceInput` (PyAudio).
+- :class:`AudioOutput` - ``write(pcm)``. :class:`WavFileOutput`, :class:`WavDirectoryOutput`
+  (one file per talk burst), :class:`NullOutput`, :class:`DeviceOutput` (PyAudio).
+- :func:`list_devices` names the sound devices PortAudio sees; :func:`load_wav` reads a whole
+  file at 48 kHz mono.
+
+Errors: :class:`AudioError`, with :class:`AudioFormatError` for files we cannot read or bad PCM
+arguments and :class:`AudioDeviceError` for missing or unusable sound devices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import wave
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Final, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from ptt_client.codec import SAMPLE_RATE, Pcm, frame_samples
+
+__all__ = [
+    "AudioDeviceError",
+    "AudioError",
+    "AudioFormatError",
+    "AudioInput",
+    "AudioOutput",
+    "DeviceInput",
+    "DeviceOutput",
+    "NullInput",
+    "NullOutput",
+    "StreamResampler",
+    "WavDirectoryOutput",
+    "WavFileInput",
+    "WavFileOutput",
+    "list_devices",
+    "load_wav",
+]
+
+_READ_BLOCK: Final = 8_192
+"""Input frames read from a WAV file at a time (bounded memory for long files)."""
+_MAX_INPUT_RATE: Final = 768_000
+
+
+class AudioError(Exception):
+    """An audio source or sink could not be used; the message says what to do."""
+
+
+class AudioFormatError(AudioError, ValueError):
+    """A WAV file or a PCM argument is not in a format we handle."""
+
+
+class AudioDeviceError(AudioError):
+    """No sound device matches, or the device refused the stream."""
+
+
+def _check_pcm(pcm: object) -> Pcm:
+    if not isinstance(pcm, np.ndarray) or pcm.dtype != np.int16 or pcm.ndim != 1:
+        raise AudioFormatError("audio outputs take a 1-D numpy int16 array of 48 kHz mono")
+    return pcm
+
+
+class AudioInput(ABC):
+    """A source of 48 kHz mono frames of ``frame_samples`` samples each."""
+
+    frame_samples: int
+
+    @abstractmethod
+    def read_frame(self) -> Pcm | None:
+        """Return the next frame, or ``None`` once the source has no more audio."""
+
+    def close(self) -> None:  # noqa: B027 - sources without resources need not override it
+        """Release the source; further reads return ``None`` or fail."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class AudioOutput(ABC):
+    """A sink for 48 kHz mono ``int16`` samples (any number per call)."""
+
+    @abstractmethod
+    def write(self, pcm: Pcm) -> None:
+        """Play or store ``pcm``."""
+
+    def close(self) -> None:  # noqa: B027 - sinks without resources need not override it
+        """Flush and release the sink."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Resampling
+
+
+class StreamResampler:
+    """Band-limited sample-rate conversion of a stream, chunk by chunk, without added delay.
+
+    Each output sample at input time ``t`` is the sum of the ``2 * half_width`` nearest input
+    samples weighted by a Blackman-windowed sinc (Smith's bandlimited interpolation). The sinc
+    cutoff sits at 90 % of the lower Nyquist frequency, so downsampling does not alias and
+    upsampling does not leave images. Output sample ``n`` lies exactly at input time
+    ``n * in_rate / out_rate``: there is no group delay, at the price of looking ``half_width``
+    input samples ahead (held back until the next chunk or :meth:`flush`).
+    """
+
+    _TABLE_PHASES: Final = 4_096
+
+    def __init__(self, in_rate: int, out_rate: int, half_width: int = 16) -> None:
+        if in_rate <= 0 or out_rate <= 0:
+            raise AudioFormatError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
+        g = math.gcd(in_rate, out_rate)
+        self._up = out_rate // g
+        self._down = in_rate // g
+        self._cutoff = 0.9 * min(1.0, out_rate / in_rate)
+        # A lower cutoff widens the sinc, so keep as many of its zero crossings in the window.
+        self._half = math.ceil(half_width / min(1.0, out_rate / in_rate))
+        self._offsets = np.arange(-self._half + 1, self._half + 1, dtype=np.int64)
+        # Odd ratios (e.g. 7999 -> 48000) would need a huge table: compute those on the fly.
+        self._table = (
+            self._kernel(np.arange(self._up) / self._up) if self._up <= self._TABLE_PHASES else None
+        )
+        # Input samples before the stream start read as zeros.
+        self._buffer = np.zeros(self._half, dtype=np.float64)
+        self._base = -self._half  # absolute input index of _buffer[0]
+        self._consumed = 0  # input samples received
+        self._produced = 0  # output samples emitted
+
+    def _kernel(self, frac: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        d = self._offsets[None, :] - frac[:, None]
+        window = (
+            0.42 + 0.5 * np.cos(np.pi * d / self._half) + 0.08 * np.cos(2 * np.pi * d / self._half)
+        )
+        taps = self._cutoff * np.sinc(self._cutoff * d) * window
+        # Unit gain at DC for every phase, so a constant stays exactly constant.
+        taps /= taps.sum(axis=1, keepdims=True)
+        return taps
+
+    def _produce(self, last_input: int, limit: int | None) -> npt.NDArray[np.float64]:
+        """Emit every output whose window ends at or before input index ``last_input``."""
+        # Output n needs inputs up to floor(n * down / up) + half.
+        n_end = ((last_input - self._half + 1) * self._up + self._down - 1) // self._down
+        if limit is not None:
+            n_end = min(n_end, limit)
+        if n_end <= self._produced:
+            return np.zeros(0, dtype=np.float64)
+        n = np.arange(self._produced, n_end, dtype=np.int64)
+        centre = (n * self._down) // self._up
+        phase = (n * self._down) % self._up
+        if self._table is not None:
+            taps = self._table[phase]
+        else:
+            taps = self._kernel(phase / self._up)
+        windows = self._buffer[(centre - self._base)[:, None] + self._offsets[None, :]]
+        out: npt.NDArray[np.float64] = np.einsum("ij,ij->i", windows, taps)
+        self._produced = n_end
+        # Keep only what the next output still needs.
+        keep_from = (n_end * self._down) // self._up - self._half + 1
+        drop = max(0, keep_from - self._base)
+        self._buffer = self._buffer[drop:]
+        self._base += drop
+        return out
+
+    def process(self, samples: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Feed input samples (floats); returns the output samples that are now complete."""
+        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
+        self._consumed += len(samples)
+        return self._produce(self._base + len(self._buffer) - 1, None)
+
+    def flush(self) -> npt.NDArray[np.float64]:
+        """End the stream: returns the rest, so the output lasts exactly as long as the input."""
+        total = -(-self._consumed * self._up // self._down)  # ceil(consumed * out / in)
+        self._buffer = np.concatenate([self._buffer, np.zeros(self._half, dtype=np.float64)])
+        return self._produce(self._base + len(self._buffer) - 1, total)
+
+
+# --------------------------------------------------------------------------------------------
+# WAV files
+
+
+def _to_float(raw: bytes, width: int, channels: int) -> npt.NDArray[np.float64]:
+    """Interleaved PCM bytes -> mono floats in [-1, 1) (channels averaged)."""
+    if width == 1:  # 8-bit WAV is unsigned
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+    elif width == 3:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        data = v.astype(np.float64) / float(1 << 23)
+    else:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float64) / float(1 << 31)
+    frames = data[: len(data) - len(data) % channels].reshape(-1, channels)
+    mono: npt.NDArray[np.float64] = frames.mean(axis=1)
+    return mono
+
+
+def _to_int16(samples: npt.NDArray[np.float64]) -> Pcm:
+    return np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+class WavFileInput(AudioInput):
+    """Reads a PCM WAV file (any rate and channel count) as 48 kHz mono frames.
+
+    The last frame is padded with silence; after it :meth:`read_frame` returns ``None``.
+    Files already at 48 kHz mono 16-bit pass through bit-exact.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], frame_ms: int = 20) -> None:
+        self.path = Path(path)
+        self.frame_samples = frame_samples(frame_ms)
+        try:
+            self._wav = wave.open(str(self.path), "rb")
+        except FileNotFoundError as exc:
+            raise AudioFormatError(f"{self.path}: no such file") from exc
+        except (wave.Error, EOFError) as exc:
+            raise AudioFormatError(
+                f"{self.path} is not a PCM WAV file we can read ({exc}): convert it with "
+                f"`sox {self.path} -b 16 out.wav`"
+            ) from exc
+        self.channels = self._wav.getnchannels()
+        self.sample_rate = self._wav.getframerate()
+        self._width = self._wav.getsampwidth()
+        if (
+            not 1 <= self._width <= 4
+            or self.channels < 1
+            or not 0 < self.sample_rate <= _MAX_INPUT_RATE
+        ):
+            self._wav.close()
+            raise AudioFormatError(
+                f"{self.path}: {self._width * 8}-bit, {self.channels} channel(s) at "
+                f"{self.sample_rate} Hz is not supported: use 8/16/24/32-bit PCM up to "
+                f"{_MAX_INPUT_RATE} Hz"
+            )
+        self.input_frames = self._wav.getnframes()
+        self._resampler = (
+            None
+            if self.sample_rate == SAMPLE_RATE
+            else StreamResampler(self.sample_rate, SAMPLE_RATE)
+        )
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._eof = False
+        self._closed = False
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the file's audio in seconds (before padding the last frame)."""
+        return self.input_frames / self.sample_rate
+
+    def _fill(self) -> None:
+        raw = self._wav.readframes(_READ_BLOCK)
+        if not raw:
+            self._eof = True
+            tail = self._resampler.flush() if self._resampler is not None else None
+            if tail is not None and len(tail):
+                self._pending = np.concatenate([self._pending, _to_int16(tail)])
+            return
+        if self._resampler is None and self._width == 2 and self.channels == 1:
+            pcm = np.frombuffer(raw, dtype="<i2").astype(np.int16)
+        else:
+            mono = _to_float(raw, self._width, self.channels)
+            out = mono if self._resampler is None else self._resampler.process(mono)
+            pcm = _to_int16(out)
+        self._pending = np.concatenate([self._pending, pcm])
+
+    def read_frame(self) -> Pcm | None:
+        """Return the next 48 kHz mono frame, or ``None`` after the last one."""
+        if self._closed:
+            return None
+        while len(self._pending) < self.frame_samples and not self._eof:
+            self._fill()
+        if len(self._pending) == 0:
+            return None
+        frame = self._pending[: self.frame_samples]
+        self._pending = self._pending[self.frame_samples :]
+        if len(frame) < self.frame_samples:
+            frame = np.concatenate([frame, np.zeros(self.frame_samples - len(frame), np.int16)])
+        return frame
+
+    def frames(self) -> Iterator[Pcm]:
+        """Iterate over the remaining frames."""
+        while (frame := self.read_frame()) is not None:
+            yield frame
+
+    def close(self) -> None:
+        """Close the file."""
+        if not self._closed:
+            self._closed = True
+            self._wav.close()
+
+
+def load_wav(path: str | os.PathLike[str]) -> Pcm:
+    """Read a whole WAV file as 48 kHz mono, exactly as long as the file (no frame padding)."""
+    with WavFileInput(path) as source:
+        expected = -(-source.input_frames * SAMPLE_RATE // source.sample_rate)
+        pcm = np.concatenate([np.zeros(0, np.int16), *source.frames()])
+    return pcm[:expected]
+
+
+class WavFileOutput(AudioOutput):
+    """Writes everything to one 48 kHz mono 16-bit WAV file (finalised by :meth:`close`)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        try:
+            # Open the file ourselves: wave.open(name) leaks a half-built writer on failure.
+            self._file: BinaryIO | None = open(self.path, "wb")
+        except OSError as exc:
+            raise AudioError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._wav = wave.open(self._file, "wb")
+        self._wav.setnchannels(1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(SAMPLE_RATE)
+        self.samples_written = 0
+
+    def write(self, pcm: Pcm) -> None:
+        """Append ``pcm`` to the file."""
+        pcm = _check_pcm(pcm)
+        if self._file is None:
+            raise AudioError(f"{self.path} is already closed: open a new WavFileOutput")
+        self._wav.writeframes(pcm.astype("<i2", copy=False).tobytes())
+        self.samples_written += len(pcm)
+
+    def close(self) -> None:
+        """Finish the WAV header and close the file."""
+        if self._file is not None:
+            self._wav.close()
+            self._file.close()
+            self._file = None
+
+
+class WavDirectoryOutput(AudioOutput):
+    """Writes each talk burst to its own WAV file in ``directory``.
+
+    ``start_burst(name)`` opens ``directory/name`` (``.wav`` added when missing), ``write``
+    appends to it, ``end_burst()`` closes it and returns its path. Writes between bursts
+    (e.g. tones) go nowhere.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise AudioError(f"cannot create {self.directory}: {exc.strerror or exc}") from exc
+        self.paths: list[Path] = []
+        self._current: WavFileOutput | None = None
+
+    @property
+    def in_burst(self) -> bool:
+        """Whether a burst file is open."""
+        return self._current is not None
+
+    def start_burst(self, name: str) -> Path:
+        """Open the file for a new burst; ``name`` must be a plain file name."""
+        if self._current is not None:
+            raise AudioError(
+                f"burst {self._current.path.name} is still open: call end_burst() first"
+            )
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise AudioFormatError(f"burst name {name!r} must be a plain file name")
+        if not name.endswith(".wav"):
+            name += ".wav"
+        self._current = WavFileOutput(self.directory / name)
+        return self._current.path
+
+    def write(self, pcm: Pcm) -> None:
+        """Append to the open burst's file; dropped when no burst is open."""
+        pcm = _check_pcm(pcm)
+        if self._current is not None:
+            self._current.write(pcm)
+
+    def end_burst(self) -> Path | None:
+        """Close the open burst's file and return its path (``None`` if no burst was open)."""
+        current, self._current = self._current, None
+        if current is None:
+            return None
+        current.close()
+        self.paths.append(current.path)
+        return current.path
+
+    def close(self) -> None:
+        """End any open burst."""
+        self.end_burst()
+
+
+class NullInput(AudioInput):
+    """A microphone that hears silence: ``frames`` silent frames, then ``None``."""
+
+    def __init__(self, frames: int = 0, frame_ms: int = 20) -> None:
+        self.frame_samples = frame_samples(frame_ms)
+        self._left = frames
+
+    def read_frame(self) -> Pcm | None:
+        """Return a silent frame while any are left, then ``None``."""
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        return np.zeros(self.frame_samples, dtype=np.int16)
+
+
+class NullOutput(AudioOutput):
+    """A speaker that discards audio but counts it (for headless runs and tests)."""
+
+    def __init__(self) -> None:
+        self.samples_written = 0
+
+    def write(self, pcm: Pcm) -> None:
+        """Check and discard ``pcm``."""
+        self.samples_written += len(_check_pcm(pcm))
+
+
+# --------------------------------------------------------------------------------------------
+# Sound devices (PyAudio / PortAudio)
+
+DeviceKind = Literal["input", "output"]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C-level stderr while PortAudio probes ALSA/JACK.
+
+    Probing prints dozens of lines about absent cards and JACK servers straight to file
+    descriptor 2, which would garble a terminal UI; they carry nothing we report.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _open_pyaudio() -> Any:
+    try:
+        import pyaudio  # only device users need PortAudio loaded
+    except ImportError as exc:  # pragma: no cover - pyaudio is a declared dependency
+        raise AudioDeviceError(
+            "PyAudio is not installed: `pip install pyaudio` (needs portaudio19-dev)"
+        ) from exc
+    with _quiet_stderr():
+        return pyaudio.PyAudio()
+
+
+def _devices(pa: Any) -> list[dict[str, Any]]:
+    return [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
+
+
+def _describe(info: dict[str, Any]) -> str:
+    return (
+        f"{info['index']}: {info['name']} "
+        f"({info['maxInputChannels']} in, {info['maxOutputChannels']} out)"
+    )
+
+
+def list_devices(kind: DeviceKind | None = None) -> list[str]:
+    """Describe the sound devices, e.g. ``"3: USB Audio (1 in, 2 out)"``.
+
+    ``kind`` keeps only devices that can record (``"input"``) or play (``"output"``).
+    An empty list means PortAudio sees no device of that kind.
+    """
+    pa = _open_pyaudio()
+    try:
+        return [_describe(info) for info in _devices(pa) if _can(info, kind)]
+    finally:
+        pa.terminate()
+
+
+def _can(info: dict[str, Any], kind: DeviceKind | None) -> bool:
+    if kind == "input":
+        return int(info["maxInputChannels"]) > 0
+    if kind == "output":
+        return int(info["maxOutputChannels"]) > 0
+    return True
+
+
+def _pick_device(pa: Any, device: str | int | None, kind: DeviceKind) -> dict[str, Any]:
+    """Find the device by index, by case-insensitive name substring, or the default one."""
+    usable = [info for info in _devices(pa) if _can(info, kind)]
+    flag = "--input-device" if kind == "input" else "--output-device"
+    if not usable:
+        raise AudioDeviceError(
+            f"no audio {kind} device found (PortAudio sees none): connect a sound card, or "
+            f"use WAV files instead of a device"
+        )
+    available = "; ".join(_describe(info) for info in usable)
+    if device is None:
+        try:
+            with _quiet_stderr():
+                info = (
+                    pa.get_default_input_device_info()
+                    if kind == "input"
+                    else pa.get_default_output_device_info()
+                )
+        except OSError:
+            info = usable[0]
+        return dict(info)
+    if isinstance(device, int):
+        matches = [info for info in usable if info["index"] == device]
+    else:
+        matches = [info for info in usable if device.lower() in str(info["name"]).lower()]
+    if not matches:
+        raise AudioDeviceError(
+            f"no audio {kind} device matches {device!r}; pick one with {flag} from: {available}"
+        )
+    return matches[0]
+
+
+class _DeviceStream:
+    """A PortAudio stream at 48 kHz mono 16-bit on a chosen device."""
+
+    def __init__(self, device: str | int | None, kind: DeviceKind, frame_ms: int) -> None:
+        self.frame_samples = frame_samples(frame_ms)
+        self._pa = _open_pyaudio()
+        try:
+            info = _pick_device(self._pa, device, kind)
+            self.device_name = str(info["name"])
+            with _quiet_stderr():
+                self._stream = self._pa.open(
+                    format=8,  # paInt16
+                    channels=1,
+                    rate=SAMPLE_RATE,
+                    input=kind == "input",
+                    output=kind == "output",
+                    input_device_index=info["index"] if kind == "input" else None,
+                    output_device_index=info["index"] if kind == "output" else None,
+                    frames_per_buffer=self.frame_samples,
+                )
+        except OSError as exc:
+            self._pa.terminate()
+            raise AudioDeviceError(
+                f"audio {kind} device {device!r} refused 48 kHz mono 16-bit ({exc}): "
+                f"pick another one (see list_devices())"
+            ) from exc
+        except BaseException:
+            self._pa.terminate()
+            raise
+        self._closed = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._stream.stop_stream()
+            self._stream.close()
+            self._pa.terminate()
+
+
+class DeviceInput(AudioInput):
+    """Records 48 kHz mono frames from a sound device (blocking reads).
+
+    ``device``: index, name substring (case-insensitive) or ``None`` for the default input.
+    """
+
+    def __init__(self, device: str | int | None = None, frame_ms: int = 20) -> None:
+        self._dev = _DeviceStream(device, "input", frame_ms)
+        self.frame_samples = self._dev.frame_samples
+        self.device_name = self._dev.device_name
+
+    def read_frame(self) -> Pcm | None:
+        """Block until the next frame is recorded; ``None`` after :meth:`close`."""
+        if self._dev._closed:
+            return None
+        # An overflow means we read too late; losing those samples beats stopping the radio.
+        raw = self._dev._stream.read(self.frame_samples, exception_on_overflow=False)
+        return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+    def close(self) -> None:
+        """Stop recording and release the device."""
+        self._dev.close()
+
+
+class DeviceOutput(AudioOutput):
+    """Plays 48 kHz mono audio on a sound device (blocking writes).
+
+    ``device``: index, name substring (case-insensitive) or ``None`` for the default output.
+    """
+
+    def __init__(self, device: str | int | None = None, frame_ms: int = 20) -> None:
+        self._dev = _DeviceStream(device, "output", frame_ms)
+        self.device_name = self._dev.device_name
+
+    def write(self, pcm: Pcm) -> None:
+        """Queue ``pcm`` for playback, blocking while the device buffer is full."""
+        pcm = _check_pcm(pcm)
+        if self._dev._closed:
+            raise AudioError(f"output device {self.device_name!r} is closed")
+        self._dev._stream.write(pcm.astype("<i2", copy=False).tobytes())
+
+    def close(self) -> None:
+        """Stop playback and release the device."""
+        self._dev.close()

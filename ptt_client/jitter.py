@@ -1,0 +1,494 @@
+"""Adaptive per-talker jitter buffer and the choice of which talker is heard.
+
+Pure state machines in the sans-I/O style: packets go in with :meth:`JitterBuffer.push`
+(``now`` is the arrival time in seconds), the playout side calls :meth:`JitterBuffer.pop` with
+its own clock and gets at most one instruction per call for the next 20 ms frame:
+
+- :class:`Play` - decode this payload;
+- :class:`Recover` - the frame is lost but its successor is here: decode the successor's
+  in-band FEC (``OpusDecoder.decode_fec(next_payload)``), then play the successor as usual;
+- :class:`Conceal` - lost and nothing to recover it from: packet-loss concealment;
+- ``None`` - nothing is due yet (or the talker is silent); call again later.
+
+Playout: a talk spurt starts playing ``target_delay`` after its first packet arrived; frame
+``s`` then plays ``(s - first) * frame`` later, so each packet has ``target_delay`` to absorb
+network jitter before it is late (dropped and counted). The target follows the jitter measured
+over the last ``window`` packets (95th percentile of each packet's delay relative to the
+fastest packet of its spurt, plus one frame), clamped to 20-200 ms, and takes effect at the
+start of each spurt. Sequence numbers are u32 and may wrap. Mouth-to-ear delay stays bounded:
+when more than ``max_delay_ms`` of audio is queued (after a network stall) the oldest frames
+are discarded down to the target.
+
+Errors: :class:`JitterError` (``ValueError``) for arguments outside their domain (a sequence
+number that is not a u32, a non-finite time); nothing is changed when it is raised.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, Literal, TypeVar
+
+import numpy as np
+
+SEQUENCE_MODULUS: Final = 1 << 32
+_HALF: Final = 1 << 31
+MIN_DELAY_MS: Final = 20.0
+MAX_DELAY_MS: Final = 200.0
+
+
+class JitterError(ValueError):
+    """An argument was outside its domain; the buffer is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Decode and play ``payload`` (the frame numbered ``sequence``)."""
+
+    sequence: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Frame ``sequence`` is lost; rebuild it from the FEC data in ``next_payload`` (its successor).
+
+    The successor itself follows as a :class:`Play` on the next pop.
+    """
+
+    sequence: int
+    next_payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Conceal:
+    """Frame ``sequence`` is lost and cannot be recovered: run packet-loss concealment."""
+
+    sequence: int
+
+
+Output = Play | Recover | Conceal
+
+
+@dataclass(slots=True)
+class JitterStats:
+    """Counters of one buffer (frames are ``frame_ms`` of audio; one packet carries one)."""
+
+    received: int = 0
+    """Packets accepted into the buffer."""
+    duplicates: int = 0
+    """Packets dropped because that sequence number was already received."""
+    late: int = 0
+    """Packets dropped because their frame was already due (played, recovered or concealed)."""
+    rejected: int = 0
+    """Packets dropped because their sequence number was too far ahead of the playout."""
+    played: int = 0
+    """Frames output as :class:`Play`."""
+    lost: int = 0
+    """Frames missing when due: recovered + concealed."""
+    recovered: int = 0
+    """Lost frames output as :class:`Recover`."""
+    concealed: int = 0
+    """Lost frames output as :class:`Conceal`."""
+    skipped: int = 0
+    """Sequence numbers never received nor played, between two spurts of the same stream."""
+    discarded: int = 0
+    """Received frames thrown away unplayed to bring a backlog back under ``max_delay_ms``."""
+    underruns: int = 0
+    """Times playout stopped because the buffer ran dry without an end of burst."""
+    target_delay_ms: float = 0.0
+    """Current target playout delay."""
+    jitter_ms: float = 0.0
+    """RFC 3550 6.4.1 interarrival jitter estimate (smoothed with gain 1/16)."""
+
+
+State = Literal["idle", "buffering", "playing"]
+
+
+class JitterBuffer:
+    """Reorders one talker's packets and paces them out, one frame per ``frame_ms``.
+
+    ``capacity`` bounds the packets held (and how far ahead of the playout a sequence number
+    may be); ``max_conceal_frames`` is how many frames are concealed when the buffer runs dry
+    before playout stops and waits for the talker again (a short fade, not endless noise).
+    """
+
+    def __init__(
+        self,
+        frame_ms: int = 20,
+        min_delay_ms: float = MIN_DELAY_MS,
+        max_delay_ms: float = MAX_DELAY_MS,
+        initial_delay_ms: float = 60.0,
+        window: int = 100,
+        capacity: int = 500,
+        max_conceal_frames: int = 3,
+    ) -> None:
+        if frame_ms <= 0:
+            raise JitterError(f"frame_ms={frame_ms} must be positive")
+        if not 0 < min_delay_ms <= max_delay_ms:
+            raise JitterError(
+                f"delay bounds {min_delay_ms}-{max_delay_ms} ms must satisfy 0 < min <= max"
+            )
+        if window < 2 or capacity < 2 or max_conceal_frames < 0:
+            raise JitterError("window and capacity must be >= 2, max_conceal_frames >= 0")
+        self.frame_s = frame_ms / 1000.0
+        self.min_delay_ms = float(min_delay_ms)
+        self.max_delay_ms = float(max_delay_ms)
+        self.capacity = capacity
+        self.max_conceal_frames = max_conceal_frames
+        self.stats = JitterStats(target_delay_ms=self._clamp(initial_delay_ms))
+        self._relative_delays: deque[float] = deque(maxlen=window)
+        self._state: State = "idle"
+        self._buf: dict[int, bytes] = {}
+        self._seen: set[int] = set()  # extended sequences received and not yet pruned
+        self._next: int | None = None  # extended sequence of the next frame to output
+        self._ended = False
+        self._conceal_run = 0
+        self._spurt_first_arrival = 0.0
+        self._spurt_min_transit = math.inf
+        self._last_transit: float | None = None
+        self._anchor_time = 0.0
+        self._anchor_seq = 0
+        self.started_at: float | None = None
+        """Arrival time of the first packet of the current spurt (``None`` while idle)."""
+
+    # ---------------------------------------------------------------- state and helpers
+
+    @property
+    def state(self) -> State:
+        """``"idle"`` (nothing to play), ``"buffering"`` (waiting out the target delay) or
+        ``"playing"``."""
+        return self._state
+
+    @property
+    def active(self) -> bool:
+        """Whether a spurt is buffering or playing."""
+        return self._state != "idle"
+
+    @property
+    def target_delay_ms(self) -> float:
+        """Current target playout delay in milliseconds."""
+        return self.stats.target_delay_ms
+
+    @property
+    def buffered(self) -> int:
+        """Packets waiting to be played."""
+        return len(self._buf)
+
+    def _clamp(self, delay_ms: float) -> float:
+        return min(self.max_delay_ms, max(self.min_delay_ms, delay_ms))
+
+    def _extend(self, sequence: int) -> int:
+        """Map a u32 sequence to the unbounded sequence nearest the current position."""
+        if self._next is not None:
+            ref = self._next
+        elif self._buf:
+            ref = min(self._buf)
+        else:
+            return sequence
+        diff = (sequence - ref + _HALF) % SEQUENCE_MODULUS - _HALF
+        return ref + diff
+
+    def _restart_numbering(self) -> None:
+        """Forget sequence continuity (the talker's numbering jumped)."""
+        self._next = None
+        self._seen.clear()
+
+    # --------------------------------------------------------------------------- input
+
+    def push(self, sequence: int, payload: bytes, now: float) -> bool:
+        """Accept a packet that arrived at ``now``; returns whether it was kept.
+
+        Duplicates, late packets and packets too far ahead are dropped and counted.
+        """
+        if not isinstance(sequence, int) or not 0 <= sequence < SEQUENCE_MODULUS:
+            raise JitterError(f"sequence {sequence!r} is not a u32")
+        if not isinstance(payload, bytes):
+            raise JitterError("payload must be bytes")
+        if not math.isfinite(now):
+            raise JitterError(f"now={now!r} must be a finite time in seconds")
+        ext = self._extend(sequence)
+        if ext in self._seen:
+            self.stats.duplicates += 1
+            return False
+        if self._next is not None:
+            if ext < self._next:
+                if self._state == "idle" and ext < self._next - self.capacity:
+                    self._restart_numbering()  # a new numbering far behind the old one
+                else:
+                    self.stats.late += 1
+                    return False
+            elif ext >= self._next + self.capacity:
+                if self._state != "idle":
+                    self.stats.rejected += 1
+                    return False
+                self._restart_numbering()  # resuming far ahead: a new numbering
+        if self._buf and self._state == "buffering":
+            low, high = min(ext, min(self._buf)), max(ext, max(self._buf))
+            if high - low >= self.capacity:
+                self.stats.rejected += 1
+                return False
+        if self._next is None and not self._buf:
+            ext = sequence  # a fresh numbering starts at the packet's own value
+        self._buf[ext] = payload
+        self._seen.add(ext)
+        self.stats.received += 1
+        if self._state == "idle":
+            self._state = "buffering"
+            self._spurt_first_arrival = now
+            self._spurt_min_transit = math.inf
+            self._last_transit = None
+            self.started_at = now
+        self._measure(ext, now)
+        return True
+
+    def _measure(self, ext: int, now: float) -> None:
+        # Transit time up to the unknown sender clock offset, which cancels in differences.
+        transit = now - ext * self.frame_s
+        if self._last_transit is not None:
+            d = abs(transit - self._last_transit)
+            # RFC 3550 6.4.1: J += (|D| - J) / 16
+            self.stats.jitter_ms += (d * 1000.0 - self.stats.jitter_ms) / 16.0
+        self._last_transit = transit
+        self._spurt_min_transit = min(self._spurt_min_transit, transit)
+        self._relative_delays.append(transit - self._spurt_min_transit)
+        spread_ms = float(np.percentile(self._relative_delays, 95)) * 1000.0
+        # One frame on top: a packet is needed by the time its frame is due, not after.
+        self.stats.target_delay_ms = self._clamp(spread_ms + self.frame_s * 1000.0)
+
+    def end_burst(self) -> None:
+        """The talker released: play what is buffered, then go idle without concealing."""
+        if self._state == "idle":
+            return
+        self._ended = True
+
+    def reset(self) -> None:
+        """Drop everything buffered and forget the numbering (a new burst, new sequences).
+
+        Statistics and the measured jitter are kept.
+        """
+        self._buf.clear()
+        self._restart_numbering()
+        self._go_idle()
+
+    def _go_idle(self) -> None:
+        self._state = "idle"
+        self._ended = False
+        self._conceal_run = 0
+        self.started_at = None
+
+    # -------------------------------------------------------------------------- output
+
+    def next_due(self) -> float | None:
+        """When the next instruction will be due (``None`` while idle), for the caller's timer."""
+        if self._state == "buffering":
+            return self._spurt_first_arrival + self.stats.target_delay_ms / 1000.0
+        if self._state == "playing" and self._next is not None:
+            return self._anchor_time + (self._next - self._anchor_seq) * self.frame_s
+        return None
+
+    def pop(self, now: float) -> Output | None:
+        """Return the instruction for the next frame if it is due at ``now``, else ``None``.
+
+        Call it at least once per frame; if several frames are due (a late call), call it
+        again until it returns ``None``.
+        """
+        if not math.isfinite(now):
+            raise JitterError(f"now={now!r} must be a finite time in seconds")
+        if self._state == "idle":
+            return None
+        if self._state == "buffering":
+            start = self._spurt_first_arrival + self.stats.target_delay_ms / 1000.0
+            if now < start:
+                return None
+            self._start_playing(start)
+        assert self._next is not None
+        due = self._anchor_time + (self._next - self._anchor_seq) * self.frame_s
+        if now < due - 1e-9:
+            return None
+        self._trim_backlog(due)
+        return self._emit()
+
+    def _start_playing(self, start: float) -> None:
+        first = min(self._buf)
+        if self._next is not None and first > self._next:
+            self.stats.skipped += first - self._next
+        self._next = first
+        self._anchor_seq = first
+        self._anchor_time = start
+        self._state = "playing"
+        self._conceal_run = 0
+
+    def _trim_backlog(self, due: float) -> None:
+        assert self._next is not None
+        backlog_ms = (max(self._buf, default=self._next - 1) - self._next + 1) * self.frame_s * 1000
+        if backlog_ms <= self.max_delay_ms:
+            return
+        keep = max(1, round(self.stats.target_delay_ms / (self.frame_s * 1000)))
+        new_next = max(self._buf) - keep + 1
+        for ext in range(self._next, new_next):
+            if self._buf.pop(ext, None) is not None:
+                self.stats.discarded += 1
+            else:
+                self.stats.skipped += 1
+        self._next = new_next
+        # The frame now at the head plays at the time the old head was due.
+        self._anchor_seq = new_next
+        self._anchor_time = due
+        self._prune_seen()
+
+    def _emit(self) -> Output | None:
+        assert self._next is not None
+        seq = self._next
+        wire = seq % SEQUENCE_MODULUS
+        out: Output
+        if seq in self._buf:
+            out = Play(wire, self._buf.pop(seq))
+            self.stats.played += 1
+            self._conceal_run = 0
+        elif seq + 1 in self._buf:
+            # RFC 6716 2.1.7: in-band FEC in packet n+1 rebuilds frame n.
+            out = Recover(wire, self._buf[seq + 1])
+            self.stats.lost += 1
+            self.stats.recovered += 1
+            self._conceal_run = 0
+        elif self._buf:
+            out = Conceal(wire)  # a hole in the middle: later frames are waiting
+            self.stats.lost += 1
+            self.stats.concealed += 1
+        elif self._ended:
+            self._go_idle()
+            return None
+        elif self._conceal_run < self.max_conceal_frames:
+            out = Conceal(wire)
+            self._conceal_run += 1
+            self.stats.lost += 1
+            self.stats.concealed += 1
+        else:
+            self.stats.underruns += 1
+            self._go_idle()
+            return None
+        self._next = seq + 1
+        self._prune_seen()
+        return out
+
+    def _prune_seen(self) -> None:
+        assert self._next is not None
+        if len(self._seen) > 2 * self.capacity:
+            floor = self._next - self.capacity
+            self._seen = {s for s in self._seen if s >= floor}
+
+
+# ------------------------------------------------------------------------------------------
+# Choosing the talker to hear
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate(Generic[K]):
+    """A talker stream that wants to be heard."""
+
+    key: K
+    priority: int
+    started_at: float
+
+
+class PriorityPicker(Generic[K]):
+    """Picks the one stream to play: the highest priority; on a tie, the one that began first.
+
+    TS 22.179 priorities (emergency > imminent peril > dispatcher > officer) map to larger
+    integers. A tie on both keeps the earlier-registered candidate, so the choice is stable.
+    """
+
+    @staticmethod
+    def pick(candidates: Iterable[Candidate[K]]) -> K | None:
+        """Return the key of the winning candidate, or ``None`` when there is none."""
+        best: Candidate[K] | None = None
+        for c in candidates:
+            if best is None or (c.priority, -c.started_at) > (best.priority, -best.started_at):
+                best = c
+        return None if best is None else best.key
+
+
+@dataclass(slots=True)
+class _Stream:
+    buffer: JitterBuffer
+    priority: int
+    last_push: float
+    muted: int = field(default=0)
+
+
+class StreamMixer(Generic[K]):
+    """One jitter buffer per talker; :meth:`pop` plays the picked talker and mutes the others.
+
+    Muted streams keep being paced (their due frames are discarded), so when the winner stops
+    the next one continues at its live point. Talkers silent for ``idle_timeout_s`` are
+    forgotten. Extra keyword arguments configure each :class:`JitterBuffer`.
+    """
+
+    def __init__(self, idle_timeout_s: float = 30.0, **buffer_options: Any) -> None:
+        self.idle_timeout_s = idle_timeout_s
+        self._options = buffer_options
+        self._streams: dict[K, _Stream] = {}
+        self.current: K | None = None
+        """The talker picked by the last :meth:`pop` (``None`` when nobody is active)."""
+
+    def push(self, talker: K, sequence: int, payload: bytes, now: float, priority: int = 0) -> bool:
+        """Queue a packet from ``talker``; ``priority`` is that talker's current priority."""
+        stream = self._streams.get(talker)
+        if stream is None:
+            buffer = JitterBuffer(**self._options)
+            stream = self._streams[talker] = _Stream(buffer, priority, now)
+        kept = stream.buffer.push(sequence, payload, now)
+        stream.priority = priority
+        stream.last_push = now
+        return kept
+
+    def end_burst(self, talker: K) -> None:
+        """``talker`` released: its buffered frames still play, then it goes idle."""
+        stream = self._streams.get(talker)
+        if stream is not None:
+            stream.buffer.end_burst()
+
+    def buffer(self, talker: K) -> JitterBuffer | None:
+        """The talker's jitter buffer (for its statistics), if known."""
+        stream = self._streams.get(talker)
+        return None if stream is None else stream.buffer
+
+    def muted_frames(self, talker: K) -> int:
+        """Frames of ``talker`` discarded because another talker was picked."""
+        stream = self._streams.get(talker)
+        return 0 if stream is None else stream.muted
+
+    def talkers(self) -> list[K]:
+        """Talkers with a buffer (active or recently heard)."""
+        return list(self._streams)
+
+    def pop(self, now: float) -> tuple[K, Output] | None:
+        """Return ``(talker, instruction)`` for the picked talker's next due frame, or ``None``.
+
+        Call it like :meth:`JitterBuffer.pop`: again until it returns ``None``.
+        """
+        for key in [
+            k
+            for k, s in self._streams.items()
+            if not s.buffer.active and now - s.last_push > self.idle_timeout_s
+        ]:
+            del self._streams[key]
+        self.current = PriorityPicker.pick(
+            Candidate(k, s.priority, s.buffer.started_at)
+            for k, s in self._streams.items()
+            if s.buffer.active and s.buffer.started_at is not None
+        )
+        for key, stream in self._streams.items():
+            if key == self.current:
+                continue
+            while stream.buffer.pop(now) is not None:
+                stream.muted += 1
+        if self.current is None:
+            return None
+        out = self._streams[self.current].buffer.pop(now)
+        return None if out is None else (self.current, out)

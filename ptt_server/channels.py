@@ -1,0 +1,272 @@
+"""One channel's live state on the server: members, listeners, the floor, the burst recording.
+
+The floor itself is :class:`ptt_protocol.floor.FloorControl` (pure); this
+module turns its events into control messages for the right sessions, keeps
+one timer armed at the floor's next deadline (no polling of all channels), and
+buffers the burst's sealed frames for the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ptt_protocol import control, floor
+from ptt_server.metrics import ServerMetrics
+from ptt_server.sessions import Session, SessionTable
+from ptt_server.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+RECORDING_FLUSH_INTERVAL = 0.5
+"""Seconds of frames buffered before one batched write to the store."""
+
+
+@dataclass
+class Recording:
+    """The talk burst in progress: its log entry and the sealed frames not yet written."""
+
+    talker: str
+    priority: int
+    burst_id: int
+    started_wall: float
+    started_mono: float
+    key: asyncio.Task[int] | None = None
+    frames: list[tuple[int, int, bytes]] = field(default_factory=list)
+    outcome: str = "released"
+
+
+class Channel:
+    """A channel the server routes: who may join, who listens, who talks."""
+
+    def __init__(
+        self,
+        channel_id: int,
+        name: str,
+        floor_config: floor.FloorConfig,
+        sessions: SessionTable,
+        store: Store,
+        metrics: ServerMetrics,
+        spawn: Callable[[asyncio.Future[object] | asyncio.Task[object]], None],
+    ) -> None:
+        self.channel_id = channel_id
+        self.name = name
+        self.members: frozenset[str] = frozenset()
+        self.roster_version = 0
+        self.signed_roster: bytes | None = None
+        self.floor = floor.FloorControl(floor_config)
+        self.listeners: dict[int, Session] = {}
+        """Affiliated sessions by media session index: the relay's fan-out list."""
+        self._sessions = sessions
+        self._store = store
+        self._metrics = metrics
+        self._spawn = spawn
+        self._timer: asyncio.TimerHandle | None = None
+        self._requested_at: dict[str, float] = {}
+        self.recording: Recording | None = None
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self.talker_name = ""
+
+    # --- listeners -------------------------------------------------------------------------
+
+    def add_listener(self, session: Session) -> None:
+        """Affiliate ``session``; a late entrant learns the current talker at once."""
+        self.listeners[session.session_index] = session
+        session.affiliated.add(self.channel_id)
+        holder = self.floor.holder
+        if holder is not None and holder != session.user_id and self.recording is not None:
+            session.send(self._taken_message(holder, self.recording))
+
+    def remove_listener(self, session: Session, now: float) -> None:
+        self.listeners.pop(session.session_index, None)
+        session.affiliated.discard(self.channel_id)
+        if session.selected_channel == self.channel_id:
+            session.selected_channel = None
+        self.apply(self.floor.disconnect(session.user_id, now), now, outcome="disconnected")
+
+    # --- floor -----------------------------------------------------------------------------
+
+    def request_floor(self, session: Session, priority: floor.Priority, now: float) -> None:
+        self._requested_at.setdefault(session.user_id, now)
+        self.apply(self.floor.request(session.user_id, priority, now), now)
+
+    def release_floor(self, session: Session, now: float) -> None:
+        self._requested_at.pop(session.user_id, None)
+        self.apply(self.floor.release(session.user_id, now), now, outcome="released")
+
+    def on_timer(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        self.apply(self.floor.tick(now), now, outcome="expired")
+
+    def apply(self, events: list[floor.FloorEvent], now: float, outcome: str = "released") -> None:
+        """Send the floor's events to the right sessions and re-arm the timer."""
+        for event in events:
+            self._dispatch(event, now, outcome)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.floor.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = asyncio.get_running_loop().call_at(deadline, self.on_timer)
+
+    def _dispatch(self, event: floor.FloorEvent, now: float, outcome: str) -> None:
+        cid = self.channel_id
+        if isinstance(event, floor.FloorGranted):
+            self._end_recording()
+            requested = self._requested_at.pop(event.user, now)
+            self._metrics.floor_grants.inc()
+            self._metrics.access_time.observe(max(0.0, now - requested))
+            limit = event.duration_limit if event.duration_limit is not None else 0.0
+            self._to_user(
+                event.user,
+                control.FloorGranted(channel_id=cid, burst_id=event.burst_id, duration_limit=limit),
+            )
+            priority = self.floor.holder_priority or floor.Priority.OFFICER
+            self._start_recording(event.user, int(priority), event.burst_id, now)
+        elif isinstance(event, floor.FloorTaken):
+            assert self.recording is not None
+            self._broadcast(self._taken_message(event.talker, self.recording), exclude=event.talker)
+        elif isinstance(event, floor.FloorIdle):
+            if self.recording is not None:
+                self.recording.outcome = outcome
+            self._end_recording()
+            self._broadcast(control.FloorIdle(channel_id=cid))
+        elif isinstance(event, floor.FloorDeny):
+            self._requested_at.pop(event.user, None)
+            self._metrics.floor_denials.inc()
+            self._to_user(event.user, control.FloorDeny(channel_id=cid, cause=event.cause.phrase))
+        elif isinstance(event, floor.FloorRevoke):
+            self._metrics.floor_revokes.labels(event.cause.phrase).inc()
+            if event.cause is floor.RevokeCause.MEDIA_BURST_PRE_EMPTED:
+                self._metrics.floor_preemptions.inc()
+                if self.recording is not None:
+                    self.recording.outcome = "pre-empted"
+            elif self.recording is not None:
+                self.recording.outcome = "revoked"
+            self._to_user(event.user, control.FloorRevoke(channel_id=cid, cause=event.cause.phrase))
+        elif isinstance(event, floor.FloorQueuePositionInfo):
+            self._to_user(
+                event.user, control.FloorQueuePosition(channel_id=cid, position=event.position)
+            )
+
+    def _taken_message(self, talker: str, recording: Recording) -> control.FloorTaken:
+        session = self._sessions.by_user.get(talker)
+        name = session.credential.display_name if session is not None else ""
+        return control.FloorTaken(
+            channel_id=self.channel_id,
+            user_id=talker,
+            display_name=name,
+            priority=recording.priority,
+            burst_id=recording.burst_id,
+            since=recording.started_wall,
+        )
+
+    def _to_user(self, user: str, message: control.Message) -> None:
+        session = self._sessions.by_user.get(user)
+        if session is not None:
+            session.send(message)
+
+    def _broadcast(self, message: control.Message, exclude: str | None = None) -> None:
+        data = control.encode(message)
+        for session in self.listeners.values():
+            if session.user_id != exclude:
+                session.send_encoded(data)
+
+    # --- recording (ciphertext only, for instant recall by key holders) ---------------------
+
+    def _start_recording(self, talker: str, priority: int, burst_id: int, now: float) -> None:
+        recording = Recording(talker, priority, burst_id, time.time(), now)
+        recording.key = asyncio.ensure_future(
+            self._store.start_burst(
+                self.channel_id, burst_id, talker, priority, recording.started_wall
+            )
+        )
+        self.recording = recording
+
+    def record_frame(self, sequence: int, flags: int, frame: bytes) -> None:
+        """Buffer one sealed frame of the burst in progress (called by the relay, no await)."""
+        recording = self.recording
+        if recording is None:
+            return
+        recording.frames.append((sequence, flags, frame))
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(
+                RECORDING_FLUSH_INTERVAL, self._flush
+            )
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        recording = self.recording
+        if recording is not None and recording.frames:
+            frames, recording.frames = recording.frames, []
+            self._spawn(asyncio.ensure_future(self._write_frames(recording, frames)))
+
+    async def _write_frames(
+        self, recording: Recording, frames: list[tuple[int, int, bytes]]
+    ) -> None:
+        assert recording.key is not None
+        try:
+            key = await recording.key
+            await self._store.record_frames(key, frames)
+        except StoreError as exc:
+            log.warning(
+                "burst recording lost",
+                extra={"fields": {"channel": self.channel_id, "error": str(exc)}},
+            )
+
+    def _end_recording(self) -> None:
+        recording, self.recording = self.recording, None
+        if recording is None:
+            return
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        duration = asyncio.get_running_loop().time() - recording.started_mono
+        frames, recording.frames = recording.frames, []
+        self._spawn(asyncio.ensure_future(self._finish(recording, frames, duration)))
+
+    async def _finish(
+        self, recording: Recording, frames: list[tuple[int, int, bytes]], duration: float
+    ) -> None:
+        assert recording.key is not None
+        try:
+            key = await recording.key
+            if frames:
+                await self._store.record_frames(key, frames)
+            await self._store.end_burst(key, duration, recording.outcome)
+        except StoreError as exc:
+            log.warning(
+                "burst log entry lost",
+                extra={"fields": {"channel": self.channel_id, "error": str(exc)}},
+            )
+        log.info(
+            "talk burst",
+            extra={
+                "fields": {
+                    "channel": self.channel_id,
+                    "talker": recording.talker,
+                    "burst": recording.burst_id,
+                    "priority": recording.priority,
+                    "duration_s": round(duration, 3),
+                    "outcome": recording.outcome,
+                }
+            },
+        )
+
+    def close(self) -> None:
+        """Stop timers and flush the recording (server shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.recording is not None:
+            self.recording.outcome = "server shutdown"
+        self._end_recording()

@@ -1,0 +1,95 @@
+"""Server configuration: a TOML file, overridden by command-line flags.
+
+Every key has an embedded default, so `ptt-server` with no file runs a working
+server. Unknown keys and wrong types are refused with the key's name, so a typo
+in a config file never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import platformdirs
+
+
+class ConfigError(ValueError):
+    """The configuration file or a flag is invalid; the message says which key and how to fix it."""
+
+
+class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """All server settings; field names are the TOML keys (table ``[server]``)."""
+
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 7300
+    media_host: str = ""
+    """Address the UDP relay binds; empty means the same as ``listen_host``."""
+    media_port: int = 7301
+    public_host: str = ""
+    """Host name clients are told to use (bundles, UDP); empty means ``listen_host`` or 127.0.0.1."""
+    data_dir: str = ""
+    """Database, TLS certificate and organisation files; empty means the platform's data dir."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    metrics_port: int = 0
+    """Prometheus metrics on 127.0.0.1:PORT; 0 turns the endpoint off (metrics are still counted)."""
+    heartbeat_interval: float = 15.0
+    idle_timeout: float = 45.0
+    floor_queue_capacity: int = 8
+    recording_retention_s: float = 24 * 3600.0
+    message_retention_s: float = 7 * 24 * 3600.0
+    rate_floor_per_s: float = 5.0
+    rate_messages_per_s: float = 10.0
+    rate_control_bytes_per_s: float = 256 * 1024.0
+    admin_poll_interval: float = 2.0
+    """How often the server looks for changes that ``ptt-admin`` wrote to the store."""
+    log_level: str = "INFO"
+
+    def resolved_data_dir(self) -> Path:
+        return (
+            Path(self.data_dir) if self.data_dir else Path(platformdirs.user_data_dir("fieldradio"))
+        )
+
+    def client_host(self) -> str:
+        if self.public_host:
+            return self.public_host
+        return "127.0.0.1" if self.listen_host in ("0.0.0.0", "::", "") else self.listen_host
+
+
+class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+
+
+def load_config(path: Path | None) -> ServerConfig:
+    """Read ``path`` (TOML) or return the defaults when ``path`` is None."""
+    if path is None:
+        return ServerConfig()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        config = msgspec.toml.decode(raw, type=_ConfigFile).server
+    except msgspec.ValidationError as exc:
+        raise ConfigError(
+            f"config file {path}: {exc}; see docs/operations.md for the keys"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    validate(config)
+    return config
+
+
+def validate(config: ServerConfig) -> None:
+    """Refuse values that would make the server misbehave, naming the key."""
+    for name in ("listen_port", "media_port", "metrics_port"):
+        port = getattr(config, name)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{name} = {port} is not a port number (0-65535)")
+    for name in ("heartbeat_interval", "idle_timeout", "admin_poll_interval"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be greater than 0")
+    if config.idle_timeout <= config.heartbeat_interval:
+        raise ConfigError("idle_timeout must be longer than heartbeat_interval")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError("set both tls_cert and tls_key, or neither (a self-signed pair is made)")

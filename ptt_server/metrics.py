@@ -1,0 +1,89 @@
+"""Prometheus metrics for operators.
+
+The relay's per-packet counters are plain integer attributes (an ``int += 1``
+costs nanoseconds; a ``prometheus_client.Counter.inc`` takes a lock each time)
+and are read by a collector only when Prometheus scrapes. Everything counted
+less often than per packet uses ordinary ``prometheus_client`` metrics.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as TallyCounter
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class RelayCounters:
+    """Counted on the media hot path without locks; drops are keyed by reason."""
+
+    __slots__ = ("drops", "forwarded_bytes", "forwarded_packets", "received_packets")
+
+    def __init__(self) -> None:
+        self.received_packets = 0
+        self.forwarded_packets = 0
+        self.forwarded_bytes = 0
+        self.drops: TallyCounter[str] = TallyCounter()
+
+
+class _RelayCollector(Collector):
+    def __init__(self, counters: RelayCounters, sessions: Gauge | None = None) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        c = self._counters
+        yield CounterMetricFamily(
+            "fieldradio_media_received_packets",
+            "Media datagrams received",
+            value=c.received_packets,
+        )
+        yield CounterMetricFamily(
+            "fieldradio_media_forwarded_packets",
+            "Media datagrams forwarded to listeners",
+            value=c.forwarded_packets,
+        )
+        yield CounterMetricFamily(
+            "fieldradio_media_forwarded_bytes", "Media bytes forwarded", value=c.forwarded_bytes
+        )
+        drops = CounterMetricFamily(
+            "fieldradio_media_dropped_packets", "Media datagrams dropped", labels=["reason"]
+        )
+        for reason, count in sorted(c.drops.items()):
+            drops.add_metric([reason], count)
+        yield drops
+
+
+class ServerMetrics:
+    """Every metric the server exposes, in its own registry (tests run many servers)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.relay = RelayCounters()
+        self.registry.register(_RelayCollector(self.relay))
+        r = self.registry
+        self.sessions = Gauge("fieldradio_sessions", "Logged-in sessions", registry=r)
+        self.channels = Gauge(
+            "fieldradio_active_channels", "Channels with affiliated members", registry=r
+        )
+        self.logins = Counter("fieldradio_logins", "Login attempts", ["outcome"], registry=r)
+        self.floor_grants = Counter("fieldradio_floor_grants", "Floor grants", registry=r)
+        self.floor_denials = Counter("fieldradio_floor_denials", "Floor denials", registry=r)
+        self.floor_preemptions = Counter(
+            "fieldradio_floor_preemptions", "Floor pre-emptions by a higher priority", registry=r
+        )
+        self.floor_revokes = Counter(
+            "fieldradio_floor_revokes", "Floor revokes", ["cause"], registry=r
+        )
+        self.access_time = Histogram(
+            "fieldradio_floor_access_seconds",
+            "Server-side time from floor request to grant",
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 1.0),
+            registry=r,
+        )
+        self.control_errors = Counter(
+            "fieldradio_control_errors", "Control messages refused", ["code"], registry=r
+        )
+        self.emergencies = Counter("fieldradio_emergencies", "Emergency alerts raised", registry=r)
+        self.messages = Counter("fieldradio_messages", "Text messages relayed", registry=r)

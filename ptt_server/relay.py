@@ -1,0 +1,111 @@
+"""The media relay: one UDP socket, forwarding E2E frames it cannot decrypt.
+
+Hot path (``datagram_received``): a dict look-up by session index, the hop
+layer's authentication and replay check, a floor check, then one re-seal per
+listener. No awaits, no logging, drops counted by reason. The same path serves
+datagrams tunnelled over the WebSocket when UDP is blocked: the tunnel is just
+another source address (:data:`TUNNEL`), so the roaming rule moves a session
+between UDP and the tunnel in both directions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Final
+
+from ptt_protocol import control, media
+from ptt_protocol.errors import ProtocolError
+from ptt_server.channels import Channel
+from ptt_server.metrics import RelayCounters
+from ptt_server.sessions import Session, SessionTable
+
+TUNNEL: Final = ("websocket-tunnel", 0)
+"""The pseudo source address of datagrams that arrived over the control connection."""
+
+
+class MediaRelay(asyncio.DatagramProtocol):
+    """Authenticates, authorises and fans out media datagrams."""
+
+    def __init__(
+        self,
+        sessions: SessionTable,
+        channels: dict[int, Channel],
+        counters: RelayCounters,
+        clock: Callable[[], float],
+    ) -> None:
+        self._sessions = sessions.by_index
+        self._channels = channels
+        self._counters = counters
+        self._clock = clock
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (a listener went away) must not stop the relay.
+        self._counters.drops["icmp_error"] += 1
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        self._counters.received_packets += 1
+        try:
+            index = media.peek_session_index(data)
+        except ProtocolError:
+            self._counters.drops["malformed"] += 1
+            return
+        session = self._sessions.get(index)
+        if session is None:
+            self._counters.drops["unknown_session"] += 1
+            return
+        self.receive(session, data, addr)
+
+    def receive(self, session: Session, data: bytes, addr: tuple[str | object, int]) -> None:
+        """Handle one datagram of ``session`` from ``addr`` (a UDP address or :data:`TUNNEL`)."""
+        drops = self._counters.drops
+        try:
+            kind, inner = session.hop.open(data, addr)
+        except media.ReplayError:
+            drops["replay"] += 1
+            return
+        except ProtocolError:
+            drops["unauthenticated"] += 1
+            return
+        if kind == media.KEEPALIVE:
+            # Answer so the client knows its UDP path works (else it stays on the tunnel).
+            self.send(session, session.hop.seal(b"", media.KEEPALIVE))
+            return
+        try:
+            channel = self._channels.get(media.inner_channel_id(inner))
+        except ProtocolError:
+            drops["malformed"] += 1
+            return
+        if channel is None or session.session_index not in channel.listeners:
+            drops["not_affiliated"] += 1
+            return
+        if channel.floor.holder != session.user_id:
+            drops["not_floor_holder"] += 1
+            return
+        now = self._clock()
+        events = channel.floor.media_received(session.user_id, now)
+        if events:
+            channel.apply(events, now)
+        counters = self._counters
+        size = len(data)
+        for listener in channel.listeners.values():
+            if listener is not session:
+                self.send(listener, listener.hop.seal(inner))
+                counters.forwarded_packets += 1
+                counters.forwarded_bytes += size
+        frame = media.unpack_inner(inner)
+        channel.record_frame(frame.sequence, frame.flags, frame.frame)
+
+    def send(self, session: Session, datagram: bytes) -> None:
+        address = session.hop.address
+        if address is None:
+            self._counters.drops["no_address"] += 1
+        elif address is TUNNEL or address == TUNNEL:
+            session.send(control.MediaTunnel(datagram=datagram))
+        elif self.transport is not None:
+            self.transport.sendto(datagram, address)

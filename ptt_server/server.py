@@ -1,0 +1,963 @@
+"""The relay server: TLS WebSocket control plane, UDP media relay, and what joins them.
+
+One task per connection (a reader and a writer in a TaskGroup); everything
+else is event-driven: floor timers are armed per channel, presence is pushed
+to subscribers on change, the store is polled for what ``ptt-admin`` wrote.
+Nothing here ever holds a channel key: rosters are verified, envelopes and
+sealed texts are stored and forwarded as opaque bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from crypto.errors import CredentialError, CryptoError
+from crypto.identity import Credential, TrustAnchor
+from crypto.roster import RosterState
+from ptt_protocol import control, floor, media
+from ptt_protocol.errors import ProtocolError
+from ptt_protocol.login import login_statement
+from ptt_server import tls
+from ptt_server.channels import Channel
+from ptt_server.config import ServerConfig
+from ptt_server.metrics import ServerMetrics
+from ptt_server.relay import TUNNEL, MediaRelay
+from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
+from ptt_server.store import Presence, Store, StoreError
+
+log = logging.getLogger("ptt_server")
+
+LOGIN_TIMEOUT = 10.0
+DATABASE_NAME = "fieldradio.db"
+
+
+class StartupError(Exception):
+    """The server cannot start; the message says what to do."""
+
+
+class _Refused(Exception):
+    """A control message is refused: send ``Error(code, text)`` and carry on."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+
+def _credential_error_code(exc: CredentialError) -> str:
+    text = str(exc)
+    if "expired" in text or "not valid before" in text:
+        return control.ERROR_CREDENTIAL_EXPIRED
+    if "revoked" in text:
+        return control.ERROR_CREDENTIAL_REVOKED
+    if "another organisation" in text:
+        return control.ERROR_UNKNOWN_ROOT
+    return control.ERROR_AUTH_FAILED
+
+
+def org_root_path(data_dir: Path) -> Path:
+    return data_dir / "org" / "root.pub"
+
+
+class RelayServer:
+    """The whole server; ``open`` it, ``start`` it, ``stop`` it."""
+
+    def __init__(
+        self, config: ServerConfig, store: Store, trust: TrustAnchor, cert: Path, key: Path
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.trust = trust
+        self.metrics = ServerMetrics()
+        self.sessions = SessionTable()
+        self.channels: dict[int, Channel] = {}
+        self.rosters: dict[int, RosterState] = {}
+        self.dispatchers: set[Session] = set()
+        self._cert = cert
+        self._key = key
+        self.tls_fingerprint = tls.fingerprint(cert)
+        self._tls_fingerprint_bytes = bytes.fromhex(self.tls_fingerprint)
+        self._loop_clock = time.monotonic
+        self._floor_config = floor.FloorConfig(queue_capacity=config.floor_queue_capacity)
+        self._ws_server: Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self.relay: MediaRelay | None = None
+        self._background: set[asyncio.Future[Any]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._metrics_server: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, config: ServerConfig) -> RelayServer:
+        """Open the store and load the organisation; raises :class:`StartupError`."""
+        data_dir = config.resolved_data_dir()
+        root_file = org_root_path(data_dir)
+        if not root_file.exists():
+            raise StartupError(
+                f"no organisation in {data_dir}: run `ptt-admin --data-dir {data_dir} init` first"
+            )
+        try:
+            trust = TrustAnchor(root_file.read_bytes())
+        except (OSError, CryptoError) as exc:
+            raise StartupError(f"cannot read the org root key {root_file}: {exc}") from None
+        if config.tls_cert:
+            cert, key = Path(config.tls_cert), Path(config.tls_key)
+        else:
+            cert, key = data_dir / "tls" / "cert.pem", data_dir / "tls" / "key.pem"
+            if tls.ensure_self_signed(cert, key, [config.client_host()]):
+                log.info(
+                    "made a self-signed TLS certificate", extra={"fields": {"path": str(cert)}}
+                )
+        try:
+            store = await Store.open(data_dir / DATABASE_NAME)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+        server = cls(config, store, trust, cert, key)
+        await server._load()
+        return server
+
+    async def _load(self) -> None:
+        revocations = await self.store.get_revocations()
+        if revocations is not None:
+            try:
+                self.trust.verify_revocations(revocations.signed)
+            except CryptoError as exc:
+                raise StartupError(f"stored revocation list refused: {exc}") from None
+        for channel in await self.store.list_channels():
+            await self._sync_channel(channel.channel_id, channel.name)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop_clock = loop.time
+        media_host = self.config.media_host or self.config.listen_host
+        self.relay = MediaRelay(self.sessions, self.channels, self.metrics.relay, loop.time)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self.relay,  # type: ignore[arg-type,return-value]
+            local_addr=(media_host, self.config.media_port),
+        )
+        self._udp = transport
+        self._ws_server = await serve(
+            self._handle_connection,
+            self.config.listen_host,
+            self.config.listen_port,
+            ssl=tls.server_context(self._cert, self._key),
+            max_size=control.MAX_MESSAGE_SIZE + 1,
+            ping_interval=self.config.heartbeat_interval,
+            ping_timeout=self.config.idle_timeout - self.config.heartbeat_interval,
+            compression=None,
+        )
+        self._poller = asyncio.create_task(self._poll_admin_changes())
+        if self.config.metrics_port:
+            from prometheus_client import start_http_server
+
+            self._metrics_server = start_http_server(
+                self.config.metrics_port, addr="127.0.0.1", registry=self.metrics.registry
+            )
+        log.info(
+            "started",
+            extra={"fields": {"control_port": self.control_port, "media_port": self.media_port}},
+        )
+
+    @property
+    def control_port(self) -> int:
+        assert self._ws_server is not None
+        port: int = next(iter(self._ws_server.sockets)).getsockname()[1]
+        return port
+
+    @property
+    def media_port(self) -> int:
+        assert self._udp is not None
+        port: int = self._udp.get_extra_info("sockname")[1]
+        return port
+
+    async def stop(self, reason: str = "server shutting down") -> None:
+        """Tell every client, stop accepting, flush recordings and close the store."""
+        if self._stopping:
+            return
+        self._stopping = True
+        goodbye = control.encode(control.Goodbye(reason=reason, retry_after=1.0))
+        for session in list(self.sessions.by_index.values()):
+            session.send_encoded(goodbye)
+            session.close(reason)
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self._ws_server is not None:
+            self._ws_server.close()
+            await self._ws_server.wait_closed()
+        if self._udp is not None:
+            self._udp.close()
+        for channel in self.channels.values():
+            channel.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._metrics_server is not None:
+            self._metrics_server[0].shutdown()
+        await self.store.close()
+        log.info("stopped", extra={"fields": {"reason": reason}})
+
+    def _spawn(self, future: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(future)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- channels and rosters --------------------------------------------------------------
+
+    async def _sync_channel(self, channel_id: int, name: str) -> Channel:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            channel = Channel(
+                channel_id,
+                name,
+                self._floor_config,
+                self.sessions,
+                self.store,
+                self.metrics,
+                self._spawn,
+            )
+            self.channels[channel_id] = channel
+            self.rosters[channel_id] = RosterState(channel_id)
+        roster = await self.store.get_roster(channel_id)
+        if roster is not None and roster.version > channel.roster_version:
+            self._install_roster(channel, roster.version, roster.signed, roster.members)
+            await self._push_envelopes(channel)
+        return channel
+
+    def _install_roster(
+        self, channel: Channel, version: int, signed: bytes, members: frozenset[str]
+    ) -> None:
+        state = self.rosters[channel.channel_id]
+        try:
+            state.accept(signed, self.trust, time.time())
+        except CryptoError as exc:
+            log.warning(
+                "stored roster refused",
+                extra={"fields": {"channel": channel.channel_id, "error": str(exc)}},
+            )
+            return
+        removed = channel.members - members
+        channel.members = members
+        channel.roster_version = version
+        channel.signed_roster = signed
+        update = control.encode(
+            control.RosterUpdate(
+                channel_id=channel.channel_id, version=version, signed_roster=signed
+            )
+        )
+        now = self._loop_clock()
+        for user in members | removed:
+            session = self.sessions.by_user.get(user)
+            if session is None:
+                continue
+            session.send_encoded(update)
+            if user in removed and channel.channel_id in session.affiliated:
+                channel.remove_listener(session, now)
+                session.send(
+                    control.Deaffiliated(
+                        channel_id=channel.channel_id, reason="removed from the channel roster"
+                    )
+                )
+
+    async def _push_envelopes(self, channel: Channel) -> None:
+        for user in channel.members:
+            session = self.sessions.by_user.get(user)
+            if session is None:
+                continue
+            for envelope in await self.store.envelopes_for(user):
+                if envelope.channel_id == channel.channel_id:
+                    session.send(
+                        control.KeyEnvelope(
+                            channel_id=envelope.channel_id,
+                            epoch=envelope.epoch,
+                            recipient=user,
+                            envelope=envelope.envelope,
+                        )
+                    )
+
+    async def _poll_admin_changes(self) -> None:
+        """Pick up what ``ptt-admin`` wrote: new channels, rosters, revocations."""
+        while True:
+            await asyncio.sleep(self.config.admin_poll_interval)
+            try:
+                await self._check_revocations()
+                for channel in await self.store.list_channels():
+                    await self._sync_channel(channel.channel_id, channel.name)
+            except StoreError as exc:
+                log.warning("admin poll failed", extra={"fields": {"error": str(exc)}})
+
+    async def _check_revocations(self) -> None:
+        stored = await self.store.get_revocations()
+        current = self.trust.revocations
+        if stored is None or (current is not None and stored.version <= current.version):
+            return
+        try:
+            revocations = self.trust.verify_revocations(stored.signed)
+        except CryptoError as exc:
+            log.warning("revocation list refused", extra={"fields": {"error": str(exc)}})
+            return
+        for session in list(self.sessions.by_index.values()):
+            if revocations.revokes(session.credential):
+                session.send(
+                    control.Error(
+                        code=control.ERROR_CREDENTIAL_REVOKED,
+                        text=f"credential for {session.user_id!r} was revoked",
+                    )
+                )
+                session.close("credential revoked")
+
+    # --- connections -----------------------------------------------------------------------
+
+    async def _handle_connection(self, ws: ServerConnection) -> None:
+        session = await self._login(ws)
+        if session is None:
+            return
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._writer(ws, session))
+                group.create_task(self._reader(ws, session))
+        except* (websockets.ConnectionClosed, OSError):
+            pass
+        finally:
+            await self._logout(session)
+
+    async def _send_error(self, ws: ServerConnection, code: str, text: str) -> None:
+        self.metrics.control_errors.labels(code).inc()
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await ws.send(control.encode(control.Error(code=code, text=text)))
+
+    async def _login(self, ws: ServerConnection) -> Session | None:
+        nonce = secrets.token_bytes(control.NONCE_SIZE)
+        try:
+            await ws.send(
+                control.encode(control.Hello(server_nonce=nonce, server_time=time.time()))
+            )
+            raw = await asyncio.wait_for(ws.recv(decode=False), LOGIN_TIMEOUT)
+            message = control.decode(raw)
+        except (TimeoutError, websockets.ConnectionClosed):
+            return None
+        except ProtocolError as exc:
+            await self._send_error(ws, control.ERROR_BAD_MESSAGE, str(exc))
+            return None
+        if not isinstance(message, control.Login):
+            await self._send_error(ws, control.ERROR_BAD_MESSAGE, "log in first")
+            return None
+        now = time.time()
+        try:
+            credential = self.trust.verify_credential(message.credential, now)
+            credential.verify_signature(
+                login_statement(nonce, message.client_nonce, self._tls_fingerprint_bytes),
+                message.signature,
+            )
+        except CredentialError as exc:
+            self.metrics.logins.labels("refused").inc()
+            await self._send_error(ws, _credential_error_code(exc), str(exc))
+            return None
+        except CryptoError as exc:
+            self.metrics.logins.labels("refused").inc()
+            await self._send_error(ws, control.ERROR_AUTH_FAILED, f"login refused: {exc}")
+            return None
+        enrolled = await self.store.get_user(credential.user_id)
+        if enrolled is None or enrolled.fingerprint != credential.fingerprint():
+            self.metrics.logins.labels("refused").inc()
+            await self._send_error(
+                ws,
+                control.ERROR_AUTH_FAILED,
+                f"{credential.user_id!r} is not enrolled on this server with this device:"
+                f" ask an operator to run `ptt-admin enroll {credential.user_id}`",
+            )
+            return None
+        session = self._new_session(ws, credential)
+        previous = self.sessions.add(session)
+        if previous is not None:
+            previous.close("logged in from another connection")
+            await self._leave_channels(previous)
+        self.metrics.logins.labels("ok").inc()
+        self.metrics.sessions.set(len(self.sessions))
+        if credential.is_key_manager():
+            self.dispatchers.add(session)
+        session.send(
+            control.LoginOk(
+                user_id=credential.user_id,
+                session_index=session.session_index,
+                hop_key=session.hop_key,
+                media_port=self.media_port,
+                media_host=self.config.public_host,
+                server_time=time.time(),
+                heartbeat_interval=self.config.heartbeat_interval,
+            )
+        )
+        await self._send_initial_state(session)
+        await self._set_presence(session, online=True)
+        log.info(
+            "login", extra={"fields": {"user": credential.user_id, "device": credential.device_id}}
+        )
+        return session
+
+    def _new_session(self, ws: ServerConnection, credential: Credential) -> Session:
+        now = self._loop_clock()
+        hop_key = secrets.token_bytes(media.HOP_KEY_SIZE)
+        index = self.sessions.new_index()
+        outbound: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
+        config = self.config
+
+        def close(reason: str) -> None:
+            # The writer sees None and closes the connection after what is queued.
+            with contextlib.suppress(asyncio.QueueFull):
+                outbound.put_nowait(None)
+            session.closing_reason = reason
+
+        session = Session(
+            credential=credential,
+            hop=media.HopSession(index, hop_key, "server"),
+            outbound=outbound,
+            floor_limit=TokenBucket(config.rate_floor_per_s, config.rate_floor_per_s * 2, now),
+            message_limit=TokenBucket(
+                config.rate_messages_per_s, config.rate_messages_per_s * 3, now
+            ),
+            byte_limit=TokenBucket(
+                config.rate_control_bytes_per_s, config.rate_control_bytes_per_s * 2, now
+            ),
+            close=close,
+        )
+        session.hop_key = hop_key
+        return session
+
+    async def _send_initial_state(self, session: Session) -> None:
+        user = session.user_id
+        if self.trust.revocations is not None:
+            session.send(control.RevocationUpdate(signed_list=self.trust.revocations.to_bytes()))
+        mine = [c for c in self.channels.values() if user in c.members]
+        session.send(
+            control.ChannelList(
+                channels=tuple(
+                    control.ChannelInfo(channel_id=c.channel_id, name=c.name) for c in mine
+                )
+            )
+        )
+        for channel in mine:
+            if channel.signed_roster is not None:
+                session.send(
+                    control.RosterUpdate(
+                        channel_id=channel.channel_id,
+                        version=channel.roster_version,
+                        signed_roster=channel.signed_roster,
+                    )
+                )
+        for envelope in await self.store.envelopes_for(user):
+            session.send(
+                control.KeyEnvelope(
+                    channel_id=envelope.channel_id,
+                    epoch=envelope.epoch,
+                    recipient=user,
+                    envelope=envelope.envelope,
+                )
+            )
+        for message in await self.store.pending_for(user):
+            session.send(
+                control.TextDeliver(
+                    message_id=message.message_id,
+                    from_user=message.from_user,
+                    to_user=message.to_user,
+                    to_channel=message.to_channel,
+                    sealed=message.sealed,
+                    sent_at=message.sent_at,
+                )
+            )
+        if session in self.dispatchers or mine:
+            channel_ids = {c.channel_id for c in mine}
+            for alert in await self.store.active_emergencies():
+                if session in self.dispatchers or alert.channel_id in channel_ids:
+                    self._send_alert(
+                        session,
+                        alert.alert_id,
+                        alert.user_id,
+                        alert.channel_id,
+                        alert.sealed_location,
+                        alert.raised_at,
+                        alert.acked_by,
+                    )
+
+    def _send_alert(
+        self,
+        session: Session,
+        alert_id: bytes,
+        user_id: str,
+        channel_id: int | None,
+        sealed_location: bytes | None,
+        raised_at: float,
+        acked_by: str | None,
+    ) -> None:
+        session.send(
+            control.EmergencyAlert(
+                alert_id=alert_id,
+                user_id=user_id,
+                channel_id=channel_id or 0,
+                sealed_location=sealed_location,
+                raised_at=raised_at,
+            )
+        )
+        if acked_by is not None:
+            session.send(control.EmergencyAck(alert_id=alert_id, by_user=acked_by))
+
+    async def _writer(self, ws: ServerConnection, session: Session) -> None:
+        queue = session.outbound
+        while True:
+            data = await queue.get()
+            if data is None:
+                await ws.close(1000, session.closing_reason[:100])
+                return
+            await ws.send(data)
+
+    async def _reader(self, ws: ServerConnection, session: Session) -> None:
+        async for raw in ws:
+            if isinstance(raw, str):
+                session.send(
+                    control.Error(code=control.ERROR_BAD_MESSAGE, text="binary frames only")
+                )
+                continue
+            now = self._loop_clock()
+            if not session.byte_limit.take(now, len(raw)):
+                self.metrics.control_errors.labels(control.ERROR_RATE_LIMITED).inc()
+                session.send(
+                    control.Error(code=control.ERROR_RATE_LIMITED, text="too many bytes: slow down")
+                )
+                continue
+            try:
+                message = control.decode(raw)
+            except ProtocolError as exc:
+                self.metrics.control_errors.labels(control.ERROR_BAD_MESSAGE).inc()
+                session.send(control.Error(code=control.ERROR_BAD_MESSAGE, text=str(exc)))
+                continue
+            try:
+                await self._dispatch(session, message, now)
+            except _Refused as refused:
+                self.metrics.control_errors.labels(refused.code).inc()
+                session.send(control.Error(code=refused.code, text=refused.text))
+            except StoreError as exc:
+                log.error(
+                    "store error", extra={"fields": {"user": session.user_id, "error": str(exc)}}
+                )
+                session.send(
+                    control.Error(
+                        code=control.ERROR_INTERNAL, text="server storage error: try again"
+                    )
+                )
+
+    async def _logout(self, session: Session) -> None:
+        if not self.sessions.remove(session):
+            return
+        self.dispatchers.discard(session)
+        await self._leave_channels(session)
+        self.metrics.sessions.set(len(self.sessions))
+        if not self._stopping:
+            with contextlib.suppress(StoreError):
+                await self._set_presence(session, online=False)
+        log.info(
+            "logout", extra={"fields": {"user": session.user_id, "reason": session.closing_reason}}
+        )
+
+    async def _leave_channels(self, session: Session) -> None:
+        now = self._loop_clock()
+        for channel_id in list(session.affiliated):
+            channel = self.channels.get(channel_id)
+            if channel is not None:
+                channel.remove_listener(session, now)
+        self.metrics.channels.set(sum(1 for c in self.channels.values() if c.listeners))
+
+    # --- control messages ------------------------------------------------------------------
+
+    async def _dispatch(self, session: Session, message: control.Message, now: float) -> None:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            raise _Refused(
+                control.ERROR_BAD_MESSAGE, f"{control.tag_of(message)} is not for the server"
+            )
+        await handler(self, session, message, now)
+
+    def _channel_for(
+        self, session: Session, channel_id: int, *, affiliated: bool = False
+    ) -> Channel:
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
+        if session.user_id not in channel.members:
+            raise _Refused(
+                control.ERROR_NOT_MEMBER,
+                f"you are not on the roster of {channel.name!r}: ask a dispatcher",
+            )
+        if affiliated and channel_id not in session.affiliated:
+            raise _Refused(control.ERROR_FORBIDDEN, f"affiliate to {channel.name!r} first")
+        return channel
+
+    async def _on_affiliate(self, session: Session, msg: control.Affiliate, now: float) -> None:
+        channel = self._channel_for(session, msg.channel_id)
+        session.send(
+            control.Affiliated(
+                channel_id=channel.channel_id,
+                name=channel.name,
+                members=tuple(control.Member(user_id=u) for u in sorted(channel.members)),
+            )
+        )
+        channel.add_listener(session)
+        if session.selected_channel is None:
+            session.selected_channel = channel.channel_id
+        self.metrics.channels.set(sum(1 for c in self.channels.values() if c.listeners))
+        await self._set_presence(session, online=True)
+
+    async def _on_deaffiliate(self, session: Session, msg: control.Deaffiliate, now: float) -> None:
+        channel = self.channels.get(msg.channel_id)
+        if channel is not None and msg.channel_id in session.affiliated:
+            channel.remove_listener(session, now)
+        session.send(control.Deaffiliated(channel_id=msg.channel_id, reason="at your request"))
+
+    async def _on_select(self, session: Session, msg: control.SelectChannel, now: float) -> None:
+        self._channel_for(session, msg.channel_id, affiliated=True)
+        session.selected_channel = msg.channel_id
+        await self._set_presence(session, online=True)
+
+    def _effective_priority(self, session: Session, requested: int) -> floor.Priority:
+        """The priority a request gets: the role's, raised only where the user may raise it."""
+        if requested >= floor.Priority.EMERGENCY and session.emergency_alert is not None:
+            return floor.Priority.EMERGENCY
+        if requested >= floor.Priority.IMMINENT_PERIL:
+            return floor.Priority.IMMINENT_PERIL
+        if session.credential.is_key_manager():
+            return floor.Priority.DISPATCHER
+        return floor.Priority.OFFICER
+
+    async def _on_floor_request(
+        self, session: Session, msg: control.FloorRequest, now: float
+    ) -> None:
+        channel = self._channel_for(session, msg.channel_id, affiliated=True)
+        if not session.floor_limit.take(now):
+            raise _Refused(control.ERROR_RATE_LIMITED, "too many floor requests: slow down")
+        channel.request_floor(session, self._effective_priority(session, msg.priority), now)
+
+    async def _on_floor_release(
+        self, session: Session, msg: control.FloorRelease, now: float
+    ) -> None:
+        channel = self.channels.get(msg.channel_id)
+        if channel is not None:
+            channel.release_floor(session, now)
+
+    async def _on_media_tunnel(
+        self, session: Session, msg: control.MediaTunnel, now: float
+    ) -> None:
+        try:
+            index = media.peek_session_index(msg.datagram)
+        except ProtocolError:
+            self.metrics.relay.drops["malformed"] += 1
+            return
+        if index != session.session_index or self.relay is None:
+            self.metrics.relay.drops["wrong_tunnel_session"] += 1
+            return
+        self.metrics.relay.received_packets += 1
+        self.relay.receive(session, msg.datagram, TUNNEL)
+
+    async def _on_ping(self, session: Session, msg: control.Ping, now: float) -> None:
+        session.send(control.Pong(nonce=msg.nonce))
+
+    # presence
+
+    async def _set_presence(
+        self, session: Session, *, online: bool, location: bytes | None = None
+    ) -> None:
+        previous = await self.store.get_presence(session.user_id)
+        sealed = (
+            location if location is not None else (previous.sealed_location if previous else None)
+        )
+        status = session.status if online else control.STATUS_OFFLINE
+        presence = Presence(
+            user_id=session.user_id,
+            status=status,
+            online=online,
+            last_seen=time.time(),
+            sealed_location=sealed,
+        )
+        await self.store.put_presence(presence)
+        self._push_presence(session, presence)
+
+    def _push_presence(self, session: Session, presence: Presence) -> None:
+        update = control.encode(
+            control.PresenceUpdate(
+                user_id=presence.user_id,
+                display_name=session.credential.display_name,
+                online=presence.online,
+                status=presence.status,  # type: ignore[arg-type]
+                channel_id=session.selected_channel,
+                last_seen=presence.last_seen,
+                sealed_location=presence.sealed_location,
+            )
+        )
+        for subscriber in self.dispatchers:
+            if subscriber.presence_subscriber and subscriber is not session:
+                subscriber.send_encoded(update)
+
+    async def _on_presence_subscribe(
+        self, session: Session, msg: control.PresenceSubscribe, now: float
+    ) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(control.ERROR_FORBIDDEN, "only dispatchers watch presence")
+        session.presence_subscriber = True
+        wanted = set(msg.user_ids) if msg.user_ids is not None else None
+        names = {u.user_id: u.display_name for u in await self.store.list_users()}
+        for presence in await self.store.all_presence():
+            if wanted is not None and presence.user_id not in wanted:
+                continue
+            live = self.sessions.by_user.get(presence.user_id)
+            session.send(
+                control.PresenceUpdate(
+                    user_id=presence.user_id,
+                    display_name=names.get(presence.user_id, ""),
+                    online=live is not None,
+                    status=presence.status if live is not None else control.STATUS_OFFLINE,  # type: ignore[arg-type]
+                    channel_id=live.selected_channel if live is not None else None,
+                    last_seen=presence.last_seen,
+                    sealed_location=presence.sealed_location,
+                )
+            )
+
+    async def _on_set_status(self, session: Session, msg: control.SetStatus, now: float) -> None:
+        if msg.status == control.STATUS_OFFLINE:
+            raise _Refused(control.ERROR_BAD_MESSAGE, "log out to go offline")
+        session.status = msg.status
+        await self._set_presence(session, online=True)
+
+    async def _on_location(self, session: Session, msg: control.LocationReport, now: float) -> None:
+        await self._set_presence(session, online=True, location=msg.sealed_location)
+
+    # messages
+
+    async def _on_text_send(self, session: Session, msg: control.TextSend, now: float) -> None:
+        if not session.message_limit.take(now):
+            raise _Refused(control.ERROR_RATE_LIMITED, "too many messages: slow down")
+        if msg.to_channel is not None:
+            channel = self._channel_for(session, msg.to_channel)
+            recipients = sorted(channel.members - {session.user_id})
+        else:
+            assert msg.to_user is not None
+            if await self.store.get_user(msg.to_user) is None:
+                raise _Refused(control.ERROR_NOT_FOUND, f"no user {msg.to_user!r}")
+            recipients = [msg.to_user]
+        sent_at = time.time()
+        new = await self.store.store_message(
+            msg.message_id,
+            session.user_id,
+            msg.to_user,
+            msg.to_channel,
+            msg.sealed,
+            sent_at,
+            recipients,
+        )
+        session.send(
+            control.TextReceipt(message_id=msg.message_id, kind=control.RECEIPT_STORED, by_user="")
+        )
+        if not new:
+            return  # a resend after reconnect: already stored and delivered once
+        self.metrics.messages.inc()
+        deliver = control.encode(
+            control.TextDeliver(
+                message_id=msg.message_id,
+                from_user=session.user_id,
+                to_user=msg.to_user,
+                to_channel=msg.to_channel,
+                sealed=msg.sealed,
+                sent_at=sent_at,
+            )
+        )
+        for user in recipients:
+            recipient = self.sessions.by_user.get(user)
+            if recipient is not None:
+                recipient.send_encoded(deliver)
+
+    async def _on_text_receipt(
+        self, session: Session, msg: control.TextReceipt, now: float
+    ) -> None:
+        if msg.kind == control.RECEIPT_READ:
+            changed = await self.store.mark_read(msg.message_id, session.user_id, time.time())
+        elif msg.kind == control.RECEIPT_DELIVERED:
+            changed = await self.store.mark_delivered(msg.message_id, session.user_id, time.time())
+        else:
+            raise _Refused(control.ERROR_BAD_MESSAGE, "clients send delivered or read receipts")
+        stored = await self.store.get_message(msg.message_id)
+        if changed and stored is not None:
+            sender = self.sessions.by_user.get(stored.from_user)
+            if sender is not None:
+                sender.send(
+                    control.TextReceipt(
+                        message_id=msg.message_id, kind=msg.kind, by_user=session.user_id
+                    )
+                )
+
+    # keys
+
+    async def _on_credential_request(
+        self, session: Session, msg: control.CredentialRequest, now: float
+    ) -> None:
+        found = []
+        for user_id in msg.user_ids:
+            user = await self.store.get_user(user_id)
+            if user is not None:
+                found.append(user.credential)
+        session.send(control.Credentials(credentials=tuple(found)))
+
+    async def _on_roster_update(
+        self, session: Session, msg: control.RosterUpdate, now: float
+    ) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin changes a roster")
+        channel = self.channels.get(msg.channel_id)
+        if channel is None:
+            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+        probe = RosterState(msg.channel_id)
+        try:
+            roster = probe.accept(msg.signed_roster, self.trust, time.time())
+        except CryptoError as exc:
+            raise _Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
+        if roster.version <= channel.roster_version:
+            raise _Refused(
+                control.ERROR_FORBIDDEN,
+                f"roster version {roster.version} is not newer than {channel.roster_version}",
+            )
+        members = frozenset(m.user_id for m in roster.members)
+        await self.store.put_roster(msg.channel_id, roster.version, msg.signed_roster, members)
+        self._install_roster(channel, roster.version, msg.signed_roster, members)
+
+    async def _on_key_envelope(
+        self, session: Session, msg: control.KeyEnvelope, now: float
+    ) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(
+                control.ERROR_FORBIDDEN, "only a dispatcher or admin hands out channel keys"
+            )
+        channel = self.channels.get(msg.channel_id)
+        if channel is None or msg.recipient not in channel.members:
+            raise _Refused(
+                control.ERROR_NOT_MEMBER,
+                f"{msg.recipient!r} is not on the roster of channel {msg.channel_id}",
+            )
+        await self.store.put_envelopes(
+            msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
+        )
+        recipient = self.sessions.by_user.get(msg.recipient)
+        if recipient is not None:
+            recipient.send(
+                control.KeyEnvelope(
+                    channel_id=msg.channel_id,
+                    epoch=msg.epoch,
+                    recipient=msg.recipient,
+                    sender=session.user_id,
+                    envelope=msg.envelope,
+                )
+            )
+
+    # emergencies
+
+    def _emergency_audience(self, channel_id: int | None) -> set[Session]:
+        audience = set(self.dispatchers)
+        channel = self.channels.get(channel_id) if channel_id is not None else None
+        if channel is not None:
+            audience.update(channel.listeners.values())
+        return audience
+
+    async def _on_emergency_alert(
+        self, session: Session, msg: control.EmergencyAlert, now: float
+    ) -> None:
+        if msg.user_id != session.user_id:
+            raise _Refused(control.ERROR_FORBIDDEN, "raise emergencies for yourself only")
+        channel_id = msg.channel_id or session.selected_channel
+        raised_at = time.time()
+        await self.store.raise_emergency(
+            msg.alert_id, session.user_id, channel_id, msg.sealed_location, raised_at
+        )
+        session.emergency_alert = msg.alert_id
+        session.status = control.STATUS_EMERGENCY
+        self.metrics.emergencies.inc()
+        log.warning("emergency", extra={"fields": {"user": session.user_id, "channel": channel_id}})
+        for target in self._emergency_audience(channel_id):
+            self._send_alert(
+                target,
+                msg.alert_id,
+                session.user_id,
+                channel_id,
+                msg.sealed_location,
+                raised_at,
+                None,
+            )
+        await self._set_presence(session, online=True, location=msg.sealed_location)
+
+    async def _on_emergency_ack(
+        self, session: Session, msg: control.EmergencyAck, now: float
+    ) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher acknowledges an emergency")
+        alert = await self.store.get_emergency(msg.alert_id)
+        if alert is None:
+            raise _Refused(control.ERROR_NOT_FOUND, "no such emergency")
+        await self.store.ack_emergency(msg.alert_id, session.user_id, time.time())
+        ack = control.encode(control.EmergencyAck(alert_id=msg.alert_id, by_user=session.user_id))
+        audience = self._emergency_audience(alert.channel_id)
+        raiser = self.sessions.by_user.get(alert.user_id)
+        if raiser is not None:
+            audience.add(raiser)
+        for target in audience:
+            target.send_encoded(ack)
+
+    async def _on_emergency_cancel(
+        self, session: Session, msg: control.EmergencyCancel, now: float
+    ) -> None:
+        alert = await self.store.get_emergency(msg.alert_id)
+        if alert is None:
+            raise _Refused(control.ERROR_NOT_FOUND, "no such emergency")
+        if alert.user_id != session.user_id and not session.credential.is_key_manager():
+            raise _Refused(
+                control.ERROR_FORBIDDEN, "only the officer or a dispatcher cancels an emergency"
+            )
+        await self.store.cancel_emergency(msg.alert_id, session.user_id, time.time())
+        cancel = control.encode(
+            control.EmergencyCancel(alert_id=msg.alert_id, by_user=session.user_id)
+        )
+        audience = self._emergency_audience(alert.channel_id)
+        raiser = self.sessions.by_user.get(alert.user_id)
+        if raiser is not None:
+            audience.add(raiser)
+            if raiser.emergency_alert == msg.alert_id:
+                raiser.emergency_alert = None
+                raiser.status = control.STATUS_AVAILABLE
+                await self._set_presence(raiser, online=True)
+        for target in audience:
+            target.send_encoded(cancel)
+
+    _handlers: ClassVar[dict[type[Any], Callable[[Any, Session, Any, float], Awaitable[None]]]] = {
+        control.Affiliate: _on_affiliate,
+        control.Deaffiliate: _on_deaffiliate,
+        control.SelectChannel: _on_select,
+        control.FloorRequest: _on_floor_request,
+        control.FloorRelease: _on_floor_release,
+        control.MediaTunnel: _on_media_tunnel,
+        control.Ping: _on_ping,
+        control.PresenceSubscribe: _on_presence_subscribe,
+        control.SetStatus: _on_set_status,
+        control.LocationReport: _on_location,
+        control.TextSend: _on_text_send,
+        control.TextReceipt: _on_text_receipt,
+        control.CredentialRequest: _on_credential_request,
+        control.RosterUpdate: _on_roster_update,
+        control.KeyEnvelope: _on_key_envelope,
+        control.EmergencyAlert: _on_emergency_alert,
+        control.EmergencyAck: _on_emergency_ack,
+        control.EmergencyCancel: _on_emergency_cancel,
+    }

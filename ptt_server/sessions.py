@@ -1,0 +1,118 @@
+"""Logged-in sessions and their O(1) look-ups by media session index and by user.
+
+A session is one authenticated control connection. Control messages to it go
+through a bounded outbound queue drained by the connection's writer task, so
+code that broadcasts (floor events, presence) never awaits a slow client; a
+client that cannot keep up is disconnected rather than slowing everyone down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from crypto.identity import Credential
+from ptt_protocol import control
+from ptt_protocol.media import HopSession
+
+OUTBOUND_QUEUE_LIMIT = 2048
+"""Control messages waiting for one client; past this the client is too slow and is dropped."""
+
+
+class TokenBucket:
+    """A rate limit: ``rate`` tokens per second, bursts up to ``capacity``. Time is passed in."""
+
+    __slots__ = ("_last", "_tokens", "capacity", "rate")
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._tokens = capacity
+        self._last = now
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if self._tokens >= cost:
+            self._tokens -= cost
+            return True
+        return False
+
+
+@dataclass(eq=False)
+class Session:
+    """One logged-in device."""
+
+    credential: Credential
+    hop: HopSession
+    outbound: asyncio.Queue[bytes | None]
+    floor_limit: TokenBucket
+    message_limit: TokenBucket
+    byte_limit: TokenBucket
+    close: Callable[[str], None]
+    """Ask the connection to close with a reason (used for revocation and slow consumers)."""
+    affiliated: set[int] = field(default_factory=set)
+    selected_channel: int | None = None
+    status: str = control.STATUS_AVAILABLE
+    emergency_alert: bytes | None = None
+    """The alert id of this user's active emergency, if any."""
+    presence_subscriber: bool = False
+    hop_key: bytes = b""
+    """The hop secret given in LoginOk (kept to answer a re-sent login, never logged)."""
+    closing_reason: str = ""
+
+    @property
+    def user_id(self) -> str:
+        return self.credential.user_id
+
+    @property
+    def session_index(self) -> int:
+        return self.hop.session_index
+
+    def send(self, message: control.Message) -> None:
+        """Queue a control message; never blocks. A full queue disconnects the slow client."""
+        self.send_encoded(control.encode(message))
+
+    def send_encoded(self, data: bytes) -> None:
+        try:
+            self.outbound.put_nowait(data)
+        except asyncio.QueueFull:
+            self.close("client too slow to receive control messages")
+
+
+class SessionTable:
+    """Sessions by media index (the relay's look-up) and by user id."""
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, Session] = {}
+        self.by_user: dict[str, Session] = {}
+
+    def new_index(self) -> int:
+        """A random unused u32: unpredictable, so a spoofed datagram cannot guess a live session."""
+        while True:
+            index = secrets.randbits(32)
+            if index and index not in self.by_index:
+                return index
+
+    def add(self, session: Session) -> Session | None:
+        """Register ``session``; returns the user's previous session, which the caller must close."""
+        previous = self.by_user.get(session.user_id)
+        if previous is not None:
+            self.by_index.pop(previous.session_index, None)
+        self.by_index[session.session_index] = session
+        self.by_user[session.user_id] = session
+        return previous
+
+    def remove(self, session: Session) -> bool:
+        """Forget ``session``; False if it was already replaced or removed."""
+        if self.by_index.get(session.session_index) is session:
+            del self.by_index[session.session_index]
+        if self.by_user.get(session.user_id) is session:
+            del self.by_user[session.user_id]
+            return True
+        return False
+
+    def __len__(self) -> int:
+        return len(self.by_index)
