@@ -17,16 +17,20 @@ Tree::
     +-- SignatureError    Ed25519 signature does not verify, or a signed blob is malformed
     +-- KeyStoreError     exported device/root keys cannot be decoded or decrypted
     +-- TextError         sealed channel/direct text refused
+    +-- BundleError       credential bundle malformed, oversize, or its keys do not open
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BundleError",
     "CredentialError",
     "CryptoError",
     "EnvelopeError",
+    "ForgedFrameError",
     "FrameError",
     "KeyStoreError",
+    "KeyringError",
     "ReplayError",
     "RosterError",
     "SignatureError",
@@ -43,7 +47,13 @@ class CredentialError(CryptoError):
 
     The message names the user, the reason and the fix, e.g.
     "credential for 'alice' expired on 2026-11-01: re-enroll with `ptt-admin enroll alice`".
+    ``reason`` is a stable machine-readable word for servers and metrics: "expired",
+    "not_yet_valid", "revoked", "foreign_root", "forged" or "invalid".
     """
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RosterError(CryptoError):
@@ -72,3 +82,30 @@ class KeyStoreError(CryptoError):
 
 class TextError(CryptoError):
     """A sealed channel or direct text message was refused (tampered, wrong epoch, wrong recipient)."""
+
+
+# Added by the "frames" helper (crypto/keyring.py, crypto/talker.py).
+
+
+class KeyringError(CryptoError):
+    """An epoch key was refused by a frame sealer or opener (other channel, same epoch
+    with a different secret, roster that does not match the key), or a sender ran out
+    of counters and must rekey."""
+
+
+class ForgedFrameError(SignatureError):
+    """Received voice frames do not match the hashes their talker signed: someone who
+    holds the channel key injected or substituted them. ``sequences`` lists them."""
+
+    def __init__(self, message: str, sequences: tuple[int, ...]) -> None:
+        super().__init__(message)
+        self.sequences = sequences
+
+
+# Added by the "admin" helper (crypto/bundle.py).
+
+
+class BundleError(CryptoError):
+    """A credential bundle was refused (oversize, unknown version, malformed, foreign
+    credential, bad server URL or fingerprint), or its device keys do not open (wrong
+    passphrase, keys that do not match the credential)."""

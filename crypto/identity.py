@@ -691,31 +691,36 @@ class TrustAnchor:
             raise CredentialError(
                 f"credential for {who!r} was issued by another organisation's root "
                 f"(key id {credential.issuer.hex()}, ours is {self._key_id.hex()}):"
-                f" enroll it here with `ptt-admin enroll {who}`"
+                f" enroll it here with `ptt-admin enroll {who}`",
+                reason="foreign_root",
             )
         try:
             self._public_key.verify(credential.root_signature, credential.signed_part())
         except InvalidSignature as exc:
             raise CredentialError(
                 f"credential for {who!r} is not signed by the organisation root (altered or"
-                f" forged): re-enroll with `ptt-admin enroll {who}`"
+                f" forged): re-enroll with `ptt-admin enroll {who}`",
+                reason="forged",
             ) from exc
         if now < credential.not_before:
             raise CredentialError(
                 f"credential for {who!r} is not valid before {_date(credential.not_before)}:"
-                " check this device's clock, or wait"
+                " check this device's clock, or wait",
+                reason="not_yet_valid",
             )
         if now >= credential.not_after:
             raise CredentialError(
                 f"credential for {who!r} expired on {_date(credential.not_after)}:"
-                f" re-enroll with `ptt-admin enroll {who}`"
+                f" re-enroll with `ptt-admin enroll {who}`",
+                reason="expired",
             )
         active = revocations if revocations is not None else self.revocations
         if active is not None and active.revokes(credential):
             raise CredentialError(
                 f"credential for {who!r} (serial {credential.serial}, device"
                 f" {credential.device_id!r}) is revoked: enroll a new device with"
-                f" `ptt-admin enroll {who}`"
+                f" `ptt-admin enroll {who}`",
+                reason="revoked",
             )
         return credential
 

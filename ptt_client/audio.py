@@ -39,6 +39,7 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "DeviceInput",
+    "DeviceKind",
     "DeviceOutput",
     "NullInput",
     "NullOutput",

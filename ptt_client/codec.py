@@ -42,9 +42,6 @@ MAX_FRAME_SAMPLES: Final = SAMPLE_RATE * 120 // 1000
 MAX_PACKET_BYTES: Final = 4_000
 """Encoder output buffer; the libopus documentation recommends 4000 bytes."""
 
-# OPUS_SIGNAL_VOICE: biases mode decisions towards SILK, which is where in-band FEC lives.
-_SIGNAL_VOICE: Final = 3001
-
 
 class CodecError(ValueError):
     """A codec argument or packet was rejected; the message says what to change."""
@@ -106,7 +103,8 @@ class OpusEncoder:
             opuslib.APPLICATION_VOIP,
         )
         self._set(opus_ctl.set_bitrate, opus_ctl.get_bitrate, bitrate, "bitrate")
-        self._set(opus_ctl.set_signal, opus_ctl.get_signal, _SIGNAL_VOICE, "signal")
+        # OPUS_SIGNAL_VOICE biases mode decisions towards SILK, where in-band FEC lives.
+        self._set(opus_ctl.set_signal, opus_ctl.get_signal, opuslib.SIGNAL_VOICE, "signal")
         self._set(opus_ctl.set_inband_fec, opus_ctl.get_inband_fec, int(fec), "inband FEC")
         self._set(opus_ctl.set_dtx, opus_ctl.get_dtx, int(dtx), "DTX")
         self.set_expected_loss(expected_loss_pct)

@@ -13,11 +13,12 @@ its own clock and gets at most one instruction per call for the next 20 ms frame
 Playout: a talk spurt starts playing ``target_delay`` after its first packet arrived; frame
 ``s`` then plays ``(s - first) * frame`` later, so each packet has ``target_delay`` to absorb
 network jitter before it is late (dropped and counted). The target follows the jitter measured
-over the last ``window`` packets (95th percentile of each packet's delay relative to the
-fastest packet of its spurt, plus one frame), clamped to 20-200 ms, and takes effect at the
-start of each spurt. Sequence numbers are u32 and may wrap. Mouth-to-ear delay stays bounded:
+over the last ``window`` packets (95th percentile minus minimum of their transit times, plus
+one frame), clamped to 20-200 ms; until 10 packets were measured ``initial_delay_ms`` is its
+floor. A new target takes effect when a spurt starts (PTT bursts are short; re-timing inside a
+spurt would need time-stretching the audio). Mouth-to-ear delay stays bounded all the same:
 when more than ``max_delay_ms`` of audio is queued (after a network stall) the oldest frames
-are discarded down to the target.
+are discarded down to the target. Sequence numbers are u32 and may wrap.
 
 Errors: :class:`JitterError` (``ValueError``) for arguments outside their domain (a sequence
 number that is not a u32, a non-finite time); nothing is changed when it is raised.
@@ -37,10 +38,16 @@ SEQUENCE_MODULUS: Final = 1 << 32
 _HALF: Final = 1 << 31
 MIN_DELAY_MS: Final = 20.0
 MAX_DELAY_MS: Final = 200.0
+_MIN_MEASUREMENTS: Final = 10
 
 
 class JitterError(ValueError):
     """An argument was outside its domain; the buffer is unchanged."""
+
+
+def _check_time(now: object) -> None:
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+        raise JitterError(f"now={now!r} must be a finite time in seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,15 +146,18 @@ class JitterBuffer:
         self.capacity = capacity
         self.max_conceal_frames = max_conceal_frames
         self.stats = JitterStats(target_delay_ms=self._clamp(initial_delay_ms))
-        self._relative_delays: deque[float] = deque(maxlen=window)
+        self._transits: deque[float] = deque(maxlen=window)
         self._state: State = "idle"
         self._buf: dict[int, bytes] = {}
         self._seen: set[int] = set()  # extended sequences received and not yet pruned
         self._next: int | None = None  # extended sequence of the next frame to output
         self._ended = False
         self._conceal_run = 0
+        self._initial_delay_ms = self._clamp(initial_delay_ms)
         self._spurt_first_arrival = 0.0
-        self._spurt_min_transit = math.inf
+        # Transit times are rebased at each spurt start (see _measure).
+        self._transit_shift = 0.0
+        self._rebase = True
         self._last_transit: float | None = None
         self._anchor_time = 0.0
         self._anchor_seq = 0
@@ -207,8 +217,7 @@ class JitterBuffer:
             raise JitterError(f"sequence {sequence!r} is not a u32")
         if not isinstance(payload, bytes):
             raise JitterError("payload must be bytes")
-        if not math.isfinite(now):
-            raise JitterError(f"now={now!r} must be a finite time in seconds")
+        _check_time(now)
         ext = self._extend(sequence)
         if ext in self._seen:
             self.stats.duplicates += 1
@@ -238,28 +247,43 @@ class JitterBuffer:
         if self._state == "idle":
             self._state = "buffering"
             self._spurt_first_arrival = now
-            self._spurt_min_transit = math.inf
-            self._last_transit = None
+            self._rebase = True
             self.started_at = now
         self._measure(ext, now)
         return True
 
     def _measure(self, ext: int, now: float) -> None:
-        # Transit time up to the unknown sender clock offset, which cancels in differences.
+        # Transit time, up to the unknown sender clock offset (it cancels in differences).
         transit = now - ext * self.frame_s
+        if self._rebase:
+            # Sequence numbers do not advance while nobody talks (or restart with a new
+            # numbering), so transit jumps between spurts: continue each spurt where the last
+            # one ended instead of measuring the pause as jitter.
+            previous = self._last_transit if self._last_transit is not None else 0.0
+            self._transit_shift = transit - previous
+            self._rebase = False
+        transit -= self._transit_shift
         if self._last_transit is not None:
-            d = abs(transit - self._last_transit)
-            # RFC 3550 6.4.1: J += (|D| - J) / 16
-            self.stats.jitter_ms += (d * 1000.0 - self.stats.jitter_ms) / 16.0
+            # RFC 3550 6.4.1: J += (|D(i-1, i)| - J) / 16
+            d_ms = abs(transit - self._last_transit) * 1000.0
+            self.stats.jitter_ms += (d_ms - self.stats.jitter_ms) / 16.0
         self._last_transit = transit
-        self._spurt_min_transit = min(self._spurt_min_transit, transit)
-        self._relative_delays.append(transit - self._spurt_min_transit)
-        spread_ms = float(np.percentile(self._relative_delays, 95)) * 1000.0
+        self._transits.append(transit)
+        # How much later than the fastest recent packet the slow ones come: 95th percentile.
+        spread_ms = (float(np.percentile(self._transits, 95)) - min(self._transits)) * 1000.0
         # One frame on top: a packet is needed by the time its frame is due, not after.
-        self.stats.target_delay_ms = self._clamp(spread_ms + self.frame_s * 1000.0)
+        measured = spread_ms + self.frame_s * 1000.0
+        if len(self._transits) < _MIN_MEASUREMENTS:
+            measured = max(measured, self._initial_delay_ms)  # too few packets to trust yet
+        self.stats.target_delay_ms = self._clamp(measured)
 
     def end_burst(self) -> None:
-        """The talker released: play what is buffered, then go idle without concealing."""
+        """The talker released: play what is buffered, then go idle without concealing.
+
+        Once drained, the buffer forgets the numbering, so the talker's next burst may start
+        its sequence numbers anywhere; a straggler of the old burst arriving after that would
+        count as a new burst, so drop packets of ended bursts (by burst id) before pushing.
+        """
         if self._state == "idle":
             return
         self._ended = True
@@ -295,8 +319,7 @@ class JitterBuffer:
         Call it at least once per frame; if several frames are due (a late call), call it
         again until it returns ``None``.
         """
-        if not math.isfinite(now):
-            raise JitterError(f"now={now!r} must be a finite time in seconds")
+        _check_time(now)
         if self._state == "idle":
             return None
         if self._state == "buffering":
@@ -360,6 +383,7 @@ class JitterBuffer:
             self.stats.concealed += 1
         elif self._ended:
             self._go_idle()
+            self._restart_numbering()
             return None
         elif self._conceal_run < self.max_conceal_frames:
             out = Conceal(wire)

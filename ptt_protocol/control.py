@@ -132,7 +132,9 @@ STATUSES: Final[tuple[str, ...]] = get_args(Status)
 # Text receipts (TextReceipt.kind).
 RECEIPT_DELIVERED: Final = "delivered"
 RECEIPT_READ: Final = "read"
-ReceiptKind: TypeAlias = Literal["delivered", "read"]
+RECEIPT_STORED: Final = "stored"
+"""Server -> sender: the message is stored and will be delivered; stop re-sending it."""
+ReceiptKind: TypeAlias = Literal["delivered", "read", "stored"]
 
 # Field types. Every variable-length field carries a cap (STYLE.md: cap every
 # variable-length field); msgspec enforces them while decoding.
@@ -147,6 +149,8 @@ Label = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_LENGTH)]
 Host = Annotated[str, msgspec.Meta(max_length=MAX_HOST_LENGTH)]
 Blob = Annotated[bytes, msgspec.Meta(max_length=MAX_BLOB_SIZE)]
+# A signed roster names every member (about 50 bytes each): up to 1000 members fit.
+RosterBlob = Annotated[bytes, msgspec.Meta(max_length=MAX_MESSAGE_SIZE - 1024)]
 MessageId = Annotated[bytes, msgspec.Meta(min_length=MESSAGE_ID_SIZE, max_length=MESSAGE_ID_SIZE)]
 Nonce = Annotated[bytes, msgspec.Meta(min_length=NONCE_SIZE, max_length=NONCE_SIZE)]
 HopKey = Annotated[bytes, msgspec.Meta(min_length=HOP_KEY_SIZE, max_length=HOP_KEY_SIZE)]
@@ -303,6 +307,110 @@ class Deaffiliated(_Message, frozen=True, kw_only=True):
     """The channel."""
     reason: Text = ""
     """Why, for display."""
+
+
+class ChannelCreate(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server: make a new channel (an incident channel, a patch of two channels).
+
+    The server answers with :class:`ChannelCreated`; the creator then publishes the
+    channel's first signed roster and key envelopes, as for any roster change.
+    """
+
+    name: Text
+    """Display name, unique on the server."""
+    temporary: bool = False
+    """An incident channel (patch, regroup) the console deletes when it is over."""
+
+
+class ChannelCreated(_Message, frozen=True, kw_only=True):
+    """Server -> dispatcher: the channel exists now."""
+
+    channel_id: ChannelId
+    """Its id."""
+    name: Text
+    """Its display name."""
+
+
+class Regroup(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server -> each listed user: join ``channel_id`` and talk on it (dynamic regroup).
+
+    Radios affiliate to and select the channel at once; ``until`` (0 = until cancelled)
+    is when they go back to their own channel. Patching two channels is a regroup of
+    both channels' members into an incident channel whose roster holds them all,
+    so end-to-end keys stay per channel.
+    """
+
+    channel_id: ChannelId
+    """The incident channel."""
+    user_ids: UserIds = ()
+    """Who is pulled in (filled in by the dispatcher; the server sends each their own copy)."""
+    until: Time = 0.0
+    """Unix time the regroup ends; 0 = until :class:`Ungroup`."""
+
+
+class Ungroup(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server -> each member: the regroup (or patch) is over; go back."""
+
+    channel_id: ChannelId
+    """The incident channel."""
+
+
+class BurstInfo(_Part, frozen=True, kw_only=True):
+    """One logged talk burst (instant recall)."""
+
+    burst_key: U63
+    """Server id of the recording."""
+    burst_id: U32
+    """The burst id of the floor grant (inner frames carry it)."""
+    talker: Id
+    """Who talked."""
+    priority: Priority
+    """At which priority."""
+    started_at: Time
+    """When it started."""
+    duration: Duration = 0.0
+    """How long it lasted."""
+    frame_count: U32 = 0
+    """Frames kept (0 once the recording expired)."""
+
+
+class RecallList(_Message, frozen=True, kw_only=True):
+    """Client -> server: the last bursts of a channel; server -> client: the answer."""
+
+    channel_id: ChannelId
+    """The channel (must be on the caller's roster)."""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    """How many, newest first."""
+    bursts: Annotated[tuple[BurstInfo, ...], msgspec.Meta(max_length=100)] = ()
+    """Filled in by the server."""
+
+
+class RecalledFrame(_Part, frozen=True, kw_only=True):
+    """One recorded inner frame: still sealed end to end."""
+
+    sequence: U32
+    """Frame sequence in the burst."""
+    flags: Annotated[int, msgspec.Meta(ge=0, le=255)]
+    """Inner flags (signature frames included)."""
+    frame: Annotated[bytes, msgspec.Meta(max_length=MAX_TUNNEL_DATAGRAM)]
+    """The SFrame bytes, as the talker sealed them."""
+
+
+class RecallFrames(_Message, frozen=True, kw_only=True):
+    """Client -> server: the frames of a burst; server -> client: one chunk of them.
+
+    The console decrypts them itself with the channel's epoch key: the server
+    only ever had ciphertext.
+    """
+
+    channel_id: ChannelId
+    """The channel of the burst."""
+    burst_key: U63
+    """Which burst (from :class:`RecallList`)."""
+    frames: Annotated[tuple[RecalledFrame, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)] = ()
+    """A chunk of frames, in sequence order (server -> client)."""
+    last: bool = True
+    """True on the last chunk."""
 
 
 # --- Floor control (TS 24.380 vocabulary) ------------------------------------------------------
@@ -510,7 +618,7 @@ class RosterUpdate(_Message, frozen=True, kw_only=True):
     """The channel."""
     version: U32
     """Roster version; clients refuse rollbacks."""
-    signed_roster: Blob
+    signed_roster: RosterBlob
     """Roster signed by a dispatcher or admin credential (opaque to the server's routing)."""
 
 
@@ -607,6 +715,12 @@ Message: TypeAlias = (
     | SelectChannel
     | Affiliated
     | Deaffiliated
+    | ChannelCreate
+    | ChannelCreated
+    | Regroup
+    | Ungroup
+    | RecallList
+    | RecallFrames
     | FloorRequest
     | FloorGranted
     | FloorDeny

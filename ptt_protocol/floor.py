@@ -251,12 +251,16 @@ class FloorGranted(FloorEvent):
     """Floor Granted to ``user``: it may send media in burst ``burst_id``.
 
     ``duration_limit`` is what is left of T2 (TS 24.380's Duration field), or
-    ``None`` when this priority has no limit.
+    ``None`` when this priority has no limit. ``priority`` is the priority the
+    floor is held at (the message's Floor Priority field); read it here rather
+    than from :attr:`FloorControl.holder_priority`, which is the state after
+    the whole batch of events.
     """
 
     user: str
     burst_id: int
     duration_limit: float | None
+    priority: Priority
 
     @property
     def to(self) -> str | None:
@@ -264,7 +268,10 @@ class FloorGranted(FloorEvent):
 
     def __str__(self) -> str:
         limit = "none" if self.duration_limit is None else f"{self.duration_limit:g}s"
-        return f"Floor Granted to={self.user} burst={self.burst_id} duration={limit}"
+        return (
+            f"Floor Granted to={self.user} burst={self.burst_id} duration={limit} "
+            f"priority={self.priority.name}"
+        )
 
 
 @dataclass(frozen=True)
@@ -557,14 +564,14 @@ class FloorControl:
         return [self._granted_or_revoke_again(now)]
 
     def _granted_or_revoke_again(self, now: float) -> FloorEvent:
-        holder = self._holder
-        assert holder is not None
+        holder, prio = self._holder, self._holder_priority
+        assert holder is not None and prio is not None
         if self._revoked_at is not None:
             left = max(0.0, self._revoked_at + self._config.t3_grace - now)
             return FloorRevoke(holder, RevokeCause.MEDIA_BURST_TOO_LONG, grace=left)
         deadline = self._t2_deadline_ignoring_revoke()
         left_t2 = None if deadline is None else max(0.0, deadline - now)
-        return FloorGranted(holder, self._burst_id, left_t2)
+        return FloorGranted(holder, self._burst_id, left_t2, prio)
 
     def _pre_empt(self, user: str, prio: Priority, now: float) -> list[FloorEvent]:
         old = self._holder
@@ -613,7 +620,7 @@ class FloorControl:
         self._revoked_at = None
         self._burst_id += 1
         return [
-            FloorGranted(user, self._burst_id, self._config.t2_stop_talking(prio)),
+            FloorGranted(user, self._burst_id, self._config.t2_stop_talking(prio), prio),
             FloorTaken(user, prio, self._burst_id),
         ]
 

@@ -8,7 +8,6 @@ statement unique even if a server ever repeated a nonce.
 """
 
 LOGIN_CONTEXT = b"fieldradio login v1\x00"
-NONCE_SIZE = 32
 
 
 def login_statement(server_nonce: bytes, client_nonce: bytes, tls_fingerprint: bytes) -> bytes:

@@ -121,6 +121,20 @@ class Channel:
     def _dispatch(self, event: floor.FloorEvent, now: float, outcome: str) -> None:
         cid = self.channel_id
         if isinstance(event, floor.FloorGranted):
+            recording = self.recording
+            if recording is not None and recording.burst_id == event.burst_id:
+                # The holder asked again (its Floor Granted was lost, or it pressed a higher
+                # priority): answer again within the same burst and the same recording.
+                self._requested_at.pop(event.user, None)
+                recording.priority = int(self.floor.holder_priority or recording.priority)
+                limit = event.duration_limit if event.duration_limit is not None else 0.0
+                self._to_user(
+                    event.user,
+                    control.FloorGranted(
+                        channel_id=cid, burst_id=event.burst_id, duration_limit=limit
+                    ),
+                )
+                return
             self._end_recording()
             requested = self._requested_at.pop(event.user, now)
             self._metrics.floor_grants.inc()
@@ -130,8 +144,7 @@ class Channel:
                 event.user,
                 control.FloorGranted(channel_id=cid, burst_id=event.burst_id, duration_limit=limit),
             )
-            priority = self.floor.holder_priority or floor.Priority.OFFICER
-            self._start_recording(event.user, int(priority), event.burst_id, now)
+            self._start_recording(event.user, int(event.priority), event.burst_id, now)
         elif isinstance(event, floor.FloorTaken):
             assert self.recording is not None
             self._broadcast(self._taken_message(event.talker, self.recording), exclude=event.talker)

@@ -36,6 +36,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     heartbeat_interval: float = 15.0
     idle_timeout: float = 45.0
     floor_queue_capacity: int = 8
+    floor_t1_end_of_media: float = 4.0
+    """TS 24.380 T1: a holder silent this long loses the floor."""
+    floor_t2_officer: float = 30.0
+    """TS 24.380 T2 (stop talking) for officers; dispatchers get ``floor_t2_dispatcher``."""
+    floor_t2_dispatcher: float = 60.0
+    floor_t3_grace: float = 3.0
+    """TS 24.380 T3: grace after "media burst too long" before the floor is taken back."""
     recording_retention_s: float = 24 * 3600.0
     message_retention_s: float = 7 * 24 * 3600.0
     rate_floor_per_s: float = 5.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
@@ -41,8 +41,9 @@ class MediaRelay(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # No isinstance check: neither CPython 3.11's selector UDP transport nor uvloop's
+        # UDPTransport subclasses asyncio.DatagramTransport, though both implement it.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (a listener went away) must not stop the relay.
@@ -84,13 +85,21 @@ class MediaRelay(asyncio.DatagramProtocol):
         if channel is None or session.session_index not in channel.listeners:
             drops["not_affiliated"] += 1
             return
-        if channel.floor.holder != session.user_id:
-            drops["not_floor_holder"] += 1
-            return
+        # FloorControl.may_send wants the timers due by the packet's time fired first, so a
+        # holder whose T1 or T3 ran out a moment ago is not forwarded.
         now = self._clock()
         events = channel.floor.media_received(session.user_id, now)
         if events:
             channel.apply(events, now)
+        if not channel.floor.may_send(session.user_id):
+            drops["not_floor_holder"] += 1
+            return
+        try:
+            frame = media.unpack_inner(inner)
+        except ProtocolError:
+            # Unknown flags: refuse before forwarding, and never raise out of the protocol.
+            drops["malformed"] += 1
+            return
         counters = self._counters
         size = len(data)
         for listener in channel.listeners.values():
@@ -98,7 +107,6 @@ class MediaRelay(asyncio.DatagramProtocol):
                 self.send(listener, listener.hop.seal(inner))
                 counters.forwarded_packets += 1
                 counters.forwarded_bytes += size
-        frame = media.unpack_inner(inner)
         channel.record_frame(frame.sequence, frame.flags, frame.frame)
 
     def send(self, session: Session, datagram: bytes) -> None:

@@ -38,6 +38,10 @@ from ptt_server.store import Presence, Store, StoreError
 log = logging.getLogger("ptt_server")
 
 LOGIN_TIMEOUT = 10.0
+RECALL_CHUNK = 40
+"""Recorded frames per RecallFrames message: well under the 64 KiB frame limit."""
+CREDENTIALS_CHUNK = 30
+"""Credentials (about 1.4 KB each) per Credentials message."""
 DATABASE_NAME = "fieldradio.db"
 
 
@@ -54,15 +58,16 @@ class _Refused(Exception):
         self.text = text
 
 
+_CREDENTIAL_ERROR_CODES = {
+    "expired": control.ERROR_CREDENTIAL_EXPIRED,
+    "not_yet_valid": control.ERROR_CREDENTIAL_EXPIRED,
+    "revoked": control.ERROR_CREDENTIAL_REVOKED,
+    "foreign_root": control.ERROR_UNKNOWN_ROOT,
+}
+
+
 def _credential_error_code(exc: CredentialError) -> str:
-    text = str(exc)
-    if "expired" in text or "not valid before" in text:
-        return control.ERROR_CREDENTIAL_EXPIRED
-    if "revoked" in text:
-        return control.ERROR_CREDENTIAL_REVOKED
-    if "another organisation" in text:
-        return control.ERROR_UNKNOWN_ROOT
-    return control.ERROR_AUTH_FAILED
+    return _CREDENTIAL_ERROR_CODES.get(exc.reason, control.ERROR_AUTH_FAILED)
 
 
 def org_root_path(data_dir: Path) -> Path:
@@ -88,7 +93,13 @@ class RelayServer:
         self.tls_fingerprint = tls.fingerprint(cert)
         self._tls_fingerprint_bytes = bytes.fromhex(self.tls_fingerprint)
         self._loop_clock = time.monotonic
-        self._floor_config = floor.FloorConfig(queue_capacity=config.floor_queue_capacity)
+        self._floor_config = floor.FloorConfig(
+            queue_capacity=config.floor_queue_capacity,
+            t1_end_of_media=config.floor_t1_end_of_media,
+            t2_officer=config.floor_t2_officer,
+            t2_dispatcher=config.floor_t2_dispatcher,
+            t3_grace=config.floor_t3_grace,
+        )
         self._ws_server: Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self.relay: MediaRelay | None = None
@@ -262,6 +273,7 @@ class RelayServer:
             session = self.sessions.by_user.get(user)
             if session is None:
                 continue
+            session.send(self._channel_list(user))
             session.send_encoded(update)
             if user in removed and channel.channel_id in session.affiliated:
                 channel.remove_listener(session, now)
@@ -399,8 +411,15 @@ class RelayServer:
                 heartbeat_interval=self.config.heartbeat_interval,
             )
         )
-        await self._send_initial_state(session)
-        await self._set_presence(session, online=True)
+        try:
+            await self._send_initial_state(session)
+            await self._set_presence(session, online=True)
+        except StoreError as exc:
+            log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
+            session.closing_reason = "server storage error"
+            await self._logout(session)
+            await self._send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
+            return None
         log.info(
             "login", extra={"fields": {"user": credential.user_id, "device": credential.device_id}}
         )
@@ -414,10 +433,14 @@ class RelayServer:
         config = self.config
 
         def close(reason: str) -> None:
-            # The writer sees None and closes the connection after what is queued.
-            with contextlib.suppress(asyncio.QueueFull):
-                outbound.put_nowait(None)
             session.closing_reason = reason
+            try:
+                # The writer sees None and closes the connection after what is queued.
+                outbound.put_nowait(None)
+            except asyncio.QueueFull:
+                # Only a client that stopped reading fills the queue: the writer is stuck in
+                # a send and would never see the None, so drop the connection now.
+                ws.transport.abort()
 
         session = Session(
             credential=credential,
@@ -435,18 +458,21 @@ class RelayServer:
         session.hop_key = hop_key
         return session
 
+    def _channel_list(self, user: str) -> control.ChannelList:
+        return control.ChannelList(
+            channels=tuple(
+                control.ChannelInfo(channel_id=c.channel_id, name=c.name)
+                for c in self.channels.values()
+                if user in c.members
+            )
+        )
+
     async def _send_initial_state(self, session: Session) -> None:
         user = session.user_id
         if self.trust.revocations is not None:
             session.send(control.RevocationUpdate(signed_list=self.trust.revocations.to_bytes()))
         mine = [c for c in self.channels.values() if user in c.members]
-        session.send(
-            control.ChannelList(
-                channels=tuple(
-                    control.ChannelInfo(channel_id=c.channel_id, name=c.name) for c in mine
-                )
-            )
-        )
+        session.send(self._channel_list(user))
         for channel in mine:
             if channel.signed_roster is not None:
                 session.send(
@@ -476,19 +502,23 @@ class RelayServer:
                     sent_at=message.sent_at,
                 )
             )
-        if session in self.dispatchers or mine:
-            channel_ids = {c.channel_id for c in mine}
-            for alert in await self.store.active_emergencies():
-                if session in self.dispatchers or alert.channel_id in channel_ids:
-                    self._send_alert(
-                        session,
-                        alert.alert_id,
-                        alert.user_id,
-                        alert.channel_id,
-                        alert.sealed_location,
-                        alert.raised_at,
-                        alert.acked_by,
-                    )
+        channel_ids = {c.channel_id for c in mine}
+        for alert in await self.store.active_emergencies():
+            if alert.user_id == user:
+                # The alert outlives a reconnect or a restart, and so must the officer's
+                # emergency floor priority and status (else a priority-4 request is capped).
+                session.emergency_alert = alert.alert_id
+                session.status = control.STATUS_EMERGENCY
+            if session in self.dispatchers or alert.channel_id in channel_ids:
+                self._send_alert(
+                    session,
+                    alert.alert_id,
+                    alert.user_id,
+                    alert.channel_id,
+                    alert.sealed_location,
+                    alert.raised_at,
+                    alert.acked_by,
+                )
 
     def _send_alert(
         self,
@@ -555,6 +585,10 @@ class RelayServer:
                         code=control.ERROR_INTERNAL, text="server storage error: try again"
                     )
                 )
+        # A clean close by the client ends the loop without an exception: stop the writer
+        # too, or the TaskGroup would wait on the outbound queue forever and never log out.
+        if not session.closing_reason:
+            session.close("connection closed by the client")
 
     async def _logout(self, session: Session) -> None:
         if not self.sessions.remove(session):
@@ -763,7 +797,10 @@ class RelayServer:
             recipients,
         )
         session.send(
-            control.TextReceipt(message_id=msg.message_id, kind=control.RECEIPT_STORED, by_user="")
+            # by_user must be a non-empty Id or the client's decoder refuses the whole frame.
+            control.TextReceipt(
+                message_id=msg.message_id, kind=control.RECEIPT_STORED, by_user=session.user_id
+            )
         )
         if not new:
             return  # a resend after reconnect: already stored and delivered once
@@ -812,7 +849,10 @@ class RelayServer:
             user = await self.store.get_user(user_id)
             if user is not None:
                 found.append(user.credential)
-        session.send(control.Credentials(credentials=tuple(found)))
+        for start in range(0, max(len(found), 1), CREDENTIALS_CHUNK):
+            session.send(
+                control.Credentials(credentials=tuple(found[start : start + CREDENTIALS_CHUNK]))
+            )
 
     async def _on_roster_update(
         self, session: Session, msg: control.RosterUpdate, now: float
@@ -878,8 +918,18 @@ class RelayServer:
     ) -> None:
         if msg.user_id != session.user_id:
             raise _Refused(control.ERROR_FORBIDDEN, "raise emergencies for yourself only")
-        channel_id = msg.channel_id or session.selected_channel
+        # An emergency is never refused: a channel the officer is not on is replaced by
+        # the selected one, and every dispatcher gets the alert whatever the channel.
+        channel_id: int | None = msg.channel_id
+        channel = self.channels.get(msg.channel_id)
+        if channel is None or session.user_id not in channel.members:
+            channel_id = session.selected_channel
         raised_at = time.time()
+        existing = await self.store.get_emergency(msg.alert_id)
+        if existing is not None and existing.user_id != session.user_id:
+            raise _Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")
+        # A retry of the same alert (the radio saw no ack) is sent out again on purpose:
+        # consoles deduplicate by alert id, and an emergency must not be lost.
         await self.store.raise_emergency(
             msg.alert_id, session.user_id, channel_id, msg.sealed_location, raised_at
         )
@@ -941,6 +991,100 @@ class RelayServer:
         for target in audience:
             target.send_encoded(cancel)
 
+    # channel management (dispatchers) and instant recall
+
+    async def _on_channel_create(
+        self, session: Session, msg: control.ChannelCreate, now: float
+    ) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin creates channels")
+        if await self.store.channel_by_name(msg.name) is not None:
+            raise _Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
+        channel_id = await self.store.create_channel(msg.name, time.time())
+        await self._sync_channel(channel_id, msg.name)
+        session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
+
+    async def _on_regroup(self, session: Session, msg: control.Regroup, now: float) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher regroups officers")
+        channel = self.channels.get(msg.channel_id)
+        if channel is None:
+            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+        outside = [u for u in msg.user_ids if u not in channel.members]
+        if outside:
+            raise _Refused(
+                control.ERROR_NOT_MEMBER, f"publish a roster with {outside[0]!r} on it first"
+            )
+        for user in msg.user_ids:
+            target = self.sessions.by_user.get(user)
+            if target is not None:
+                target.send(
+                    control.Regroup(channel_id=msg.channel_id, user_ids=(user,), until=msg.until)
+                )
+
+    async def _on_ungroup(self, session: Session, msg: control.Ungroup, now: float) -> None:
+        if not session.credential.is_key_manager():
+            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher ends a regroup")
+        channel = self.channels.get(msg.channel_id)
+        if channel is None:
+            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+        for user in channel.members:
+            target = self.sessions.by_user.get(user)
+            if target is not None:
+                target.send(control.Ungroup(channel_id=msg.channel_id))
+
+    async def _on_recall_list(self, session: Session, msg: control.RecallList, now: float) -> None:
+        self._channel_for(session, msg.channel_id)
+        bursts = await self.store.recent_bursts(msg.channel_id, msg.limit)
+        session.send(
+            control.RecallList(
+                channel_id=msg.channel_id,
+                limit=msg.limit,
+                bursts=tuple(
+                    control.BurstInfo(
+                        burst_key=b.burst_key,
+                        burst_id=b.burst_id,
+                        talker=b.talker,
+                        priority=b.priority,
+                        started_at=b.started_at,
+                        duration=b.duration or 0.0,
+                        frame_count=b.frame_count,
+                    )
+                    for b in bursts
+                ),
+            )
+        )
+
+    async def _on_recall_frames(
+        self, session: Session, msg: control.RecallFrames, now: float
+    ) -> None:
+        self._channel_for(session, msg.channel_id)
+        burst = next(
+            (
+                b
+                for b in await self.store.recent_bursts(msg.channel_id, 100)
+                if b.burst_key == msg.burst_key
+            ),
+            None,
+        )
+        if burst is None:
+            raise _Refused(control.ERROR_NOT_FOUND, "no such recording on this channel")
+        frames = await self.store.burst_frames(msg.burst_key)
+        chunk = RECALL_CHUNK
+        for start in range(0, max(len(frames), 1), chunk):
+            part = frames[start : start + chunk]
+            session.send(
+                control.RecallFrames(
+                    channel_id=msg.channel_id,
+                    burst_key=msg.burst_key,
+                    frames=tuple(
+                        control.RecalledFrame(sequence=f.seq, flags=f.flags, frame=f.frame)
+                        for f in part
+                    ),
+                    last=start + chunk >= len(frames),
+                )
+            )
+
     _handlers: ClassVar[dict[type[Any], Callable[[Any, Session, Any, float], Awaitable[None]]]] = {
         control.Affiliate: _on_affiliate,
         control.Deaffiliate: _on_deaffiliate,
@@ -960,4 +1104,9 @@ class RelayServer:
         control.EmergencyAlert: _on_emergency_alert,
         control.EmergencyAck: _on_emergency_ack,
         control.EmergencyCancel: _on_emergency_cancel,
+        control.ChannelCreate: _on_channel_create,
+        control.Regroup: _on_regroup,
+        control.Ungroup: _on_ungroup,
+        control.RecallList: _on_recall_list,
+        control.RecallFrames: _on_recall_frames,
     }

@@ -17,6 +17,7 @@ from ptt_client.audio import (
     AudioError,
     AudioFormatError,
     DeviceInput,
+    DeviceKind,
     DeviceOutput,
     NullInput,
     NullOutput,
@@ -316,7 +317,11 @@ def test_list_devices_returns_descriptions_and_keeps_stderr_clean(
 
 
 def test_unknown_devices_give_a_clear_error() -> None:
-    for make, kind in ((DeviceInput, "input"), (DeviceOutput, "output")):
+    cases: list[tuple[type[DeviceInput | DeviceOutput], DeviceKind]] = [
+        (DeviceInput, "input"),
+        (DeviceOutput, "output"),
+    ]
+    for make, kind in cases:
         with pytest.raises(AudioDeviceError, match=f"audio {kind} device") as caught:
             make("no-such-sound-card-anywhere")
         message = str(caught.value)

@@ -22,7 +22,7 @@ from ptt_client.codec import (
     frame_samples,
 )
 from ptt_client.samples import sample_paths
-from tests.ptt_client.speech import align, snr_db
+from tests.ptt_client.speech import align, similarity, snr_db
 
 FRAME = frame_samples(20)
 
@@ -262,3 +262,48 @@ def test_garbage_from_the_network_never_crashes_the_decoder(packet: bytes) -> No
             assert 0 < len(pcm) <= SAMPLE_RATE * 120 // 1000
     # Still usable afterwards.
     assert len(decoder.decode(encoder.encode(frame))) == FRAME
+
+
+# ------------------------------------------- speech comparison helpers (tests/.../speech.py)
+# Tested here because they exist to judge Opus output; the end-to-end voice tests use them.
+
+
+def opus_round_trip(pcm: Pcm, loss_every: int = 0) -> Pcm:
+    """Encode and decode ``pcm``; with ``loss_every`` = n, lose every n-th packet (recovered
+    by FEC from the next packet, as the jitter buffer's Recover instruction does)."""
+    padded = np.concatenate([pcm, np.zeros(-len(pcm) % FRAME + FRAME, np.int16)])
+    encoder, decoder = OpusEncoder(expected_loss_pct=20), OpusDecoder()
+    packets = [encoder.encode(padded[i : i + FRAME]) for i in range(0, len(padded), FRAME)]
+    out = []
+    for i, packet in enumerate(packets):
+        lost = loss_every and i % loss_every == loss_every - 1 and i + 1 < len(packets)
+        out.append(decoder.decode_fec(packets[i + 1]) if lost else decoder.decode(packet))
+    return np.concatenate(out)
+
+
+def test_align_finds_a_known_shift_in_either_direction() -> None:
+    reference = np.concatenate(speech_frames(2))
+    delayed = np.concatenate([np.zeros(1_234, np.int16), reference])
+    offset, aligned = align(reference, delayed)
+    assert offset == 1_234
+    assert np.array_equal(aligned, reference)
+    offset, aligned = align(reference, reference[500:])
+    assert offset == -500
+    assert np.array_equal(aligned[500:], reference[500:]) and not aligned[:500].any()
+    offset, _ = align(reference, delayed, max_lag=1_000)
+    assert abs(offset) <= 1_000
+
+
+def test_similarity_tells_the_same_speech_from_different_speech() -> None:
+    originals = [np.concatenate(speech_frames(i)) for i in ALL_SAMPLES]
+    decoded = [opus_round_trip(pcm) for pcm in originals]
+    for i, reference in enumerate(originals):
+        same = similarity(reference, decoded[i])
+        lossy = similarity(reference, opus_round_trip(reference, loss_every=5))
+        others = [similarity(reference, decoded[j]) for j in ALL_SAMPLES if j != i]
+        noise = np.random.default_rng(i).normal(0, 3_000, len(reference))
+        assert same > 0.8
+        assert lossy > 0.8  # 20 % loss, rebuilt by FEC, is still the same speech
+        assert max(others) < same - 0.4
+        assert similarity(reference, noise) < same - 0.4
+        assert similarity(reference, reference) == pytest.approx(1.0)

@@ -242,7 +242,7 @@ def test_every_variable_length_field_is_capped(cls: type[Any]) -> None:
         if isinstance(t, mi.StrType):
             assert t.max_length is not None and t.max_length <= control.MAX_TEXT_LENGTH, t
         if isinstance(t, mi.BytesType):
-            assert t.max_length is not None and t.max_length <= control.MAX_BLOB_SIZE, t
+            assert t.max_length is not None and t.max_length < control.MAX_MESSAGE_SIZE, t
         if isinstance(t, mi.VarTupleType):
             assert t.max_length is not None and t.max_length <= control.MAX_LIST_LENGTH, t
         if isinstance(t, mi.IntType):

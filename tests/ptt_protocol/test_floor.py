@@ -75,12 +75,14 @@ def test_events_log_like_the_standard() -> None:
     assert str(FloorRevoke("amy", TOO_LONG, 3.0)) == (
         "Floor Revoke to=amy cause=#2 'Media burst too long' grace=3s"
     )
-    assert str(FloorGranted("amy", 7, None)) == "Floor Granted to=amy burst=7 duration=none"
+    assert str(FloorGranted("amy", 7, None, EMERGENCY)) == (
+        "Floor Granted to=amy burst=7 duration=none priority=EMERGENCY"
+    )
     assert str(FloorIdle()) == "Floor Idle"
 
 
 def test_events_say_who_receives_them() -> None:
-    assert FloorGranted("a", 1, 30.0).to == "a"
+    assert FloorGranted("a", 1, 30.0, OFFICER).to == "a"
     assert FloorDeny("a", ANOTHER_HAS_PERMISSION).to == "a"
     assert FloorRevoke("a", TOO_LONG, 3.0).to == "a"
     assert FloorQueuePositionInfo("a", 1).to == "a"
@@ -94,9 +96,9 @@ def test_events_say_who_receives_them() -> None:
 
 def test_grant_when_idle() -> None:
     fc = floor()
-    assert fc.state is FloorState.IDLE and fc.holder is None
+    assert fc.state.value == "G: Floor Idle" and fc.holder is None
     assert fc.request("a", OFFICER, 0.0) == [
-        FloorGranted("a", 1, 30.0),
+        FloorGranted("a", 1, 30.0, OFFICER),
         FloorTaken("a", OFFICER, 1),
     ]
     assert fc.holder == "a" and fc.holder_priority is OFFICER
@@ -125,7 +127,7 @@ def test_strictly_higher_priority_pre_empts_and_old_holder_is_not_requeued() -> 
     fc.request("a", OFFICER, 0.0)
     assert fc.request("d", DISPATCHER, 3.0) == [
         FloorRevoke("a", PRE_EMPTED, 0.0),
-        FloorGranted("d", 2, 60.0),
+        FloorGranted("d", 2, 60.0, DISPATCHER),
         FloorTaken("d", DISPATCHER, 2),
     ]
     assert fc.holder == "d" and fc.holder_priority is DISPATCHER
@@ -173,7 +175,7 @@ def test_queued_user_raising_priority_above_holder_pre_empts() -> None:
     fc.request("c", OFFICER, 2.0)
     assert fc.request("b", EMERGENCY, 3.0) == [
         FloorRevoke("a", PRE_EMPTED, 0.0),
-        FloorGranted("b", 2, None),
+        FloorGranted("b", 2, None, EMERGENCY),
         FloorTaken("b", EMERGENCY, 2),
         FloorQueuePositionInfo("c", 1),
     ]
@@ -187,7 +189,7 @@ def test_pre_emption_during_grace_grants_at_once() -> None:
     assert fc.tick(30.0) == [FloorRevoke("a", TOO_LONG, 3.0)]
     assert fc.request("e", EMERGENCY, 31.0) == [
         FloorRevoke("a", PRE_EMPTED, 0.0),
-        FloorGranted("e", 2, None),
+        FloorGranted("e", 2, None, EMERGENCY),
         FloorTaken("e", EMERGENCY, 2),
     ]
     assert fc.state is FloorState.TAKEN and fc.holder == "e"
@@ -212,7 +214,7 @@ def test_t2_revokes_then_t3_grace_keeps_floor_reserved() -> None:
     assert fc.next_deadline() == 33.0
     assert fc.tick(32.99) == []
     assert fc.tick(33.0) == [
-        FloorGranted("b", 2, 30.0),
+        FloorGranted("b", 2, 30.0, OFFICER),
         FloorTaken("b", OFFICER, 2),
         FloorQueuePositionInfo("c", 1),
     ]
@@ -241,7 +243,7 @@ def test_release_during_grace_frees_the_floor() -> None:
 def test_emergency_has_no_t2() -> None:
     fc = floor()
     assert fc.request("e", EMERGENCY, 0.0) == [
-        FloorGranted("e", 1, None),
+        FloorGranted("e", 1, None, EMERGENCY),
         FloorTaken("e", EMERGENCY, 1),
     ]
     talk(fc, "e", 1.0, 600.0, every=2.0)
@@ -251,7 +253,7 @@ def test_emergency_has_no_t2() -> None:
 
 def test_dispatcher_t2_is_60_s() -> None:
     fc = floor()
-    assert fc.request("d", DISPATCHER, 100.0)[0] == FloorGranted("d", 1, 60.0)
+    assert fc.request("d", DISPATCHER, 100.0)[0] == FloorGranted("d", 1, 60.0, DISPATCHER)
     talk(fc, "d", 101.0, 159.0)
     assert fc.tick(159.99) == []
     assert fc.tick(160.0) == [FloorRevoke("d", TOO_LONG, 3.0)]
@@ -287,7 +289,7 @@ def test_t1_expiry_grants_the_queue_head() -> None:
     fc = floor()
     fc.request("a", OFFICER, 0.0)
     fc.request("b", OFFICER, 1.0)
-    assert fc.tick(4.0) == [FloorGranted("b", 2, 30.0), FloorTaken("b", OFFICER, 2)]
+    assert fc.tick(4.0) == [FloorGranted("b", 2, 30.0, OFFICER), FloorTaken("b", OFFICER, 2)]
     assert fc.next_deadline() == 8.0  # the new grant starts T1
 
 
@@ -315,7 +317,7 @@ def test_inputs_fire_overdue_timers_first() -> None:
     # Nobody called tick(); "a" has been silent past T1 when "b" asks.
     assert fc.request("b", OFFICER, 5.0) == [
         FloorIdle(),
-        FloorGranted("b", 2, 30.0),
+        FloorGranted("b", 2, 30.0, OFFICER),
         FloorTaken("b", OFFICER, 2),
     ]
     # Media arriving after the floor was lost is not allowed.
@@ -350,16 +352,19 @@ def test_release_grants_queue_head_by_priority_then_arrival() -> None:
     fc.request("d1", DISPATCHER, 2.0)
     fc.request("d2", DISPATCHER, 3.0)
     assert fc.release("e", 4.0) == [
-        FloorGranted("d1", 2, 60.0),
+        FloorGranted("d1", 2, 60.0, DISPATCHER),
         FloorTaken("d1", DISPATCHER, 2),
         FloorQueuePositionInfo("d2", 1),
         FloorQueuePositionInfo("o1", 2),
     ]
     assert fc.release("d1", 5.0)[:2] == [
-        FloorGranted("d2", 3, 60.0),
+        FloorGranted("d2", 3, 60.0, DISPATCHER),
         FloorTaken("d2", DISPATCHER, 3),
     ]
-    assert fc.release("d2", 6.0) == [FloorGranted("o1", 4, 30.0), FloorTaken("o1", OFFICER, 4)]
+    assert fc.release("d2", 6.0) == [
+        FloorGranted("o1", 4, 30.0, OFFICER),
+        FloorTaken("o1", OFFICER, 4),
+    ]
 
 
 def test_cancel_removes_queued_request_and_updates_positions() -> None:
@@ -400,7 +405,10 @@ def test_disconnect_of_holder_is_a_release() -> None:
     fc = floor()
     fc.request("a", OFFICER, 0.0)
     fc.request("b", OFFICER, 1.0)
-    assert fc.disconnect("a", 2.0) == [FloorGranted("b", 2, 30.0), FloorTaken("b", OFFICER, 2)]
+    assert fc.disconnect("a", 2.0) == [
+        FloorGranted("b", 2, 30.0, OFFICER),
+        FloorTaken("b", OFFICER, 2),
+    ]
 
 
 def test_disconnect_of_queued_user_removes_it() -> None:
@@ -445,8 +453,8 @@ def test_holder_request_again_is_idempotent() -> None:
     fc = floor()
     fc.request("a", OFFICER, 0.0)
     talk(fc, "a", 1.0, 9.0)
-    assert fc.request("a", OFFICER, 10.0) == [FloorGranted("a", 1, 20.0)]
-    assert fc.request("a", OFFICER, 10.0) == [FloorGranted("a", 1, 20.0)]
+    assert fc.request("a", OFFICER, 10.0) == [FloorGranted("a", 1, 20.0, OFFICER)]
+    assert fc.request("a", OFFICER, 10.0) == [FloorGranted("a", 1, 20.0, OFFICER)]
     assert fc.burst_id == 1 and fc.holder == "a"
 
 
@@ -462,7 +470,7 @@ def test_holder_raising_to_emergency_lifts_t2_and_tells_the_channel() -> None:
     fc = floor()
     fc.request("a", OFFICER, 0.0)
     assert fc.request("a", EMERGENCY, 1.0) == [
-        FloorGranted("a", 1, None),
+        FloorGranted("a", 1, None, EMERGENCY),
         FloorTaken("a", EMERGENCY, 1),
     ]
     assert fc.holder_priority is EMERGENCY
@@ -477,7 +485,7 @@ def test_holder_raising_to_emergency_during_grace_cancels_the_revoke() -> None:
     talk(fc, "a", 1.0, 29.0)
     fc.tick(30.0)
     assert fc.request("a", EMERGENCY, 31.0) == [
-        FloorGranted("a", 1, None),
+        FloorGranted("a", 1, None, EMERGENCY),
         FloorTaken("a", EMERGENCY, 1),
     ]
     assert fc.state is FloorState.TAKEN
@@ -492,6 +500,9 @@ def test_queued_request_again_keeps_its_place() -> None:
     fc.request("c", OFFICER, 2.0)
     assert fc.request("b", OFFICER, 3.0) == [FloorQueuePositionInfo("b", 1)]
     assert fc.queue == [("b", OFFICER), ("c", OFFICER)]
+    # Later arrivals still line up behind it.
+    assert fc.request("d", OFFICER, 3.5) == [FloorQueuePositionInfo("d", 3)]
+    assert fc.queue == [("b", OFFICER), ("c", OFFICER), ("d", OFFICER)]
 
 
 def test_queued_request_again_with_higher_priority_moves_up_once() -> None:

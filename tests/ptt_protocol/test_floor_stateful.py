@@ -25,13 +25,13 @@ from ptt_protocol.floor import (
 USERS = ("amy", "bob", "cat", "dan", "eve")
 users = st.sampled_from(USERS)
 priorities = st.sampled_from(list(Priority))
-# Time steps: mostly short (so queues fill while someone talks), the timer edges
-# (T1 4 s, T2 5/8/30/60 s, T3 0/3 s), and now and then a long silence.
+# Time steps between inputs: mostly short (so queues fill while someone talks) or on
+# the timer edges (T1 4 s, T2 5/8 s, T3 3 s). Long silences come from the tick rule.
 steps = st.one_of(
     st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
     st.sampled_from([0.0, 0.001, 0.5, 2.999, 3.0, 3.001, 3.999, 4.0, 4.001, 5.0]),
-    st.floats(min_value=0.0, max_value=40.0, allow_nan=False),
 )
+long_steps = st.floats(min_value=0.0, max_value=40.0, allow_nan=False)
 talk_steps = st.floats(min_value=0.0, max_value=3.9, allow_nan=False)
 
 
@@ -43,7 +43,7 @@ class FloorMachine(RuleBasedStateMachine):
     @initialize(
         capacity=st.integers(min_value=0, max_value=2),
         t2_short=st.booleans(),
-        t3=st.sampled_from([0.0, 3.0]),
+        t3=st.sampled_from([3.0, 0.0]),
     )
     def setup(self, capacity: int, t2_short: bool, t3: float) -> None:
         # Short T2 limits make "Media burst too long" common within 50 steps.
@@ -115,7 +115,10 @@ class FloorMachine(RuleBasedStateMachine):
                     # with T2 as the Duration of the grant.
                     assert ev.burst_id == self.view_burst + 1
                     assert previous == FloorGranted(
-                        ev.talker, ev.burst_id, self.config.t2_stop_talking(ev.priority)
+                        ev.talker,
+                        ev.burst_id,
+                        self.config.t2_stop_talking(ev.priority),
+                        ev.priority,
                     )
                     if pre_empted is not None:
                         # Only a strictly higher priority pre-empts.
@@ -125,9 +128,13 @@ class FloorMachine(RuleBasedStateMachine):
                     self.granted_at = self.last_media = self.now
                     self.revoked_at = None
                 else:
-                    # Same burst announced again: its talker raised the priority.
+                    # Same burst announced again: its talker raised the priority,
+                    # and a Floor Granted at that priority (unless still revoked)
+                    # came just before.
                     assert ev.talker == self.view
                     assert self.view_priority is not None and ev.priority > self.view_priority
+                    if isinstance(previous, FloorGranted):
+                        assert previous.user == ev.talker and previous.priority == ev.priority
                     if self.revoked_at is not None and isinstance(previous, FloorGranted):
                         self.revoked_at = None  # the raise lifted the revoke
                 pre_empted = None
@@ -165,6 +172,8 @@ class FloorMachine(RuleBasedStateMachine):
             else:  # pragma: no cover - a new event type must be checked here
                 raise AssertionError(f"unexpected event {ev!r}")
             previous = ev
+        if leaving is not None:
+            self.pending.discard(leaving)  # a withdrawn request needs no answer
         if requester is not None:
             # Every request is answered, and the last answer says where it
             # stands: queued, holding (granted, or still being revoked), or gone.
@@ -185,6 +194,10 @@ class FloorMachine(RuleBasedStateMachine):
         for pos, user in enumerate(queued, start=1):
             assert self.told_position.get(user) == pos, f"{user} not told it is #{pos}"
         self.told_position = {u: p for u, p in self.told_position.items() if u in queued}
+        # Rules like talk_burst make many inputs: check after each one.
+        self.at_most_one_holder()
+        self.queue_is_consistent()
+        self.timers_match_the_state()
 
     def _advance(self, dt: float) -> float:
         self.now += dt
@@ -196,20 +209,9 @@ class FloorMachine(RuleBasedStateMachine):
     def request(self, user: str, priority: Priority, dt: float) -> None:
         self._apply(self.fc.request(user, priority, self._advance(dt)), requester=user)
 
-    @rule(user=users, dt=steps)
-    def release(self, user: str, dt: float) -> None:
-        self._apply(self.fc.release(user, self._advance(dt)), leaving=user)
-        self.pending.discard(user)
-
-    @rule(user=users, dt=steps)
-    def cancel(self, user: str, dt: float) -> None:
-        self._apply(self.fc.cancel(user, self._advance(dt)), leaving=user)
-        self.pending.discard(user)
-
-    @rule(user=users, dt=steps)
-    def disconnect(self, user: str, dt: float) -> None:
-        self._apply(self.fc.disconnect(user, self._advance(dt)), leaving=user)
-        self.pending.discard(user)
+    @rule(how=st.sampled_from(["release", "cancel", "disconnect"]), user=users, dt=steps)
+    def leave(self, how: str, user: str, dt: float) -> None:
+        self._leave(how, user, dt)
 
     # Random users rarely hit the holder or a queued user; these rules do.
     @precondition(lambda self: self.fc.holder is not None)
@@ -227,6 +229,19 @@ class FloorMachine(RuleBasedStateMachine):
         queue = self.fc.queue
         self._leave(how, queue[index % len(queue)][0], dt)
 
+    @precondition(lambda self: len(self.fc.queue) + 1 < len(USERS))
+    @rule(index=st.integers(0, len(USERS) - 1), priority=priorities, dt=steps)
+    def newcomer_requests(self, index: int, priority: Priority, dt: float) -> None:
+        busy = {self.fc.holder, *(u for u, _ in self.fc.queue)}
+        idle_users = [u for u in USERS if u not in busy]
+        self.request(idle_users[index % len(idle_users)], priority, dt)
+
+    @precondition(lambda self: bool(self.fc.queue))
+    @rule(index=st.integers(0, 2), priority=priorities, dt=steps)
+    def queued_user_requests_again(self, index: int, priority: Priority, dt: float) -> None:
+        queue = self.fc.queue
+        self.request(queue[index % len(queue)][0], priority, dt)
+
     def _leave(self, how: str, user: str, dt: float) -> None:
         method = {
             "release": self.fc.release,
@@ -234,7 +249,6 @@ class FloorMachine(RuleBasedStateMachine):
             "disconnect": self.fc.disconnect,
         }[how]
         self._apply(method(user, self._advance(dt)), leaving=user)
-        self.pending.discard(user)
 
     @rule(user=users, dt=steps)
     def media(self, user: str, dt: float) -> None:
@@ -259,7 +273,7 @@ class FloorMachine(RuleBasedStateMachine):
         if self.fc.holder == user:
             self.last_media = self.now
 
-    @rule(dt=steps)
+    @rule(dt=st.one_of(steps, long_steps))
     def tick(self, dt: float) -> None:
         self._apply(self.fc.tick(self._advance(dt)))
 
@@ -272,8 +286,9 @@ class FloorMachine(RuleBasedStateMachine):
         before = max(self.now, deadline - 0.001)
         if before < deadline:
             self.now = before
-            assert self.fc.tick(before) == []
-            self.timers_match_the_state()
+            early = self.fc.tick(before)
+            assert early == [], f"timer fired before next_deadline(): {early}"
+            self._apply(early)
         self.now = deadline
         events = self.fc.tick(deadline)
         assert events, "a timer deadline passed without effect"

@@ -1,0 +1,211 @@
+"""Credential bundles: everything one radio or console needs to log in, in one file.
+
+``ptt-admin enroll`` writes a bundle per device and the operator carries it to
+the device (USB stick, MDM push). It holds:
+
+* the device's private keys, exported by :meth:`DeviceKeys.export` (encrypted with
+  scrypt + AES-256-GCM when the operator gave a passphrase);
+* the device's :class:`~crypto.identity.Credential` (root-signed, public);
+* the org root public key the device pins (its :class:`~crypto.identity.TrustAnchor`);
+* the server's control URL (``wss://HOST:PORT``) and the SHA-256 fingerprint of the
+  server's TLS certificate, which the client pins instead of trusting a CA.
+
+The bundle itself is not signed: the credential inside carries the root's
+signature, and whoever can alter the file could as well replace it. Decoding
+still checks what can be checked without a clock: sizes, the format version,
+a canonical encoding (one encoding per bundle, as for credentials), that the
+credential was issued by the root in the same bundle, and the URL and
+fingerprint shapes. :meth:`CredentialBundle.verify` adds the time-dependent
+checks and :meth:`CredentialBundle.open_keys` that the keys match the credential.
+
+Wire format: one version byte (1), then the msgpack array of the fields in
+declaration order (``msgspec`` ``array_like``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final
+from urllib.parse import urlsplit
+
+import msgspec
+
+from crypto.errors import BundleError, CryptoError, KeyStoreError
+from crypto.identity import SIGNING_KEY_SIZE, Credential, DeviceKeys, TrustAnchor
+
+__all__ = ["BUNDLE_VERSION", "MAX_BUNDLE_BYTES", "CredentialBundle", "check_server_url"]
+
+BUNDLE_VERSION: Final = 1
+"""Format version byte at the start of :meth:`CredentialBundle.to_bytes`."""
+MAX_BUNDLE_BYTES: Final = 16 * 1024
+"""Largest bundle accepted. A real one is about 1.8 KB (1.4 KB of it the credential)."""
+_MAX_KEYS_BYTES: Final = 4096  # crypto.identity refuses larger key files too
+_MAX_CREDENTIAL_BYTES: Final = 4096
+_MAX_URL_LENGTH: Final = 300  # "wss://" + a 255-byte host name (RFC 1035 2.3.4) + ":65535"
+_FINGERPRINT_RE: Final = re.compile(r"[0-9a-f]{64}")
+_HOST_RE: Final = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]")
+
+
+class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
+    """A device's keys, credential, pinned root and server, as one file.
+
+    Construction and :meth:`from_bytes` both validate every field (raising
+    :class:`~crypto.errors.BundleError`), so a bundle object is always well formed.
+    """
+
+    device_keys: Annotated[bytes, msgspec.Meta(min_length=1, max_length=_MAX_KEYS_BYTES)]
+    """The device's private keys as written by :meth:`DeviceKeys.export`; open with
+    :meth:`open_keys`."""
+    credential: Annotated[bytes, msgspec.Meta(min_length=1, max_length=_MAX_CREDENTIAL_BYTES)]
+    """The device's root-signed credential (:meth:`Credential.to_bytes`)."""
+    root_public_key: Annotated[
+        bytes, msgspec.Meta(min_length=SIGNING_KEY_SIZE, max_length=SIGNING_KEY_SIZE)
+    ]
+    """Raw Ed25519 public key of the org root: what the device pins."""
+    server_url: Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_URL_LENGTH)]
+    """Control plane URL, ``wss://HOST:PORT``."""
+    tls_fingerprint: Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
+    """SHA-256 of the server certificate's DER bytes, 64 lowercase hex digits."""
+
+    def __post_init__(self) -> None:
+        # msgspec enforces the Meta constraints only when decoding; a bundle built in
+        # code gets the same checks here. BundleError is not a ValueError, so msgspec
+        # lets it through unchanged when raised during decoding.
+        if not isinstance(self.device_keys, bytes) or not 0 < len(self.device_keys) <= (
+            _MAX_KEYS_BYTES
+        ):
+            raise BundleError(f"bundle device keys must be 1..{_MAX_KEYS_BYTES} bytes")
+        if not isinstance(self.credential, bytes) or not 0 < len(self.credential) <= (
+            _MAX_CREDENTIAL_BYTES
+        ):
+            raise BundleError(f"bundle credential must be 1..{_MAX_CREDENTIAL_BYTES} bytes")
+        if not isinstance(self.root_public_key, bytes) or (
+            len(self.root_public_key) != SIGNING_KEY_SIZE
+        ):
+            raise BundleError(f"bundle org root key must be {SIGNING_KEY_SIZE} bytes")
+        check_server_url(self.server_url)
+        if not isinstance(self.tls_fingerprint, str) or not _FINGERPRINT_RE.fullmatch(
+            self.tls_fingerprint
+        ):
+            raise BundleError(
+                "bundle TLS fingerprint must be the certificate's SHA-256 as 64 lowercase hex"
+                " digits (as `ptt-server` prints it)"
+            )
+        try:
+            credential = Credential.from_bytes(self.credential)
+            anchor = TrustAnchor(self.root_public_key)
+        except (CryptoError, ValueError) as exc:
+            raise BundleError(f"bundle holds an unusable credential or root key: {exc}") from exc
+        if credential.issuer != anchor.key_id:
+            raise BundleError(
+                f"the credential for {credential.user_id!r} in this bundle was issued by another"
+                " organisation's root than the one the bundle pins: re-enroll with"
+                f" `ptt-admin enroll {credential.user_id}`"
+            )
+
+    # --- wire form ---------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Canonical file form: the version byte, then the msgpack array."""
+        return bytes((BUNDLE_VERSION,)) + _ENCODER.encode(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> CredentialBundle:
+        """Decode and check a bundle file (no clock needed; see :meth:`verify` for that).
+
+        Raises :class:`~crypto.errors.BundleError` for oversize, unknown version,
+        malformed, non-canonical input, or any field :meth:`__post_init__` refuses.
+        """
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise BundleError(
+                f"credential bundle is {len(data)} bytes, more than the {MAX_BUNDLE_BYTES}"
+                " allowed: it is not a Fieldradio credential bundle"
+            )
+        if not data or data[0] != BUNDLE_VERSION:
+            got = data[0] if data else "none"
+            raise BundleError(
+                f"credential bundle format version {got} is not supported (this program reads"
+                f" {BUNDLE_VERSION}): update it, or ask for a new bundle"
+            )
+        body = bytes(data[1:])
+        try:
+            bundle = _DECODER.decode(body)
+        except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
+            raise BundleError(
+                f"credential bundle is damaged ({exc}): ask the operator for a new one"
+            ) from exc
+        if _ENCODER.encode(bundle) != body:
+            raise BundleError("credential bundle is not canonically encoded: it was altered")
+        return bundle
+
+    # --- contents ----------------------------------------------------------------------------
+
+    def decoded_credential(self) -> Credential:
+        """The credential inside, decoded (structure checked, not yet verified)."""
+        return Credential.from_bytes(self.credential)
+
+    @property
+    def user_id(self) -> str:
+        """Whose bundle this is."""
+        return self.decoded_credential().user_id
+
+    def trust_anchor(self) -> TrustAnchor:
+        """A fresh :class:`TrustAnchor` pinning the bundle's org root."""
+        return TrustAnchor(self.root_public_key)
+
+    def verify(self, now: float) -> Credential:
+        """Check the credential against the bundle's own root at ``now`` and return it.
+
+        Raises :class:`~crypto.errors.CredentialError` (not yet valid, expired, forged),
+        whose message says what to do. Revocation is checked by the server at login.
+        """
+        return self.trust_anchor().verify_credential(self.credential, now)
+
+    def open_keys(self, passphrase: str | None) -> DeviceKeys:
+        """Decrypt the device keys and check that they are the ones the credential certifies.
+
+        Raises :class:`~crypto.errors.BundleError` for a wrong or missing passphrase, a
+        damaged key blob, or keys that do not match the credential.
+        """
+        user = self.user_id
+        try:
+            keys = DeviceKeys.import_(self.device_keys, passphrase)
+        except KeyStoreError as exc:
+            raise BundleError(f"cannot open the device keys of {user!r}'s bundle: {exc}") from exc
+        if not keys.matches(self.decoded_credential()):
+            raise BundleError(
+                f"the device keys in {user!r}'s bundle are not the ones its credential"
+                f" certifies: re-enroll with `ptt-admin enroll {user}`"
+            )
+        return keys
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(CredentialBundle)
+
+
+def check_server_url(url: object) -> None:
+    """Accept exactly ``wss://HOST:PORT`` (optionally a trailing ``/``); else raise
+    :class:`~crypto.errors.BundleError` saying what form is expected."""
+    if not isinstance(url, str) or not 0 < len(url) <= _MAX_URL_LENGTH:
+        raise BundleError(f"bundle server URL must be 1..{_MAX_URL_LENGTH} characters")
+    hint = "wss://HOST:PORT (e.g. wss://relay.example.org:7300)"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BundleError(f"bundle server URL {url!r} is invalid ({exc}): give {hint}") from exc
+    # TLS is not optional: the client pins the certificate (RFC 6455 11.1.2 "wss").
+    if parts.scheme != "wss":
+        raise BundleError(f"bundle server URL {url!r} is not a wss:// URL: give {hint}")
+    host = parts.netloc.rpartition(":")[0]
+    if (
+        port is None
+        or port == 0
+        or not _HOST_RE.fullmatch(host)
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+    ):
+        raise BundleError(f"bundle server URL {url!r} is not of the form {hint}")

@@ -1,0 +1,92 @@
+"""What a :class:`ptt_client.client.RadioClient` reports, besides the server's control messages.
+
+The event stream carries control messages from ``ptt_protocol.control`` as they
+arrive (floor, presence, texts, alerts) and these client-side events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Connected:
+    """Logged in (again): channels are re-affiliated and queued messages re-sent."""
+
+    user_id: str
+    session_index: int
+    reconnect: bool
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The control connection is gone; the client retries with backoff unless stopped."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    """The server refused the credential; retrying will not help. ``code`` from control.ERROR_*."""
+
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class MediaPath:
+    """Which way media flows: ``"udp"`` or ``"tunnel"`` (over the WebSocket)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class VoiceFrame:
+    """An authenticated, decrypted Opus frame of a talk burst."""
+
+    channel_id: int
+    talker: str
+    burst_id: int
+    sequence: int
+    opus: bytes
+    end_of_burst: bool
+    priority: int
+    received_at: float
+
+
+@dataclass(frozen=True)
+class VoiceRejected:
+    """A media frame that failed end-to-end checks: never played. ``reason`` says why."""
+
+    channel_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TalkerVerified:
+    """A burst signature from ``talker`` verified: show "verified: <name>"."""
+
+    channel_id: int
+    talker: str
+    display_name: str
+    burst_id: int
+
+
+@dataclass(frozen=True)
+class TextReceived:
+    """A decrypted text (shown once per message id)."""
+
+    message_id: bytes
+    from_user: str
+    to_channel: int | None
+    text: str
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class KeysUpdated:
+    """A channel's roster or epoch key changed."""
+
+    channel_id: int
+    epoch: int
+    roster_version: int

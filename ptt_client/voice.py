@@ -1,0 +1,301 @@
+"""The radio's audio pipelines around a :class:`RadioClient`: talk (capture -> Opus -> send)
+and listen (receive -> jitter buffer -> Opus/FEC/PLC -> speaker), with the radio tones.
+
+Both run in real time on the event loop with absolute schedules (frame n is due
+at start + n * frame), so timing errors do not accumulate. Opus work is a few
+hundred microseconds per frame; on a slow device it could move to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ptt_client import events
+from ptt_client.audio import AudioInput, AudioOutput, WavDirectoryOutput
+from ptt_client.client import RadioClient
+from ptt_client.codec import OpusDecoder, OpusEncoder, Pcm, frame_samples
+from ptt_client.jitter import Conceal, Play, Recover, StreamMixer
+from ptt_client.tones import Tone, tone
+from ptt_protocol import control
+
+FLOOR_ANSWER_TIMEOUT = 2.0
+
+
+@dataclass
+class TalkResult:
+    """How a press-to-talk went."""
+
+    outcome: str
+    """granted, denied, queued-timeout, revoked, no-audio"""
+    frames_sent: int = 0
+    access_time_s: float | None = None
+    cause: str = ""
+    capture_times: list[float] = field(default_factory=list)
+    """Monotonic time each sent frame was captured (for mouth-to-ear measurements)."""
+
+
+class Transmitter:
+    """Sends audio from ``source`` while this radio holds the floor."""
+
+    def __init__(
+        self,
+        client: RadioClient,
+        frame_ms: int = 20,
+        bitrate: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.frame_ms = frame_ms
+        self.encoder = OpusEncoder(frame_ms=frame_ms, bitrate=bitrate)
+        self._clock = clock
+        self._answers: asyncio.Queue[control.Message] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        client.add_listener(self._on_event)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(
+            event,
+            control.FloorGranted
+            | control.FloorDeny
+            | control.FloorRevoke
+            | control.FloorQueuePosition,
+        ):
+            self._answers.put_nowait(event)
+
+    def stop(self) -> None:
+        """Release PTT (from another task: a key press, a timer)."""
+        self._stop.set()
+
+    async def talk(
+        self,
+        source: AudioInput,
+        *,
+        channel_id: int | None = None,
+        duration: float | None = None,
+        priority: int | None = None,
+        queue_timeout: float = 10.0,
+    ) -> TalkResult:
+        """Press PTT, wait for the floor, send ``source`` in real time, then release."""
+        self._stop.clear()
+        while not self._answers.empty():
+            self._answers.get_nowait()
+        pressed = self._clock()
+        await self.client.press(channel_id, priority)
+        deadline = pressed + FLOOR_ANSWER_TIMEOUT
+        while True:
+            try:
+                answer = await asyncio.wait_for(
+                    self._answers.get(), max(0.01, deadline - self._clock())
+                )
+            except TimeoutError:
+                await self.client.release(channel_id)
+                return TalkResult(
+                    "queued-timeout" if deadline > pressed + FLOOR_ANSWER_TIMEOUT else "no-answer"
+                )
+            if isinstance(answer, control.FloorGranted):
+                break
+            if isinstance(answer, control.FloorDeny):
+                return TalkResult("denied", cause=answer.cause)
+            if isinstance(answer, control.FloorQueuePosition):
+                deadline = self._clock() + queue_timeout
+        result = TalkResult("granted", access_time_s=self._clock() - pressed)
+        start = self._clock()
+        frame_s = self.frame_ms / 1000
+        n = 0
+        while not self._stop.is_set():
+            if duration is not None and n * frame_s >= duration:
+                break
+            pcm = source.read_frame()
+            if pcm is None:
+                break
+            if not self._answers.empty() and isinstance(
+                self._answers.get_nowait(), control.FloorRevoke
+            ):
+                result.outcome = "revoked"
+                break
+            captured = self._clock()
+            packet = self.encoder.encode(pcm)
+            if not await self.client.send_voice(packet, channel_id):
+                result.outcome = "revoked"
+                break
+            result.capture_times.append(captured)
+            result.frames_sent += 1
+            n += 1
+            delay = start + n * frame_s - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        await self.client.release(channel_id)
+        return result
+
+
+@dataclass(frozen=True)
+class Played:
+    """One frame written to the output: who, which frame, when (monotonic)."""
+
+    talker: str
+    channel_id: int
+    sequence: int
+    kind: str
+    """play, fec, plc"""
+    at: float
+
+
+class Player:
+    """Plays what the radio hears: the picked talker's stream, and the radio tones."""
+
+    def __init__(
+        self,
+        client: RadioClient,
+        output: AudioOutput,
+        *,
+        frame_ms: int = 20,
+        tones: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        on_played: Callable[[Played], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.output = output
+        self.frame_ms = frame_ms
+        self.tones = tones
+        self._clock = clock
+        self._samples = frame_samples(frame_ms)
+        self.mixer: StreamMixer[tuple[int, str, int]] = StreamMixer(frame_ms=frame_ms)
+        self._decoders: dict[tuple[int, str, int], OpusDecoder] = {}
+        self._tone_queue: list[Pcm] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._on_played = on_played
+        self._current_burst: tuple[int, str, int] | None = None
+        self.rejected = 0
+        client.add_listener(self._on_event)
+
+    def _on_event(self, event: object) -> None:
+        now = self._clock()
+        if isinstance(event, events.VoiceFrame):
+            key = (event.channel_id, event.talker, event.burst_id)
+            self.mixer.push(key, event.sequence, event.opus, now, event.priority)
+            self._wake.set()
+        elif isinstance(event, events.VoiceRejected):
+            self.rejected += 1
+        elif isinstance(event, control.FloorIdle | control.FloorTaken):
+            for key in self.mixer.talkers():
+                if key[0] == event.channel_id and (
+                    isinstance(event, control.FloorIdle) or key[2] != event.burst_id
+                ):
+                    self.mixer.end_burst(key)
+        elif self.tones:
+            if isinstance(event, control.FloorGranted):
+                self._queue_tone(Tone.TALK_PERMIT)
+            elif isinstance(event, control.FloorDeny | control.FloorRevoke):
+                self._queue_tone(Tone.DENY)
+            elif isinstance(event, control.EmergencyAlert):
+                self._queue_tone(Tone.EMERGENCY)
+
+    def _queue_tone(self, kind: Tone) -> None:
+        pcm = tone(kind)
+        size = self._samples
+        for i in range(0, len(pcm), size):
+            chunk = np.zeros(size, dtype=np.int16)
+            part = pcm[i : i + size]
+            chunk[: len(part)] = part
+            self._tone_queue.append(chunk)
+        self._wake.set()
+
+    def roger(self) -> None:
+        """The roger beep at release, as radios do."""
+        if self.tones:
+            self._queue_tone(Tone.ROGER)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._end_file_burst()
+
+    async def run(self) -> None:
+        frame_s = self.frame_ms / 1000
+        while True:
+            now = self._clock()
+            if self._tone_queue:
+                self.output.write(self._tone_queue.pop(0))
+                await asyncio.sleep(frame_s)
+                continue
+            popped = self.mixer.pop(now)
+            if popped is None:
+                due = min(
+                    (
+                        b.next_due()
+                        for k in self.mixer.talkers()
+                        if (b := self.mixer.buffer(k)) and b.next_due()
+                    ),
+                    default=None,
+                )
+                if self._current_burst is not None and self.mixer.current is None:
+                    self._end_file_burst()
+                self._wake.clear()
+                timeout = frame_s if due is None else max(0.0, due - self._clock())
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+                continue
+            key, instruction = popped
+            self._play(key, instruction, now)
+
+    def _play(
+        self, key: tuple[int, str, int], instruction: Play | Recover | Conceal, now: float
+    ) -> None:
+        decoder = self._decoders.get(key)
+        if decoder is None:
+            decoder = self._decoders[key] = OpusDecoder()
+            if len(self._decoders) > 16:
+                del self._decoders[next(iter(self._decoders))]
+        if self._current_burst != key:
+            self._end_file_burst()
+            self._current_burst = key
+            if isinstance(self.output, WavDirectoryOutput):
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                name = self.client.channels.get(key[0], str(key[0]))
+                self.output.start_burst(f"{stamp}_{_safe(name)}_{_safe(key[1])}_{key[2]}")
+        try:
+            if isinstance(instruction, Play):
+                pcm, kind, seq = decoder.decode(instruction.payload), "play", instruction.sequence
+            elif isinstance(instruction, Recover):
+                pcm, kind, seq = (
+                    decoder.decode_fec(instruction.next_payload, self._samples),
+                    "fec",
+                    instruction.sequence,
+                )
+            else:
+                pcm, kind, seq = decoder.conceal(self._samples), "plc", instruction.sequence
+        except ValueError:
+            pcm, kind, seq = (
+                decoder.conceal(self._samples),
+                "plc",
+                getattr(instruction, "sequence", 0),
+            )
+        self.output.write(pcm)
+        if self._on_played is not None:
+            self._on_played(Played(key[1], key[0], seq, kind, now))
+
+    def _end_file_burst(self) -> None:
+        if self._current_burst is not None and isinstance(self.output, WavDirectoryOutput):
+            self.output.end_burst()
+        self._current_burst = None
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40]

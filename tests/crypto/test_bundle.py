@@ -1,0 +1,256 @@
+"""Tests for crypto.bundle: a bundle opens to the keys its credential certifies, and
+every malformed, foreign or tampered file is refused with a BundleError."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crypto.bundle import BUNDLE_VERSION, MAX_BUNDLE_BYTES, CredentialBundle, check_server_url
+from crypto.errors import BundleError, CredentialError
+from crypto.identity import Credential, DeviceKeys, Role
+from tests.crypto.test_identity import CHEAP_SCRYPT, DAY, NOW, Org
+
+URL = "wss://relay.example.org:7300"
+FINGERPRINT = "0123456789abcdef" * 4
+
+
+class Device:
+    """One enrolled device of a test organisation."""
+
+    def __init__(self, org: Org | None = None, user: str = "alice") -> None:
+        self.org = org or Org()
+        self.keys, self.credential = self.org.enroll(user, Role.OFFICER)
+
+    def bundle(self, passphrase: str | None = None, **overrides: object) -> CredentialBundle:
+        fields: dict[str, object] = {
+            "device_keys": self.keys.export(passphrase, scrypt_n=CHEAP_SCRYPT),
+            "credential": self.credential.to_bytes(),
+            "root_public_key": self.org.root.public_key_bytes(),
+            "server_url": URL,
+            "tls_fingerprint": FINGERPRINT,
+        }
+        fields.update(overrides)
+        return CredentialBundle(**fields)  # type: ignore[arg-type]
+
+
+def _raw(bundle: CredentialBundle, **overrides: object) -> bytes:
+    """A bundle file with fields swapped in, encoded without the constructor's checks."""
+    fields: list[object] = [
+        bundle.device_keys,
+        bundle.credential,
+        bundle.root_public_key,
+        bundle.server_url,
+        bundle.tls_fingerprint,
+    ]
+    names = ["device_keys", "credential", "root_public_key", "server_url", "tls_fingerprint"]
+    for name, value in overrides.items():
+        fields[names.index(name)] = value
+    return bytes((BUNDLE_VERSION,)) + msgspec.msgpack.encode(fields)
+
+
+@pytest.fixture(scope="module")
+def device() -> Device:
+    return Device()
+
+
+def test_round_trip_opens_the_certified_keys(device: Device) -> None:
+    bundle = device.bundle()
+    data = bundle.to_bytes()
+    assert data[0] == BUNDLE_VERSION
+    decoded = CredentialBundle.from_bytes(data)
+    assert decoded == bundle
+    assert decoded.to_bytes() == data
+    keys = decoded.open_keys(None)
+    assert keys.signing_public_key == device.keys.signing_public_key
+    assert keys.hpke_public_key == device.keys.hpke_public_key
+    assert decoded.user_id == "alice"
+    assert decoded.decoded_credential() == device.credential
+    assert decoded.trust_anchor().key_id == device.org.trust.key_id
+    assert decoded.verify(NOW) == device.credential
+
+
+def test_opened_keys_sign_for_the_credential(device: Device) -> None:
+    keys = CredentialBundle.from_bytes(device.bundle().to_bytes()).open_keys(None)
+    statement = b"test statement\x00login"
+    device.credential.verify_signature(statement, keys.sign(statement))
+
+
+def test_passphrase_protected_keys(device: Device) -> None:
+    bundle = CredentialBundle.from_bytes(device.bundle("correct horse").to_bytes())
+    assert bundle.open_keys("correct horse").matches(device.credential)
+    with pytest.raises(BundleError, match="wrong passphrase"):
+        bundle.open_keys("battery staple")
+    with pytest.raises(BundleError, match="protected by a passphrase"):
+        bundle.open_keys(None)
+
+
+def test_keys_of_another_device_are_refused(device: Device) -> None:
+    other = DeviceKeys.generate()
+    bundle = device.bundle(device_keys=other.export(None))
+    with pytest.raises(BundleError, match="not the ones its credential certifies"):
+        bundle.open_keys(None)
+
+
+def test_damaged_keys_are_refused(device: Device) -> None:
+    with pytest.raises(BundleError, match="cannot open the device keys"):
+        device.bundle(device_keys=b"\x01garbage").open_keys(None)
+
+
+def test_credential_of_another_org_is_refused(device: Device) -> None:
+    stranger = Device(Org(), "mallory")
+    with pytest.raises(BundleError, match="another organisation's root"):
+        device.bundle(credential=stranger.credential.to_bytes())
+    with pytest.raises(BundleError, match="another organisation's root"):
+        CredentialBundle.from_bytes(
+            _raw(device.bundle(), credential=stranger.credential.to_bytes())
+        )
+
+
+def test_verify_reports_an_expired_credential() -> None:
+    org = Org()
+    keys, credential = org.enroll("old", not_before=NOW - 10 * DAY, not_after=NOW - DAY)
+    bundle = CredentialBundle(
+        keys.export(None), credential.to_bytes(), org.root.public_key_bytes(), URL, FINGERPRINT
+    )
+    with pytest.raises(CredentialError, match="expired"):
+        bundle.verify(NOW)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ws://relay:7300",
+        "https://relay:7300",
+        "wss://relay",
+        "wss://relay:0",
+        "wss://relay:65536",
+        "wss://relay:port",
+        "wss://user@relay:7300",
+        "wss://relay:7300/path",
+        "wss://relay:7300/?q=1",
+        "wss://relay:7300#frag",
+        "wss://:7300",
+        "wss://re lay:7300",
+        "",
+        "wss://" + "a" * 300 + ":7300",
+    ],
+)
+def test_bad_server_urls_are_refused(device: Device, url: str) -> None:
+    with pytest.raises(BundleError):
+        check_server_url(url)
+    with pytest.raises(BundleError):
+        device.bundle(server_url=url)
+    if url:
+        with pytest.raises(BundleError):
+            CredentialBundle.from_bytes(_raw(device.bundle(), server_url=url))
+
+
+@pytest.mark.parametrize(
+    "url", ["wss://relay.example.org:7300", "wss://127.0.0.1:1", "wss://[::1]:7300", "wss://h:1/"]
+)
+def test_good_server_urls_are_accepted(device: Device, url: str) -> None:
+    check_server_url(url)
+    assert CredentialBundle.from_bytes(device.bundle(server_url=url).to_bytes()).server_url == url
+
+
+@pytest.mark.parametrize(
+    "fingerprint", ["", "ab" * 31, "ab" * 33, "AB" * 32, "g" * 64, " " + "a" * 63]
+)
+def test_bad_fingerprints_are_refused(device: Device, fingerprint: str) -> None:
+    with pytest.raises(BundleError, match="fingerprint"):
+        device.bundle(tls_fingerprint=fingerprint)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("root_public_key", b"\x00" * 31),
+        ("root_public_key", b"\x00" * 33),
+        ("device_keys", b""),
+        ("device_keys", b"\x00" * 4097),
+        ("credential", b""),
+        ("credential", b"\x01not a credential"),
+    ],
+)
+def test_bad_fields_are_refused(device: Device, field: str, value: bytes) -> None:
+    with pytest.raises(BundleError):
+        device.bundle(None, **{field: value})
+    with pytest.raises(BundleError):
+        CredentialBundle.from_bytes(_raw(device.bundle(), **{field: value}))
+
+
+def test_framing_is_refused(device: Device) -> None:
+    data = device.bundle().to_bytes()
+    with pytest.raises(BundleError, match="version none"):
+        CredentialBundle.from_bytes(b"")
+    with pytest.raises(BundleError, match="version 2"):
+        CredentialBundle.from_bytes(b"\x02" + data[1:])
+    with pytest.raises(BundleError, match="damaged"):
+        CredentialBundle.from_bytes(data + b"\x00")
+    with pytest.raises(BundleError, match="more than"):
+        CredentialBundle.from_bytes(b"\x01" + b"\x00" * MAX_BUNDLE_BYTES)
+    with pytest.raises(BundleError, match="damaged"):
+        CredentialBundle.from_bytes(b"\x01" + msgspec.msgpack.encode([1, 2, 3]))
+    with pytest.raises(BundleError, match="damaged"):  # a credential is not a bundle
+        CredentialBundle.from_bytes(device.credential.to_bytes())
+
+
+def test_non_canonical_encoding_is_refused(device: Device) -> None:
+    bundle = device.bundle()
+    parts = [
+        msgspec.msgpack.encode(value)
+        for value in (bundle.device_keys, bundle.credential, bundle.root_public_key)
+    ]
+    url = bundle.server_url.encode()
+    long_form = b"\xda" + len(url).to_bytes(2, "big") + url  # str16 where fixstr suffices
+    data = (
+        bytes((BUNDLE_VERSION, 0x95))
+        + b"".join(parts)
+        + long_form
+        + msgspec.msgpack.encode(bundle.tls_fingerprint)
+    )
+    with pytest.raises(BundleError, match="canonically"):
+        CredentialBundle.from_bytes(data)
+
+
+def test_every_truncation_is_refused(device: Device) -> None:
+    data = device.bundle().to_bytes()
+    for length in range(len(data)):
+        with pytest.raises(BundleError):
+            CredentialBundle.from_bytes(data[:length])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2048))
+def test_random_bytes_never_crash(data: bytes) -> None:
+    try:
+        CredentialBundle.from_bytes(data)
+    except BundleError:
+        pass
+
+
+_MUTATION_DEVICE = Device()
+_MUTATION_DATA = _MUTATION_DEVICE.bundle().to_bytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, len(_MUTATION_DATA) - 1), st.integers(1, 255))
+def test_flipped_bytes_are_refused_or_change_the_bundle(position: int, mask: int) -> None:
+    data = bytearray(_MUTATION_DATA)
+    data[position] ^= mask
+    try:
+        bundle = CredentialBundle.from_bytes(bytes(data))
+    except BundleError:
+        return
+    # A flip inside an opaque field can still decode: then it is a different, canonical
+    # bundle, and it never yields the original credential with other keys.
+    assert bundle.to_bytes() == bytes(data)
+    assert bundle != CredentialBundle.from_bytes(_MUTATION_DATA)
+    try:
+        keys = bundle.open_keys(None)
+    except BundleError:
+        return
+    assert keys.matches(Credential.from_bytes(bundle.credential))

@@ -1,0 +1,217 @@
+"""A real organisation, store and server for end-to-end tests (server, client and console).
+
+``org`` builds a data directory the way ``ptt-admin`` would: an org root, four
+enrolled users (dispatcher ``disp``, officers ``alice``, ``bob``, ``carol``)
+with real device keys and root-issued credentials, and a channel ``patrol``
+whose roster (signed by the dispatcher) lists all four, with the epoch key
+wrapped to each of them. ``server`` runs a :class:`RelayServer` on that
+directory with real TLS, UDP and SQLite on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crypto.bundle import CredentialBundle
+from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
+from crypto.identity import Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
+from crypto.roster import Member, Roster, sign_roster
+from ptt_server.config import ServerConfig
+from ptt_server.server import DATABASE_NAME, RelayServer, org_root_path
+from ptt_server.store import Store, User
+from ptt_server.tls import fingerprint
+
+ADMIN_POLL_INTERVAL = 0.2
+"""Seconds between the server's looks at what the admin wrote (kept short for the tests)."""
+
+CHANNEL_NAME = "patrol"
+USERS: Mapping[str, tuple[str, Role]] = {
+    "disp": ("Dispatch One", Role.DISPATCHER),
+    "alice": ("Alice Adams", Role.OFFICER),
+    "bob": ("Bob Brown", Role.OFFICER),
+    "carol": ("Carol Clark", Role.OFFICER),
+}
+
+
+@dataclass
+class Account:
+    """One enrolled device: its private keys and its root-issued credential."""
+
+    user_id: str
+    keys: DeviceKeys
+    credential: Credential
+
+
+@dataclass
+class Org:
+    """The organisation on disk in ``data_dir``, and the secrets the tests play with."""
+
+    data_dir: Path
+    root: OrgRoot
+    accounts: dict[str, Account]
+    channel_id: int
+    roster: Roster
+    signed_roster: bytes
+    epoch_key: EpochKey
+    next_serial: int = field(default=100)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / DATABASE_NAME
+
+    @property
+    def trust(self) -> TrustAnchor:
+        return TrustAnchor(self.root.public_key_bytes())
+
+    def bundle(self, user_id: str, server: RelayServer) -> CredentialBundle:
+        """The credential bundle ``ptt-admin enroll`` would hand to ``user_id``'s device."""
+        account = self.accounts[user_id]
+        return CredentialBundle(
+            device_keys=account.keys.export(None),
+            credential=account.credential.to_bytes(),
+            root_public_key=self.root.public_key_bytes(),
+            server_url=f"wss://127.0.0.1:{server.control_port}",
+            tls_fingerprint=fingerprint(self.data_dir / "tls" / "cert.pem"),
+        )
+
+    def issue(
+        self,
+        user_id: str,
+        role: Role = Role.OFFICER,
+        *,
+        root: OrgRoot | None = None,
+        not_before: float | None = None,
+        not_after: float | None = None,
+    ) -> Account:
+        """A fresh device and credential (not enrolled) for ``user_id``."""
+        now = time.time()
+        keys = DeviceKeys.generate()
+        self.next_serial += 1
+        credential = (root or self.root).issue_credential(
+            user_id=user_id,
+            display_name=user_id.title(),
+            role=role,
+            device_id=f"{user_id}-dev-{self.next_serial}",
+            signing_key=keys.signing_public_key,
+            hpke_key=keys.hpke_public_key,
+            not_before=int(now - 3600 if not_before is None else not_before),
+            not_after=int(now + 86400 if not_after is None else not_after),
+            serial=self.next_serial,
+        )
+        return Account(user_id, keys, credential)
+
+    async def enroll(self, account: Account) -> None:
+        """Store ``account``'s credential, as ``ptt-admin enroll`` does."""
+        async with await Store.open(self.db_path) as store:
+            await store.put_user(user_record(account))
+
+    async def revoke(self, version: int, *accounts: Account) -> None:
+        """Publish a root-signed revocation list naming ``accounts`` (by serial)."""
+        signed = self.root.sign_revocations(
+            version=version,
+            issued_at=int(time.time()),
+            serials=[a.credential.serial for a in accounts],
+        )
+        async with await Store.open(self.db_path) as store:
+            await store.put_revocations(
+                version,
+                signed.to_bytes(),
+                [a.user_id for a in accounts],
+                [a.credential.serial for a in accounts],
+            )
+
+
+def user_record(account: Account) -> User:
+    credential = account.credential
+    return User(
+        user_id=credential.user_id,
+        display_name=credential.display_name,
+        role=credential.role.value,
+        device_id=credential.device_id,
+        credential=credential.to_bytes(),
+        fingerprint=credential.fingerprint(),
+        serial=credential.serial,
+        enrolled_at=time.time(),
+    )
+
+
+@pytest.fixture
+async def org(tmp_path: Path) -> Org:
+    root = OrgRoot.generate()
+    root_file = org_root_path(tmp_path)
+    root_file.parent.mkdir(parents=True)
+    root_file.write_bytes(root.public_key_bytes())
+    now = time.time()
+    accounts: dict[str, Account] = {}
+    for serial, (user_id, (name, role)) in enumerate(USERS.items(), start=1):
+        keys = DeviceKeys.generate()
+        credential = root.issue_credential(
+            user_id=user_id,
+            display_name=name,
+            role=role,
+            device_id=f"{user_id}-phone",
+            signing_key=keys.signing_public_key,
+            hpke_key=keys.hpke_public_key,
+            not_before=int(now - 3600),
+            not_after=int(now + 86400),
+            serial=serial,
+        )
+        accounts[user_id] = Account(user_id, keys, credential)
+    async with await Store.open(tmp_path / DATABASE_NAME) as store:
+        for account in accounts.values():
+            await store.put_user(user_record(account))
+        channel_id = await store.create_channel(CHANNEL_NAME, now)
+        roster = Roster(
+            channel_id,
+            1,
+            tuple(Member.from_credential(a.credential) for a in accounts.values()),
+        )
+        disp = accounts["disp"]
+        signed = sign_roster(roster, disp.keys, disp.credential)
+        await store.put_roster(channel_id, 1, signed, list(accounts))
+        epoch_key = new_epoch_key(channel_id, 1, 1)
+        envelopes = wrap_epoch(
+            epoch_key,
+            roster,
+            {u: a.credential for u, a in accounts.items()},
+            disp.keys,
+            disp.credential,
+        )
+        await store.put_envelopes(channel_id, 1, envelopes, now)
+    return Org(tmp_path, root, accounts, channel_id, roster, signed, epoch_key)
+
+
+def server_config(org: Org, **overrides: Any) -> ServerConfig:
+    settings: dict[str, Any] = {
+        "listen_host": "127.0.0.1",
+        "listen_port": 0,
+        "media_port": 0,
+        "data_dir": str(org.data_dir),
+        "heartbeat_interval": 10.0,
+        "idle_timeout": 30.0,
+        "admin_poll_interval": ADMIN_POLL_INTERVAL,
+    }
+    settings.update(overrides)
+    return ServerConfig(**settings)
+
+
+async def start_server(org: Org, **overrides: Any) -> RelayServer:
+    """Open and start a server on ``org``'s data directory; the caller stops it."""
+    server = await RelayServer.open(server_config(org, **overrides))
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def server(org: Org) -> AsyncIterator[RelayServer]:
+    relay = await start_server(org)
+    try:
+        yield relay
+    finally:
+        await relay.stop()
