@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bootstrap run test lint pytest bench
+.PHONY: bootstrap run test lint bench
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -13,6 +13,7 @@ run: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy ptt_protocol crypto
 	.venv/bin/lint-imports
 
@@ -21,3 +22,7 @@ test: lint
 
 bench: bootstrap
 	$(PY) -m bench.protocol --json
+	$(PY) -m bench.crypto --json
+	$(PY) -m bench.relay --listeners 50 --seconds 10 --json
+	$(PY) -m bench.voice --json
+	$(PY) -m pytest -q -m bench

@@ -79,8 +79,7 @@ from crypto.identity import (
 )
 from crypto.roster import MAX_MEMBERS, Member, Roster, decode_signed_roster, sign_roster
 from ptt_server import tls
-from ptt_server.config import ConfigError, ServerConfig, load_config
-from ptt_server.server import DATABASE_NAME, org_root_path
+from ptt_server.config import DATABASE_NAME, ConfigError, ServerConfig, load_config, org_root_path
 from ptt_server.store import Store, StoreError, User
 
 __all__ = [

@@ -12,6 +12,14 @@ from pathlib import Path
 import msgspec
 import platformdirs
 
+DATABASE_NAME = "fieldradio.db"
+"""The SQLite store, in the data directory."""
+
+
+def org_root_path(data_dir: Path) -> Path:
+    """The pinned org root public key that ``ptt-admin init`` writes and the server trusts."""
+    return data_dir / "org" / "root.pub"
+
 
 class ConfigError(ValueError):
     """The configuration file or a flag is invalid; the message says which key and how to fix it."""

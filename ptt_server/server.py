@@ -29,7 +29,7 @@ from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
 from ptt_server import tls
 from ptt_server.channels import Channel
-from ptt_server.config import ServerConfig
+from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.metrics import ServerMetrics
 from ptt_server.relay import TUNNEL, MediaRelay
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
@@ -40,9 +40,10 @@ log = logging.getLogger("ptt_server")
 LOGIN_TIMEOUT = 10.0
 RECALL_CHUNK = 40
 """Recorded frames per RecallFrames message: well under the 64 KiB frame limit."""
+PRUNE_INTERVAL = 3600.0
+"""Seconds between sweeps of expired recordings and messages."""
 CREDENTIALS_CHUNK = 30
 """Credentials (about 1.4 KB each) per Credentials message."""
-DATABASE_NAME = "fieldradio.db"
 
 
 class StartupError(Exception):
@@ -68,10 +69,6 @@ _CREDENTIAL_ERROR_CODES = {
 
 def _credential_error_code(exc: CredentialError) -> str:
     return _CREDENTIAL_ERROR_CODES.get(exc.reason, control.ERROR_AUTH_FAILED)
-
-
-def org_root_path(data_dir: Path) -> Path:
-    return data_dir / "org" / "root.pub"
 
 
 class RelayServer:
@@ -300,15 +297,28 @@ class RelayServer:
                     )
 
     async def _poll_admin_changes(self) -> None:
-        """Pick up what ``ptt-admin`` wrote: new channels, rosters, revocations."""
+        """Pick up what ``ptt-admin`` wrote (channels, rosters, revocations); prune old records."""
+        next_prune = 0.0
         while True:
             await asyncio.sleep(self.config.admin_poll_interval)
             try:
                 await self._check_revocations()
                 for channel in await self.store.list_channels():
                     await self._sync_channel(channel.channel_id, channel.name)
+                now = time.time()
+                if now >= next_prune:
+                    next_prune = now + PRUNE_INTERVAL
+                    await self.prune(now)
             except StoreError as exc:
                 log.warning("admin poll failed", extra={"fields": {"error": str(exc)}})
+
+    async def prune(self, now: float) -> tuple[int, int]:
+        """Drop recordings and direct messages past their retention; returns (frames, messages)."""
+        frames = await self.store.prune_recordings(now - self.config.recording_retention_s)
+        messages = await self.store.prune_messages(now, self.config.message_retention_s)
+        if frames or messages:
+            log.info("pruned", extra={"fields": {"frames": frames, "messages": messages}})
+        return frames, messages
 
     async def _check_revocations(self) -> None:
         stored = await self.store.get_revocations()
@@ -549,6 +559,7 @@ class RelayServer:
             if data is None:
                 await ws.close(1000, session.closing_reason[:100])
                 return
+            session.queued_bytes -= len(data)
             await ws.send(data)
 
     async def _reader(self, ws: ServerConnection, session: Session) -> None:

@@ -19,6 +19,8 @@ from ptt_protocol.media import HopSession
 
 OUTBOUND_QUEUE_LIMIT = 2048
 """Control messages waiting for one client; past this the client is too slow and is dropped."""
+OUTBOUND_BYTES_LIMIT = 4 * 1024 * 1024
+"""Bytes waiting for one client (bounds a slow client's memory, whatever the message sizes)."""
 
 
 class TokenBucket:
@@ -62,6 +64,8 @@ class Session:
     hop_key: bytes = b""
     """The hop secret given in LoginOk (kept to answer a re-sent login, never logged)."""
     closing_reason: str = ""
+    queued_bytes: int = 0
+    """Bytes in :attr:`outbound` not yet handed to the connection."""
 
     @property
     def user_id(self) -> str:
@@ -76,10 +80,15 @@ class Session:
         self.send_encoded(control.encode(message))
 
     def send_encoded(self, data: bytes) -> None:
+        if self.queued_bytes + len(data) > OUTBOUND_BYTES_LIMIT:
+            self.close("client too slow to receive control messages")
+            return
         try:
             self.outbound.put_nowait(data)
         except asyncio.QueueFull:
             self.close("client too slow to receive control messages")
+            return
+        self.queued_bytes += len(data)
 
 
 class SessionTable:

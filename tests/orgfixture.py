@@ -22,8 +22,8 @@ from crypto.bundle import CredentialBundle
 from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
 from crypto.roster import Member, Roster, sign_roster
-from ptt_server.config import ServerConfig
-from ptt_server.server import DATABASE_NAME, RelayServer, org_root_path
+from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
+from ptt_server.server import RelayServer
 from ptt_server.store import Store, User
 from ptt_server.tls import fingerprint
 

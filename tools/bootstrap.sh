@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PACKAGES=(libopus0 portaudio19-dev gcc python3-dev python3-venv)
+# libopus0: the voice codec (opuslib loads it); portaudio19-dev: pyaudio builds on it;
+# gpsd + gpsd-clients: gpsfake replays NMEA logs in the radio's GPS tests.
+SYSTEM_PACKAGES=(libopus0 portaudio19-dev gcc python3-dev python3-venv gpsd gpsd-clients)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from crypto.text import seal_channel_text, seal_for_channel
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
-from tests.orgfixture import ADMIN_POLL_INTERVAL, Org
+from tests.orgfixture import ADMIN_POLL_INTERVAL, Org, start_server
 from tests.ptt_server.rawclient import connect, logged_in
 
 
@@ -133,3 +133,25 @@ async def test_server_never_sees_plaintext(org: Org, server: RelayServer) -> Non
         assert marker not in while_running
         assert marker not in at_rest
         assert not any(marker in blob for blob in wire)
+
+
+async def test_recordings_and_messages_past_retention_are_pruned(org: Org) -> None:
+    relay = await start_server(org, recording_retention_s=60.0, message_retention_s=60.0)
+    try:
+        store = relay.store
+        now = time.time()
+        key = await store.start_burst(org.channel_id, 1, "alice", 1, now - 120)
+        await store.record_frames(key, [(0, 0, b"old sealed frame")])
+        await store.end_burst(key, 1.0, "released")
+        fresh = await store.start_burst(org.channel_id, 2, "alice", 1, now)
+        await store.record_frames(fresh, [(0, 0, b"new sealed frame")])
+        await store.store_message(b"o" * 16, "alice", "bob", None, b"sealed", now - 120, ["bob"])
+        await store.store_message(b"n" * 16, "alice", "bob", None, b"sealed", now, ["bob"])
+        frames, messages = await relay.prune(now)
+        assert (frames, messages) == (1, 1)
+        assert await store.burst_frames(key) == []
+        assert len(await store.burst_frames(fresh)) == 1
+        assert await store.get_message(b"o" * 16) is None
+        assert await store.get_message(b"n" * 16) is not None
+    finally:
+        await relay.stop()
