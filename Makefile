@@ -9,7 +9,7 @@ bootstrap:
 	@tools/bootstrap.sh
 
 run: bootstrap
-	$(PY) -m ptt_protocol.demo
+	$(PY) -m tui.demo
 
 lint: bootstrap
 	.venv/bin/ruff check .

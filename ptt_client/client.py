@@ -44,6 +44,8 @@ UDP_PROBE_TIMEOUT = 1.0
 """Seconds to wait for the server's keepalive answer before falling back to the tunnel."""
 KEEPALIVE_INTERVAL = 10.0
 """UDP keepalives hold NAT mappings open (most expire after 30 s or more)."""
+EVENT_QUEUE_LIMIT = 4096
+"""Events kept for :meth:`wait_for` readers; older ones are dropped when nobody reads."""
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 2.0
 """Radios must be back within seconds of the server: never wait longer than this."""
@@ -92,8 +94,11 @@ class RadioClient:
         *,
         server_url: str | None = None,
         use_udp: bool = True,
+        media_address: tuple[str, int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``media_address`` replaces the UDP host and port the server announces at login (for a
+        test network in between, such as ``bench.impairment``); ``None`` uses the announced one."""
         self.bundle = bundle
         self.keys = keys
         self.keyring = Keyring(bundle, keys, clock)
@@ -101,8 +106,9 @@ class RadioClient:
         self.user_id = self.credential.user_id
         self.server_url = server_url or bundle.server_url
         self.use_udp = use_udp
+        self.media_address = media_address
         self._clock = clock
-        self._events: asyncio.Queue[object] = asyncio.Queue()
+        self._events: asyncio.Queue[object] = asyncio.Queue(EVENT_QUEUE_LIMIT)
         self._listeners: list[Callable[[object], None]] = []
         self._ws: ClientConnection | None = None
         self._hop: media.HopSession | None = None
@@ -122,6 +128,8 @@ class RadioClient:
         self._pending_texts: dict[bytes, control.TextSend] = {}
         self._seen_texts: set[bytes] = set()
         self._sequence = 0
+        self.last_voice_sequence: int | None = None
+        """Sequence number of the last voice frame :meth:`send_voice` sent (for measurements)."""
         self._burst: tuple[int, int] | None = None
         """(channel_id, burst_id) while this client holds a floor."""
         self._before_regroup: dict[int, int | None] = {}
@@ -155,9 +163,16 @@ class RadioClient:
         """Call ``callback(event)`` for every event as well (used by the audio pipeline)."""
         self._listeners.append(callback)
 
+    def remove_listener(self, callback: Callable[[object], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
     def _emit(self, event: object) -> None:
+        if self._events.full():
+            # Nobody reads the queue (a program that only uses listeners): keep the newest.
+            self._events.get_nowait()
         self._events.put_nowait(event)
-        for callback in self._listeners:
+        for callback in list(self._listeners):
             callback(event)
 
     async def next_event(self, timeout: float = 5.0) -> object:
@@ -308,10 +323,11 @@ class RadioClient:
             self._emit(events.MediaPath("tunnel"))
             return
         host = reply.media_host or urlsplit(self.server_url).hostname or "127.0.0.1"
+        address = self.media_address or (host, reply.media_port)
         loop = asyncio.get_running_loop()
         try:
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), remote_addr=(host, reply.media_port)
+                lambda: _UdpProtocol(self), remote_addr=address
             )
         except OSError:
             self._emit(events.MediaPath("tunnel"))
@@ -414,6 +430,7 @@ class RadioClient:
         sequence = self._next_sequence()
         inner = self.keyring.seal_voice(target, burst_id, sequence, 0, opus, self._clock())
         await self._send_datagram(self._hop.seal(inner))
+        self.last_voice_sequence = sequence
         if self.keyring.signature_due(target, self._clock()):
             await self._send_signature(target, burst_id, end=False)
         return True
@@ -605,13 +622,15 @@ class RadioClient:
                 message.display_name,
             )
             view.burst_id, view.priority = message.burst_id, message.priority
-            self.keyring.expect_talker(message.channel_id, message.user_id, message.burst_id)
+            for early in self.keyring.expect_talker(
+                message.channel_id, message.user_id, message.burst_id, self._clock()
+            ):
+                self._emit(early)
         elif isinstance(message, control.FloorIdle):
             view = self.floors.setdefault(message.channel_id, FloorView())
             if view.state != "queued":
                 view.state = "idle"
             view.talker = None
-            self.keyring.expect_talker(message.channel_id, None, 0)
         elif isinstance(message, control.FloorDeny):
             view = self.floors.setdefault(message.channel_id, FloorView())
             view.state, view.cause = "denied", message.cause

@@ -31,6 +31,10 @@ from ptt_protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 _LOCATION = struct.Struct("!dd")
+EARLY_FRAME_LIMIT = 50
+"""Frames kept while waiting for their burst's FloorTaken (one second of audio)."""
+EARLY_FRAME_TTL = 2.0
+"""Seconds an early frame waits for its FloorTaken before it is dropped unheard."""
 
 
 @dataclass
@@ -48,6 +52,8 @@ class ChannelKeys:
     verifiers: dict[tuple[str, int], BurstVerifier] = field(default_factory=dict)
     expected_talker: str | None = None
     expected_burst: int = 0
+    early_frames: list[tuple[bytes, float]] = field(default_factory=list)
+    """Frames of a burst whose FloorTaken has not arrived yet, with their arrival time."""
 
     @property
     def roster(self) -> Roster | None:
@@ -238,10 +244,20 @@ class Keyring:
         channel = self._channel(channel_id)
         channel.signer = BurstSigner(self.keys, channel_id, burst_id, now)
 
-    def expect_talker(self, channel_id: int, talker: str | None, burst_id: int) -> None:
+    def expect_talker(
+        self, channel_id: int, talker: str, burst_id: int, now: float
+    ) -> list[object]:
+        """``talker`` holds the floor in burst ``burst_id`` (FloorTaken); returns the events of
+        frames of that burst that arrived before the FloorTaken did."""
         channel = self._channel(channel_id)
         channel.expected_talker = talker
         channel.expected_burst = burst_id
+        early = [inner for inner, at in channel.early_frames if now - at <= EARLY_FRAME_TTL]
+        channel.early_frames.clear()
+        opened: list[object] = []
+        for inner in early:
+            opened.extend(self.open_media(inner, now, {}))
+        return opened
 
     def seal_voice(
         self, channel_id: int, burst_id: int, sequence: int, flags: int, opus: bytes, now: float
@@ -280,8 +296,12 @@ class Keyring:
         if channel is None or channel.opener is None or channel.roster is None:
             return [events.VoiceRejected(frame.channel_id, "no key for this channel")]
         talker = channel.expected_talker
-        if talker is None:
-            return [events.VoiceRejected(frame.channel_id, "media while nobody holds the floor")]
+        if talker is None or frame.burst_id != channel.expected_burst:
+            # UDP can overtake the FloorTaken on the WebSocket: keep the frame briefly and
+            # open it when the control plane names the talker of this burst.
+            del channel.early_frames[: max(0, len(channel.early_frames) - EARLY_FRAME_LIMIT + 1)]
+            channel.early_frames.append((inner, now))
+            return []
         roster = channel.roster
         member = roster.member(talker)
         credential = self.credentials.get(talker)

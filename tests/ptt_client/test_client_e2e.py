@@ -236,7 +236,7 @@ async def test_a_removed_member_hears_nothing_after_the_rekey(
         frame = await bob.wait_for(events.VoiceFrame)
         assert frame.opus == b"carol must not hear this either"
         # The relay no longer sends her anything; and even a relay that did would not help:
-        carol.keyring.expect_talker(org.channel_id, "alice", 99)
+        carol.keyring.expect_talker(org.channel_id, "alice", 99, later)
         refused = carol.keyring.open_media(inner, later, carol.floors)
         assert [type(e) for e in refused] == [events.VoiceRejected]
         await carol.ping_server()
@@ -266,3 +266,25 @@ async def test_media_falls_back_to_the_websocket_when_udp_is_blocked(
         assert (await dave.wait_for(events.VoiceFrame)).opus == b"back through the tunnel"
     finally:
         await dave.stop()
+
+
+async def test_a_frame_that_overtakes_its_floor_taken_is_played_once_the_talker_is_known(
+    org: Org, radios: dict[str, RadioClient]
+) -> None:
+    alice, bob = radios["alice"], radios["bob"]
+    sealer = alice.keyring.channels[org.channel_id].sealer
+    assert sealer is not None
+    now = time.time()
+    header = media.pack_inner(org.channel_id, 7, 0, 0, b"")
+    inner = header + sealer.seal(header, b"first words", now)
+    assert bob.keyring.open_media(inner, now, bob.floors) == []  # UDP came before FloorTaken
+    opened = bob.keyring.expect_talker(org.channel_id, "alice", 7, now)
+    assert [(type(e), getattr(e, "opus", None)) for e in opened] == [
+        (events.VoiceFrame, b"first words")
+    ]
+    # Held frames of a burst whose talker is someone else are not played as alice's.
+    inner2 = header[:4] + media.pack_inner(org.channel_id, 8, 1, 0, b"")[4:]
+    inner2 += sealer.seal(inner2, b"for burst eight", now)
+    assert bob.keyring.open_media(inner2, now, bob.floors) == []
+    refused = bob.keyring.expect_talker(org.channel_id, "carol", 8, now)
+    assert [type(e) for e in refused] == [events.VoiceRejected]

@@ -1,0 +1,58 @@
+"""How the console looks (pytest-textual-snapshot), fed with the fixed story of ``story.py``.
+
+Regenerate after an intended change with ``pytest tests/tui/test_snapshots.py
+--snapshot-update`` and review the SVGs in ``__snapshots__/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from ptt_client.client import RadioClient
+from ptt_protocol import control
+from tests.tui.story import ALERT, NOW, shift
+from tui.app import ClientEvent, DispatchApp
+
+
+def story_app(client: RadioClient, tmp_path: Path) -> DispatchApp:
+    return DispatchApp(
+        client, start_client=False, clock=lambda: NOW, tick_interval=0, export_dir=tmp_path
+    )
+
+
+def feeder(app: DispatchApp, extra: list[tuple[object, float]] = ()) -> Callable[..., Any]:  # type: ignore[assignment]
+    async def run_before(pilot: Pilot[Any]) -> None:
+        for event, at in [*shift(), *extra]:
+            app.post_message(ClientEvent(event, at))
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_main_screen(
+    snap_compare: Any, offline_client: RadioClient, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    app = story_app(offline_client, tmp_path)
+    assert snap_compare(app, terminal_size=size, run_before=feeder(app))
+
+
+def test_main_screen_after_acknowledgement(
+    snap_compare: Any, offline_client: RadioClient, tmp_path: Path
+) -> None:
+    app = story_app(offline_client, tmp_path)
+    ack = (control.EmergencyAck(alert_id=ALERT, by_user="disp"), NOW)
+    granted = (control.FloorGranted(channel_id=3, burst_id=5, duration_limit=30.0), NOW - 4)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=feeder(app, [ack, granted]))
+
+
+def test_message_dialog(snap_compare: Any, offline_client: RadioClient, tmp_path: Path) -> None:
+    app = story_app(offline_client, tmp_path)
+    assert snap_compare(
+        app, terminal_size=(80, 24), run_before=feeder(app), press=["down", "m", *"copy"]
+    )

@@ -1,0 +1,540 @@
+"""``ptt-dispatch``: the dispatcher console.
+
+The app owns one :class:`~ptt_client.client.RadioClient` (given to it, so tests
+can pass one logged in to a test server). Its client task reads every client
+event and posts it into the app as a :class:`ClientEvent`; on the UI thread the
+event updates :class:`~tui.state.ConsoleState`, and the widgets re-render the
+parts that changed. Everything that talks to the server (transmit, texts,
+alerts, channel changes, recall) runs in workers started from here; widgets and
+screens never touch the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual.app import App
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.worker import Worker
+
+from ptt_client import channel_admin, events
+from ptt_client.audio import AudioError, AudioInput, AudioOutput
+from ptt_protocol import control
+from tui.screens.main import MainScreen
+from tui.state import (
+    DISPATCHER_PRIORITY,
+    Changed,
+    ConsoleState,
+    Conversation,
+    FloorReleased,
+    LocationText,
+    MembersKnown,
+    Note,
+    TextSent,
+    format_location,
+)
+from tui.widgets.banner import EmergencyBanner
+from tui.widgets.channels import ChannelTable
+from tui.widgets.eventlog import EventLog
+from tui.widgets.messages import MessagesPane
+from tui.widgets.presence import PresencePane
+from tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    from ptt_client.client import RadioClient
+    from ptt_client.voice import Player, Transmitter
+
+BELL_INTERVAL = 10.0
+"""Seconds between bells while an emergency is unacknowledged."""
+
+
+class ClientEvent(Message):
+    """One event from the client (a control message or a ``ptt_client.events`` event)."""
+
+    def __init__(self, event: object, at: float) -> None:
+        super().__init__()
+        self.event = event
+        self.at = at
+
+
+class DispatchApp(App[int]):
+    """The console. ``client`` may be started already; otherwise the app starts it."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Fieldradio dispatch"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual API)
+
+    def __init__(
+        self,
+        client: RadioClient,
+        *,
+        talk_file: Path | None = None,
+        monitor: Sequence[str] | None = None,
+        audio_output: AudioOutput | None = None,
+        play_live: bool = True,
+        export_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        start_client: bool = True,
+        tick_interval: float = 1.0,
+        notes: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.state = ConsoleState(client.user_id, client.credential.display_name)
+        self.talk_file = talk_file
+        self.monitor = {name.strip() for name in monitor or () if name.strip()} or None
+        """Channel names to affiliate to; None = every channel this console is a member of."""
+        self.audio_output = audio_output
+        self.play_live = play_live
+        self.export_dir = export_dir or Path.cwd()
+        self.clock = clock
+        self.start_client = start_client
+        self.tick_interval = tick_interval
+        self._startup_notes = list(notes)
+        """Problems found before the app started (no sound device...), shown as errors."""
+        self.last_recall: channel_admin.OpenedBurst | None = None
+        self.last_export: Path | None = None
+        self._transmitter: Transmitter | None = None
+        self._player: Player | None = None
+        self._talking: Worker[None] | None = None
+        self._affiliating: set[int] = set()
+        self._created: set[int] = set()
+        self._patches: set[int] = set()
+        self._locations: dict[str, bytes] = {}
+        self._last_bell = 0.0
+        self.bells = 0
+        """Times the console rang for an emergency."""
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        self.run_worker(self._pump(), name="client events", group="client", exit_on_error=False)
+        if self.start_client:
+            self._spawn(self.client.start(), "start the client")
+        if self.audio_output is not None and self.play_live:
+            from ptt_client.voice import Player
+
+            self._player = Player(self.client, self.audio_output)
+            self._player.start()
+        if self.tick_interval > 0:
+            self.set_interval(self.tick_interval, self._tick)
+        for text in self._startup_notes:
+            self.apply(Note("error", text))
+        self.refresh_view()
+
+    async def on_unmount(self) -> None:
+        if self._player is not None:
+            await self._player.stop()
+        if self.start_client:
+            await self.client.stop()
+
+    async def _pump(self) -> None:
+        """The client task: every client event into the app, in order."""
+        while True:
+            try:
+                event = await self.client.next_event(timeout=3600)
+            except TimeoutError:
+                continue
+            self.post_message(ClientEvent(event, self.clock()))
+
+    def _spawn(self, work: Awaitable[Any], what: str) -> Worker[Any]:
+        """Run network work in a worker; a failure becomes an error line, never a crash."""
+
+        async def guarded() -> Any:
+            try:
+                return await work
+            except Exception as exc:  # network and user input must not end the console
+                self.apply(Note("error", f"{what} failed: {exc}"))
+                return None
+
+        return self.run_worker(guarded(), name=what, group="network", exit_on_error=False)
+
+    def _tick(self) -> None:
+        now = self.clock()
+        if self.state.unacknowledged() and now - self._last_bell >= BELL_INTERVAL:
+            self._ring()
+        self.refresh_view(Changed.CHANNELS | Changed.STATUS | Changed.EMERGENCIES)
+
+    def _ring(self) -> None:
+        self._last_bell = self.clock()
+        self.bells += 1
+        self.bell()
+
+    # --- the model --------------------------------------------------------------------------------
+
+    def apply(self, event: object, at: float | None = None) -> Changed:
+        """Update the model with ``event`` (on the UI thread) and re-render what changed."""
+        changed = self.state.apply(event, self.clock() if at is None else at)
+        if Changed.ALARM in changed:
+            self._ring()
+        self.refresh_view(changed)
+        return changed
+
+    def on_client_event(self, message: ClientEvent) -> None:
+        event = message.event
+        self.apply(event, message.at)
+        if isinstance(event, events.KeysUpdated | control.RosterUpdate):
+            self._members_from_keyring(event.channel_id)
+        if not self.client.connected.is_set():
+            return  # nothing to ask a server we are not connected to (Connected runs it all)
+        if isinstance(event, events.Connected):
+            self._spawn(self.client.subscribe_presence(), "presence subscription")
+            self._affiliate_monitored()
+        elif isinstance(event, control.ChannelList | control.ChannelCreated):
+            self._affiliate_monitored()
+        elif isinstance(event, control.PresenceUpdate) and event.sealed_location is not None:
+            if self._locations.get(event.user_id) != event.sealed_location:
+                self._locations[event.user_id] = event.sealed_location
+                self._spawn(
+                    self._open_location(event.user_id, event.sealed_location, None),
+                    "opening a location",
+                )
+        elif isinstance(event, control.EmergencyAlert) and event.sealed_location is not None:
+            self._spawn(
+                self._open_location(event.user_id, event.sealed_location, event.alert_id),
+                "opening an alert location",
+            )
+
+    def _members_from_keyring(self, channel_id: int) -> None:
+        keys = self.client.keyring.channels.get(channel_id)
+        roster = keys.roster if keys is not None else None
+        if roster is not None:
+            self.apply(
+                MembersKnown(channel_id, tuple(m.user_id for m in roster.members), roster.version)
+            )
+
+    def _affiliate_monitored(self) -> None:
+        for channel_id, name in list(self.client.channels.items()):
+            wanted = self.monitor is None or name in self.monitor or channel_id in self._created
+            if (
+                wanted
+                and channel_id not in self.client.affiliated
+                and channel_id not in self._affiliating
+            ):
+                self._affiliating.add(channel_id)
+                self._spawn(self._affiliate(channel_id), f"monitoring {name}")
+
+    async def _affiliate(self, channel_id: int) -> None:
+        try:
+            await self.client.affiliate(channel_id)
+        finally:
+            self._affiliating.discard(channel_id)
+
+    async def _open_location(self, user_id: str, sealed: bytes, alert_id: bytes | None) -> None:
+        try:
+            sender = await self.client.credential_of(user_id)
+            lat, lon = self.client.keyring.open_location(sealed, sender)
+            text = format_location(lat, lon)
+        except Exception:  # whatever is sealed, a bad blob only means no location is shown
+            text = "sealed (no key)"
+        self.apply(LocationText(user_id, text, alert_id))
+
+    # --- rendering --------------------------------------------------------------------------------
+
+    def refresh_view(self, changed: Changed | None = None) -> None:
+        """Re-render the parts of the main screen that ``changed`` (all when None)."""
+        screen = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+        if screen is None or not screen.is_mounted:
+            return
+        try:
+            self._render_parts(screen, changed)
+        except NoMatches:
+            pass  # the screen is still being built; its on_mount renders everything
+
+    def _render_parts(self, screen: MainScreen, changed: Changed | None) -> None:
+        now = self.clock()
+        every = changed is None
+        parts = Changed.NONE if changed is None else changed
+        state = self.state
+        messages = screen.query_one(MessagesPane)
+        if messages.conversation is not None and state.unread.get(messages.conversation):
+            state.mark_read(messages.conversation)
+            parts |= Changed.MESSAGES | Changed.STATUS
+        if every or parts & (Changed.STATUS | Changed.MESSAGES):
+            screen.query_one(StatusLine).show(state, now, transmitting=self.transmitting)
+        if every or parts & Changed.EMERGENCIES:
+            screen.query_one(EmergencyBanner).show(state, now)
+        if every or parts & Changed.CHANNELS:
+            screen.query_one(ChannelTable).show(state, now)
+        if every or parts & Changed.PRESENCE:
+            screen.query_one(PresencePane).show(state, now)
+        if every or parts & Changed.MESSAGES:
+            messages.show(state, now)
+        if every or parts & Changed.LOG:
+            screen.query_one(EventLog).show(state, now)
+
+    # --- operations (called by the main screen's key actions) ------------------------------------
+
+    @property
+    def transmitting(self) -> bool:
+        return self._talking is not None and not self._talking.is_finished
+
+    def _source(self) -> AudioInput:
+        if self.talk_file is not None:
+            from ptt_client.audio import WavFileInput
+
+            return WavFileInput(self.talk_file)
+        from ptt_client.audio import DeviceInput
+
+        return DeviceInput()
+
+    def toggle_transmit(self, channel_id: int) -> None:
+        """Space: start talking on ``channel_id`` at dispatcher priority, or stop."""
+        if self.transmitting:
+            if self._transmitter is not None:
+                self._transmitter.stop()
+            return
+        self._talking = self._spawn(self._talk(channel_id), "transmit")
+        self.refresh_view(Changed.STATUS)
+
+    async def _talk(self, channel_id: int) -> None:
+        from ptt_client.voice import Transmitter
+
+        try:
+            source = self._source()
+        except (AudioError, OSError) as exc:
+            self.apply(Note("error", f"no audio to send: {exc}"))
+            return
+        if self._transmitter is None:
+            self._transmitter = Transmitter(self.client)
+        try:
+            if channel_id not in self.client.affiliated:
+                await self.client.affiliate(channel_id, select=False)
+            self.state.transmit_channel = channel_id
+            with source:
+                result = await self._transmitter.talk(
+                    source, channel_id=channel_id, priority=DISPATCHER_PRIORITY
+                )
+        finally:
+            self.refresh_view(Changed.STATUS)
+        if result.outcome in ("granted", "no-answer", "queued-timeout"):
+            self.apply(FloorReleased(channel_id))
+        access = (
+            f", access {result.access_time_s * 1000:.0f} ms"
+            if result.access_time_s is not None
+            else ""
+        )
+        self.apply(
+            Note(
+                "floor",
+                f"transmit on {self.state.channel_name(channel_id)}: {result.outcome},"
+                f" {result.frames_sent} frames{access}",
+            )
+        )
+
+    def send_text(self, conversation: Conversation, text: str) -> None:
+        self._spawn(self._send_text(conversation, text), "sending a text")
+
+    async def _send_text(self, conversation: Conversation, text: str) -> None:
+        message_id = await self.client.send_text(
+            text, to_user=conversation.user_id, to_channel=conversation.channel_id
+        )
+        self.apply(
+            TextSent(
+                message_id,
+                text,
+                self.clock(),
+                to_user=conversation.user_id,
+                to_channel=conversation.channel_id,
+            )
+        )
+
+    def acknowledge_selected(self) -> None:
+        alert = self.state.selected_emergency()
+        if alert is None:
+            self.notify("no active emergency", severity="warning")
+            return
+        if alert.acked_by is not None:
+            self.notify(f"already acknowledged by {self.state.name_of(alert.acked_by)}")
+            return
+        self._spawn(self.client.acknowledge_emergency(alert.alert_id), "acknowledging")
+
+    def cancel_selected(self) -> None:
+        alert = self.state.selected_emergency()
+        if alert is None:
+            self.notify("no active emergency", severity="warning")
+            return
+        self._spawn(self.client.cancel_emergency(alert.alert_id), "cancelling the emergency")
+
+    def create_channel(self, name: str, members: Sequence[str]) -> None:
+        self._spawn(self._create_channel(name, members), f"creating {name}")
+
+    async def _create_channel(self, name: str, members: Sequence[str]) -> None:
+        channel_id = await channel_admin.create_channel(self.client, name, members)
+        self._created.add(channel_id)
+        self._affiliate_monitored()
+        self.apply(Note("channel", f"{name} created with {len(members)} member(s)"))
+
+    def change_member(self, channel_id: int, user_id: str, *, adding: bool) -> None:
+        verb = "adding" if adding else "removing"
+        self._spawn(self._change_member(channel_id, user_id, adding), f"{verb} {user_id}")
+
+    async def _change_member(self, channel_id: int, user_id: str, adding: bool) -> None:
+        change = channel_admin.add_member if adding else channel_admin.remove_member
+        epoch = await change(self.client, channel_id, user_id)
+        verb = "added to" if adding else "removed from"
+        self.apply(
+            Note(
+                "keys",
+                f"{user_id} {verb} {self.state.channel_name(channel_id)}: rekeyed to epoch {epoch}",
+            )
+        )
+
+    def patch_channels(self, channel_id: int, other_name: str) -> None:
+        other = next((c for c, n in self.client.channels.items() if n == other_name), None)
+        if other is None:
+            self.apply(Note("error", f"no channel named {other_name!r} on this console"))
+            return
+        self._spawn(self._patch(channel_id, other), "patching")
+
+    async def _patch(self, a: int, b: int) -> None:
+        incident = await channel_admin.patch(self.client, a, b)
+        self._created.add(incident)
+        self._patches.add(incident)
+        self._affiliate_monitored()
+        self.apply(
+            Note(
+                "channel",
+                f"patched {self.state.channel_name(a)} and {self.state.channel_name(b)}"
+                f" into channel {incident}",
+            )
+        )
+
+    def unpatch(self, channel_id: int) -> None:
+        """End a patch: only an incident channel ("a+b"), never an ordinary one.
+
+        An Ungroup sends every member's radio off the channel, so on "patrol" it would
+        empty patrol.
+        """
+        name = self.state.channel_name(channel_id)
+        if channel_id not in self._patches and "+" not in name:
+            self.apply(Note("error", f"{name} is not a patch: nothing to end"))
+            return
+        self._spawn(self._unpatch(channel_id), "ending the patch")
+
+    async def _unpatch(self, channel_id: int) -> None:
+        await channel_admin.unpatch(self.client, channel_id)
+        self._patches.discard(channel_id)
+        self.apply(Note("channel", f"patch {self.state.channel_name(channel_id)} ended"))
+
+    def recall(self, channel_id: int) -> None:
+        self._spawn(self._recall(channel_id), "instant recall")
+
+    async def _recall(self, channel_id: int) -> None:
+        name = self.state.channel_name(channel_id)
+        bursts = await channel_admin.recall(self.client, channel_id, 10)
+        if not bursts:
+            self.apply(Note("recall", f"nothing recorded on {name}"))
+            return
+        burst = bursts[0]
+        frames = await channel_admin.recall_frames(self.client, channel_id, burst.burst_key)
+        opened = channel_admin.open_recalled(self.client, channel_id, burst, frames)
+        self.last_recall = opened
+        self.apply(
+            Note(
+                "recall",
+                f"{name}: {self.state.name_of(burst.talker)}, {burst.duration:.1f}s:"
+                f" {len(opened.opus)} frames opened, {opened.refused} refused",
+            )
+        )
+        if self.audio_output is not None:
+            await channel_admin.replay(opened, self.audio_output)
+
+    def export_log(self) -> Path | None:
+        """Write the event log as CSV into :attr:`export_dir`; returns the file."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
+        path = self.export_dir / f"dispatch-log-{stamp}.csv"
+        try:
+            path.write_text(self.state.to_csv(), encoding="utf-8", newline="")
+        except OSError as exc:
+            self.apply(Note("error", f"cannot write {path}: {exc}"))
+            return None
+        self.last_export = path
+        self.apply(Note("note", f"event log exported to {path}"))
+        self.notify(f"event log exported to {path}")
+        return path
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ptt-dispatch", description="Fieldradio dispatcher console"
+    )
+    parser.add_argument("--credential", required=True, type=Path, help="credential bundle file")
+    parser.add_argument(
+        "--passphrase-env",
+        default="PTT_PASSPHRASE",
+        metavar="VAR",
+        help="environment variable holding the bundle's passphrase (default PTT_PASSPHRASE)",
+    )
+    parser.add_argument("--server", help="wss://HOST:PORT (default: the bundle's server)")
+    parser.add_argument("--talk-file", type=Path, help="transmit this WAV file instead of the mic")
+    parser.add_argument("--monitor", help="comma-separated channel names to monitor (default all)")
+    parser.add_argument("--no-audio", action="store_true", help="do not open a sound device")
+    parser.add_argument(
+        "--export-dir", type=Path, default=None, help="where l writes the event log CSV"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ptt-dispatch``."""
+    args = _parser().parse_args(argv)
+    from crypto.bundle import CredentialBundle
+    from crypto.errors import CryptoError
+    from ptt_client.audio import DeviceOutput
+    from ptt_client.client import RadioClient
+
+    # No variable set: the bundle's keys are not encrypted (open_keys says so if they are).
+    passphrase = os.environ.get(args.passphrase_env) if args.passphrase_env else None
+    try:
+        bundle = CredentialBundle.from_bytes(args.credential.read_bytes())
+        keys = bundle.open_keys(passphrase)
+    except OSError as exc:
+        print(f"ptt-dispatch: cannot read {args.credential}: {exc}", file=sys.stderr)
+        return 2
+    except CryptoError as exc:
+        hint = "" if passphrase is not None else f" (set {args.passphrase_env}?)"
+        print(f"ptt-dispatch: cannot open {args.credential}: {exc}{hint}", file=sys.stderr)
+        return 2
+    if args.talk_file is not None and not args.talk_file.is_file():
+        print(f"ptt-dispatch: no WAV file {args.talk_file}", file=sys.stderr)
+        return 2
+    client = RadioClient(bundle, keys, server_url=args.server)
+    output: AudioOutput | None = None
+    notes = []
+    if not args.no_audio:
+        try:
+            output = DeviceOutput()
+        except (AudioError, OSError) as exc:
+            notes.append(f"no sound device ({exc}): live audio and recalls are not played")
+    app = DispatchApp(
+        client,
+        talk_file=args.talk_file,
+        monitor=args.monitor.split(",") if args.monitor else None,
+        audio_output=output,
+        export_dir=args.export_dir,
+        notes=notes,
+    )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            app.run()
+    finally:
+        if output is not None:
+            output.close()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The console's widgets: each renders one part of :class:`tui.state.ConsoleState`."""
