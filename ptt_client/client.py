@@ -111,6 +111,9 @@ class RadioClient:
         self._events: asyncio.Queue[object] = asyncio.Queue(EVENT_QUEUE_LIMIT)
         self._listeners: list[Callable[[object], None]] = []
         self._ws: ClientConnection | None = None
+        """The connection once logged in."""
+        self._socket: ClientConnection | None = None
+        """The connection from the TLS handshake on (to close it at stop, whatever its state)."""
         self._hop: media.HopSession | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._media_path = "tunnel"
@@ -146,13 +149,15 @@ class RadioClient:
             self._task = asyncio.create_task(self._run())
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self.connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.connected.wait()
 
     async def stop(self) -> None:
         """Log out and stop reconnecting."""
         self._stopped = True
-        if self._ws is not None:
-            await self._ws.close()
+        if self._socket is not None:
+            # The socket, not only a logged-in session: a refused login is still closing.
+            await self._socket.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -176,7 +181,8 @@ class RadioClient:
             callback(event)
 
     async def next_event(self, timeout: float = 5.0) -> object:
-        return await asyncio.wait_for(self._events.get(), timeout)
+        async with asyncio.timeout(timeout):
+            return await self._events.get()
 
     async def wait_for(
         self, kind: type[T], predicate: Callable[[T], bool] = lambda _: True, timeout: float = 5.0
@@ -202,7 +208,8 @@ class RadioClient:
         self._pongs[nonce] = pong
         try:
             await self._send(control.Ping(nonce=nonce))
-            await asyncio.wait_for(pong, timeout)
+            async with asyncio.timeout(timeout):
+                await pong
         finally:
             self._pongs.pop(nonce, None)
 
@@ -263,6 +270,7 @@ class RadioClient:
             ping_interval=10,
             ping_timeout=10,
         ) as ws:
+            self._socket = ws
             fingerprint = self._check_pin(ws)
             hello = control.decode(await asyncio.wait_for(ws.recv(decode=False), 5))
             if not isinstance(hello, control.Hello):

@@ -9,6 +9,7 @@ hundred microseconds per frame; on a slow device it could move to a thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ class TalkResult:
     cause: str = ""
     capture_times: list[float] = field(default_factory=list)
     """Monotonic time each sent frame was captured (for mouth-to-ear measurements)."""
+    sequences: list[int] = field(default_factory=list)
+    """Media sequence number of each sent frame, parallel to :attr:`capture_times`."""
 
 
 class Transmitter:
@@ -55,6 +58,7 @@ class Transmitter:
         self._clock = clock
         self._answers: asyncio.Queue[control.Message] = asyncio.Queue()
         self._stop = asyncio.Event()
+        self._stopped_waiting = False
         client.add_listener(self._on_event)
 
     def _on_event(self, event: object) -> None:
@@ -80,29 +84,35 @@ class Transmitter:
         priority: int | None = None,
         queue_timeout: float = 10.0,
     ) -> TalkResult:
-        """Press PTT, wait for the floor, send ``source`` in real time, then release."""
+        """Press PTT, wait for the floor, send ``source`` in real time, then release.
+
+        :meth:`stop` (PTT up) ends it at any point, also while waiting for the floor; a stop
+        before the talk begins is forgotten (a radio's PTT-up with no call in progress).
+        """
         self._stop.clear()
         while not self._answers.empty():
             self._answers.get_nowait()
         pressed = self._clock()
         await self.client.press(channel_id, priority)
-        deadline = pressed + FLOOR_ANSWER_TIMEOUT
+        queued = False
         while True:
-            try:
-                answer = await asyncio.wait_for(
-                    self._answers.get(), max(0.01, deadline - self._clock())
-                )
-            except TimeoutError:
+            wait = queue_timeout if queued else FLOOR_ANSWER_TIMEOUT
+            answer = await self._next_answer(wait)
+            if answer is None:
+                self._stop.clear()
                 await self.client.release(channel_id)
-                return TalkResult(
-                    "queued-timeout" if deadline > pressed + FLOOR_ANSWER_TIMEOUT else "no-answer"
+                outcome = (
+                    "stopped"
+                    if self._stopped_waiting
+                    else ("queued-timeout" if queued else "no-answer")
                 )
+                return TalkResult(outcome)
             if isinstance(answer, control.FloorGranted):
                 break
             if isinstance(answer, control.FloorDeny):
                 return TalkResult("denied", cause=answer.cause)
             if isinstance(answer, control.FloorQueuePosition):
-                deadline = self._clock() + queue_timeout
+                queued = True
         result = TalkResult("granted", access_time_s=self._clock() - pressed)
         start = self._clock()
         frame_s = self.frame_ms / 1000
@@ -124,13 +134,32 @@ class Transmitter:
                 result.outcome = "revoked"
                 break
             result.capture_times.append(captured)
+            if self.client.last_voice_sequence is not None:
+                result.sequences.append(self.client.last_voice_sequence)
             result.frames_sent += 1
             n += 1
             delay = start + n * frame_s - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+        self._stop.clear()
         await self.client.release(channel_id)
         return result
+
+    async def _next_answer(self, timeout: float) -> control.Message | None:
+        """The floor's next answer, or None on timeout or when PTT was released meanwhile."""
+        self._stopped_waiting = False
+        getter = asyncio.ensure_future(self._answers.get())
+        stopper = asyncio.ensure_future(self._stop.wait())
+        done, _ = await asyncio.wait(
+            {getter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in (getter, stopper):
+            if task not in done:
+                task.cancel()
+        if getter in done:
+            return getter.result()
+        self._stopped_waiting = stopper in done
+        return None
 
 
 @dataclass(frozen=True)
@@ -247,10 +276,10 @@ class Player:
                     self._end_file_burst()
                 self._wake.clear()
                 timeout = frame_s if due is None else max(0.0, due - self._clock())
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel (gh-86296).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 continue
             key, instruction = popped
             self._play(key, instruction, now)
