@@ -33,6 +33,7 @@ from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.metrics import ServerMetrics
 from ptt_server.relay import TUNNEL, MediaRelay
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
+from ptt_server.store import KeyEnvelope as StoredEnvelope
 from ptt_server.store import Presence, Store, StoreError
 
 log = logging.getLogger("ptt_server")
@@ -69,6 +70,24 @@ _CREDENTIAL_ERROR_CODES = {
 
 def _credential_error_code(exc: CredentialError) -> str:
     return _CREDENTIAL_ERROR_CODES.get(exc.reason, control.ERROR_AUTH_FAILED)
+
+
+def _roster_message(channel: Channel) -> control.RosterUpdate:
+    assert channel.signed_roster is not None
+    return control.RosterUpdate(
+        channel_id=channel.channel_id,
+        version=channel.roster_version,
+        signed_roster=channel.signed_roster,
+    )
+
+
+def _envelope_message(envelope: StoredEnvelope) -> control.KeyEnvelope:
+    return control.KeyEnvelope(
+        channel_id=envelope.channel_id,
+        epoch=envelope.epoch,
+        recipient=envelope.recipient,
+        envelope=envelope.envelope,
+    )
 
 
 class RelayServer:
@@ -260,11 +279,7 @@ class RelayServer:
         channel.members = members
         channel.roster_version = version
         channel.signed_roster = signed
-        update = control.encode(
-            control.RosterUpdate(
-                channel_id=channel.channel_id, version=version, signed_roster=signed
-            )
-        )
+        update = control.encode(_roster_message(channel))
         now = self._loop_clock()
         for user in members | removed:
             session = self.sessions.by_user.get(user)
@@ -287,14 +302,7 @@ class RelayServer:
                 continue
             for envelope in await self.store.envelopes_for(user):
                 if envelope.channel_id == channel.channel_id:
-                    session.send(
-                        control.KeyEnvelope(
-                            channel_id=envelope.channel_id,
-                            epoch=envelope.epoch,
-                            recipient=user,
-                            envelope=envelope.envelope,
-                        )
-                    )
+                    session.send(_envelope_message(envelope))
 
     async def _poll_admin_changes(self) -> None:
         """Pick up what ``ptt-admin`` wrote (channels, rosters, revocations); prune old records."""
@@ -485,22 +493,9 @@ class RelayServer:
         session.send(self._channel_list(user))
         for channel in mine:
             if channel.signed_roster is not None:
-                session.send(
-                    control.RosterUpdate(
-                        channel_id=channel.channel_id,
-                        version=channel.roster_version,
-                        signed_roster=channel.signed_roster,
-                    )
-                )
+                session.send(_roster_message(channel))
         for envelope in await self.store.envelopes_for(user):
-            session.send(
-                control.KeyEnvelope(
-                    channel_id=envelope.channel_id,
-                    epoch=envelope.epoch,
-                    recipient=user,
-                    envelope=envelope.envelope,
-                )
-            )
+            session.send(_envelope_message(envelope))
         for message in await self.store.pending_for(user):
             session.send(
                 control.TextDeliver(
