@@ -10,7 +10,6 @@ Quitting the console stops everything it started.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
@@ -20,8 +19,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-from ptt_server.admin import OrgFiles, create_channel, enroll, init_org
 
 DISPATCHER = ("dispatch", "Dispatch (Sgt. Moreau)")
 OFFICERS = (
@@ -54,37 +51,31 @@ def _free_port() -> int:
         return port
 
 
-async def prepare_org(data_dir: Path, server_url: str) -> Path:
+def _admin(data_dir: Path, *args: str) -> None:
+    """Run ``ptt-admin`` as the operator would (the console never imports the server)."""
+    command = [sys.executable, "-m", "ptt_server.admin", "--data-dir", str(data_dir), *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise DemoError(f"ptt-admin {args[0]} failed: {done.stderr.strip()}")
+
+
+def prepare_org(data_dir: Path, server_url: str) -> Path:
     """Create the demo organisation once; returns the dispatcher's bundle path."""
-    files = OrgFiles.in_dir(data_dir)
     bundles = data_dir / "bundles"
     dispatcher_bundle = bundles / f"{DISPATCHER[0]}.bundle"
-    if files.root_pub.exists():
+    if (data_dir / "org" / "root.pub").exists():
         if not dispatcher_bundle.exists():
             raise DemoError(f"{data_dir} holds another organisation: remove it to start afresh")
         return dispatcher_bundle
-    now = time.time()
     (bundles / "officers").mkdir(parents=True, exist_ok=True)
-    await init_org(files, now=now, server_url=server_url, tls_hosts=["127.0.0.1"])
-    await enroll(
-        files,
-        DISPATCHER[0],
-        role="dispatcher",
-        display_name=DISPATCHER[1],
-        now=now,
-        out=dispatcher_bundle,
-    )
+    _admin(data_dir, "init", "--server-url", server_url)
+    _admin(data_dir, "enroll", DISPATCHER[0], "--role", "dispatcher", "--name", DISPATCHER[1],
+           "--out", str(dispatcher_bundle))  # fmt: skip
     for user, name in OFFICERS:
-        await enroll(
-            files,
-            user,
-            role="officer",
-            display_name=name,
-            now=now,
-            out=bundles / "officers" / f"{user}.bundle",
-        )
+        _admin(data_dir, "enroll", user, "--role", "officer", "--name", name,
+               "--out", str(bundles / "officers" / f"{user}.bundle"))  # fmt: skip
     for channel, members in CHANNELS.items():
-        await create_channel(files, channel, members, now=now)
+        _admin(data_dir, "channel", "create", channel, "--members", ",".join(members))
     return dispatcher_bundle
 
 
@@ -130,8 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server_url = f"wss://127.0.0.1:{port}"
     data_dir: Path = args.data_dir.resolve()
     try:
-        dispatcher_bundle = asyncio.run(prepare_org(data_dir, server_url))
-    except Exception as exc:
+        dispatcher_bundle = prepare_org(data_dir, server_url)
+    except (DemoError, OSError) as exc:
         print(f"demo: cannot create the demo organisation: {exc}", file=sys.stderr)
         return 2
     server_log = data_dir / "server.log"
