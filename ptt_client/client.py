@@ -32,6 +32,7 @@ from crypto.errors import CryptoError
 from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.e2e import Keyring
+from ptt_client.loss import LossMeter
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
@@ -44,6 +45,8 @@ UDP_PROBE_TIMEOUT = 1.0
 """Seconds to wait for the server's keepalive answer before falling back to the tunnel."""
 KEEPALIVE_INTERVAL = 10.0
 """UDP keepalives hold NAT mappings open (most expire after 30 s or more)."""
+SIGNATURE_SEQUENCE_BASE = 1 << 31
+"""Voice frames are numbered below this, burst signatures from it on."""
 EVENT_QUEUE_LIMIT = 4096
 """Events kept for :meth:`wait_for` readers; older ones are dropped when nobody reads."""
 BACKOFF_INITIAL = 0.1
@@ -130,7 +133,10 @@ class RadioClient:
         self.emergency_alert: bytes | None = None
         self._pending_texts: dict[bytes, control.TextSend] = {}
         self._seen_texts: set[bytes] = set()
+        self.loss = LossMeter()
+        """Loss measured on the server-to-radio hop (link quality, Opus loss hint)."""
         self._sequence = 0
+        self._signature_sequence = SIGNATURE_SEQUENCE_BASE
         self.last_voice_sequence: int | None = None
         """Sequence number of the last voice frame :meth:`send_voice` sent (for measurements)."""
         self._burst: tuple[int, int] | None = None
@@ -445,15 +451,19 @@ class RadioClient:
 
     def _next_sequence(self) -> int:
         sequence = self._sequence
-        self._sequence = (sequence + 1) & 0xFFFF_FFFF
+        self._sequence = (sequence + 1) % SIGNATURE_SEQUENCE_BASE
         return sequence
 
     async def _send_signature(self, channel_id: int, burst_id: int, *, end: bool) -> None:
         if self._hop is None:
             return
-        inner = self.keyring.seal_signature(
-            channel_id, burst_id, self._next_sequence(), end, self._clock()
+        # Signatures are numbered apart from voice (from 2^31): a gap in the voice numbers
+        # would make every listener's jitter buffer play a lost frame that never existed.
+        sequence = self._signature_sequence
+        self._signature_sequence = (
+            SIGNATURE_SEQUENCE_BASE + (sequence + 1) % SIGNATURE_SEQUENCE_BASE
         )
+        inner = self.keyring.seal_signature(channel_id, burst_id, sequence, end, self._clock())
         if inner is not None:
             await self._send_datagram(self._hop.seal(inner))
 
@@ -697,6 +707,7 @@ class RadioClient:
             kind, inner = hop.open(data, "server")
         except ProtocolError:
             return
+        self.loss.record(media.peek_counter(data))
         if kind == media.KEEPALIVE:
             self._udp_confirmed.set()
             return

@@ -460,11 +460,26 @@ class StreamMixer(Generic[K]):
         self.current: K | None = None
         """The talker picked by the last :meth:`pop` (``None`` when nobody is active)."""
 
-    def push(self, talker: K, sequence: int, payload: bytes, now: float, priority: int = 0) -> bool:
-        """Queue a packet from ``talker``; ``priority`` is that talker's current priority."""
+    def push(
+        self,
+        talker: K,
+        sequence: int,
+        payload: bytes,
+        now: float,
+        priority: int = 0,
+        initial_delay_ms: float | None = None,
+    ) -> bool:
+        """Queue a packet from ``talker``; ``priority`` is that talker's current priority.
+
+        ``initial_delay_ms`` starts a new stream's buffer at a delay learnt before (the
+        same talker's previous burst) instead of the configured default.
+        """
         stream = self._streams.get(talker)
         if stream is None:
-            buffer = JitterBuffer(**self._options)
+            options = dict(self._options)
+            if initial_delay_ms is not None:
+                options["initial_delay_ms"] = initial_delay_ms
+            buffer = JitterBuffer(**options)
             stream = self._streams[talker] = _Stream(buffer, priority, now)
         kept = stream.buffer.push(sequence, payload, now)
         stream.priority = priority

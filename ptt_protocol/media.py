@@ -297,6 +297,14 @@ def peek_session_index(datagram: bytes) -> int:
     return index
 
 
+def peek_counter(datagram: bytes) -> int:
+    """The counter of a datagram :meth:`HopSession.open` accepted (for loss measurement)."""
+    if len(datagram) < HEADER.size:
+        raise MalformedError(f"datagram of {len(datagram)} bytes has no header")
+    counter: int = HEADER.unpack_from(datagram)[4]
+    return counter
+
+
 class InnerFrame(NamedTuple):
     """A decoded inner frame."""
 

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 RECORDING_FLUSH_INTERVAL = 0.5
 """Seconds of frames buffered before one batched write to the store."""
+TRAILING_GRACE = 0.3
+"""Seconds the last talker's frames of its own burst are still forwarded after the floor is
+released: its FloorRelease (TCP) can overtake its last datagrams (UDP) on a slow uplink."""
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Channel:
         self.recording: Recording | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self.talker_name = ""
+        self._trailing: tuple[str, int, float] | None = None
+        """(talker, burst id, until): the burst that just ended, still forwarded briefly."""
 
     # --- listeners -------------------------------------------------------------------------
 
@@ -236,10 +241,17 @@ class Channel:
                 extra={"fields": {"channel": self.channel_id, "error": str(exc)}},
             )
 
+    def accepts_trailing(self, user: str, burst_id: int, now: float) -> bool:
+        """Whether a late frame of the burst that just ended may still be forwarded."""
+        trailing = self._trailing
+        return trailing is not None and trailing[:2] == (user, burst_id) and now < trailing[2]
+
     def _end_recording(self) -> None:
         recording, self.recording = self.recording, None
         if recording is None:
             return
+        now = asyncio.get_running_loop().time()
+        self._trailing = (recording.talker, recording.burst_id, now + TRAILING_GRACE)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None

@@ -91,14 +91,15 @@ class MediaRelay(asyncio.DatagramProtocol):
         events = channel.floor.media_received(session.user_id, now)
         if events:
             channel.apply(events, now)
-        if not channel.floor.may_send(session.user_id):
-            drops["not_floor_holder"] += 1
-            return
         try:
             frame = media.unpack_inner(inner)
         except ProtocolError:
             # Unknown flags: refuse before forwarding, and never raise out of the protocol.
             drops["malformed"] += 1
+            return
+        holder = channel.floor.may_send(session.user_id)
+        if not holder and not channel.accepts_trailing(session.user_id, frame.burst_id, now):
+            drops["not_floor_holder"] += 1
             return
         counters = self._counters
         size = len(data)
@@ -107,7 +108,8 @@ class MediaRelay(asyncio.DatagramProtocol):
                 self.send(listener, listener.hop.seal(inner))
                 counters.forwarded_packets += 1
                 counters.forwarded_bytes += size
-        channel.record_frame(frame.sequence, frame.flags, frame.frame)
+        if holder:
+            channel.record_frame(frame.sequence, frame.flags, frame.frame)
 
     def send(self, session: Session, datagram: bytes) -> None:
         address = session.hop.address

@@ -82,14 +82,22 @@ async def test_media_from_non_holder_dropped(org: Org, server: RelayServer) -> N
         await alice.keepalive()
         assert alice.media_received() == []
 
-        # With the floor idle nobody is forwarded either.
+        # With the floor idle nobody is forwarded: not another burst of the last talker, not
+        # another member. Only the last talker's own burst gets a short grace (its release
+        # on TCP can overtake its last datagrams on UDP).
         await alice.send(control.FloorRelease(channel_id=cid))
         await bob.wait_for(control.FloorIdle)
-        await alice.send_media(cid, granted.burst_id, 1, b"after release")
+        await alice.send_media(cid, granted.burst_id + 1, 1, b"another burst")
+        await carol.send_media(cid, granted.burst_id, 0, b"carol after release")
         await alice.keepalive()
-        assert server.metrics.relay.drops["not_floor_holder"] == before + 2
+        await carol.keepalive()
+        assert server.metrics.relay.drops["not_floor_holder"] == before + 3
+        await alice.send_media(cid, granted.burst_id, 2, b"alice's last words")
+        assert frame_of(await bob.wait_datagram()) in (b"alice", b"alice's last words")
         await bob.keepalive()
-        assert [frame_of(d) for d in bob.media_received()] == [b"alice"]
+        heard = [frame_of(d) for d in bob.media_received()]
+        assert heard[-1] == b"alice's last words"
+        assert b"another burst" not in heard and b"carol after release" not in heard
 
 
 async def test_media_to_unaffiliated_channel_dropped(org: Org, server: RelayServer) -> None:

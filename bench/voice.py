@@ -1,0 +1,667 @@
+"""Voice end to end, WAV in to WAV out, through a real relay and an impaired network:
+``python -m bench.voice [--json] [--quick]``.
+
+What runs: a real organisation (made with ``ptt_server.admin``, as ``ptt-admin`` does) and a
+real ``ptt-server`` in its own process on 127.0.0.1; three radios in this process
+(:class:`ptt_client.client.RadioClient`): the talker sends the committed speech samples with
+:class:`ptt_client.voice.Transmitter`, the listener plays them with
+:class:`ptt_client.voice.Player` into memory, and a third radio joins mid-burst (late entry).
+Each radio's UDP goes through its own :class:`bench.impairment.ImpairmentProxy`.
+
+Conditions (the impairment is put once on the voice path, on the talker's uplink
+radio -> relay, so every listener hears the same impaired stream and the path has exactly the
+stated loss and jitter; the listeners' links are clean; the control plane (TLS WebSocket) is
+never impaired). Radios log in on clean links (so their UDP probe gets through), then the
+impairment starts:
+
+- ``clean``: no impairment (the proxies still forward, adding a loopback hop).
+- ``jitter40_loss5``: 20 ms base delay, + 0-40 ms uniform jitter (datagrams may overtake each
+  other), 5 % random loss.
+- ``loss10``: 10 % random loss, no delay.
+
+Figures per condition (percentiles over every burst, or every frame for mouth-to-ear):
+
+- ``access_time_p95_ms``: PTT press to FloorGranted at the talker (TS 22.179 KPI 1).
+- ``mouth_to_ear_p95_ms``: a frame's capture at the talker (when the Transmitter read it) to
+  the moment the listener's Player wrote that frame (same sequence number, played, FEC-rebuilt
+  or concealed) to its output. Sound-device buffers are excluded: on a real device add the
+  capture frame (20 ms) and the output buffer.
+- ``late_entry_p95_ms``: a radio that affiliates mid-burst, from its Affiliate to its first
+  played frame (TS 22.179 late-entry KPI).
+- ``pesq_wb`` (ITU-T P.862.2, mean over bursts) and ``stoi`` (Taal et al. 2011, mean) of the
+  received speech against the sent speech, after cross-correlation alignment, at 16 kHz.
+- Diagnostics: frame fates (``frames_played``/``_fec``/``_concealed``, and ``_missing``:
+  never played at all), ``extra_frames`` (frames played for sequence numbers that carried no
+  voice: the talker's burst signatures use the voice sequence counter, so the listener's
+  jitter buffer sees a gap every ~40 frames and fills it with an FEC frame, which delays the
+  rest of the burst by 20 ms), ``pesq_wb_without_extra_frames``/``stoi_without_extra_frames``
+  (the same scores with those frames cut out), measured network loss and reordering, the
+  listener's jitter-buffer counters, and ``codec_only`` (the samples through the
+  Transmitter's Opus settings, no network: the ceiling for PESQ and STOI).
+
+Goals (checked on ``clean`` unless named): access <= 50 ms, mouth-to-ear <= 100 ms,
+jitter40_loss5 mouth-to-ear <= 150 ms, PESQ-WB >= 3.5, STOI >= 0.90, late entry <= 100 ms.
+
+Defaults: the 4 samples x 3 repeats per condition (about 2-3 minutes); ``--quick``: one
+sample x 2 repeats (under a minute). Needs ``pesq`` and ``pystoi`` (dev extras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import platform
+import random
+import re
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from pesq import PesqError, pesq  # type: ignore[import-untyped]
+from pystoi import stoi  # type: ignore[import-untyped]
+from scipy.signal import resample_poly  # type: ignore[import-untyped]  # comes with pystoi
+
+from bench.impairment import CLEAN, Impairment, ImpairmentProxy, LinkStats
+from crypto.bundle import CredentialBundle
+from crypto.identity import Role
+from ptt_client import events
+from ptt_client.audio import AudioInput, AudioOutput, WavFileInput
+from ptt_client.client import RadioClient
+from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm
+from ptt_client.samples import sample_paths
+from ptt_client.voice import Played, Player, Transmitter
+from ptt_protocol import control
+from ptt_server import admin
+
+FRAME_MS: Final = 20
+BITRATE: Final = 20_000
+"""The Transmitter's default Opus bitrate (bit/s)."""
+QUALITY_RATE: Final = 16_000
+"""PESQ wideband (P.862.2) works at 16 kHz; STOI is computed at the same rate."""
+BURST_GAP_S: Final = 0.6
+"""Pause between two transmissions (the listener's tail of concealment and FloorIdle pass)."""
+MAX_ALIGN_S: Final = 0.3
+"""Largest delay the alignment looks for between sent and received speech."""
+
+TALKER, LISTENER, LATE = "alice", "bob", "carol"
+CHANNEL_NAME = "bench"
+REPOSITORY: Final = Path(__file__).resolve().parents[1]
+
+
+class BenchError(RuntimeError):
+    """The bench could not run as designed (the message says what went wrong)."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A network condition: the talker's uplink impairment and the listeners' downlink one."""
+
+    name: str
+    talker_uplink: Impairment = CLEAN
+    listener_downlink: Impairment = CLEAN
+
+
+CONDITIONS: Final = (
+    Condition("clean"),
+    Condition(
+        "jitter40_loss5",
+        talker_uplink=Impairment(delay_ms=20, jitter_ms=40, loss_pct=5),
+    ),
+    Condition("loss10", talker_uplink=Impairment(loss_pct=10)),
+)
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target for one figure of one condition."""
+
+    condition: str
+    key: str
+    limit: float
+    at_most: bool
+    """True: the value must be <= limit; False: >= limit."""
+
+    def met(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return value <= self.limit if self.at_most else value >= self.limit
+
+
+GOALS: Final = (
+    Goal("clean", "access_time_p95_ms", 50.0, True),
+    Goal("clean", "mouth_to_ear_p95_ms", 100.0, True),
+    Goal("jitter40_loss5", "mouth_to_ear_p95_ms", 150.0, True),
+    Goal("clean", "pesq_wb", 3.5, False),
+    Goal("clean", "stoi", 0.90, False),
+    Goal("clean", "late_entry_p95_ms", 100.0, True),
+)
+
+
+# --- speech quality --------------------------------------------------------------------------
+
+Floats = npt.NDArray[np.float64]
+
+
+def align(reference: Pcm, received: Pcm, max_lag: int) -> tuple[int, Floats]:
+    """Shift ``received`` so it best matches ``reference`` (cross-correlation, |lag| <= max_lag).
+
+    Returns ``(lag, aligned)``: ``received[lag + i]`` matches ``reference[i]``; ``aligned`` is
+    as long as ``reference`` (zero-padded where ``received`` has nothing).
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    rec = np.asarray(received, dtype=np.float64)
+    if len(ref) == 0 or len(rec) == 0:
+        return 0, np.zeros(len(ref))
+    n = 1 << (len(ref) + len(rec) - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)
+    lags = np.arange(-max_lag, max_lag + 1)
+    best = int(lags[np.argmax(corr[lags % n])])  # negative lags sit at the end (circular)
+    aligned = np.zeros(len(ref))
+    start, stop = max(0, -best), min(len(ref), len(rec) - best)
+    if stop > start:
+        aligned[start:stop] = rec[start + best : stop + best]
+    return best, aligned
+
+
+def _to_quality_rate(samples: npt.ArrayLike) -> Floats:
+    x = np.asarray(samples, dtype=np.float64) / 32768.0
+    return np.asarray(resample_poly(x, QUALITY_RATE, SAMPLE_RATE), dtype=np.float64)
+
+
+def speech_quality(reference: Pcm, received: Pcm) -> tuple[float | None, float]:
+    """(PESQ-WB MOS-LQO or None when PESQ finds no speech, STOI) of ``received``."""
+    _, aligned = align(reference, received, int(MAX_ALIGN_S * SAMPLE_RATE))
+    ref, deg = _to_quality_rate(reference), _to_quality_rate(aligned)
+    try:
+        mos: float | None = float(pesq(QUALITY_RATE, ref, deg, "wb"))
+    except PesqError:
+        mos = None
+    return mos, float(stoi(ref, deg, QUALITY_RATE, extended=False))
+
+
+def _frames(path: Path) -> list[Pcm]:
+    """The frames the Transmitter sends for ``path`` (48 kHz, last frame zero-padded)."""
+    with WavFileInput(path, FRAME_MS) as source:
+        return list(source.frames())
+
+
+def _sent_audio(path: Path) -> Pcm:
+    return np.concatenate(_frames(path))
+
+
+class MemoryInput(AudioInput):
+    """Frames decoded beforehand, handed out at once: a microphone whose frame is ready when
+    asked. (Reading the WAV file on the fly would stall the first frame by the decoder's and
+    resampler's first block, ~8 ms, and shift the listener's whole playout by as much.)"""
+
+    def __init__(self, frames: Sequence[Pcm]) -> None:
+        self.frame_samples = len(frames[0]) if frames else 0
+        self._frames = list(frames)
+        self._next = 0
+
+    def read_frame(self) -> Pcm | None:
+        if self._next >= len(self._frames):
+            return None
+        self._next += 1
+        return self._frames[self._next - 1]
+
+
+def codec_only(paths: Sequence[Path]) -> dict[str, float | None]:
+    """PESQ-WB and STOI of the samples through the Transmitter's Opus settings, no network."""
+    scores = []
+    for path in paths:
+        encoder, decoder = OpusEncoder(frame_ms=FRAME_MS, bitrate=BITRATE), OpusDecoder()
+        with WavFileInput(path, FRAME_MS) as source:
+            decoded = [decoder.decode(encoder.encode(frame)) for frame in source.frames()]
+        scores.append(speech_quality(_sent_audio(path), np.concatenate(decoded)))
+    return {"pesq_wb": _mean([s[0] for s in scores]), "stoi": _mean([s[1] for s in scores])}
+
+
+# --- the organisation and the relay ----------------------------------------------------------
+
+
+async def make_org(data_dir: Path) -> tuple[dict[str, CredentialBundle], int]:
+    """An organisation as ``ptt-admin`` makes it: three officers on one channel."""
+    files = admin.OrgFiles.in_dir(data_dir)
+    now = time.time()
+    await admin.init_org(files, now=now, server_url="wss://127.0.0.1:1")
+    bundles = {}
+    for user in (TALKER, LISTENER, LATE):
+        enrolled = await admin.enroll(
+            files, user, role=Role.OFFICER, display_name=user.title(), now=now
+        )
+        bundles[user] = enrolled.bundle
+    change = await admin.create_channel(files, CHANNEL_NAME, [TALKER, LISTENER, LATE], now=now)
+    return bundles, change.channel_id
+
+
+_READY = re.compile(rb"control wss://[^:]+:(\d+)\s+media udp/(\d+)")
+
+
+@contextlib.asynccontextmanager
+async def relay_process(data_dir: Path) -> AsyncIterator[tuple[int, int]]:
+    """Run ``ptt-server`` on ``data_dir`` in its own process; yield (control port, media port).
+
+    Its own process, as in production: the relay does not share an event loop (or the GIL)
+    with the radios being measured.
+    """
+    log = (data_dir / "server.log").open("wb")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ptt_server.cli",
+        "--data-dir",
+        str(data_dir),
+        "--listen",
+        "127.0.0.1:0",
+        "--media-port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+        cwd=REPOSITORY,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            while not (match := _READY.search(line := await process.stdout.readline())):
+                if not line:
+                    raise BenchError(
+                        f"ptt-server exited before it was ready: see {data_dir / 'server.log'}"
+                    )
+        yield int(match.group(1)), int(match.group(2))
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        log.close()
+
+
+# --- the ears --------------------------------------------------------------------------------
+
+
+class Ear(AudioOutput):
+    """A Player's output and ``on_played`` callback: what was played, when, and the audio."""
+
+    def __init__(self) -> None:
+        self.played: list[Played] = []
+        self.chunks: list[Pcm] = []
+        self._changed = asyncio.Event()
+
+    def write(self, pcm: Pcm) -> None:
+        self.chunks.append(pcm.copy())
+
+    def on_played(self, frame: Played) -> None:
+        self.played.append(frame)
+        self._changed.set()
+
+    def reset(self) -> None:
+        self.played, self.chunks = [], []
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait (checking after every played frame) until ``condition()``; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class Burst:
+    """What one transmission of one sample measured."""
+
+    sample: Path
+    access_s: float
+    mouth_to_ear_s: list[float]
+    fates: dict[str, int]
+    extra_frames: int
+    late_entry_s: float | None
+    received: Pcm
+    received_sent_only: Pcm
+    """``received`` without the frames played for sequence numbers that carried no audio."""
+
+
+@dataclass
+class Radios:
+    """One condition's talker, listener and late entrant, with their proxies and audio."""
+
+    talker: RadioClient
+    listener: RadioClient
+    late: RadioClient
+    proxies: list[ImpairmentProxy]
+    transmitter: Transmitter
+    player: Player
+    late_player: Player
+    ear: Ear
+    late_ear: Ear
+
+
+async def _radio(bundle: CredentialBundle, url: str, proxy: ImpairmentProxy) -> RadioClient:
+    client = RadioClient(
+        bundle, bundle.open_keys(None), server_url=url, media_address=proxy.address
+    )
+    await client.start()
+    await client.wait_connected(10)
+    if client.media_path != "udp":
+        raise BenchError(f"{client.user_id} fell back to the tunnel: the proxy is not in the path")
+    await client.wait_for(events.KeysUpdated, timeout=10)
+    return client
+
+
+@contextlib.asynccontextmanager
+async def radios_for(
+    condition: Condition,
+    bundles: dict[str, CredentialBundle],
+    channel_id: int,
+    ports: tuple[int, int],
+    seed: int,
+) -> AsyncIterator[Radios]:
+    """Log three radios in through their own clean proxies, affiliate two, then impair."""
+    url = f"wss://127.0.0.1:{ports[0]}"
+    relay_media = ("127.0.0.1", ports[1])
+    proxies = [
+        ImpairmentProxy(relay_media, seed=f"{seed}:{user}") for user in (TALKER, LISTENER, LATE)
+    ]
+    clients: list[RadioClient] = []
+    players: list[Player] = []
+    try:
+        for proxy in proxies:
+            await proxy.start()
+        for user, proxy in zip((TALKER, LISTENER, LATE), proxies, strict=True):
+            clients.append(await _radio(bundles[user], url, proxy))
+        talker, listener, late = clients
+        for client in (talker, listener):
+            await client.affiliate(channel_id)
+            await client.wait_for(control.Affiliated, timeout=5)
+        ear, late_ear = Ear(), Ear()
+        player = Player(listener, ear, frame_ms=FRAME_MS, tones=False, on_played=ear.on_played)
+        late_player = Player(
+            late, late_ear, frame_ms=FRAME_MS, tones=False, on_played=late_ear.on_played
+        )
+        players = [player, late_player]
+        for p in players:
+            p.start()
+        proxies[0].set_impairment(uplink=condition.talker_uplink)
+        for proxy in proxies[1:]:
+            proxy.set_impairment(downlink=condition.listener_downlink)
+        yield Radios(
+            talker,
+            listener,
+            late,
+            proxies,
+            Transmitter(talker, frame_ms=FRAME_MS, bitrate=BITRATE),
+            player,
+            late_player,
+            ear,
+            late_ear,
+        )
+    finally:
+        for p in players:
+            await p.stop()
+        for client in clients:
+            await client.stop()
+        for proxy in proxies:
+            await proxy.close()
+
+
+async def _late_entry(radios: Radios, channel_id: int, after_s: float) -> float | None:
+    await asyncio.sleep(after_s)  # the scenario: someone tunes in this far into the burst
+    joined = time.monotonic()
+    await radios.late.affiliate(channel_id)
+    ear = radios.late_ear
+    if not await ear.wait_until(lambda: bool(ear.played), timeout=3):
+        return None
+    return ear.played[0].at - joined
+
+
+async def one_burst(radios: Radios, sample: Path, channel_id: int, rng: random.Random) -> Burst:
+    """Send ``sample`` once; measure the listener and a late entrant."""
+    radios.ear.reset()
+    radios.late_ear.reset()
+    radios.listener.drain_events()
+    radios.late.drain_events()
+    frames = _frames(sample)
+    duration_s = len(frames) * FRAME_MS / 1000
+    join_after = rng.uniform(0.3, max(0.4, duration_s - 1.0))
+    late = asyncio.create_task(_late_entry(radios, channel_id, join_after))
+    result = await radios.transmitter.talk(MemoryInput(frames))
+    if result.outcome != "granted" or result.access_time_s is None:
+        late.cancel()
+        raise BenchError(f"the talker was not granted the floor: {result.outcome} {result.cause}")
+    if len(result.sequences) != len(result.capture_times):
+        raise BenchError("the Transmitter did not record a sequence number for every frame")
+    ear = radios.ear
+    last = result.sequences[-1]
+    # The last frame is played, rebuilt or concealed within the jitter buffer's delay (200 ms
+    # at most) - unless it never comes: the relay drops a holder's media that arrives after
+    # its FloorRelease, which a delayed uplink makes happen to the last frames of a burst.
+    await ear.wait_until(lambda: any(p.sequence == last for p in ear.played), timeout=1)
+    late_entry = await late
+    await asyncio.sleep(BURST_GAP_S)  # the pause before the next call; the tail plays out
+    await radios.late.deaffiliate(channel_id)
+    await radios.late.wait_for(control.Deaffiliated, timeout=5)
+    first: dict[int, Played] = {}
+    for frame in ear.played:
+        first.setdefault(frame.sequence, frame)
+    fates = {"play": 0, "fec": 0, "plc": 0, "missing": 0}
+    mouth_to_ear = []
+    for sequence, captured in zip(result.sequences, result.capture_times, strict=True):
+        played = first.get(sequence)
+        if played is None:
+            fates["missing"] += 1
+            continue
+        fates[played.kind] += 1
+        mouth_to_ear.append(played.at - captured)
+    sent = set(result.sequences)
+    extra = sum(1 for frame in ear.played if frame.sequence not in sent)
+    nothing = np.zeros(0, np.int16)
+    received = np.concatenate(ear.chunks) if ear.chunks else nothing
+    # Tones are off, so the Player wrote exactly one chunk per Played.
+    kept = [c for c, p in zip(ear.chunks, ear.played, strict=False) if p.sequence in sent]
+    return Burst(
+        sample,
+        result.access_time_s,
+        mouth_to_ear,
+        fates,
+        extra,
+        late_entry,
+        received,
+        np.concatenate(kept) if kept else nothing,
+    )
+
+
+def _jitter_counters(player: Player, seen: set[Any], into: dict[str, float]) -> None:
+    """Add the counters of every finished stream not counted yet."""
+    for key in player.mixer.talkers():
+        buffer = player.mixer.buffer(key)
+        if key in seen or buffer is None or buffer.active:
+            continue
+        seen.add(key)
+        for name in ("received", "late", "recovered", "concealed", "skipped", "discarded"):
+            into[name] = into.get(name, 0) + getattr(buffer.stats, name)
+        into["target_delay_ms_max"] = max(
+            into.get("target_delay_ms_max", 0.0), buffer.stats.target_delay_ms
+        )
+
+
+async def run_condition(
+    condition: Condition,
+    bundles: dict[str, CredentialBundle],
+    channel_id: int,
+    ports: tuple[int, int],
+    samples: Sequence[Path],
+    repeats: int,
+    seed: int,
+) -> tuple[list[Burst], dict[str, Any]]:
+    """Every burst of one condition, and the network and jitter-buffer counters."""
+    rng = random.Random(f"{seed}:{condition.name}")
+    bursts = []
+    counters: dict[str, float] = {}
+    seen: set[Any] = set()
+    async with radios_for(condition, bundles, channel_id, ports, seed) as radios:
+        for _ in range(repeats):
+            for sample in samples:
+                bursts.append(await one_burst(radios, sample, channel_id, rng))
+                _jitter_counters(radios.player, seen, counters)
+        uplink = radios.proxies[0].stats()["up"]
+        rejected = radios.player.rejected
+        late_rejected = radios.late_player.rejected
+    network = {
+        "talker_uplink": condition.talker_uplink.describe(),
+        "listener_downlink": condition.listener_downlink.describe(),
+        "uplink_loss_measured_pct": _pct(uplink),
+        "uplink_reordered": uplink.reordered,
+    }
+    return bursts, {
+        "network": network,
+        "jitter_buffer": counters,
+        "listener_rejected_frames": rejected,
+        "late_entry_rejected_frames": late_rejected,
+    }
+
+
+def _pct(stats: LinkStats) -> float:
+    return round(100.0 * stats.dropped / stats.received, 2) if stats.received else 0.0
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(float(np.mean(known)), 3) if known else None
+
+
+def _ms(values: Sequence[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)) * 1000.0, 1) if values else None
+
+
+def summarise(bursts: list[Burst], extra: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one condition (see the module docstring)."""
+    access = [b.access_s for b in bursts]
+    m2e = [t for b in bursts for t in b.mouth_to_ear_s]
+    late = [b.late_entry_s for b in bursts if b.late_entry_s is not None]
+    quality = [speech_quality(_sent_audio(b.sample), b.received) for b in bursts]
+    sent_only = [speech_quality(_sent_audio(b.sample), b.received_sent_only) for b in bursts]
+    fates = {k: sum(b.fates[k] for b in bursts) for k in ("play", "fec", "plc", "missing")}
+    pesq_values = [q[0] for q in quality if q[0] is not None]
+    return {
+        "access_time_p95_ms": _ms(access, 95),
+        "mouth_to_ear_p95_ms": _ms(m2e, 95),
+        "late_entry_p95_ms": _ms(late, 95),
+        "pesq_wb": _mean([q[0] for q in quality]),
+        "stoi": _mean([q[1] for q in quality]),
+        "access_time_median_ms": _ms(access, 50),
+        "mouth_to_ear_median_ms": _ms(m2e, 50),
+        "mouth_to_ear_min_ms": _ms(m2e, 0),
+        "mouth_to_ear_max_ms": _ms(m2e, 100),
+        "late_entry_median_ms": _ms(late, 50),
+        "pesq_wb_min": round(min(pesq_values), 3) if pesq_values else None,
+        "stoi_min": round(min(q[1] for q in quality), 3) if quality else None,
+        "pesq_wb_without_extra_frames": _mean([q[0] for q in sent_only]),
+        "stoi_without_extra_frames": _mean([q[1] for q in sent_only]),
+        "bursts": len(bursts),
+        "late_entries_heard": len(late),
+        "frames_sent": sum(len(b.mouth_to_ear_s) + b.fates["missing"] for b in bursts),
+        "frames_played": fates["play"],
+        "frames_fec": fates["fec"],
+        "frames_concealed": fates["plc"],
+        "frames_missing": fates["missing"],
+        "extra_frames": sum(b.extra_frames for b in bursts),
+        **extra,
+    }
+
+
+async def measure_async(
+    samples: Sequence[Path], repeats: int, seed: int, conditions: Sequence[Condition]
+) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
+        bundles, channel_id = await make_org(Path(tmp))
+        async with relay_process(Path(tmp)) as ports:
+            raw = {
+                c.name: await run_condition(c, bundles, channel_id, ports, samples, repeats, seed)
+                for c in conditions
+            }
+    # Scoring is CPU-heavy: only once nothing is being timed any more.
+    for name, (bursts, extra) in raw.items():
+        results[name] = summarise(bursts, extra)
+    return results
+
+
+def measure(*, quick: bool = False, repeats: int | None = None, seed: int = 1) -> dict[str, Any]:
+    """Run every condition and return the JSON object ``--json`` prints."""
+    paths = sample_paths()
+    samples = paths[:1] if quick else paths
+    repeats = repeats if repeats is not None else (2 if quick else 3)
+    started = time.monotonic()
+    conditions = asyncio.run(measure_async(samples, repeats, seed, CONDITIONS))
+    goals = {}
+    for goal in GOALS:
+        value = conditions.get(goal.condition, {}).get(goal.key)
+        goals[f"{goal.condition}.{goal.key}"] = {
+            "goal": f"{'<=' if goal.at_most else '>='} {goal.limit:g}",
+            "value": value,
+            "met": goal.met(value),
+        }
+    return {
+        "conditions": conditions,
+        "goals": goals,
+        "codec_only": codec_only(samples),
+        "settings": {
+            "samples": [p.name for p in samples],
+            "repeats": repeats,
+            "seed": seed,
+            "frame_ms": FRAME_MS,
+            "bitrate": BITRATE,
+            "relay": "ptt-server in its own process, 127.0.0.1",
+            "duration_s": round(time.monotonic() - started, 1),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the bench and print the figures (one JSON object with ``--json``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.voice", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="one sample, two repeats")
+    parser.add_argument("--repeats", type=int, help="bursts per sample and condition")
+    parser.add_argument("--seed", type=int, default=1, help="network and timing seed")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    result = measure(quick=args.quick, repeats=args.repeats, seed=args.seed)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for name, figures in result["conditions"].items():
+        print(
+            f"{name:15} access p95 {figures['access_time_p95_ms']} ms, mouth-to-ear p95"
+            f" {figures['mouth_to_ear_p95_ms']} ms, late entry p95"
+            f" {figures['late_entry_p95_ms']} ms, PESQ-WB {figures['pesq_wb']},"
+            f" STOI {figures['stoi']}"
+        )
+    for key, goal in result["goals"].items():
+        print(f"goal {key} {goal['goal']}: {goal['value']} {'met' if goal['met'] else 'MISSED'}")
+    codec = result["codec_only"]
+    print(f"codec alone: PESQ-WB {codec['pesq_wb']}, STOI {codec['stoi']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""``python -m bench.voice --quick --json`` runs the real pipeline and reports every figure.
+
+Checks that the numbers exist and are physically sane, not that the goals are met (that is
+what the full bench is for).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+CONDITIONS = ("clean", "jitter40_loss5", "loss10")
+FIGURES = (
+    "access_time_p95_ms",
+    "mouth_to_ear_p95_ms",
+    "late_entry_p95_ms",
+    "pesq_wb",
+    "stoi",
+)
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.voice", "--quick", "--json"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@pytest.mark.timeout(120)
+def test_every_condition_reports_every_figure_with_sane_values(report: dict[str, Any]) -> None:
+    assert set(report["conditions"]) == set(CONDITIONS)
+    for name in CONDITIONS:
+        figures = report["conditions"][name]
+        for key in FIGURES:
+            assert isinstance(figures[key], float), (name, key, figures[key])
+        assert 0 < figures["access_time_p95_ms"] < 2000, (name, figures)
+        # At least the jitter buffer's smallest delay, at most a few seconds.
+        assert 20 <= figures["mouth_to_ear_p95_ms"] < 2000, (name, figures)
+        assert figures["mouth_to_ear_median_ms"] <= figures["mouth_to_ear_p95_ms"]
+        assert 0 < figures["late_entry_p95_ms"] < 3000, (name, figures)
+        assert figures["late_entries_heard"] == figures["bursts"] == 2, (name, figures)
+        assert 1.0 <= figures["pesq_wb"] <= 4.65, (name, figures)
+        assert 0.0 < figures["stoi"] <= 1.0, (name, figures)
+        sent = figures["frames_sent"]
+        fates = ("frames_played", "frames_fec", "frames_concealed", "frames_missing")
+        assert sent > 100 and sum(figures[f] for f in fates) == sent, (name, figures)
+        assert figures["frames_played"] > 0.8 * sent, (name, figures)
+
+
+@pytest.mark.timeout(120)
+def test_the_network_conditions_are_really_applied(report: dict[str, Any]) -> None:
+    clean, jittery, lossy = (report["conditions"][n] for n in CONDITIONS)
+    # What the proxy did, from its own counters (timings are the bench's business, not a
+    # test's: this machine is shared and its load varies).
+    assert clean["network"]["uplink_loss_measured_pct"] == 0
+    assert jittery["network"]["uplink_loss_measured_pct"] > 0
+    assert jittery["network"]["uplink_reordered"] > 0
+    assert lossy["network"]["uplink_loss_measured_pct"] > 2
+    assert lossy["frames_fec"] + lossy["frames_concealed"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_the_listener_hears_the_speech_that_was_sent(report: dict[str, Any]) -> None:
+    clean = report["conditions"]["clean"]
+    # Random or silent audio scores below 0.3 STOI; the same words well above.
+    assert clean["stoi"] > 0.5, clean
+    codec = report["codec_only"]
+    assert 1.0 <= codec["pesq_wb"] <= 4.65 and 0.5 < codec["stoi"] <= 1.0, codec
+
+
+@pytest.mark.timeout(120)
+def test_every_goal_is_reported_against_its_figure(report: dict[str, Any]) -> None:
+    goals = report["goals"]
+    assert set(goals) == {
+        "clean.access_time_p95_ms",
+        "clean.mouth_to_ear_p95_ms",
+        "jitter40_loss5.mouth_to_ear_p95_ms",
+        "clean.pesq_wb",
+        "clean.stoi",
+        "clean.late_entry_p95_ms",
+    }
+    for key, goal in goals.items():
+        condition, figure = key.split(".")
+        assert goal["value"] == report["conditions"][condition][figure]
+        limit = float(goal["goal"].split()[1])
+        expected = (
+            goal["value"] <= limit if goal["goal"].startswith("<=") else goal["value"] >= limit
+        )
+        assert goal["met"] is expected, (key, goal)
+    assert report["settings"]["samples"] and report["settings"]["repeats"] == 2
