@@ -121,6 +121,7 @@ class FrameSealer:
         "_channel_id",
         "_counters",
         "_epoch_key",
+        "_first_counter",
         "_key",
         "_next",
         "_pending",
@@ -138,6 +139,7 @@ class FrameSealer:
     ) -> None:
         """Seal under ``key`` as ``sender_index``, starting at counter ``first_counter``.
 
+        Every KID this sealer switches to later starts there too (see :meth:`rekey`).
         Pass ``first_counter`` = a persisted :attr:`next_counter` when resuming an epoch
         after a restart (see the module docstring).
         """
@@ -153,6 +155,7 @@ class FrameSealer:
         self._sender_index = sender_index
         self._key = _sframe_key(key, sender_index)
         self._next = first_counter
+        self._first_counter = first_counter
 
     def __repr__(self) -> str:
         return (
@@ -190,7 +193,9 @@ class FrameSealer:
         self._epoch_key = key
         self._sender_index = sender_index
         self._key = _sframe_key(key, sender_index)
-        self._next = self._counters.get(self._key.kid, 0)
+        # A KID this sealer has not used yet starts where the first one did, not at 0: a
+        # caller that starts from a clock (restart-safe) stays restart-safe after a rekey.
+        self._next = self._counters.get(self._key.kid, self._first_counter)
 
     def rekey(self, key: EpochKey, sender_index: int, now: float) -> bool:
         """Offer an epoch key; returns True if it changes (or schedules a change to) the KID.

@@ -143,7 +143,8 @@ class RadioClient:
         """(channel_id, burst_id) while this client holds a floor."""
         self._before_regroup: dict[int, int | None] = {}
         self._pongs: dict[int, asyncio.Future[None]] = {}
-        self._text_tasks: set[asyncio.Task[None]] = set()
+        self._text_tasks: set[asyncio.Future[None]] = set()
+        """Work started from the read loop that must not block it (texts, final signatures)."""
         self.refused: events.LoginRefused | None = None
         self.reconnects = 0
 
@@ -656,7 +657,13 @@ class RadioClient:
             view = self.floors.setdefault(message.channel_id, FloorView())
             view.state, view.cause = "revoked", message.cause
             if self._burst is not None and self._burst[0] == message.channel_id:
+                # Sign what was sent before the revoke: the relay forwards a released
+                # burst's last frames briefly, so listeners can still verify its tail.
+                burst = self._burst
                 self._burst = None
+                task = asyncio.ensure_future(self._send_signature(burst[0], burst[1], end=True))
+                self._text_tasks.add(task)
+                task.add_done_callback(self._text_tasks.discard)
         elif isinstance(message, control.FloorQueuePosition):
             view = self.floors.setdefault(message.channel_id, FloorView())
             view.state, view.queue_position = "queued", message.position

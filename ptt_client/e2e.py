@@ -18,7 +18,7 @@ from typing import Any
 
 from crypto import text as sealed_text
 from crypto.bundle import CredentialBundle
-from crypto.epoch import EpochKey, open_envelope
+from crypto.epoch import EpochKey, open_envelope, read_envelope_header
 from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from crypto.keyring import FrameOpener, FrameSealer
@@ -117,7 +117,15 @@ class Keyring:
     ) -> events.KeysUpdated | None:
         channel = self._channel(channel_id)
         try:
-            key = open_envelope(envelope, self.keys, self.credential, self.trust, now)
+            header = read_envelope_header(envelope)
+            key = open_envelope(
+                envelope,
+                self.keys,
+                self.credential,
+                self.trust,
+                now,
+                roster=channel.rosters.get(header.roster_version),
+            )
         except CryptoError as exc:
             log.warning("key envelope for channel %s refused: %s", channel_id, exc)
             return None
@@ -202,7 +210,10 @@ class Keyring:
                 raise CryptoError(
                     f"no key for epoch {header.epoch} of channel {message.to_channel}"
                 )
-            return sealed_text.open_channel_text(message.sealed, key, sender, self.trust, now).text
+            roster = channel.rosters.get(key.roster_version) if channel is not None else None
+            return sealed_text.open_channel_text(
+                message.sealed, key, sender, self.trust, now, roster=roster
+            ).text
         return sealed_text.open_direct_text(
             message.sealed, self.keys, self.credential, sender, self.trust, now
         ).text
@@ -232,8 +243,15 @@ class Keyring:
         key = channel.epochs.get(header.epoch or 0) if channel is not None else None
         if key is None:
             raise CryptoError("no key to open this location")
+        assert channel is not None
         message = sealed_text.open_for_channel(
-            sealed, sealed_text.LABEL_LOCATION, key, sender, self.trust, self._clock()
+            sealed,
+            sealed_text.LABEL_LOCATION,
+            key,
+            sender,
+            self.trust,
+            self._clock(),
+            roster=channel.rosters.get(key.roster_version),
         )
         lat, lon = _LOCATION.unpack(message.payload)
         return lat, lon
@@ -307,6 +325,13 @@ class Keyring:
         credential = self.credentials.get(talker)
         if member is None:
             return [events.VoiceRejected(frame.channel_id, f"{talker} is not on the roster")]
+        if credential is not None and credential.fingerprint() != member.credential_fingerprint:
+            # Another device of this user than the one the roster pins: not the talker.
+            return [
+                events.VoiceRejected(
+                    frame.channel_id, f"{talker}'s credential is not the one on the roster"
+                )
+            ]
         header = inner[: media.INNER_HEADER.size]
         verifier_key = (talker, frame.burst_id)
         verifier = channel.verifiers.get(verifier_key)

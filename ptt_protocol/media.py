@@ -86,7 +86,8 @@ _MIN_DATA_SIZE: Final = MIN_DATAGRAM_SIZE + INNER_HEADER.size
 END_OF_BURST: Final = 0x01
 """Last frame of the talk burst."""
 SIGNATURE: Final = 0x02
-"""The frame carries the talker's burst signature (Ed25519 over the burst's running hash)."""
+"""The frame carries a burst statement: the talker's Ed25519 signature over the hashes of the frames
+it sent since the previous statement (``crypto.talker``), numbered from 2^31 apart from voice."""
 FEC: Final = 0x04
 """The Opus frame carries in-band FEC for the previous frame."""
 PRIORITY: Final = 0x08

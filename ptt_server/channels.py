@@ -72,10 +72,23 @@ class Channel:
         self.recording: Recording | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self.talker_name = ""
+        self._affiliated: tuple[int, bytes] | None = None
+        """(roster version, encoded Affiliated): built once per roster, not per affiliation."""
         self._trailing: tuple[str, int, float] | None = None
         """(talker, burst id, until): the burst that just ended, still forwarded briefly."""
 
     # --- listeners -------------------------------------------------------------------------
+
+    def affiliated_message(self) -> bytes:
+        """The encoded Affiliated answer (with the member list) for the current roster."""
+        if self._affiliated is None or self._affiliated[0] != self.roster_version:
+            message = control.Affiliated(
+                channel_id=self.channel_id,
+                name=self.name,
+                members=tuple(control.Member(user_id=u) for u in sorted(self.members)),
+            )
+            self._affiliated = (self.roster_version, control.encode(message))
+        return self._affiliated[1]
 
     def add_listener(self, session: Session) -> None:
         """Affiliate ``session``; a late entrant learns the current talker at once."""

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from crypto.epoch import read_envelope_header
 from crypto.errors import CredentialError, CryptoError
 from crypto.identity import Credential, TrustAnchor
 from crypto.roster import RosterState
@@ -41,6 +42,8 @@ log = logging.getLogger("ptt_server")
 LOGIN_TIMEOUT = 10.0
 RECALL_CHUNK = 40
 """Recorded frames per RecallFrames message: well under the 64 KiB frame limit."""
+SEND_PIECE = 8192
+"""Largest single TLS write (see _writer): measured 156 -> 80 KB per idle session."""
 PRUNE_INTERVAL = 3600.0
 """Seconds between sweeps of expired recordings and messages."""
 CREDENTIALS_CHUNK = 30
@@ -338,7 +341,11 @@ class RelayServer:
         except CryptoError as exc:
             log.warning("revocation list refused", extra={"fields": {"error": str(exc)}})
             return
+        # Every radio learns the new list at once, so none keeps trusting a revoked
+        # credential it cached (a rare event: one pass over the sessions is fine).
+        update = control.encode(control.RevocationUpdate(signed_list=revocations.to_bytes()))
         for session in list(self.sessions.by_index.values()):
+            session.send_encoded(update)
             if revocations.revokes(session.credential):
                 session.send(
                     control.Error(
@@ -555,7 +562,13 @@ class RelayServer:
                 await ws.close(1000, session.closing_reason[:100])
                 return
             session.queued_bytes -= len(data)
-            await ws.send(data)
+            if len(data) > SEND_PIECE:
+                # OpenSSL keeps a connection's write buffer as large as its largest write:
+                # big messages go out in pieces so an idle session stays small.
+                await ws.send([data[i : i + SEND_PIECE] for i in range(0, len(data), SEND_PIECE)])
+            else:
+                await ws.send(data)
+            del data  # do not keep the last message alive while waiting for the next
 
     async def _reader(self, ws: ServerConnection, session: Session) -> None:
         async for raw in ws:
@@ -644,13 +657,7 @@ class RelayServer:
 
     async def _on_affiliate(self, session: Session, msg: control.Affiliate, now: float) -> None:
         channel = self._channel_for(session, msg.channel_id)
-        session.send(
-            control.Affiliated(
-                channel_id=channel.channel_id,
-                name=channel.name,
-                members=tuple(control.Member(user_id=u) for u in sorted(channel.members)),
-            )
-        )
+        session.send_encoded(channel.affiliated_message())
         channel.add_listener(session)
         if session.selected_channel is None:
             session.selected_channel = channel.channel_id
@@ -888,6 +895,19 @@ class RelayServer:
         if not session.credential.is_key_manager():
             raise _Refused(
                 control.ERROR_FORBIDDEN, "only a dispatcher or admin hands out channel keys"
+            )
+        try:
+            header = read_envelope_header(msg.envelope)
+        except CryptoError:
+            raise _Refused(control.ERROR_BAD_MESSAGE, "that is not a key envelope") from None
+        if (header.channel_id, header.epoch, header.recipient) != (
+            msg.channel_id,
+            msg.epoch,
+            msg.recipient,
+        ):
+            raise _Refused(
+                control.ERROR_BAD_MESSAGE,
+                "the envelope is addressed otherwise than the message says",
             )
         channel = self.channels.get(msg.channel_id)
         if channel is None or msg.recipient not in channel.members:

@@ -378,3 +378,17 @@ def test_any_single_bit_flip_is_refused_by_the_opener(bit: int) -> None:
     with pytest.raises(FrameError):
         opener.open(meta(9), bytes(frame), 2, T0)
     assert opener.open(meta(9), _FRAME, 2, T0) == OPUS
+
+
+def test_a_rekeyed_sealer_starts_the_new_kid_at_its_first_counter_not_zero() -> None:
+    # A radio restarted within an epoch starts from the clock; if it then switches to an
+    # epoch it also used before the restart, counter 0 would repeat a (key, nonce) pair.
+    first = new_epoch_key(7, 1, 1)
+    second = new_epoch_key(7, 2, 2)
+    start = 1_700_000_000_000 << 12
+    sealer = FrameSealer(first, 0, first_counter=start, switch_delay=0.0)
+    sealer.seal(b"m", b"frame", 0.0)
+    assert sealer.rekey(second, 0, 1.0)
+    sealed = sealer.seal(b"m", b"frame", 2.0)
+    assert sealer.epoch == 2
+    assert decode_header(sealed).ctr == start
