@@ -77,12 +77,12 @@ from ptt_client.audio import AudioInput, AudioOutput, WavFileInput
 from ptt_client.client import RadioClient
 from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm
 from ptt_client.samples import sample_paths
-from ptt_client.voice import Played, Player, Transmitter
+from ptt_client.voice import DEFAULT_BITRATE, MIN_LOSS_HINT_PCT, Played, Player, Transmitter
 from ptt_protocol import control
 from ptt_server import admin
 
 FRAME_MS: Final = 20
-BITRATE: Final = 20_000
+BITRATE: Final = DEFAULT_BITRATE
 """The Transmitter's default Opus bitrate (bit/s)."""
 QUALITY_RATE: Final = 16_000
 """PESQ wideband (P.862.2) works at 16 kHz; STOI is computed at the same rate."""
@@ -218,7 +218,10 @@ def codec_only(paths: Sequence[Path]) -> dict[str, float | None]:
     """PESQ-WB and STOI of the samples through the Transmitter's Opus settings, no network."""
     scores = []
     for path in paths:
-        encoder, decoder = OpusEncoder(frame_ms=FRAME_MS, bitrate=BITRATE), OpusDecoder()
+        encoder = OpusEncoder(
+            frame_ms=FRAME_MS, bitrate=BITRATE, expected_loss_pct=MIN_LOSS_HINT_PCT
+        )
+        decoder = OpusDecoder()
         with WavFileInput(path, FRAME_MS) as source:
             decoded = [decoder.decode(encoder.encode(frame)) for frame in source.frames()]
         scores.append(speech_quality(_sent_audio(path), np.concatenate(decoded)))
