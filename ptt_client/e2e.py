@@ -19,7 +19,7 @@ from typing import Any
 from crypto import text as sealed_text
 from crypto.bundle import CredentialBundle
 from crypto.epoch import EpochKey, open_envelope, read_envelope_header
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, ForgedFrameError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from crypto.keyring import FrameOpener, FrameSealer
 from crypto.roster import Roster, RosterState
@@ -343,7 +343,13 @@ class Keyring:
                 return []
             try:
                 verifier.check(frame.frame)
+            except ForgedFrameError as exc:
+                # The talker's own signature says frames already played were not theirs.
+                # Audio plays before its statement arrives, so it cannot be un-played: the
+                # "verified" mark is withdrawn and the listener warned instead.
+                return [events.ForgedAudio(frame.channel_id, talker, frame.burst_id, str(exc))]
             except CryptoError as exc:
+                # A statement that does not verify proves nothing about the audio.
                 return [events.VoiceRejected(frame.channel_id, f"burst signature refused: {exc}")]
             return [
                 events.TalkerVerified(

@@ -56,9 +56,20 @@ class VoiceFrame:
 
 @dataclass(frozen=True)
 class VoiceRejected:
-    """A media frame that failed end-to-end checks: never played. ``reason`` says why."""
+    """A media frame or text that failed end-to-end checks: not played, not shown."""
 
     channel_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgedAudio:
+    """A burst statement showed that frames already played as ``talker`` were not theirs
+    (or did not verify): the burst is not verified any more; warn the listener."""
+
+    channel_id: int
+    talker: str
+    burst_id: int
     reason: str
 
 

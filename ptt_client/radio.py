@@ -851,6 +851,12 @@ class Radio:
             self.console.line(f"server: {event.text or event.code}")
         elif isinstance(event, events.TalkerVerified):
             self._verified[event.channel_id] = event.burst_id
+        elif isinstance(event, events.ForgedAudio):
+            if self._verified.get(event.channel_id) == event.burst_id:
+                del self._verified[event.channel_id]
+            self.console.line(
+                f"WARNING: audio claimed as {event.talker} did not verify: {event.reason}"
+            )
         elif isinstance(event, events.TextReceived):
             where = (
                 f" on {client.channels.get(event.to_channel, event.to_channel)}"

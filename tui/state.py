@@ -663,6 +663,17 @@ class ConsoleState:
         # 50 frames a second: the once-a-second refresh shows this, no re-render per frame.
         return Changed.NONE
 
+    def _on_forged_audio(self, event: events.ForgedAudio, now: float) -> Changed:
+        row = self.channels.get(event.channel_id)
+        if row is not None and row.talker == event.talker and row.burst_id == event.burst_id:
+            row.verified = False
+        where = self.channel_name(event.channel_id)
+        return Changed.CHANNELS | self.note(
+            "forged",
+            f"{where}: audio claimed as {event.talker} did not verify ({event.reason})",
+            now,
+        )
+
     def _on_voice_rejected(self, event: events.VoiceRejected, now: float) -> Changed:
         where = self.channel_name(event.channel_id) if event.channel_id else "?"
         return self.note("rejected", f"{where}: {event.reason}", now)
@@ -843,6 +854,7 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     events.TalkerVerified: ConsoleState._on_talker_verified,
     events.VoiceFrame: ConsoleState._on_voice_frame,
     events.VoiceRejected: ConsoleState._on_voice_rejected,
+    events.ForgedAudio: ConsoleState._on_forged_audio,
     events.TextReceived: ConsoleState._on_text,
     control.Goodbye: ConsoleState._on_goodbye,
     control.Error: ConsoleState._on_error,

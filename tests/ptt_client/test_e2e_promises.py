@@ -307,8 +307,9 @@ async def test_a_member_speaking_as_the_talker_is_played_then_reported_by_the_si
         # The relay forwards the statement to bob and carol in the same step.
         assert (await bob.wait_for(events.TalkerVerified)).talker == "alice"
         reported = await handled(carol)
-        reports = of(events.VoiceRejected, reported)
+        reports = of(events.ForgedAudio, reported)
         assert len(reports) == 1, reported
+        assert reports[0].talker == "alice"
         assert "do not match" in reports[0].reason and str(sequence) in reports[0].reason
         assert of(events.TalkerVerified, reported) == []
 

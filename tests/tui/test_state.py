@@ -483,3 +483,21 @@ def test_any_event_sequence_keeps_the_model_consistent(items: list[tuple[object,
         state.members_online(row.channel_id)
     state.presence_rows("a")
     state.to_csv()
+
+
+def test_forged_audio_withdraws_the_verified_mark() -> None:
+    state = ConsoleState("disp", "Dispatch")
+    state.apply(
+        control.ChannelList(channels=(control.ChannelInfo(channel_id=1, name="patrol"),)), T0
+    )
+    state.apply(
+        control.FloorTaken(
+            channel_id=1, user_id="alice", display_name="Alice", priority=1, burst_id=5, since=T0
+        ),
+        T0,
+    )
+    state.apply(events.TalkerVerified(1, "alice", "Alice", 5), T0)
+    assert state.channels[1].verified
+    state.apply(events.ForgedAudio(1, "alice", 5, "frames 3 do not match"), T0)
+    assert not state.channels[1].verified
+    assert state.log[-1].kind == "forged" and "alice" in state.log[-1].text
