@@ -54,8 +54,6 @@ import contextlib
 import json
 import platform
 import random
-import re
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -70,6 +68,7 @@ from pystoi import stoi  # type: ignore[import-untyped]
 from scipy.signal import resample_poly  # type: ignore[import-untyped]  # comes with pystoi
 
 from bench.impairment import CLEAN, Impairment, ImpairmentProxy, LinkStats
+from bench.relay import relay_process
 from crypto.bundle import CredentialBundle
 from crypto.identity import Role
 from ptt_client import events
@@ -244,52 +243,6 @@ async def make_org(data_dir: Path) -> tuple[dict[str, CredentialBundle], int]:
         bundles[user] = enrolled.bundle
     change = await admin.create_channel(files, CHANNEL_NAME, [TALKER, LISTENER, LATE], now=now)
     return bundles, change.channel_id
-
-
-_READY = re.compile(rb"control wss://[^:]+:(\d+)\s+media udp/(\d+)")
-
-
-@contextlib.asynccontextmanager
-async def relay_process(data_dir: Path) -> AsyncIterator[tuple[int, int]]:
-    """Run ``ptt-server`` on ``data_dir`` in its own process; yield (control port, media port).
-
-    Its own process, as in production: the relay does not share an event loop (or the GIL)
-    with the radios being measured.
-    """
-    log = (data_dir / "server.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ptt_server.cli",
-        "--data-dir",
-        str(data_dir),
-        "--listen",
-        "127.0.0.1:0",
-        "--media-port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=log,
-        cwd=REPOSITORY,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(30):
-            while not (match := _READY.search(line := await process.stdout.readline())):
-                if not line:
-                    raise BenchError(
-                        f"ptt-server exited before it was ready: see {data_dir / 'server.log'}"
-                    )
-        yield int(match.group(1)), int(match.group(2))
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        log.close()
 
 
 # --- the ears --------------------------------------------------------------------------------
@@ -594,7 +547,10 @@ async def measure_async(
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
         bundles, channel_id = await make_org(Path(tmp))
-        async with relay_process(Path(tmp)) as ports:
+        # Its own process, as in production: the relay shares no event loop (or GIL)
+        # with the radios being measured.
+        async with relay_process(Path(tmp), "server.log") as relay:
+            ports = (relay.control_port, relay.media_port)
             raw = {
                 c.name: await run_condition(c, bundles, channel_id, ports, samples, repeats, seed)
                 for c in conditions
