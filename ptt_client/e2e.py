@@ -332,7 +332,7 @@ class Keyring:
                     frame.channel_id, f"{talker}'s credential is not the one on the roster"
                 )
             ]
-        header = inner[: media.INNER_HEADER.size]
+        header = media.inner_header(inner)
         verifier_key = (talker, frame.burst_id)
         verifier = channel.verifiers.get(verifier_key)
         if verifier is None and credential is not None:

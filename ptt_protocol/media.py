@@ -348,14 +348,6 @@ def unpack_inner(inner: bytes) -> InnerFrame:
     return InnerFrame(channel_id, burst_id, sequence, flags, inner[INNER_HEADER.size :])
 
 
-def inner_channel_id(inner: bytes) -> int:
-    """Only the channel id of inner bytes: the relay's routing key, without a full decode."""
-    if not INNER_HEADER.size <= len(inner) <= MAX_INNER_SIZE:
-        raise MalformedError(f"inner frame of {len(inner)} bytes")
-    channel_id: int = _INDEX.unpack_from(inner)[0]
-    return channel_id
-
-
 def inner_header(inner: bytes) -> bytes:
     """The inner header bytes: associated data for the E2E layer (binds channel, burst, sequence)."""
     if not INNER_HEADER.size <= len(inner) <= MAX_INNER_SIZE:

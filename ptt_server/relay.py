@@ -78,10 +78,12 @@ class MediaRelay(asyncio.DatagramProtocol):
             self.send(session, session.hop.seal(b"", media.KEEPALIVE))
             return
         try:
-            channel = self._channels.get(media.inner_channel_id(inner))
+            frame = media.unpack_inner(inner)
         except ProtocolError:
+            # Bad size or unknown flags: refuse before forwarding, never raise out of here.
             drops["malformed"] += 1
             return
+        channel = self._channels.get(frame.channel_id)
         if channel is None or session.session_index not in channel.listeners:
             drops["not_affiliated"] += 1
             return
@@ -91,12 +93,6 @@ class MediaRelay(asyncio.DatagramProtocol):
         events = channel.floor.media_received(session.user_id, now)
         if events:
             channel.apply(events, now)
-        try:
-            frame = media.unpack_inner(inner)
-        except ProtocolError:
-            # Unknown flags: refuse before forwarding, and never raise out of the protocol.
-            drops["malformed"] += 1
-            return
         holder = channel.floor.may_send(session.user_id)
         if not holder and not channel.accepts_trailing(session.user_id, frame.burst_id, now):
             drops["not_floor_holder"] += 1

@@ -26,7 +26,6 @@ from ptt_protocol.media import (
     KEEPALIVE,
     HopSession,
     ReplayWindow,
-    inner_channel_id,
     inner_header,
     pack_inner,
     peek_session_index,
@@ -107,7 +106,6 @@ def test_inner_round_trip(
     bits = sum(flag_set)
     inner = pack_inner(channel, burst, sequence, bits, frame)
     assert unpack_inner(inner) == (channel, burst, sequence, bits, frame)
-    assert inner_channel_id(inner) == channel
     assert inner_header(inner) == struct.pack("!IIIB", channel, burst, sequence, bits)
     assert inner_header(inner) + frame == inner
 
@@ -372,7 +370,7 @@ def test_unpack_inner_refuses_bad_input() -> None:
         unpack_inner(b"\x00" * (media.MAX_INNER_SIZE + 1))
     with pytest.raises(MalformedError, match="unknown flags"):
         unpack_inner(good[:12] + b"\x80" + good[13:])
-    for reader in (inner_channel_id, inner_header):
+    for reader in (inner_header,):
         with pytest.raises(MalformedError):
             reader(b"\x00" * 12)
 
