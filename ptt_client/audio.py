@@ -25,7 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Final, Literal, Self
+from typing import Any, BinaryIO, ClassVar, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -78,6 +78,8 @@ class AudioInput(ABC):
     """A source of 48 kHz mono frames of ``frame_samples`` samples each."""
 
     frame_samples: int
+    blocking: ClassVar[bool] = False
+    """True when a read waits for the hardware: callers on an event loop read in a thread."""
 
     @abstractmethod
     def read_frame(self) -> Pcm | None:
@@ -97,6 +99,9 @@ class AudioInput(ABC):
 
 class AudioOutput(ABC):
     """A sink for 48 kHz mono ``int16`` samples (any number per call)."""
+
+    blocking: ClassVar[bool] = False
+    """True when a write waits for the hardware: callers on an event loop write in a thread."""
 
     @abstractmethod
     def write(self, pcm: Pcm) -> None:
@@ -583,6 +588,8 @@ class DeviceInput(AudioInput):
     ``device``: index, name substring (case-insensitive) or ``None`` for the default input.
     """
 
+    blocking = True
+
     def __init__(self, device: str | int | None = None, frame_ms: int = 20) -> None:
         self._dev = _DeviceStream(device, "input", frame_ms)
         self.frame_samples = self._dev.frame_samples
@@ -606,6 +613,8 @@ class DeviceOutput(AudioOutput):
 
     ``device``: index, name substring (case-insensitive) or ``None`` for the default output.
     """
+
+    blocking = True
 
     def __init__(self, device: str | int | None = None, frame_ms: int = 20) -> None:
         self._dev = _DeviceStream(device, "output", frame_ms)

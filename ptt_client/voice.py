@@ -130,7 +130,12 @@ class Transmitter:
         while not self._stop.is_set():
             if duration is not None and n * frame_s >= duration:
                 break
-            pcm = source.read_frame()
+            # A microphone read waits for the hardware: never on the event loop.
+            pcm = (
+                await asyncio.to_thread(source.read_frame)
+                if source.blocking
+                else source.read_frame()
+            )
             if pcm is None:
                 break
             if not self._answers.empty() and isinstance(
@@ -279,7 +284,7 @@ class Player:
         while True:
             now = self._clock()
             if self._tone_queue:
-                self.output.write(self._tone_queue.pop(0))
+                await self._write(self._tone_queue.pop(0))
                 await asyncio.sleep(frame_s)
                 continue
             popped = self.mixer.pop(now)
@@ -302,11 +307,19 @@ class Player:
                         await self._wake.wait()
                 continue
             key, instruction = popped
-            self._play(key, instruction, now)
+            await self._write(self._play(key, instruction, now))
+
+    async def _write(self, pcm: Pcm) -> None:
+        if self.output.blocking:
+            # A sound device's write waits for the hardware: never on the event loop.
+            await asyncio.to_thread(self.output.write, pcm)
+        else:
+            self.output.write(pcm)
 
     def _play(
         self, key: tuple[int, str, int], instruction: Play | Recover | Conceal, now: float
-    ) -> None:
+    ) -> Pcm:
+        """Decode the frame the jitter buffer says is due; returns its audio."""
         decoder = self._decoders.get(key)
         if decoder is None:
             decoder = self._decoders[key] = OpusDecoder()
@@ -336,9 +349,9 @@ class Player:
                 "plc",
                 getattr(instruction, "sequence", 0),
             )
-        self.output.write(pcm)
         if self._on_played is not None:
             self._on_played(Played(key[1], key[0], seq, kind, now))
+        return pcm
 
     def _end_file_burst(self) -> None:
         if self._current_burst is not None and isinstance(self.output, WavDirectoryOutput):
