@@ -19,6 +19,7 @@ import logging
 import secrets
 import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -47,6 +48,8 @@ KEEPALIVE_INTERVAL = 10.0
 """UDP keepalives hold NAT mappings open (most expire after 30 s or more)."""
 SIGNATURE_SEQUENCE_BASE = 1 << 31
 """Voice frames are numbered below this, burst signatures from it on."""
+SEEN_TEXTS_LIMIT = 10_000
+"""Message ids remembered for deduplication (the server stops re-sending once receipted)."""
 EVENT_QUEUE_LIMIT = 4096
 """Events kept for :meth:`wait_for` readers; older ones are dropped when nobody reads."""
 BACKOFF_INITIAL = 0.1
@@ -132,7 +135,9 @@ class RadioClient:
         self.status = control.STATUS_AVAILABLE
         self.emergency_alert: bytes | None = None
         self._pending_texts: dict[bytes, control.TextSend] = {}
-        self._seen_texts: set[bytes] = set()
+        self._seen_texts: OrderedDict[bytes, None] = OrderedDict()
+        """Ids of texts already shown (or refused), oldest first, bounded."""
+        self._opening_texts: set[bytes] = set()
         self.loss = LossMeter()
         """Loss measured on the server-to-radio hop (link quality, Opus loss hint)."""
         self._sequence = 0
@@ -674,37 +679,52 @@ class RadioClient:
             self.emergency_alert = None
 
     async def _on_text(self, message: control.TextDeliver) -> None:
-        if self._ws is not None:
-            with contextlib.suppress(websockets.ConnectionClosed):
-                await self._send(
-                    control.TextReceipt(
-                        message_id=message.message_id,
-                        kind=control.RECEIPT_DELIVERED,
-                        by_user=self.user_id,
-                    )
-                )
-        if message.message_id in self._seen_texts:
-            return  # at-least-once on the wire, exactly once shown
-        self._seen_texts.add(message.message_id)
+        message_id = message.message_id
+        if message_id in self._seen_texts or message_id in self._opening_texts:
+            await self._receipt(message_id)  # at-least-once on the wire, exactly once shown
+            return
+        self._opening_texts.add(message_id)
         try:
             sender = await self.credential_of(message.from_user)
             text = self.keyring.open_text(message, sender)
-        except (CryptoError, TimeoutError, ClientError) as exc:
+        except (TimeoutError, ClientError):
+            return  # transient: no receipt, so the server delivers it again next login
+        except CryptoError as exc:
+            self._remember_text(message_id)  # refused for good: do not ask for it again
+            await self._receipt(message_id)
             self._emit(
                 events.VoiceRejected(
                     channel_id=message.to_channel or 0, reason=f"text refused: {exc}"
                 )
             )
             return
+        finally:
+            self._opening_texts.discard(message_id)
+        self._remember_text(message_id)
+        await self._receipt(message_id)
         self._emit(
             events.TextReceived(
-                message_id=message.message_id,
+                message_id=message_id,
                 from_user=message.from_user,
                 to_channel=message.to_channel,
                 text=text,
                 sent_at=message.sent_at,
             )
         )
+
+    def _remember_text(self, message_id: bytes) -> None:
+        self._seen_texts[message_id] = None
+        if len(self._seen_texts) > SEEN_TEXTS_LIMIT:
+            self._seen_texts.popitem(last=False)
+
+    async def _receipt(self, message_id: bytes) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._send(
+                    control.TextReceipt(
+                        message_id=message_id, kind=control.RECEIPT_DELIVERED, by_user=self.user_id
+                    )
+                )
 
     def _on_datagram(self, data: bytes) -> None:
         hop = self._hop

@@ -68,15 +68,20 @@ class Transmitter:
         self._answers: asyncio.Queue[control.Message] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._stopped_waiting = False
+        self._channel: int | None = None
+        """The channel being talked on (None between talks: answers are ignored)."""
         client.add_listener(self._on_event)
 
     def _on_event(self, event: object) -> None:
-        if isinstance(
-            event,
-            control.FloorGranted
-            | control.FloorDeny
-            | control.FloorRevoke
-            | control.FloorQueuePosition,
+        if (
+            isinstance(
+                event,
+                control.FloorGranted
+                | control.FloorDeny
+                | control.FloorRevoke
+                | control.FloorQueuePosition,
+            )
+            and event.channel_id == self._channel
         ):
             self._answers.put_nowait(event)
 
@@ -101,6 +106,8 @@ class Transmitter:
         self._stop.clear()
         while not self._answers.empty():
             self._answers.get_nowait()
+        # Only this channel's floor answers count (another affiliated channel has its own).
+        self._channel = channel_id if channel_id is not None else self.client.selected
         pressed = self._clock()
         await self.client.press(channel_id, priority)
         queued = False

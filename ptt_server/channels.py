@@ -103,6 +103,7 @@ class Channel:
         session.affiliated.discard(self.channel_id)
         if session.selected_channel == self.channel_id:
             session.selected_channel = None
+        self._requested_at.pop(session.user_id, None)
         self.apply(self.floor.disconnect(session.user_id, now), now, outcome="disconnected")
 
     # --- floor -----------------------------------------------------------------------------
@@ -264,11 +265,13 @@ class Channel:
         if recording is None:
             return
         now = asyncio.get_running_loop().time()
-        self._trailing = (recording.talker, recording.burst_id, now + TRAILING_GRACE)
+        # Only a burst its talker released: a pre-empted or revoked one stops at once.
+        if recording.outcome == "released":
+            self._trailing = (recording.talker, recording.burst_id, now + TRAILING_GRACE)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        duration = asyncio.get_running_loop().time() - recording.started_mono
+        duration = now - recording.started_mono
         frames, recording.frames = recording.frames, []
         self._spawn(asyncio.ensure_future(self._finish(recording, frames, duration)))
 

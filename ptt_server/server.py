@@ -406,7 +406,12 @@ class RelayServer:
             self.metrics.logins.labels("refused").inc()
             await self._send_error(ws, control.ERROR_AUTH_FAILED, f"login refused: {exc}")
             return None
-        enrolled = await self.store.get_user(credential.user_id)
+        try:
+            enrolled = await self.store.get_user(credential.user_id)
+        except StoreError as exc:
+            log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
+            await self._send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
+            return None
         if enrolled is None or enrolled.fingerprint != credential.fingerprint():
             self.metrics.logins.labels("refused").inc()
             await self._send_error(
@@ -420,6 +425,7 @@ class RelayServer:
         previous = self.sessions.add(session)
         if previous is not None:
             previous.close("logged in from another connection")
+            self.dispatchers.discard(previous)  # its _logout finds it replaced and returns early
             await self._leave_channels(previous)
         self.metrics.logins.labels("ok").inc()
         self.metrics.sessions.set(len(self.sessions))
