@@ -49,7 +49,8 @@ class ChannelKeys:
     sealer: FrameSealer | None = None
     opener: FrameOpener | None = None
     signer: BurstSigner | None = None
-    verifiers: dict[tuple[str, int], BurstVerifier] = field(default_factory=dict)
+    verifier: tuple[str, int, BurstVerifier] | None = None
+    """(talker, burst id, verifier) of the burst being heard: one burst at a time per channel."""
     expected_talker: str | None = None
     expected_burst: int = 0
     early_frames: list[tuple[bytes, float]] = field(default_factory=list)
@@ -333,11 +334,13 @@ class Keyring:
                 )
             ]
         header = media.inner_header(inner)
-        verifier_key = (talker, frame.burst_id)
-        verifier = channel.verifiers.get(verifier_key)
+        current = channel.verifier
+        verifier = (
+            current[2] if current is not None and current[:2] == (talker, frame.burst_id) else None
+        )
         if verifier is None and credential is not None:
             verifier = BurstVerifier(credential, frame.channel_id, frame.burst_id)
-            channel.verifiers = {verifier_key: verifier}
+            channel.verifier = (talker, frame.burst_id, verifier)
         if frame.flags & media.SIGNATURE:
             if verifier is None:
                 return []

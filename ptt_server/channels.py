@@ -71,7 +71,6 @@ class Channel:
         self._requested_at: dict[str, float] = {}
         self.recording: Recording | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
-        self.talker_name = ""
         self._affiliated: tuple[int, bytes] | None = None
         """(roster version, encoded Affiliated): built once per roster, not per affiliation."""
         self._trailing: tuple[str, int, float] | None = None
@@ -140,29 +139,23 @@ class Channel:
     def _dispatch(self, event: floor.FloorEvent, now: float, outcome: str) -> None:
         cid = self.channel_id
         if isinstance(event, floor.FloorGranted):
+            limit = event.duration_limit if event.duration_limit is not None else 0.0
+            granted = control.FloorGranted(
+                channel_id=cid, burst_id=event.burst_id, duration_limit=limit
+            )
             recording = self.recording
             if recording is not None and recording.burst_id == event.burst_id:
                 # The holder asked again (its Floor Granted was lost, or it pressed a higher
                 # priority): answer again within the same burst and the same recording.
                 self._requested_at.pop(event.user, None)
-                recording.priority = int(self.floor.holder_priority or recording.priority)
-                limit = event.duration_limit if event.duration_limit is not None else 0.0
-                self._to_user(
-                    event.user,
-                    control.FloorGranted(
-                        channel_id=cid, burst_id=event.burst_id, duration_limit=limit
-                    ),
-                )
+                recording.priority = int(event.priority)
+                self._to_user(event.user, granted)
                 return
             self._end_recording()
             requested = self._requested_at.pop(event.user, now)
             self._metrics.floor_grants.inc()
             self._metrics.access_time.observe(max(0.0, now - requested))
-            limit = event.duration_limit if event.duration_limit is not None else 0.0
-            self._to_user(
-                event.user,
-                control.FloorGranted(channel_id=cid, burst_id=event.burst_id, duration_limit=limit),
-            )
+            self._to_user(event.user, granted)
             self._start_recording(event.user, int(event.priority), event.burst_id, now)
         elif isinstance(event, floor.FloorTaken):
             assert self.recording is not None

@@ -62,6 +62,19 @@ class MediaRelay(asyncio.DatagramProtocol):
             return
         self.receive(session, data, addr)
 
+    def receive_tunnelled(self, session: Session, data: bytes) -> None:
+        """A datagram that came over ``session``'s control connection (UDP blocked)."""
+        self._counters.received_packets += 1
+        try:
+            index = media.peek_session_index(data)
+        except ProtocolError:
+            self._counters.drops["malformed"] += 1
+            return
+        if index != session.session_index:
+            self._counters.drops["wrong_tunnel_session"] += 1
+            return
+        self.receive(session, data, TUNNEL)
+
     def receive(self, session: Session, data: bytes, addr: tuple[str | object, int]) -> None:
         """Handle one datagram of ``session`` from ``addr`` (a UDP address or :data:`TUNNEL`)."""
         drops = self._counters.drops
@@ -97,13 +110,14 @@ class MediaRelay(asyncio.DatagramProtocol):
         if not holder and not channel.accepts_trailing(session.user_id, frame.burst_id, now):
             drops["not_floor_holder"] += 1
             return
-        counters = self._counters
-        size = len(data)
+        sent = 0
         for listener in channel.listeners.values():
             if listener is not session:
                 self.send(listener, listener.hop.seal(inner))
-                counters.forwarded_packets += 1
-                counters.forwarded_bytes += size
+                sent += 1
+        counters = self._counters
+        counters.forwarded_packets += sent
+        counters.forwarded_bytes += sent * len(data)
         if holder:
             channel.record_frame(frame.sequence, frame.flags, frame.frame)
 
@@ -111,7 +125,7 @@ class MediaRelay(asyncio.DatagramProtocol):
         address = session.hop.address
         if address is None:
             self._counters.drops["no_address"] += 1
-        elif address is TUNNEL or address == TUNNEL:
+        elif address is TUNNEL:  # HopSession keeps the very object it was given
             session.send(control.MediaTunnel(datagram=datagram))
         elif self.transport is not None:
             self.transport.sendto(datagram, address)

@@ -32,7 +32,7 @@ from ptt_server import tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.metrics import ServerMetrics
-from ptt_server.relay import TUNNEL, MediaRelay
+from ptt_server.relay import MediaRelay
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
 from ptt_server.store import KeyEnvelope as StoredEnvelope
 from ptt_server.store import Presence, Store, StoreError
@@ -421,7 +421,7 @@ class RelayServer:
                 f" ask an operator to run `ptt-admin enroll {credential.user_id}`",
             )
             return None
-        session = self._new_session(ws, credential)
+        session, hop_key = self._new_session(ws, credential)
         previous = self.sessions.add(session)
         if previous is not None:
             previous.close("logged in from another connection")
@@ -435,7 +435,7 @@ class RelayServer:
             control.LoginOk(
                 user_id=credential.user_id,
                 session_index=session.session_index,
-                hop_key=session.hop_key,
+                hop_key=hop_key,
                 media_port=self.media_port,
                 media_host=self.config.public_host,
                 server_time=time.time(),
@@ -456,7 +456,8 @@ class RelayServer:
         )
         return session
 
-    def _new_session(self, ws: ServerConnection, credential: Credential) -> Session:
+    def _new_session(self, ws: ServerConnection, credential: Credential) -> tuple[Session, bytes]:
+        """A session and its hop secret (sent once in LoginOk, never kept elsewhere)."""
         now = self._loop_clock()
         hop_key = secrets.token_bytes(media.HOP_KEY_SIZE)
         index = self.sessions.new_index()
@@ -486,8 +487,7 @@ class RelayServer:
             ),
             close=close,
         )
-        session.hop_key = hop_key
-        return session
+        return session, hop_key
 
     def _channel_list(self, user: str) -> control.ChannelList:
         return control.ChannelList(
@@ -709,16 +709,8 @@ class RelayServer:
     async def _on_media_tunnel(
         self, session: Session, msg: control.MediaTunnel, now: float
     ) -> None:
-        try:
-            index = media.peek_session_index(msg.datagram)
-        except ProtocolError:
-            self.metrics.relay.drops["malformed"] += 1
-            return
-        if index != session.session_index or self.relay is None:
-            self.metrics.relay.drops["wrong_tunnel_session"] += 1
-            return
-        self.metrics.relay.received_packets += 1
-        self.relay.receive(session, msg.datagram, TUNNEL)
+        if self.relay is not None:
+            self.relay.receive_tunnelled(session, msg.datagram)
 
     async def _on_ping(self, session: Session, msg: control.Ping, now: float) -> None:
         session.send(control.Pong(nonce=msg.nonce))
@@ -938,11 +930,17 @@ class RelayServer:
 
     # emergencies
 
-    def _emergency_audience(self, channel_id: int | None) -> set[Session]:
+    def _emergency_audience(
+        self, channel_id: int | None, raiser: str | None = None
+    ) -> set[Session]:
+        """Every dispatcher, the channel's listeners and (for acks and cancels) the raiser."""
         audience = set(self.dispatchers)
         channel = self.channels.get(channel_id) if channel_id is not None else None
         if channel is not None:
             audience.update(channel.listeners.values())
+        raiser_session = self.sessions.by_user.get(raiser) if raiser is not None else None
+        if raiser_session is not None:
+            audience.add(raiser_session)
         return audience
 
     async def _on_emergency_alert(
@@ -991,11 +989,7 @@ class RelayServer:
             raise _Refused(control.ERROR_NOT_FOUND, "no such emergency")
         await self.store.ack_emergency(msg.alert_id, session.user_id, time.time())
         ack = control.encode(control.EmergencyAck(alert_id=msg.alert_id, by_user=session.user_id))
-        audience = self._emergency_audience(alert.channel_id)
-        raiser = self.sessions.by_user.get(alert.user_id)
-        if raiser is not None:
-            audience.add(raiser)
-        for target in audience:
+        for target in self._emergency_audience(alert.channel_id, alert.user_id):
             target.send_encoded(ack)
 
     async def _on_emergency_cancel(
@@ -1012,10 +1006,9 @@ class RelayServer:
         cancel = control.encode(
             control.EmergencyCancel(alert_id=msg.alert_id, by_user=session.user_id)
         )
-        audience = self._emergency_audience(alert.channel_id)
+        audience = self._emergency_audience(alert.channel_id, alert.user_id)
         raiser = self.sessions.by_user.get(alert.user_id)
         if raiser is not None:
-            audience.add(raiser)
             if raiser.emergency_alert == msg.alert_id:
                 raiser.emergency_alert = None
                 raiser.status = control.STATUS_AVAILABLE

@@ -61,8 +61,6 @@ class Session:
     emergency_alert: bytes | None = None
     """The alert id of this user's active emergency, if any."""
     presence_subscriber: bool = False
-    hop_key: bytes = b""
-    """The hop secret given in LoginOk (kept to answer a re-sent login, never logged)."""
     closing_reason: str = ""
     queued_bytes: int = 0
     """Bytes in :attr:`outbound` not yet handed to the connection."""
