@@ -1,7 +1,7 @@
 """Voice end to end, WAV in to WAV out, through a real relay and an impaired network:
 ``python -m bench.voice [--json] [--quick]``.
 
-What runs: a real organisation (made with ``ptt_server.admin``, as ``ptt-admin`` does) and a
+What runs: a real organisation (made with ``ptt_admin``, as ``ptt-admin`` does) and a
 real ``ptt-server`` in its own process on 127.0.0.1; three radios in this process
 (:class:`ptt_client.client.RadioClient`): the talker sends the committed speech samples with
 :class:`ptt_client.voice.Transmitter`, the listener plays them with
@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import platform
 import random
@@ -68,9 +69,12 @@ from pystoi import stoi  # type: ignore[import-untyped]
 from scipy.signal import resample_poly  # type: ignore[import-untyped]  # comes with pystoi
 
 from bench.impairment import CLEAN, Impairment, ImpairmentProxy, LinkStats
-from bench.relay import relay_process
+from bench.relay import RelayProcess, relay_process
 from crypto.bundle import CredentialBundle
 from crypto.identity import Role
+from ptt_admin import channels, people
+from ptt_admin.authority import Authority, Relay, create_authority, pin_relay
+from ptt_admin.session import connect
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavFileInput
 from ptt_client.client import RadioClient
@@ -78,7 +82,8 @@ from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm
 from ptt_client.samples import sample_paths
 from ptt_client.voice import DEFAULT_BITRATE, MIN_LOSS_HINT_PCT, Played, Player, Transmitter
 from ptt_protocol import control
-from ptt_server import admin
+from ptt_server.config import org_root_path
+from ptt_server.keyfiles import install_org_root
 
 FRAME_MS: Final = 20
 BITRATE: Final = DEFAULT_BITRATE
@@ -230,18 +235,28 @@ def codec_only(paths: Sequence[Path]) -> dict[str, float | None]:
 # --- the organisation and the relay ----------------------------------------------------------
 
 
-async def make_org(data_dir: Path) -> tuple[dict[str, CredentialBundle], int]:
-    """An organisation as ``ptt-admin`` makes it: three officers on one channel."""
-    files = admin.OrgFiles.in_dir(data_dir)
+def make_authority(directory: Path, relay_dir: Path) -> Authority:
+    """A new org authority, and its root.pub installed in the relay's data directory."""
+    authority = create_authority(directory, now=time.time(), passphrase=None)
+    install_org_root(org_root_path(relay_dir), authority.files.root_pub)
+    return authority
+
+
+async def make_org(
+    authority: Authority, relay: RelayProcess
+) -> tuple[dict[str, CredentialBundle], int]:
+    """Three officers on one channel, made as ``ptt-admin`` makes them: over the control plane."""
+    pinned = Relay(f"wss://127.0.0.1:{relay.control_port}", relay.fingerprint)
+    pin_relay(authority.files.directory, pinned)
     now = time.time()
-    await admin.init_org(files, now=now, server_url="wss://127.0.0.1:1")
     bundles = {}
-    for user in (TALKER, LISTENER, LATE):
-        enrolled = await admin.enroll(
-            files, user, role=Role.OFFICER, display_name=user.title(), now=now
-        )
-        bundles[user] = enrolled.bundle
-    change = await admin.create_channel(files, CHANNEL_NAME, [TALKER, LISTENER, LATE], now=now)
+    async with connect(dataclasses.replace(authority, relay=pinned)) as session:
+        for user in (TALKER, LISTENER, LATE):
+            enrolled = await people.enroll(
+                session, user, role=Role.OFFICER, display_name=user.title(), now=now
+            )
+            bundles[user] = enrolled.bundle
+        change = await channels.create(session, CHANNEL_NAME, [TALKER, LISTENER, LATE], now=now)
     return bundles, change.channel_id
 
 
@@ -546,10 +561,11 @@ async def measure_async(
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
-        bundles, channel_id = await make_org(Path(tmp))
+        authority = make_authority(Path(tmp) / "authority", Path(tmp) / "relay")
         # Its own process, as in production: the relay shares no event loop (or GIL)
         # with the radios being measured.
-        async with relay_process(Path(tmp), "server.log") as relay:
+        async with relay_process(Path(tmp) / "relay", "server.log") as relay:
+            bundles, channel_id = await make_org(authority, relay)
             ports = (relay.control_port, relay.media_port)
             raw = {
                 c.name: await run_condition(c, bundles, channel_id, ports, samples, repeats, seed)

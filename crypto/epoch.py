@@ -31,15 +31,17 @@ from typing import Annotated, Final
 import msgspec
 
 from crypto.errors import CredentialError, CryptoError, EnvelopeError, SignatureError
-from crypto.identity import Credential, DeviceKeys, TrustAnchor, hpke_seal
+from crypto.identity import Credential, DeviceKeys, Role, TrustAnchor, hpke_seal
 from crypto.roster import Roster
 
 __all__ = [
     "EPOCH_SECRET_SIZE",
     "EnvelopeHeader",
     "EpochKey",
+    "check_epoch_creator",
     "new_epoch_key",
     "open_envelope",
+    "read_envelope_creator",
     "read_envelope_header",
     "wrap_epoch",
 ]
@@ -162,6 +164,36 @@ def read_envelope_header(data: bytes) -> EnvelopeHeader:
         envelope.recipient,
         creator.user_id,
     )
+
+
+def read_envelope_creator(data: bytes) -> Credential:
+    """The credential of the envelope's creator, decoded but NOT verified.
+
+    Trust it only after :func:`open_envelope` accepted the same bytes: that checks the
+    creator's certificate and signature. Raises :class:`EnvelopeError`.
+    """
+    return _decode(data)[1]
+
+
+def check_epoch_creator(creator: Credential, roster: Roster) -> None:
+    """Refuse an epoch made by someone who may not create one for ``roster``'s channel.
+
+    Whoever creates an epoch knows its secret, so may read the channel. The org
+    authority (role admin, ``ptt-admin``) creates epochs for any channel without being
+    on it; a dispatcher only for a roster that lists that very credential, so nobody
+    holds a channel's key without the members seeing them on the roster. An officer
+    never creates one (:func:`open_envelope` refuses it already). Raises
+    :class:`EnvelopeError`.
+    """
+    if creator.role is Role.ADMIN:
+        return
+    member = roster.member(creator.user_id)
+    if member is None or member.credential_fingerprint != creator.fingerprint():
+        raise EnvelopeError(
+            f"epoch for channel {roster.channel_id} was created by dispatcher"
+            f" {creator.user_id!r}, who is not on its roster (version {roster.version}): a"
+            " dispatcher may only key a channel it is a member of; refused"
+        )
 
 
 def wrap_epoch(

@@ -62,6 +62,7 @@ __all__ = [
     "Role",
     "TrustAnchor",
     "hpke_seal",
+    "key_file_kind",
 ]
 
 # --- sizes and limits ---------------------------------------------------------------------------
@@ -416,6 +417,18 @@ def _open_key_file(kind: str, data: bytes, passphrase: str | None) -> bytes:
         raise KeyStoreError(
             f"wrong passphrase for the {kind} key file (or the file is damaged): try again"
         ) from exc
+
+
+def key_file_kind(data: bytes) -> str | None:
+    """``"org-root"`` or ``"device"`` if ``data`` is a Fieldradio private key file (encrypted
+    or not), else None. Needs no passphrase: for a relay to notice keys it must not hold."""
+    if not data or len(data) > _MAX_KEYFILE_BYTES or data[0] != _KEYFILE_VERSION:
+        return None
+    try:
+        key_file = _KEYFILE_DECODER.decode(data[1:])
+    except (msgspec.DecodeError, ValueError):
+        return None
+    return key_file.kind if key_file.kind in ("org-root", "device") else None
 
 
 # --- device keys --------------------------------------------------------------------------------

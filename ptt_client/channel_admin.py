@@ -36,7 +36,6 @@ from crypto.errors import CryptoError
 from crypto.identity import Credential
 from crypto.keyring import FrameOpener
 from crypto.roster import Member, Roster, sign_roster
-from ptt_client import events
 from ptt_client.audio import AudioOutput
 from ptt_client.codec import OpusDecoder
 from ptt_protocol import control, media
@@ -97,14 +96,15 @@ def _waiters(client: RadioClient) -> _Waiters:
     return waiters
 
 
-async def _ask(
+async def ask(
     client: RadioClient,
     match: Callable[[object], Any],
     messages: Sequence[control.Message],
     what: str,
     timeout: float = ANSWER_TIMEOUT,
 ) -> Any:
-    """Send ``messages``; return the first event ``match`` picks (a picked Error raises).
+    """Send ``messages``; return the first event ``match`` picks (a picked Error raises
+    :class:`ChannelAdminError`).
 
     The waiter is registered before anything is sent, so a fast answer is not missed,
     and removed whatever happens (``ClientError`` when not connected propagates).
@@ -113,7 +113,7 @@ async def _ask(
     try:
         for message in messages:
             await client.send_message(message)
-        result = await asyncio.wait_for(future, timeout)
+        result = await _wait(future, timeout)
     except TimeoutError:
         raise ChannelAdminError(
             f"no answer from the server to {what} within {timeout:g} s: check the connection"
@@ -126,18 +126,24 @@ async def _ask(
     return result
 
 
-def _error(event: object) -> control.Error | None:
+async def _wait(future: asyncio.Future[Any], timeout: float) -> Any:
+    async with asyncio.timeout(timeout):
+        return await future
+
+
+def error_event(event: object) -> control.Error | None:
+    """``event`` if it is the server's Error (for :func:`ask` matchers), else None."""
     return event if isinstance(event, control.Error) else None
 
 
 # --- credentials and rosters ---------------------------------------------------------------
 
 
-async def _send_checked(client: RadioClient, message: control.Message, what: str) -> None:
-    """Send ``message`` followed by a Ping; raise if the server sent an Error before the Pong.
+async def send_checked(client: RadioClient, messages: Sequence[control.Message], what: str) -> None:
+    """Send ``messages`` followed by a Ping; raise if the server sent an Error before the Pong.
 
     The server handles one connection's messages in order and answers each before reading
-    the next, so everything it says about ``message`` arrives before the Pong.
+    the next, so everything it says about ``messages`` arrives before the Pong.
     """
     nonce = secrets.randbits(63)
     errors: list[control.Error] = []
@@ -147,7 +153,7 @@ async def _send_checked(client: RadioClient, message: control.Message, what: str
             errors.append(event)
         return event if isinstance(event, control.Pong) and event.nonce == nonce else None
 
-    await _ask(client, until_pong, [message, control.Ping(nonce=nonce)], what)
+    await ask(client, until_pong, [*messages, control.Ping(nonce=nonce)], what)
     if errors:
         raise ChannelAdminError(f"the server refused {what}: {errors[0].text or errors[0].code}")
 
@@ -161,8 +167,8 @@ async def fetch_credentials(client: RadioClient, user_ids: Iterable[str]) -> dic
     known = client.keyring.credentials
     missing = [u for u in wanted if u not in known]
     if missing:
-        await _send_checked(
-            client, control.CredentialRequest(user_ids=tuple(missing)), "the credential request"
+        await send_checked(
+            client, [control.CredentialRequest(user_ids=tuple(missing))], "the credential request"
         )
     unknown = [u for u in wanted if u not in known]
     if unknown:
@@ -188,30 +194,33 @@ def _ordered_members(client: RadioClient, channel_id: int, members: Iterable[str
     return before + [u for u in wanted if u not in before]
 
 
-async def set_members(client: RadioClient, channel_id: int, members: Iterable[str]) -> int:
-    """Publish a new signed roster with ``members`` and rekey the channel; returns the new epoch.
+async def publish_roster(
+    client: RadioClient,
+    channel_id: int,
+    user_ids: Sequence[str],
+    previous_version: int,
+) -> int:
+    """Sign roster ``previous_version + 1`` listing ``user_ids`` (in this order = sender
+    indexes), make the epoch of the same number, wrap it for every member and send it all.
 
-    Signs roster version + 1, makes epoch key current + 1 and wraps it for every
-    member (a removed member gets no envelope), sends the RosterUpdate and the
-    KeyEnvelopes, and waits until the server relayed the dispatcher's own envelope
-    back (the proof that the roster and every envelope before it were accepted).
+    Used by the console and by ``ptt-admin`` alike, so there is one epoch-numbering rule:
+    epoch N is made for roster version N (the server refuses any other envelope, and
+    accepts each roster version once). A removed member gets no envelope. Returns the
+    new epoch once the server has accepted the roster and every envelope.
     """
-    user_ids = _ordered_members(client, channel_id, members)
     if len(user_ids) > control.MAX_LIST_LENGTH:
         raise ChannelAdminError(
             f"{len(user_ids)} members is more than a channel can hold ({control.MAX_LIST_LENGTH})"
         )
     credentials = await fetch_credentials(client, user_ids)
-    keys = client.keyring.channels.get(channel_id)
-    roster_version = (keys.roster.version if keys and keys.roster else 0) + 1
-    epoch = (keys.current_epoch if keys else 0) + 1
+    version = previous_version + 1
     roster = Roster(
-        channel_id, roster_version, tuple(Member.from_credential(credentials[u]) for u in user_ids)
+        channel_id, version, tuple(Member.from_credential(credentials[u]) for u in user_ids)
     )
     now = time.time()
     try:
         signed = sign_roster(roster, client.keys, client.credential)
-        key = new_epoch_key(channel_id, epoch, roster_version)
+        key = new_epoch_key(channel_id, version, version)
         envelopes = wrap_epoch(
             key,
             roster,
@@ -223,28 +232,24 @@ async def set_members(client: RadioClient, channel_id: int, members: Iterable[st
         )
     except CryptoError as exc:
         raise ChannelAdminError(f"cannot rekey channel {channel_id}: {exc}") from exc
-
-    def keys_back(event: object) -> object:
-        if isinstance(event, events.KeysUpdated):
-            return event if event.channel_id == channel_id and event.epoch >= epoch else None
-        return _error(event)
-
-    # Everyone else's envelope first: ours coming back means the others were accepted too.
-    recipients = sorted(envelopes, key=lambda u: u == client.user_id)
-    roster_update = control.RosterUpdate(
-        channel_id=channel_id, version=roster_version, signed_roster=signed
-    )
-    key_envelopes = [
-        control.KeyEnvelope(channel_id=channel_id, epoch=epoch, recipient=u, envelope=envelopes[u])
-        for u in recipients
+    messages: list[control.Message] = [
+        control.RosterUpdate(channel_id=channel_id, version=version, signed_roster=signed)
     ]
-    await _ask(
-        client,
-        keys_back,
-        [roster_update, *key_envelopes],
-        f"roster version {roster_version} of channel {channel_id}",
+    messages.extend(
+        control.KeyEnvelope(channel_id=channel_id, epoch=version, recipient=u, envelope=e)
+        for u, e in envelopes.items()
     )
-    return epoch
+    await send_checked(client, messages, f"roster version {version} of channel {channel_id}")
+    return version
+
+
+async def set_members(client: RadioClient, channel_id: int, members: Iterable[str]) -> int:
+    """Publish a new signed roster with ``members`` (and this dispatcher) and rekey the
+    channel; returns the new epoch (see :func:`publish_roster`)."""
+    user_ids = _ordered_members(client, channel_id, members)
+    keys = client.keyring.channels.get(channel_id)
+    previous = keys.roster.version if keys is not None and keys.roster is not None else 0
+    return await publish_roster(client, channel_id, user_ids, previous)
 
 
 async def add_member(client: RadioClient, channel_id: int, user_id: str) -> int:
@@ -271,25 +276,40 @@ async def remove_member(client: RadioClient, channel_id: int, user_id: str) -> i
 
 
 async def create_channel(
-    client: RadioClient, name: str, members: Iterable[str], temporary: bool = False
+    client: RadioClient,
+    name: str,
+    members: Iterable[str],
+    temporary: bool = False,
+    *,
+    include_self: bool = True,
 ) -> int:
     """Create channel ``name`` with ``members`` (roster v1, epoch 1); returns its id.
 
-    Raises :class:`ChannelAdminError` before anything is created if a member is unknown,
-    or with the server's reason if it refuses (a channel of that name exists).
+    A dispatcher console stays on the channels it makes (``include_self``); the org
+    authority (``ptt-admin``) keys channels without being on them. Raises
+    :class:`ChannelAdminError` before anything is created if a member is unknown or may
+    not get the key, or with the server's reason if it refuses (a channel of that name
+    exists).
     """
-    member_list = list(members)
+    wanted = [*members, client.user_id] if include_self else list(members)
+    user_ids = list(dict.fromkeys(wanted))
     if not name.strip():
         raise ChannelAdminError("a channel needs a name")
-    # Every member must be known before the channel exists: bad input changes nothing.
-    await fetch_credentials(client, [*member_list, client.user_id])
-    created: control.ChannelCreated = await _ask(
+    # Every member must be known and valid before the channel exists: bad input changes nothing.
+    credentials = await fetch_credentials(client, user_ids)
+    revocations = client.keyring.trust
+    for user_id, credential in credentials.items():
+        try:
+            revocations.verify_credential(credential, time.time())
+        except CryptoError as exc:
+            raise ChannelAdminError(f"cannot give {user_id!r} the channel key: {exc}") from exc
+    created: control.ChannelCreated = await ask(
         client,
-        lambda e: e if isinstance(e, control.ChannelCreated) and e.name == name else _error(e),
+        lambda e: e if isinstance(e, control.ChannelCreated) and e.name == name else error_event(e),
         [control.ChannelCreate(name=name, temporary=temporary)],
         f"creating channel {name!r}",
     )
-    await set_members(client, created.channel_id, member_list)
+    await publish_roster(client, created.channel_id, user_ids, 0)
     return created.channel_id
 
 
@@ -299,9 +319,9 @@ async def regroup(
     """Pull ``users`` onto ``channel_id`` (their radios affiliate and select it) until ``until``."""
     if len(users) > control.MAX_LIST_LENGTH:
         raise ChannelAdminError(f"at most {control.MAX_LIST_LENGTH} users per regroup")
-    await _send_checked(
+    await send_checked(
         client,
-        control.Regroup(channel_id=channel_id, user_ids=tuple(users), until=until),
+        [control.Regroup(channel_id=channel_id, user_ids=tuple(users), until=until)],
         f"the regroup onto channel {channel_id}",
     )
 
@@ -329,8 +349,8 @@ async def patch(client: RadioClient, a: int, b: int) -> int:
 
 async def unpatch(client: RadioClient, channel_id: int) -> None:
     """End a patch or regroup: every member's radio goes back to its own channel."""
-    await _send_checked(
-        client, control.Ungroup(channel_id=channel_id), f"ending the regroup of {channel_id}"
+    await send_checked(
+        client, [control.Ungroup(channel_id=channel_id)], f"ending the regroup of {channel_id}"
     )
 
 
@@ -340,10 +360,12 @@ async def unpatch(client: RadioClient, channel_id: int) -> None:
 async def recall(client: RadioClient, channel_id: int, limit: int = 10) -> list[control.BurstInfo]:
     """The last ``limit`` talk bursts of a channel, newest first."""
     limit = max(1, min(limit, 100))
-    answer: control.RecallList = await _ask(
+    answer: control.RecallList = await ask(
         client,
         lambda e: (
-            e if isinstance(e, control.RecallList) and e.channel_id == channel_id else _error(e)
+            e
+            if isinstance(e, control.RecallList) and e.channel_id == channel_id
+            else error_event(e)
         ),
         [control.RecallList(channel_id=channel_id, limit=limit)],
         f"the recall of channel {channel_id}",
@@ -365,9 +387,9 @@ async def recall_frames(
         ):
             frames.extend(event.frames)
             return event if event.last else None
-        return _error(event)
+        return error_event(event)
 
-    await _ask(
+    await ask(
         client,
         collect,
         [control.RecallFrames(channel_id=channel_id, burst_key=burst_key)],

@@ -565,7 +565,14 @@ class RadioClient:
             except ProtocolError as exc:
                 log.warning("undecodable control message from the server: %s", exc)
                 continue
-            await self._handle(message)
+            try:
+                await self._handle(message)
+            except (websockets.ConnectionClosed, asyncio.CancelledError):
+                raise
+            except Exception:
+                # Whatever the server sends, the radio stays up: a message that trips a
+                # bug is dropped and logged, the connection and its reconnects go on.
+                log.exception("control message %s dropped", control.tag_of(message))
 
     async def _handle(self, message: control.Message) -> None:
         now = self._clock()
@@ -598,7 +605,7 @@ class RadioClient:
             if message.reason != "at your request":
                 self.affiliated.discard(message.channel_id)
         elif isinstance(message, control.RosterUpdate):
-            self._keys_event(
+            self._emit_all(
                 self.keyring.accept_roster(message.channel_id, message.signed_roster, now)
             )
             unknown = self.keyring.unknown_members(message.channel_id)
@@ -606,9 +613,7 @@ class RadioClient:
                 # Needed to verify talker signatures and texts, and (dispatchers) to rekey.
                 await self._send(control.CredentialRequest(user_ids=tuple(unknown)))
         elif isinstance(message, control.KeyEnvelope):
-            self._keys_event(
-                self.keyring.accept_envelope(message.channel_id, message.envelope, now)
-            )
+            self._emit_all(self.keyring.accept_envelope(message.channel_id, message.envelope, now))
         elif isinstance(message, control.RevocationUpdate):
             self.keyring.accept_revocations(message.signed_list)
         elif isinstance(message, control.Credentials):
@@ -628,9 +633,9 @@ class RadioClient:
             self._update_floor(message)
         self._emit(message)
 
-    def _keys_event(self, changed: events.KeysUpdated | None) -> None:
-        if changed is not None:
-            self._emit(changed)
+    def _emit_all(self, found: list[object]) -> None:
+        for event in found:
+            self._emit(event)
 
     def _update_floor(self, message: control.Message) -> None:
         if isinstance(message, control.FloorGranted):

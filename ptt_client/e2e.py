@@ -18,7 +18,13 @@ from typing import Any
 
 from crypto import text as sealed_text
 from crypto.bundle import CredentialBundle
-from crypto.epoch import EpochKey, open_envelope, read_envelope_header
+from crypto.epoch import (
+    EpochKey,
+    check_epoch_creator,
+    open_envelope,
+    read_envelope_creator,
+    read_envelope_header,
+)
 from crypto.errors import CryptoError, ForgedFrameError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from crypto.keyring import FrameOpener, FrameSealer
@@ -35,6 +41,8 @@ EARLY_FRAME_LIMIT = 50
 """Frames kept while waiting for their burst's FloorTaken (one second of audio)."""
 EARLY_FRAME_TTL = 2.0
 """Seconds an early frame waits for its FloorTaken before it is dropped unheard."""
+WAITING_ENVELOPE_LIMIT = 4
+"""Envelopes kept per channel while their roster has not arrived."""
 
 
 @dataclass
@@ -55,6 +63,8 @@ class ChannelKeys:
     expected_burst: int = 0
     early_frames: list[tuple[bytes, float]] = field(default_factory=list)
     """Frames of a burst whose FloorTaken has not arrived yet, with their arrival time."""
+    waiting_envelopes: dict[int, bytes] = field(default_factory=dict)
+    """Envelopes that arrived before their roster, by roster version (bounded)."""
 
     @property
     def roster(self) -> Roster | None:
@@ -100,49 +110,91 @@ class Keyring:
             self.credentials[credential.user_id] = credential
         self.credentials_changed.set()
 
-    def accept_roster(
-        self, channel_id: int, signed: bytes, now: float
-    ) -> events.KeysUpdated | None:
+    def accept_roster(self, channel_id: int, signed: bytes, now: float) -> list[object]:
+        """Accept a signed roster; returns the events (KeysUpdated, and the outcome of an
+        envelope that was waiting for this roster)."""
         channel = self._channel(channel_id)
         try:
             roster = channel.roster_state.accept(signed, self.trust, now)
         except CryptoError as exc:
             log.warning("roster for channel %s refused: %s", channel_id, exc)
-            return None
+            return []
         channel.rosters[roster.version] = roster
         self._rebuild_opener(channel)
-        return events.KeysUpdated(channel_id, channel.current_epoch, roster.version)
+        found: list[object] = [
+            events.KeysUpdated(channel_id, channel.current_epoch, roster.version)
+        ]
+        waiting = channel.waiting_envelopes.pop(roster.version, None)
+        if waiting is not None:
+            found.extend(self.accept_envelope(channel_id, waiting, now))
+        return found
 
-    def accept_envelope(
-        self, channel_id: int, envelope: bytes, now: float
-    ) -> events.KeysUpdated | None:
+    def accept_envelope(self, channel_id: int, envelope: bytes, now: float) -> list[object]:
+        """Check and install an epoch key; returns the events to report (never raises).
+
+        The epoch must be made for a roster this device accepted, by someone allowed to
+        key that channel (:func:`crypto.epoch.check_epoch_creator`); a second, different
+        key for an epoch already held is refused and changes nothing.
+        """
         channel = self._channel(channel_id)
         try:
             header = read_envelope_header(envelope)
+        except CryptoError as exc:
+            return [events.EpochRefused(channel_id, 0, "", f"not a key envelope: {exc}")]
+        roster = channel.rosters.get(header.roster_version)
+        if roster is None:
+            # The server sends a roster before its envelopes; one that overtook its roster
+            # (or came for a roster still to arrive) waits for it, bounded.
+            if header.roster_version > (channel.roster.version if channel.roster else 0):
+                channel.waiting_envelopes[header.roster_version] = envelope
+                while len(channel.waiting_envelopes) > WAITING_ENVELOPE_LIMIT:
+                    del channel.waiting_envelopes[min(channel.waiting_envelopes)]
+            return []
+        try:
             key = open_envelope(
-                envelope,
-                self.keys,
-                self.credential,
-                self.trust,
-                now,
-                roster=channel.rosters.get(header.roster_version),
+                envelope, self.keys, self.credential, self.trust, now, roster=roster
             )
+            creator = read_envelope_creator(envelope)
+            check_epoch_creator(creator, roster)
         except CryptoError as exc:
             log.warning("key envelope for channel %s refused: %s", channel_id, exc)
-            return None
+            return [events.EpochRefused(channel_id, header.epoch, header.creator, str(exc))]
         if key.channel_id != channel_id:
-            log.warning(
-                "key envelope claims channel %s but came for %s", key.channel_id, channel_id
+            reason = f"the envelope is for channel {key.channel_id}, not {channel_id}"
+            return [events.EpochRefused(channel_id, key.epoch, creator.user_id, reason)]
+        held = channel.epochs.get(key.epoch)
+        if held is not None:
+            if held.secret == key.secret:
+                return []  # the same key again (a resend after reconnect)
+            reason = (
+                f"a second, different key for epoch {key.epoch} (the first one is kept):"
+                " ask a dispatcher to rekey the channel"
             )
-            return None
+            return [events.EpochRefused(channel_id, key.epoch, creator.user_id, reason)]
+        if key.epoch < channel.current_epoch:
+            return []  # older than the epoch in force: too late to matter
         channel.epochs[key.epoch] = key
         if key.epoch > channel.current_epoch:
             channel.current_epoch = key.epoch
-        self._rebuild_opener(channel)
-        roster = channel.roster
-        return events.KeysUpdated(
-            channel_id, channel.current_epoch, roster.version if roster else 0
-        )
+        try:
+            self._rebuild_opener(channel)
+        except CryptoError as exc:  # never seen; the checks above keep the keys consistent
+            log.error("epoch %s of channel %s not installed: %s", key.epoch, channel_id, exc)
+            del channel.epochs[key.epoch]
+            return [events.EpochRefused(channel_id, key.epoch, creator.user_id, str(exc))]
+        current = channel.roster
+        return [
+            events.EpochInstalled(
+                channel_id,
+                key.epoch,
+                creator.user_id,
+                creator.display_name,
+                creator.role.value,
+            ),
+            events.KeysUpdated(
+                channel_id, channel.current_epoch, current.version if current else 0
+            ),
+        ]
 
     def _rebuild_opener(self, channel: ChannelKeys) -> None:
         # Installed at receivers first; senders switch to the new epoch a moment later

@@ -101,3 +101,27 @@ class KeysUpdated:
     channel_id: int
     epoch: int
     roster_version: int
+
+
+@dataclass(frozen=True)
+class EpochInstalled:
+    """A new channel epoch key is held; its creator's certificate and signature verified.
+
+    Whoever created the epoch knows its key (docs/security.md): the radio shows who.
+    """
+
+    channel_id: int
+    epoch: int
+    creator: str
+    creator_name: str
+    creator_role: str
+
+
+@dataclass(frozen=True)
+class EpochRefused:
+    """A key envelope was refused: the channel keeps its current key."""
+
+    channel_id: int
+    epoch: int
+    creator: str
+    reason: str

@@ -637,10 +637,77 @@ class Credentials(_Message, frozen=True, kw_only=True):
 
 
 class RevocationUpdate(_Message, frozen=True, kw_only=True):
-    """Server -> client: the current revocation list, signed by the org root."""
+    """Server -> client: the current revocation list, signed by the org root.
+
+    Also admin -> server: ``ptt-admin`` publishes a newer list this way; the server
+    checks the root's signature and the version before storing and pushing it.
+    """
 
     signed_list: Blob
     """Root-signed revocation list."""
+
+
+# --- The org authority (ptt-admin) -----------------------------------------------------------
+
+
+class Enroll(_Message, frozen=True, kw_only=True):
+    """Admin -> server: make this root-issued credential its user's one enrolled device.
+
+    The org authority issues credentials offline (it holds the org root); the server
+    only checks the root's signature and stores what it is given. A user's previous
+    device can no longer log in, and its live session is closed.
+    """
+
+    credential: Blob
+    """The new root-issued credential."""
+
+
+class Enrolled(_Message, frozen=True, kw_only=True):
+    """Server -> admin: the credential of an :class:`Enroll` is stored."""
+
+    user_id: Id
+    """Whose credential."""
+    device_id: Id
+    """The device now enrolled."""
+    replaced_device: Label = ""
+    """The device it replaced ("" for a first enrolment)."""
+
+
+class DirectoryRequest(_Message, frozen=True, kw_only=True):
+    """Admin -> server: send the directory (every enrolled user and every channel)."""
+
+
+class DirectoryUser(_Part, frozen=True, kw_only=True):
+    """One enrolled user in a :class:`Directory`."""
+
+    credential: Blob
+    """The enrolled, root-issued credential (the admin verifies it)."""
+    revoked: bool = False
+    """The stored revocation list names this credential."""
+    online: bool = False
+    """A session of this user is logged in now."""
+
+
+class DirectoryChannel(_Part, frozen=True, kw_only=True):
+    """One channel in a :class:`Directory`."""
+
+    channel_id: ChannelId
+    """The channel."""
+    name: Text
+    """Its display name."""
+    signed_roster: RosterBlob | None = None
+    """Its current signed roster (the admin verifies it), None before the first."""
+
+
+class Directory(_Message, frozen=True, kw_only=True):
+    """Server -> admin: one part of the directory; the last part has ``last`` set."""
+
+    users: Annotated[tuple[DirectoryUser, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)] = ()
+    """Enrolled users in this part."""
+    channels: Annotated[tuple[DirectoryChannel, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)] = ()
+    """Channels in this part."""
+    last: bool = True
+    """No part follows."""
 
 
 # --- Emergencies ---------------------------------------------------------------------------------
@@ -741,6 +808,10 @@ Message: TypeAlias = (
     | CredentialRequest
     | Credentials
     | RevocationUpdate
+    | Enroll
+    | Enrolled
+    | DirectoryRequest
+    | Directory
     | EmergencyAlert
     | EmergencyAck
     | EmergencyCancel

@@ -1,6 +1,12 @@
 """``ptt-server``: run the relay for one district.
 
     ptt-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--media-port N]
+               [--org-root root.pub]
+
+On the first start, ``--org-root`` installs the organisation's root public key (the
+``root.pub`` that ``ptt-admin init`` made on the org authority's machine) into the
+data directory; later starts find it there. The relay never holds a private key of
+the organisation and refuses to start if it finds one.
 
 Flags override the config file, which overrides the embedded defaults.
 SIGTERM and SIGINT shut down gracefully: clients are told, recordings and
@@ -19,7 +25,8 @@ from pathlib import Path
 import msgspec
 import uvloop
 
-from ptt_server.config import ConfigError, ServerConfig, load_config, validate
+from ptt_server.config import ConfigError, ServerConfig, load_config, org_root_path, validate
+from ptt_server.keyfiles import OrgRootError, install_org_root
 from ptt_server.logs import configure_logging
 
 log = logging.getLogger("ptt_server")
@@ -44,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="Prometheus endpoint on 127.0.0.1 (0 = off)"
     )
     parser.add_argument("--public-host", help="host name put in credential bundles")
+    parser.add_argument(
+        "--org-root",
+        type=Path,
+        metavar="root.pub",
+        help="install the org root public key from ptt-admin init (first start)",
+    )
     return parser
 
 
@@ -95,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(config.log_level)
     from ptt_server.server import StartupError
+
+    if args.org_root is not None:
+        try:
+            if install_org_root(org_root_path(config.resolved_data_dir()), args.org_root):
+                print(f"ptt-server: org root installed from {args.org_root}", flush=True)
+        except OrgRootError as exc:
+            print(f"ptt-server: {exc}", file=sys.stderr)
+            return 2
 
     try:
         uvloop.run(serve(config))

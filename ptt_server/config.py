@@ -17,7 +17,7 @@ DATABASE_NAME = "fieldradio.db"
 
 
 def org_root_path(data_dir: Path) -> Path:
-    """The pinned org root public key that ``ptt-admin init`` writes and the server trusts."""
+    """The pinned org root public key (``ptt-server --org-root`` installs it)."""
     return data_dir / "org" / "root.pub"
 
 
@@ -56,8 +56,6 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_floor_per_s: float = 5.0
     rate_messages_per_s: float = 10.0
     rate_control_bytes_per_s: float = 256 * 1024.0
-    admin_poll_interval: float = 2.0
-    """How often the server looks for changes that ``ptt-admin`` wrote to the store."""
     log_level: str = "INFO"
 
     def resolved_data_dir(self) -> Path:
@@ -101,7 +99,7 @@ def validate(config: ServerConfig) -> None:
         port = getattr(config, name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} = {port} is not a port number (0-65535)")
-    for name in ("heartbeat_interval", "idle_timeout", "admin_poll_interval"):
+    for name in ("heartbeat_interval", "idle_timeout"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     if config.idle_timeout <= config.heartbeat_interval:

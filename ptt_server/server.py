@@ -2,9 +2,11 @@
 
 One task per connection (a reader and a writer in a TaskGroup); everything
 else is event-driven: floor timers are armed per channel, presence is pushed
-to subscribers on change, the store is polled for what ``ptt-admin`` wrote.
-Nothing here ever holds a channel key: rosters are verified, envelopes and
-sealed texts are stored and forwarded as opaque bytes.
+to subscribers on change, and what the org authority (``ptt-admin``, a logged-in
+admin client) sends is applied the moment it arrives (:mod:`ptt_server.org_admin`).
+Nothing here ever holds a channel key or a signing key: rosters, credentials and
+revocation lists are verified against the pinned org root, envelopes and sealed
+texts are stored and forwarded as opaque bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from crypto.epoch import read_envelope_header
 from crypto.errors import CredentialError, CryptoError
-from crypto.identity import Credential, TrustAnchor
+from crypto.identity import Credential, RevocationList, Role, TrustAnchor
 from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
 from ptt_protocol.errors import ProtocolError
@@ -31,7 +33,9 @@ from ptt_protocol.login import login_statement
 from ptt_server import tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
+from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
+from ptt_server.org_admin import Refused, on_directory, on_enroll, on_revocations, user_record
 from ptt_server.relay import MediaRelay
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
 from ptt_server.store import KeyEnvelope as StoredEnvelope
@@ -52,15 +56,6 @@ CREDENTIALS_CHUNK = 30
 
 class StartupError(Exception):
     """The server cannot start; the message says what to do."""
-
-
-class _Refused(Exception):
-    """A control message is refused: send ``Error(code, text)`` and carry on."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
 
 
 _CREDENTIAL_ERROR_CODES = {
@@ -97,11 +92,19 @@ class RelayServer:
     """The whole server; ``open`` it, ``start`` it, ``stop`` it."""
 
     def __init__(
-        self, config: ServerConfig, store: Store, trust: TrustAnchor, cert: Path, key: Path
+        self,
+        config: ServerConfig,
+        store: Store,
+        root_public_key: bytes,
+        cert: Path,
+        key: Path,
     ) -> None:
+        trust = TrustAnchor(root_public_key)
         self.config = config
         self.store = store
         self.trust = trust
+        self.trust_root = root_public_key
+        """The pinned org root public key (raw Ed25519), for checks on a copy of :attr:`trust`."""
         self.metrics = ServerMetrics()
         self.sessions = SessionTable()
         self.channels: dict[int, Channel] = {}
@@ -136,10 +139,17 @@ class RelayServer:
         root_file = org_root_path(data_dir)
         if not root_file.exists():
             raise StartupError(
-                f"no organisation in {data_dir}: run `ptt-admin --data-dir {data_dir} init` first"
+                f"no organisation root in {root_file}: run `ptt-admin init` on the org"
+                " authority's machine, then start once with `ptt-server --data-dir"
+                f" {data_dir} --org-root PATH/TO/root.pub`"
             )
         try:
-            trust = TrustAnchor(root_file.read_bytes())
+            refuse_private_keys(data_dir)
+        except PrivateKeyFound as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            root_public_key = root_file.read_bytes()
+            TrustAnchor(root_public_key)
         except (OSError, CryptoError) as exc:
             raise StartupError(f"cannot read the org root key {root_file}: {exc}") from None
         if config.tls_cert:
@@ -154,7 +164,7 @@ class RelayServer:
             store = await Store.open(data_dir / DATABASE_NAME)
         except StoreError as exc:
             raise StartupError(str(exc)) from None
-        server = cls(config, store, trust, cert, key)
+        server = cls(config, store, root_public_key, cert, key)
         await server._load()
         return server
 
@@ -188,7 +198,7 @@ class RelayServer:
             ping_timeout=self.config.idle_timeout - self.config.heartbeat_interval,
             compression=None,
         )
-        self._poller = asyncio.create_task(self._poll_admin_changes())
+        self._poller = asyncio.create_task(self._prune_loop())
         if self.config.metrics_port:
             from prometheus_client import start_http_server
 
@@ -307,21 +317,14 @@ class RelayServer:
                 if envelope.channel_id == channel.channel_id:
                     session.send(_envelope_message(envelope))
 
-    async def _poll_admin_changes(self) -> None:
-        """Pick up what ``ptt-admin`` wrote (channels, rosters, revocations); prune old records."""
-        next_prune = 0.0
+    async def _prune_loop(self) -> None:
+        """Drop recordings and messages past their retention, once at start and then hourly."""
         while True:
-            await asyncio.sleep(self.config.admin_poll_interval)
             try:
-                await self._check_revocations()
-                for channel in await self.store.list_channels():
-                    await self._sync_channel(channel.channel_id, channel.name)
-                now = time.time()
-                if now >= next_prune:
-                    next_prune = now + PRUNE_INTERVAL
-                    await self.prune(now)
+                await self.prune(time.time())
             except StoreError as exc:
-                log.warning("admin poll failed", extra={"fields": {"error": str(exc)}})
+                log.warning("pruning failed", extra={"fields": {"error": str(exc)}})
+            await asyncio.sleep(PRUNE_INTERVAL)
 
     async def prune(self, now: float) -> tuple[int, int]:
         """Drop recordings and direct messages past their retention; returns (frames, messages)."""
@@ -331,16 +334,9 @@ class RelayServer:
             log.info("pruned", extra={"fields": {"frames": frames, "messages": messages}})
         return frames, messages
 
-    async def _check_revocations(self) -> None:
-        stored = await self.store.get_revocations()
-        current = self.trust.revocations
-        if stored is None or (current is not None and stored.version <= current.version):
-            return
-        try:
-            revocations = self.trust.verify_revocations(stored.signed)
-        except CryptoError as exc:
-            log.warning("revocation list refused", extra={"fields": {"error": str(exc)}})
-            return
+    def apply_revocations(self, revocations: RevocationList) -> None:
+        """Install a verified, stored revocation list: push it, end every revoked session."""
+        self.trust.verify_revocations(revocations)
         # Every radio learns the new list at once, so none keeps trusting a revoked
         # credential it cached (a rare event: one pass over the sessions is fine).
         update = control.encode(control.RevocationUpdate(signed_list=revocations.to_bytes()))
@@ -412,7 +408,21 @@ class RelayServer:
             log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
             await self._send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
             return None
-        if enrolled is None or enrolled.fingerprint != credential.fingerprint():
+        if credential.role is Role.ADMIN and (
+            enrolled is None or enrolled.fingerprint != credential.fingerprint()
+        ):
+            # The org authority needs no enrolment: a root-issued admin credential is the
+            # authority itself (only the root's holder can make one), and its first login
+            # records it, so nobody has to write the relay's database by hand.
+            try:
+                await self.store.put_user(user_record(credential, now))
+            except StoreError as exc:
+                log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
+                await self._send_error(
+                    ws, control.ERROR_INTERNAL, "server storage error: try again"
+                )
+                return None
+        elif enrolled is None or enrolled.fingerprint != credential.fingerprint():
             self.metrics.logins.labels("refused").inc()
             await self._send_error(
                 ws,
@@ -598,7 +608,7 @@ class RelayServer:
                 continue
             try:
                 await self._dispatch(session, message, now)
-            except _Refused as refused:
+            except Refused as refused:
                 self.metrics.control_errors.labels(refused.code).inc()
                 session.send(control.Error(code=refused.code, text=refused.text))
             except StoreError as exc:
@@ -641,7 +651,7 @@ class RelayServer:
     async def _dispatch(self, session: Session, message: control.Message, now: float) -> None:
         handler = self._handlers.get(type(message))
         if handler is None:
-            raise _Refused(
+            raise Refused(
                 control.ERROR_BAD_MESSAGE, f"{control.tag_of(message)} is not for the server"
             )
         await handler(self, session, message, now)
@@ -651,14 +661,14 @@ class RelayServer:
     ) -> Channel:
         channel = self.channels.get(channel_id)
         if channel is None:
-            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
+            raise Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
         if session.user_id not in channel.members:
-            raise _Refused(
+            raise Refused(
                 control.ERROR_NOT_MEMBER,
                 f"you are not on the roster of {channel.name!r}: ask a dispatcher",
             )
         if affiliated and channel_id not in session.affiliated:
-            raise _Refused(control.ERROR_FORBIDDEN, f"affiliate to {channel.name!r} first")
+            raise Refused(control.ERROR_FORBIDDEN, f"affiliate to {channel.name!r} first")
         return channel
 
     async def _on_affiliate(self, session: Session, msg: control.Affiliate, now: float) -> None:
@@ -696,7 +706,7 @@ class RelayServer:
     ) -> None:
         channel = self._channel_for(session, msg.channel_id, affiliated=True)
         if not session.floor_limit.take(now):
-            raise _Refused(control.ERROR_RATE_LIMITED, "too many floor requests: slow down")
+            raise Refused(control.ERROR_RATE_LIMITED, "too many floor requests: slow down")
         channel.request_floor(session, self._effective_priority(session, msg.priority), now)
 
     async def _on_floor_release(
@@ -755,7 +765,7 @@ class RelayServer:
         self, session: Session, msg: control.PresenceSubscribe, now: float
     ) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(control.ERROR_FORBIDDEN, "only dispatchers watch presence")
+            raise Refused(control.ERROR_FORBIDDEN, "only dispatchers watch presence")
         session.presence_subscriber = True
         wanted = set(msg.user_ids) if msg.user_ids is not None else None
         names = {u.user_id: u.display_name for u in await self.store.list_users()}
@@ -777,7 +787,7 @@ class RelayServer:
 
     async def _on_set_status(self, session: Session, msg: control.SetStatus, now: float) -> None:
         if msg.status == control.STATUS_OFFLINE:
-            raise _Refused(control.ERROR_BAD_MESSAGE, "log out to go offline")
+            raise Refused(control.ERROR_BAD_MESSAGE, "log out to go offline")
         session.status = msg.status
         await self._set_presence(session, online=True)
 
@@ -788,14 +798,14 @@ class RelayServer:
 
     async def _on_text_send(self, session: Session, msg: control.TextSend, now: float) -> None:
         if not session.message_limit.take(now):
-            raise _Refused(control.ERROR_RATE_LIMITED, "too many messages: slow down")
+            raise Refused(control.ERROR_RATE_LIMITED, "too many messages: slow down")
         if msg.to_channel is not None:
             channel = self._channel_for(session, msg.to_channel)
             recipients = sorted(channel.members - {session.user_id})
         else:
             assert msg.to_user is not None
             if await self.store.get_user(msg.to_user) is None:
-                raise _Refused(control.ERROR_NOT_FOUND, f"no user {msg.to_user!r}")
+                raise Refused(control.ERROR_NOT_FOUND, f"no user {msg.to_user!r}")
             recipients = [msg.to_user]
         sent_at = time.time()
         new = await self.store.store_message(
@@ -839,7 +849,7 @@ class RelayServer:
         elif msg.kind == control.RECEIPT_DELIVERED:
             changed = await self.store.mark_delivered(msg.message_id, session.user_id, time.time())
         else:
-            raise _Refused(control.ERROR_BAD_MESSAGE, "clients send delivered or read receipts")
+            raise Refused(control.ERROR_BAD_MESSAGE, "clients send delivered or read receipts")
         stored = await self.store.get_message(msg.message_id)
         if changed and stored is not None:
             sender = self.sessions.by_user.get(stored.from_user)
@@ -869,17 +879,17 @@ class RelayServer:
         self, session: Session, msg: control.RosterUpdate, now: float
     ) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin changes a roster")
+            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin changes a roster")
         channel = self.channels.get(msg.channel_id)
         if channel is None:
-            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+            raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
         probe = RosterState(msg.channel_id)
         try:
             roster = probe.accept(msg.signed_roster, self.trust, time.time())
         except CryptoError as exc:
-            raise _Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
+            raise Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
         if roster.version <= channel.roster_version:
-            raise _Refused(
+            raise Refused(
                 control.ERROR_FORBIDDEN,
                 f"roster version {roster.version} is not newer than {channel.roster_version}",
             )
@@ -891,27 +901,44 @@ class RelayServer:
         self, session: Session, msg: control.KeyEnvelope, now: float
     ) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(
+            raise Refused(
                 control.ERROR_FORBIDDEN, "only a dispatcher or admin hands out channel keys"
             )
         try:
             header = read_envelope_header(msg.envelope)
         except CryptoError:
-            raise _Refused(control.ERROR_BAD_MESSAGE, "that is not a key envelope") from None
+            raise Refused(control.ERROR_BAD_MESSAGE, "that is not a key envelope") from None
         if (header.channel_id, header.epoch, header.recipient) != (
             msg.channel_id,
             msg.epoch,
             msg.recipient,
         ):
-            raise _Refused(
+            raise Refused(
                 control.ERROR_BAD_MESSAGE,
                 "the envelope is addressed otherwise than the message says",
             )
+        if header.epoch != header.roster_version:
+            # One numbering rule for every key manager: epoch N is made for roster version
+            # N. Roster versions only go up and the server accepts each once, so two
+            # dispatchers (or a dispatcher and ptt-admin) can never make two keys for one
+            # epoch number.
+            raise Refused(
+                control.ERROR_BAD_MESSAGE,
+                f"epoch {header.epoch} is not numbered after its roster version"
+                f" {header.roster_version}: epoch N is made for roster version N",
+            )
         channel = self.channels.get(msg.channel_id)
         if channel is None or msg.recipient not in channel.members:
-            raise _Refused(
+            raise Refused(
                 control.ERROR_NOT_MEMBER,
                 f"{msg.recipient!r} is not on the roster of channel {msg.channel_id}",
+            )
+        if header.roster_version != channel.roster_version:
+            raise Refused(
+                control.ERROR_FORBIDDEN,
+                f"the envelope is for roster version {header.roster_version} of channel"
+                f" {msg.channel_id}, whose roster is version {channel.roster_version}:"
+                " publish the roster first (or someone else changed it: start again)",
             )
         await self.store.put_envelopes(
             msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
@@ -947,7 +974,7 @@ class RelayServer:
         self, session: Session, msg: control.EmergencyAlert, now: float
     ) -> None:
         if msg.user_id != session.user_id:
-            raise _Refused(control.ERROR_FORBIDDEN, "raise emergencies for yourself only")
+            raise Refused(control.ERROR_FORBIDDEN, "raise emergencies for yourself only")
         # An emergency is never refused: a channel the officer is not on is replaced by
         # the selected one, and every dispatcher gets the alert whatever the channel.
         channel_id: int | None = msg.channel_id
@@ -957,7 +984,7 @@ class RelayServer:
         raised_at = time.time()
         existing = await self.store.get_emergency(msg.alert_id)
         if existing is not None and existing.user_id != session.user_id:
-            raise _Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")
+            raise Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")
         # A retry of the same alert (the radio saw no ack) is sent out again on purpose:
         # consoles deduplicate by alert id, and an emergency must not be lost.
         await self.store.raise_emergency(
@@ -983,10 +1010,10 @@ class RelayServer:
         self, session: Session, msg: control.EmergencyAck, now: float
     ) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher acknowledges an emergency")
+            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher acknowledges an emergency")
         alert = await self.store.get_emergency(msg.alert_id)
         if alert is None:
-            raise _Refused(control.ERROR_NOT_FOUND, "no such emergency")
+            raise Refused(control.ERROR_NOT_FOUND, "no such emergency")
         await self.store.ack_emergency(msg.alert_id, session.user_id, time.time())
         ack = control.encode(control.EmergencyAck(alert_id=msg.alert_id, by_user=session.user_id))
         for target in self._emergency_audience(alert.channel_id, alert.user_id):
@@ -997,9 +1024,9 @@ class RelayServer:
     ) -> None:
         alert = await self.store.get_emergency(msg.alert_id)
         if alert is None:
-            raise _Refused(control.ERROR_NOT_FOUND, "no such emergency")
+            raise Refused(control.ERROR_NOT_FOUND, "no such emergency")
         if alert.user_id != session.user_id and not session.credential.is_key_manager():
-            raise _Refused(
+            raise Refused(
                 control.ERROR_FORBIDDEN, "only the officer or a dispatcher cancels an emergency"
             )
         await self.store.cancel_emergency(msg.alert_id, session.user_id, time.time())
@@ -1022,22 +1049,22 @@ class RelayServer:
         self, session: Session, msg: control.ChannelCreate, now: float
     ) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin creates channels")
+            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin creates channels")
         if await self.store.channel_by_name(msg.name) is not None:
-            raise _Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
+            raise Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
         channel_id = await self.store.create_channel(msg.name, time.time())
         await self._sync_channel(channel_id, msg.name)
         session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
 
     async def _on_regroup(self, session: Session, msg: control.Regroup, now: float) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher regroups officers")
+            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher regroups officers")
         channel = self.channels.get(msg.channel_id)
         if channel is None:
-            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+            raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
         outside = [u for u in msg.user_ids if u not in channel.members]
         if outside:
-            raise _Refused(
+            raise Refused(
                 control.ERROR_NOT_MEMBER, f"publish a roster with {outside[0]!r} on it first"
             )
         for user in msg.user_ids:
@@ -1049,10 +1076,10 @@ class RelayServer:
 
     async def _on_ungroup(self, session: Session, msg: control.Ungroup, now: float) -> None:
         if not session.credential.is_key_manager():
-            raise _Refused(control.ERROR_FORBIDDEN, "only a dispatcher ends a regroup")
+            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher ends a regroup")
         channel = self.channels.get(msg.channel_id)
         if channel is None:
-            raise _Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+            raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
         for user in channel.members:
             target = self.sessions.by_user.get(user)
             if target is not None:
@@ -1093,7 +1120,7 @@ class RelayServer:
             None,
         )
         if burst is None:
-            raise _Refused(control.ERROR_NOT_FOUND, "no such recording on this channel")
+            raise Refused(control.ERROR_NOT_FOUND, "no such recording on this channel")
         frames = await self.store.burst_frames(msg.burst_key)
         chunk = RECALL_CHUNK
         for start in range(0, max(len(frames), 1), chunk):
@@ -1134,4 +1161,7 @@ class RelayServer:
         control.Ungroup: _on_ungroup,
         control.RecallList: _on_recall_list,
         control.RecallFrames: _on_recall_frames,
+        control.Enroll: on_enroll,
+        control.RevocationUpdate: on_revocations,
+        control.DirectoryRequest: on_directory,
     }

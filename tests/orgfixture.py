@@ -1,11 +1,14 @@
 """A real organisation, store and server for end-to-end tests (server, client and console).
 
-``org`` builds a data directory the way ``ptt-admin`` would: an org root, four
-enrolled users (dispatcher ``disp``, officers ``alice``, ``bob``, ``carol``)
-with real device keys and root-issued credentials, and a channel ``patrol``
-whose roster (signed by the dispatcher) lists all four, with the epoch key
-wrapped to each of them. ``server`` runs a :class:`RelayServer` on that
-directory with real TLS, UDP and SQLite on 127.0.0.1.
+``org`` builds a relay data directory as the relay would hold it after the org
+authority (``ptt-admin``) set it up: the org root's public key, four enrolled users
+(dispatcher ``disp``, officers ``alice``, ``bob``, ``carol``) with real device keys
+and root-issued credentials, and a channel ``patrol`` whose roster (signed by the
+dispatcher) lists all four, with the epoch key wrapped to each of them. The org
+root and the authority's ``admin`` account stay in memory (never on the relay's
+disk): tests publish what ``ptt-admin`` would over the control plane
+(:meth:`Org.revoke`). ``server`` runs a :class:`RelayServer` on that directory with
+real TLS, UDP and SQLite on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -22,13 +25,11 @@ from crypto.bundle import CredentialBundle
 from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
 from crypto.roster import Member, Roster, sign_roster
+from ptt_protocol import control
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.server import RelayServer
 from ptt_server.store import Store, User
 from ptt_server.tls import fingerprint
-
-ADMIN_POLL_INTERVAL = 0.2
-"""Seconds between the server's looks at what the admin wrote (kept short for the tests)."""
 
 CHANNEL_NAME = "patrol"
 USERS: Mapping[str, tuple[str, Role]] = {
@@ -59,6 +60,8 @@ class Org:
     roster: Roster
     signed_roster: bytes
     epoch_key: EpochKey
+    admin: Account
+    """The org authority's own credential (role admin): not enrolled, not on any roster."""
     next_serial: int = field(default=100)
 
     @property
@@ -107,24 +110,29 @@ class Org:
         return Account(user_id, keys, credential)
 
     async def enroll(self, account: Account) -> None:
-        """Store ``account``'s credential, as ``ptt-admin enroll`` does."""
+        """Store ``account``'s credential in the relay's database (test set-up; ``ptt-admin
+        enroll`` sends the credential over the control plane instead)."""
         async with await Store.open(self.db_path) as store:
             await store.put_user(user_record(account))
 
-    async def revoke(self, version: int, *accounts: Account) -> None:
-        """Publish a root-signed revocation list naming ``accounts`` (by serial)."""
+    async def revoke(self, server: RelayServer, version: int, *accounts: Account) -> None:
+        """Publish a root-signed revocation list naming ``accounts`` (by serial), as
+        ``ptt-admin revoke`` does: logged in as the org authority, over the control plane."""
+        from tests.ptt_server.rawclient import connect
+
         signed = self.root.sign_revocations(
             version=version,
             issued_at=int(time.time()),
             serials=[a.credential.serial for a in accounts],
         )
-        async with await Store.open(self.db_path) as store:
-            await store.put_revocations(
-                version,
-                signed.to_bytes(),
-                [a.user_id for a in accounts],
-                [a.credential.serial for a in accounts],
-            )
+        admin = await connect(server, self.admin)
+        try:
+            await admin.send(control.RevocationUpdate(signed_list=signed.to_bytes()))
+            await admin.ping()
+            refused = admin.received(control.Error)
+            assert not refused, refused
+        finally:
+            await admin.close()
 
 
 def user_record(account: Account) -> User:
@@ -184,7 +192,23 @@ async def org(tmp_path: Path) -> Org:
             disp.credential,
         )
         await store.put_envelopes(channel_id, 1, envelopes, now)
-    return Org(tmp_path, root, accounts, channel_id, roster, signed, epoch_key)
+    admin_keys = DeviceKeys.generate()
+    admin = Account(
+        "admin",
+        admin_keys,
+        root.issue_credential(
+            user_id="admin",
+            display_name="Administrator",
+            role=Role.ADMIN,
+            device_id="admin-authority",
+            signing_key=admin_keys.signing_public_key,
+            hpke_key=admin_keys.hpke_public_key,
+            not_before=int(now - 3600),
+            not_after=int(now + 86400),
+            serial=99,
+        ),
+    )
+    return Org(tmp_path, root, accounts, channel_id, roster, signed, epoch_key, admin)
 
 
 def server_config(org: Org, **overrides: Any) -> ServerConfig:
@@ -195,7 +219,6 @@ def server_config(org: Org, **overrides: Any) -> ServerConfig:
         "data_dir": str(org.data_dir),
         "heartbeat_interval": 10.0,
         "idle_timeout": 30.0,
-        "admin_poll_interval": ADMIN_POLL_INTERVAL,
     }
     settings.update(overrides)
     return ServerConfig(**settings)

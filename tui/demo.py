@@ -1,23 +1,30 @@
 """``make run``: a small police district on this machine, watched from the dispatcher console.
 
-On the first run it creates a demo organisation in ``demo-data/`` (an admin, a
-dispatcher, four officers, three channels), then every run starts the relay
-server and four simulated officers who talk from the sample speech on a
-schedule (one raises an emergency), and opens the console as the dispatcher.
-Quitting the console stops everything it started.
+Laid out as an operator would (docs/operations.md), all under ``demo-data/``: the org
+authority's directory ``authority/`` (``ptt-admin``'s org root and admin keys, kept
+unencrypted here because it is a demo), the relay's data directory ``relay/`` (only
+``root.pub``, the TLS pair and the database) and the devices' ``bundles/``. The first
+run creates the organisation (an admin, a dispatcher, four officers, three channels)
+through ``ptt-admin`` over the control plane; every run starts the relay and four
+simulated officers who talk from the sample speech on a schedule (one raises an
+emergency), and opens the console as the dispatcher. Quitting the console stops
+everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 DISPATCHER = ("dispatch", "Dispatch (Sgt. Moreau)")
@@ -51,32 +58,90 @@ def _free_port() -> int:
         return port
 
 
-def _admin(data_dir: Path, *args: str) -> None:
-    """Run ``ptt-admin`` as the operator would (the console never imports the server)."""
-    command = [sys.executable, "-m", "ptt_server.admin", "--data-dir", str(data_dir), *args]
+def _admin(authority_dir: Path, *args: str) -> None:
+    """Run ``ptt-admin`` as the operator would (the console never imports the relay)."""
+    command = [sys.executable, "-m", "ptt_admin.cli", "--admin-dir", str(authority_dir), *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DemoError(f"ptt-admin {args[0]} failed: {done.stderr.strip()}")
 
 
-def prepare_org(data_dir: Path, server_url: str) -> Path:
-    """Create the demo organisation once; returns the dispatcher's bundle path."""
-    bundles = data_dir / "bundles"
-    dispatcher_bundle = bundles / f"{DISPATCHER[0]}.bundle"
-    if (data_dir / "org" / "root.pub").exists():
-        if not dispatcher_bundle.exists():
-            raise DemoError(f"{data_dir} holds another organisation: remove it to start afresh")
-        return dispatcher_bundle
-    (bundles / "officers").mkdir(parents=True, exist_ok=True)
-    _admin(data_dir, "init", "--server-url", server_url)
-    _admin(data_dir, "enroll", DISPATCHER[0], "--role", "dispatcher", "--name", DISPATCHER[1],
-           "--out", str(dispatcher_bundle))  # fmt: skip
+@dataclass(frozen=True)
+class DemoDirs:
+    """Where the demo's three parties keep their files."""
+
+    root: Path
+
+    @property
+    def authority(self) -> Path:
+        return self.root / "authority"
+
+    @property
+    def relay(self) -> Path:
+        return self.root / "relay"
+
+    @property
+    def bundles(self) -> Path:
+        return self.root / "bundles"
+
+    @property
+    def dispatcher_bundle(self) -> Path:
+        return self.bundles / f"{DISPATCHER[0]}.bundle"
+
+
+def prepare_authority(dirs: DemoDirs) -> bool:
+    """Create the demo's org authority once; True if it is new (enrolment still to do)."""
+    if (dirs.authority / "root.pub").exists():
+        if not dirs.dispatcher_bundle.exists():
+            raise DemoError(
+                f"{dirs.root} holds an unfinished organisation: remove it to start afresh"
+            )
+        return False
+    if dirs.root.exists() and any(dirs.root.iterdir()):
+        if (dirs.root / "org").exists():
+            raise DemoError(
+                f"{dirs.root} holds a demo organisation of an older release: remove it to start"
+                " afresh"
+            )
+    _admin(dirs.authority, "init", "--plain-key")
+    return True
+
+
+def tls_fingerprint(cert: Path) -> str:
+    """SHA-256 of the certificate's DER bytes, as ``ptt-server`` prints it."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
+
+
+def populate(dirs: DemoDirs, server_url: str) -> None:
+    """Pin the running relay, enroll the demo's people and create its channels."""
+    fingerprint = tls_fingerprint(dirs.relay / "tls" / "cert.pem")
+    _admin(dirs.authority, "pin", server_url, "--tls-fingerprint", fingerprint)
+    (dirs.bundles / "officers").mkdir(parents=True, exist_ok=True)
+    _admin(dirs.authority, "enroll", DISPATCHER[0], "--role", "dispatcher", "--name",
+           DISPATCHER[1], "--out", str(dirs.dispatcher_bundle), "--plain-bundle")  # fmt: skip
     for user, name in OFFICERS:
-        _admin(data_dir, "enroll", user, "--role", "officer", "--name", name,
-               "--out", str(bundles / "officers" / f"{user}.bundle"))  # fmt: skip
+        _admin(dirs.authority, "enroll", user, "--role", "officer", "--name", name,
+               "--out", str(dirs.bundles / "officers" / f"{user}.bundle"), "--plain-bundle")  # fmt: skip
     for channel, members in CHANNELS.items():
-        _admin(data_dir, "channel", "create", channel, "--members", ",".join(members))
-    return dispatcher_bundle
+        _admin(dirs.authority, "channel", "create", channel, "--members", ",".join(members))
+
+
+def start_relay(dirs: DemoDirs, port: int, media_port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Start ``ptt-server`` on the relay's data directory and wait for its control port."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ptt_server.cli", "--data-dir", str(dirs.relay),
+             "--org-root", str(dirs.authority / "root.pub"),
+             "--listen", f"127.0.0.1:{port}", "--media-port", str(media_port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        _wait_for_port(port, server, log)
+    except BaseException:
+        _stop(server)
+        raise
+    return server
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -119,36 +184,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = args.port if _port_free(args.port) and _port_free(args.port + 1) else _free_port()
     media_port = port + 1 if _port_free(port + 1) else _free_port()
     server_url = f"wss://127.0.0.1:{port}"
-    data_dir: Path = args.data_dir.resolve()
-    try:
-        dispatcher_bundle = prepare_org(data_dir, server_url)
-    except (DemoError, OSError) as exc:
-        print(f"demo: cannot create the demo organisation: {exc}", file=sys.stderr)
-        return 2
-    server_log = data_dir / "server.log"
-    sim_log = data_dir / "officers.log"
+    dirs = DemoDirs(args.data_dir.resolve())
+    server_log = dirs.root / "server.log"
+    sim_log = dirs.root / "officers.log"
     server: subprocess.Popen[bytes] | None = None
     officers: subprocess.Popen[bytes] | None = None
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     try:
-        with server_log.open("ab") as out:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "ptt_server.cli", "--data-dir", str(data_dir),
-                 "--listen", f"127.0.0.1:{port}", "--media-port", str(media_port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
-        _wait_for_port(port, server, server_log)
+        try:
+            new = prepare_authority(dirs)
+        except (DemoError, OSError) as exc:
+            print(f"demo: cannot create the demo organisation: {exc}", file=sys.stderr)
+            return 2
+        server = start_relay(dirs, port, media_port, server_log)
+        if new:
+            populate(dirs, server_url)
         with sim_log.open("ab") as out:
             officers = subprocess.Popen(
                 [sys.executable, "-m", "ptt_client.sim",
-                 "--bundles", str(data_dir / "bundles" / "officers"), "--officers", str(len(OFFICERS)),
+                 "--bundles", str(dirs.bundles / "officers"), "--officers", str(len(OFFICERS)),
                  "--channel", "patrol", "--server", server_url, "--duration", str(args.duration),
                  "--talk-every", "12", "--emergency", "officer2", "45"],
                 stdout=out, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         from tui.app import main as console
 
-        console_args = ["--credential", str(dispatcher_bundle), "--server", server_url]
+        console_args = ["--credential", str(dirs.dispatcher_bundle), "--server", server_url]
         if args.no_audio:
             console_args.append("--no-audio")
         return console(console_args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from crypto.keyring import DEFAULT_SWITCH_DELAY
-from ptt_client import channel_admin, events
+from ptt_client import channel_admin
 from ptt_client.audio import WavFileInput
 from ptt_client.channel_admin import ChannelAdminError
 from ptt_client.client import ClientError, RadioClient
 from ptt_client.codec import OpusDecoder
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
-from tests.tui.org import Field, make_bundle, open_field
+from tests.tui.org import Field, keys_for, make_bundle, online, open_field, recorded, stop
 
 SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
 
@@ -26,30 +25,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
 async def field(tmp_path: Path) -> AsyncIterator[Field]:
     async with open_field(tmp_path) as running:
         yield running
-
-
-async def online(field: Field, *users: str) -> list[RadioClient]:
-    clients = [field.client(user) for user in users]
-    for client in clients:
-        await client.start()
-    for client in clients:
-        await client.wait_connected()
-    return clients
-
-
-async def stop(*clients: RadioClient) -> None:
-    for client in clients:
-        await client.stop()
-
-
-async def keys_for(client: RadioClient, channel_id: int, epoch: int) -> None:
-    """Wait until ``client`` holds ``epoch`` of ``channel_id``."""
-    keys = client.keyring.channels.get(channel_id)
-    if keys is not None and keys.current_epoch >= epoch:
-        return
-    await client.wait_for(
-        events.KeysUpdated, lambda e: e.channel_id == channel_id and e.epoch >= epoch
-    )
 
 
 async def test_create_channel_publishes_roster_and_keys(field: Field) -> None:
@@ -215,20 +190,6 @@ async def test_recall_opens_a_burst_only_with_the_channel_key(field: Field) -> N
         assert by_bob.opus == () and by_bob.refused == 20
     finally:
         await stop(disp, alice, bob)
-
-
-async def recorded(
-    client: RadioClient, channel_id: int, talker: str, frames: int, after: int = -1
-) -> control.BurstInfo:
-    """The newest burst of ``talker`` once the server stored all its ``frames``."""
-    deadline = time.monotonic() + 5
-    while True:
-        bursts = await channel_admin.recall(client, channel_id, 5)
-        for burst in bursts:
-            if burst.talker == talker and burst.burst_key > after and burst.frame_count >= frames:
-                return burst
-        assert time.monotonic() < deadline, f"burst never recorded: {bursts}"
-        await asyncio.sleep(0.1)  # the server writes recordings in batches; poll its store
 
 
 async def test_operations_without_a_connection_fail_at_once() -> None:

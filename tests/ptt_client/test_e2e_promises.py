@@ -613,7 +613,7 @@ async def test_a_credential_revoked_mid_session_cuts_the_radio_off_for_good(
     async with radios(org, server, "alice", "bob") as c:
         alice, bob = c["alice"], c["bob"]
         await take_floor(alice, bob)
-        await org.revoke(1, org.accounts["alice"])  # what `ptt-admin revoke alice` writes
+        await org.revoke(server, 1, org.accounts["alice"])  # what `ptt-admin revoke alice` sends
         error = await alice.wait_for(control.Error, timeout=5)
         assert error.code == control.ERROR_CREDENTIAL_REVOKED
         await bob.wait_for(control.FloorIdle, timeout=5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from crypto.roster import Member, Roster, sign_roster
 from ptt_protocol import control
@@ -20,17 +19,15 @@ async def test_affiliate_refused_off_roster_and_unknown_channel(
 ) -> None:
     async with logged_in(server, org, "disp", "alice", affiliate=False) as c:
         disp, alice = c["disp"], c["alice"]
-        # ptt-admin creates a channel whose roster leaves alice out.
+        # The dispatcher creates a channel whose roster leaves alice out.
         members = [org.accounts["disp"], org.accounts["bob"]]
-        async with await Store.open(org.db_path) as store:
-            command = await store.create_channel("command", time.time())
-            roster = Roster(
-                command, 1, tuple(Member.from_credential(a.credential) for a in members)
-            )
-            signed = sign_roster(roster, org.accounts["disp"].keys, org.accounts["disp"].credential)
-            await store.put_roster(command, 1, signed, [a.user_id for a in members])
-        # The server picks it up on its next poll and tells the online members.
-        await disp.wait_for(control.RosterUpdate, lambda m: m.channel_id == command, timeout=3)
+        await disp.send(control.ChannelCreate(name="command"))
+        command = (await disp.wait_for(control.ChannelCreated)).channel_id
+        roster = Roster(command, 1, tuple(Member.from_credential(a.credential) for a in members))
+        signed = sign_roster(roster, org.accounts["disp"].keys, org.accounts["disp"].credential)
+        await disp.send(control.RosterUpdate(channel_id=command, version=1, signed_roster=signed))
+        # Applied at once: the online members are told.
+        await disp.wait_for(control.RosterUpdate, lambda m: m.channel_id == command)
 
         await alice.send(control.Affiliate(channel_id=command))
         error = await alice.wait_for(control.Error)

@@ -96,8 +96,12 @@ async def test_not_yet_valid_credential_refused(org: Org, server: RelayServer) -
 
 
 async def test_revoked_credential_refused(org: Org) -> None:
-    await org.revoke(1, org.accounts["bob"])
-    server = await start_server(org)
+    first = await start_server(org)
+    try:
+        await org.revoke(first, 1, org.accounts["bob"])
+    finally:
+        await first.stop()
+    server = await start_server(org)  # the list outlives a restart
     try:
         with pytest.raises(LoginRefused) as caught:
             await connect(server, org.accounts["bob"])

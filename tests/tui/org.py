@@ -5,15 +5,17 @@ credential that is never started: the app under test gets its events through
 the same :class:`tui.app.ClientEvent` path the client task uses, so the screen
 can be fed a fixed, deterministic story.
 
-``field`` builds an organisation with ``ptt_server.admin`` (as ``ptt-admin``
-would: init, enroll a dispatcher and three officers, create channels ``patrol``
-and ``traffic``), starts a :class:`RelayServer` on 127.0.0.1 and logs the
-officers in; the dispatcher's client is left to the test (usually the app).
+``field`` builds an organisation with ``ptt_admin`` (as ``ptt-admin`` would: init
+the authority, start a :class:`RelayServer` on 127.0.0.1 with its root.pub, then
+over the control plane enroll a dispatcher and three officers and create channels
+``patrol`` and ``traffic``); the clients are left to the test (usually the app).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,9 +23,14 @@ from pathlib import Path
 
 from crypto.bundle import CredentialBundle
 from crypto.identity import DeviceKeys, OrgRoot, Role
+from ptt_admin import channels, people
+from ptt_admin.authority import Authority, Relay, create_authority, pin_relay
+from ptt_admin.session import connect
+from ptt_client import channel_admin, events
 from ptt_client.client import RadioClient
-from ptt_server import admin
-from ptt_server.config import ServerConfig
+from ptt_protocol import control
+from ptt_server.config import ServerConfig, org_root_path
+from ptt_server.keyfiles import install_org_root
 from ptt_server.server import RelayServer
 
 OFFICERS = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Clark"}
@@ -59,7 +66,7 @@ class Field:
     """A running server, its organisation, and the enrolled users' bundles."""
 
     server: RelayServer
-    files: admin.OrgFiles
+    authority: Authority
     bundles: dict[str, CredentialBundle]
     channels: dict[str, int]
 
@@ -72,36 +79,90 @@ class Field:
         return RadioClient(bundle, bundle.open_keys(None), server_url=self.url, **kw)  # type: ignore[arg-type]
 
 
-@contextlib.asynccontextmanager
-async def open_field(tmp_path: Path) -> AsyncIterator[Field]:
-    """Init an org in ``tmp_path``, enroll disp/alice/bob/carol, make patrol and traffic, serve."""
-    files = admin.OrgFiles.in_dir(tmp_path)
+async def start_relay(tmp_path: Path) -> tuple[Authority, RelayServer]:
+    """A new org authority in ``tmp_path/authority`` and a relay on ``tmp_path/relay`` that
+    holds only its root.pub, as an operator sets them up (docs/operations.md)."""
     now = time.time()
-    await admin.init_org(files, now=now, server_url="wss://127.0.0.1:1")
-    bundles = {}
-    users = {"disp": ("Dispatch One", Role.DISPATCHER)} | {
-        u: (n, Role.OFFICER) for u, n in OFFICERS.items()
-    }
-    for user_id, (name, role) in users.items():
-        enrollment = await admin.enroll(files, user_id, role=role, display_name=name, now=now)
-        bundles[user_id] = enrollment.bundle
-    channels = {}
-    for name in ("patrol", "traffic"):
-        members = ["disp", "alice", "bob"] if name == "patrol" else ["disp", "carol"]
-        change = await admin.create_channel(files, name, members, now=now)
-        channels[name] = change.channel_id
+    authority = create_authority(tmp_path / "authority", now=now, passphrase=None)
+    relay_dir = tmp_path / "relay"
+    install_org_root(org_root_path(relay_dir), authority.files.root_pub)
     config = ServerConfig(
         listen_host="127.0.0.1",
         listen_port=0,
         media_port=0,
-        data_dir=str(tmp_path),
+        data_dir=str(relay_dir),
         heartbeat_interval=10.0,
         idle_timeout=30.0,
-        admin_poll_interval=0.2,
     )
     server = await RelayServer.open(config)
     await server.start()
+    relay = Relay(f"wss://127.0.0.1:{server.control_port}", server.tls_fingerprint)
+    pin_relay(authority.files.directory, relay)
+    return dataclasses.replace(authority, relay=relay), server
+
+
+@contextlib.asynccontextmanager
+async def open_field(tmp_path: Path) -> AsyncIterator[Field]:
+    """An org authority and relay, disp/alice/bob/carol enrolled, patrol and traffic made."""
+    authority, server = await start_relay(tmp_path)
     try:
-        yield Field(server, files, bundles, channels)
+        now = time.time()
+        bundles = {}
+        users = {"disp": ("Dispatch One", Role.DISPATCHER)} | {
+            u: (n, Role.OFFICER) for u, n in OFFICERS.items()
+        }
+        channel_ids = {}
+        async with connect(authority) as session:
+            for user_id, (name, role) in users.items():
+                enrolled = await people.enroll(
+                    session, user_id, role=role, display_name=name, now=now
+                )
+                bundles[user_id] = enrolled.bundle
+            for name in ("patrol", "traffic"):
+                members = ["disp", "alice", "bob"] if name == "patrol" else ["disp", "carol"]
+                change = await channels.create(session, name, members, now=now)
+                channel_ids[name] = change.channel_id
+        yield Field(server, authority, bundles, channel_ids)
     finally:
         await server.stop()
+
+
+# --- helpers for tests on a field ----------------------------------------------------------
+
+
+async def online(field: Field, *users: str) -> list[RadioClient]:
+    clients = [field.client(user) for user in users]
+    for client in clients:
+        await client.start()
+    for client in clients:
+        await client.wait_connected()
+    return clients
+
+
+async def stop(*clients: RadioClient) -> None:
+    for client in clients:
+        await client.stop()
+
+
+async def keys_for(client: RadioClient, channel_id: int, epoch: int) -> None:
+    """Wait until ``client`` holds ``epoch`` of ``channel_id``."""
+    keys = client.keyring.channels.get(channel_id)
+    if keys is not None and keys.current_epoch >= epoch:
+        return
+    await client.wait_for(
+        events.KeysUpdated, lambda e: e.channel_id == channel_id and e.epoch >= epoch
+    )
+
+
+async def recorded(
+    client: RadioClient, channel_id: int, talker: str, frames: int, after: int = -1
+) -> control.BurstInfo:
+    """The newest burst of ``talker`` once the server stored all its ``frames``."""
+    deadline = time.monotonic() + 5
+    while True:
+        bursts = await channel_admin.recall(client, channel_id, 5)
+        for burst in bursts:
+            if burst.talker == talker and burst.burst_key > after and burst.frame_count >= frames:
+                return burst
+        assert time.monotonic() < deadline, f"burst never recorded: {bursts}"
+        await asyncio.sleep(0.1)  # the server writes recordings in batches; poll its store

@@ -256,8 +256,11 @@ async def test_messages_flow_both_ways(field: Field, tmp_path: Path) -> None:
             "a conversation",
         )
         table = app.screen.query_one("#presence-table")
-        while table.selected_user != "alice":  # type: ignore[attr-defined]
+        for _ in range(len(app.state.presence)):
+            if table.selected_user == "alice":  # type: ignore[attr-defined]
+                break
             await pilot.press("down")
+        assert table.selected_user == "alice", sorted(app.state.presence)  # type: ignore[attr-defined]
         await pilot.press("m", "f2")
         direct = await alice.wait_for(events.TextReceived, lambda e: e.to_channel is None)
         assert (direct.from_user, direct.text) == ("disp", "Stand by")

@@ -1,0 +1,210 @@
+"""Enrolling and revoking devices, as the org authority does it over the control plane.
+
+Keys are made here and the credential is issued here with the org root; the relay is
+only sent the public credential (:class:`control.Enroll`) or the root-signed
+revocation list. A lost or replaced device also loses its keys: every channel whose
+roster pins it gets a new roster and a new epoch in the same command, so a copy of
+the old device's keys opens nothing said after it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crypto.bundle import CredentialBundle
+from crypto.identity import DEFAULT_SCRYPT_N, Credential, RevocationList, Role
+from ptt_admin.authority import (
+    PROG,
+    AdminError,
+    check_display_name,
+    check_id,
+    check_url,
+    write_new_file,
+)
+from ptt_admin.channels import ChannelChange, republish
+from ptt_admin.session import AdminSession, Directory, UserEntry
+from ptt_protocol import control
+
+DEFAULT_VALID_DAYS = 365
+MAX_VALID_DAYS = 3650
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """What :func:`enroll` did."""
+
+    bundle: CredentialBundle
+    credential: Credential
+    replaced_device: str
+    """The device this enrolment cut off ("" for a new user)."""
+    rekeyed: tuple[ChannelChange, ...] = field(default=())
+    """Channels that pinned the previous device: new roster and epoch with the new one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """What :func:`revoke` did."""
+
+    revocations: RevocationList
+    credential: Credential
+    rekeyed: tuple[ChannelChange, ...]
+    """Channels the device was on: it is off their rosters and every one has a new epoch."""
+
+
+def _pinned_channels(directory: Directory, credential: Credential) -> list[str]:
+    """Channels whose roster pins exactly this credential."""
+    fingerprint = credential.fingerprint()
+    found = []
+    for name, channel in directory.channels.items():
+        roster = channel.roster
+        member = roster.member(credential.user_id) if roster is not None else None
+        if member is not None and member.credential_fingerprint == fingerprint:
+            found.append(name)
+    return sorted(found)
+
+
+def _check_out_path(out: Path) -> None:
+    if out.exists():
+        raise AdminError(f"{out} exists already: choose another --out, or move it away")
+    if not out.parent.is_dir():
+        raise AdminError(f"directory {out.parent} does not exist: create it or change --out")
+
+
+async def enroll(
+    session: AdminSession,
+    user_id: str,
+    *,
+    role: Role | str,
+    display_name: str,
+    now: float,
+    out: Path | None = None,
+    device_id: str | None = None,
+    valid_days: int = DEFAULT_VALID_DAYS,
+    server_url: str | None = None,
+    bundle_passphrase: str | None = None,
+    scrypt_n: int = DEFAULT_SCRYPT_N,
+) -> Enrollment:
+    """Make keys and a credential for a new device of ``user_id``; have the relay store it.
+
+    The bundle (written to ``out``, 0600, never over an existing file) carries the device
+    keys encrypted with ``bundle_passphrase`` (None = in the clear; the CLI refuses that
+    unless asked). Enrolling an existing user replaces their device: the old one is cut
+    off by the relay, and every channel that pinned it is rekeyed with the new one.
+    """
+    authority = session.authority
+    check_id("user id", user_id)
+    check_display_name(display_name)
+    try:
+        role = Role(role)
+    except ValueError:
+        raise AdminError(
+            f"role {role!r} is unknown: use one of {', '.join(r.value for r in Role)}"
+        ) from None
+    if not 1 <= valid_days <= MAX_VALID_DAYS:
+        raise AdminError(f"--valid-days {valid_days} is out of range: give 1-{MAX_VALID_DAYS}")
+    if bundle_passphrase == "":
+        raise AdminError("the bundle passphrase is empty: set the variable to a passphrase")
+    if user_id == authority.admin_credential.user_id:
+        raise AdminError(
+            f"{user_id!r} is the org authority's own user id: enroll people under another one"
+        )
+    if out is not None:
+        _check_out_path(out)
+    relay = authority.require_relay()
+    url = check_url(server_url) if server_url else relay.url
+    device = (
+        check_id("device id", device_id) if device_id else f"{user_id[:50]}-{secrets.token_hex(4)}"
+    )
+    directory = await session.directory(now)
+    revoked = session.client.keyring.trust.revocations
+    if revoked is not None and device in revoked.device_ids:
+        raise AdminError(f"device {device!r} is revoked: give another --device")
+    previous = directory.user(user_id)
+    keys, credential = authority.issue(
+        user_id, role=role, display_name=display_name, device_id=device,
+        valid_days=valid_days, now=now,
+    )  # fmt: skip
+    bundle = CredentialBundle(
+        device_keys=keys.export(bundle_passphrase, scrypt_n=scrypt_n),
+        credential=credential.to_bytes(),
+        root_public_key=authority.root.public_key_bytes(),
+        server_url=url,
+        tls_fingerprint=relay.tls_fingerprint,
+    )
+    answer = await session.ask(
+        lambda e: (
+            e
+            if isinstance(e, control.Enrolled) and e.user_id == user_id
+            else (e if isinstance(e, control.Error) else None)
+        ),
+        [control.Enroll(credential=credential.to_bytes())],
+        f"the enrolment of {user_id!r}",
+    )
+    assert isinstance(answer, control.Enrolled)
+    if out is not None:
+        write_new_file(out, bundle.to_bytes(), 0o600)
+    session.client.keyring.credentials[user_id] = credential
+    rekeyed: list[ChannelChange] = []
+    if previous is not None:
+        for name in _pinned_channels(directory, previous.credential):
+            channel = directory.channels[name]
+            rekeyed.append(await republish(session, channel, channel.members))
+    return Enrollment(bundle, credential, answer.replaced_device, tuple(rekeyed))
+
+
+def _find(directory: Directory, target: str) -> UserEntry:
+    entry = directory.user(target) or next(
+        (u for u in directory.users.values() if u.credential.device_id == target), None
+    )
+    if entry is None:
+        raise AdminError(f"no user or device {target!r}: `{PROG} users` lists the enrolled ones")
+    return entry
+
+
+async def revoke(session: AdminSession, target: str, *, now: float) -> Revocation:
+    """Revoke a user's (or device's) current credential and take its keys away.
+
+    Signs revocation list version + 1 (everything the relay's current list revokes, plus
+    this credential's serial and device id), has the relay apply it (the device is
+    disconnected at once and refused from now on), then removes the device from every
+    roster that pins it, with a new epoch on each of those channels.
+    """
+    authority = session.authority
+    directory = await session.directory(now)
+    entry = _find(directory, target)
+    credential = entry.credential
+    if credential.fingerprint() == authority.admin_credential.fingerprint():
+        raise AdminError(
+            f"{target!r} is the org authority's own credential: it cannot revoke itself"
+        )
+    current = session.client.keyring.trust.revocations
+    if current is not None and current.revokes(credential):
+        raise AdminError(
+            f"{entry.user_id!r} (device {credential.device_id!r}, serial {credential.serial})"
+            " is revoked already"
+        )
+    revocations = authority.root.sign_revocations(
+        version=(current.version if current is not None else 0) + 1,
+        issued_at=int(now),
+        serials=[*(current.serials if current else ()), credential.serial],
+        device_ids=[*(current.device_ids if current else ()), credential.device_id],
+    )
+    await session.send_checked(
+        [control.RevocationUpdate(signed_list=revocations.to_bytes())],
+        f"revocation list version {revocations.version}",
+    )
+    session.client.keyring.credentials.pop(credential.user_id, None)
+    rekeyed = []
+    for name in _pinned_channels(directory, credential):
+        channel = directory.channels[name]
+        members = [u for u in channel.members if u != credential.user_id]
+        rekeyed.append(await republish(session, channel, members))
+    return Revocation(revocations, credential, tuple(rekeyed))
+
+
+async def list_users(session: AdminSession, *, now: float) -> list[UserEntry]:
+    """Every enrolled user, by user id."""
+    directory = await session.directory(now)
+    return [directory.users[u] for u in sorted(directory.users)]
