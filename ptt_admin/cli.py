@@ -61,6 +61,16 @@ from ptt_admin.authority import (
 from ptt_admin.session import AdminSession, connect
 
 
+FIRST_START = """first start (see docs/operations.md):
+  ptt-admin --passphrase-env ORG_PASS init       # here, on the authority's machine
+  copy root.pub (public) to the relay; never root.key or admin.keys
+  ptt-server --org-root root.pub                 # on the relay: prints its TLS sha256
+  ptt-admin pin wss://HOST:7300 --tls-fingerprint SHA256
+  ptt-admin --passphrase-env ORG_PASS enroll alice --role officer --name "Alice" \\
+      --out alice.bundle --bundle-passphrase-env BUNDLE_PASS
+  ptt-admin --passphrase-env ORG_PASS channel create patrol --members alice"""
+
+
 class _UsageError(Exception):
     pass
 
@@ -84,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``ptt-admin`` argument parser."""
     parser = _Parser(
         prog=PROG,
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="See docs/operations.md for the whole workflow.",
+        description="The org authority: holds the org root, enrols devices, keys channels.",
+        epilog=FIRST_START,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--admin-dir", type=Path, help=f"the authority directory (default {default_admin_dir()})"

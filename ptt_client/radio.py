@@ -849,6 +849,18 @@ class Radio:
         elif isinstance(event, control.Error):
             self._errors.append(event)
             self.console.line(f"server: {event.text or event.code}")
+        elif isinstance(event, events.EpochInstalled):
+            name = client.channels.get(event.channel_id, str(event.channel_id))
+            self.console.line(
+                f"keys: {name} epoch {event.epoch}, made by {event.creator_name or event.creator}"
+                f" ({event.creator_role})"
+            )
+        elif isinstance(event, events.EpochRefused):
+            name = client.channels.get(event.channel_id, str(event.channel_id))
+            self.console.line(
+                f"WARNING: key epoch {event.epoch} for {name} from {event.creator or '?'}"
+                f" refused: {event.reason}"
+            )
         elif isinstance(event, events.TalkerVerified):
             self._verified[event.channel_id] = event.burst_id
         elif isinstance(event, events.ForgedAudio):

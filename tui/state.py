@@ -537,6 +537,23 @@ class ConsoleState:
             "keys", f"{row.name}: roster v{row.roster_version}, key epoch {row.epoch}", now
         )
 
+    def _on_epoch_installed(self, event: events.EpochInstalled, now: float) -> Changed:
+        # Whoever made the epoch can read the channel (docs/security.md): say who, verified.
+        return self.note(
+            "keys",
+            f"{self.channel_name(event.channel_id)}: key epoch {event.epoch} made by"
+            f" {event.creator_name or event.creator} ({event.creator_role})",
+            now,
+        )
+
+    def _on_epoch_refused(self, event: events.EpochRefused, now: float) -> Changed:
+        return self.note(
+            "refused",
+            f"{self.channel_name(event.channel_id)}: key epoch {event.epoch} from"
+            f" {event.creator or '?'} refused ({event.reason})",
+            now,
+        )
+
     def _on_regroup(self, event: control.Regroup, now: float) -> Changed:
         return self.note("channel", f"regrouped into {self.channel_name(event.channel_id)}", now)
 
@@ -851,6 +868,8 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     events.LoginRefused: ConsoleState._on_refused,
     events.MediaPath: ConsoleState._on_media_path,
     events.KeysUpdated: ConsoleState._on_keys_updated,
+    events.EpochInstalled: ConsoleState._on_epoch_installed,
+    events.EpochRefused: ConsoleState._on_epoch_refused,
     events.TalkerVerified: ConsoleState._on_talker_verified,
     events.VoiceFrame: ConsoleState._on_voice_frame,
     events.VoiceRejected: ConsoleState._on_voice_rejected,

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from crypto import epoch as epoch_module
 from crypto.epoch import (
     EpochKey,
+    check_epoch_creator,
     new_epoch_key,
     open_envelope,
+    read_envelope_creator,
     read_envelope_header,
     wrap_epoch,
 )
@@ -286,3 +288,35 @@ def test_any_bit_flip_in_the_envelope_ciphertext_is_refused(bit: int) -> None:
     data[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(EnvelopeError):
         _TEAM.open("alice", bytes(data))
+
+
+# --- who may create an epoch (check_epoch_creator) --------------------------------------------
+
+
+def test_the_authority_keys_any_channel_a_dispatcher_only_its_own() -> None:
+    team = Team()
+    _, admin = team.org.enroll("authority", Role.ADMIN)
+    _, outsider = team.org.enroll("outsider", Role.DISPATCHER)
+    roster = team.roster(1)
+    check_epoch_creator(admin, roster)  # not on the roster, and needs not be
+    check_epoch_creator(team.dispatcher[1], roster)  # on the roster
+    with pytest.raises(EnvelopeError, match="not on its roster"):
+        check_epoch_creator(outsider, roster)
+
+
+def test_a_dispatcher_listed_with_another_device_is_not_its_creator() -> None:
+    team = Team()
+    _, second_device = team.org.enroll("dispatch", Role.DISPATCHER)  # same user, other device
+    roster = team.roster(1)  # pins the first device
+    with pytest.raises(EnvelopeError, match="not on its roster"):
+        check_epoch_creator(second_device, roster)
+
+
+def test_the_creator_read_from_an_envelope_is_the_signer() -> None:
+    team = Team()
+    roster = team.roster(1)
+    envelopes = team.wrap(new_epoch_key(CHANNEL, 1, 1), roster)
+    creator = read_envelope_creator(envelopes["alice"])
+    assert creator.fingerprint() == team.dispatcher[1].fingerprint()
+    with pytest.raises(EnvelopeError):
+        read_envelope_creator(b"\x01garbage")

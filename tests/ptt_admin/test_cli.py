@@ -7,9 +7,11 @@ machines; only ``root.pub`` travels from one to the other.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -206,3 +208,77 @@ async def test_an_unreachable_relay_is_exit_1_in_one_line(tmp_path: Path) -> Non
     assert pinned.returncode == 0
     error = one_line_error(admin(directory, "users"), code=1)
     assert "cannot reach the relay" in error
+
+
+def relay_state(relay_dir: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every table of the relay's database but presence (logins touch it), read-only."""
+    uri = f"file:{relay_dir / 'fieldradio.db'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            for t in tables
+            if t != "presence"
+        }
+
+
+BAD_INPUT = [
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{exists}", "--plain-bundle"],
+     "exists already"),
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/no/dir/b",
+      "--plain-bundle"], "does not exist"),
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--valid-days",
+      "0", "--plain-bundle"], "1-3650"),
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--device",
+      "bad id", "--plain-bundle"], "device"),
+    (["enroll", "dave", "--role", "chief", "--name", "X", "--out", "{tmp}/b"], "invalid choice"),
+    (["enroll", "dave", "--role", "officer", "--name", "", "--out", "{tmp}/b", "--plain-bundle"],
+     "name"),
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--server-url",
+      "http://h:1", "--plain-bundle"], "wss://"),
+    (["enroll", "admin", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--plain-bundle"],
+     "org authority's own user id"),
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--device",
+      "alice-1", "--plain-bundle"], "belongs to 'alice'"),
+    (["channel", "create", "newchan", "--members", "alice,zed"],
+     "no user 'zed': enroll it first with `ptt-admin enroll zed --role officer --name ...`"),
+    (["channel", "create", "patrol"], "exists already"),
+    (["channel", "create", " spaced"], "channel name"),
+    (["channel", "add", "nowhere", "alice"], "no channel 'nowhere'"),
+    (["channel", "add", "patrol", "alice"], "already"),
+    (["channel", "add", "patrol", "alice", "--", "alice"], "already"),
+    (["channel", "remove", "patrol", "zed"], "'zed' is not on channel 'patrol'"),
+    (["channel", "rekey", "nowhere"], "no channel 'nowhere'"),
+    (["channel", "add", "patrol"], "required"),
+    (["revoke", "zed"], "no user or device 'zed'"),
+    (["revoke", "admin"], "cannot revoke itself"),
+    (["frobnicate"], "invalid choice"),
+]  # fmt: skip
+
+
+async def test_wrong_input_is_one_line_exit_2_and_changes_nothing_on_the_relay(
+    operator: tuple[Path, Path, Relay], tmp_path: Path
+) -> None:
+    authority, relay_dir, _relay = operator
+    pw = ("--passphrase-env", "ORG_PASS")
+    enrolled = admin(authority, *pw, "enroll", "alice", "--role", "officer", "--name", "Alice",
+                     "--device", "alice-1", "--out", str(tmp_path / "a.bundle"), "--plain-bundle")  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert (
+        admin(authority, *pw, "channel", "create", "patrol", "--members", "alice").returncode == 0
+    )
+    exists = tmp_path / "exists.bundle"
+    exists.write_bytes(b"keep me")
+    before = relay_state(relay_dir)
+    for args, fragment in BAD_INPUT:
+        argv = [a.format(exists=exists, tmp=tmp_path) for a in args]
+        error = one_line_error(admin(authority, *pw, *argv))
+        assert fragment in error, (argv, error)
+    assert relay_state(relay_dir) == before
+    assert exists.read_bytes() == b"keep me"
+    assert not (tmp_path / "b").exists()
+
+
+def test_help_returns_zero_and_explains_the_workflow() -> None:
+    done = admin(Path("/nonexistent"), "--help")
+    assert done.returncode == 0 and "ptt-server --org-root" in done.stdout
