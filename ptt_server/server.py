@@ -247,7 +247,7 @@ class RelayServer:
         for channel in self.channels.values():
             channel.close()
         if self._emergency_timer is not None:
-            self._emergency_timer.cancel()  # held alerts are stored: consoles get them at login
+            self._emergency_timer.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._metrics_server is not None:
@@ -1007,7 +1007,8 @@ class RelayServer:
 
     def _on_emergency_timer(self) -> None:
         self._emergency_timer = None
-        self._spawn(self._send_held_alerts())
+        if not self._stopping:  # held alerts are stored: consoles get them at their next login
+            self._spawn(self._send_held_alerts())
 
     async def _send_held_alerts(self) -> None:
         """Broadcast the held alerts whose users have a token again, each as stored now."""
