@@ -60,7 +60,6 @@ from ptt_admin.authority import (
 )
 from ptt_admin.session import AdminSession, connect
 
-
 FIRST_START = """first start (see docs/operations.md):
   ptt-admin --passphrase-env ORG_PASS init       # here, on the authority's machine
   copy root.pub (public) to the relay; never root.key or admin.keys

@@ -682,6 +682,10 @@ class RadioClient:
             and message.alert_id == self.emergency_alert
         ):
             self.emergency_alert = None
+        elif isinstance(message, control.EmergencyAlert) and message.user_id == self.user_id:
+            # The server keeps one alert per user: a press is recorded under the active alert's
+            # id, which is the one to cancel (also after a restart of this radio).
+            self.emergency_alert = message.alert_id
 
     async def _on_text(self, message: control.TextDeliver) -> None:
         message_id = message.message_id

@@ -43,6 +43,7 @@ import termios
 import threading
 import time
 import tty
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,9 @@ LOCATION_INTERVAL: Final = 30.0
 """Send the position at most this often (dispatch maps need minutes, not seconds)."""
 
 REDRAW_INTERVAL: Final = 0.5
+
+ALERTS_REMEMBERED: Final = 256
+"""Alert ids already shown: the server sends an active alert again when it is updated."""
 
 MAX_CREDENTIAL_FILE: Final = 64 * 1024
 """Bundles are a few KB; refuse to read a huge file by mistake."""
@@ -504,6 +508,7 @@ class Radio:
         self._channel_list_seen = False
         self._stopping = False
         self._disconnect_reported = False
+        self._alerts_shown: OrderedDict[bytes, None] = OrderedDict()
         self.keypad = Keypad()
 
     # --- starting and stopping -------------------------------------------------------------
@@ -877,8 +882,9 @@ class Radio:
             )
             self.console.line(f"text from {event.from_user}{where}: {event.text}")
         elif isinstance(event, control.EmergencyAlert) and event.user_id != client.user_id:
-            name = client.channels.get(event.channel_id, str(event.channel_id))
-            self.console.line(f"EMERGENCY: {event.user_id} on {name}")
+            if self._first_sight(event.alert_id):
+                name = client.channels.get(event.channel_id, str(event.channel_id))
+                self.console.line(f"EMERGENCY: {event.user_id} on {name}")
         elif isinstance(event, control.EmergencyCancel) and event.by_user != client.user_id:
             self.console.line(f"emergency cancelled by {event.by_user}")
         elif isinstance(event, control.FloorRevoke):
@@ -887,6 +893,15 @@ class Radio:
             )
         elif isinstance(event, control.Goodbye):
             self.console.line(f"server says goodbye: {event.reason}")
+
+    def _first_sight(self, alert_id: bytes) -> bool:
+        """True the first time ``alert_id`` is seen (one line per emergency, not per update)."""
+        if alert_id in self._alerts_shown:
+            return False
+        self._alerts_shown[alert_id] = None
+        if len(self._alerts_shown) > ALERTS_REMEMBERED:
+            self._alerts_shown.popitem(last=False)
+        return True
 
     async def _follow_position(self) -> None:
         assert self.position_source is not None

@@ -1,6 +1,9 @@
 """The radio's audio pipelines around a :class:`RadioClient`: talk (capture -> Opus -> send)
 and listen (receive -> jitter buffer -> Opus/FEC/PLC -> speaker), with the radio tones.
 
+Voice always plays first: tones wait in a bounded :class:`ToneQueue` and play only while nobody
+is heard, so no flood of events can hold back a call (issue 9).
+
 Both run in real time on the event loop with absolute schedules (frame n is due
 at start + n * frame), so timing errors do not accumulate. Opus work is a few
 hundred microseconds per frame; on a slow device it could move to a thread.
@@ -14,14 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavDirectoryOutput
 from ptt_client.client import RadioClient
 from ptt_client.codec import OpusDecoder, OpusEncoder, Pcm, frame_samples
 from ptt_client.jitter import Conceal, Play, Recover, StreamMixer
-from ptt_client.tones import Tone, tone
+from ptt_client.tones import Tone, ToneQueue
 from ptt_protocol import control
 
 FLOOR_ANSWER_TIMEOUT = 2.0
@@ -217,7 +218,7 @@ class Player:
         self._samples = frame_samples(frame_ms)
         self.mixer: StreamMixer[tuple[int, str, int]] = StreamMixer(frame_ms=frame_ms)
         self._decoders: dict[tuple[int, str, int], OpusDecoder] = {}
-        self._tone_queue: list[Pcm] = []
+        self.tone_queue = ToneQueue(frame_ms)
         self._talker_delay_ms: dict[tuple[int, str], float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -246,31 +247,25 @@ class Player:
                     self.mixer.end_burst(key)
         elif self.tones:
             if isinstance(event, control.FloorGranted):
-                self._queue_tone(Tone.TALK_PERMIT)
+                self._queue_tone(Tone.TALK_PERMIT, now)
             elif isinstance(event, control.FloorDeny | control.FloorRevoke):
-                self._queue_tone(Tone.DENY)
+                self._queue_tone(Tone.DENY, now)
             elif isinstance(event, control.EmergencyAlert):
-                self._queue_tone(Tone.EMERGENCY)
+                self._queue_tone(Tone.EMERGENCY, now, event.alert_id)
 
     def _remember_delay(self, key: tuple[int, str, int]) -> None:
         buffer = self.mixer.buffer(key)
         if buffer is not None and buffer.stats.received:
             self._talker_delay_ms[(key[0], key[1])] = buffer.target_delay_ms
 
-    def _queue_tone(self, kind: Tone) -> None:
-        pcm = tone(kind)
-        size = self._samples
-        for i in range(0, len(pcm), size):
-            chunk = np.zeros(size, dtype=np.int16)
-            part = pcm[i : i + size]
-            chunk[: len(part)] = part
-            self._tone_queue.append(chunk)
-        self._wake.set()
+    def _queue_tone(self, kind: Tone, now: float, alert_id: bytes | None = None) -> None:
+        if self.tone_queue.add(kind, now, alert_id):
+            self._wake.set()
 
     def roger(self) -> None:
         """The roger beep at release, as radios do."""
         if self.tones:
-            self._queue_tone(Tone.ROGER)
+            self._queue_tone(Tone.ROGER, self._clock())
 
     def start(self) -> None:
         if self._task is None:
@@ -290,11 +285,14 @@ class Player:
         frame_s = self.frame_ms / 1000
         while True:
             now = self._clock()
-            if self._tone_queue:
-                await self._write(self._tone_queue.pop(0))
+            popped = self.mixer.pop(now)
+            if self.mixer.current is not None:
+                # Somebody is heard (or about to be): tones give way, even one half played.
+                self.tone_queue.give_way_to_voice()
+            elif popped is None and (pcm := self.tone_queue.next_frame()) is not None:
+                await self._write(pcm)
                 await asyncio.sleep(frame_s)
                 continue
-            popped = self.mixer.pop(now)
             if popped is None:
                 due = min(
                     (

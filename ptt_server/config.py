@@ -56,6 +56,11 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rate_floor_per_s: float = 5.0
     rate_messages_per_s: float = 10.0
     rate_control_bytes_per_s: float = 256 * 1024.0
+    rate_emergency_per_s: float = 1.0
+    """Emergency broadcasts per user and second; presses past the limit are recorded at once and
+    their newest state goes out when the limit allows (an emergency is never refused)."""
+    rate_emergency_burst: int = 3
+    """Emergency broadcasts a user may send back to back before ``rate_emergency_per_s`` applies."""
     log_level: str = "INFO"
 
     def resolved_data_dir(self) -> Path:
@@ -102,6 +107,10 @@ def validate(config: ServerConfig) -> None:
     for name in ("heartbeat_interval", "idle_timeout"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
+    if config.rate_emergency_per_s <= 0:
+        raise ConfigError("rate_emergency_per_s must be greater than 0 (alerts are never refused)")
+    if config.rate_emergency_burst < 1:
+        raise ConfigError("rate_emergency_burst must be at least 1")
     if config.idle_timeout <= config.heartbeat_interval:
         raise ConfigError("idle_timeout must be longer than heartbeat_interval")
     if bool(config.tls_cert) != bool(config.tls_key):

@@ -86,4 +86,9 @@ class ServerMetrics:
             "fieldradio_control_errors", "Control messages refused", ["code"], registry=r
         )
         self.emergencies = Counter("fieldradio_emergencies", "Emergency alerts raised", registry=r)
+        self.emergencies_held = Counter(
+            "fieldradio_emergency_presses_held",
+            "Emergency presses recorded but held back by the per-user broadcast limit",
+            registry=r,
+        )
         self.messages = Counter("fieldradio_messages", "Text messages relayed", registry=r)

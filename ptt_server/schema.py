@@ -148,7 +148,29 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    version=2,
+    summary="one active emergency per user",
+    statements=(
+        # A new press of the emergency button updates the user's active alert (issue 9: 300
+        # alerts with fresh ids made 300 emergencies); these record the last press and how many.
+        "ALTER TABLE emergencies ADD COLUMN updated_at REAL",
+        "ALTER TABLE emergencies ADD COLUMN presses INTEGER NOT NULL DEFAULT 1",
+        "UPDATE emergencies SET updated_at = raised_at",
+        # Alerts raised before this rule: each user's oldest active one stays, the later ones
+        # are closed as merged into it (cancelled_at set, cancelled_by NULL: nobody cancelled).
+        """UPDATE emergencies SET cancelled_at = raised_at
+            WHERE cancelled_at IS NULL AND EXISTS (
+                SELECT 1 FROM emergencies AS older
+                WHERE older.user_id = emergencies.user_id AND older.cancelled_at IS NULL
+                    AND (older.raised_at, older.rowid) < (emergencies.raised_at, emergencies.rowid)
+            )""",
+        """CREATE UNIQUE INDEX emergencies_one_active ON emergencies (user_id)
+            WHERE cancelled_at IS NULL""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 

@@ -33,13 +33,14 @@ from ptt_protocol.login import login_statement
 from ptt_server import tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
+from ptt_server.emergencies import EmergencyBroadcasts
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
 from ptt_server.org_admin import Refused, on_directory, on_enroll, on_revocations, user_record
 from ptt_server.relay import MediaRelay
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
+from ptt_server.store import Emergency, Presence, Store, StoreError
 from ptt_server.store import KeyEnvelope as StoredEnvelope
-from ptt_server.store import Presence, Store, StoreError
 
 log = logging.getLogger("ptt_server")
 
@@ -52,6 +53,8 @@ PRUNE_INTERVAL = 3600.0
 """Seconds between sweeps of expired recordings and messages."""
 CREDENTIALS_CHUNK = 30
 """Credentials (about 1.4 KB each) per Credentials message."""
+EMERGENCY_TIMER_SLACK = 0.001
+"""Held alerts are sent this long after their token is due, so the token is surely there."""
 
 
 class StartupError(Exception):
@@ -85,6 +88,13 @@ def _envelope_message(envelope: StoredEnvelope) -> control.KeyEnvelope:
         epoch=envelope.epoch,
         recipient=envelope.recipient,
         envelope=envelope.envelope,
+    )
+
+
+def _cancel_message(alert: Emergency) -> control.EmergencyCancel:
+    """The cancel of an alert that is over (merged alerts were closed by nobody: the raiser)."""
+    return control.EmergencyCancel(
+        alert_id=alert.alert_id, by_user=alert.cancelled_by or alert.user_id
     )
 
 
@@ -127,6 +137,10 @@ class RelayServer:
         self.relay: MediaRelay | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self.emergency_broadcasts = EmergencyBroadcasts(
+            config.rate_emergency_per_s, config.rate_emergency_burst
+        )
+        self._emergency_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._metrics_server: Any = None
 
@@ -242,6 +256,8 @@ class RelayServer:
             self._udp.close()
         for channel in self.channels.values():
             channel.close()
+        if self._emergency_timer is not None:
+            self._emergency_timer.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._metrics_server is not None:
@@ -537,38 +553,27 @@ class RelayServer:
                 # emergency floor priority and status (else a priority-4 request is capped).
                 session.emergency_alert = alert.alert_id
                 session.status = control.STATUS_EMERGENCY
-            if session in self.dispatchers or alert.channel_id in channel_ids:
-                self._send_alert(
-                    session,
-                    alert.alert_id,
-                    alert.user_id,
-                    alert.channel_id,
-                    alert.sealed_location,
-                    alert.raised_at,
-                    alert.acked_by,
-                )
+            # The raiser too, whatever the channel: its radio learns the id to cancel.
+            if (
+                session in self.dispatchers
+                or alert.channel_id in channel_ids
+                or alert.user_id == user
+            ):
+                self._send_alert(session, alert)
 
-    def _send_alert(
-        self,
-        session: Session,
-        alert_id: bytes,
-        user_id: str,
-        channel_id: int | None,
-        sealed_location: bytes | None,
-        raised_at: float,
-        acked_by: str | None,
-    ) -> None:
+    def _send_alert(self, session: Session, alert: Emergency) -> None:
+        """The alert as stored (its first time, newest location) and its ack, if any."""
         session.send(
             control.EmergencyAlert(
-                alert_id=alert_id,
-                user_id=user_id,
-                channel_id=channel_id or 0,
-                sealed_location=sealed_location,
-                raised_at=raised_at,
+                alert_id=alert.alert_id,
+                user_id=alert.user_id,
+                channel_id=alert.channel_id or 0,
+                sealed_location=alert.sealed_location,
+                raised_at=alert.raised_at,
             )
         )
-        if acked_by is not None:
-            session.send(control.EmergencyAck(alert_id=alert_id, by_user=acked_by))
+        if alert.acked_by is not None:
+            session.send(control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by))
 
     async def _writer(self, ws: ServerConnection, session: Session) -> None:
         queue = session.outbound
@@ -981,30 +986,72 @@ class RelayServer:
         channel = self.channels.get(msg.channel_id)
         if channel is None or session.user_id not in channel.members:
             channel_id = session.selected_channel
-        raised_at = time.time()
-        existing = await self.store.get_emergency(msg.alert_id)
-        if existing is not None and existing.user_id != session.user_id:
-            raise Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")
-        # A retry of the same alert (the radio saw no ack) is sent out again on purpose:
-        # consoles deduplicate by alert id, and an emergency must not be lost.
-        await self.store.raise_emergency(
-            msg.alert_id, session.user_id, channel_id, msg.sealed_location, raised_at
+        # One active emergency per user: the store merges a press with a fresh id into it.
+        raised = await self.store.raise_emergency(
+            msg.alert_id, session.user_id, channel_id, msg.sealed_location, time.time()
         )
-        session.emergency_alert = msg.alert_id
+        alert = raised.alert
+        if raised.outcome == "foreign":
+            raise Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")
+        if raised.outcome == "closed":
+            # A late retry of an alert that is over: the radio hears so, nobody else again.
+            session.send(_cancel_message(alert))
+            return
+        session.emergency_alert = alert.alert_id
         session.status = control.STATUS_EMERGENCY
-        self.metrics.emergencies.inc()
-        log.warning("emergency", extra={"fields": {"user": session.user_id, "channel": channel_id}})
-        for target in self._emergency_audience(channel_id):
-            self._send_alert(
-                target,
-                msg.alert_id,
-                session.user_id,
-                channel_id,
-                msg.sealed_location,
-                raised_at,
-                None,
+        new = raised.outcome == "created"
+        if new:
+            self.metrics.emergencies.inc()
+            log.warning(
+                "emergency", extra={"fields": {"user": session.user_id, "channel": channel_id}}
             )
+        if not self.emergency_broadcasts.raised(
+            session.user_id, alert.alert_id, msg.alert_id, now, new=new
+        ):
+            # Past this user's limit: recorded, and its newest state goes out once the limit
+            # allows. No Error: nothing was refused, and a radio must not retry an emergency.
+            self.metrics.emergencies_held.inc()
+            self._send_alert(session, alert)  # the radio learns the id it was recorded under
+            self._arm_emergency_timer()
+            return
+        self._broadcast_alert(alert)
         await self._set_presence(session, online=True, location=msg.sealed_location)
+
+    def _broadcast_alert(self, alert: Emergency) -> None:
+        for target in self._emergency_audience(alert.channel_id, alert.user_id):
+            self._send_alert(target, alert)
+
+    def _arm_emergency_timer(self) -> None:
+        due = self.emergency_broadcasts.next_due()
+        if due is None or self._stopping:
+            return
+        due += EMERGENCY_TIMER_SLACK
+        if self._emergency_timer is not None:
+            if self._emergency_timer.when() <= due:
+                return
+            self._emergency_timer.cancel()
+        self._emergency_timer = asyncio.get_running_loop().call_at(due, self._on_emergency_timer)
+
+    def _on_emergency_timer(self) -> None:
+        self._emergency_timer = None
+        if not self._stopping:  # held alerts are stored: consoles get them at their next login
+            self._spawn(self._send_held_alerts())
+
+    async def _send_held_alerts(self) -> None:
+        """Broadcast the held alerts whose users have a token again, each as stored now."""
+        for user_id, alert_id in self.emergency_broadcasts.due(self._loop_clock()):
+            try:
+                alert = await self.store.get_emergency(alert_id)
+                if alert is None or not alert.active:
+                    continue
+                self._broadcast_alert(alert)
+                raiser = self.sessions.by_user.get(user_id)
+                if raiser is not None:
+                    await self._set_presence(raiser, online=True, location=alert.sealed_location)
+            except StoreError as exc:
+                # Still in the store: every console gets the alert when it next logs in.
+                log.error("held emergency not sent", extra={"fields": {"error": str(exc)}})
+        self._arm_emergency_timer()
 
     async def _on_emergency_ack(
         self, session: Session, msg: control.EmergencyAck, now: float
@@ -1014,7 +1061,14 @@ class RelayServer:
         alert = await self.store.get_emergency(msg.alert_id)
         if alert is None:
             raise Refused(control.ERROR_NOT_FOUND, "no such emergency")
-        await self.store.ack_emergency(msg.alert_id, session.user_id, time.time())
+        if not await self.store.ack_emergency(msg.alert_id, session.user_id, time.time()):
+            # Acknowledged or cancelled already: the acker learns by whom; nobody hears it twice.
+            current = await self.store.get_emergency(msg.alert_id) or alert
+            if not current.active:
+                session.send(_cancel_message(current))
+            elif current.acked_by is not None:
+                session.send(control.EmergencyAck(alert_id=msg.alert_id, by_user=current.acked_by))
+            return
         ack = control.encode(control.EmergencyAck(alert_id=msg.alert_id, by_user=session.user_id))
         for target in self._emergency_audience(alert.channel_id, alert.user_id):
             target.send_encoded(ack)
@@ -1022,25 +1076,29 @@ class RelayServer:
     async def _on_emergency_cancel(
         self, session: Session, msg: control.EmergencyCancel, now: float
     ) -> None:
-        alert = await self.store.get_emergency(msg.alert_id)
+        alert_id = self.emergency_broadcasts.resolve(session.user_id, msg.alert_id)
+        alert = await self.store.get_emergency(alert_id)
         if alert is None:
             raise Refused(control.ERROR_NOT_FOUND, "no such emergency")
         if alert.user_id != session.user_id and not session.credential.is_key_manager():
             raise Refused(
                 control.ERROR_FORBIDDEN, "only the officer or a dispatcher cancels an emergency"
             )
-        await self.store.cancel_emergency(msg.alert_id, session.user_id, time.time())
-        cancel = control.encode(
-            control.EmergencyCancel(alert_id=msg.alert_id, by_user=session.user_id)
-        )
-        audience = self._emergency_audience(alert.channel_id, alert.user_id)
+        if not await self.store.cancel_emergency(alert_id, session.user_id, time.time()):
+            # Cancelled already: the canceller learns by whom; nobody hears it twice.
+            session.send(_cancel_message(await self.store.get_emergency(alert_id) or alert))
+            return
+        # An alert cancelled while still held was never sent out: its cancel is news to nobody.
+        news = self.emergency_broadcasts.cancelled(alert.user_id, alert_id)
         raiser = self.sessions.by_user.get(alert.user_id)
-        if raiser is not None:
-            if raiser.emergency_alert == msg.alert_id:
-                raiser.emergency_alert = None
-                raiser.status = control.STATUS_AVAILABLE
+        if raiser is not None and raiser.emergency_alert == alert_id:
+            raiser.emergency_alert = None
+            raiser.status = control.STATUS_AVAILABLE
+            if news:
                 await self._set_presence(raiser, online=True)
-        for target in audience:
+        cancel = control.encode(control.EmergencyCancel(alert_id=alert_id, by_user=session.user_id))
+        targets = self._emergency_audience(alert.channel_id, alert.user_id) if news else {session}
+        for target in targets:
             target.send_encoded(cancel)
 
     # channel management (dispatchers) and instant recall

@@ -37,10 +37,15 @@ class TokenBucket:
     def take(self, now: float, cost: float = 1.0) -> bool:
         self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens >= cost:
-            self._tokens -= cost
+        # The epsilon: a take at exactly ready_at() must succeed despite float rounding.
+        if self._tokens >= cost - 1e-9:
+            self._tokens = max(0.0, self._tokens - cost)
             return True
         return False
+
+    def ready_at(self, cost: float = 1.0) -> float:
+        """The time from which :meth:`take` of ``cost`` succeeds (in the past if it would now)."""
+        return self._last + max(0.0, cost - self._tokens) / self.rate
 
 
 @dataclass(eq=False)

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar
 
 from ptt_server.schema import (
     APPLICATION_ID,
@@ -59,6 +59,7 @@ __all__ = [
     "CorruptDatabaseError",
     "Delivery",
     "Emergency",
+    "EmergencyRaise",
     "ForeignDatabaseError",
     "KeyEnvelope",
     "NotFoundError",
@@ -207,7 +208,12 @@ class Emergency:
     acked_by: str | None
     acked_at: float | None
     cancelled_by: str | None
+    """Who cancelled it; None with ``cancelled_at`` set: merged into an older alert (schema 2)."""
     cancelled_at: float | None
+    updated_at: float
+    """The last press of the button (``raised_at`` is the first)."""
+    presses: int
+    """How many times the button was pressed for this alert."""
 
     @property
     def acknowledged(self) -> bool:
@@ -218,6 +224,20 @@ class Emergency:
     def active(self) -> bool:
         """True until the alert is cancelled."""
         return self.cancelled_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyRaise:
+    """What :meth:`Store.raise_emergency` did, and the alert as stored afterwards.
+
+    ``outcome`` is ``created`` (a new alert), ``updated`` (the user's active alert, whatever id
+    the press carried, now has the new location and time), ``closed`` (the press names an alert
+    that was cancelled: nothing changed) or ``foreign`` (the id is another user's alert: nothing
+    changed).
+    """
+
+    outcome: Literal["created", "updated", "closed", "foreign"]
+    alert: Emergency
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,18 +717,24 @@ class Store:
         user_id: str,
         channel_id: int | None,
         sealed_location: bytes | None,
-        raised_at: float,
-    ) -> bool:
-        """Record an emergency alert; False (changing nothing) if this alert id is known.
+        now: float,
+    ) -> EmergencyRaise:
+        """Record a press of the emergency button: one active alert per user.
 
-        Raises ``NotFoundError`` if ``channel_id`` is given and does not exist.
+        The user's active alert, if any, takes the press (its id, channel and ack stay; the
+        location, unless ``sealed_location`` is None, and the time are the new ones), so a radio
+        that sends alerts with fresh ids as fast as it can still makes one emergency. Otherwise
+        a new alert ``alert_id`` is created on ``channel_id``. A press naming a cancelled or
+        another user's alert changes nothing (see :class:`EmergencyRaise`).
+
+        Raises ``NotFoundError`` if a new alert's ``channel_id`` does not exist.
         """
         alert_id = _check_bytes("alert id", alert_id, max_len=MAX_ALERT_ID_LEN)
         _check_text("user id", user_id)
         if channel_id is not None:
             _check_channel_id(channel_id)
         location = _check_optional_bytes("sealed location", sealed_location)
-        row = (alert_id, user_id, channel_id, location, raised_at)
+        row = (alert_id, user_id, channel_id, location, now)
         return await self._call("store emergency", _raise_emergency, row)
 
     async def ack_emergency(self, alert_id: bytes, by: str, now: float) -> bool:
@@ -1169,26 +1195,49 @@ def _prune_messages(conn: sqlite3.Connection, cutoff: float, include_channel: bo
 
 _EMERGENCY_COLUMNS = (
     "alert_id, user_id, channel_id, sealed_location, raised_at, "
-    "acked_by, acked_at, cancelled_by, cancelled_at"
+    "acked_by, acked_at, cancelled_by, cancelled_at, updated_at, presses"
 )
 
 
 def _emergency(r: Any) -> Emergency:
-    return Emergency(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+    return Emergency(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
 
 
 def _raise_emergency(
     conn: sqlite3.Connection, row: tuple[bytes, str, int | None, bytes | None, float]
-) -> bool:
+) -> EmergencyRaise:
+    alert_id, user_id, channel_id, location, now = row
     with _write(conn):
-        if row[2] is not None:
-            _require_channel(conn, row[2])
-        cur = conn.execute(
-            "INSERT INTO emergencies (alert_id, user_id, channel_id, sealed_location, raised_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING",
-            row,
+        named = _get_emergency(conn, alert_id)
+        if named is not None and named.user_id != user_id:
+            return EmergencyRaise("foreign", named)
+        if named is not None and not named.active:
+            return EmergencyRaise("closed", named)  # a late retry must not revive it
+        active = conn.execute(
+            f"SELECT {_EMERGENCY_COLUMNS} FROM emergencies "
+            "WHERE user_id = ? AND cancelled_at IS NULL",
+            (user_id,),
+        ).fetchone()
+        if active is not None:
+            # The index emergencies_one_active (schema 2) makes this row the only one.
+            conn.execute(
+                "UPDATE emergencies SET sealed_location = coalesce(?, sealed_location), "
+                "updated_at = ?, presses = presses + 1 WHERE alert_id = ?",
+                (location, now, active[0]),
+            )
+            updated = _get_emergency(conn, active[0])
+            assert updated is not None
+            return EmergencyRaise("updated", updated)
+        if channel_id is not None:
+            _require_channel(conn, channel_id)
+        conn.execute(
+            "INSERT INTO emergencies (alert_id, user_id, channel_id, sealed_location, raised_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (alert_id, user_id, channel_id, location, now, now),
         )
-        return cur.rowcount == 1
+        created = _get_emergency(conn, alert_id)
+        assert created is not None
+        return EmergencyRaise("created", created)
 
 
 def _require_alert(conn: sqlite3.Connection, alert_id: bytes) -> None:

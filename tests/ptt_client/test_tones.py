@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
 
 from ptt_client.tones import (
+    ALERT_RETONE_S,
+    EMERGENCY_TONE_GAP_S,
+    MAX_QUEUED_TONE_S,
     TONE_SPECS,
     Tone,
+    ToneQueue,
     deny_tone,
     emergency_tone,
     roger_beep,
@@ -131,3 +136,71 @@ def test_tone_frames_are_codec_sized_and_padded(frame_ms: int) -> None:
     assert len(joined) - len(pcm) < size
     assert np.array_equal(joined[: len(pcm)], pcm)
     assert not joined[len(pcm) :].any()
+
+
+# --- the tone queue: coalesced, bounded, behind voice (issue 9 section 3) --------------------
+
+
+def drain(queue: ToneQueue) -> list[np.ndarray]:
+    frames = []
+    while (frame := queue.next_frame()) is not None:
+        frames.append(frame)
+    return frames
+
+
+def test_a_flood_of_alerts_with_fresh_ids_queues_one_emergency_tone() -> None:
+    queue = ToneQueue()
+    # 300 alerts in 0.27 s, each with its own id: 299 s of tone before the fix.
+    accepted = [queue.add(Tone.EMERGENCY, i * 0.0009, os.urandom(16)) for i in range(300)]
+    assert accepted.count(True) == 1 and accepted[0]
+    assert queue.queued_s == pytest.approx(len(tone_frames(Tone.EMERGENCY)) * 0.02)
+    assert queue.stats.coalesced == 299
+    played = np.concatenate(drain(queue))
+    assert np.array_equal(played, np.concatenate(tone_frames(Tone.EMERGENCY)))
+
+
+def test_emergency_tones_are_at_most_one_per_gap_and_one_per_alert() -> None:
+    queue = ToneQueue()
+    assert queue.add(Tone.EMERGENCY, 0.0, b"A")
+    drain(queue)  # played: nothing waits now
+    assert not queue.add(Tone.EMERGENCY, EMERGENCY_TONE_GAP_S - 0.01, b"B")  # inside the gap
+    assert queue.add(Tone.EMERGENCY, EMERGENCY_TONE_GAP_S, b"C")
+    drain(queue)
+    # A and B were announced: their updates (the server re-sends an active alert) stay quiet.
+    assert not queue.add(Tone.EMERGENCY, 2 * EMERGENCY_TONE_GAP_S, b"A")
+    assert not queue.add(Tone.EMERGENCY, 2 * EMERGENCY_TONE_GAP_S, b"B")
+    assert queue.add(Tone.EMERGENCY, 2 * EMERGENCY_TONE_GAP_S, b"D")  # a new alert is heard
+    drain(queue)
+    # After a long while an alert that is still being raised is announced again.
+    assert queue.add(Tone.EMERGENCY, ALERT_RETONE_S + 0.1, b"A")
+
+
+def test_two_emergency_tones_never_wait_together() -> None:
+    queue = ToneQueue(emergency_gap_s=0.0)
+    assert queue.add(Tone.EMERGENCY, 0.0, b"A")
+    assert not queue.add(Tone.EMERGENCY, 0.0, b"B")  # coalesced into A's, still waiting
+    drain(queue)
+    assert not queue.add(Tone.EMERGENCY, 1.0, b"B")  # announced by A's tone
+    assert queue.add(Tone.EMERGENCY, 1.0, b"C")
+
+
+def test_queued_tone_time_is_capped() -> None:
+    queue = ToneQueue(emergency_gap_s=0.0)
+    kinds = [Tone.DENY, Tone.TALK_PERMIT, Tone.ROGER, Tone.EMERGENCY] * 50
+    for i, kind in enumerate(kinds):
+        queue.add(kind, i * 0.001, os.urandom(16))
+        assert queue.queued_s <= MAX_QUEUED_TONE_S
+    assert queue.stats.over_cap > 0
+    assert queue.stats.most_queued_s <= MAX_QUEUED_TONE_S
+    assert len(drain(queue)) * 0.02 <= MAX_QUEUED_TONE_S
+
+
+def test_tones_give_way_to_voice_even_half_played() -> None:
+    queue = ToneQueue()
+    queue.add(Tone.EMERGENCY, 0.0, b"A")
+    queue.add(Tone.ROGER, 0.0)
+    assert queue.next_frame() is not None
+    total = len(tone_frames(Tone.EMERGENCY)) + len(tone_frames(Tone.ROGER))
+    assert queue.give_way_to_voice() == total - 1
+    assert queue.next_frame() is None and queue.queued_s == 0
+    assert queue.stats.cut_frames == total - 1 and queue.stats.played_frames == 1

@@ -139,7 +139,7 @@ async def test_empty_file_is_treated_as_new(db_path: Path) -> None:
 async def test_commits_still_in_the_wal_survive_a_crash(db_path: Path, tmp_path: Path) -> None:
     s = await Store.open(db_path)
     ch = await s.create_channel("alpha", 1.0)
-    assert await s.raise_emergency(b"alert-1", "alice", ch, None, 5.0)
+    assert (await s.raise_emergency(b"alert-1", "alice", ch, None, 5.0)).outcome == "created"
     # Copy the files while the store is still open: what a power cut or kill -9 leaves.
     crashed = tmp_path / "crashed" / db_path.name
     for suffix in ("", "-wal"):
@@ -521,13 +521,18 @@ async def test_prune_messages_in_many_chunks(store: Store) -> None:
 # --- emergencies --------------------------------------------------------------------------
 
 
+async def outcome(s: Store, alert_id: bytes, user: str, ch: int | None, at: float) -> str:
+    return (await s.raise_emergency(alert_id, user, ch, None, at)).outcome
+
+
 async def test_emergency_lifecycle_survives_reopen(db_path: Path) -> None:
     s = await Store.open(db_path)
     ch = await s.create_channel("alpha", 1.0)
-    assert await s.raise_emergency(b"alert-1", "alice", ch, b"sealed-loc", 50.0)
-    assert not await s.raise_emergency(b"alert-1", "alice", ch, b"other", 51.0)  # idempotent
-    assert await s.raise_emergency(b"alert-2", "bob", None, None, 40.0)
-    assert await s.raise_emergency(b"alert-3", "carol", ch, None, 60.0)
+    assert (await s.raise_emergency(b"alert-1", "alice", ch, b"sealed-loc", 50.0)).outcome == (
+        "created"
+    )
+    assert await outcome(s, b"alert-2", "bob", None, 40.0) == "created"
+    assert await outcome(s, b"alert-3", "carol", ch, 60.0) == "created"
     assert await s.ack_emergency(b"alert-2", "dispatch-1", 70.0)
     assert not await s.ack_emergency(b"alert-2", "dispatch-2", 71.0)  # first ack wins
     assert await s.cancel_emergency(b"alert-3", "carol", 72.0)
@@ -537,6 +542,10 @@ async def test_emergency_lifecycle_survives_reopen(db_path: Path) -> None:
         await s.ack_emergency(b"nope", "dispatch-1", 75.0)
     with pytest.raises(NotFoundError):
         await s.raise_emergency(b"alert-4", "dave", 999, None, 76.0)
+    # Pressing again after a cancel makes a new alert; a late retry of the cancelled one does not.
+    assert await outcome(s, b"alert-3", "carol", ch, 77.0) == "closed"
+    assert await outcome(s, b"alert-5", "carol", ch, 78.0) == "created"
+    assert await s.cancel_emergency(b"alert-5", "carol", 79.0)
     await s.close()
 
     s = await Store.open(db_path)
@@ -558,6 +567,77 @@ async def test_emergency_lifecycle_survives_reopen(db_path: Path) -> None:
     assert cancelled is not None and not cancelled.active
     assert (cancelled.cancelled_by, cancelled.cancelled_at) == ("carol", 72.0)
     await s.close()
+
+
+async def test_a_press_with_a_fresh_id_updates_the_users_active_emergency(
+    store: Store, db_path: Path
+) -> None:
+    ch = await store.create_channel("alpha", 1.0)
+    other = await store.create_channel("bravo", 1.0)
+    first = await store.raise_emergency(b"first", "alice", ch, b"loc-1", 10.0)
+    assert first.outcome == "created"
+    assert await store.ack_emergency(b"first", "disp", 11.0)
+    for i in range(2, 301):  # issue 9: a radio sending alerts with fresh ids as fast as it can
+        again = await store.raise_emergency(f"fresh-{i}".encode(), "alice", other, b"loc-2", 12.0)
+        assert again.outcome == "updated"
+    # Still one emergency, under its first id, on its first channel, with its ack; the newest
+    # location and time; every press counted.
+    assert [(e.alert_id, e.channel_id, e.acked_by) for e in await store.active_emergencies()] == [
+        (b"first", ch, "disp")
+    ]
+    alert = again.alert
+    assert (alert.sealed_location, alert.raised_at, alert.updated_at, alert.presses) == (
+        b"loc-2",
+        10.0,
+        12.0,
+        300,
+    )
+    assert await store.get_emergency(b"fresh-2") is None
+    # A press without a location keeps the last one.
+    assert (await store.raise_emergency(b"x", "alice", ch, None, 13.0)).alert.sealed_location == (
+        b"loc-2"
+    )
+    # Somebody else's alert id changes nothing.
+    foreign = await store.raise_emergency(b"first", "bob", ch, b"bob-loc", 14.0)
+    assert (foreign.outcome, foreign.alert.user_id) == ("foreign", "alice")
+    assert await store.active_emergencies() == [foreign.alert]
+    # The database itself refuses a second active alert for a user (ptt-admin, old code).
+    raw = sqlite3.connect(db_path, isolation_level=None)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        raw.execute(
+            "INSERT INTO emergencies (alert_id, user_id, raised_at) VALUES (x'01', 'alice', 1)"
+        )
+    raw.close()
+
+
+def test_migration_to_v2_keeps_each_users_oldest_active_emergency(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(conn, MIGRATIONS[:1]) == [1]
+    rows = [
+        (b"a-old", "alice", 10.0, None),
+        (b"a-new", "alice", 20.0, None),
+        (b"a-newer", "alice", 30.0, None),
+        (b"a-done", "alice", 5.0, 6.0),
+        (b"b-only", "bob", 15.0, None),
+    ]
+    conn.executemany(
+        "INSERT INTO emergencies (alert_id, user_id, raised_at, cancelled_at) VALUES (?, ?, ?, ?)",
+        rows,
+    )
+    assert apply_migrations(conn) == [2]
+    got = conn.execute(
+        "SELECT alert_id, cancelled_by, cancelled_at, updated_at, presses FROM emergencies"
+        " ORDER BY raised_at"
+    ).fetchall()
+    assert got == [
+        (b"a-done", None, 6.0, 5.0, 1),
+        (b"a-old", None, None, 10.0, 1),
+        (b"b-only", None, None, 15.0, 1),
+        (b"a-new", None, 20.0, 20.0, 1),  # merged into a-old: closed, by nobody
+        (b"a-newer", None, 30.0, 30.0, 1),
+    ]
+    conn.close()
 
 
 # --- presence -----------------------------------------------------------------------------
