@@ -735,6 +735,8 @@ class RelayServer:
     async def _set_presence(
         self, session: Session, *, online: bool, location: bytes | None = None
     ) -> None:
+        if session.credential.role is Role.ADMIN:
+            return  # the org authority administers; it is not an officer on the air
         previous = await self.store.get_presence(session.user_id)
         sealed = (
             location if location is not None else (previous.sealed_location if previous else None)
