@@ -214,3 +214,21 @@ def test_roster_size_is_capped(channel: Channel) -> None:
         len(state.accept(sign_roster(largest, keys, credential), channel.org.trust, NOW).members)
         == MAX_MEMBERS
     )
+
+
+def test_an_equivalent_but_non_canonical_encoding_is_refused(channel: Channel) -> None:
+    """The same values in another msgpack form (the signature as bin16, not bin8) still
+    verify cryptographically; only the canonical-encoding check stands between it and a
+    second byte form of one roster (two fingerprints for one object)."""
+    signed = channel.signed(1)
+    _, _, signature = decode_signed_roster(signed)
+    canonical = b"\xc4\x40" + signature
+    assert signed.endswith(canonical)
+    altered = signed[: -len(canonical)] + b"\xc5\x00\x40" + signature
+    assert msgspec.msgpack.decode(altered[1:]) == msgspec.msgpack.decode(signed[1:])
+    with pytest.raises(RosterError, match="canonically"):
+        decode_signed_roster(altered)
+    state = RosterState(CHANNEL)
+    with pytest.raises(RosterError):
+        state.accept(altered, channel.org.trust, NOW)
+    assert state.current is None

@@ -1,0 +1,102 @@
+"""Limits and checks that no earlier test noticed when removed (issue 10): each test here
+fails if its limit or check is taken out of the server."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from crypto.epoch import new_epoch_key, wrap_epoch
+from ptt_protocol import control, media
+from ptt_server.server import RelayServer
+from ptt_server.sessions import OUTBOUND_BYTES_LIMIT, OUTBOUND_QUEUE_LIMIT, Session, TokenBucket
+from tests.orgfixture import Org, start_server
+from tests.ptt_server.rawclient import logged_in
+
+
+async def test_floor_requests_past_the_rate_limit_are_refused(
+    org: Org, server: RelayServer
+) -> None:
+    async with logged_in(server, org, "alice") as c:
+        alice = c["alice"]
+        burst = int(server.config.rate_floor_per_s * 2)  # the bucket's capacity
+        for _ in range(burst + 5):
+            await alice.request_floor(org.channel_id)
+            await alice.send(control.FloorRelease(channel_id=org.channel_id))
+        await alice.ping()
+        limited = [e for e in alice.received(control.Error) if e.code == control.ERROR_RATE_LIMITED]
+        assert limited and "floor requests" in limited[0].text
+        assert len(alice.received(control.FloorGranted)) <= burst
+
+
+async def test_control_bytes_past_the_rate_limit_are_refused(org: Org) -> None:
+    server = await start_server(org, rate_control_bytes_per_s=2000.0)
+    try:
+        async with logged_in(server, org, "alice") as c:
+            alice = c["alice"]
+            for nonce in range(60):  # ~100 bytes each, far over 2 x 2000 bytes at once
+                await alice.send(control.Ping(nonce=nonce))
+                await alice.send(
+                    control.SetStatus(status=control.STATUS_BUSY)  # type: ignore[arg-type]
+                )
+                await alice.send(control.MediaTunnel(datagram=secrets.token_bytes(60)))
+            limited = await alice.wait_for(
+                control.Error, lambda e: e.code == control.ERROR_RATE_LIMITED
+            )
+            assert "too many bytes" in limited.text
+            assert len(alice.received(control.Pong)) < 60
+    finally:
+        await server.stop()
+
+
+def test_a_slow_consumer_is_cut_off_by_bytes_before_the_message_count() -> None:
+    """A few big messages to a client that does not read fill the byte cap long before the
+    queue's message count: the session closes instead of buffering them."""
+    closed: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
+        session = Session(
+            credential=None,  # type: ignore[arg-type]
+            hop=media.HopSession(1, bytes(32), "server"),
+            outbound=queue,
+            floor_limit=TokenBucket(1, 1, 0),
+            message_limit=TokenBucket(1, 1, 0),
+            byte_limit=TokenBucket(1, 1, 0),
+            close=closed.append,
+        )
+        big = control.encode(control.Credentials(credentials=(bytes(16_000),) * 3))
+        sent = 0
+        while not closed:
+            session.send_encoded(big)
+            sent += 1
+            assert sent < OUTBOUND_QUEUE_LIMIT
+        assert sent * len(big) > OUTBOUND_BYTES_LIMIT
+        assert session.queued_bytes <= OUTBOUND_BYTES_LIMIT
+        assert "too slow" in closed[0]
+    finally:
+        loop.close()
+
+
+async def test_an_envelope_addressed_otherwise_than_its_message_is_refused(
+    org: Org, server: RelayServer
+) -> None:
+    disp = org.accounts["disp"]
+    credentials = {u: a.credential for u, a in org.accounts.items()}
+    envelopes = wrap_epoch(
+        new_epoch_key(org.channel_id, 1, 1), org.roster, credentials, disp.keys, disp.credential
+    )
+    async with logged_in(server, org, "disp", "bob") as c:
+        sender, bob = c["disp"], c["bob"]
+        # Alice's envelope, labelled for bob: the server would store it as bob's key.
+        await sender.send(
+            control.KeyEnvelope(
+                channel_id=org.channel_id, epoch=1, recipient="bob", envelope=envelopes["alice"]
+            )
+        )
+        error = await sender.wait_for(control.Error)
+        assert error.code == control.ERROR_BAD_MESSAGE and "addressed otherwise" in error.text
+        await bob.ping()
+        assert [e.recipient for e in bob.received(control.KeyEnvelope)] == ["bob"]  # login's only
+        stored = await server.store.envelopes_for("bob")
+        assert [s.envelope for s in stored] != [envelopes["alice"]]
