@@ -47,6 +47,10 @@ log = logging.getLogger("ptt_server")
 LOGIN_TIMEOUT = 10.0
 RECALL_CHUNK = 40
 """Recorded frames per RecallFrames message: well under the 64 KiB frame limit."""
+RECALL_MAX_FRAMES = 6000
+"""Frames one RecallFrames request returns at most: two minutes of 20 ms frames."""
+PRESENCE_WRITE_INTERVAL = 5.0
+"""Seconds between store writes of one user's location reports (each is pushed at once)."""
 SEND_PIECE = 8192
 """Largest single TLS write (see _writer): measured 156 -> 80 KB per idle session."""
 PRUNE_INTERVAL = 3600.0
@@ -733,24 +737,42 @@ class RelayServer:
     # presence
 
     async def _set_presence(
-        self, session: Session, *, online: bool, location: bytes | None = None
+        self,
+        session: Session,
+        *,
+        online: bool,
+        location: bytes | None = None,
+        durable: bool = True,
     ) -> None:
+        """Push the user's presence to dispatchers now and store it.
+
+        A location report (``durable=False``) is stored at most once every
+        ``PRESENCE_WRITE_INTERVAL`` per user: every report used to cost a store read and a
+        write on the one store thread. The next durable change (status, channel, logout)
+        stores the newest location anyway.
+        """
         if session.credential.role is Role.ADMIN:
             return  # the org authority administers; it is not an officer on the air
-        previous = await self.store.get_presence(session.user_id)
-        sealed = (
-            location if location is not None else (previous.sealed_location if previous else None)
-        )
+        if not session.presence_loaded:
+            previous = await self.store.get_presence(session.user_id)
+            session.presence_loaded = True
+            if session.sealed_location is None and previous is not None:
+                session.sealed_location = previous.sealed_location
+        if location is not None:
+            session.sealed_location = location
         status = session.status if online else control.STATUS_OFFLINE
         presence = Presence(
             user_id=session.user_id,
             status=status,
             online=online,
             last_seen=time.time(),
-            sealed_location=sealed,
+            sealed_location=session.sealed_location,
         )
-        await self.store.put_presence(presence)
         self._push_presence(session, presence)
+        now = self._loop_clock()
+        if durable or now - session.presence_written_at >= PRESENCE_WRITE_INTERVAL:
+            session.presence_written_at = now
+            await self.store.put_presence(presence)
 
     def _push_presence(self, session: Session, presence: Presence) -> None:
         update = control.encode(
@@ -799,7 +821,9 @@ class RelayServer:
         await self._set_presence(session, online=True)
 
     async def _on_location(self, session: Session, msg: control.LocationReport, now: float) -> None:
-        await self._set_presence(session, online=True, location=msg.sealed_location)
+        if not session.message_limit.take(now):
+            raise Refused(control.ERROR_RATE_LIMITED, "too many location reports: slow down")
+        await self._set_presence(session, online=True, location=msg.sealed_location, durable=False)
 
     # messages
 
@@ -872,11 +896,11 @@ class RelayServer:
     async def _on_credential_request(
         self, session: Session, msg: control.CredentialRequest, now: float
     ) -> None:
-        found = []
-        for user_id in msg.user_ids:
-            user = await self.store.get_user(user_id)
-            if user is not None:
-                found.append(user.credential)
+        if not session.message_limit.take(now):
+            raise Refused(control.ERROR_RATE_LIMITED, "too many credential requests: slow down")
+        # One store call for the whole list, each user once (a list of 1,000 ids was 1,000
+        # serial store calls on the one store thread).
+        found = [user.credential for user in await self.store.get_users(msg.user_ids)]
         for start in range(0, max(len(found), 1), CREDENTIALS_CHUNK):
             session.send(
                 control.Credentials(credentials=tuple(found[start : start + CREDENTIALS_CHUNK]))
@@ -1147,6 +1171,8 @@ class RelayServer:
 
     async def _on_recall_list(self, session: Session, msg: control.RecallList, now: float) -> None:
         self._channel_for(session, msg.channel_id)
+        if not session.message_limit.take(now):
+            raise Refused(control.ERROR_RATE_LIMITED, "too many recall requests: slow down")
         bursts = await self.store.recent_bursts(msg.channel_id, msg.limit)
         session.send(
             control.RecallList(
@@ -1171,17 +1197,14 @@ class RelayServer:
         self, session: Session, msg: control.RecallFrames, now: float
     ) -> None:
         self._channel_for(session, msg.channel_id)
-        burst = next(
-            (
-                b
-                for b in await self.store.recent_bursts(msg.channel_id, 100)
-                if b.burst_key == msg.burst_key
-            ),
-            None,
-        )
+        if not session.message_limit.take(now):
+            raise Refused(control.ERROR_RATE_LIMITED, "too many recall requests: slow down")
+        burst = await self.store.get_burst(msg.channel_id, msg.burst_key)
         if burst is None:
             raise Refused(control.ERROR_NOT_FOUND, "no such recording on this channel")
-        frames = await self.store.burst_frames(msg.burst_key)
+        # Bounded: the longest burst the floor allows is minutes; a larger recording is
+        # sent up to RECALL_MAX_FRAMES, so one request cannot fill the session's queue.
+        frames = (await self.store.burst_frames(msg.burst_key))[:RECALL_MAX_FRAMES]
         chunk = RECALL_CHUNK
         for start in range(0, max(len(frames), 1), chunk):
             part = frames[start : start + chunk]

@@ -69,6 +69,12 @@ class Session:
     closing_reason: str = ""
     queued_bytes: int = 0
     """Bytes in :attr:`outbound` not yet handed to the connection."""
+    sealed_location: bytes | None = None
+    """The newest sealed location (kept here: a location report reads no store)."""
+    presence_loaded: bool = False
+    """The stored presence was read once for this session."""
+    presence_written_at: float = -1e9
+    """Loop time of the last presence write (location reports are written behind)."""
 
     @property
     def user_id(self) -> str:

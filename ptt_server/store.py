@@ -540,6 +540,11 @@ class Store:
         """All users, by user id."""
         return await self._call("list users", _list_users)
 
+    async def get_users(self, user_ids: Iterable[str]) -> list[User]:
+        """The enrolled users among ``user_ids`` (each once), in one store call."""
+        wanted = _check_ids("user id", dict.fromkeys(user_ids))
+        return await self._call("read users", _get_users, wanted)
+
     # --- revocations -----------------------------------------------------------------------
 
     async def put_revocations(
@@ -817,6 +822,11 @@ class Store:
         _check_int("limit", limit, 1)
         return await self._call("read bursts", _recent_bursts, channel_id, limit)
 
+    async def get_burst(self, channel_id: int, burst_key: int) -> Burst | None:
+        """The burst ``burst_key`` if it was recorded on ``channel_id``, else None."""
+        _check_int("burst key", burst_key)
+        return await self._call("read burst", _get_burst, channel_id, burst_key)
+
     async def burst_frames(self, burst_key: int) -> list[BurstFrame]:
         """A burst's recorded frames in sequence order (empty once pruned)."""
         return await self._call("read burst frames", _burst_frames, burst_key)
@@ -952,6 +962,19 @@ def _get_user(conn: sqlite3.Connection, column: str, value: object) -> User | No
     # column is one of our own literals, never caller data
     row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE {column} = ?", (value,)).fetchone()
     return None if row is None else _user(row)
+
+
+def _get_users(conn: sqlite3.Connection, user_ids: tuple[str, ...]) -> list[User]:
+    found: list[User] = []
+    for start in range(0, len(user_ids), 500):  # SQLite's bound-parameter limit is 999+
+        chunk = user_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE user_id IN ({marks}) ORDER BY user_id",
+            chunk,
+        ).fetchall()
+        found.extend(_user(r) for r in rows)
+    return found
 
 
 def _list_users(conn: sqlite3.Connection) -> list[User]:
@@ -1373,6 +1396,17 @@ def _recent_bursts(conn: sqlite3.Connection, channel_id: int, limit: int) -> lis
         (channel_id, limit),
     )
     return [Burst(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]) for r in rows]
+
+
+def _get_burst(conn: sqlite3.Connection, channel_id: int, burst_key: int) -> Burst | None:
+    row = conn.execute(
+        "SELECT b.burst_key, b.channel_id, b.burst_id, b.talker, b.priority, b.started_at, "
+        "b.duration, b.outcome, "
+        "(SELECT count(*) FROM burst_frames AS f WHERE f.burst_key = b.burst_key) "
+        "FROM bursts AS b WHERE b.channel_id = ? AND b.burst_key = ?",
+        (channel_id, burst_key),
+    ).fetchone()
+    return None if row is None else Burst(*row)
 
 
 def _burst_frames(conn: sqlite3.Connection, burst_key: int) -> list[BurstFrame]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import time
 
-from crypto.identity import Credential
+from crypto.identity import Credential, DeviceKeys, Role
 from crypto.roster import Member, Roster, sign_roster
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT
-from tests.orgfixture import Org
+from ptt_server.store import Store
+from tests.orgfixture import Account, Org, user_record
 from tests.ptt_server.rawclient import connect, logged_in
 
 
@@ -115,6 +116,7 @@ async def test_oversized_frame_closes_only_that_connection(org: Org, server: Rel
 
 async def test_client_that_stops_reading_is_dropped(org: Org, server: RelayServer) -> None:
     """A client that stops reading must be dropped, not buffered without end."""
+    everyone = await enroll_many(org, 600)
     async with logged_in(server, org, "disp", "alice") as c:
         disp, alice = c["disp"], c["alice"]
         await disp.send(control.PresenceSubscribe())
@@ -124,7 +126,6 @@ async def test_client_that_stops_reading_is_dropped(org: Org, server: RelayServe
             await disp.wait_for(control.PresenceUpdate, lambda p: p.user_id == "bob" and p.online)
             bob.ws.transport.pause_reading()
             # Big answers fill the TCP buffers until the server's writer blocks ...
-            everyone = tuple(org.accounts) * 250
             for _ in range(4):
                 await bob.send(control.CredentialRequest(user_ids=everyone))
             # ... then small ones fill its outbound queue.
@@ -165,3 +166,21 @@ async def test_presence_status_and_sealed_location_reach_dispatcher(
             control.PresenceUpdate, lambda p: p.channel_id == org.channel_id
         )
         assert selected.online
+
+
+async def enroll_many(org: Org, count: int) -> tuple[str, ...]:
+    """``count`` more enrolled users (one shared key pair: only their credentials matter)."""
+    keys = DeviceKeys.generate()
+    now = time.time()
+    users = []
+    async with await Store.open(org.db_path) as store:
+        for n in range(count):
+            credential = org.root.issue_credential(
+                user_id=f"extra{n:04d}", display_name=f"Extra {n}", role=Role.OFFICER,
+                device_id=f"extra{n:04d}-dev", signing_key=keys.signing_public_key,
+                hpke_key=keys.hpke_public_key, not_before=int(now - 60),
+                not_after=int(now + 3600), serial=10_000 + n,
+            )  # fmt: skip
+            await store.put_user(user_record(Account(credential.user_id, keys, credential)))
+            users.append(credential.user_id)
+    return tuple(users)
