@@ -112,11 +112,15 @@ def inspect(path: Path) -> DatabaseFiles:
     if wal_size:
         verdict = _judge_log(wal)
         if not verdict.safe:
+            loss = (
+                f"keep frames 1-{verdict.kept} and silently drop the commits after them"
+                if verdict.kept
+                else "silently ignore the whole log"
+            )
             raise DamagedFilesError(
                 f"the write-ahead log {wal} is damaged: {verdict.problem}; on open SQLite "
-                f"would keep frames 1-{verdict.kept} of {verdict.frames} and silently drop "
-                f"the commits after them. Nothing was modified. {restore}; or, to accept that "
-                f"loss, copy the three files aside, then run "
+                f"would {loss}. Nothing was modified. {restore}; or, to accept that loss, "
+                f"copy the three files aside, then run "
                 f"`sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
             )
         frames = verdict.frames
