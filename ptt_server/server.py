@@ -170,20 +170,29 @@ class RelayServer:
             TrustAnchor(root_public_key)
         except (OSError, CryptoError) as exc:
             raise StartupError(f"cannot read the org root key {root_file}: {exc}") from None
-        if config.tls_cert:
-            cert, key = Path(config.tls_cert), Path(config.tls_key)
-        else:
+        # Everything that only reads comes first, so a refused start changes no file.
+        self_signed = not config.tls_cert
+        if self_signed:
             cert, key = data_dir / "tls" / "cert.pem", data_dir / "tls" / "key.pem"
-            if tls.ensure_self_signed(cert, key, [config.client_host()]):
+        else:
+            cert, key = Path(config.tls_cert), Path(config.tls_key)
+        try:
+            tls.check_pair(cert, key, self_signed=self_signed)
+            store = await Store.open(data_dir / DATABASE_NAME, exclusive=True)
+        except (tls.TLSFilesError, StoreError) as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            if self_signed and tls.ensure_self_signed(cert, key, [config.client_host()]):
                 log.info(
                     "made a self-signed TLS certificate", extra={"fields": {"path": str(cert)}}
                 )
-        try:
-            store = await Store.open(data_dir / DATABASE_NAME)
-        except StoreError as exc:
-            raise StartupError(str(exc)) from None
-        server = cls(config, store, root_public_key, cert, key)
-        await server._load()
+            server = cls(config, store, root_public_key, cert, key)
+            await server._load()
+        except BaseException as exc:
+            await store.close()  # and with it the data-directory lock
+            if isinstance(exc, tls.TLSFilesError):
+                raise StartupError(str(exc)) from None
+            raise
         return server
 
     async def _load(self) -> None:

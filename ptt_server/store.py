@@ -12,15 +12,20 @@ revocation lists, key envelopes, sealed messages and locations, voice frames)
 is stored as opaque bytes; the store never parses it. Times are inputs
 (Unix seconds, ``float``), never read from a clock here.
 
-Opening refuses, without changing a byte of the file, a file that is not an
-SQLite database, is damaged (``PRAGMA quick_check``), belongs to another
-program (``PRAGMA application_id``) or has a newer schema than this code
-(``PRAGMA user_version``); an older schema is migrated (``ptt_server.schema``).
+Opening refuses, without changing a byte of the files, a database that is not an
+SQLite database, is damaged (``PRAGMA quick_check``, run with the commits still in
+its -wal file), belongs to another program (``PRAGMA application_id``) or has a
+newer schema than this code (``PRAGMA user_version``); before SQLite touches the
+files, ``ptt_server.dbfiles`` refuses a -wal file that recovery would silently cut
+short and a main file missing or empty beside a log. An older schema is migrated
+(``ptt_server.schema``). The directory is kept 0700 and the files 0600; a server
+opens its store ``exclusive``, locking the directory against a second server.
 
 Exceptions (all carry a message that says what to do)::
 
     StoreError                  any store failure; the write was rolled back
-    ├── CorruptDatabaseError    the file is not a healthy SQLite database
+    ├── CorruptDatabaseError    the files are not a healthy SQLite database (or its log)
+    ├── InUseError              another ptt-server holds the directory (``exclusive``)
     ├── ForeignDatabaseError    the file is another program's database
     ├── SchemaTooNewError       written by a newer ptt-server
     ├── NotFoundError           a referenced channel, burst, alert ... does not exist
@@ -42,6 +47,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, Literal, NamedTuple, ParamSpec, TypeVar
 
+from ptt_server import datadir, dbfiles
 from ptt_server.schema import (
     APPLICATION_ID,
     LATEST_VERSION,
@@ -61,6 +67,7 @@ __all__ = [
     "Emergency",
     "EmergencyRaise",
     "ForeignDatabaseError",
+    "InUseError",
     "KeyEnvelope",
     "NotFoundError",
     "Presence",
@@ -96,6 +103,10 @@ class StoreError(Exception):
 
 class CorruptDatabaseError(StoreError):
     """The database file is not a healthy SQLite database; it was left untouched."""
+
+
+class InUseError(StoreError):
+    """Another process opened this directory's store ``exclusive`` (a second ptt-server)."""
 
 
 class ForeignDatabaseError(StoreError):
@@ -338,7 +349,15 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _corrupt_message(path: Path, detail: str) -> str:
+def _corrupt_message(path: Path, detail: str, with_log: bool = False) -> str:
+    if with_log:
+        wal, shm = dbfiles.sibling(path, "-wal").name, dbfiles.sibling(path, "-shm").name
+        return (
+            f"database {path} is damaged or not a database ({detail}; read together with "
+            f"its write-ahead log {wal}); nothing was modified. Restore {path.name}, {wal} "
+            f"and {shm} together from one backup, or move all three away to start with an "
+            f"empty store."
+        )
     return (
         f"database {path} is damaged or not a database ({detail}); it was not modified. "
         f"Restore it from a backup, or move it away to start with an empty store."
@@ -352,9 +371,11 @@ class Store:
     (or use ``async with``) when done; it waits for queued work, then closes the file.
     """
 
-    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float, exclusive: bool = False) -> None:
         """Private: use ``Store.open``."""
         self._path = path
+        self._exclusive = exclusive
+        self._lock: datadir.DirectoryLock | None = None  # touched only on the store thread
         self._busy_timeout_ms = max(0, round(busy_timeout_s * 1000))
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ptt-store")
         self._conn: sqlite3.Connection | None = None  # touched only on the store thread
@@ -364,15 +385,20 @@ class Store:
     # --- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> Store:
+    async def open(
+        cls, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0, exclusive: bool = False
+    ) -> Store:
         """Open (or create) the store at ``path``, migrating an older schema.
 
         ``busy_timeout_s`` is how long a call waits for another process (``ptt-admin``)
-        holding the write lock. Raises ``CorruptDatabaseError``, ``ForeignDatabaseError`` or
-        ``SchemaTooNewError`` without modifying the file, or ``StoreError`` if it cannot be
-        opened or migrated. Missing parent directories are created.
+        holding the write lock. ``exclusive`` (the server) locks the directory until the
+        store is closed, and fails with ``InUseError`` if another exclusive store holds it;
+        ``ptt-admin`` opens without it and works alongside the server. Raises
+        ``CorruptDatabaseError``, ``ForeignDatabaseError`` or ``SchemaTooNewError`` without
+        modifying the files, or ``StoreError`` if it cannot be opened or migrated (also for
+        files of another user). Missing parent directories are created (0700).
         """
-        store = cls(Path(path), busy_timeout_s)
+        store = cls(Path(path), busy_timeout_s, exclusive)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(store._executor, store._open_sync)
@@ -423,12 +449,38 @@ class Store:
             await asyncio.to_thread(self._executor.shutdown, True)
 
     def _open_sync(self) -> None:
-        _inspect_existing(self._path)
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._open_checked()
+        except BaseException:
+            self._release_lock()  # the open is over either way: no connection was kept
+            raise
+
+    def _open_checked(self) -> None:
+        try:
+            if self._exclusive:
+                # First, so nothing below races a second server; creating a missing
+                # directory is the only change made before the checks.
+                self._path.parent.mkdir(mode=dbfiles.DIR_MODE, parents=True, exist_ok=True)
+                self._lock = datadir.lock_directory(self._path.parent)
+            files = dbfiles.inspect(self._path)
+            if files.main_size:
+                _inspect_existing(files)
+            # Every check passed: from here on files may change.
+            dbfiles.secure(files)
+            if not files.main_size:
+                dbfiles.create(self._path)
+        except datadir.DirectoryInUseError as exc:
+            raise InUseError(str(exc)) from None
+        except dbfiles.DamagedFilesError as exc:
+            raise CorruptDatabaseError(str(exc)) from None
+        except datadir.DataDirError as exc:
+            raise StoreError(str(exc)) from None
+        except OSError as exc:
+            raise StoreError(f"cannot open database {self._path}: {exc.strerror or exc}") from exc
+        try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves (see _write).
             conn = sqlite3.connect(self._path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {self._path}: {exc}") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
@@ -463,14 +515,21 @@ class Store:
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
         try:
-            conn.execute("PRAGMA optimize")  # sqlite.org/lang_analyze.html#req
-        except sqlite3.Error:
-            pass  # statistics only; never keep the file open over them
+            if conn is not None:
+                try:
+                    conn.execute("PRAGMA optimize")  # sqlite.org/lang_analyze.html#req
+                except sqlite3.Error:
+                    pass  # statistics only; never keep the file open over them
+                finally:
+                    conn.close()
         finally:
-            conn.close()
+            self._release_lock()  # only once the file is closed: the next server may open it
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -854,24 +913,15 @@ def _too_new_message(path: Path, found: int) -> str:
     )
 
 
-def _inspect_existing(path: Path) -> None:
-    """Refuse a file we must not open, reading it only.
+def _inspect_existing(files: dbfiles.DatabaseFiles) -> None:
+    """Refuse a non-empty main file we must not open, reading only.
 
-    The file is opened with ``immutable=1``: no locks, no -wal/-shm files created, nothing
-    written (sqlite.org/uri.html#uriimmutable). The price is that committed transactions
-    still in a -wal file are not seen here; ``apply_migrations`` re-checks the version under
-    the write lock, and quick_check of the main file alone is still meaningful.
+    ``dbfiles.read_only`` writes nothing and sees the commits in the -wal file when there
+    are any: with a log, the main file alone may be half-way through a checkpoint and look
+    damaged when it is not. ``apply_migrations`` re-checks the version under the write lock.
     """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"cannot read database {path}: {exc.strerror}") from exc
-    if not path.is_file():
-        raise StoreError(f"database path {path} is not a regular file; choose another data_dir")
-    if size == 0:
-        return  # SQLite treats an empty file as a new database; nothing in it to lose
+    path = files.path
+    with_log = files.wal_frames > 0
     try:
         with path.open("rb") as f:
             header = f.read(100)
@@ -880,7 +930,7 @@ def _inspect_existing(path: Path) -> None:
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
         raise CorruptDatabaseError(_corrupt_message(path, "no SQLite header"))
     try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?immutable=1", uri=True)
+        conn = dbfiles.read_only(files)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read database {path}: {exc}") from exc
     try:
@@ -898,11 +948,11 @@ def _inspect_existing(path: Path) -> None:
             raise SchemaTooNewError(_too_new_message(path, version))
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
-            raise CorruptDatabaseError(_corrupt_message(path, "; ".join(problems)))
+            raise CorruptDatabaseError(_corrupt_message(path, "; ".join(problems), with_log))
     except sqlite3.DatabaseError as exc:
         name = getattr(exc, "sqlite_errorname", "")
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-            raise CorruptDatabaseError(_corrupt_message(path, str(exc))) from exc
+            raise CorruptDatabaseError(_corrupt_message(path, str(exc), with_log)) from exc
         raise StoreError(f"cannot read database {path}: {exc}") from exc
     finally:
         conn.close()

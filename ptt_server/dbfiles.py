@@ -1,0 +1,187 @@
+"""The database's files on disk: looked at before SQLite may open them, and kept private.
+
+SQLite's own open is not a safe first look. It recovers a ``-wal`` file by silently dropping
+everything after the first damaged frame (``ptt_server.sqlite_wal``), and it turns a missing
+or empty main file into a new empty database, discarding the log. So ``inspect`` reads the
+files first and refuses, changing nothing:
+
+* the main file is missing while its ``-wal`` or ``-shm`` is there;
+* the main file is empty while its ``-wal`` is not;
+* the ``-wal`` holds committed frames that recovery would drop (``sqlite_wal.check_wal``);
+* the directory or one of the files belongs to another user (``datadir.check_owner``).
+
+``read_only`` opens the database for the store's own checks without writing: ``immutable``
+when there is no log to read, otherwise read-only with SQLite's ``-shm`` index opened
+read-only too (``readonly_shm``); only when no ``-shm`` exists does SQLite create one, as it
+would at the next open anyway.
+
+``secure`` narrows the directory to 0700 and the files to 0600 once every check passed;
+``create`` makes a new main file 0600, so the ``-wal`` and ``-shm`` SQLite adds next to it get
+the same mode (SQLite copies the main file's: ``findCreateFileMode`` in os_unix.c).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptt_server import datadir
+from ptt_server.sqlite_wal import WalVerdict, check_wal
+
+__all__ = ["DamagedFilesError", "DatabaseFiles", "create", "inspect", "read_only", "secure"]
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+_STABLE_READS = 4
+"""How often a log that looks damaged is re-read to tell damage from a writer at work."""
+
+
+class DamagedFilesError(Exception):
+    """The files are in a state SQLite would silently lose data from; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseFiles:
+    """What ``inspect`` found next to the database path."""
+
+    path: Path
+    main_size: int | None
+    """Size of the main file, or None if there is none."""
+    wal_frames: int
+    """Complete frames in the ``-wal`` file that recovery would read (0 without one)."""
+    shm_exists: bool
+
+    @property
+    def wal(self) -> Path:
+        return sibling(self.path, "-wal")
+
+    @property
+    def shm(self) -> Path:
+        return sibling(self.path, "-shm")
+
+
+def sibling(path: Path, suffix: str) -> Path:
+    """SQLite's name for the ``-wal`` or ``-shm`` file of ``path``."""
+    return path.with_name(path.name + suffix)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise datadir.DataDirError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise datadir.DataDirError(
+            f"database path {path} is not a regular file; move it away or choose another data_dir"
+        )
+    return st.st_size
+
+
+def inspect(path: Path) -> DatabaseFiles:
+    """Look at the database's files, reading only; raise if opening them would lose data.
+
+    Raises ``DamagedFilesError`` for the states listed in the module docstring and
+    ``datadir.DataDirError`` for a file of another user or one that cannot be read.
+    """
+    wal, shm = sibling(path, "-wal"), sibling(path, "-shm")
+    for each in (path.parent, path, wal, shm):
+        datadir.check_owner(each)
+    main_size, wal_size, shm_size = _size(path), _size(wal), _size(shm)
+    restore = (
+        f"Restore {path.name}, {wal.name} and {shm.name} together from one backup, or move all "
+        f"of them away to start with an empty store"
+    )
+    if main_size is None and (wal_size is not None or shm_size is not None):
+        present = wal if wal_size is not None else shm
+        raise DamagedFilesError(
+            f"database {path} is missing but {present.name} is still there: SQLite would start "
+            f"an empty database and discard it. Nothing was modified. {restore}"
+        )
+    if main_size == 0 and wal_size:
+        raise DamagedFilesError(
+            f"database {path} is empty but its write-ahead log {wal.name} holds {wal_size} "
+            f"bytes: SQLite would start an empty database and truncate the log. Nothing was "
+            f"modified. {restore}"
+        )
+    frames = 0
+    if wal_size:
+        verdict = _judge_log(wal)
+        if not verdict.safe:
+            loss = (
+                f"keep frames 1-{verdict.kept} and silently drop the commits after them"
+                if verdict.kept
+                else "silently ignore the whole log"
+            )
+            raise DamagedFilesError(
+                f"the write-ahead log {wal} is damaged: {verdict.problem}; on open SQLite "
+                f"would {loss}. Nothing was modified. {restore}; or, to accept that loss, "
+                f"copy the three files aside, then run "
+                f"`sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
+            )
+        frames = verdict.frames
+    return DatabaseFiles(path, main_size, frames, shm_size is not None)
+
+
+def _judge_log(wal: Path) -> WalVerdict:
+    """``check_wal`` of the log; a bad verdict counts only if a second read is identical.
+
+    Another process (``ptt-admin``, a running server) may be appending while we read, and
+    a read that overtakes its writes can look like a damaged frame. A log that keeps
+    changing has a live writer, and SQLite runs no recovery while one is connected: it is
+    then judged by its last read only if that looks sound.
+    """
+    previous: bytes | None = None
+    verdict = WalVerdict(frames=0, kept=0)
+    for _ in range(_STABLE_READS):
+        try:
+            data = wal.read_bytes()
+        except OSError as exc:
+            raise datadir.DataDirError(f"cannot read {wal}: {exc.strerror}") from None
+        verdict = check_wal(data)
+        if verdict.safe or data == previous:
+            return verdict
+        previous = data
+    return WalVerdict(frames=verdict.frames, kept=verdict.kept)  # a writer is at work
+
+
+def read_only(files: DatabaseFiles) -> sqlite3.Connection:
+    """A connection for checks that writes neither the main file nor the log.
+
+    Closing a read-only connection never checkpoints, so the log stays as it is whatever
+    the checks find (sqlite.org/wal.html#readonly).
+    """
+    uri = files.path.resolve().as_uri()
+    if files.wal_frames == 0:
+        # No log to apply: immutable takes no locks and creates no -wal or -shm file
+        # (sqlite.org/uri.html#uriimmutable).
+        return sqlite3.connect(uri + "?immutable=1", uri=True)
+    if files.shm_exists:
+        return sqlite3.connect(uri + "?mode=ro&readonly_shm=1", uri=True)
+    return sqlite3.connect(uri + "?mode=ro", uri=True)
+
+
+def secure(files: DatabaseFiles) -> None:
+    """Narrow the directory to 0700 and the main, -wal and -shm files to 0600 (logged)."""
+    datadir.tighten(files.path.parent, DIR_MODE)
+    for each in (files.path, files.wal, files.shm):
+        datadir.tighten(each, FILE_MODE)
+
+
+def create(path: Path) -> None:
+    """Create the missing directory (0700) and an empty main file (0600) for SQLite to fill.
+
+    SQLite treats an empty file as a new database. ``O_EXCL``: if another process created
+    the file since ``inspect`` looked, it is left to that process.
+    """
+    # Only the last directory gets DIR_MODE (pathlib); the umask can only remove bits.
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
