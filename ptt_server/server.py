@@ -826,6 +826,9 @@ class RelayServer:
     async def _on_set_status(self, session: Session, msg: control.SetStatus, now: float) -> None:
         if msg.status == control.STATUS_OFFLINE:
             raise Refused(control.ERROR_BAD_MESSAGE, "log out to go offline")
+        if not session.message_limit.take(now):
+            # Each status change reaches every presence subscriber: bounded like texts.
+            raise Refused(control.ERROR_RATE_LIMITED, "too many status changes: slow down")
         session.status = msg.status
         await self._set_presence(session, online=True)
 
