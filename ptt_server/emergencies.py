@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from ptt_server.sessions import TokenBucket
+from ptt_server.ratelimit import TokenBucket
 
 ALIASES_PER_USER = 8
 """Radio-chosen ids remembered per active alert (presses merged into it before the radio heard

@@ -37,8 +37,9 @@ from ptt_server.emergencies import EmergencyBroadcasts
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
 from ptt_server.org_admin import Refused, on_directory, on_enroll, on_revocations, user_record
+from ptt_server.ratelimit import TokenBucket
 from ptt_server.relay import MediaRelay
-from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable, TokenBucket
+from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable
 from ptt_server.store import Emergency, Presence, Store, StoreError
 from ptt_server.store import KeyEnvelope as StoredEnvelope
 

@@ -8,8 +8,9 @@ import secrets
 
 from crypto.epoch import new_epoch_key, wrap_epoch
 from ptt_protocol import control, media
+from ptt_server.ratelimit import TokenBucket
 from ptt_server.server import RelayServer
-from ptt_server.sessions import OUTBOUND_BYTES_LIMIT, OUTBOUND_QUEUE_LIMIT, Session, TokenBucket
+from ptt_server.sessions import OUTBOUND_BYTES_LIMIT, OUTBOUND_QUEUE_LIMIT, Session
 from tests.orgfixture import Org, start_server
 from tests.ptt_server.rawclient import logged_in
 
