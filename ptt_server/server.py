@@ -650,6 +650,9 @@ class RelayServer:
         self.dispatchers.discard(session)
         await self._leave_channels(session)
         self.metrics.sessions.set(len(self.sessions))
+        if session.presence_flush is not None:
+            session.presence_flush.cancel()  # the offline write below carries the newest
+            session.presence_flush = None
         if not self._stopping:
             with contextlib.suppress(StoreError):
                 await self._set_presence(session, online=False)
@@ -778,11 +781,28 @@ class RelayServer:
             last_seen=time.time(),
             sealed_location=session.sealed_location,
         )
-        self._push_presence(session, presence)
         now = self._loop_clock()
-        if durable or now - session.presence_written_at >= PRESENCE_WRITE_INTERVAL:
+        wait = session.presence_written_at + PRESENCE_WRITE_INTERVAL - now
+        if durable or wait <= 0 or not session.location_stored:
+            if session.presence_flush is not None:
+                session.presence_flush.cancel()
+                session.presence_flush = None
             session.presence_written_at = now
-            await self.store.put_presence(presence)
+            session.location_stored = session.sealed_location is not None
+            await self.store.put_presence(presence)  # stored before anyone is told
+            self._push_presence(session, presence)
+            return
+        self._push_presence(session, presence)
+        if session.presence_flush is None:
+            # Written behind: the newest location goes to the store when the interval ends.
+            session.presence_flush = asyncio.get_running_loop().call_later(
+                wait, self._flush_presence, session
+            )
+
+    def _flush_presence(self, session: Session) -> None:
+        session.presence_flush = None
+        if self.sessions.by_user.get(session.user_id) is session and not self._stopping:
+            self._spawn(self._set_presence(session, online=True))
 
     def _push_presence(self, session: Session, presence: Presence) -> None:
         update = control.encode(

@@ -51,6 +51,10 @@ class Session:
     """The stored presence was read once for this session."""
     presence_written_at: float = -1e9
     """Loop time of the last presence write (location reports are written behind)."""
+    location_stored: bool = False
+    """A location of this session has reached the store (the first one is written at once)."""
+    presence_flush: asyncio.TimerHandle | None = None
+    """The pending write of a location report made within the write interval."""
 
     @property
     def user_id(self) -> str:

@@ -101,3 +101,34 @@ async def test_an_envelope_addressed_otherwise_than_its_message_is_refused(
         assert [e.recipient for e in bob.received(control.KeyEnvelope)] == ["bob"]  # login's only
         stored = await server.store.envelopes_for("bob")
         assert [s.envelope for s in stored] != [envelopes["alice"]]
+
+
+async def test_location_reports_are_pushed_at_once_but_written_behind(
+    org: Org, server: RelayServer
+) -> None:
+    """Every report reaches the dispatchers; the store sees one write per interval, and the
+    newest location is stored by the time the officer logs out."""
+    writes: list[object] = []
+    real_put = server.store.put_presence
+
+    async def counted(presence: object) -> None:
+        writes.append(presence)
+        await real_put(presence)  # type: ignore[arg-type]
+
+    server.store.put_presence = counted  # type: ignore[method-assign]
+    async with logged_in(server, org, "disp", "alice") as c:
+        disp, alice = c["disp"], c["alice"]
+        await disp.send(control.PresenceSubscribe())
+        await disp.wait_for(control.PresenceUpdate, lambda p: p.user_id == "alice")
+        before = len(writes)
+        for n in range(20):
+            await alice.send(control.LocationReport(sealed_location=bytes([n]) * 40))
+        last = bytes([19]) * 40
+        await disp.wait_for(control.PresenceUpdate, lambda p: p.sealed_location == last)
+        await alice.ping()
+        assert len(writes) - before <= 2  # the first report, and maybe the interval's end
+        assert len([e for e in alice.received(control.Error) if e.code == "rate_limited"]) == 0
+        await alice.close()
+        await disp.wait_for(control.PresenceUpdate, lambda p: p.user_id == "alice" and not p.online)
+    stored = await server.store.get_presence("alice")
+    assert stored is not None and stored.sealed_location == last and not stored.online
