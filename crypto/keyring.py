@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_SWITCH_DELAY",
     "EPOCH_BITS",
     "MAX_SENDER_INDEX",
+    "MAX_SPAN",
     "PLAUSIBLE_JUMP",
     "PLAUSIBLE_RATE",
     "REPLAY_WINDOW",
@@ -76,8 +77,12 @@ DEFAULT_GRACE: Final = 5.0
 """Seconds an old epoch still opens frames after a newer one is installed: the sender's
 switch delay plus a few seconds of control-plane skew between members on cellular."""
 REPLAY_WINDOW: Final = 1024
-"""Counters per sender and burst remembered behind the newest: ~20 s of 50 frame/s voice,
-far beyond any jitter buffer, so only genuinely stale or replayed frames fall outside."""
+"""Counters below a burst's first accepted one that are still accepted (frames overtaken at
+the start of a burst): ~20 s of 50 frame/s voice, far beyond any jitter buffer. From its
+first frame on, every counter of the burst is remembered (up to :data:`MAX_SPAN`)."""
+MAX_SPAN: Final = 1 << 14
+"""Counters one burst's window covers at most (5.5 min at 50 frame/s, a 2 KB bitmap);
+a longer burst's window slides, refusing counters this far behind its newest."""
 BURSTS_PER_SENDER: Final = 8
 """Bursts per sender and epoch whose replay windows are kept (least recently used dropped)."""
 PLAUSIBLE_JUMP: Final = 1000
@@ -273,14 +278,16 @@ class FrameSealer:
 
 @dataclass(slots=True)
 class _Window:
-    """One sender's replay window within one burst."""
+    """One sender's replay window within one burst: every counter from ``base`` on."""
 
     first: int
     """The first counter accepted in this burst: the base of the plausibility bound."""
     first_at: float
+    base: int
+    """Lowest counter still accepted; lower ones are too old."""
     newest: int
-    seen: int = 1
-    """Bit i set = counter ``newest - i`` was accepted (RFC 6479-style sliding window)."""
+    seen: int
+    """Bit i set = counter ``base + i`` was accepted."""
 
 
 @dataclass(slots=True)
@@ -304,8 +311,9 @@ class FrameOpener:
     """The listener side: opens frames of the held epochs, from the floor holder only.
 
     Keeps each installed epoch's key until ``grace`` seconds after a newer epoch is
-    installed, and one replay window of ``window`` counters per sender, epoch and burst
-    (for the ``BURSTS_PER_SENDER`` bursts of each sender used last).
+    installed, and one replay window per sender, epoch and burst (for the
+    ``BURSTS_PER_SENDER`` bursts of each sender used last): every counter from ``window``
+    below the burst's first accepted one on.
     A frame is refused (:class:`FrameError`, :class:`ReplayError` for a replay) if its
     header is bad, its epoch is unknown or past its grace, its KID names another sender
     than the one expected, its counter was already accepted, is too old or implausibly far
@@ -315,14 +323,15 @@ class FrameOpener:
     under another member's KID (RFC 9605 security considerations). With one window per
     sender, a single such frame with a counter far ahead moved the window there, and
     every later genuine frame of that sender was refused as too old for the rest of the
-    epoch. Scoped per burst, a forged frame reaches only the burst it names, and inside
-    it the plausibility bound (``PLAUSIBLE_JUMP``, ``PLAUSIBLE_RATE``) keeps the window
-    from being pushed further than a real talker could count. Scoping does not open
+    epoch. Scoped per burst, a forged frame reaches only the burst it names; inside it
+    the plausibility bound (``PLAUSIBLE_JUMP``, ``PLAUSIBLE_RATE``) refuses counters no
+    real talker could have reached, and the window remembers every counter of the burst,
+    so a forged frame takes only the counter it claims. Scoping does not open
     cross-burst replay: the burst id is in the metadata, which is AEAD associated data,
     so a frame cannot be presented under another burst's window without failing its tag.
     """
 
-    __slots__ = ("_by_bits", "_channel_id", "_newest", "_window_mask", "grace", "live", "window")
+    __slots__ = ("_by_bits", "_channel_id", "_newest", "grace", "live", "window")
 
     def __init__(
         self, *, grace: float = DEFAULT_GRACE, window: int = REPLAY_WINDOW, live: bool = True
@@ -334,7 +343,6 @@ class FrameOpener:
         self.grace = grace
         self.window = window
         self.live = live
-        self._window_mask = (1 << window) - 1
         self._channel_id: int | None = None
         self._newest: int | None = None
         self._by_bits: dict[int, _Epoch] = {}
@@ -469,16 +477,14 @@ class FrameOpener:
         windows = sender.bursts
         window = windows.get(burst)
         if window is not None:
-            newest = window.newest
-            if ctr <= newest:
-                behind = newest - ctr
-                if behind >= self.window:
-                    raise ReplayError(
-                        f"frame counter {ctr} is {behind} behind the newest ({newest}): too old"
-                    )
-                if (window.seen >> behind) & 1:
-                    raise ReplayError(f"frame counter {ctr} of sender {index} was already received")
-            elif self.live:
+            if ctr < window.base:
+                raise ReplayError(
+                    f"frame counter {ctr} is below {window.base}, the oldest burst {burst}"
+                    " still accepts: too old"
+                )
+            if (window.seen >> (ctr - window.base)) & 1:
+                raise ReplayError(f"frame counter {ctr} of sender {index} was already received")
+            if ctr > window.newest and self.live:
                 elapsed = max(0.0, now - window.first_at)
                 if ctr - window.first > PLAUSIBLE_JUMP + PLAUSIBLE_RATE * elapsed:
                     raise ReplayError(
@@ -487,23 +493,24 @@ class FrameOpener:
                         " that fast, dropped (a member sealing under another's KID?)"
                     )
         payload = sender.key.open(header, frame, metadata)
-        # Only an authenticated frame moves the window, so outsiders cannot push it along;
-        # members can, but only inside one burst and only as far as the bound above.
+        # Only an authenticated frame changes the window, so outsiders cannot touch it. A
+        # member can, but only inside one burst, only as far ahead as the bound above, and
+        # a counter it takes is only that one: every counter of the burst is remembered, so
+        # no frame ahead pushes the talker's own frames out (until MAX_SPAN).
         if window is None:
-            windows[burst] = _Window(ctr, now, ctr)
+            base = max(0, ctr - self.window + 1)
+            windows[burst] = _Window(ctr, now, base, ctr, 1 << (ctr - base))
             if len(windows) > BURSTS_PER_SENDER:
                 windows.popitem(last=False)
             return payload
         windows.move_to_end(burst)
-        newest = window.newest
-        if ctr > newest:
-            shift = ctr - newest
-            window.seen = (
-                1 if shift >= self.window else ((window.seen << shift) | 1) & self._window_mask
-            )
+        window.seen |= 1 << (ctr - window.base)
+        if ctr > window.newest:
             window.newest = ctr
-        else:
-            window.seen |= 1 << (newest - ctr)
+            excess = ctr - window.base + 1 - MAX_SPAN
+            if excess > 0:
+                window.seen >>= excess
+                window.base += excess
         return payload
 
     def forget_bursts(self) -> None:

@@ -12,8 +12,12 @@ from crypto.epoch import EpochKey, new_epoch_key
 from crypto.errors import FrameError, KeyringError, ReplayError
 from crypto.identity import Role
 from crypto.keyring import (
+    BURSTS_PER_SENDER,
     DEFAULT_GRACE,
     EPOCH_BITS,
+    MAX_SPAN,
+    PLAUSIBLE_JUMP,
+    PLAUSIBLE_RATE,
     REPLAY_WINDOW,
     FrameOpener,
     FrameSealer,
@@ -152,6 +156,134 @@ def test_forged_high_counter_cannot_push_the_window(key1: EpochKey) -> None:
     with pytest.raises(FrameError):
         opener.open(meta(0), attacker.seal(meta(0), OPUS, T0), 1, T0, burst=BURST)
     assert opener.open(meta(0), genuine, 1, T0, burst=BURST) == OPUS
+
+
+def test_one_forged_far_ahead_frame_cannot_silence_the_senders_later_bursts(
+    key1: EpochKey,
+) -> None:
+    """Bob holds the epoch key and seals one frame under alice's KID with a counter a billion
+    ahead, numbered as alice's burst 1 (a relay helped it through). Alice's later frames in
+    burst 1 and her next burst still open: replay state is per sender and burst, and a
+    counter no talker could reach by now is refused without moving it."""
+    alice = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    assert opener.open(meta(0, burst=1), alice.seal(meta(0, burst=1), OPUS, T0), 1, T0, burst=1)
+    bob = FrameSealer(key1, 1, first_counter=alice.next_counter + 10**9)
+    with pytest.raises(ReplayError, match="no talker counts that fast"):
+        opener.open(meta(1, burst=1), bob.seal(meta(1, burst=1), b"x", T0), 1, T0 + 1, burst=1)
+    # In a burst alice never used, bob's frame is the first: it opens (the talker's own
+    # burst statement then flags it), but that burst's window is the only one it moves.
+    bob_first = bob.seal(meta(0, burst=7), b"x", T0)
+    assert opener.open(meta(0, burst=7), bob_first, 1, T0 + 1, burst=7) == b"x"
+    for sequence in range(1, 30):
+        frame = alice.seal(meta(sequence, burst=1), OPUS, T0)
+        assert opener.open(meta(sequence, burst=1), frame, 1, T0 + 1, burst=1) == OPUS
+    for sequence in range(30):
+        frame = alice.seal(meta(sequence, burst=2), OPUS, T0)
+        assert opener.open(meta(sequence, burst=2), frame, 1, T0 + 2, burst=2) == OPUS
+
+
+def test_the_plausibility_bound_grows_with_time_and_refusals_change_nothing(
+    key1: EpochKey,
+) -> None:
+    opener = opener_with(key1)
+    first = 5_000
+
+    def frame_at(counter: int, sequence: int) -> bytes:
+        return FrameSealer(key1, 1, first_counter=counter).seal(meta(sequence), OPUS, T0)
+
+    assert opener.open(meta(0), frame_at(first, 0), 1, T0, burst=BURST) == OPUS
+    with pytest.raises(ReplayError):
+        opener.open(meta(1), frame_at(first + PLAUSIBLE_JUMP + 1, 1), 1, T0, burst=BURST)
+    edge = first + PLAUSIBLE_JUMP
+    assert opener.open(meta(2), frame_at(edge, 2), 1, T0, burst=BURST) == OPUS
+    # The bound is measured from the burst's first frame, not from the newest: walking the
+    # window forward frame by frame gets no further.
+    with pytest.raises(ReplayError):
+        opener.open(meta(3), frame_at(edge + 2, 3), 1, T0, burst=BURST)
+    ten_s = first + PLAUSIBLE_JUMP + int(PLAUSIBLE_RATE * 10)
+    with pytest.raises(ReplayError):
+        opener.open(meta(4), frame_at(ten_s, 4), 1, T0 + 9.9, burst=BURST)
+    assert opener.open(meta(4), frame_at(ten_s, 4), 1, T0 + 10, burst=BURST) == OPUS
+    # A genuine frame the refused ones would have pushed out of the window still opens.
+    assert opener.open(meta(5), frame_at(first + 1, 5), 1, T0 + 10, burst=BURST) == OPUS
+
+
+def test_a_bursts_window_remembers_every_counter_up_to_its_span(key1: EpochKey) -> None:
+    """Frames a forger took far ahead (within the bound) push none of the talker's own out;
+    only a burst longer than MAX_SPAN counters slides its window."""
+    sealer = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    frames = [sealer.seal(meta(n), OPUS, T0) for n in range(MAX_SPAN + 5)]
+
+    def at(n: int) -> float:
+        return T0 + n / 50  # a talker's 50 frames a second
+
+    assert opener.open(meta(0), frames[0], 1, at(0), burst=BURST) == OPUS
+    late = 2 * REPLAY_WINDOW  # taken 20 s early by a forger: allowed by the bound then
+    assert opener.open(meta(late), frames[late], 1, at(0) + 20, burst=BURST) == OPUS
+    for n in range(1, MAX_SPAN + 5):
+        if n != late:
+            assert opener.open(meta(n), frames[n], 1, at(n), burst=BURST) == OPUS
+    with pytest.raises(ReplayError, match="too old"):
+        opener.open(meta(4), frames[4], 1, at(MAX_SPAN + 5), burst=BURST)
+    for n in (5, MAX_SPAN + 4):
+        with pytest.raises(ReplayError, match="already received"):
+            opener.open(meta(n), frames[n], 1, at(MAX_SPAN + 5), burst=BURST)
+
+
+def test_windows_are_per_burst_but_a_frame_cannot_move_to_another_bursts_window(
+    key1: EpochKey,
+) -> None:
+    sealer = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    frame = sealer.seal(meta(0, burst=1), OPUS, T0)
+    assert opener.open(meta(0, burst=1), frame, 1, T0, burst=1) == OPUS
+    with pytest.raises(ReplayError):
+        opener.open(meta(0, burst=1), frame, 1, T0, burst=1)
+    # Presented as burst 2 (fresh window), it fails: the burst id is authenticated data.
+    with pytest.raises(FrameError, match="authentication failed"):
+        opener.open(meta(0, burst=2), frame, 1, T0, burst=2)
+
+
+def test_replay_windows_are_kept_for_a_few_recent_bursts_per_sender(key1: EpochKey) -> None:
+    sealer = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    frames = {}
+    for burst in range(BURSTS_PER_SENDER + 1):
+        frames[burst] = sealer.seal(meta(0, burst=burst), OPUS, T0)
+        opener.open(meta(0, burst=burst), frames[burst], 1, T0, burst=burst)
+    # The newest BURSTS_PER_SENDER bursts still refuse their replays ...
+    for burst in range(1, BURSTS_PER_SENDER + 1):
+        with pytest.raises(ReplayError):
+            opener.open(meta(0, burst=burst), frames[burst], 1, T0, burst=burst)
+    # ... the oldest was forgotten (memory stays bounded); the radio plays only the burst
+    # its floor control names, and never one it saw end (ptt_client.bursts).
+    assert opener.open(meta(0, burst=0), frames[0], 1, T0, burst=0) == OPUS
+
+
+def test_forget_bursts_keeps_keys_and_drops_windows(key1: EpochKey) -> None:
+    """After a reconnect: the server may reuse burst ids and a restarted talker counts from
+    its clock, far past the old window of a reused id."""
+    opener = opener_with(key1)
+    before = FrameSealer(key1, 1, first_counter=100)
+    assert opener.open(meta(0), before.seal(meta(0), OPUS, T0), 1, T0, burst=BURST) == OPUS
+    restarted = FrameSealer(key1, 1, first_counter=100 + 10**9)
+    frame = restarted.seal(meta(0), OPUS, T0)
+    with pytest.raises(ReplayError):
+        opener.open(meta(0), frame, 1, T0 + 1, burst=BURST)
+    opener.forget_bursts()
+    assert opener.open(meta(0), frame, 1, T0 + 1, burst=BURST) == OPUS
+
+
+def test_a_recording_opened_at_once_has_no_plausibility_bound(key1: EpochKey) -> None:
+    """Instant recall opens a whole burst with one ``now``: 1,500 frames (30 s) all open."""
+    sealer = FrameSealer(key1, 1)
+    opener = FrameOpener(live=False)
+    opener.add_epoch(key1, T0)
+    for sequence in range(PLAUSIBLE_JUMP + 500):
+        frame = sealer.seal(meta(sequence), OPUS, T0)
+        assert opener.open(meta(sequence), frame, 1, T0, burst=BURST) == OPUS
 
 
 def test_counter_is_never_reused_by_a_sealer(key1: EpochKey, key2: EpochKey) -> None:
