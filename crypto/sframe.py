@@ -196,6 +196,8 @@ def peek_kid(data: bytes, offset: int = 0) -> int:
     end = offset + 2 + ((config >> 4) & 7)
     if len(data) < end:
         raise FrameError(f"SFrame header truncated: KID needs {end - offset - 1} bytes")
+    if end == offset + 2:
+        return data[offset + 1]  # one KID byte (up to 15 senders): no slice, no allocation
     return int.from_bytes(data[offset + 1 : end], "big")
 
 

@@ -424,7 +424,8 @@ async def logged_in(
     affiliate: bool = True,
     tunnel: tuple[str, ...] = (),
 ) -> AsyncIterator[dict[str, RawClient]]:
-    """Log ``users`` in (``tunnel`` ones without UDP), affiliated to the patrol channel."""
+    """Log ``users`` in (``tunnel`` ones without UDP), affiliated to the patrol channel, each
+    sending voice frames under its own SFrame KID (:func:`kid_of`)."""
     clients: dict[str, RawClient] = {}
     try:
         for user in users:
