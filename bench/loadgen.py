@@ -7,8 +7,9 @@ measures the relay with do not share one event loop (or one GIL) with the bench 
 A worker speaks the wire protocol directly, like ``tests/ptt_server/rawclient.py``: TLS
 WebSocket (certificate pinned by SHA-256), challenge-response login, a client-side
 :class:`~ptt_protocol.media.HopSession` per session. No end-to-end crypto: the relay
-never opens a frame, so a frame is 8 bytes of ``time.monotonic_ns()`` (CLOCK_MONOTONIC
-is one clock for every process on Linux) and random filler.
+never opens a frame, so a frame is the SFrame header the relay routes on (the talker's
+KID: the relay forwards only a talker's own), then 8 bytes of ``time.monotonic_ns()``
+(CLOCK_MONOTONIC is one clock for every process on Linux) and random filler.
 
 All sessions of a worker share ONE UDP socket. The relay sends to the address a session
 was last seen at, so this is what a NAT in front of a fleet looks like to it, and it keeps
@@ -61,7 +62,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from crypto.errors import CryptoError
 from crypto.identity import DeviceKeys
+from crypto.sframe import decode_header, encode_header
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
@@ -92,6 +95,8 @@ class Account(msgspec.Struct, frozen=True):
     credential: bytes
     channel_id: int
     talker: bool = False
+    kid: int = 0
+    """The SFrame KID of this account in its channel's roster (sender index, epoch 1)."""
 
 
 def write_accounts(path: Path, accounts: list[Account]) -> None:
@@ -380,13 +385,14 @@ class LoadGenerator:
         period = int(1e9 / rate)
         start = time.monotonic_ns()
         due = [start + i * period // len(talkers) for i in range(len(talkers))]
-        filler = os.urandom(max(0, frame_bytes - _STAMP.size))
+        headers = [encode_header(s.account.kid, 0) for s in talkers]
+        filler = os.urandom(max(0, frame_bytes - _STAMP.size - max(map(len, headers))))
         while not self._stop_talking.is_set():
             now = time.monotonic_ns()
             for i, session in enumerate(talkers):
                 while due[i] <= now:
                     assert session.burst_id is not None
-                    frame = _STAMP.pack(time.monotonic_ns()) + filler
+                    frame = headers[i] + _STAMP.pack(time.monotonic_ns()) + filler
                     inner = media.pack_inner(
                         session.account.channel_id, session.burst_id, session.sequence, 0, frame
                     )
@@ -426,8 +432,9 @@ class LoadGenerator:
                     raise LoadError("datagram for a session this worker does not have")
                 _, inner = session.hop.open(data, "relay")
                 frame = media.unpack_inner(inner).frame
-                latencies.append((arrived - _STAMP.unpack_from(frame)[0]) // 1000)
-            except (ProtocolError, LoadError, struct.error):
+                stamp = _STAMP.unpack_from(frame, decode_header(frame).size)[0]
+                latencies.append((arrived - stamp) // 1000)
+            except (ProtocolError, LoadError, struct.error, CryptoError):
                 unopened += 1
         return {
             "received": self.socket.data_received,

@@ -69,6 +69,7 @@ from typing import Any, Final
 
 from bench.loadgen import Account, raise_fd_limit, write_accounts
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role
+from crypto.keyring import make_kid
 from crypto.roster import MAX_MEMBERS, Member, Roster, sign_roster
 from ptt_server.config import DATABASE_NAME, org_root_path
 from ptt_server.store import Store, User
@@ -211,6 +212,7 @@ async def make_org(data_dir: Path, params: Params) -> Plan:
                     credential.to_bytes(),
                     channel_id,
                     talker=talker_first and n == 0,
+                    kid=make_kid(n, 1),  # roster order below, roster version (epoch) 1
                 )
                 (plan.talkers if account.talker else into).append(account)
             roster = Roster(channel_id, 1, tuple(Member.from_credential(c) for c in credentials))

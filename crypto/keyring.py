@@ -37,6 +37,7 @@ the GHASH key.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -49,10 +50,14 @@ from crypto.roster import Roster
 from crypto.sframe import MAX_COUNTER, MAX_KID, CipherSuite, SFrameKey, decode_header
 
 __all__ = [
+    "BURSTS_PER_SENDER",
     "DEFAULT_GRACE",
     "DEFAULT_SWITCH_DELAY",
     "EPOCH_BITS",
     "MAX_SENDER_INDEX",
+    "MAX_SPAN",
+    "PLAUSIBLE_JUMP",
+    "PLAUSIBLE_RATE",
     "REPLAY_WINDOW",
     "SUITE",
     "FrameOpener",
@@ -72,8 +77,19 @@ DEFAULT_GRACE: Final = 5.0
 """Seconds an old epoch still opens frames after a newer one is installed: the sender's
 switch delay plus a few seconds of control-plane skew between members on cellular."""
 REPLAY_WINDOW: Final = 1024
-"""Counters per sender remembered behind the newest: ~20 s of 50 frame/s voice, far
-beyond any jitter buffer, so only genuinely stale or replayed frames fall outside."""
+"""Counters below a burst's first accepted one that are still accepted (frames overtaken at
+the start of a burst): ~20 s of 50 frame/s voice, far beyond any jitter buffer. From its
+first frame on, every counter of the burst is remembered (up to :data:`MAX_SPAN`)."""
+MAX_SPAN: Final = 1 << 14
+"""Counters one burst's window covers at most (5.5 min at 50 frame/s, a 2 KB bitmap);
+a longer burst's window slides, refusing counters this far behind its newest."""
+BURSTS_PER_SENDER: Final = 8
+"""Bursts per sender and epoch whose replay windows are kept (least recently used dropped)."""
+PLAUSIBLE_JUMP: Final = 1000
+PLAUSIBLE_RATE: Final = 100.0
+"""A burst's counters may run ahead of its first accepted counter by at most
+``PLAUSIBLE_JUMP + PLAUSIBLE_RATE`` x seconds since that frame: a talker seals 50 frames a
+second, so twice that plus 20 s of slack refuses only counters no genuine talker reaches."""
 
 _BASE_KEY_CONTEXT: Final = b"fieldradio sframe base key v1\x00"
 _BASE_KEY_SIZE: Final = 32  # Nh of SHA-256, as RFC 9605 5.2 sizes base_key
@@ -261,13 +277,26 @@ class FrameSealer:
 
 
 @dataclass(slots=True)
+class _Window:
+    """One sender's replay window within one burst: every counter from ``base`` on."""
+
+    first: int
+    """The first counter accepted in this burst: the base of the plausibility bound."""
+    first_at: float
+    base: int
+    """Lowest counter still accepted; lower ones are too old."""
+    newest: int
+    seen: int
+    """Bit i set = counter ``base + i`` was accepted."""
+
+
+@dataclass(slots=True)
 class _Sender:
-    """One sender's key and replay window within one epoch."""
+    """One sender's key within one epoch, and its replay windows of recent bursts."""
 
     key: SFrameKey
-    newest: int = -1
-    seen: int = 0
-    """Bit i set = counter ``newest - i`` was accepted (RFC 6479-style sliding window)."""
+    bursts: OrderedDict[int, _Window] = field(default_factory=OrderedDict)
+    """Burst id -> window, least recently used first, at most ``BURSTS_PER_SENDER``."""
 
 
 @dataclass(slots=True)
@@ -282,21 +311,38 @@ class FrameOpener:
     """The listener side: opens frames of the held epochs, from the floor holder only.
 
     Keeps each installed epoch's key until ``grace`` seconds after a newer epoch is
-    installed, and one replay window of ``window`` counters per sender per epoch.
+    installed, and one replay window per sender, epoch and burst (for the
+    ``BURSTS_PER_SENDER`` bursts of each sender used last): every counter from ``window``
+    below the burst's first accepted one on.
     A frame is refused (:class:`FrameError`, :class:`ReplayError` for a replay) if its
     header is bad, its epoch is unknown or past its grace, its KID names another sender
-    than the one expected, its counter was already accepted or is too old, or its tag
-    does not verify; nothing changes then. Pure: time is passed in.
+    than the one expected, its counter was already accepted, is too old or implausibly far
+    ahead, or its tag does not verify; nothing changes then. Pure: time is passed in.
+
+    Why per burst: every member holds the epoch key, so any member can seal a frame
+    under another member's KID (RFC 9605 security considerations). With one window per
+    sender, a single such frame with a counter far ahead moved the window there, and
+    every later genuine frame of that sender was refused as too old for the rest of the
+    epoch. Scoped per burst, a forged frame reaches only the burst it names; inside it
+    the plausibility bound (``PLAUSIBLE_JUMP``, ``PLAUSIBLE_RATE``) refuses counters no
+    real talker could have reached, and the window remembers every counter of the burst,
+    so a forged frame takes only the counter it claims. Scoping does not open
+    cross-burst replay: the burst id is in the metadata, which is AEAD associated data,
+    so a frame cannot be presented under another burst's window without failing its tag.
     """
 
-    __slots__ = ("_by_bits", "_channel_id", "_newest", "_window_mask", "grace", "window")
+    __slots__ = ("_by_bits", "_channel_id", "_newest", "grace", "live", "window")
 
-    def __init__(self, *, grace: float = DEFAULT_GRACE, window: int = REPLAY_WINDOW) -> None:
+    def __init__(
+        self, *, grace: float = DEFAULT_GRACE, window: int = REPLAY_WINDOW, live: bool = True
+    ) -> None:
+        """``live=False`` drops the plausibility bound, for a recording opened all at once
+        (one ``now`` for a whole burst; its frames come from the store, not the network)."""
         if window < 1:
             raise KeyringError("replay window must hold at least one counter")
         self.grace = grace
         self.window = window
-        self._window_mask = (1 << window) - 1
+        self.live = live
         self._channel_id: int | None = None
         self._newest: int | None = None
         self._by_bits: dict[int, _Epoch] = {}
@@ -369,14 +415,24 @@ class FrameOpener:
         self._by_bits[bits] = _Epoch(key, index_of=index_of)
         return True
 
-    def open(self, metadata: bytes, frame: bytes, expected_sender: int | str, now: float) -> bytes:
+    def open(
+        self,
+        metadata: bytes,
+        frame: bytes,
+        expected_sender: int | str,
+        now: float,
+        *,
+        burst: int,
+    ) -> bytes:
         """Open ``frame`` (SFrame header + ciphertext) with ``metadata`` as extra AAD.
 
         ``expected_sender`` is the member who holds the floor: their sender index, or
-        their user id if the epoch was installed with its roster. Returns the payload.
-        Raises :class:`ReplayError` for a replayed or too old counter, :class:`FrameError`
-        for everything else. A refused frame changes no state (except that an epoch found
-        past its grace is dropped).
+        their user id if the epoch was installed with its roster. ``burst`` is the burst
+        id that ``metadata`` carries (the media inner header): replay state is kept per
+        sender and burst, so pass the value the AAD authenticates. Returns the payload.
+        Raises :class:`ReplayError` for a replayed, too old or implausibly advanced
+        counter, :class:`FrameError` for everything else. A refused frame changes no
+        state (except that an epoch found past its grace is dropped).
         """
         header = decode_header(frame)
         kid = header.kid
@@ -418,23 +474,53 @@ class FrameOpener:
             sender = _Sender(_sframe_key(held.key, index))
             held.senders[index] = sender
         ctr = header.ctr
-        newest = sender.newest
-        if ctr <= newest:
-            behind = newest - ctr
-            if behind >= self.window:
+        windows = sender.bursts
+        window = windows.get(burst)
+        if window is not None:
+            if ctr < window.base:
                 raise ReplayError(
-                    f"frame counter {ctr} is {behind} behind the newest ({newest}): too old"
+                    f"frame counter {ctr} is below {window.base}, the oldest burst {burst}"
+                    " still accepts: too old"
                 )
-            if (sender.seen >> behind) & 1:
+            if (window.seen >> (ctr - window.base)) & 1:
                 raise ReplayError(f"frame counter {ctr} of sender {index} was already received")
+            if ctr > window.newest and self.live:
+                elapsed = max(0.0, now - window.first_at)
+                if ctr - window.first > PLAUSIBLE_JUMP + PLAUSIBLE_RATE * elapsed:
+                    raise ReplayError(
+                        f"frame counter {ctr} of sender {index} is {ctr - window.first} past"
+                        f" the first of burst {burst}, {elapsed:.1f} s ago: no talker counts"
+                        " that fast, dropped (a member sealing under another's KID?)"
+                    )
         payload = sender.key.open(header, frame, metadata)
-        # Only an authenticated frame moves the window, so forgeries cannot push it along.
-        if ctr > newest:
-            shift = ctr - newest
-            sender.seen = (
-                1 if shift >= self.window else ((sender.seen << shift) | 1) & self._window_mask
-            )
-            sender.newest = ctr
-        else:
-            sender.seen |= 1 << (newest - ctr)
+        # Only an authenticated frame changes the window, so outsiders cannot touch it. A
+        # member can, but only inside one burst, only as far ahead as the bound above, and
+        # a counter it takes is only that one: every counter of the burst is remembered, so
+        # no frame ahead pushes the talker's own frames out (until MAX_SPAN).
+        if window is None:
+            base = max(0, ctr - self.window + 1)
+            windows[burst] = _Window(ctr, now, base, ctr, 1 << (ctr - base))
+            if len(windows) > BURSTS_PER_SENDER:
+                windows.popitem(last=False)
+            return payload
+        windows.move_to_end(burst)
+        window.seen |= 1 << (ctr - window.base)
+        if ctr > window.newest:
+            window.newest = ctr
+            excess = ctr - window.base + 1 - MAX_SPAN
+            if excess > 0:
+                window.seen >>= excess
+                window.base += excess
         return payload
+
+    def forget_bursts(self) -> None:
+        """Drop every burst's replay window (the keys stay).
+
+        For a new control session: burst ids restart when the server does, and a talker
+        whose radio restarted meanwhile counts from its clock again, far past a reused
+        burst id's old window. What then guards against an old burst replayed is the
+        caller playing only the burst its floor control names (``ptt_client.e2e``).
+        """
+        for held in self._by_bits.values():
+            for sender in held.senders.values():
+                sender.bursts.clear()

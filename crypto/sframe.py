@@ -54,6 +54,7 @@ __all__ = [
     "derive_key_salt",
     "encode_header",
     "open_frame",
+    "peek_kid",
     "suite_params",
 ]
 
@@ -176,6 +177,28 @@ def decode_header(data: bytes) -> SFrameHeader:
     else:
         ctr = config & 7
     return SFrameHeader(kid, ctr, end)
+
+
+def peek_kid(data: bytes, offset: int = 0) -> int:
+    """The KID of the SFrame header starting at ``data[offset]``, and nothing else.
+
+    For a relay that routes on the sender (the KID) without any key: it reads the config
+    byte and the KID bytes only, skips the CTR and the minimal-encoding check (a receiver
+    runs :func:`decode_header`, which refuses a non-minimal header, so nothing the relay
+    lets through on a non-minimal KID can be opened). Raises :class:`FrameError` if there
+    is no header byte or the KID is truncated.
+    """
+    if len(data) <= offset:
+        raise FrameError("empty SFrame frame: no header")
+    config = data[offset]
+    if not config & _X:
+        return (config >> 4) & 7
+    end = offset + 2 + ((config >> 4) & 7)
+    if len(data) < end:
+        raise FrameError(f"SFrame header truncated: KID needs {end - offset - 1} bytes")
+    if end == offset + 2:
+        return data[offset + 1]  # one KID byte (up to 15 senders): no slice, no allocation
+    return int.from_bytes(data[offset + 1 : end], "big")
 
 
 def derive_key_salt(suite: int, kid: int, base_key: bytes) -> tuple[bytes, bytes]:

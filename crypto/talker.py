@@ -326,6 +326,11 @@ class BurstVerifier:
         """Sequences received but not covered by any statement yet."""
         return tuple(self._received)
 
+    def covers(self, sequence: int) -> bool:
+        """Whether a statement the talker signed vouches for the frame received at
+        ``sequence`` (O(1), for a listener checking what it played)."""
+        return sequence in self._verified
+
     @staticmethod
     def _bounded(store: dict[int, _V], limit: int) -> None:
         while len(store) > limit:

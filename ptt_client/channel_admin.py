@@ -430,7 +430,7 @@ def open_recalled(
             f"this console holds no key for channel {channel_id}: it cannot open the recording"
         )
     roster = keys.roster
-    opener = FrameOpener()
+    opener = FrameOpener(live=False)
     epochs: list[EpochKey] = [keys.epochs[e] for e in sorted(keys.epochs)]
     for key in epochs:
         opener.add_epoch(key, now)
@@ -443,7 +443,7 @@ def open_recalled(
             continue
         header = media.pack_inner(channel_id, burst.burst_id, frame.sequence, frame.flags, b"")
         try:
-            opus.append(opener.open(header, frame.frame, index, now))
+            opus.append(opener.open(header, frame.frame, index, now, burst=burst.burst_id))
         except CryptoError:
             refused += 1
     return OpenedBurst(burst, tuple(opus), refused)

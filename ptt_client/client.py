@@ -55,6 +55,8 @@ EVENT_QUEUE_LIMIT = 4096
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 2.0
 """Radios must be back within seconds of the server: never wait longer than this."""
+BURST_CHECK_INTERVAL = 0.5
+"""Seconds between checks that every frame played is covered by its talker's statement."""
 
 
 class ClientError(Exception):
@@ -309,17 +311,21 @@ class RadioClient:
             self._ws = ws
             self.session_index = reply.session_index
             self._hop = media.HopSession(reply.session_index, reply.hop_key, "client")
+            # A new session: burst ids may restart (the server did), so what was heard is over.
+            for event in self.keyring.new_session():
+                self._emit(event)
             await self._open_media(reply)
             if reconnect:
                 self.reconnects += 1
             after_login = asyncio.create_task(self._after_login(reply, reconnect))
             keepalive = asyncio.create_task(self._keepalive()) if self._udp is not None else None
+            checks = asyncio.create_task(self._check_bursts())
             try:
                 await self._read(ws)
             finally:
                 self._ws = None
                 self.connected.clear()
-                for task in (after_login, keepalive):
+                for task in (after_login, keepalive, checks):
                     if task is not None:
                         task.cancel()
 
@@ -366,6 +372,13 @@ class RadioClient:
     def _seal_keepalive(self) -> bytes:
         assert self._hop is not None
         return self._hop.seal(b"", media.KEEPALIVE)
+
+    async def _check_bursts(self) -> None:
+        # Frames that no statement covers are found by time, also when no frame follows.
+        while True:
+            await asyncio.sleep(BURST_CHECK_INTERVAL)
+            for event in self.keyring.tick(self._clock()):
+                self._emit(event)
 
     async def _keepalive(self) -> None:
         while self._udp is not None:
@@ -660,12 +673,21 @@ class RadioClient:
             if view.state != "queued":
                 view.state = "idle"
             view.talker = None
+            # The talker released: its burst is over here too (after its last frames' grace).
+            for event in self.keyring.end_heard_burst(
+                message.channel_id, self._clock(), released=True
+            ):
+                self._emit(event)
         elif isinstance(message, control.FloorDeny):
             view = self.floors.setdefault(message.channel_id, FloorView())
             view.state, view.cause = "denied", message.cause
         elif isinstance(message, control.FloorRevoke):
             view = self.floors.setdefault(message.channel_id, FloorView())
             view.state, view.cause = "revoked", message.cause
+            for event in self.keyring.end_heard_burst(
+                message.channel_id, self._clock(), released=False
+            ):
+                self._emit(event)
             if self._burst is not None and self._burst[0] == message.channel_id:
                 # Sign what was sent before the revoke: the relay forwards a released
                 # burst's last frames briefly, so listeners can still verify its tail.

@@ -3,8 +3,10 @@
 Everything that decides whether audio or text is trusted happens here, on the
 device: rosters are accepted only from dispatchers the org root certified,
 epoch keys only from envelopes addressed to this device, voice frames only
-under a known epoch and from the member who holds the floor, and a talker is
-shown as verified only after its burst signature checks.
+under a known epoch, of the burst floor control named and from the member who
+holds the floor, and a talker is shown as verified only while every frame
+played as theirs is covered by their burst signature within a short bound
+(:mod:`ptt_client.bursts`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from crypto.errors import CryptoError, ForgedFrameError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from crypto.keyring import FrameOpener, FrameSealer
 from crypto.roster import Roster, RosterState
-from crypto.talker import BurstSigner, BurstVerifier
+from crypto.talker import BurstSigner, BurstVerifier, FrameStatus
 from ptt_client import events
+from ptt_client.bursts import UNVERIFIED_AFTER, BurstTracker, HeardBurst
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 
@@ -57,10 +60,8 @@ class ChannelKeys:
     sealer: FrameSealer | None = None
     opener: FrameOpener | None = None
     signer: BurstSigner | None = None
-    verifier: tuple[str, int, BurstVerifier] | None = None
-    """(talker, burst id, verifier) of the burst being heard: one burst at a time per channel."""
-    expected_talker: str | None = None
-    expected_burst: int = 0
+    bursts: BurstTracker = field(default_factory=BurstTracker)
+    """The burst being heard, the ones that just ended, and what is vouched for in each."""
     early_frames: list[tuple[bytes, float]] = field(default_factory=list)
     """Frames of a burst whose FloorTaken has not arrived yet, with their arrival time."""
     waiting_envelopes: dict[int, bytes] = field(default_factory=dict)
@@ -312,23 +313,85 @@ class Keyring:
     # --- voice -------------------------------------------------------------------------------
 
     def start_burst(self, channel_id: int, burst_id: int, now: float) -> None:
+        """This radio was granted the floor: it signs its burst, and hears nobody meanwhile."""
         channel = self._channel(channel_id)
+        channel.bursts.end(now, released=False)
+        signer = channel.signer
+        if signer is not None and signer.burst_id == burst_id:
+            # Granted again within the burst (a raised priority, a lost grant): the frames
+            # sent so far still need signing.
+            return
         channel.signer = BurstSigner(self.keys, channel_id, burst_id, now)
 
     def expect_talker(
         self, channel_id: int, talker: str, burst_id: int, now: float
     ) -> list[object]:
         """``talker`` holds the floor in burst ``burst_id`` (FloorTaken); returns the events of
-        frames of that burst that arrived before the FloorTaken did."""
+        frames of that burst that arrived before the FloorTaken did.
+
+        The burst heard until now ends here (pre-emption sends no FloorIdle). Frames held
+        for other bursts not named yet keep waiting, with their own arrival times.
+        """
         channel = self._channel(channel_id)
-        channel.expected_talker = talker
-        channel.expected_burst = burst_id
-        early = [inner for inner, at in channel.early_frames if now - at <= EARLY_FRAME_TTL]
-        channel.early_frames.clear()
+        heard = channel.bursts.name(talker, burst_id, now)
+        held, channel.early_frames = channel.early_frames, []
         opened: list[object] = []
-        for inner in early:
-            opened.extend(self.open_media(inner, now, {}))
+        if heard is None:
+            opened.append(
+                events.VoiceRejected(
+                    channel_id,
+                    f"floor control names burst {burst_id}, which already ended here: its"
+                    " frames are not played (a replayed FloorTaken?)",
+                )
+            )
+        for inner, at in held:
+            if now - at > EARLY_FRAME_TTL:
+                continue
+            early_burst = _burst_of(inner)
+            if early_burst == burst_id:
+                if heard is not None:
+                    opened.extend(self.open_media(inner, now, {}))
+            elif channel.bursts.is_early(early_burst):
+                channel.early_frames.append((inner, at))
         return opened
+
+    def end_heard_burst(self, channel_id: int, now: float, *, released: bool) -> list[object]:
+        """FloorIdle (``released``) or FloorRevoke: the burst being heard on the channel is
+        over. Its frames are dropped from now on (for a released one, after its last
+        frames and statement had :data:`ptt_client.bursts.ENDED_GRACE` to arrive)."""
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return []
+        channel.bursts.end(now, released=released)
+        return self._check_bursts(channel_id, channel, now)
+
+    def tick(self, now: float) -> list[object]:
+        """Time passed: a burst whose played frames no statement covered within
+        :data:`ptt_client.bursts.UNVERIFIED_AFTER` is reported (``TalkerUnverified``), also
+        when no frame arrives any more. Call it about twice a second."""
+        found: list[object] = []
+        for channel_id, channel in self.channels.items():
+            found.extend(self._check_bursts(channel_id, channel, now))
+        return found
+
+    def new_session(self) -> list[object]:
+        """A new control session (login): the server may have restarted, so burst ids may be
+        reused; forget every burst and replay window. Bursts still waiting for a statement
+        can no longer get one: they are reported as unverified."""
+        found: list[object] = []
+        for channel_id, channel in self.channels.items():
+            for heard, count in channel.bursts.flush():
+                found.append(_unverified(channel_id, heard, count, "before the connection dropped"))
+            channel.early_frames.clear()
+            if channel.opener is not None:
+                channel.opener.forget_bursts()
+        return found
+
+    def _check_bursts(self, channel_id: int, channel: ChannelKeys, now: float) -> list[object]:
+        return [
+            _unverified(channel_id, heard, count, f"within {UNVERIFIED_AFTER:g} s")
+            for heard, count in channel.bursts.check(now)
+        ]
 
     def seal_voice(
         self, channel_id: int, burst_id: int, sequence: int, flags: int, opus: bytes, now: float
@@ -366,70 +429,128 @@ class Keyring:
         channel = self.channels.get(frame.channel_id)
         if channel is None or channel.opener is None or channel.roster is None:
             return [events.VoiceRejected(frame.channel_id, "no key for this channel")]
-        talker = channel.expected_talker
-        if talker is None or frame.burst_id != channel.expected_burst:
+        reported = self._check_bursts(frame.channel_id, channel, now)
+        statement = bool(frame.flags & media.SIGNATURE)
+        heard = channel.bursts.target(frame.burst_id, statement, now)
+        if heard is None:
+            if not channel.bursts.is_early(frame.burst_id):
+                # Its burst ended here: a late frame past the grace, or one passed off as
+                # part of a burst whose talker this radio was showing.
+                reported.append(
+                    events.VoiceRejected(
+                        frame.channel_id, f"frame of burst {frame.burst_id}, which has ended"
+                    )
+                )
+                return reported
             # UDP can overtake the FloorTaken on the WebSocket: keep the frame briefly and
             # open it when the control plane names the talker of this burst.
             del channel.early_frames[: max(0, len(channel.early_frames) - EARLY_FRAME_LIMIT + 1)]
             channel.early_frames.append((inner, now))
-            return []
-        roster = channel.roster
+            return reported
+        opened = self._open_heard(frame, inner, channel.opener, channel.roster, heard, now)
+        if opened is None:
+            return reported
+        if isinstance(opened, bytes):
+            view = floors.get(frame.channel_id)
+            reported.append(
+                events.VoiceFrame(
+                    channel_id=frame.channel_id,
+                    talker=heard.talker,
+                    burst_id=frame.burst_id,
+                    sequence=frame.sequence,
+                    opus=opened,
+                    end_of_burst=bool(frame.flags & media.END_OF_BURST),
+                    priority=getattr(view, "priority", 0),
+                    received_at=now,
+                )
+            )
+        else:
+            reported.append(opened)
+        return reported
+
+    def _open_heard(
+        self,
+        frame: media.InnerFrame,
+        inner: bytes,
+        opener: FrameOpener,
+        roster: Roster,
+        heard: HeardBurst,
+        now: float,
+    ) -> bytes | events.VoiceRejected | events.ForgedAudio | events.TalkerVerified | None:
+        """A frame of a burst floor control named, from its talker: the Opus to play, an
+        event to report instead, or None (nothing to say)."""
+        talker = heard.talker
         member = roster.member(talker)
         credential = self.credentials.get(talker)
         if member is None:
-            return [events.VoiceRejected(frame.channel_id, f"{talker} is not on the roster")]
+            return events.VoiceRejected(frame.channel_id, f"{talker} is not on the roster")
         if credential is not None and credential.fingerprint() != member.credential_fingerprint:
             # Another device of this user than the one the roster pins: not the talker.
-            return [
-                events.VoiceRejected(
-                    frame.channel_id, f"{talker}'s credential is not the one on the roster"
-                )
-            ]
-        header = media.inner_header(inner)
-        current = channel.verifier
-        verifier = (
-            current[2] if current is not None and current[:2] == (talker, frame.burst_id) else None
-        )
+            return events.VoiceRejected(
+                frame.channel_id, f"{talker}'s credential is not the one on the roster"
+            )
+        verifier = heard.verifier
         if verifier is None and credential is not None:
-            verifier = BurstVerifier(credential, frame.channel_id, frame.burst_id)
-            channel.verifier = (talker, frame.burst_id, verifier)
+            verifier = heard.verifier = BurstVerifier(credential, frame.channel_id, frame.burst_id)
         if frame.flags & media.SIGNATURE:
             if verifier is None:
-                return []
+                return None
             try:
                 verifier.check(frame.frame)
             except ForgedFrameError as exc:
                 # The talker's own signature says frames already played were not theirs.
                 # Audio plays before its statement arrives, so it cannot be un-played: the
-                # "verified" mark is withdrawn and the listener warned instead.
-                return [events.ForgedAudio(frame.channel_id, talker, frame.burst_id, str(exc))]
+                # "verified" mark is withdrawn for the burst, for good, and the listener warned.
+                heard.distrusted = True
+                return events.ForgedAudio(frame.channel_id, talker, frame.burst_id, str(exc))
             except CryptoError as exc:
                 # A statement that does not verify proves nothing about the audio.
-                return [events.VoiceRejected(frame.channel_id, f"burst signature refused: {exc}")]
-            return [
-                events.TalkerVerified(
-                    frame.channel_id,
-                    talker,
-                    credential.display_name if credential else talker,
-                    frame.burst_id,
-                )
-            ]
-        try:
-            opus = channel.opener.open(header, frame.frame, talker, now)
-        except CryptoError as exc:
-            return [events.VoiceRejected(frame.channel_id, f"frame refused: {exc}")]
-        if verifier is not None:
-            verifier.add(frame.sequence, frame.frame)
-        view = floors.get(frame.channel_id)
-        return [
-            events.VoiceFrame(
-                channel_id=frame.channel_id,
-                talker=talker,
-                burst_id=frame.burst_id,
-                sequence=frame.sequence,
-                opus=opus,
-                end_of_burst=bool(frame.flags & media.END_OF_BURST),
-                priority=getattr(view, "priority", 0),
-                received_at=now,
+                return events.VoiceRejected(frame.channel_id, f"burst signature refused: {exc}")
+            if heard.distrusted:
+                return None
+            return events.TalkerVerified(
+                frame.channel_id,
+                talker,
+                credential.display_name if credential else talker,
+                frame.burst_id,
             )
-        ]
+        try:
+            opus = opener.open(
+                media.inner_header(inner), frame.frame, talker, now, burst=frame.burst_id
+            )
+        except CryptoError as exc:
+            return events.VoiceRejected(frame.channel_id, f"frame refused: {exc}")
+        covered = False
+        if verifier is None:
+            heard.no_credential = True
+        else:
+            status = verifier.add(frame.sequence, frame.frame)
+            if status is FrameStatus.FORGED:
+                # Its statement came first and lists another frame: caught before playing.
+                return events.VoiceRejected(
+                    frame.channel_id,
+                    f"frame {frame.sequence} of burst {frame.burst_id} is not what"
+                    f" {talker!r} signed: not played",
+                )
+            covered = status is FrameStatus.VERIFIED
+        heard.played(frame.sequence, now, covered=covered)
+        return opus
+
+
+def _burst_of(inner: bytes) -> int:
+    """The burst id of an inner frame already unpacked once (it was held as early)."""
+    return media.unpack_inner(inner).burst_id
+
+
+def _unverified(channel_id: int, heard: HeardBurst, count: int, when: str) -> object:
+    if heard.no_credential and heard.verifier is None:
+        reason = (
+            f"no credential of {heard.talker!r} to check the burst signature with:"
+            f" {count} frame(s) played unverified"
+        )
+    else:
+        reason = (
+            f"{count} frame(s) played as {heard.talker!r} were not covered by a burst"
+            f" statement they signed {when}"
+        )
+    return events.TalkerUnverified(channel_id, heard.talker, heard.burst_id, reason)

@@ -74,6 +74,19 @@ class ForgedAudio:
 
 
 @dataclass(frozen=True)
+class TalkerUnverified:
+    """Audio played as ``talker`` in ``burst_id`` was not covered by a burst statement the
+    talker signed within the bound (``ptt_client.bursts.UNVERIFIED_AFTER``), or could not be
+    checked: the burst is not verified, whatever statements verify later; do not show the
+    mark. One per burst."""
+
+    channel_id: int
+    talker: str
+    burst_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class TalkerVerified:
     """A burst signature from ``talker`` verified: show "verified: <name>"."""
 

@@ -496,6 +496,8 @@ class Radio:
         self.exit_code = EXIT_OK
         self._verified: dict[int, int] = {}
         """channel -> burst id whose talker signature verified."""
+        self._distrusted: dict[int, int] = {}
+        """channel -> burst id found forged or unverified: never shown verified."""
         self._last_heard: tuple[int, str, int] | None = None
         self._talk_task: asyncio.Task[TalkResult] | None = None
         self._emergency_task: asyncio.Task[None] | None = None
@@ -867,13 +869,15 @@ class Radio:
                 f" refused: {event.reason}"
             )
         elif isinstance(event, events.TalkerVerified):
-            self._verified[event.channel_id] = event.burst_id
-        elif isinstance(event, events.ForgedAudio):
+            # A later statement vouches for later frames, not for what went unverified.
+            if self._distrusted.get(event.channel_id) != event.burst_id:
+                self._verified[event.channel_id] = event.burst_id
+        elif isinstance(event, (events.ForgedAudio, events.TalkerUnverified)):
+            self._distrusted[event.channel_id] = event.burst_id
             if self._verified.get(event.channel_id) == event.burst_id:
                 del self._verified[event.channel_id]
-            self.console.line(
-                f"WARNING: audio claimed as {event.talker} did not verify: {event.reason}"
-            )
+            what = "did not verify" if isinstance(event, events.ForgedAudio) else "is unverified"
+            self.console.line(f"WARNING: audio claimed as {event.talker} {what}: {event.reason}")
         elif isinstance(event, events.TextReceived):
             where = (
                 f" on {client.channels.get(event.to_channel, event.to_channel)}"

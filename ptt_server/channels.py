@@ -3,7 +3,9 @@
 The floor itself is :class:`ptt_protocol.floor.FloorControl` (pure); this
 module turns its events into control messages for the right sessions, keeps
 one timer armed at the floor's next deadline (no polling of all channels), and
-buffers the burst's sealed frames for the store.
+buffers the burst's sealed frames for the store. The members' SFrame sender
+indexes, which the relay checks every voice frame's KID against, are a
+:class:`ptt_server.senders.SenderIndexes` (pure) with its own expiry timer.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from crypto.roster import Roster
 from ptt_protocol import control, floor
 from ptt_server.metrics import ServerMetrics
+from ptt_server.senders import SenderIndexes
 from ptt_server.sessions import Session, SessionTable
 from ptt_server.store import Store, StoreError
 
@@ -26,6 +30,11 @@ RECORDING_FLUSH_INTERVAL = 0.5
 TRAILING_GRACE = 0.3
 """Seconds the last talker's frames of its own burst are still forwarded after the floor is
 released: its FloorRelease (TCP) can overtake its last datagrams (UDP) on a slow uplink."""
+TRAILING_STATEMENT_GRACE = 1.0
+"""Seconds the last talker's burst statements (signed, never played) are still forwarded
+after its burst ended any way, pre-emption and revoke included: the radio signs its tail
+when it hears the FloorRevoke, a round trip after the floor moved on, and without that
+statement listeners cannot vouch for the burst's last second."""
 
 
 @dataclass
@@ -73,8 +82,12 @@ class Channel:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._affiliated: tuple[int, bytes] | None = None
         """(roster version, encoded Affiliated): built once per roster, not per affiliation."""
-        self._trailing: tuple[str, int, float] | None = None
-        """(talker, burst id, until): the burst that just ended, still forwarded briefly."""
+        self._trailing: tuple[str, int, float, float] | None = None
+        """(talker, burst id, voice until, statements until): the burst that just ended,
+        still forwarded briefly."""
+        self.sender_indexes = SenderIndexes()
+        """Each member's SFrame sender index per epoch bits (the relay's KID check)."""
+        self._senders_timer: asyncio.TimerHandle | None = None
 
     # --- listeners -------------------------------------------------------------------------
 
@@ -248,19 +261,28 @@ class Channel:
                 extra={"fields": {"channel": self.channel_id, "error": str(exc)}},
             )
 
-    def accepts_trailing(self, user: str, burst_id: int, now: float) -> bool:
-        """Whether a late frame of the burst that just ended may still be forwarded."""
+    def accepts_trailing(self, user: str, burst_id: int, statement: bool, now: float) -> bool:
+        """Whether a late frame (``statement``: a burst statement) of the burst that just
+        ended may still be forwarded."""
         trailing = self._trailing
-        return trailing is not None and trailing[:2] == (user, burst_id) and now < trailing[2]
+        if trailing is None or trailing[0] != user or trailing[1] != burst_id:
+            return False
+        return now < (trailing[3] if statement else trailing[2])
 
     def _end_recording(self) -> None:
         recording, self.recording = self.recording, None
         if recording is None:
             return
         now = asyncio.get_running_loop().time()
-        # Only a burst its talker released: a pre-empted or revoked one stops at once.
-        if recording.outcome == "released":
-            self._trailing = (recording.talker, recording.burst_id, now + TRAILING_GRACE)
+        # Voice only of a burst its talker released: a pre-empted or revoked one stops at
+        # once. Its signed tail still goes through, so listeners can vouch for what they heard.
+        voice_until = now + TRAILING_GRACE if recording.outcome == "released" else now
+        self._trailing = (
+            recording.talker,
+            recording.burst_id,
+            voice_until,
+            now + TRAILING_STATEMENT_GRACE,
+        )
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
@@ -296,11 +318,43 @@ class Channel:
             },
         )
 
+    # --- sender indexes (the relay's KID check) ----------------------------------------------
+
+    def install_senders(self, roster: Roster) -> None:
+        """The channel's verified roster changed: accept its members' KIDs."""
+        self.sender_indexes.install(roster)
+
+    def key_delivered(self, epoch: int, now: float) -> None:
+        """A key envelope of ``epoch`` went out: older epochs' KIDs get their grace."""
+        self.sender_indexes.key_delivered(epoch, now)
+        self._arm_senders_timer()
+
+    def _arm_senders_timer(self) -> None:
+        deadline = self.sender_indexes.next_expiry()
+        if self._senders_timer is not None:
+            if deadline is not None and self._senders_timer.when() == deadline:
+                return
+            self._senders_timer.cancel()
+            self._senders_timer = None
+        if deadline is not None:
+            self._senders_timer = asyncio.get_running_loop().call_at(
+                deadline, self._expire_senders, deadline
+            )
+
+    def _expire_senders(self, deadline: float) -> None:
+        self._senders_timer = None
+        # call_at may fire up to the clock's resolution early: the deadline itself is due.
+        self.sender_indexes.expire(max(asyncio.get_running_loop().time(), deadline))
+        self._arm_senders_timer()
+
     def close(self) -> None:
         """Stop timers and flush the recording (server shutdown)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._senders_timer is not None:
+            self._senders_timer.cancel()
+            self._senders_timer = None
         if self.recording is not None:
             self.recording.outcome = "server shutdown"
         self._end_recording()

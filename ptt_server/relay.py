@@ -1,8 +1,17 @@
 """The media relay: one UDP socket, forwarding E2E frames it cannot decrypt.
 
 Hot path (``datagram_received``): a dict look-up by session index, the hop
-layer's authentication and replay check, a floor check, then one re-seal per
-listener. No awaits, no logging, drops counted by reason. The same path serves
+layer's authentication and replay check, a floor check, a sender check, then
+one re-seal per listener. No awaits, no logging, drops counted by reason.
+
+The floor check forwards only the holder, and only frames of the burst the floor
+was granted for (plus a released burst's last frames for a moment). The sender
+check reads the SFrame KID (two header bytes, no key, no crypto) and forwards a
+voice frame only if its sender index is the holder's own in the channel's roster
+of that epoch (:mod:`ptt_server.senders`): every member can derive every sender
+key of an epoch, so without it any member holding the floor could speak under
+another member's name. Burst statements (``media.SIGNATURE``) carry no SFrame
+header; they are bound to the holder's session and burst like everything else. The same path serves
 datagrams tunnelled over the WebSocket when UDP is blocked: the tunnel is just
 another source address (:data:`TUNNEL`), so the roaming rule moves a session
 between UDP and the tunnel in both directions.
@@ -14,14 +23,22 @@ import asyncio
 from collections.abc import Callable
 from typing import Final, cast
 
+from crypto.errors import FrameError
+from crypto.keyring import EPOCH_BITS
+from crypto.sframe import peek_kid
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 from ptt_server.channels import Channel
 from ptt_server.metrics import RelayCounters
+from ptt_server.senders import EPOCH_MASK
 from ptt_server.sessions import Session, SessionTable
+
+SIGNATURE: Final = media.SIGNATURE
 
 TUNNEL: Final = ("websocket-tunnel", 0)
 """The pseudo source address of datagrams that arrived over the control connection."""
+_SFRAME_AT: Final = media.INNER_HEADER.size
+"""Where the E2E (SFrame) bytes start in an inner frame."""
 
 
 class MediaRelay(asyncio.DatagramProtocol):
@@ -103,13 +120,32 @@ class MediaRelay(asyncio.DatagramProtocol):
         # FloorControl.may_send wants the timers due by the packet's time fired first, so a
         # holder whose T1 or T3 ran out a moment ago is not forwarded.
         now = self._clock()
-        events = channel.floor.media_received(session.user_id, now)
+        user = session.user_id
+        events = channel.floor.media_received(user, now)
         if events:
             channel.apply(events, now)
-        holder = channel.floor.may_send(session.user_id)
-        if not holder and not channel.accepts_trailing(session.user_id, frame.burst_id, now):
+        flags = frame.flags
+        holder = channel.floor.may_send(user)
+        if holder:
+            recording = channel.recording
+            if recording is None or frame.burst_id != recording.burst_id:
+                # Another burst's number: a frame passed off as part of an earlier burst
+                # whose talker listeners may still be showing.
+                drops["wrong_burst"] += 1
+                return
+        elif not channel.accepts_trailing(user, frame.burst_id, bool(flags & SIGNATURE), now):
             drops["not_floor_holder"] += 1
             return
+        if not flags & SIGNATURE:
+            try:
+                kid = peek_kid(inner, _SFRAME_AT)
+            except FrameError:
+                drops["malformed"] += 1
+                return
+            indexes = channel.sender_indexes.by_bits.get(kid & EPOCH_MASK)
+            if indexes is None or indexes.get(user) != kid >> EPOCH_BITS:
+                drops["wrong_sender"] += 1
+                return
         sent = 0
         for listener in channel.listeners.values():
             if listener is not session:

@@ -311,7 +311,7 @@ class RelayServer:
     ) -> None:
         state = self.rosters[channel.channel_id]
         try:
-            state.accept(signed, self.trust, time.time())
+            roster = state.accept(signed, self.trust, time.time())
         except CryptoError as exc:
             log.warning(
                 "stored roster refused",
@@ -322,6 +322,8 @@ class RelayServer:
         channel.members = members
         channel.roster_version = version
         channel.signed_roster = signed
+        # The relay's KID check: the verified roster's order is the members' sender indexes.
+        channel.install_senders(roster)
         update = control.encode(_roster_message(channel))
         now = self._loop_clock()
         for user in members | removed:
@@ -346,6 +348,14 @@ class RelayServer:
             for envelope in await self.store.envelopes_for(user):
                 if envelope.channel_id == channel.channel_id:
                     session.send(_envelope_message(envelope))
+                    self._key_delivered(envelope.channel_id, envelope.epoch)
+
+    def _key_delivered(self, channel_id: int, epoch: int) -> None:
+        """An envelope of ``epoch`` went out: senders switch to it soon, so the relay's
+        KID check keeps older epochs' sender indexes only for the rekey grace from now."""
+        channel = self.channels.get(channel_id)
+        if channel is not None:
+            channel.key_delivered(epoch, self._loop_clock())
 
     async def _prune_loop(self) -> None:
         """Drop recordings and messages past their retention, once at start and then hourly."""
@@ -549,6 +559,7 @@ class RelayServer:
                 session.send(_roster_message(channel))
         for envelope in await self.store.envelopes_for(user):
             session.send(_envelope_message(envelope))
+            self._key_delivered(envelope.channel_id, envelope.epoch)
         for message in await self.store.pending_for(user):
             session.send(
                 control.TextDeliver(
@@ -1007,6 +1018,8 @@ class RelayServer:
         await self.store.put_envelopes(
             msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
         )
+        # The sending dispatcher holds this key already, and may talk under it in a second.
+        self._key_delivered(msg.channel_id, msg.epoch)
         recipient = self.sessions.by_user.get(msg.recipient)
         if recipient is not None:
             recipient.send(

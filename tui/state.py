@@ -117,6 +117,9 @@ class ChannelRow:
     burst_id: int = 0
     verified: bool = False
     """The talker's burst signature checked (``events.TalkerVerified``)."""
+    distrusted: bool = False
+    """Audio of this burst was found forged or not covered by the talker's signature
+    (``events.ForgedAudio``, ``events.TalkerUnverified``): no mark for the rest of it."""
     talk_started: float | None = None
     my_floor: str = "idle"
     """The console's own floor state here: idle, requested, granted, queued, denied, revoked."""
@@ -575,7 +578,7 @@ class ConsoleState:
         row.talker_priority = event.priority
         row.burst_id = event.burst_id
         if new_burst:
-            row.verified = False
+            row.verified = row.distrusted = False
             # The server's grant time, unless the clocks disagree (then: when we heard of it).
             row.talk_started = event.since if 0 < event.since <= now else now
         row.last_activity = now
@@ -601,6 +604,7 @@ class ConsoleState:
                     "talk", f"{row.name} idle ({self.name_of(row.talker)} talked {held}s)", now
                 )
         row.talker, row.verified, row.talk_started, row.burst_id = None, False, None, 0
+        row.distrusted = False
         row.last_activity = now
         if row.my_floor == "granted":
             row.my_floor = "idle"
@@ -612,7 +616,7 @@ class ConsoleState:
         row.talker, row.talker_name = self.me, self.name_of(self.me)
         row.talker_priority = DISPATCHER_PRIORITY
         row.burst_id = event.burst_id
-        row.verified = True  # our own voice
+        row.verified, row.distrusted = True, False  # our own voice
         row.talk_started = now
         row.last_activity = now
         self.transmit_channel = event.channel_id
@@ -656,6 +660,7 @@ class ConsoleState:
             return Changed.NONE
         if row.talker == self.me:
             row.talker, row.talk_started, row.verified = None, None, False
+            row.distrusted = False
         row.my_floor, row.queue_position = "idle", 0
         row.last_activity = now
         self.transmit_channel = event.channel_id
@@ -666,7 +671,8 @@ class ConsoleState:
         self._learn_name(event.talker, event.display_name)
         if row is None or row.talker != event.talker or row.burst_id != event.burst_id:
             return Changed.NONE
-        if row.verified:
+        if row.verified or row.distrusted:
+            # A later statement vouches for later frames, not for what went unverified.
             return Changed.NONE
         row.verified = True
         if event.display_name:
@@ -681,15 +687,27 @@ class ConsoleState:
         return Changed.NONE
 
     def _on_forged_audio(self, event: events.ForgedAudio, now: float) -> Changed:
-        row = self.channels.get(event.channel_id)
-        if row is not None and row.talker == event.talker and row.burst_id == event.burst_id:
-            row.verified = False
+        self._distrust(event.channel_id, event.talker, event.burst_id)
         where = self.channel_name(event.channel_id)
         return Changed.CHANNELS | self.note(
             "forged",
             f"{where}: audio claimed as {event.talker} did not verify ({event.reason})",
             now,
         )
+
+    def _on_talker_unverified(self, event: events.TalkerUnverified, now: float) -> Changed:
+        self._distrust(event.channel_id, event.talker, event.burst_id)
+        where = self.channel_name(event.channel_id)
+        return Changed.CHANNELS | self.note(
+            "unverified",
+            f"{where}: audio played as {event.talker} is not vouched for ({event.reason})",
+            now,
+        )
+
+    def _distrust(self, channel_id: int, talker: str, burst_id: int) -> None:
+        row = self.channels.get(channel_id)
+        if row is not None and row.talker == talker and row.burst_id == burst_id:
+            row.verified, row.distrusted = False, True
 
     def _on_voice_rejected(self, event: events.VoiceRejected, now: float) -> Changed:
         where = self.channel_name(event.channel_id) if event.channel_id else "?"
@@ -874,6 +892,7 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     events.VoiceFrame: ConsoleState._on_voice_frame,
     events.VoiceRejected: ConsoleState._on_voice_rejected,
     events.ForgedAudio: ConsoleState._on_forged_audio,
+    events.TalkerUnverified: ConsoleState._on_talker_unverified,
     events.TextReceived: ConsoleState._on_text,
     control.Goodbye: ConsoleState._on_goodbye,
     control.Error: ConsoleState._on_error,

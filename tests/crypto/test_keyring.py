@@ -12,8 +12,12 @@ from crypto.epoch import EpochKey, new_epoch_key
 from crypto.errors import FrameError, KeyringError, ReplayError
 from crypto.identity import Role
 from crypto.keyring import (
+    BURSTS_PER_SENDER,
     DEFAULT_GRACE,
     EPOCH_BITS,
+    MAX_SPAN,
+    PLAUSIBLE_JUMP,
+    PLAUSIBLE_RATE,
     REPLAY_WINDOW,
     FrameOpener,
     FrameSealer,
@@ -25,12 +29,13 @@ from crypto.roster import Member, Roster
 from crypto.sframe import decode_header
 
 CHANNEL = 9
+BURST = 42
 T0 = 1_000.0
 OPUS = bytes(range(60))
 NAMES = ("dispatch", "alice", "bob", "carol")
 
 
-def meta(sequence: int, channel: int = CHANNEL, burst: int = 42) -> bytes:
+def meta(sequence: int, channel: int = CHANNEL, burst: int = BURST) -> bytes:
     """A media inner header as the caller would pass it (channel, burst, sequence, flags)."""
     return (
         channel.to_bytes(4, "big") + burst.to_bytes(4, "big") + sequence.to_bytes(4, "big") + b"\0"
@@ -96,7 +101,7 @@ def test_frame_round_trip_and_header_kid(key1: EpochKey) -> None:
     for sequence in range(20):
         frame = sealer.seal(meta(sequence), OPUS, T0)
         assert decode_header(frame).kid == (2 << 4) | 1
-        assert opener.open(meta(sequence), frame, 2, T0) == OPUS
+        assert opener.open(meta(sequence), frame, 2, T0, burst=BURST) == OPUS
 
 
 # --- tampering, replay, counters ---------------------------------------------------------------
@@ -115,9 +120,9 @@ def test_tampered_frame_is_refused_and_changes_nothing(key1: EpochKey, where: st
         size = decode_header(frame).size
         bad[{"header": 0, "ciphertext": size, "tag": len(bad) - 1}[where]] ^= 0x04
     with pytest.raises(FrameError):
-        opener.open(metadata, bytes(bad), 1, T0)
+        opener.open(metadata, bytes(bad), 1, T0, burst=BURST)
     # The genuine frame with that counter still opens: the failure left no trace.
-    assert opener.open(meta(5), frame, 1, T0) == OPUS
+    assert opener.open(meta(5), frame, 1, T0, burst=BURST) == OPUS
 
 
 def test_replayed_frame_is_refused(key1: EpochKey) -> None:
@@ -125,10 +130,10 @@ def test_replayed_frame_is_refused(key1: EpochKey) -> None:
     opener = opener_with(key1)
     frames = [sealer.seal(meta(i), OPUS, T0) for i in range(5)]
     for i in (0, 3, 1, 4, 2):  # out of order inside the window is fine
-        opener.open(meta(i), frames[i], 1, T0)
+        opener.open(meta(i), frames[i], 1, T0, burst=BURST)
     for i in range(5):
         with pytest.raises(ReplayError):
-            opener.open(meta(i), frames[i], 1, T0)
+            opener.open(meta(i), frames[i], 1, T0, burst=BURST)
 
 
 def test_frames_older_than_the_window_are_refused(key1: EpochKey) -> None:
@@ -136,11 +141,11 @@ def test_frames_older_than_the_window_are_refused(key1: EpochKey) -> None:
     opener = opener_with(key1)
     old = sealer.seal(meta(0), OPUS, T0)
     late = [sealer.seal(meta(i), OPUS, T0) for i in range(1, REPLAY_WINDOW + 1)]
-    opener.open(meta(REPLAY_WINDOW), late[-1], 1, T0)
+    opener.open(meta(REPLAY_WINDOW), late[-1], 1, T0, burst=BURST)
     with pytest.raises(ReplayError, match="too old"):
-        opener.open(meta(0), old, 1, T0)
+        opener.open(meta(0), old, 1, T0, burst=BURST)
     # The oldest counter still inside the window opens.
-    assert opener.open(meta(1), late[0], 1, T0) == OPUS
+    assert opener.open(meta(1), late[0], 1, T0, burst=BURST) == OPUS
 
 
 def test_forged_high_counter_cannot_push_the_window(key1: EpochKey) -> None:
@@ -149,8 +154,136 @@ def test_forged_high_counter_cannot_push_the_window(key1: EpochKey) -> None:
     genuine = sealer.seal(meta(0), OPUS, T0)
     attacker = FrameSealer(new_epoch_key(CHANNEL, 1, 1), 1, first_counter=10**9)
     with pytest.raises(FrameError):
-        opener.open(meta(0), attacker.seal(meta(0), OPUS, T0), 1, T0)
-    assert opener.open(meta(0), genuine, 1, T0) == OPUS
+        opener.open(meta(0), attacker.seal(meta(0), OPUS, T0), 1, T0, burst=BURST)
+    assert opener.open(meta(0), genuine, 1, T0, burst=BURST) == OPUS
+
+
+def test_one_forged_far_ahead_frame_cannot_silence_the_senders_later_bursts(
+    key1: EpochKey,
+) -> None:
+    """Bob holds the epoch key and seals one frame under alice's KID with a counter a billion
+    ahead, numbered as alice's burst 1 (a relay helped it through). Alice's later frames in
+    burst 1 and her next burst still open: replay state is per sender and burst, and a
+    counter no talker could reach by now is refused without moving it."""
+    alice = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    assert opener.open(meta(0, burst=1), alice.seal(meta(0, burst=1), OPUS, T0), 1, T0, burst=1)
+    bob = FrameSealer(key1, 1, first_counter=alice.next_counter + 10**9)
+    with pytest.raises(ReplayError, match="no talker counts that fast"):
+        opener.open(meta(1, burst=1), bob.seal(meta(1, burst=1), b"x", T0), 1, T0 + 1, burst=1)
+    # In a burst alice never used, bob's frame is the first: it opens (the talker's own
+    # burst statement then flags it), but that burst's window is the only one it moves.
+    bob_first = bob.seal(meta(0, burst=7), b"x", T0)
+    assert opener.open(meta(0, burst=7), bob_first, 1, T0 + 1, burst=7) == b"x"
+    for sequence in range(1, 30):
+        frame = alice.seal(meta(sequence, burst=1), OPUS, T0)
+        assert opener.open(meta(sequence, burst=1), frame, 1, T0 + 1, burst=1) == OPUS
+    for sequence in range(30):
+        frame = alice.seal(meta(sequence, burst=2), OPUS, T0)
+        assert opener.open(meta(sequence, burst=2), frame, 1, T0 + 2, burst=2) == OPUS
+
+
+def test_the_plausibility_bound_grows_with_time_and_refusals_change_nothing(
+    key1: EpochKey,
+) -> None:
+    opener = opener_with(key1)
+    first = 5_000
+
+    def frame_at(counter: int, sequence: int) -> bytes:
+        return FrameSealer(key1, 1, first_counter=counter).seal(meta(sequence), OPUS, T0)
+
+    assert opener.open(meta(0), frame_at(first, 0), 1, T0, burst=BURST) == OPUS
+    with pytest.raises(ReplayError):
+        opener.open(meta(1), frame_at(first + PLAUSIBLE_JUMP + 1, 1), 1, T0, burst=BURST)
+    edge = first + PLAUSIBLE_JUMP
+    assert opener.open(meta(2), frame_at(edge, 2), 1, T0, burst=BURST) == OPUS
+    # The bound is measured from the burst's first frame, not from the newest: walking the
+    # window forward frame by frame gets no further.
+    with pytest.raises(ReplayError):
+        opener.open(meta(3), frame_at(edge + 2, 3), 1, T0, burst=BURST)
+    ten_s = first + PLAUSIBLE_JUMP + int(PLAUSIBLE_RATE * 10)
+    with pytest.raises(ReplayError):
+        opener.open(meta(4), frame_at(ten_s, 4), 1, T0 + 9.9, burst=BURST)
+    assert opener.open(meta(4), frame_at(ten_s, 4), 1, T0 + 10, burst=BURST) == OPUS
+    # A genuine frame the refused ones would have pushed out of the window still opens.
+    assert opener.open(meta(5), frame_at(first + 1, 5), 1, T0 + 10, burst=BURST) == OPUS
+
+
+def test_a_bursts_window_remembers_every_counter_up_to_its_span(key1: EpochKey) -> None:
+    """Frames a forger took far ahead (within the bound) push none of the talker's own out;
+    only a burst longer than MAX_SPAN counters slides its window."""
+    sealer = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    frames = [sealer.seal(meta(n), OPUS, T0) for n in range(MAX_SPAN + 5)]
+
+    def at(n: int) -> float:
+        return T0 + n / 50  # a talker's 50 frames a second
+
+    assert opener.open(meta(0), frames[0], 1, at(0), burst=BURST) == OPUS
+    late = 2 * REPLAY_WINDOW  # taken 20 s early by a forger: allowed by the bound then
+    assert opener.open(meta(late), frames[late], 1, at(0) + 20, burst=BURST) == OPUS
+    for n in range(1, MAX_SPAN + 5):
+        if n != late:
+            assert opener.open(meta(n), frames[n], 1, at(n), burst=BURST) == OPUS
+    with pytest.raises(ReplayError, match="too old"):
+        opener.open(meta(4), frames[4], 1, at(MAX_SPAN + 5), burst=BURST)
+    for n in (5, MAX_SPAN + 4):
+        with pytest.raises(ReplayError, match="already received"):
+            opener.open(meta(n), frames[n], 1, at(MAX_SPAN + 5), burst=BURST)
+
+
+def test_windows_are_per_burst_but_a_frame_cannot_move_to_another_bursts_window(
+    key1: EpochKey,
+) -> None:
+    sealer = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    frame = sealer.seal(meta(0, burst=1), OPUS, T0)
+    assert opener.open(meta(0, burst=1), frame, 1, T0, burst=1) == OPUS
+    with pytest.raises(ReplayError):
+        opener.open(meta(0, burst=1), frame, 1, T0, burst=1)
+    # Presented as burst 2 (fresh window), it fails: the burst id is authenticated data.
+    with pytest.raises(FrameError, match="authentication failed"):
+        opener.open(meta(0, burst=2), frame, 1, T0, burst=2)
+
+
+def test_replay_windows_are_kept_for_a_few_recent_bursts_per_sender(key1: EpochKey) -> None:
+    sealer = FrameSealer(key1, 1)
+    opener = opener_with(key1)
+    frames = {}
+    for burst in range(BURSTS_PER_SENDER + 1):
+        frames[burst] = sealer.seal(meta(0, burst=burst), OPUS, T0)
+        opener.open(meta(0, burst=burst), frames[burst], 1, T0, burst=burst)
+    # The newest BURSTS_PER_SENDER bursts still refuse their replays ...
+    for burst in range(1, BURSTS_PER_SENDER + 1):
+        with pytest.raises(ReplayError):
+            opener.open(meta(0, burst=burst), frames[burst], 1, T0, burst=burst)
+    # ... the oldest was forgotten (memory stays bounded); the radio plays only the burst
+    # its floor control names, and never one it saw end (ptt_client.bursts).
+    assert opener.open(meta(0, burst=0), frames[0], 1, T0, burst=0) == OPUS
+
+
+def test_forget_bursts_keeps_keys_and_drops_windows(key1: EpochKey) -> None:
+    """After a reconnect: the server may reuse burst ids and a restarted talker counts from
+    its clock, far past the old window of a reused id."""
+    opener = opener_with(key1)
+    before = FrameSealer(key1, 1, first_counter=100)
+    assert opener.open(meta(0), before.seal(meta(0), OPUS, T0), 1, T0, burst=BURST) == OPUS
+    restarted = FrameSealer(key1, 1, first_counter=100 + 10**9)
+    frame = restarted.seal(meta(0), OPUS, T0)
+    with pytest.raises(ReplayError):
+        opener.open(meta(0), frame, 1, T0 + 1, burst=BURST)
+    opener.forget_bursts()
+    assert opener.open(meta(0), frame, 1, T0 + 1, burst=BURST) == OPUS
+
+
+def test_a_recording_opened_at_once_has_no_plausibility_bound(key1: EpochKey) -> None:
+    """Instant recall opens a whole burst with one ``now``: 1,500 frames (30 s) all open."""
+    sealer = FrameSealer(key1, 1)
+    opener = FrameOpener(live=False)
+    opener.add_epoch(key1, T0)
+    for sequence in range(PLAUSIBLE_JUMP + 500):
+        frame = sealer.seal(meta(sequence), OPUS, T0)
+        assert opener.open(meta(sequence), frame, 1, T0, burst=BURST) == OPUS
 
 
 def test_counter_is_never_reused_by_a_sealer(key1: EpochKey, key2: EpochKey) -> None:
@@ -183,14 +316,14 @@ def test_restart_within_an_epoch_is_the_callers_job(key1: EpochKey) -> None:
     opener = opener_with(key1)
     first = FrameSealer(key1, 1)
     for i in range(3):
-        opener.open(meta(i), first.seal(meta(i), OPUS, T0), 1, T0)
+        opener.open(meta(i), first.seal(meta(i), OPUS, T0), 1, T0, burst=BURST)
     saved = first.next_counter
     # Restarting without the saved counter reuses counter 0 (a nonce reuse): receivers drop it.
     careless = FrameSealer(key1, 1)
     with pytest.raises(ReplayError):
-        opener.open(meta(3), careless.seal(meta(3), OPUS, T0), 1, T0)
+        opener.open(meta(3), careless.seal(meta(3), OPUS, T0), 1, T0, burst=BURST)
     resumed = FrameSealer(key1, 1, first_counter=saved)
-    assert opener.open(meta(4), resumed.seal(meta(4), OPUS, T0), 1, T0) == OPUS
+    assert opener.open(meta(4), resumed.seal(meta(4), OPUS, T0), 1, T0, burst=BURST) == OPUS
 
 
 def test_counter_exhaustion_demands_a_rekey(key1: EpochKey) -> None:
@@ -217,8 +350,8 @@ def test_sender_switches_after_the_delay_and_no_burst_is_cut(
     assert split_kid(decode_header(before).kid)[1] == 1
     assert split_kid(decode_header(after).kid)[1] == 2
     assert sealer.epoch == 2 and sealer.pending_epoch is None
-    assert opener.open(meta(0), before, 1, T0 + 0.5) == OPUS
-    assert opener.open(meta(1), after, 1, T0 + 1.0) == OPUS
+    assert opener.open(meta(0), before, 1, T0 + 0.5, burst=BURST) == OPUS
+    assert opener.open(meta(1), after, 1, T0 + 1.0, burst=BURST) == OPUS
 
 
 def test_old_epoch_is_refused_after_the_grace(key1: EpochKey, key2: EpochKey) -> None:
@@ -227,14 +360,14 @@ def test_old_epoch_is_refused_after_the_grace(key1: EpochKey, key2: EpochKey) ->
     opener.add_epoch(key2, T0)
     in_grace = sealer.seal(meta(0), OPUS, T0)
     too_late = sealer.seal(meta(1), OPUS, T0)
-    assert opener.open(meta(0), in_grace, 1, T0 + DEFAULT_GRACE - 0.01) == OPUS
+    assert opener.open(meta(0), in_grace, 1, T0 + DEFAULT_GRACE - 0.01, burst=BURST) == OPUS
     with pytest.raises(FrameError, match="ended"):
-        opener.open(meta(1), too_late, 1, T0 + DEFAULT_GRACE)
+        opener.open(meta(1), too_late, 1, T0 + DEFAULT_GRACE, burst=BURST)
     assert opener.epochs == (2,)
     # Offering the old key again does not bring it back.
     assert not opener.add_epoch(key1, T0 + 10)
     with pytest.raises(FrameError, match="no key for the epoch"):
-        opener.open(meta(1), too_late, 1, T0 + 10)
+        opener.open(meta(1), too_late, 1, T0 + 10, burst=BURST)
 
 
 def test_offering_a_held_epoch_again_keeps_its_grace_and_window(
@@ -243,15 +376,15 @@ def test_offering_a_held_epoch_again_keeps_its_grace_and_window(
     sealer = FrameSealer(key1, 1)
     opener = opener_with(key1)
     frame = sealer.seal(meta(0), OPUS, T0)
-    opener.open(meta(0), frame, 1, T0)
+    opener.open(meta(0), frame, 1, T0, burst=BURST)
     opener.add_epoch(key2, T0)
     # The client re-adds every epoch it holds whenever a roster or envelope arrives.
     assert not opener.add_epoch(key1, T0 + 4)
     assert not opener.add_epoch(key2, T0 + 4)
     with pytest.raises(ReplayError):
-        opener.open(meta(0), frame, 1, T0 + 4)
+        opener.open(meta(0), frame, 1, T0 + 4, burst=BURST)
     with pytest.raises(FrameError, match="ended"):
-        opener.open(meta(1), sealer.seal(meta(1), OPUS, T0), 1, T0 + DEFAULT_GRACE)
+        opener.open(meta(1), sealer.seal(meta(1), OPUS, T0), 1, T0 + DEFAULT_GRACE, burst=BURST)
 
 
 def test_removed_member_is_not_heard_after_the_rekey(key1: EpochKey) -> None:
@@ -265,13 +398,13 @@ def test_removed_member_is_not_heard_after_the_rekey(key1: EpochKey) -> None:
     # Under the new epoch bob has no key: the best he can do is guess one, which fails.
     guessed = FrameSealer(EpochKey(CHANNEL, 2, 2, os.urandom(32)), bob_index)
     with pytest.raises(FrameError, match="authentication failed"):
-        opener.open(meta(0), guessed.seal(meta(0), OPUS, T0), bob_index, T0)
+        opener.open(meta(0), guessed.seal(meta(0), OPUS, T0), bob_index, T0, burst=BURST)
     with pytest.raises(FrameError, match="not on the roster"):
-        opener.open(meta(0), guessed.seal(meta(1), OPUS, T0), "bob", T0)
+        opener.open(meta(0), guessed.seal(meta(1), OPUS, T0), "bob", T0, burst=BURST)
     # Under the old epoch he is heard only until the grace passes.
-    assert opener.open(meta(1), bob.seal(meta(1), OPUS, T0), "bob", T0 + 1) == OPUS
+    assert opener.open(meta(1), bob.seal(meta(1), OPUS, T0), "bob", T0 + 1, burst=BURST) == OPUS
     with pytest.raises(FrameError, match="ended"):
-        opener.open(meta(2), bob.seal(meta(2), OPUS, T0), "bob", T0 + DEFAULT_GRACE)
+        opener.open(meta(2), bob.seal(meta(2), OPUS, T0), "bob", T0 + DEFAULT_GRACE, burst=BURST)
 
 
 def test_talker_user_id_maps_to_each_epochs_own_index(key1: EpochKey) -> None:
@@ -283,20 +416,20 @@ def test_talker_user_id_maps_to_each_epochs_own_index(key1: EpochKey) -> None:
     opener.add_epoch(key2, T0, new_roster)
     old = FrameSealer(key1, old_roster.sender_index("carol")).seal(meta(0), OPUS, T0)
     new = FrameSealer(key2, new_roster.sender_index("carol")).seal(meta(1), OPUS, T0)
-    assert opener.open(meta(0), old, "carol", T0 + 1) == OPUS
-    assert opener.open(meta(1), new, "carol", T0 + 1) == OPUS
+    assert opener.open(meta(0), old, "carol", T0 + 1, burst=BURST) == OPUS
+    assert opener.open(meta(1), new, "carol", T0 + 1, burst=BURST) == OPUS
     with pytest.raises(FrameError, match="names sender 2, but sender 1 holds the floor"):
-        opener.open(meta(1), new, "alice", T0 + 1)
+        opener.open(meta(1), new, "alice", T0 + 1, burst=BURST)
 
 
 def test_user_id_needs_the_epochs_roster(key1: EpochKey) -> None:
     opener = opener_with(key1)
     frame = FrameSealer(key1, 1).seal(meta(0), OPUS, T0)
     with pytest.raises(FrameError, match="without its roster"):
-        opener.open(meta(0), frame, "alice", T0)
+        opener.open(meta(0), frame, "alice", T0, burst=BURST)
     # The roster can be supplied later by offering the epoch again.
     opener.add_epoch(key1, T0, roster(1))
-    assert opener.open(meta(0), frame, "alice", T0) == OPUS
+    assert opener.open(meta(0), frame, "alice", T0, burst=BURST) == OPUS
 
 
 def test_forged_kid_from_the_floor_holder_is_refused(key1: EpochKey) -> None:
@@ -306,18 +439,18 @@ def test_forged_kid_from_the_floor_holder_is_refused(key1: EpochKey) -> None:
     opener.add_epoch(key1, T0, the_roster)
     forged = FrameSealer(key1, the_roster.sender_index("alice")).seal(meta(0), OPUS, T0)
     with pytest.raises(FrameError, match="impersonation"):
-        opener.open(meta(0), forged, the_roster.sender_index("bob"), T0)
+        opener.open(meta(0), forged, the_roster.sender_index("bob"), T0, burst=BURST)
     with pytest.raises(FrameError, match="impersonation"):
-        opener.open(meta(0), forged, "bob", T0)
+        opener.open(meta(0), forged, "bob", T0, burst=BURST)
 
 
 def test_unknown_epoch_is_refused(key1: EpochKey, key2: EpochKey) -> None:
     opener = opener_with(key1)
     frame = FrameSealer(key2, 1).seal(meta(0), OPUS, T0)
     with pytest.raises(FrameError, match="no key for the epoch"):
-        opener.open(meta(0), frame, 1, T0)
+        opener.open(meta(0), frame, 1, T0, burst=BURST)
     with pytest.raises(FrameError, match="no key for the epoch"):
-        FrameOpener().open(meta(0), frame, 1, T0)
+        FrameOpener().open(meta(0), frame, 1, T0, burst=BURST)
 
 
 def test_epoch_sixteen_later_replaces_the_one_sharing_its_kid_bits(key1: EpochKey) -> None:
@@ -327,8 +460,11 @@ def test_epoch_sixteen_later_replaces_the_one_sharing_its_kid_bits(key1: EpochKe
     opener.add_epoch(key17, T0)
     assert opener.epochs == (17,)
     with pytest.raises(FrameError, match="authentication failed"):
-        opener.open(meta(0), old, 1, T0)
-    assert opener.open(meta(1), FrameSealer(key17, 1).seal(meta(1), OPUS, T0), 1, T0) == OPUS
+        opener.open(meta(0), old, 1, T0, burst=BURST)
+    assert (
+        opener.open(meta(1), FrameSealer(key17, 1).seal(meta(1), OPUS, T0), 1, T0, burst=BURST)
+        == OPUS
+    )
 
 
 def test_bad_keys_are_refused_without_changing_state(key1: EpochKey) -> None:
@@ -346,7 +482,7 @@ def test_bad_keys_are_refused_without_changing_state(key1: EpochKey) -> None:
     with pytest.raises(KeyringError):
         sealer.rekey(new_epoch_key(CHANNEL, 2, 2), -1, T0)
     assert opener.epochs == (1,) and sealer.epoch == 1 and sealer.pending_epoch is None
-    assert opener.open(meta(0), sealer.seal(meta(0), OPUS, T0), 1, T0) == OPUS
+    assert opener.open(meta(0), sealer.seal(meta(0), OPUS, T0), 1, T0, burst=BURST) == OPUS
 
 
 def test_older_epoch_offered_late_is_ignored(key1: EpochKey, key2: EpochKey) -> None:
@@ -362,7 +498,7 @@ def test_garbage_frames_are_frame_errors(key1: EpochKey) -> None:
     opener = opener_with(key1)
     for frame in (b"", b"\x80", b"\xff" * 3, b"\x11", b"\x11" + os.urandom(40)):
         with pytest.raises(FrameError):
-            opener.open(meta(0), frame, 1, T0)
+            opener.open(meta(0), frame, 1, T0, burst=BURST)
 
 
 _KEY = new_epoch_key(CHANNEL, 3, 1)
@@ -376,8 +512,8 @@ def test_any_single_bit_flip_is_refused_by_the_opener(bit: int) -> None:
     frame = bytearray(_FRAME)
     frame[bit // 8] ^= 1 << (bit % 8)
     with pytest.raises(FrameError):
-        opener.open(meta(9), bytes(frame), 2, T0)
-    assert opener.open(meta(9), _FRAME, 2, T0) == OPUS
+        opener.open(meta(9), bytes(frame), 2, T0, burst=BURST)
+    assert opener.open(meta(9), _FRAME, 2, T0, burst=BURST) == OPUS
 
 
 def test_a_rekeyed_sealer_starts_the_new_kid_at_its_first_counter_not_zero() -> None:

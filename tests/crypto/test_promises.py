@@ -71,7 +71,10 @@ def test_the_genuine_objects_pass() -> None:
     """The positive control: without a flip, everything below is accepted."""
     opener = FrameOpener()
     opener.add_epoch(_EPOCH, T0)
-    assert opener.open(_INNER[: media.INNER_HEADER.size], _FRAME, _ALICE_INDEX, T0) == OPUS
+    assert (
+        opener.open(_INNER[: media.INNER_HEADER.size], _FRAME, _ALICE_INDEX, T0, burst=BURST)
+        == OPUS
+    )
     verifier = BurstVerifier(_ALICE, CHANNEL, BURST)
     for sequence, frame in _SENT:
         verifier.add(sequence, frame)
@@ -92,8 +95,8 @@ def test_any_bit_flip_in_a_voice_frame_or_its_inner_header_is_refused(bit: int) 
     opener.add_epoch(_EPOCH, T0)
     header, frame = inner[: media.INNER_HEADER.size], inner[media.INNER_HEADER.size :]
     with pytest.raises(FrameError):  # ReplayError is a FrameError too
-        opener.open(header, frame, _ALICE_INDEX, T0)
-    assert opener.open(_HEADER, _FRAME, _ALICE_INDEX, T0) == OPUS
+        opener.open(header, frame, _ALICE_INDEX, T0, burst=int.from_bytes(header[4:8], "big"))
+    assert opener.open(_HEADER, _FRAME, _ALICE_INDEX, T0, burst=BURST) == OPUS
 
 
 @settings(max_examples=200, deadline=None)

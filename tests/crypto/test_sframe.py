@@ -19,6 +19,7 @@ from crypto.sframe import (
     derive_key_salt,
     encode_header,
     open_frame,
+    peek_kid,
     suite_params,
 )
 
@@ -157,6 +158,33 @@ def test_arbitrary_bytes_never_raise_anything_but_frame_error(data: bytes) -> No
     except FrameError:
         return
     assert encode_header(header.kid, header.ctr) == data[: header.size]
+
+
+@settings(max_examples=300)
+@given(kid=ANY_VALUE, ctr=ANY_VALUE, prefix=st.binary(max_size=13), tail=st.binary(max_size=4))
+def test_peek_kid_reads_the_kid_decode_header_reads(
+    kid: int, ctr: int, prefix: bytes, tail: bytes
+) -> None:
+    """The relay's cheap parse (KID only, at an offset) agrees with the full one."""
+    data = prefix + encode_header(kid, ctr) + tail
+    assert peek_kid(data, len(prefix)) == kid == decode_header(data[len(prefix) :]).kid
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=24))
+def test_peek_kid_raises_only_frame_error_and_agrees_where_decode_header_accepts(
+    data: bytes,
+) -> None:
+    try:
+        kid = peek_kid(data)
+    except FrameError:
+        with pytest.raises(FrameError):
+            decode_header(data)
+        return
+    try:
+        assert decode_header(data).kid == kid
+    except FrameError:
+        pass  # not minimal, or the CTR is truncated: receivers refuse it, the relay need not
 
 
 # --- sealed frames: tampering and keys ----------------------------------------------------------

@@ -200,11 +200,14 @@ def test_forged_kid_inside_a_burst_is_caught_by_the_signature(people: People) ->
         metadata = sequence.to_bytes(4, "big")
         frame = genuine.seal(metadata, b"voice", T0)
         signer.add(sequence, frame)
-        opener.open(metadata, frame, alice_index, T0)
+        opener.open(metadata, frame, alice_index, T0, burst=BURST)
         verifier.add(sequence, frame)
         if sequence == 3:
             injected = forger.seal(metadata, b"say something else", T0)
-            assert opener.open(metadata, injected, alice_index, T0) == b"say something else"
+            assert (
+                opener.open(metadata, injected, alice_index, T0, burst=BURST)
+                == b"say something else"
+            )
             verifier.add(sequence, injected)
     with pytest.raises(ForgedFrameError) as caught:
         verifier.check(signer.sign(T0, end=True))

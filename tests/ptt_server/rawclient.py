@@ -26,6 +26,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
+from crypto.keyring import make_kid
+from crypto.sframe import decode_header, encode_header
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
@@ -136,6 +138,20 @@ class Datagram:
     kind: int | None
     inner: bytes | None
 
+    @property
+    def payload(self) -> bytes:
+        """The frame bytes a :class:`RawClient` sent, without the SFrame header it put first."""
+        assert self.inner is not None
+        frame = media.unpack_inner(self.inner)
+        if frame.flags & media.SIGNATURE:
+            return frame.frame
+        return frame.frame[decode_header(frame.frame).size :]
+
+
+def kid_of(org: Org, user: str, epoch: int = 1) -> int:
+    """``user``'s SFrame KID in the patrol channel's roster (epoch == roster version)."""
+    return make_kid(org.roster.sender_index(user), epoch)
+
 
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, on_datagram: Callable[[bytes, str], None]) -> None:
@@ -169,6 +185,9 @@ class RawClient:
         self.sockets: list[asyncio.DatagramTransport] = []
         self.tunnel = False
         """Send media as MediaTunnel over the WebSocket instead of UDP."""
+        self.kid: int | None = None
+        """The SFrame KID put in front of voice frames (the relay forwards only the talker's
+        own); ``None`` sends frame bytes exactly as given."""
         self._nonces = itertools.count(1)
         self._reader = asyncio.create_task(self._read())
 
@@ -319,10 +338,19 @@ class RawClient:
         via = self.via
         return await self.wait_datagram(lambda d: d.via == via, kind=media.KEEPALIVE)
 
+    def inner(
+        self, channel_id: int, burst_id: int, sequence: int, frame: bytes, flags: int = 0
+    ) -> bytes:
+        """The inner frame :meth:`send_media` sends: an SFrame header (:attr:`kid`, CTR =
+        ``sequence``) then ``frame``, unless it is a statement or there is no KID."""
+        if self.kid is not None and not flags & media.SIGNATURE:
+            frame = encode_header(self.kid, sequence) + frame
+        return media.pack_inner(channel_id, burst_id, sequence, flags, frame)
+
     def seal_media(
         self, channel_id: int, burst_id: int, sequence: int, frame: bytes, flags: int = 0
     ) -> bytes:
-        return self.hop.seal(media.pack_inner(channel_id, burst_id, sequence, flags, frame))
+        return self.hop.seal(self.inner(channel_id, burst_id, sequence, frame, flags))
 
     async def send_media(
         self, channel_id: int, burst_id: int, sequence: int, frame: bytes, flags: int = 0
@@ -354,10 +382,16 @@ class RawClient:
 
 
 async def connect(
-    server: RelayServer, account: Account, *, udp: bool = True, receive_buffer: int | None = None
+    server: RelayServer,
+    account: Account,
+    *,
+    udp: bool = True,
+    receive_buffer: int | None = None,
+    kid: int | None = None,
 ) -> RawClient:
     """Log ``account`` in; with ``udp`` open a UDP socket and prove the media path with a
-    keepalive, else send media over the WebSocket tunnel. Raises :class:`LoginRefused`."""
+    keepalive, else send media over the WebSocket tunnel. ``kid`` is the SFrame KID its
+    voice frames carry (:attr:`RawClient.kid`). Raises :class:`LoginRefused`."""
     ws, fingerprint = await open_control(server, receive_buffer=receive_buffer)
     try:
         hello = await recv_message(ws)
@@ -373,6 +407,7 @@ async def connect(
     assert isinstance(reply, control.LoginOk), reply
     assert reply.user_id == account.user_id
     client = RawClient(ws, account, reply)
+    client.kid = kid
     if udp:
         await client.open_udp()
     else:
@@ -389,11 +424,14 @@ async def logged_in(
     affiliate: bool = True,
     tunnel: tuple[str, ...] = (),
 ) -> AsyncIterator[dict[str, RawClient]]:
-    """Log ``users`` in (``tunnel`` ones without UDP), affiliated to the patrol channel."""
+    """Log ``users`` in (``tunnel`` ones without UDP), affiliated to the patrol channel, each
+    sending voice frames under its own SFrame KID (:func:`kid_of`)."""
     clients: dict[str, RawClient] = {}
     try:
         for user in users:
-            clients[user] = await connect(server, org.accounts[user], udp=user not in tunnel)
+            clients[user] = await connect(
+                server, org.accounts[user], udp=user not in tunnel, kid=kid_of(org, user)
+            )
             if affiliate:
                 await clients[user].affiliate(org.channel_id)
         yield clients

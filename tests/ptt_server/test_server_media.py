@@ -20,8 +20,7 @@ from tests.ptt_server.rawclient import Datagram, RawClient, logged_in, open_cont
 
 
 def frame_of(datagram: Datagram) -> bytes:
-    assert datagram.inner is not None
-    return media.unpack_inner(datagram.inner).frame
+    return datagram.payload
 
 
 async def attacker_socket() -> tuple[asyncio.DatagramTransport, list[bytes]]:
@@ -50,7 +49,7 @@ async def test_holder_media_reaches_every_listener_not_sender(
             frame = os.urandom(60)
             flags = media.END_OF_BURST if seq == 19 else 0
             await alice.send_media(cid, granted.burst_id, seq, frame, flags)
-            sent.append(media.pack_inner(cid, granted.burst_id, seq, flags, frame))
+            sent.append(alice.inner(cid, granted.burst_id, seq, frame, flags))
         for listener in listeners:
             got = [await listener.wait_datagram() for _ in sent]
             # Each opened with the listener's own hop key: inner bytes unchanged.

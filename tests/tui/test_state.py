@@ -501,3 +501,47 @@ def test_forged_audio_withdraws_the_verified_mark() -> None:
     state.apply(events.ForgedAudio(1, "alice", 5, "frames 3 do not match"), T0)
     assert not state.channels[1].verified
     assert state.log[-1].kind == "forged" and "alice" in state.log[-1].text
+
+
+def test_unverified_audio_withdraws_the_mark_for_the_rest_of_the_burst_only() -> None:
+    """Once audio of a burst went unverified (or was found forged), a statement that verifies
+    later frames does not bring the mark back; the next burst starts afresh."""
+    for withdrawn in (
+        events.TalkerUnverified(1, "alice", 5, "1 frame(s) not covered"),
+        events.ForgedAudio(1, "alice", 5, "frames 3 do not match"),
+    ):
+        state = ConsoleState("disp", "Dispatch")
+        state.apply(
+            control.ChannelList(channels=(control.ChannelInfo(channel_id=1, name="patrol"),)), T0
+        )
+        state.apply(
+            control.FloorTaken(
+                channel_id=1,
+                user_id="alice",
+                display_name="Alice",
+                priority=1,
+                burst_id=5,
+                since=T0,
+            ),
+            T0,
+        )
+        state.apply(events.TalkerVerified(1, "alice", "Alice", 5), T0)
+        assert state.channels[1].verified
+        state.apply(withdrawn, T0 + 1)
+        assert not state.channels[1].verified and state.channels[1].distrusted
+        assert "alice" in state.log[-1].text
+        state.apply(events.TalkerVerified(1, "alice", "Alice", 5), T0 + 2)
+        assert not state.channels[1].verified
+        state.apply(
+            control.FloorTaken(
+                channel_id=1,
+                user_id="alice",
+                display_name="Alice",
+                priority=1,
+                burst_id=6,
+                since=T0,
+            ),
+            T0 + 3,
+        )
+        state.apply(events.TalkerVerified(1, "alice", "Alice", 6), T0 + 3)
+        assert state.channels[1].verified and not state.channels[1].distrusted

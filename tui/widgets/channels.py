@@ -11,13 +11,20 @@ from tui.widgets.cells import age, fill_table, plain
 
 VERIFIED = "✓"
 UNVERIFIED = "?"
+DISTRUSTED = "✗"
 
 
 def talker_cell(state: ConsoleState, row: ChannelRow, now: float) -> Text:
-    """``✓ Alice Adams 12s`` (green check once the burst signature verified)."""
+    """``✓ Alice Adams 12s`` (green check once the burst signature verified; a red cross once
+    audio of the burst was found forged or not covered by the signature)."""
     if row.talker is None:
         return Text("")
-    mark = Text(VERIFIED, style="bold green") if row.verified else Text(UNVERIFIED, "bold yellow")
+    if row.distrusted:
+        mark = Text(DISTRUSTED, style="bold red")
+    elif row.verified:
+        mark = Text(VERIFIED, style="bold green")
+    else:
+        mark = Text(UNVERIFIED, "bold yellow")
     name = "you" if row.talker == state.me else (row.talker_name or state.name_of(row.talker))
     style = "bold red" if row.talker_priority >= 4 else "bold"
     cell = Text.assemble(mark, " ", plain(name, style), f" {state.talk_seconds(row, now)}s")

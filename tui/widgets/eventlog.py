@@ -17,6 +17,8 @@ KIND_STYLES = {
     "emergency": "bold red",
     "error": "red",
     "rejected": "yellow",
+    "forged": "bold red",
+    "unverified": "bold yellow",
     "talk": "cyan",
     "floor": "green",
     "keys": "magenta",
