@@ -1,11 +1,12 @@
-"""One channel's live state on the server: members, listeners, the floor, the burst recording.
+"""One channel's live state on the server: members, listeners, and the I/O of its floor.
 
-The floor itself is :class:`ptt_protocol.floor.FloorControl` (pure); this
-module turns its events into control messages for the right sessions, keeps
-one timer armed at the floor's next deadline (no polling of all channels), and
-buffers the burst's sealed frames for the store. The members' SFrame sender
-indexes, which the relay checks every voice frame's KID against, are a
-:class:`ptt_server.senders.SenderIndexes` (pure) with its own expiry timer.
+The floor and the burst bookkeeping are :class:`ptt_server.channel_core.ChannelCore`
+(pure: time in, effects out); this module carries the effects out: it sends the control
+messages to the right sessions, keeps one timer armed at the floor's next deadline (no
+polling of all channels), counts metrics, and buffers the burst's sealed frames for
+batched store writes. The members' SFrame sender indexes, which the relay checks every
+voice frame's KID against, are a :class:`ptt_server.senders.SenderIndexes` (pure) with its
+own expiry timer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,16 @@ from dataclasses import dataclass, field
 
 from crypto.roster import Roster
 from ptt_protocol import control, floor
+from ptt_server.channel_core import (
+    Broadcast,
+    BurstEnded,
+    BurstStarted,
+    ChannelCore,
+    ChannelEffect,
+    Counted,
+    Granted,
+    ToUser,
+)
 from ptt_server.metrics import ServerMetrics
 from ptt_server.senders import SenderIndexes
 from ptt_server.sessions import Session, SessionTable
@@ -27,28 +38,18 @@ log = logging.getLogger(__name__)
 
 RECORDING_FLUSH_INTERVAL = 0.5
 """Seconds of frames buffered before one batched write to the store."""
-TRAILING_GRACE = 0.3
-"""Seconds the last talker's frames of its own burst are still forwarded after the floor is
-released: its FloorRelease (TCP) can overtake its last datagrams (UDP) on a slow uplink."""
-TRAILING_STATEMENT_GRACE = 1.0
-"""Seconds the last talker's burst statements (signed, never played) are still forwarded
-after its burst ended any way, pre-emption and revoke included: the radio signs its tail
-when it hears the FloorRevoke, a round trip after the floor moved on, and without that
-statement listeners cannot vouch for the burst's last second."""
 
 
 @dataclass
 class Recording:
-    """The talk burst in progress: its log entry and the sealed frames not yet written."""
+    """The burst being recorded: its store key (once known) and the frames not yet written."""
 
+    channel_id: int
     talker: str
     priority: int
     burst_id: int
-    started_wall: float
-    started_mono: float
-    key: asyncio.Task[int] | None = None
+    key: asyncio.Task[int]
     frames: list[tuple[int, int, bytes]] = field(default_factory=list)
-    outcome: str = "released"
 
 
 class Channel:
@@ -69,7 +70,8 @@ class Channel:
         self.members: frozenset[str] = frozenset()
         self.roster_version = 0
         self.signed_roster: bytes | None = None
-        self.floor = floor.FloorControl(floor_config)
+        self.core = ChannelCore(channel_id, floor_config)
+        self.floor = self.core.floor
         self.listeners: dict[int, Session] = {}
         """Affiliated sessions by media session index: the relay's fan-out list."""
         self._sessions = sessions
@@ -77,17 +79,18 @@ class Channel:
         self._metrics = metrics
         self._spawn = spawn
         self._timer: asyncio.TimerHandle | None = None
-        self._requested_at: dict[str, float] = {}
         self.recording: Recording | None = None
         self._flush_handle: asyncio.TimerHandle | None = None
         self._affiliated: tuple[int, bytes] | None = None
         """(roster version, encoded Affiliated): built once per roster, not per affiliation."""
-        self._trailing: tuple[str, int, float, float] | None = None
-        """(talker, burst id, voice until, statements until): the burst that just ended,
-        still forwarded briefly."""
         self.sender_indexes = SenderIndexes()
         """Each member's SFrame sender index per epoch bits (the relay's KID check)."""
         self._senders_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def burst_id(self) -> int | None:
+        """The burst the floor was granted for (the only one the relay forwards)."""
+        return self.core.burst_id
 
     # --- listeners -------------------------------------------------------------------------
 
@@ -106,38 +109,72 @@ class Channel:
         """Affiliate ``session``; a late entrant learns the current talker at once."""
         self.listeners[session.session_index] = session
         session.affiliated.add(self.channel_id)
-        holder = self.floor.holder
-        if holder is not None and holder != session.user_id and self.recording is not None:
-            session.send(self._taken_message(holder, self.recording))
+        self.core.names[session.user_id] = session.credential.display_name
+        taken = self.core.taken_message()
+        if taken is not None and taken.user_id != session.user_id:
+            session.send(taken)
 
     def remove_listener(self, session: Session, now: float) -> None:
         self.listeners.pop(session.session_index, None)
         session.affiliated.discard(self.channel_id)
         if session.selected_channel == self.channel_id:
             session.selected_channel = None
-        self._requested_at.pop(session.user_id, None)
-        self.apply(self.floor.disconnect(session.user_id, now), now, outcome="disconnected")
+        self._run(self.core.disconnect(session.user_id, now, time.time()))
 
     # --- floor -----------------------------------------------------------------------------
 
     def request_floor(self, session: Session, priority: floor.Priority, now: float) -> None:
-        self._requested_at.setdefault(session.user_id, now)
-        self.apply(self.floor.request(session.user_id, priority, now), now)
+        self._run(self.core.request(session.user_id, priority, now, time.time()))
 
     def release_floor(self, session: Session, now: float) -> None:
-        self._requested_at.pop(session.user_id, None)
-        self.apply(self.floor.release(session.user_id, now), now, outcome="released")
+        self._run(self.core.release(session.user_id, now, time.time()))
 
-    def on_timer(self) -> None:
+    def media_received(self, user: str, now: float) -> None:
+        """A datagram of ``user`` arrived (the relay's hot path): fire the timers due by its
+        time, so a holder whose T1 or T3 ran out a moment ago is not forwarded."""
+        effects = self.core.media(user, now, time.time())
+        if effects:
+            self._run(effects)
+
+    def accepts_trailing(self, user: str, burst_id: int, statement: bool, now: float) -> bool:
+        """Whether a late frame (``statement``: a burst statement) of the burst that just
+        ended may still be forwarded."""
+        return self.core.accepts_trailing(user, burst_id, statement, now)
+
+    def _on_timer(self) -> None:
         self._timer = None
-        now = asyncio.get_running_loop().time()
-        self.apply(self.floor.tick(now), now, outcome="expired")
+        self._run(self.core.tick(asyncio.get_running_loop().time(), time.time()))
 
-    def apply(self, events: list[floor.FloorEvent], now: float, outcome: str = "released") -> None:
-        """Send the floor's events to the right sessions and re-arm the timer."""
-        for event in events:
-            self._dispatch(event, now, outcome)
+    def _run(self, effects: list[ChannelEffect]) -> None:
+        """Carry out the core's effects, then re-arm the floor timer."""
+        for effect in effects:
+            if isinstance(effect, ToUser):
+                session = self._sessions.by_user.get(effect.user)
+                if session is not None:
+                    session.send(effect.message)
+            elif isinstance(effect, Broadcast):
+                data = control.encode(effect.message)
+                for session in self.listeners.values():
+                    if session.user_id != effect.exclude:
+                        session.send_encoded(data)
+            elif isinstance(effect, BurstStarted):
+                self._start_recording(effect)
+            elif isinstance(effect, BurstEnded):
+                self._end_recording(effect)
+            elif isinstance(effect, Granted):
+                self._metrics.floor_grants.inc()
+                self._metrics.access_time.observe(effect.access_time)
+            elif isinstance(effect, Counted):
+                self._count(effect)
         self._arm_timer()
+
+    def _count(self, effect: Counted) -> None:
+        if effect.what == "denial":
+            self._metrics.floor_denials.inc()
+        elif effect.what == "revoke":
+            self._metrics.floor_revokes.labels(effect.cause).inc()
+        elif effect.what == "pre-emption":
+            self._metrics.floor_preemptions.inc()
 
     def _arm_timer(self) -> None:
         deadline = self.floor.next_deadline()
@@ -147,88 +184,23 @@ class Channel:
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self.on_timer)
-
-    def _dispatch(self, event: floor.FloorEvent, now: float, outcome: str) -> None:
-        cid = self.channel_id
-        if isinstance(event, floor.FloorGranted):
-            limit = event.duration_limit if event.duration_limit is not None else 0.0
-            granted = control.FloorGranted(
-                channel_id=cid, burst_id=event.burst_id, duration_limit=limit
-            )
-            recording = self.recording
-            if recording is not None and recording.burst_id == event.burst_id:
-                # The holder asked again (its Floor Granted was lost, or it pressed a higher
-                # priority): answer again within the same burst and the same recording.
-                self._requested_at.pop(event.user, None)
-                recording.priority = int(event.priority)
-                self._to_user(event.user, granted)
-                return
-            self._end_recording()
-            requested = self._requested_at.pop(event.user, now)
-            self._metrics.floor_grants.inc()
-            self._metrics.access_time.observe(max(0.0, now - requested))
-            self._to_user(event.user, granted)
-            self._start_recording(event.user, int(event.priority), event.burst_id, now)
-        elif isinstance(event, floor.FloorTaken):
-            assert self.recording is not None
-            self._broadcast(self._taken_message(event.talker, self.recording), exclude=event.talker)
-        elif isinstance(event, floor.FloorIdle):
-            if self.recording is not None:
-                self.recording.outcome = outcome
-            self._end_recording()
-            self._broadcast(control.FloorIdle(channel_id=cid))
-        elif isinstance(event, floor.FloorDeny):
-            self._requested_at.pop(event.user, None)
-            self._metrics.floor_denials.inc()
-            self._to_user(event.user, control.FloorDeny(channel_id=cid, cause=event.cause.phrase))
-        elif isinstance(event, floor.FloorRevoke):
-            self._metrics.floor_revokes.labels(event.cause.phrase).inc()
-            if event.cause is floor.RevokeCause.MEDIA_BURST_PRE_EMPTED:
-                self._metrics.floor_preemptions.inc()
-                if self.recording is not None:
-                    self.recording.outcome = "pre-empted"
-            elif self.recording is not None:
-                self.recording.outcome = "revoked"
-            self._to_user(event.user, control.FloorRevoke(channel_id=cid, cause=event.cause.phrase))
-        elif isinstance(event, floor.FloorQueuePositionInfo):
-            self._to_user(
-                event.user, control.FloorQueuePosition(channel_id=cid, position=event.position)
-            )
-
-    def _taken_message(self, talker: str, recording: Recording) -> control.FloorTaken:
-        session = self._sessions.by_user.get(talker)
-        name = session.credential.display_name if session is not None else ""
-        return control.FloorTaken(
-            channel_id=self.channel_id,
-            user_id=talker,
-            display_name=name,
-            priority=recording.priority,
-            burst_id=recording.burst_id,
-            since=recording.started_wall,
-        )
-
-    def _to_user(self, user: str, message: control.Message) -> None:
-        session = self._sessions.by_user.get(user)
-        if session is not None:
-            session.send(message)
-
-    def _broadcast(self, message: control.Message, exclude: str | None = None) -> None:
-        data = control.encode(message)
-        for session in self.listeners.values():
-            if session.user_id != exclude:
-                session.send_encoded(data)
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     # --- recording (ciphertext only, for instant recall by key holders) ---------------------
 
-    def _start_recording(self, talker: str, priority: int, burst_id: int, now: float) -> None:
-        recording = Recording(talker, priority, burst_id, time.time(), now)
-        recording.key = asyncio.ensure_future(
+    def _start_recording(self, started: BurstStarted) -> None:
+        key = asyncio.ensure_future(
             self._store.start_burst(
-                self.channel_id, burst_id, talker, priority, recording.started_wall
+                self.channel_id,
+                started.burst_id,
+                started.talker,
+                started.priority,
+                started.started_at,
             )
         )
-        self.recording = recording
+        self.recording = Recording(
+            self.channel_id, started.talker, started.priority, started.burst_id, key
+        )
 
     def record_frame(self, sequence: int, flags: int, frame: bytes) -> None:
         """Buffer one sealed frame of the burst in progress (called by the relay, no await)."""
@@ -251,7 +223,6 @@ class Channel:
     async def _write_frames(
         self, recording: Recording, frames: list[tuple[int, int, bytes]]
     ) -> None:
-        assert recording.key is not None
         try:
             key = await recording.key
             await self._store.record_frames(key, frames)
@@ -261,44 +232,24 @@ class Channel:
                 extra={"fields": {"channel": self.channel_id, "error": str(exc)}},
             )
 
-    def accepts_trailing(self, user: str, burst_id: int, statement: bool, now: float) -> bool:
-        """Whether a late frame (``statement``: a burst statement) of the burst that just
-        ended may still be forwarded."""
-        trailing = self._trailing
-        if trailing is None or trailing[0] != user or trailing[1] != burst_id:
-            return False
-        return now < (trailing[3] if statement else trailing[2])
-
-    def _end_recording(self) -> None:
+    def _end_recording(self, ended: BurstEnded) -> None:
         recording, self.recording = self.recording, None
         if recording is None:
             return
-        now = asyncio.get_running_loop().time()
-        # Voice only of a burst its talker released: a pre-empted or revoked one stops at
-        # once. Its signed tail still goes through, so listeners can vouch for what they heard.
-        voice_until = now + TRAILING_GRACE if recording.outcome == "released" else now
-        self._trailing = (
-            recording.talker,
-            recording.burst_id,
-            voice_until,
-            now + TRAILING_STATEMENT_GRACE,
-        )
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        duration = now - recording.started_mono
         frames, recording.frames = recording.frames, []
-        self._spawn(asyncio.ensure_future(self._finish(recording, frames, duration)))
+        self._spawn(asyncio.ensure_future(self._finish(recording, frames, ended)))
 
     async def _finish(
-        self, recording: Recording, frames: list[tuple[int, int, bytes]], duration: float
+        self, recording: Recording, frames: list[tuple[int, int, bytes]], ended: BurstEnded
     ) -> None:
-        assert recording.key is not None
         try:
             key = await recording.key
             if frames:
                 await self._store.record_frames(key, frames)
-            await self._store.end_burst(key, duration, recording.outcome)
+            await self._store.end_burst(key, ended.duration, ended.outcome)
         except StoreError as exc:
             log.warning(
                 "burst log entry lost",
@@ -312,8 +263,8 @@ class Channel:
                     "talker": recording.talker,
                     "burst": recording.burst_id,
                     "priority": recording.priority,
-                    "duration_s": round(duration, 3),
-                    "outcome": recording.outcome,
+                    "duration_s": round(ended.duration, 3),
+                    "outcome": ended.outcome,
                 }
             },
         )
@@ -355,6 +306,6 @@ class Channel:
         if self._senders_timer is not None:
             self._senders_timer.cancel()
             self._senders_timer = None
-        if self.recording is not None:
-            self.recording.outcome = "server shutdown"
-        self._end_recording()
+        for effect in self.core.end(asyncio.get_running_loop().time()):
+            if isinstance(effect, BurstEnded):
+                self._end_recording(effect)

@@ -121,14 +121,11 @@ class MediaRelay(asyncio.DatagramProtocol):
         # holder whose T1 or T3 ran out a moment ago is not forwarded.
         now = self._clock()
         user = session.user_id
-        events = channel.floor.media_received(user, now)
-        if events:
-            channel.apply(events, now)
+        channel.media_received(user, now)
         flags = frame.flags
         holder = channel.floor.may_send(user)
         if holder:
-            recording = channel.recording
-            if recording is None or frame.burst_id != recording.burst_id:
+            if frame.burst_id != channel.burst_id:
                 # Another burst's number: a frame passed off as part of an earlier burst
                 # whose talker listeners may still be showing.
                 drops["wrong_burst"] += 1

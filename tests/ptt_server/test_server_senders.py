@@ -14,7 +14,7 @@ import asyncio
 from crypto.epoch import new_epoch_key, wrap_epoch
 from crypto.keyring import make_kid
 from ptt_protocol import control, media
-from ptt_server.channels import TRAILING_STATEMENT_GRACE
+from ptt_server.channel_core import TRAILING_STATEMENT_GRACE
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
 from tests.ptt_server.rawclient import kid_of, logged_in
