@@ -112,7 +112,7 @@ class Channel:
         self.core.names[session.user_id] = session.credential.display_name
         taken = self.core.taken_message()
         if taken is not None and taken.user_id != session.user_id:
-            session.send(taken)
+            session.send(taken, urgent=True)
 
     def remove_listener(self, session: Session, now: float) -> None:
         self.listeners.pop(session.session_index, None)
@@ -148,15 +148,17 @@ class Channel:
     def _run(self, effects: list[ChannelEffect]) -> None:
         """Carry out the core's effects, then re-arm the floor timer."""
         for effect in effects:
+            # Floor messages go ahead of any backlog (texts, credentials): listeners decide
+            # which burst a datagram belongs to from them, and UDP does not wait.
             if isinstance(effect, ToUser):
                 session = self._sessions.by_user.get(effect.user)
                 if session is not None:
-                    session.send(effect.message)
+                    session.send(effect.message, urgent=True)
             elif isinstance(effect, Broadcast):
                 data = control.encode(effect.message)
                 for session in self.listeners.values():
                     if session.user_id != effect.exclude:
-                        session.send_encoded(data)
+                        session.send_encoded(data, urgent=True)
             elif isinstance(effect, BurstStarted):
                 self._start_recording(effect)
             elif isinstance(effect, BurstEnded):

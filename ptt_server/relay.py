@@ -159,6 +159,6 @@ class MediaRelay(asyncio.DatagramProtocol):
         if address is None:
             self._counters.drops["no_address"] += 1
         elif address is TUNNEL:  # HopSession keeps the very object it was given
-            session.send(control.MediaTunnel(datagram=datagram))
+            session.send(control.MediaTunnel(datagram=datagram), urgent=True)
         elif self.transport is not None:
             self.transport.sendto(datagram, address)

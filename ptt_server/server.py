@@ -39,7 +39,13 @@ from ptt_server.metrics import ServerMetrics
 from ptt_server.org_admin import Refused, on_directory, on_enroll, on_revocations, user_record
 from ptt_server.ratelimit import TokenBucket
 from ptt_server.relay import MediaRelay
-from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, Session, SessionTable
+from ptt_server.sessions import (
+    OUTBOUND_QUEUE_LIMIT,
+    TOO_SLOW,
+    OutboundQueue,
+    Session,
+    SessionTable,
+)
 from ptt_server.store import Emergency, Presence, Store, StoreError
 from ptt_server.store import KeyEnvelope as StoredEnvelope
 
@@ -490,7 +496,8 @@ class RelayServer:
                 media_host=self.config.public_host,
                 server_time=time.time(),
                 heartbeat_interval=self.config.heartbeat_interval,
-            )
+            ),
+            urgent=True,  # always the first message of a session, whatever else is urgent
         )
         try:
             await self._send_initial_state(session)
@@ -511,18 +518,17 @@ class RelayServer:
         now = self._loop_clock()
         hop_key = secrets.token_bytes(media.HOP_KEY_SIZE)
         index = self.sessions.new_index()
-        outbound: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
+        outbound = OutboundQueue(OUTBOUND_QUEUE_LIMIT)
         config = self.config
 
         def close(reason: str) -> None:
             session.closing_reason = reason
-            try:
-                # The writer sees None and closes the connection after what is queued.
-                outbound.put_nowait(None)
-            except asyncio.QueueFull:
+            if reason == TOO_SLOW or outbound.full():
                 # Only a client that stopped reading fills the queue: the writer is stuck in
-                # a send and would never see the None, so drop the connection now.
+                # a send and would never see the close, so drop the connection now.
                 ws.transport.abort()
+            # The writer sends what is queued, then closes the connection.
+            outbound.close()
 
         session = Session(
             credential=credential,
@@ -595,10 +601,13 @@ class RelayServer:
                 channel_id=alert.channel_id or 0,
                 sealed_location=alert.sealed_location,
                 raised_at=alert.raised_at,
-            )
+            ),
+            urgent=True,
         )
         if alert.acked_by is not None:
-            session.send(control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by))
+            session.send(
+                control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by), urgent=True
+            )
 
     async def _writer(self, ws: ServerConnection, session: Session) -> None:
         queue = session.outbound

@@ -9,6 +9,7 @@ client that cannot keep up is disconnected rather than slowing everyone down.
 from __future__ import annotations
 
 import asyncio
+import collections
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,58 @@ OUTBOUND_QUEUE_LIMIT = 2048
 """Control messages waiting for one client; past this the client is too slow and is dropped."""
 OUTBOUND_BYTES_LIMIT = 4 * 1024 * 1024
 """Bytes waiting for one client (bounds a slow client's memory, whatever the message sizes)."""
+TOO_SLOW = "client too slow to receive control messages"
+"""The close reason of a client that does not read what it is sent."""
+
+
+class OutboundQueue:
+    """A client's waiting control messages: floor, emergency and media-tunnel messages first.
+
+    A backlog of big texts or credentials must not hold back a FloorTaken, FloorIdle or
+    FloorRevoke: listeners decide which burst a datagram belongs to from them, and UDP
+    does not wait (issue 9: 2.5 s of forged speech played behind a text backlog). Bounded
+    in messages; :meth:`close` lets the writer send what is queued and then stop.
+    """
+
+    __slots__ = ("_closed", "_normal", "_ready", "_urgent", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._urgent: collections.deque[bytes] = collections.deque()
+        self._normal: collections.deque[bytes] = collections.deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._urgent) + len(self._normal)
+
+    def full(self) -> bool:
+        return len(self) >= self.limit
+
+    def put(self, data: bytes, *, urgent: bool = False) -> bool:
+        """Queue ``data``; False if the queue is full (the caller drops the client)."""
+        if self.full() or self._closed:
+            return False
+        (self._urgent if urgent else self._normal).append(data)
+        self._ready.set()
+        return True
+
+    def close(self) -> None:
+        """No more messages: :meth:`get` returns None once the queue is empty."""
+        self._closed = True
+        self._ready.set()
+
+    async def get(self) -> bytes | None:
+        """The next message (urgent ones first), or None when closed and drained."""
+        while True:
+            if self._urgent:
+                return self._urgent.popleft()
+            if self._normal:
+                return self._normal.popleft()
+            if self._closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
 
 
 @dataclass(eq=False)
@@ -30,7 +83,7 @@ class Session:
 
     credential: Credential
     hop: HopSession
-    outbound: asyncio.Queue[bytes | None]
+    outbound: OutboundQueue
     floor_limit: TokenBucket
     message_limit: TokenBucket
     byte_limit: TokenBucket
@@ -64,18 +117,19 @@ class Session:
     def session_index(self) -> int:
         return self.hop.session_index
 
-    def send(self, message: control.Message) -> None:
-        """Queue a control message; never blocks. A full queue disconnects the slow client."""
-        self.send_encoded(control.encode(message))
+    def send(self, message: control.Message, *, urgent: bool = False) -> None:
+        """Queue a control message; never blocks. A full queue disconnects the slow client.
 
-    def send_encoded(self, data: bytes) -> None:
+        ``urgent`` (floor, emergency, tunnelled media) goes ahead of everything else.
+        """
+        self.send_encoded(control.encode(message), urgent=urgent)
+
+    def send_encoded(self, data: bytes, *, urgent: bool = False) -> None:
         if self.queued_bytes + len(data) > OUTBOUND_BYTES_LIMIT:
-            self.close("client too slow to receive control messages")
+            self.close(TOO_SLOW)
             return
-        try:
-            self.outbound.put_nowait(data)
-        except asyncio.QueueFull:
-            self.close("client too slow to receive control messages")
+        if not self.outbound.put(data, urgent=urgent):
+            self.close(TOO_SLOW)
             return
         self.queued_bytes += len(data)
 

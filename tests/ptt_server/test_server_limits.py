@@ -10,7 +10,7 @@ from crypto.epoch import new_epoch_key, wrap_epoch
 from ptt_protocol import control, media
 from ptt_server.ratelimit import TokenBucket
 from ptt_server.server import RelayServer
-from ptt_server.sessions import OUTBOUND_BYTES_LIMIT, OUTBOUND_QUEUE_LIMIT, Session
+from ptt_server.sessions import OUTBOUND_BYTES_LIMIT, OUTBOUND_QUEUE_LIMIT, OutboundQueue, Session
 from tests.orgfixture import Org, start_server
 from tests.ptt_server.rawclient import logged_in
 
@@ -56,7 +56,7 @@ def test_a_slow_consumer_is_cut_off_by_bytes_before_the_message_count() -> None:
     closed: list[str] = []
     loop = asyncio.new_event_loop()
     try:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(OUTBOUND_QUEUE_LIMIT)
+        queue = OutboundQueue(OUTBOUND_QUEUE_LIMIT)
         session = Session(
             credential=None,  # type: ignore[arg-type]
             hop=media.HopSession(1, bytes(32), "server"),
@@ -132,3 +132,21 @@ async def test_location_reports_are_pushed_at_once_but_written_behind(
         await disp.wait_for(control.PresenceUpdate, lambda p: p.user_id == "alice" and not p.online)
     stored = await server.store.get_presence("alice")
     assert stored is not None and stored.sealed_location == last and not stored.online
+
+
+async def test_floor_messages_overtake_a_backlog_and_a_close_waits_for_the_queue() -> None:
+    queue = OutboundQueue(8)
+    for n in range(3):
+        assert queue.put(b"text %d" % n)
+    assert queue.put(b"floor taken", urgent=True)
+    queue.close()
+    assert not queue.put(b"late")  # nothing after the close
+    got = [await queue.get() for _ in range(5)]
+    assert got == [b"floor taken", b"text 0", b"text 1", b"text 2", None]
+
+
+def test_the_queue_is_bounded_in_messages() -> None:
+    queue = OutboundQueue(2)
+    assert queue.put(b"a") and queue.put(b"b", urgent=True)
+    assert queue.full() and not queue.put(b"c", urgent=True)
+    assert len(queue) == 2
