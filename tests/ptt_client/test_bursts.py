@@ -225,3 +225,31 @@ def test_a_new_session_reports_what_still_waited_and_forgets_burst_ids() -> None
     assert of(events.VoiceRejected, bob.expect_talker(_CHANNEL, "alice", B1, _T0 + 5)) == []
     frame = restarted.frame(B1, 0, b"after")
     assert played(bob.open_media(frame, _T0 + 5, {})) == [("alice", b"after")]
+
+
+# --- the talker's credential is the one the roster pins ----------------------------------------
+
+
+def test_a_statement_by_another_device_of_the_talker_never_makes_it_verified() -> None:
+    """The relay hands the listener a valid credential of alice's *other* device (say her
+    old, stolen phone): statements signed with that device's key must not vouch for audio
+    played as alice, since the roster pins her current device (issue 10: removing this
+    check went unnoticed)."""
+    from tests.ptt_client.test_e2e_promises import _account
+
+    old_keys, old_phone = _account("alice", _ALICE[1].role, 77)
+    thief = _keyring((old_keys, old_phone), _T0)
+    bob = listener()
+    bob.add_credentials([old_phone.to_bytes()], _T0)  # what a hostile relay supplies
+    assert bob.credentials["alice"].fingerprint() == old_phone.fingerprint()
+    thief.start_burst(_CHANNEL, B1, _T0)
+    bob.expect_talker(_CHANNEL, "alice", B1, _T0)
+    counter = 1 << 40
+    frame = forged(B1, 0, b"as alice", counter)
+    thief.channels[_CHANNEL].signer.add(0, media.unpack_inner(frame).frame)  # type: ignore[union-attr]
+    statement = thief.seal_signature(_CHANNEL, B1, SIGNATURE_BASE + 1, True, _T0)
+    assert statement is not None
+    reported = bob.open_media(frame, _T0, {}) + bob.open_media(statement, _T0, {})
+    assert of(events.TalkerVerified, reported) == []
+    assert played(reported) == []
+    assert any("not the one on the roster" in e.reason for e in of(events.VoiceRejected, reported))
