@@ -639,6 +639,13 @@ class RadioClient:
             task = asyncio.create_task(self._on_text(message))
             self._text_tasks.add(task)
             task.add_done_callback(self._text_tasks.discard)
+        elif (
+            isinstance(message, control.Error) and message.code == control.ERROR_LOGGED_IN_ELSEWHERE
+        ):
+            # Another device (or a copy of this bundle) took over the credential: retrying
+            # would take the session back from it, and the two would flap forever.
+            self.refused = events.LoginRefused(code=message.code, text=message.text)
+            self._emit(self.refused)
         elif isinstance(message, control.Goodbye):
             self._emit(message)
             return
@@ -747,6 +754,14 @@ class RadioClient:
         self._seen_texts[message_id] = None
         if len(self._seen_texts) > SEEN_TEXTS_LIMIT:
             self._seen_texts.popitem(last=False)
+
+    async def mark_read(self, message_id: bytes) -> None:
+        """The user has seen the text ``message_id``: send its sender a read receipt."""
+        await self._send(
+            control.TextReceipt(
+                message_id=message_id, kind=control.RECEIPT_READ, by_user=self.user_id
+            )
+        )
 
     async def _receipt(self, message_id: bytes) -> None:
         if self._ws is not None:

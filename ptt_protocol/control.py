@@ -102,6 +102,9 @@ ERROR_RATE_LIMITED: Final = "rate_limited"
 ERROR_NOT_FOUND: Final = "not_found"
 ERROR_FORBIDDEN: Final = "forbidden"
 ERROR_INTERNAL: Final = "internal"
+ERROR_LOGGED_IN_ELSEWHERE: Final = "logged_in_elsewhere"
+"""This credential logged in again (another device, or another copy of the bundle): the
+earlier session ends and must not retry, or two devices would take turns forever."""
 ERROR_CODES: Final = frozenset(
     {
         ERROR_BAD_MESSAGE,
@@ -114,6 +117,7 @@ ERROR_CODES: Final = frozenset(
         ERROR_NOT_FOUND,
         ERROR_FORBIDDEN,
         ERROR_INTERNAL,
+        ERROR_LOGGED_IN_ELSEWHERE,
     }
 )
 """Every error code this release sends."""

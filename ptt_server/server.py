@@ -480,6 +480,15 @@ class RelayServer:
         session, hop_key = self._new_session(ws, credential)
         previous = self.sessions.add(session)
         if previous is not None:
+            previous.send(
+                control.Error(
+                    code=control.ERROR_LOGGED_IN_ELSEWHERE,
+                    text=f"{credential.user_id!r} logged in again from another connection"
+                    f" (device {credential.device_id!r}): this one is closed; if that was not"
+                    " you, report the device lost (`ptt-admin revoke`)",
+                ),
+                urgent=True,
+            )
             previous.close("logged in from another connection")
             self.dispatchers.discard(previous)  # its _logout finds it replaced and returns early
             await self._leave_channels(previous)

@@ -142,3 +142,27 @@ async def test_a_relay_sending_a_conflicting_key_leaves_the_radio_up(
         await radio.ping_server()  # still connected, still reading
         assert radio.connected.is_set() and radio.reconnects == 0
         assert radio.keyring.epoch_key(org.channel_id) == held
+
+
+async def test_one_credential_on_two_devices_does_not_flap(org: Org, server: RelayServer) -> None:
+    """The second login wins; the first device is told why and stops retrying (issue 10: both
+    reconnected 46 times in 8 s, with no word of why)."""
+    from ptt_client.client import RadioClient
+
+    bundle = org.bundle("alice", server)
+    first = RadioClient(bundle, bundle.open_keys(None), use_udp=False)
+    second = RadioClient(bundle, bundle.open_keys(None), use_udp=False)
+    await first.start()
+    await first.wait_connected()
+    try:
+        await second.start()
+        await second.wait_connected()
+        told = await first.wait_for(events.LoginRefused)
+        assert told.code == control.ERROR_LOGGED_IN_ELSEWHERE and "revoke" in told.text
+        await second.ping_server()
+        assert server.sessions.by_user["alice"].session_index == second.session_index
+        assert first.reconnects == 0 and second.reconnects == 0
+        assert not first.connected.is_set()
+    finally:
+        await first.stop()
+        await second.stop()
