@@ -208,10 +208,11 @@ class Keyring:
             roster = channel.rosters.get(key.roster_version)
             if roster is not None:
                 channel.opener.add_epoch(key, now, roster)
-        key = channel.epochs.get(channel.current_epoch)
-        roster = channel.rosters.get(key.roster_version) if key is not None else None
-        if key is None or roster is None or roster.member(self.credential.user_id) is None:
+        current = channel.epochs.get(channel.current_epoch)
+        roster = channel.rosters.get(current.roster_version) if current is not None else None
+        if current is None or roster is None or roster.member(self.credential.user_id) is None:
             return
+        key = current
         index = roster.sender_index(self.credential.user_id)
         if channel.sealer is None:
             # Counters must never repeat under one key, even across a restart of this

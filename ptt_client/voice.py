@@ -294,14 +294,12 @@ class Player:
                 await asyncio.sleep(frame_s)
                 continue
             if popped is None:
-                due = min(
-                    (
-                        b.next_due()
-                        for k in self.mixer.talkers()
-                        if (b := self.mixer.buffer(k)) and b.next_due()
-                    ),
-                    default=None,
-                )
+                dues = [
+                    d
+                    for k in self.mixer.talkers()
+                    if (b := self.mixer.buffer(k)) and (d := b.next_due())
+                ]
+                due = min(dues, default=None)
                 if self._current_burst is not None and self.mixer.current is None:
                     self._end_file_burst()
                 self._wake.clear()
