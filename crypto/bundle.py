@@ -32,6 +32,7 @@ import msgspec
 
 from crypto.errors import BundleError, CryptoError, KeyStoreError
 from crypto.identity import SIGNING_KEY_SIZE, Credential, DeviceKeys, TrustAnchor
+from crypto.wire import decode_versioned
 
 __all__ = ["BUNDLE_VERSION", "MAX_BUNDLE_BYTES", "CredentialBundle", "check_server_url"]
 
@@ -116,27 +117,15 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
         Raises :class:`~crypto.errors.BundleError` for oversize, unknown version,
         malformed, non-canonical input, or any field :meth:`__post_init__` refuses.
         """
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise BundleError(
-                f"credential bundle is {len(data)} bytes, more than the {MAX_BUNDLE_BYTES}"
-                " allowed: it is not a Fieldradio credential bundle"
-            )
-        if not data or data[0] != BUNDLE_VERSION:
-            got = data[0] if data else "none"
-            raise BundleError(
-                f"credential bundle format version {got} is not supported (this program reads"
-                f" {BUNDLE_VERSION}): update it, or ask for a new bundle"
-            )
-        body = bytes(data[1:])
-        try:
-            bundle = _DECODER.decode(body)
-        except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
-            raise BundleError(
-                f"credential bundle is damaged ({exc}): ask the operator for a new one"
-            ) from exc
-        if _ENCODER.encode(bundle) != body:
-            raise BundleError("credential bundle is not canonically encoded: it was altered")
-        return bundle
+        return decode_versioned(
+            data,
+            version=BUNDLE_VERSION,
+            decoder=_DECODER,
+            max_size=MAX_BUNDLE_BYTES,
+            what="credential bundle",
+            error=BundleError,
+            fix="is it a Fieldradio credential bundle? Ask the operator for a new one",
+        )
 
     # --- contents ----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ import msgspec
 from crypto.errors import CredentialError, CryptoError, EnvelopeError, SignatureError
 from crypto.identity import Credential, DeviceKeys, Role, TrustAnchor, hpke_seal
 from crypto.roster import Roster
+from crypto.wire import decode_versioned
 
 __all__ = [
     "EPOCH_SECRET_SIZE",
@@ -133,20 +134,19 @@ def _signed_part(envelope: _Envelope) -> bytes:
 
 
 def _decode(data: bytes) -> tuple[_Envelope, Credential]:
-    if len(data) > _MAX_ENVELOPE_BYTES:
-        raise EnvelopeError(f"envelope is {len(data)} bytes, over {_MAX_ENVELOPE_BYTES}: refused")
-    if not data or data[0] != _ENVELOPE_VERSION:
-        raise EnvelopeError("envelope format version is not supported: update the client")
-    body = bytes(data[1:])
+    envelope = decode_versioned(
+        data,
+        version=_ENVELOPE_VERSION,
+        decoder=_ENVELOPE_DECODER,
+        max_size=_MAX_ENVELOPE_BYTES,
+        what="envelope",
+        error=EnvelopeError,
+        fix="refused (update the client if it is newer)",
+    )
     try:
-        envelope = _ENVELOPE_DECODER.decode(body)
         creator = Credential.from_bytes(envelope.creator_credential)
-    except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
-        raise EnvelopeError(f"envelope is malformed ({exc}): refused") from exc
     except CredentialError as exc:
         raise EnvelopeError(f"envelope carries a malformed creator credential: {exc}") from exc
-    if _ENCODER.encode(envelope) != body:
-        raise EnvelopeError("envelope is not canonically encoded: it was altered")
     return envelope, creator
 
 

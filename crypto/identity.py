@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.hpke import (
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from crypto.errors import CredentialError, CryptoError, KeyStoreError, SignatureError
+from crypto.wire import decode_versioned
 
 __all__ = [
     "DEFAULT_SCRYPT_N",
@@ -223,25 +224,15 @@ class Credential(msgspec.Struct, array_like=True, frozen=True):
         Raises :class:`CredentialError` for oversize, unknown version, malformed or
         non-canonical input.
         """
-        if len(data) > _MAX_CREDENTIAL_BYTES:
-            raise CredentialError(
-                f"credential is {len(data)} bytes, more than the {_MAX_CREDENTIAL_BYTES} allowed:"
-                " it is not a Fieldradio credential"
-            )
-        if not data or data[0] != _CREDENTIAL_VERSION:
-            got = data[0] if data else "none"
-            raise CredentialError(
-                f"credential format version {got} is not supported (this client reads "
-                f"{_CREDENTIAL_VERSION}): update the client or re-enroll"
-            )
-        body = bytes(data[1:])
-        try:
-            credential = _CREDENTIAL_DECODER.decode(body)
-        except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
-            raise CredentialError(f"credential is malformed ({exc}): re-enroll the device") from exc
-        if _ENCODER.encode(credential) != body:
-            raise CredentialError("credential is not canonically encoded: it was altered")
-        return credential
+        return decode_versioned(
+            data,
+            version=_CREDENTIAL_VERSION,
+            decoder=_CREDENTIAL_DECODER,
+            max_size=_MAX_CREDENTIAL_BYTES,
+            what="credential",
+            error=CredentialError,
+            fix="update the client or re-enroll the device",
+        )
 
     def fingerprint(self) -> bytes:
         """SHA-256 of :meth:`to_bytes` (32 bytes): names this exact credential in rosters."""
@@ -303,21 +294,15 @@ class RevocationList(msgspec.Struct, array_like=True, frozen=True):
 
         Raises :class:`CredentialError` on any malformed input.
         """
-        if len(data) > _MAX_REVOCATIONS_BYTES:
-            raise CredentialError(
-                f"revocation list is {len(data)} bytes, more than {_MAX_REVOCATIONS_BYTES}"
-            )
-        if not data or data[0] != _REVOCATIONS_VERSION:
-            raise CredentialError(
-                "revocation list format version is not supported: update the client"
-            )
-        body = bytes(data[1:])
-        try:
-            revocations = _REVOCATIONS_DECODER.decode(body)
-        except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
-            raise CredentialError(f"revocation list is malformed ({exc})") from exc
-        if _ENCODER.encode(revocations) != body:
-            raise CredentialError("revocation list is not canonically encoded: it was altered")
+        revocations = decode_versioned(
+            data,
+            version=_REVOCATIONS_VERSION,
+            decoder=_REVOCATIONS_DECODER,
+            max_size=_MAX_REVOCATIONS_BYTES,
+            what="revocation list",
+            error=CredentialError,
+            fix="update the client",
+        )
         if not _strictly_sorted(revocations.serials) or not _strictly_sorted(
             revocations.device_ids
         ):

@@ -20,6 +20,7 @@ import msgspec
 
 from crypto.errors import CredentialError, RosterError, SignatureError
 from crypto.identity import Credential, DeviceKeys, Role, TrustAnchor
+from crypto.wire import decode_versioned
 
 __all__ = ["MAX_MEMBERS", "Member", "Roster", "RosterState", "decode_signed_roster", "sign_roster"]
 
@@ -128,20 +129,19 @@ def decode_signed_roster(data: bytes) -> tuple[Roster, Credential, bytes]:
 
     Raises :class:`RosterError` for oversize, unknown version, malformed or non-canonical input.
     """
-    if len(data) > _MAX_SIGNED_ROSTER_BYTES:
-        raise RosterError(f"signed roster is {len(data)} bytes, over {_MAX_SIGNED_ROSTER_BYTES}")
-    if not data or data[0] != _SIGNED_ROSTER_VERSION:
-        raise RosterError("signed roster format version is not supported: update the client")
-    body = bytes(data[1:])
+    signed = decode_versioned(
+        data,
+        version=_SIGNED_ROSTER_VERSION,
+        decoder=_SIGNED_ROSTER_DECODER,
+        max_size=_MAX_SIGNED_ROSTER_BYTES,
+        what="signed roster",
+        error=RosterError,
+        fix="update the client",
+    )
     try:
-        signed = _SIGNED_ROSTER_DECODER.decode(body)
         credential = Credential.from_bytes(signed.signer_credential)
-    except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
-        raise RosterError(f"signed roster is malformed ({exc})") from exc
     except CredentialError as exc:
         raise RosterError(f"signed roster carries a malformed signer credential: {exc}") from exc
-    if _ENCODER.encode(signed) != body:
-        raise RosterError("signed roster is not canonically encoded: it was altered")
     signed.roster.check()
     return signed.roster, credential, signed.signature
 

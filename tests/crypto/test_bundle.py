@@ -188,13 +188,13 @@ def test_framing_is_refused(device: Device) -> None:
         CredentialBundle.from_bytes(b"")
     with pytest.raises(BundleError, match="version 2"):
         CredentialBundle.from_bytes(b"\x02" + data[1:])
-    with pytest.raises(BundleError, match="damaged"):
+    with pytest.raises(BundleError, match="malformed"):
         CredentialBundle.from_bytes(data + b"\x00")
     with pytest.raises(BundleError, match="more than"):
         CredentialBundle.from_bytes(b"\x01" + b"\x00" * MAX_BUNDLE_BYTES)
-    with pytest.raises(BundleError, match="damaged"):
+    with pytest.raises(BundleError, match="malformed"):
         CredentialBundle.from_bytes(b"\x01" + msgspec.msgpack.encode([1, 2, 3]))
-    with pytest.raises(BundleError, match="damaged"):  # a credential is not a bundle
+    with pytest.raises(BundleError, match="malformed"):  # a credential is not a bundle
         CredentialBundle.from_bytes(device.credential.to_bytes())
 
 

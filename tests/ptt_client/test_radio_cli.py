@@ -159,7 +159,7 @@ def test_missing_credential_file(capsys: pytest.CaptureFixture[str], tmp_path: P
     ("content", "fragment"),
     [
         (b"", "format version none is not supported"),
-        (b"\x01garbage", "is damaged"),
+        (b"\x01garbage", "is malformed"),
         (b"\x07" + b"x" * 100, "format version 7 is not supported"),
         (b"\x01" * 70_000, "is too large to be a credential bundle"),
     ],
