@@ -4,8 +4,8 @@ Every backend speaks the codec's format: 48 kHz mono ``int16`` numpy arrays (:da
 frames of ``frame_ms`` (20 ms = 960 samples by default).
 
 - :class:`AudioInput` - ``read_frame() -> Pcm | None`` (``None``: no more audio).
-  :class:`WavFileInput` (any rate, any channel count, 8/16/24/32-bit PCM; resampled and mixed
-  down), :class:`NullInput`, :class:`DeviceInput` (PyAudio).
+  :class:`WavFileInput` (any rate, any channel count, 8/16/24/32-bit PCM; resampled by
+  libsoxr through :class:`StreamResampler` and mixed down), :class:`NullInput`, :class:`DeviceInput` (PyAudio).
 - :class:`AudioOutput` - ``write(pcm)``. :class:`WavFileOutput`, :class:`WavDirectoryOutput`
   (one file per talk burst), :class:`NullOutput`, :class:`DeviceOutput` (PyAudio).
 - :func:`list_devices` names the sound devices PortAudio sees; :func:`load_wav` reads a whole
@@ -18,7 +18,6 @@ arguments and :class:`AudioDeviceError` for missing or unusable sound devices.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import wave
 from abc import ABC, abstractmethod
@@ -29,6 +28,7 @@ from typing import Any, BinaryIO, ClassVar, Final, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
+import soxr  # type: ignore[import-untyped]  # python-soxr ships no type information
 
 from ptt_client.codec import SAMPLE_RATE, Pcm, frame_samples
 
@@ -124,84 +124,52 @@ class AudioOutput(ABC):
 
 
 class StreamResampler:
-    """Band-limited sample-rate conversion of a stream, chunk by chunk, without added delay.
+    """Band-limited sample-rate conversion of a stream, chunk by chunk: libsoxr, thinly wrapped.
 
-    Each output sample at input time ``t`` is the sum of the ``2 * half_width`` nearest input
-    samples weighted by a Blackman-windowed sinc (Smith's bandlimited interpolation). The sinc
-    cutoff sits at 90 % of the lower Nyquist frequency, so downsampling does not alias and
-    upsampling does not leave images. Output sample ``n`` lies exactly at input time
-    ``n * in_rate / out_rate``: there is no group delay, at the price of looking ``half_width``
-    input samples ahead (held back until the next chunk or :meth:`flush`).
+    python-soxr's ``ResampleStream`` at quality ``HQ``, float64 in and out. Measured by
+    ``python -m bench.resample`` from 8-96 kHz to 48 kHz: within 0.004 dB up to 85 % of the
+    lower Nyquist frequency and within 0.1 dB up to 93 %, images and aliases at -130 dB or
+    less, linear phase, no group delay; the hand-written windowed sinc it replaced lost 1.9 dB
+    at 85 % and left images at -75 dB. The wrapper only pins that configuration, gives it types
+    (python-soxr has none), turns bad rates into :class:`AudioFormatError` and refuses input
+    after :meth:`flush`.
+
+    libsoxr holds output back until its filter and internal blocks fill: fed 20 ms chunks, up
+    to ~170 ms at 8 kHz and 20-40 ms at 16-96 kHz. :class:`WavFileInput` converts 8192-frame
+    reads of a file that is all there, so that output comes out of the same read and its first
+    frame waits only for the computation (well under 1 ms). A live 20 ms stream would wait the
+    full hold-back: measure before using this on one.
     """
 
-    _TABLE_PHASES: Final = 4_096
+    QUALITY: ClassVar[str] = "HQ"
 
-    def __init__(self, in_rate: int, out_rate: int, half_width: int = 16) -> None:
+    def __init__(self, in_rate: int, out_rate: int) -> None:
         if in_rate <= 0 or out_rate <= 0:
             raise AudioFormatError(f"sample rates must be positive, got {in_rate} -> {out_rate}")
-        g = math.gcd(in_rate, out_rate)
-        self._up = out_rate // g
-        self._down = in_rate // g
-        self._cutoff = 0.9 * min(1.0, out_rate / in_rate)
-        # A lower cutoff widens the sinc, so keep as many of its zero crossings in the window.
-        self._half = math.ceil(half_width / min(1.0, out_rate / in_rate))
-        self._offsets = np.arange(-self._half + 1, self._half + 1, dtype=np.int64)
-        # Odd ratios (e.g. 7999 -> 48000) would need a huge table: compute those on the fly.
-        self._table = (
-            self._kernel(np.arange(self._up) / self._up) if self._up <= self._TABLE_PHASES else None
+        self._stream = soxr.ResampleStream(
+            in_rate, out_rate, 1, dtype="float64", quality=self.QUALITY
         )
-        # Input samples before the stream start read as zeros.
-        self._buffer = np.zeros(self._half, dtype=np.float64)
-        self._base = -self._half  # absolute input index of _buffer[0]
-        self._consumed = 0  # input samples received
-        self._produced = 0  # output samples emitted
-
-    def _kernel(self, frac: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        d = self._offsets[None, :] - frac[:, None]
-        window = (
-            0.42 + 0.5 * np.cos(np.pi * d / self._half) + 0.08 * np.cos(2 * np.pi * d / self._half)
-        )
-        taps = self._cutoff * np.sinc(self._cutoff * d) * window
-        # Unit gain at DC for every phase, so a constant stays exactly constant.
-        taps /= taps.sum(axis=1, keepdims=True)
-        return taps
-
-    def _produce(self, last_input: int, limit: int | None) -> npt.NDArray[np.float64]:
-        """Emit every output whose window ends at or before input index ``last_input``."""
-        # Output n needs inputs up to floor(n * down / up) + half.
-        n_end = ((last_input - self._half + 1) * self._up + self._down - 1) // self._down
-        if limit is not None:
-            n_end = min(n_end, limit)
-        if n_end <= self._produced:
-            return np.zeros(0, dtype=np.float64)
-        n = np.arange(self._produced, n_end, dtype=np.int64)
-        centre = (n * self._down) // self._up
-        phase = (n * self._down) % self._up
-        if self._table is not None:
-            taps = self._table[phase]
-        else:
-            taps = self._kernel(phase / self._up)
-        windows = self._buffer[(centre - self._base)[:, None] + self._offsets[None, :]]
-        out: npt.NDArray[np.float64] = np.einsum("ij,ij->i", windows, taps)
-        self._produced = n_end
-        # Keep only what the next output still needs.
-        keep_from = (n_end * self._down) // self._up - self._half + 1
-        drop = max(0, keep_from - self._base)
-        self._buffer = self._buffer[drop:]
-        self._base += drop
-        return out
+        self._ended = False
 
     def process(self, samples: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Feed input samples (floats); returns the output samples that are now complete."""
-        self._buffer = np.concatenate([self._buffer, np.asarray(samples, dtype=np.float64)])
-        self._consumed += len(samples)
-        return self._produce(self._base + len(self._buffer) - 1, None)
+        if self._ended:
+            raise AudioError("this stream was flushed: start a new StreamResampler")
+        return self._run(samples, last=False)
 
     def flush(self) -> npt.NDArray[np.float64]:
-        """End the stream: returns the rest, so the output lasts exactly as long as the input."""
-        total = -(-self._consumed * self._up // self._down)  # ceil(consumed * out / in)
-        self._buffer = np.concatenate([self._buffer, np.zeros(self._half, dtype=np.float64)])
-        return self._produce(self._base + len(self._buffer) - 1, total)
+        """End the stream: returns the rest. The whole output lasts ``in_samples * out_rate /
+        in_rate`` samples rounded to the nearest (libsoxr's rule). A second flush returns
+        nothing."""
+        if self._ended:
+            return np.zeros(0, dtype=np.float64)
+        self._ended = True
+        return self._run(np.zeros(0, dtype=np.float64), last=True)
+
+    def _run(self, samples: npt.NDArray[np.float64], last: bool) -> npt.NDArray[np.float64]:
+        chunk = np.ascontiguousarray(samples, dtype=np.float64).reshape(-1)
+        out: npt.NDArray[np.float64] = self._stream.resample_chunk(chunk, last=last)
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,9 +289,13 @@ class WavFileInput(AudioInput):
 
 
 def load_wav(path: str | os.PathLike[str]) -> Pcm:
-    """Read a whole WAV file as 48 kHz mono, exactly as long as the file (no frame padding)."""
+    """Read a whole WAV file as 48 kHz mono, as long as the file to the nearest sample (no frame
+    padding)."""
     with WavFileInput(path) as source:
-        expected = -(-source.input_frames * SAMPLE_RATE // source.sample_rate)
+        # input_frames * 48000 / rate, rounded half up: what StreamResampler emits.
+        expected = (2 * source.input_frames * SAMPLE_RATE + source.sample_rate) // (
+            2 * source.sample_rate
+        )
         pcm = np.concatenate([np.zeros(0, np.int16), *source.frames()])
     return pcm[:expected]
 
