@@ -22,6 +22,7 @@ __all__ = [
     "RULES",
     "Budget",
     "Refusal",
+    "Refused",
     "Rule",
     "Who",
     "authorise",
@@ -61,6 +62,15 @@ class Refusal:
 
     code: str
     text: str
+
+
+class Refused(Exception):
+    """A control message is refused: the server sends ``Error(code, text)`` and carries on."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
 
 
 _ANY, _KM, _AUTH = Who.ANY_MEMBER, Who.KEY_MANAGER, Who.AUTHORITY

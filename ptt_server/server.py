@@ -3,7 +3,7 @@
 One task per connection (a reader and a writer in a TaskGroup); everything
 else is event-driven: floor timers are armed per channel, presence is pushed
 to subscribers on change, and what the org authority (``ptt-admin``, a logged-in
-admin client) sends is applied the moment it arrives (:mod:`ptt_server.org_admin`).
+admin client) sends is applied the moment it arrives (:mod:`ptt_server.handlers.authority`).
 Nothing here ever holds a channel key or a signing key: rosters, credentials and
 revocation lists are verified against the pinned org root, envelopes and sealed
 texts are stored and forwarded as opaque bytes.
@@ -16,29 +16,28 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from crypto.epoch import read_envelope_header
-from crypto.errors import CredentialError, CryptoError
+from crypto.errors import CryptoError
 from crypto.identity import Credential, RevocationList, Role, TrustAnchor
 from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
-from ptt_protocol.errors import ProtocolError
-from ptt_protocol.login import login_statement
 from ptt_server import tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
+from ptt_server.handlers import HANDLERS, emergencies, keys, presence
+from ptt_server.handlers.authority import user_record
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
-from ptt_server.org_admin import Refused, on_directory, on_enroll, on_revocations, user_record
-from ptt_server.ratelimit import TokenBucket
+from ptt_server.policy import Refusal, Refused
 from ptt_server.relay import MediaRelay
+from ptt_server.session_core import Dispatch, LoginAttempt, RateLimits, ServerSessionCore
 from ptt_server.sessions import (
     OUTBOUND_QUEUE_LIMIT,
     TOO_SLOW,
@@ -46,67 +45,19 @@ from ptt_server.sessions import (
     Session,
     SessionTable,
 )
-from ptt_server.store import Emergency, Presence, Store, StoreError
-from ptt_server.store import KeyEnvelope as StoredEnvelope
+from ptt_server.store import Store, StoreError
 
 log = logging.getLogger("ptt_server")
 
 LOGIN_TIMEOUT = 10.0
-RECALL_CHUNK = 40
-"""Recorded frames per RecallFrames message: well under the 64 KiB frame limit."""
-RECALL_MAX_FRAMES = 6000
-"""Frames one RecallFrames request returns at most: two minutes of 20 ms frames."""
-PRESENCE_WRITE_INTERVAL = 5.0
-"""Seconds between store writes of one user's location reports (each is pushed at once)."""
 SEND_PIECE = 8192
 """Largest single TLS write (see _writer): measured 156 -> 80 KB per idle session."""
 PRUNE_INTERVAL = 3600.0
 """Seconds between sweeps of expired recordings and messages."""
-CREDENTIALS_CHUNK = 30
-"""Credentials (about 1.4 KB each) per Credentials message."""
-EMERGENCY_TIMER_SLACK = 0.001
-"""Held alerts are sent this long after their token is due, so the token is surely there."""
 
 
 class StartupError(Exception):
     """The server cannot start; the message says what to do."""
-
-
-_CREDENTIAL_ERROR_CODES = {
-    "expired": control.ERROR_CREDENTIAL_EXPIRED,
-    "not_yet_valid": control.ERROR_CREDENTIAL_EXPIRED,
-    "revoked": control.ERROR_CREDENTIAL_REVOKED,
-    "foreign_root": control.ERROR_UNKNOWN_ROOT,
-}
-
-
-def _credential_error_code(exc: CredentialError) -> str:
-    return _CREDENTIAL_ERROR_CODES.get(exc.reason, control.ERROR_AUTH_FAILED)
-
-
-def _roster_message(channel: Channel) -> control.RosterUpdate:
-    assert channel.signed_roster is not None
-    return control.RosterUpdate(
-        channel_id=channel.channel_id,
-        version=channel.roster_version,
-        signed_roster=channel.signed_roster,
-    )
-
-
-def _envelope_message(envelope: StoredEnvelope) -> control.KeyEnvelope:
-    return control.KeyEnvelope(
-        channel_id=envelope.channel_id,
-        epoch=envelope.epoch,
-        recipient=envelope.recipient,
-        envelope=envelope.envelope,
-    )
-
-
-def _cancel_message(alert: Emergency) -> control.EmergencyCancel:
-    """The cancel of an alert that is over (merged alerts were closed by nobody: the raiser)."""
-    return control.EmergencyCancel(
-        alert_id=alert.alert_id, by_user=alert.cancelled_by or alert.user_id
-    )
 
 
 class RelayServer:
@@ -142,6 +93,11 @@ class RelayServer:
             t2_officer=config.floor_t2_officer,
             t2_dispatcher=config.floor_t2_dispatcher,
             t3_grace=config.floor_t3_grace,
+        )
+        self._rate_limits = RateLimits(
+            floor_per_s=config.rate_floor_per_s,
+            messages_per_s=config.rate_messages_per_s,
+            control_bytes_per_s=config.rate_control_bytes_per_s,
         )
         self._ws_server: Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -330,7 +286,7 @@ class RelayServer:
         channel.signed_roster = signed
         # The relay's KID check: the verified roster's order is the members' sender indexes.
         channel.install_senders(roster)
-        update = control.encode(_roster_message(channel))
+        update = control.encode(keys.roster_message(channel))
         now = self._loop_clock()
         for user in members | removed:
             session = self.sessions.by_user.get(user)
@@ -353,7 +309,7 @@ class RelayServer:
                 continue
             for envelope in await self.store.envelopes_for(user):
                 if envelope.channel_id == channel.channel_id:
-                    session.send(_envelope_message(envelope))
+                    session.send(keys.envelope_message(envelope))
                     self._key_delivered(envelope.channel_id, envelope.epoch)
 
     def _key_delivered(self, channel_id: int, epoch: int) -> None:
@@ -418,36 +374,30 @@ class RelayServer:
             await ws.send(control.encode(control.Error(code=code, text=text)))
 
     async def _login(self, ws: ServerConnection) -> Session | None:
-        nonce = secrets.token_bytes(control.NONCE_SIZE)
+        now = self._loop_clock()
+        core = ServerSessionCore(
+            secrets.token_bytes(control.NONCE_SIZE),
+            self.trust,
+            self._tls_fingerprint_bytes,
+            self._rate_limits,
+            now,
+            LOGIN_TIMEOUT,
+        )
         try:
-            await ws.send(
-                control.encode(control.Hello(server_nonce=nonce, server_time=time.time()))
-            )
-            raw = await asyncio.wait_for(ws.recv(decode=False), LOGIN_TIMEOUT)
-            message = control.decode(raw)
+            await ws.send(control.encode(core.hello(time.time())))
+            async with asyncio.timeout(LOGIN_TIMEOUT):
+                raw = await ws.recv(decode=False)
         except (TimeoutError, websockets.ConnectionClosed):
             return None
-        except ProtocolError as exc:
-            await self._send_error(ws, control.ERROR_BAD_MESSAGE, str(exc))
+        verdict = core.receive(raw, self._loop_clock(), time.time())
+        if not isinstance(verdict, LoginAttempt):
+            assert isinstance(verdict, Refusal)
+            if verdict.code != control.ERROR_BAD_MESSAGE:
+                self.metrics.logins.labels("refused").inc()
+            await self._send_error(ws, verdict.code, verdict.text)
             return None
-        if not isinstance(message, control.Login):
-            await self._send_error(ws, control.ERROR_BAD_MESSAGE, "log in first")
-            return None
+        credential = verdict.credential
         now = time.time()
-        try:
-            credential = self.trust.verify_credential(message.credential, now)
-            credential.verify_signature(
-                login_statement(nonce, message.client_nonce, self._tls_fingerprint_bytes),
-                message.signature,
-            )
-        except CredentialError as exc:
-            self.metrics.logins.labels("refused").inc()
-            await self._send_error(ws, _credential_error_code(exc), str(exc))
-            return None
-        except CryptoError as exc:
-            self.metrics.logins.labels("refused").inc()
-            await self._send_error(ws, control.ERROR_AUTH_FAILED, f"login refused: {exc}")
-            return None
         try:
             enrolled = await self.store.get_user(credential.user_id)
         except StoreError as exc:
@@ -477,7 +427,8 @@ class RelayServer:
                 f" ask an operator to run `ptt-admin enroll {credential.user_id}`",
             )
             return None
-        session, hop_key = self._new_session(ws, credential)
+        core.logged_in(credential)
+        session, hop_key = self._new_session(ws, credential, core)
         previous = self.sessions.add(session)
         if previous is not None:
             previous.send(
@@ -510,7 +461,7 @@ class RelayServer:
         )
         try:
             await self._send_initial_state(session)
-            await self._set_presence(session, online=True)
+            await presence.set_presence(self, session, online=True)
         except StoreError as exc:
             log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
             session.closing_reason = "server storage error"
@@ -522,13 +473,13 @@ class RelayServer:
         )
         return session
 
-    def _new_session(self, ws: ServerConnection, credential: Credential) -> tuple[Session, bytes]:
+    def _new_session(
+        self, ws: ServerConnection, credential: Credential, core: ServerSessionCore
+    ) -> tuple[Session, bytes]:
         """A session and its hop secret (sent once in LoginOk, never kept elsewhere)."""
-        now = self._loop_clock()
         hop_key = secrets.token_bytes(media.HOP_KEY_SIZE)
         index = self.sessions.new_index()
         outbound = OutboundQueue(OUTBOUND_QUEUE_LIMIT)
-        config = self.config
 
         def close(reason: str) -> None:
             session.closing_reason = reason
@@ -543,13 +494,7 @@ class RelayServer:
             credential=credential,
             hop=media.HopSession(index, hop_key, "server"),
             outbound=outbound,
-            floor_limit=TokenBucket(config.rate_floor_per_s, config.rate_floor_per_s * 2, now),
-            message_limit=TokenBucket(
-                config.rate_messages_per_s, config.rate_messages_per_s * 3, now
-            ),
-            byte_limit=TokenBucket(
-                config.rate_control_bytes_per_s, config.rate_control_bytes_per_s * 2, now
-            ),
+            core=core,
             close=close,
         )
         return session, hop_key
@@ -571,9 +516,9 @@ class RelayServer:
         session.send(self._channel_list(user))
         for channel in mine:
             if channel.signed_roster is not None:
-                session.send(_roster_message(channel))
+                session.send(keys.roster_message(channel))
         for envelope in await self.store.envelopes_for(user):
-            session.send(_envelope_message(envelope))
+            session.send(keys.envelope_message(envelope))
             self._key_delivered(envelope.channel_id, envelope.epoch)
         for message in await self.store.pending_for(user):
             session.send(
@@ -599,24 +544,7 @@ class RelayServer:
                 or alert.channel_id in channel_ids
                 or alert.user_id == user
             ):
-                self._send_alert(session, alert)
-
-    def _send_alert(self, session: Session, alert: Emergency) -> None:
-        """The alert as stored (its first time, newest location) and its ack, if any."""
-        session.send(
-            control.EmergencyAlert(
-                alert_id=alert.alert_id,
-                user_id=alert.user_id,
-                channel_id=alert.channel_id or 0,
-                sealed_location=alert.sealed_location,
-                raised_at=alert.raised_at,
-            ),
-            urgent=True,
-        )
-        if alert.acked_by is not None:
-            session.send(
-                control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by), urgent=True
-            )
+                emergencies.send_alert(self, session, alert)
 
     async def _writer(self, ws: ServerConnection, session: Session) -> None:
         queue = session.outbound
@@ -635,27 +563,17 @@ class RelayServer:
             del data  # do not keep the last message alive while waiting for the next
 
     async def _reader(self, ws: ServerConnection, session: Session) -> None:
+        core = session.core
         async for raw in ws:
-            if isinstance(raw, str):
-                session.send(
-                    control.Error(code=control.ERROR_BAD_MESSAGE, text="binary frames only")
-                )
+            verdict = core.receive(raw, self._loop_clock(), time.time())
+            if isinstance(verdict, Refusal):
+                self.metrics.control_errors.labels(verdict.code).inc()
+                session.send(control.Error(code=verdict.code, text=verdict.text))
                 continue
-            now = self._loop_clock()
-            if not session.byte_limit.take(now, len(raw)):
-                self.metrics.control_errors.labels(control.ERROR_RATE_LIMITED).inc()
-                session.send(
-                    control.Error(code=control.ERROR_RATE_LIMITED, text="too many bytes: slow down")
-                )
-                continue
+            if not isinstance(verdict, Dispatch):
+                continue  # a Login on a live session is refused by the core itself
             try:
-                message = control.decode(raw)
-            except ProtocolError as exc:
-                self.metrics.control_errors.labels(control.ERROR_BAD_MESSAGE).inc()
-                session.send(control.Error(code=control.ERROR_BAD_MESSAGE, text=str(exc)))
-                continue
-            try:
-                await self._dispatch(session, message, now)
+                await self._dispatch(session, verdict.message, self._loop_clock())
             except Refused as refused:
                 self.metrics.control_errors.labels(refused.code).inc()
                 session.send(control.Error(code=refused.code, text=refused.text))
@@ -684,7 +602,7 @@ class RelayServer:
             session.presence_flush = None
         if not self._stopping:
             with contextlib.suppress(StoreError):
-                await self._set_presence(session, online=False)
+                await presence.set_presence(self, session, online=False)
         log.info(
             "logout", extra={"fields": {"user": session.user_id, "reason": session.closing_reason}}
         )
@@ -700,615 +618,15 @@ class RelayServer:
     # --- control messages ------------------------------------------------------------------
 
     async def _dispatch(self, session: Session, message: control.Message, now: float) -> None:
-        handler = self._handlers.get(type(message))
+        handler = HANDLERS.get(type(message))
         if handler is None:
             raise Refused(
                 control.ERROR_BAD_MESSAGE, f"{control.tag_of(message)} is not for the server"
             )
         await handler(self, session, message, now)
 
-    def _channel_for(
-        self, session: Session, channel_id: int, *, affiliated: bool = False
-    ) -> Channel:
-        channel = self.channels.get(channel_id)
-        if channel is None:
-            raise Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
-        if session.user_id not in channel.members:
-            raise Refused(
-                control.ERROR_NOT_MEMBER,
-                f"you are not on the roster of {channel.name!r}: ask a dispatcher",
-            )
-        if affiliated and channel_id not in session.affiliated:
-            raise Refused(control.ERROR_FORBIDDEN, f"affiliate to {channel.name!r} first")
-        return channel
-
-    async def _on_affiliate(self, session: Session, msg: control.Affiliate, now: float) -> None:
-        channel = self._channel_for(session, msg.channel_id)
-        session.send_encoded(channel.affiliated_message())
-        channel.add_listener(session)
-        if session.selected_channel is None:
-            session.selected_channel = channel.channel_id
-        self.metrics.channels.set(sum(1 for c in self.channels.values() if c.listeners))
-        await self._set_presence(session, online=True)
-
-    async def _on_deaffiliate(self, session: Session, msg: control.Deaffiliate, now: float) -> None:
-        channel = self.channels.get(msg.channel_id)
-        if channel is not None and msg.channel_id in session.affiliated:
-            channel.remove_listener(session, now)
-        session.send(control.Deaffiliated(channel_id=msg.channel_id, reason="at your request"))
-
-    async def _on_select(self, session: Session, msg: control.SelectChannel, now: float) -> None:
-        self._channel_for(session, msg.channel_id, affiliated=True)
-        session.selected_channel = msg.channel_id
-        await self._set_presence(session, online=True)
-
-    def _effective_priority(self, session: Session, requested: int) -> floor.Priority:
-        """The priority a request gets: the role's, raised only where the user may raise it."""
-        if requested >= floor.Priority.EMERGENCY and session.emergency_alert is not None:
-            return floor.Priority.EMERGENCY
-        if requested >= floor.Priority.IMMINENT_PERIL:
-            return floor.Priority.IMMINENT_PERIL
-        if session.credential.is_key_manager():
-            return floor.Priority.DISPATCHER
-        return floor.Priority.OFFICER
-
-    async def _on_floor_request(
-        self, session: Session, msg: control.FloorRequest, now: float
-    ) -> None:
-        channel = self._channel_for(session, msg.channel_id, affiliated=True)
-        if not session.floor_limit.take(now):
-            raise Refused(control.ERROR_RATE_LIMITED, "too many floor requests: slow down")
-        channel.request_floor(session, self._effective_priority(session, msg.priority), now)
-
-    async def _on_floor_release(
-        self, session: Session, msg: control.FloorRelease, now: float
-    ) -> None:
-        channel = self.channels.get(msg.channel_id)
-        if channel is not None:
-            channel.release_floor(session, now)
-
-    async def _on_media_tunnel(
-        self, session: Session, msg: control.MediaTunnel, now: float
-    ) -> None:
-        if self.relay is not None:
-            self.relay.receive_tunnelled(session, msg.datagram)
-
-    async def _on_ping(self, session: Session, msg: control.Ping, now: float) -> None:
-        session.send(control.Pong(nonce=msg.nonce))
-
-    # presence
-
-    async def _set_presence(
-        self,
-        session: Session,
-        *,
-        online: bool,
-        location: bytes | None = None,
-        durable: bool = True,
-    ) -> None:
-        """Push the user's presence to dispatchers now and store it.
-
-        A location report (``durable=False``) is stored at most once every
-        ``PRESENCE_WRITE_INTERVAL`` per user: every report used to cost a store read and a
-        write on the one store thread. The next durable change (status, channel, logout)
-        stores the newest location anyway.
-        """
-        if session.credential.role is Role.ADMIN:
-            return  # the org authority administers; it is not an officer on the air
-        if not session.presence_loaded:
-            previous = await self.store.get_presence(session.user_id)
-            session.presence_loaded = True
-            if session.sealed_location is None and previous is not None:
-                session.sealed_location = previous.sealed_location
-        if location is not None:
-            session.sealed_location = location
-        status = session.status if online else control.STATUS_OFFLINE
-        presence = Presence(
-            user_id=session.user_id,
-            status=status,
-            online=online,
-            last_seen=time.time(),
-            sealed_location=session.sealed_location,
-        )
-        now = self._loop_clock()
-        wait = session.presence_written_at + PRESENCE_WRITE_INTERVAL - now
-        if durable or wait <= 0 or not session.location_stored:
-            if session.presence_flush is not None:
-                session.presence_flush.cancel()
-                session.presence_flush = None
-            session.presence_written_at = now
-            session.location_stored = session.sealed_location is not None
-            await self.store.put_presence(presence)  # stored before anyone is told
-            self._push_presence(session, presence)
-            return
-        self._push_presence(session, presence)
-        if session.presence_flush is None:
-            # Written behind: the newest location goes to the store when the interval ends.
-            session.presence_flush = asyncio.get_running_loop().call_later(
-                wait, self._flush_presence, session
-            )
-
-    def _flush_presence(self, session: Session) -> None:
-        session.presence_flush = None
-        if self.sessions.by_user.get(session.user_id) is session and not self._stopping:
-            self._spawn(self._set_presence(session, online=True))
-
-    def _push_presence(self, session: Session, presence: Presence) -> None:
-        update = control.encode(
-            control.PresenceUpdate(
-                user_id=presence.user_id,
-                display_name=session.credential.display_name,
-                online=presence.online,
-                status=presence.status,  # type: ignore[arg-type]
-                channel_id=session.selected_channel,
-                last_seen=presence.last_seen,
-                sealed_location=presence.sealed_location,
-            )
-        )
-        for subscriber in self.dispatchers:
-            if subscriber.presence_subscriber and subscriber is not session:
-                subscriber.send_encoded(update)
-
-    async def _on_presence_subscribe(
-        self, session: Session, msg: control.PresenceSubscribe, now: float
-    ) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(control.ERROR_FORBIDDEN, "only dispatchers watch presence")
-        session.presence_subscriber = True
-        wanted = set(msg.user_ids) if msg.user_ids is not None else None
-        names = {u.user_id: u.display_name for u in await self.store.list_users()}
-        for presence in await self.store.all_presence():
-            if wanted is not None and presence.user_id not in wanted:
-                continue
-            live = self.sessions.by_user.get(presence.user_id)
-            session.send(
-                control.PresenceUpdate(
-                    user_id=presence.user_id,
-                    display_name=names.get(presence.user_id, ""),
-                    online=live is not None,
-                    status=presence.status if live is not None else control.STATUS_OFFLINE,  # type: ignore[arg-type]
-                    channel_id=live.selected_channel if live is not None else None,
-                    last_seen=presence.last_seen,
-                    sealed_location=presence.sealed_location,
-                )
-            )
-
-    async def _on_set_status(self, session: Session, msg: control.SetStatus, now: float) -> None:
-        if msg.status == control.STATUS_OFFLINE:
-            raise Refused(control.ERROR_BAD_MESSAGE, "log out to go offline")
-        if not session.message_limit.take(now):
-            # Each status change reaches every presence subscriber: bounded like texts.
-            raise Refused(control.ERROR_RATE_LIMITED, "too many status changes: slow down")
-        session.status = msg.status
-        await self._set_presence(session, online=True)
-
-    async def _on_location(self, session: Session, msg: control.LocationReport, now: float) -> None:
-        if not session.message_limit.take(now):
-            raise Refused(control.ERROR_RATE_LIMITED, "too many location reports: slow down")
-        await self._set_presence(session, online=True, location=msg.sealed_location, durable=False)
-
-    # messages
-
-    async def _on_text_send(self, session: Session, msg: control.TextSend, now: float) -> None:
-        if not session.message_limit.take(now):
-            raise Refused(control.ERROR_RATE_LIMITED, "too many messages: slow down")
-        if msg.to_channel is not None:
-            channel = self._channel_for(session, msg.to_channel)
-            recipients = sorted(channel.members - {session.user_id})
-        else:
-            assert msg.to_user is not None
-            if await self.store.get_user(msg.to_user) is None:
-                raise Refused(control.ERROR_NOT_FOUND, f"no user {msg.to_user!r}")
-            recipients = [msg.to_user]
-        sent_at = time.time()
-        new = await self.store.store_message(
-            msg.message_id,
-            session.user_id,
-            msg.to_user,
-            msg.to_channel,
-            msg.sealed,
-            sent_at,
-            recipients,
-        )
-        session.send(
-            # by_user must be a non-empty Id or the client's decoder refuses the whole frame.
-            control.TextReceipt(
-                message_id=msg.message_id, kind=control.RECEIPT_STORED, by_user=session.user_id
-            )
-        )
-        if not new:
-            return  # a resend after reconnect: already stored and delivered once
-        self.metrics.messages.inc()
-        deliver = control.encode(
-            control.TextDeliver(
-                message_id=msg.message_id,
-                from_user=session.user_id,
-                to_user=msg.to_user,
-                to_channel=msg.to_channel,
-                sealed=msg.sealed,
-                sent_at=sent_at,
-            )
-        )
-        for user in recipients:
-            recipient = self.sessions.by_user.get(user)
-            if recipient is not None:
-                recipient.send_encoded(deliver)
-
-    async def _on_text_receipt(
-        self, session: Session, msg: control.TextReceipt, now: float
-    ) -> None:
-        if msg.kind == control.RECEIPT_READ:
-            changed = await self.store.mark_read(msg.message_id, session.user_id, time.time())
-        elif msg.kind == control.RECEIPT_DELIVERED:
-            changed = await self.store.mark_delivered(msg.message_id, session.user_id, time.time())
-        else:
-            raise Refused(control.ERROR_BAD_MESSAGE, "clients send delivered or read receipts")
-        stored = await self.store.get_message(msg.message_id)
-        if changed and stored is not None:
-            sender = self.sessions.by_user.get(stored.from_user)
-            if sender is not None:
-                sender.send(
-                    control.TextReceipt(
-                        message_id=msg.message_id, kind=msg.kind, by_user=session.user_id
-                    )
-                )
-
     # keys
-
-    async def _on_credential_request(
-        self, session: Session, msg: control.CredentialRequest, now: float
-    ) -> None:
-        if not session.message_limit.take(now):
-            raise Refused(control.ERROR_RATE_LIMITED, "too many credential requests: slow down")
-        # One store call for the whole list, each user once (a list of 1,000 ids was 1,000
-        # serial store calls on the one store thread).
-        found = [user.credential for user in await self.store.get_users(msg.user_ids)]
-        for start in range(0, max(len(found), 1), CREDENTIALS_CHUNK):
-            session.send(
-                control.Credentials(credentials=tuple(found[start : start + CREDENTIALS_CHUNK]))
-            )
-
-    async def _on_roster_update(
-        self, session: Session, msg: control.RosterUpdate, now: float
-    ) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin changes a roster")
-        channel = self.channels.get(msg.channel_id)
-        if channel is None:
-            raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
-        probe = RosterState(msg.channel_id)
-        try:
-            roster = probe.accept(msg.signed_roster, self.trust, time.time())
-        except CryptoError as exc:
-            raise Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
-        if roster.version <= channel.roster_version:
-            raise Refused(
-                control.ERROR_FORBIDDEN,
-                f"roster version {roster.version} is not newer than {channel.roster_version}",
-            )
-        members = frozenset(m.user_id for m in roster.members)
-        await self.store.put_roster(msg.channel_id, roster.version, msg.signed_roster, members)
-        self._install_roster(channel, roster.version, msg.signed_roster, members)
-
-    async def _on_key_envelope(
-        self, session: Session, msg: control.KeyEnvelope, now: float
-    ) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(
-                control.ERROR_FORBIDDEN, "only a dispatcher or admin hands out channel keys"
-            )
-        try:
-            header = read_envelope_header(msg.envelope)
-        except CryptoError:
-            raise Refused(control.ERROR_BAD_MESSAGE, "that is not a key envelope") from None
-        if (header.channel_id, header.epoch, header.recipient) != (
-            msg.channel_id,
-            msg.epoch,
-            msg.recipient,
-        ):
-            raise Refused(
-                control.ERROR_BAD_MESSAGE,
-                "the envelope is addressed otherwise than the message says",
-            )
-        if header.epoch != header.roster_version:
-            # One numbering rule for every key manager: epoch N is made for roster version
-            # N. Roster versions only go up and the server accepts each once, so two
-            # dispatchers (or a dispatcher and ptt-admin) can never make two keys for one
-            # epoch number.
-            raise Refused(
-                control.ERROR_BAD_MESSAGE,
-                f"epoch {header.epoch} is not numbered after its roster version"
-                f" {header.roster_version}: epoch N is made for roster version N",
-            )
-        channel = self.channels.get(msg.channel_id)
-        if channel is None or msg.recipient not in channel.members:
-            raise Refused(
-                control.ERROR_NOT_MEMBER,
-                f"{msg.recipient!r} is not on the roster of channel {msg.channel_id}",
-            )
-        if header.roster_version != channel.roster_version:
-            raise Refused(
-                control.ERROR_FORBIDDEN,
-                f"the envelope is for roster version {header.roster_version} of channel"
-                f" {msg.channel_id}, whose roster is version {channel.roster_version}:"
-                " publish the roster first (or someone else changed it: start again)",
-            )
-        await self.store.put_envelopes(
-            msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
-        )
-        # The sending dispatcher holds this key already, and may talk under it in a second.
-        self._key_delivered(msg.channel_id, msg.epoch)
-        recipient = self.sessions.by_user.get(msg.recipient)
-        if recipient is not None:
-            recipient.send(
-                control.KeyEnvelope(
-                    channel_id=msg.channel_id,
-                    epoch=msg.epoch,
-                    recipient=msg.recipient,
-                    sender=session.user_id,
-                    envelope=msg.envelope,
-                )
-            )
 
     # emergencies
 
-    def _emergency_audience(
-        self, channel_id: int | None, raiser: str | None = None
-    ) -> set[Session]:
-        """Every dispatcher, the channel's listeners and (for acks and cancels) the raiser."""
-        audience = set(self.dispatchers)
-        channel = self.channels.get(channel_id) if channel_id is not None else None
-        if channel is not None:
-            audience.update(channel.listeners.values())
-        raiser_session = self.sessions.by_user.get(raiser) if raiser is not None else None
-        if raiser_session is not None:
-            audience.add(raiser_session)
-        return audience
-
-    async def _on_emergency_alert(
-        self, session: Session, msg: control.EmergencyAlert, now: float
-    ) -> None:
-        if msg.user_id != session.user_id:
-            raise Refused(control.ERROR_FORBIDDEN, "raise emergencies for yourself only")
-        # An emergency is never refused: a channel the officer is not on is replaced by
-        # the selected one, and every dispatcher gets the alert whatever the channel.
-        channel_id: int | None = msg.channel_id
-        channel = self.channels.get(msg.channel_id)
-        if channel is None or session.user_id not in channel.members:
-            channel_id = session.selected_channel
-        # One active emergency per user: the store merges a press with a fresh id into it.
-        raised = await self.store.raise_emergency(
-            msg.alert_id, session.user_id, channel_id, msg.sealed_location, time.time()
-        )
-        alert = raised.alert
-        if raised.outcome == "foreign":
-            raise Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")
-        if raised.outcome == "closed":
-            # A late retry of an alert that is over: the radio hears so, nobody else again.
-            session.send(_cancel_message(alert))
-            return
-        session.emergency_alert = alert.alert_id
-        session.status = control.STATUS_EMERGENCY
-        new = raised.outcome == "created"
-        if new:
-            self.metrics.emergencies.inc()
-            log.warning(
-                "emergency", extra={"fields": {"user": session.user_id, "channel": channel_id}}
-            )
-        if not self.emergency_broadcasts.raised(
-            session.user_id, alert.alert_id, msg.alert_id, now, new=new
-        ):
-            # Past this user's limit: recorded, and its newest state goes out once the limit
-            # allows. No Error: nothing was refused, and a radio must not retry an emergency.
-            self.metrics.emergencies_held.inc()
-            self._send_alert(session, alert)  # the radio learns the id it was recorded under
-            self._arm_emergency_timer()
-            return
-        self._broadcast_alert(alert)
-        await self._set_presence(session, online=True, location=msg.sealed_location)
-
-    def _broadcast_alert(self, alert: Emergency) -> None:
-        for target in self._emergency_audience(alert.channel_id, alert.user_id):
-            self._send_alert(target, alert)
-
-    def _arm_emergency_timer(self) -> None:
-        due = self.emergency_broadcasts.next_due()
-        if due is None or self._stopping:
-            return
-        due += EMERGENCY_TIMER_SLACK
-        if self._emergency_timer is not None:
-            if self._emergency_timer.when() <= due:
-                return
-            self._emergency_timer.cancel()
-        self._emergency_timer = asyncio.get_running_loop().call_at(due, self._on_emergency_timer)
-
-    def _on_emergency_timer(self) -> None:
-        self._emergency_timer = None
-        if not self._stopping:  # held alerts are stored: consoles get them at their next login
-            self._spawn(self._send_held_alerts())
-
-    async def _send_held_alerts(self) -> None:
-        """Broadcast the held alerts whose users have a token again, each as stored now."""
-        for user_id, alert_id in self.emergency_broadcasts.due(self._loop_clock()):
-            try:
-                alert = await self.store.get_emergency(alert_id)
-                if alert is None or not alert.active:
-                    continue
-                self._broadcast_alert(alert)
-                raiser = self.sessions.by_user.get(user_id)
-                if raiser is not None:
-                    await self._set_presence(raiser, online=True, location=alert.sealed_location)
-            except StoreError as exc:
-                # Still in the store: every console gets the alert when it next logs in.
-                log.error("held emergency not sent", extra={"fields": {"error": str(exc)}})
-        self._arm_emergency_timer()
-
-    async def _on_emergency_ack(
-        self, session: Session, msg: control.EmergencyAck, now: float
-    ) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher acknowledges an emergency")
-        alert = await self.store.get_emergency(msg.alert_id)
-        if alert is None:
-            raise Refused(control.ERROR_NOT_FOUND, "no such emergency")
-        if not await self.store.ack_emergency(msg.alert_id, session.user_id, time.time()):
-            # Acknowledged or cancelled already: the acker learns by whom; nobody hears it twice.
-            current = await self.store.get_emergency(msg.alert_id) or alert
-            if not current.active:
-                session.send(_cancel_message(current))
-            elif current.acked_by is not None:
-                session.send(control.EmergencyAck(alert_id=msg.alert_id, by_user=current.acked_by))
-            return
-        ack = control.encode(control.EmergencyAck(alert_id=msg.alert_id, by_user=session.user_id))
-        for target in self._emergency_audience(alert.channel_id, alert.user_id):
-            target.send_encoded(ack)
-
-    async def _on_emergency_cancel(
-        self, session: Session, msg: control.EmergencyCancel, now: float
-    ) -> None:
-        alert_id = self.emergency_broadcasts.resolve(session.user_id, msg.alert_id)
-        alert = await self.store.get_emergency(alert_id)
-        if alert is None:
-            raise Refused(control.ERROR_NOT_FOUND, "no such emergency")
-        if alert.user_id != session.user_id and not session.credential.is_key_manager():
-            raise Refused(
-                control.ERROR_FORBIDDEN, "only the officer or a dispatcher cancels an emergency"
-            )
-        if not await self.store.cancel_emergency(alert_id, session.user_id, time.time()):
-            # Cancelled already: the canceller learns by whom; nobody hears it twice.
-            session.send(_cancel_message(await self.store.get_emergency(alert_id) or alert))
-            return
-        # An alert cancelled while still held was never sent out: its cancel is news to nobody.
-        news = self.emergency_broadcasts.cancelled(alert.user_id, alert_id)
-        raiser = self.sessions.by_user.get(alert.user_id)
-        if raiser is not None and raiser.emergency_alert == alert_id:
-            raiser.emergency_alert = None
-            raiser.status = control.STATUS_AVAILABLE
-            if news:
-                await self._set_presence(raiser, online=True)
-        cancel = control.encode(control.EmergencyCancel(alert_id=alert_id, by_user=session.user_id))
-        targets = self._emergency_audience(alert.channel_id, alert.user_id) if news else {session}
-        for target in targets:
-            target.send_encoded(cancel)
-
     # channel management (dispatchers) and instant recall
-
-    async def _on_channel_create(
-        self, session: Session, msg: control.ChannelCreate, now: float
-    ) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher or admin creates channels")
-        if await self.store.channel_by_name(msg.name) is not None:
-            raise Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
-        channel_id = await self.store.create_channel(msg.name, time.time())
-        await self._sync_channel(channel_id, msg.name)
-        session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
-
-    async def _on_regroup(self, session: Session, msg: control.Regroup, now: float) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher regroups officers")
-        channel = self.channels.get(msg.channel_id)
-        if channel is None:
-            raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
-        outside = [u for u in msg.user_ids if u not in channel.members]
-        if outside:
-            raise Refused(
-                control.ERROR_NOT_MEMBER, f"publish a roster with {outside[0]!r} on it first"
-            )
-        for user in msg.user_ids:
-            target = self.sessions.by_user.get(user)
-            if target is not None:
-                target.send(
-                    control.Regroup(channel_id=msg.channel_id, user_ids=(user,), until=msg.until)
-                )
-
-    async def _on_ungroup(self, session: Session, msg: control.Ungroup, now: float) -> None:
-        if not session.credential.is_key_manager():
-            raise Refused(control.ERROR_FORBIDDEN, "only a dispatcher ends a regroup")
-        channel = self.channels.get(msg.channel_id)
-        if channel is None:
-            raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
-        for user in channel.members:
-            target = self.sessions.by_user.get(user)
-            if target is not None:
-                target.send(control.Ungroup(channel_id=msg.channel_id))
-
-    async def _on_recall_list(self, session: Session, msg: control.RecallList, now: float) -> None:
-        self._channel_for(session, msg.channel_id)
-        if not session.message_limit.take(now):
-            raise Refused(control.ERROR_RATE_LIMITED, "too many recall requests: slow down")
-        bursts = await self.store.recent_bursts(msg.channel_id, msg.limit)
-        session.send(
-            control.RecallList(
-                channel_id=msg.channel_id,
-                limit=msg.limit,
-                bursts=tuple(
-                    control.BurstInfo(
-                        burst_key=b.burst_key,
-                        burst_id=b.burst_id,
-                        talker=b.talker,
-                        priority=b.priority,
-                        started_at=b.started_at,
-                        duration=b.duration or 0.0,
-                        frame_count=b.frame_count,
-                    )
-                    for b in bursts
-                ),
-            )
-        )
-
-    async def _on_recall_frames(
-        self, session: Session, msg: control.RecallFrames, now: float
-    ) -> None:
-        self._channel_for(session, msg.channel_id)
-        if not session.message_limit.take(now):
-            raise Refused(control.ERROR_RATE_LIMITED, "too many recall requests: slow down")
-        burst = await self.store.get_burst(msg.channel_id, msg.burst_key)
-        if burst is None:
-            raise Refused(control.ERROR_NOT_FOUND, "no such recording on this channel")
-        # Bounded: the longest burst the floor allows is minutes; a larger recording is
-        # sent up to RECALL_MAX_FRAMES, so one request cannot fill the session's queue.
-        frames = (await self.store.burst_frames(msg.burst_key))[:RECALL_MAX_FRAMES]
-        chunk = RECALL_CHUNK
-        for start in range(0, max(len(frames), 1), chunk):
-            part = frames[start : start + chunk]
-            session.send(
-                control.RecallFrames(
-                    channel_id=msg.channel_id,
-                    burst_key=msg.burst_key,
-                    frames=tuple(
-                        control.RecalledFrame(sequence=f.seq, flags=f.flags, frame=f.frame)
-                        for f in part
-                    ),
-                    last=start + chunk >= len(frames),
-                )
-            )
-
-    _handlers: ClassVar[dict[type[Any], Callable[[Any, Session, Any, float], Awaitable[None]]]] = {
-        control.Affiliate: _on_affiliate,
-        control.Deaffiliate: _on_deaffiliate,
-        control.SelectChannel: _on_select,
-        control.FloorRequest: _on_floor_request,
-        control.FloorRelease: _on_floor_release,
-        control.MediaTunnel: _on_media_tunnel,
-        control.Ping: _on_ping,
-        control.PresenceSubscribe: _on_presence_subscribe,
-        control.SetStatus: _on_set_status,
-        control.LocationReport: _on_location,
-        control.TextSend: _on_text_send,
-        control.TextReceipt: _on_text_receipt,
-        control.CredentialRequest: _on_credential_request,
-        control.RosterUpdate: _on_roster_update,
-        control.KeyEnvelope: _on_key_envelope,
-        control.EmergencyAlert: _on_emergency_alert,
-        control.EmergencyAck: _on_emergency_ack,
-        control.EmergencyCancel: _on_emergency_cancel,
-        control.ChannelCreate: _on_channel_create,
-        control.Regroup: _on_regroup,
-        control.Ungroup: _on_ungroup,
-        control.RecallList: _on_recall_list,
-        control.RecallFrames: _on_recall_frames,
-        control.Enroll: on_enroll,
-        control.RevocationUpdate: on_revocations,
-        control.DirectoryRequest: on_directory,
-    }

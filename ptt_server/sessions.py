@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from crypto.identity import Credential
 from ptt_protocol import control
 from ptt_protocol.media import HopSession
-from ptt_server.ratelimit import TokenBucket
+from ptt_server.session_core import ServerSessionCore
 
 OUTBOUND_QUEUE_LIMIT = 2048
 """Control messages waiting for one client; past this the client is too slow and is dropped."""
@@ -84,9 +84,8 @@ class Session:
     credential: Credential
     hop: HopSession
     outbound: OutboundQueue
-    floor_limit: TokenBucket
-    message_limit: TokenBucket
-    byte_limit: TokenBucket
+    core: ServerSessionCore
+    """The connection's protocol state: phase, authorisation and rate budgets (pure)."""
     close: Callable[[str], None]
     """Ask the connection to close with a reason (used for revocation and slow consumers)."""
     affiliated: set[int] = field(default_factory=set)

@@ -8,7 +8,6 @@ import secrets
 
 from crypto.epoch import new_epoch_key, wrap_epoch
 from ptt_protocol import control, media
-from ptt_server.ratelimit import TokenBucket
 from ptt_server.server import RelayServer
 from ptt_server.sessions import OUTBOUND_BYTES_LIMIT, OUTBOUND_QUEUE_LIMIT, OutboundQueue, Session
 from tests.orgfixture import Org, start_server
@@ -61,9 +60,7 @@ def test_a_slow_consumer_is_cut_off_by_bytes_before_the_message_count() -> None:
             credential=None,  # type: ignore[arg-type]
             hop=media.HopSession(1, bytes(32), "server"),
             outbound=queue,
-            floor_limit=TokenBucket(1, 1, 0),
-            message_limit=TokenBucket(1, 1, 0),
-            byte_limit=TokenBucket(1, 1, 0),
+            core=None,  # type: ignore[arg-type]
             close=closed.append,
         )
         big = control.encode(control.Credentials(credentials=(bytes(16_000),) * 3))

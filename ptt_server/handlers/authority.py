@@ -7,8 +7,9 @@ envelopes every key manager sends. The relay checks each signature against the
 pinned ``root.pub``, stores what it is given and applies it at once (no polling):
 it can refuse an object, never make one.
 
-Handlers take the server, the session and the message, like those in
-:mod:`ptt_server.server`, and raise :class:`Refused` to answer with an Error.
+Handlers take the server, the session, the message and ``now``, and raise
+:class:`ptt_server.policy.Refused` to answer with an Error. That only the authority (role
+admin) sends these is decided before, by :data:`ptt_server.policy.RULES`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from crypto.errors import CryptoError
-from crypto.identity import Credential, RevocationList, Role, TrustAnchor
+from crypto.identity import Credential, RevocationList, TrustAnchor
 from ptt_protocol import control
+from ptt_server.policy import Refused
 from ptt_server.sessions import Session
 from ptt_server.store import User
 
@@ -31,21 +33,6 @@ log = logging.getLogger("ptt_server")
 
 DIRECTORY_PART_BYTES = 48 * 1024
 """Payload bytes per Directory message: well under the 64 KiB frame limit."""
-
-
-class Refused(Exception):
-    """A control message is refused: the server sends ``Error(code, text)`` and carries on."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-        self.text = text
-
-
-def require_admin(session: Session, what: str) -> None:
-    """Only the org authority's own credential (role admin) may ``what``."""
-    if session.credential.role is not Role.ADMIN:
-        raise Refused(control.ERROR_FORBIDDEN, f"only the org authority (ptt-admin) may {what}")
 
 
 def user_record(credential: Credential, now: float) -> User:
@@ -64,7 +51,6 @@ def user_record(credential: Credential, now: float) -> User:
 
 async def on_enroll(server: RelayServer, session: Session, msg: control.Enroll, now: float) -> None:
     """Store a root-issued credential as its user's one device; the old device is cut off."""
-    require_admin(session, "enroll devices")
     wall = time.time()
     try:
         credential = server.trust.verify_credential(msg.credential, wall)
@@ -126,7 +112,6 @@ async def on_revocations(
     server: RelayServer, session: Session, msg: control.RevocationUpdate, now: float
 ) -> None:
     """Store and apply a newer root-signed revocation list: revoked sessions end now."""
-    require_admin(session, "publish revocation lists")
     current = server.trust.revocations
     # Verified on a copy first: the live trust anchor changes only once the list is stored,
     # so a failed write leaves memory and disk agreeing.
@@ -156,7 +141,6 @@ async def on_directory(
     server: RelayServer, session: Session, msg: control.DirectoryRequest, now: float
 ) -> None:
     """Every enrolled user and every channel with its signed roster, in size-bounded parts."""
-    require_admin(session, "read the directory")
     revoked = server.trust.revocations
     users = [
         control.DirectoryUser(

@@ -1,0 +1,146 @@
+"""Channels: affiliation, selection, floor requests and releases, regroups, tunnelled media.
+
+Handlers take the server, the session, the message and ``now``; they raise
+:class:`ptt_server.policy.Refused` to answer with an Error. Who may send each message is
+decided before, by :data:`ptt_server.policy.RULES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ptt_protocol import control, floor
+from ptt_server.channels import Channel
+from ptt_server.handlers import presence
+from ptt_server.policy import Refused
+from ptt_server.sessions import (
+    Session,
+)
+
+if TYPE_CHECKING:
+    from ptt_server.server import RelayServer
+
+log = logging.getLogger("ptt_server")
+
+
+def channel_for(
+    server: RelayServer, session: Session, channel_id: int, *, affiliated: bool = False
+) -> Channel:
+    channel = server.channels.get(channel_id)
+    if channel is None:
+        raise Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
+    if session.user_id not in channel.members:
+        raise Refused(
+            control.ERROR_NOT_MEMBER,
+            f"you are not on the roster of {channel.name!r}: ask a dispatcher",
+        )
+    if affiliated and channel_id not in session.affiliated:
+        raise Refused(control.ERROR_FORBIDDEN, f"affiliate to {channel.name!r} first")
+    return channel
+
+
+async def on_affiliate(
+    server: RelayServer, session: Session, msg: control.Affiliate, now: float
+) -> None:
+    channel = channel_for(server, session, msg.channel_id)
+    session.send_encoded(channel.affiliated_message())
+    channel.add_listener(session)
+    if session.selected_channel is None:
+        session.selected_channel = channel.channel_id
+    server.metrics.channels.set(sum(1 for c in server.channels.values() if c.listeners))
+    await presence.set_presence(server, session, online=True)
+
+
+async def on_deaffiliate(
+    server: RelayServer, session: Session, msg: control.Deaffiliate, now: float
+) -> None:
+    channel = server.channels.get(msg.channel_id)
+    if channel is not None and msg.channel_id in session.affiliated:
+        channel.remove_listener(session, now)
+    session.send(control.Deaffiliated(channel_id=msg.channel_id, reason="at your request"))
+
+
+async def on_select(
+    server: RelayServer, session: Session, msg: control.SelectChannel, now: float
+) -> None:
+    channel_for(server, session, msg.channel_id, affiliated=True)
+    session.selected_channel = msg.channel_id
+    await presence.set_presence(server, session, online=True)
+
+
+def effective_priority(server: RelayServer, session: Session, requested: int) -> floor.Priority:
+    """The priority a request gets: the role's, raised only where the user may raise it."""
+    if requested >= floor.Priority.EMERGENCY and session.emergency_alert is not None:
+        return floor.Priority.EMERGENCY
+    if requested >= floor.Priority.IMMINENT_PERIL:
+        return floor.Priority.IMMINENT_PERIL
+    if session.credential.is_key_manager():
+        return floor.Priority.DISPATCHER
+    return floor.Priority.OFFICER
+
+
+async def on_floor_request(
+    server: RelayServer, session: Session, msg: control.FloorRequest, now: float
+) -> None:
+    channel = channel_for(server, session, msg.channel_id, affiliated=True)
+    channel.request_floor(session, effective_priority(server, session, msg.priority), now)
+
+
+async def on_floor_release(
+    server: RelayServer, session: Session, msg: control.FloorRelease, now: float
+) -> None:
+    channel = server.channels.get(msg.channel_id)
+    if channel is not None:
+        channel.release_floor(session, now)
+
+
+async def on_media_tunnel(
+    server: RelayServer, session: Session, msg: control.MediaTunnel, now: float
+) -> None:
+    if server.relay is not None:
+        server.relay.receive_tunnelled(session, msg.datagram)
+
+
+async def on_ping(server: RelayServer, session: Session, msg: control.Ping, now: float) -> None:
+    session.send(control.Pong(nonce=msg.nonce))
+
+
+async def on_channel_create(
+    server: RelayServer, session: Session, msg: control.ChannelCreate, now: float
+) -> None:
+    if await server.store.channel_by_name(msg.name) is not None:
+        raise Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
+    channel_id = await server.store.create_channel(msg.name, time.time())
+    await server._sync_channel(channel_id, msg.name)
+    session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
+
+
+async def on_regroup(
+    server: RelayServer, session: Session, msg: control.Regroup, now: float
+) -> None:
+    channel = server.channels.get(msg.channel_id)
+    if channel is None:
+        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+    outside = [u for u in msg.user_ids if u not in channel.members]
+    if outside:
+        raise Refused(control.ERROR_NOT_MEMBER, f"publish a roster with {outside[0]!r} on it first")
+    for user in msg.user_ids:
+        target = server.sessions.by_user.get(user)
+        if target is not None:
+            target.send(
+                control.Regroup(channel_id=msg.channel_id, user_ids=(user,), until=msg.until)
+            )
+
+
+async def on_ungroup(
+    server: RelayServer, session: Session, msg: control.Ungroup, now: float
+) -> None:
+    channel = server.channels.get(msg.channel_id)
+    if channel is None:
+        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+    for user in channel.members:
+        target = server.sessions.by_user.get(user)
+        if target is not None:
+            target.send(control.Ungroup(channel_id=msg.channel_id))

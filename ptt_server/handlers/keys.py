@@ -1,0 +1,139 @@
+"""Keys: credentials on request, signed rosters and key envelopes relayed (never opened).
+
+Handlers take the server, the session, the message and ``now``; they raise
+:class:`ptt_server.policy.Refused` to answer with an Error. Who may send each message is
+decided before, by :data:`ptt_server.policy.RULES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from crypto.epoch import read_envelope_header
+from crypto.errors import CryptoError
+from crypto.roster import RosterState
+from ptt_protocol import control
+from ptt_server.channels import Channel
+from ptt_server.policy import Refused
+from ptt_server.sessions import (
+    Session,
+)
+from ptt_server.store import KeyEnvelope as StoredEnvelope
+
+if TYPE_CHECKING:
+    from ptt_server.server import RelayServer
+
+log = logging.getLogger("ptt_server")
+
+CREDENTIALS_CHUNK = 30
+"""Credentials (about 1.4 KB each) per Credentials message."""
+
+
+def envelope_message(envelope: StoredEnvelope) -> control.KeyEnvelope:
+    return control.KeyEnvelope(
+        channel_id=envelope.channel_id,
+        epoch=envelope.epoch,
+        recipient=envelope.recipient,
+        envelope=envelope.envelope,
+    )
+
+
+def roster_message(channel: Channel) -> control.RosterUpdate:
+    assert channel.signed_roster is not None
+    return control.RosterUpdate(
+        channel_id=channel.channel_id,
+        version=channel.roster_version,
+        signed_roster=channel.signed_roster,
+    )
+
+
+async def on_credential_request(
+    server: RelayServer, session: Session, msg: control.CredentialRequest, now: float
+) -> None:
+    # One store call for the whole list, each user once (a list of 1,000 ids was 1,000
+    # serial store calls on the one store thread).
+    found = [user.credential for user in await server.store.get_users(msg.user_ids)]
+    for start in range(0, max(len(found), 1), CREDENTIALS_CHUNK):
+        session.send(
+            control.Credentials(credentials=tuple(found[start : start + CREDENTIALS_CHUNK]))
+        )
+
+
+async def on_roster_update(
+    server: RelayServer, session: Session, msg: control.RosterUpdate, now: float
+) -> None:
+    channel = server.channels.get(msg.channel_id)
+    if channel is None:
+        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+    probe = RosterState(msg.channel_id)
+    try:
+        roster = probe.accept(msg.signed_roster, server.trust, time.time())
+    except CryptoError as exc:
+        raise Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
+    if roster.version <= channel.roster_version:
+        raise Refused(
+            control.ERROR_FORBIDDEN,
+            f"roster version {roster.version} is not newer than {channel.roster_version}",
+        )
+    members = frozenset(m.user_id for m in roster.members)
+    await server.store.put_roster(msg.channel_id, roster.version, msg.signed_roster, members)
+    server._install_roster(channel, roster.version, msg.signed_roster, members)
+
+
+async def on_key_envelope(
+    server: RelayServer, session: Session, msg: control.KeyEnvelope, now: float
+) -> None:
+    try:
+        header = read_envelope_header(msg.envelope)
+    except CryptoError:
+        raise Refused(control.ERROR_BAD_MESSAGE, "that is not a key envelope") from None
+    if (header.channel_id, header.epoch, header.recipient) != (
+        msg.channel_id,
+        msg.epoch,
+        msg.recipient,
+    ):
+        raise Refused(
+            control.ERROR_BAD_MESSAGE,
+            "the envelope is addressed otherwise than the message says",
+        )
+    if header.epoch != header.roster_version:
+        # One numbering rule for every key manager: epoch N is made for roster version
+        # N. Roster versions only go up and the server accepts each once, so two
+        # dispatchers (or a dispatcher and ptt-admin) can never make two keys for one
+        # epoch number.
+        raise Refused(
+            control.ERROR_BAD_MESSAGE,
+            f"epoch {header.epoch} is not numbered after its roster version"
+            f" {header.roster_version}: epoch N is made for roster version N",
+        )
+    channel = server.channels.get(msg.channel_id)
+    if channel is None or msg.recipient not in channel.members:
+        raise Refused(
+            control.ERROR_NOT_MEMBER,
+            f"{msg.recipient!r} is not on the roster of channel {msg.channel_id}",
+        )
+    if header.roster_version != channel.roster_version:
+        raise Refused(
+            control.ERROR_FORBIDDEN,
+            f"the envelope is for roster version {header.roster_version} of channel"
+            f" {msg.channel_id}, whose roster is version {channel.roster_version}:"
+            " publish the roster first (or someone else changed it: start again)",
+        )
+    await server.store.put_envelopes(
+        msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
+    )
+    # The sending dispatcher holds this key already, and may talk under it in a second.
+    server._key_delivered(msg.channel_id, msg.epoch)
+    recipient = server.sessions.by_user.get(msg.recipient)
+    if recipient is not None:
+        recipient.send(
+            control.KeyEnvelope(
+                channel_id=msg.channel_id,
+                epoch=msg.epoch,
+                recipient=msg.recipient,
+                sender=session.user_id,
+                envelope=msg.envelope,
+            )
+        )

@@ -1,0 +1,142 @@
+"""Presence: who is online, their status and sealed location, pushed to dispatchers.
+
+Handlers take the server, the session, the message and ``now``; they raise
+:class:`ptt_server.policy.Refused` to answer with an Error. Who may send each message is
+decided before, by :data:`ptt_server.policy.RULES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from crypto.identity import Role
+from ptt_protocol import control
+from ptt_server.policy import Refused
+from ptt_server.sessions import (
+    Session,
+)
+from ptt_server.store import Presence
+
+if TYPE_CHECKING:
+    from ptt_server.server import RelayServer
+
+log = logging.getLogger("ptt_server")
+
+PRESENCE_WRITE_INTERVAL = 5.0
+"""Seconds between store writes of one user's location reports (each is pushed at once)."""
+
+
+async def set_presence(
+    server: RelayServer,
+    session: Session,
+    *,
+    online: bool,
+    location: bytes | None = None,
+    durable: bool = True,
+) -> None:
+    """Push the user's presence to dispatchers now and store it.
+
+    A location report (``durable=False``) is stored at most once every
+    ``PRESENCE_WRITE_INTERVAL`` per user: every report used to cost a store read and a
+    write on the one store thread. The next durable change (status, channel, logout)
+    stores the newest location anyway.
+    """
+    if session.credential.role is Role.ADMIN:
+        return  # the org authority administers; it is not an officer on the air
+    if not session.presence_loaded:
+        previous = await server.store.get_presence(session.user_id)
+        session.presence_loaded = True
+        if session.sealed_location is None and previous is not None:
+            session.sealed_location = previous.sealed_location
+    if location is not None:
+        session.sealed_location = location
+    status = session.status if online else control.STATUS_OFFLINE
+    presence = Presence(
+        user_id=session.user_id,
+        status=status,
+        online=online,
+        last_seen=time.time(),
+        sealed_location=session.sealed_location,
+    )
+    now = server._loop_clock()
+    wait = session.presence_written_at + PRESENCE_WRITE_INTERVAL - now
+    if durable or wait <= 0 or not session.location_stored:
+        if session.presence_flush is not None:
+            session.presence_flush.cancel()
+            session.presence_flush = None
+        session.presence_written_at = now
+        session.location_stored = session.sealed_location is not None
+        await server.store.put_presence(presence)  # stored before anyone is told
+        push_presence(server, session, presence)
+        return
+    push_presence(server, session, presence)
+    if session.presence_flush is None:
+        # Written behind: the newest location goes to the store when the interval ends.
+        session.presence_flush = asyncio.get_running_loop().call_later(
+            wait, functools.partial(flush_presence, server), session
+        )
+
+
+def flush_presence(server: RelayServer, session: Session) -> None:
+    session.presence_flush = None
+    if server.sessions.by_user.get(session.user_id) is session and not server._stopping:
+        server._spawn(set_presence(server, session, online=True))
+
+
+def push_presence(server: RelayServer, session: Session, presence: Presence) -> None:
+    update = control.encode(
+        control.PresenceUpdate(
+            user_id=presence.user_id,
+            display_name=session.credential.display_name,
+            online=presence.online,
+            status=presence.status,  # type: ignore[arg-type]
+            channel_id=session.selected_channel,
+            last_seen=presence.last_seen,
+            sealed_location=presence.sealed_location,
+        )
+    )
+    for subscriber in server.dispatchers:
+        if subscriber.presence_subscriber and subscriber is not session:
+            subscriber.send_encoded(update)
+
+
+async def on_presence_subscribe(
+    server: RelayServer, session: Session, msg: control.PresenceSubscribe, now: float
+) -> None:
+    session.presence_subscriber = True
+    wanted = set(msg.user_ids) if msg.user_ids is not None else None
+    names = {u.user_id: u.display_name for u in await server.store.list_users()}
+    for presence in await server.store.all_presence():
+        if wanted is not None and presence.user_id not in wanted:
+            continue
+        live = server.sessions.by_user.get(presence.user_id)
+        session.send(
+            control.PresenceUpdate(
+                user_id=presence.user_id,
+                display_name=names.get(presence.user_id, ""),
+                online=live is not None,
+                status=presence.status if live is not None else control.STATUS_OFFLINE,  # type: ignore[arg-type]
+                channel_id=live.selected_channel if live is not None else None,
+                last_seen=presence.last_seen,
+                sealed_location=presence.sealed_location,
+            )
+        )
+
+
+async def on_set_status(
+    server: RelayServer, session: Session, msg: control.SetStatus, now: float
+) -> None:
+    if msg.status == control.STATUS_OFFLINE:
+        raise Refused(control.ERROR_BAD_MESSAGE, "log out to go offline")
+    session.status = msg.status
+    await set_presence(server, session, online=True)
+
+
+async def on_location(
+    server: RelayServer, session: Session, msg: control.LocationReport, now: float
+) -> None:
+    await set_presence(server, session, online=True, location=msg.sealed_location, durable=False)
