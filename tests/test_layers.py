@@ -22,3 +22,15 @@ def test_protocol_and_crypto_load_no_io_framework() -> None:
         loaded = _modules_after_import(package)
         leaked = sorted(m for m in loaded if m.split(".")[0] in IO_FRAMEWORKS)
         assert not leaked, f"{package} pulls in I/O frameworks: {leaked}"
+
+
+def test_console_model_loads_no_io_framework_and_no_widgets() -> None:
+    """``tui.state`` is the console's pure model: driven by events and ``now``, nothing else."""
+    loaded = _modules_after_import("tui.state")
+    leaked = sorted(
+        m
+        for m in loaded
+        if m.split(".")[0] in IO_FRAMEWORKS
+        or m.startswith(("tui.app", "tui.screens", "tui.widgets"))
+    )
+    assert not leaked, f"tui.state pulls in I/O frameworks or the Textual side: {leaked}"
