@@ -1,0 +1,80 @@
+"""Channels, rosters and key envelopes in the store (ptt_server.store.channels), on real files."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptt_server.store import ConflictError, NotFoundError, StaleVersionError, Store, StoreError
+from tests.ptt_server.test_store_fixtures import (
+    db_path_fixture,  # noqa: F401 (fixture)
+    store_fixture,  # noqa: F401 (fixture)
+)
+
+
+async def test_channels(store: Store) -> None:
+    a = await store.create_channel("alpha", 10.0)
+    b = await store.create_channel("bravo", 11.0)
+    assert a != b and 1 <= a <= 2**32 - 1
+    ch = await store.get_channel(b)
+    assert ch is not None and (ch.channel_id, ch.name, ch.created_at) == (b, "bravo", 11.0)
+    assert await store.channel_by_name("alpha") == await store.get_channel(a)
+    assert await store.channel_by_name("charlie") is None
+    assert await store.get_channel(999) is None
+    assert [c.name for c in await store.list_channels()] == ["alpha", "bravo"]
+    with pytest.raises(ConflictError, match="'alpha' is taken"):
+        await store.create_channel("alpha", 12.0)
+    with pytest.raises(StoreError, match="non-empty"):
+        await store.create_channel("", 12.0)
+    assert len(await store.list_channels()) == 2
+
+
+async def test_roster_version_rule_and_memberships(store: Store) -> None:
+    a = await store.create_channel("alpha", 1.0)
+    b = await store.create_channel("bravo", 1.0)
+    assert await store.get_roster(a) is None
+    await store.put_roster(a, 1, b"roster-a1", ["alice", "bob"])
+    await store.put_roster(b, 5, b"roster-b5", ["alice"])
+    assert await store.channels_of("alice") == [a, b]
+    assert await store.channels_of("bob") == [a]
+    for stale in (1, 0):
+        with pytest.raises(StaleVersionError, match="not newer than the stored version 1"):
+            await store.put_roster(a, stale, b"evil", ["mallory"])
+    roster = await store.get_roster(a)
+    assert roster is not None
+    assert (roster.version, roster.signed, roster.members) == (
+        1,
+        b"roster-a1",
+        frozenset({"alice", "bob"}),
+    )
+    await store.put_roster(a, 2, b"roster-a2", ["bob", "carol"])
+    assert await store.channels_of("alice") == [b]
+    assert await store.channels_of("carol") == [a]
+    with pytest.raises(NotFoundError, match="channel 77 does not exist"):
+        await store.put_roster(77, 1, b"x", ["alice"])
+
+
+async def test_newest_envelope_per_member(store: Store) -> None:
+    a = await store.create_channel("alpha", 1.0)
+    b = await store.create_channel("bravo", 1.0)
+    await store.put_roster(a, 1, b"r", ["alice", "bob"])
+    assert await store.put_envelopes(a, 1, {"alice": b"a1", "bob": b"b1"}, 10.0) == 2
+    assert await store.put_envelopes(b, 4, {"alice": b"a-bravo-4"}, 11.0) == 1
+    assert await store.put_envelopes(a, 2, {"alice": b"a2"}, 12.0) == 1
+    # An envelope of an older epoch arriving late does not replace the newer one.
+    assert await store.put_envelopes(a, 1, {"alice": b"a1-late", "bob": b"b1-again"}, 13.0) == 1
+    got = {
+        (e.channel_id, e.epoch, e.envelope, e.stored_at) for e in await store.envelopes_for("alice")
+    }
+    assert got == {(a, 2, b"a2", 12.0), (b, 4, b"a-bravo-4", 11.0)}
+    assert [(e.epoch, e.envelope) for e in await store.envelopes_for("bob")] == [(1, b"b1-again")]
+    with pytest.raises(NotFoundError):
+        await store.put_envelopes(99, 1, {"alice": b"x"}, 14.0)
+
+
+async def test_removed_member_loses_channel_envelope(store: Store) -> None:
+    a = await store.create_channel("alpha", 1.0)
+    await store.put_roster(a, 1, b"r1", ["alice", "bob"])
+    await store.put_envelopes(a, 1, {"alice": b"a1", "bob": b"b1"}, 10.0)
+    await store.put_roster(a, 2, b"r2", ["alice"])
+    assert await store.envelopes_for("bob") == []
+    assert [e.envelope for e in await store.envelopes_for("alice")] == [b"a1"]
