@@ -86,7 +86,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._client = client
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._client._on_datagram(data)
+        if self._client._on_datagram(data) == media.PROBE:
+            self._client._answer_probe_udp()
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP unreachable while the server restarts: the control connection notices
@@ -103,10 +104,15 @@ class RadioClient:
         server_url: str | None = None,
         use_udp: bool = True,
         media_address: tuple[str, int] | None = None,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``media_address`` replaces the UDP host and port the server announces at login (for a
-        test network in between, such as ``bench.impairment``); ``None`` uses the announced one."""
+        test network in between, such as ``bench.impairment``); ``None`` uses the announced one.
+        ``keepalive_interval``: seconds between UDP keepalives (shorter for NATs that forget
+        sooner; it also bounds how long a roamed listener waits for its downlink)."""
+        if not keepalive_interval > 0:
+            raise ValueError(f"keepalive_interval {keepalive_interval} must be greater than 0")
         self.bundle = bundle
         self.keys = keys
         self.keyring = Keyring(bundle, keys, clock)
@@ -115,6 +121,7 @@ class RadioClient:
         self.server_url = server_url or bundle.server_url
         self.use_udp = use_udp
         self.media_address = media_address
+        self.keepalive_interval = keepalive_interval
         self._clock = clock
         self._events: asyncio.Queue[object] = asyncio.Queue(EVENT_QUEUE_LIMIT)
         self._listeners: list[Callable[[object], None]] = []
@@ -382,7 +389,7 @@ class RadioClient:
 
     async def _keepalive(self) -> None:
         while self._udp is not None:
-            await asyncio.sleep(KEEPALIVE_INTERVAL)
+            await asyncio.sleep(self.keepalive_interval)
             if self._udp is not None:
                 self._udp.sendto(self._seal_keepalive())
 
@@ -590,7 +597,10 @@ class RadioClient:
     async def _handle(self, message: control.Message) -> None:
         now = self._clock()
         if isinstance(message, control.MediaTunnel):
-            self._on_datagram(message.datagram)
+            if self._on_datagram(message.datagram) == media.PROBE:
+                # The relay checks we are still on this path before moving us: answer on
+                # the path media takes now.
+                await self._send_datagram(self._seal_keepalive())
             return
         if isinstance(message, control.Pong):
             pong = self._pongs.get(message.nonce)
@@ -772,18 +782,27 @@ class RadioClient:
                     )
                 )
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _on_datagram(self, data: bytes) -> int | None:
+        """Open and handle one datagram from the relay; its type, or None if refused."""
         hop = self._hop
         if hop is None:
-            return
+            return None
         try:
             kind, inner = hop.open(data, "server")
         except ProtocolError:
-            return
+            return None
         self.loss.record(media.peek_counter(data))
         if kind == media.KEEPALIVE:
             self._udp_confirmed.set()
-            return
+            return kind
+        if kind == media.PROBE:
+            return kind  # answered by the caller, on the current path
         now = self._clock()
         for event in self.keyring.open_media(inner, now, self.floors):
             self._emit(event)
+        return kind
+
+    def _answer_probe_udp(self) -> None:
+        """A probe came over UDP: answer with a keepalive on the current path."""
+        if self._media_path == "udp" and self._udp is not None:
+            self._udp.sendto(self._seal_keepalive())

@@ -13,15 +13,24 @@ Datagram (all integers big-endian)::
 - The session index is random and looked up in O(1) by the relay
   (:func:`peek_session_index`) before any cryptography.
 - Counters pass a sliding replay window (RFC 6479 bitmap ring, 2048 counters)
-  *after* authentication, and an authenticated, fresh datagram from a new
-  source address moves the session there (WireGuard roaming). A forged or
-  replayed datagram changes nothing.
+  *after* authentication. A forged or replayed datagram changes nothing.
+- Roaming (the relay's side; WireGuard moves on any fresh datagram, which lets
+  an on-path attacker redirect the downlink with one withheld datagram): an
+  authenticated datagram from a new source address whose counter is newer than
+  every counter seen so far makes that address a *candidate*; the relay sends a
+  ``PROBE`` to the current address and moves the session only if no newer
+  datagram comes from the current address within :data:`ROAM_PROBE_TIMEOUT`.
+  A radio that is still where it was answers the probe (or is talking), so a
+  replayed-from-elsewhere datagram does not move it. A source the transport
+  itself authenticates (the radio's own TLS tunnel) moves at once.
 - The hop key from ``LoginOk`` is expanded with HKDF-SHA256 into one key per
   direction, so the client and the relay never seal under the same key and
   nonce even though both count from zero.
 
 Types: ``DATA`` carries an inner frame; ``KEEPALIVE`` carries nothing (it holds
-NAT mappings open and proves the sender's current address for roaming).
+NAT mappings open and proves the sender's current address for roaming);
+``PROBE`` carries nothing and asks the peer to answer with a ``KEEPALIVE`` on its
+current path (the relay's check of a radio's old address before moving it).
 
 Inner frame (the relay forwards these bytes unchanged, re-sealed per listener)::
 
@@ -57,7 +66,9 @@ DATA: Final = 1
 """Datagram type: an inner frame (voice)."""
 KEEPALIVE: Final = 2
 """Datagram type: empty; holds NAT mappings and proves the address for roaming."""
-TYPES: Final = frozenset({DATA, KEEPALIVE})
+PROBE: Final = 3
+"""Datagram type: empty; "answer with a KEEPALIVE" (sent by the relay to a radio's old address)."""
+TYPES: Final = frozenset({DATA, KEEPALIVE, PROBE})
 
 HEADER: Final = struct.Struct("!BBHIQ")
 """version, type, reserved (zero), session index, counter: 16 bytes."""
@@ -73,6 +84,12 @@ MAX_COUNTER: Final = 0xFFFF_FFFF_FFFF_FFFF
 """Last counter a session may send; past it the session must be replaced (log in again)."""
 REPLAY_WINDOW: Final = 2048
 """Counters this far behind the newest are still accepted once (out-of-order delivery)."""
+ROAM_PROBE_TIMEOUT: Final = 0.5
+"""Seconds the old address has to answer a roaming probe before the session moves.
+
+Longer than a cellular round trip (LTE: 30-100 ms; a congested 3G link: 300 ms), short
+enough that a radio whose NAT mapping changed gets its downlink back well within a second.
+"""
 
 INNER_HEADER: Final = struct.Struct("!IIIB")
 """channel id, burst id, sequence, flags: 13 bytes."""
@@ -161,12 +178,28 @@ class ReplayWindow:
 class HopSession:
     """One end of a hop-layer session: seals outgoing and opens incoming datagrams.
 
-    Sans-I/O: bytes and addresses go in, bytes come out. ``address`` is where
-    the peer was last seen sending an authenticated datagram (roaming); the
-    caller sends to it.
+    Sans-I/O: bytes, addresses and times go in, bytes come out. ``address`` is
+    where the caller sends to: the peer's address, moved by the roaming rule
+    (module docstring), which the caller drives:
+
+    - after :meth:`open`, if :attr:`probe_due` is set, send :meth:`seal_probe`
+      to :attr:`address` (still the old one) and call :meth:`handle_timer` at
+      :attr:`roam_deadline`;
+    - :meth:`handle_timer` moves :attr:`address` to :attr:`candidate` if the old
+      address sent nothing newer in the meantime, and says whether it did.
     """
 
-    __slots__ = ("_open_aead", "_seal_aead", "_send_counter", "_window", "address", "session_index")
+    __slots__ = (
+        "_open_aead",
+        "_roam_deadline",
+        "_seal_aead",
+        "_send_counter",
+        "_window",
+        "address",
+        "candidate",
+        "probe_due",
+        "session_index",
+    )
 
     def __init__(
         self,
@@ -187,6 +220,11 @@ class HopSession:
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
         self.session_index = session_index
         self.address: Address | None = address
+        self.candidate: Address | None = None
+        """A new source address the session may move to, pending a probe of :attr:`address`."""
+        self.probe_due = False
+        """Set by :meth:`open` when a candidate appears: the caller sends :meth:`seal_probe`."""
+        self._roam_deadline: float | None = None
         self._seal_aead = AESGCM(_direction_key(hop_key, send_label))
         self._open_aead = AESGCM(_direction_key(hop_key, receive_label))
         self._send_counter = 0
@@ -202,8 +240,39 @@ class HopSession:
         """Highest authenticated counter received (-1 before the first)."""
         return self._window.newest
 
+    @property
+    def roam_deadline(self) -> float | None:
+        """When :meth:`handle_timer` may move the session to :attr:`candidate` (None: no probe out)."""
+        return self._roam_deadline
+
+    def seal_probe(self, now: float, timeout: float = ROAM_PROBE_TIMEOUT) -> bytes:
+        """The ``PROBE`` for :attr:`address`, starting the candidate's window of ``timeout`` s.
+
+        Raises ``ValueError`` when no probe is due (no candidate).
+        """
+        if self.candidate is None or not self.probe_due:
+            raise ValueError("no roaming probe is due: call this only when probe_due is set")
+        datagram = self.seal(b"", PROBE)
+        self.probe_due = False
+        self._roam_deadline = now + timeout
+        return datagram
+
+    def handle_timer(self, now: float) -> bool:
+        """Move to :attr:`candidate` if its probe window ended unanswered; True if it moved."""
+        deadline = self._roam_deadline
+        if self.candidate is None or deadline is None or now < deadline:
+            return False
+        self.address = self.candidate
+        self._forget_candidate()
+        return True
+
+    def _forget_candidate(self) -> None:
+        self.candidate = None
+        self.probe_due = False
+        self._roam_deadline = None
+
     def seal(self, inner: bytes, type: int = DATA) -> bytes:
-        """A datagram carrying ``inner`` (an inner frame, or b"" for ``KEEPALIVE``).
+        """A datagram carrying ``inner`` (an inner frame, or b"" for ``KEEPALIVE`` and ``PROBE``).
 
         Raises ``ValueError`` for a wrong type or size, and
         :class:`SessionExhaustedError` once every counter has been used.
@@ -214,9 +283,9 @@ class HopSession:
                     f"inner frame of {len(inner)} bytes; must be "
                     f"{INNER_HEADER.size}..{MAX_INNER_SIZE} (see pack_inner)"
                 )
-        elif type == KEEPALIVE:
+        elif type == KEEPALIVE or type == PROBE:
             if inner:
-                raise ValueError("a keepalive carries no payload")
+                raise ValueError("a keepalive or probe carries no payload")
         else:
             raise ValueError(f"unknown datagram type {type}")
         counter = self._send_counter
@@ -228,14 +297,20 @@ class HopSession:
         header = HEADER.pack(VERSION, type, 0, self.session_index, counter)
         return header + self._seal_aead.encrypt(_NONCE_PREFIX + header[8:], inner, header)
 
-    def open(self, datagram: bytes, source_address: Address) -> tuple[int, bytes]:
+    def open(
+        self, datagram: bytes, source_address: Address, *, proven_source: bool = False
+    ) -> tuple[int, bytes]:
         """Authenticate ``datagram`` from ``source_address``; returns ``(type, inner)``.
 
         Order matters: size, version, type and index are checked before any
-        cryptography; the replay window and the roaming address change only
+        cryptography; the replay window and the roaming state change only
         after the tag verifies. Raises :class:`MalformedError`,
         :class:`UnsupportedVersionError`, :class:`AuthenticationError` or
         :class:`ReplayError`, and then nothing has changed.
+
+        ``proven_source``: the transport itself authenticates where the
+        datagram came from (the radio's own TLS connection), so a newer
+        datagram from it moves the session at once, without a probe.
         """
         size = len(datagram)
         if not MIN_DATAGRAM_SIZE <= size <= MAX_DATAGRAM_SIZE:
@@ -251,9 +326,9 @@ class HopSession:
         if kind == DATA:
             if size < _MIN_DATA_SIZE:
                 raise MalformedError(f"data datagram of {size} bytes is too short")
-        elif kind == KEEPALIVE:
+        elif kind == KEEPALIVE or kind == PROBE:
             if size != MIN_DATAGRAM_SIZE:
-                raise MalformedError(f"keepalive of {size} bytes carries a payload")
+                raise MalformedError(f"keepalive or probe of {size} bytes carries a payload")
         else:
             raise MalformedError(f"unknown datagram type {kind}")
         if reserved:
@@ -274,9 +349,22 @@ class HopSession:
             raise AuthenticationError(
                 f"datagram for session {index} failed authentication"
             ) from None
+        # "Newer than any seen", not merely "not replayed": a datagram an attacker held
+        # back and releases from its own address is older than what the radio sent since.
+        newer = counter > window._top  # the newest property, without a call on the hot path
         window.mark(counter)
-        if source_address != self.address:
+        address = self.address
+        if source_address == address:
+            if newer and self.candidate is not None:
+                self._forget_candidate()  # the old address is alive: it answered or talked
+        elif address is None or (newer and proven_source):
             self.address = source_address
+            self._forget_candidate()
+        elif newer and source_address != self.candidate:
+            # A new candidate (or a third address): probe the current address first.
+            self.candidate = source_address
+            self.probe_due = True
+            self._roam_deadline = None
         return kind, inner
 
 

@@ -19,12 +19,23 @@ from prometheus_client.registry import Collector
 class RelayCounters:
     """Counted on the media hot path without locks; drops are keyed by reason."""
 
-    __slots__ = ("drops", "forwarded_bytes", "forwarded_packets", "received_packets")
+    __slots__ = (
+        "drops",
+        "forwarded_bytes",
+        "forwarded_packets",
+        "received_packets",
+        "roam_moves",
+        "roam_probes",
+    )
 
     def __init__(self) -> None:
         self.received_packets = 0
         self.forwarded_packets = 0
         self.forwarded_bytes = 0
+        self.roam_probes = 0
+        """Probes sent to a session's old address because a newer datagram came from elsewhere."""
+        self.roam_moves = 0
+        """Sessions moved to a new address after an unanswered probe."""
         self.drops: TallyCounter[str] = TallyCounter()
 
 
@@ -46,6 +57,17 @@ class _RelayCollector(Collector):
         )
         yield CounterMetricFamily(
             "fieldradio_media_forwarded_bytes", "Media bytes forwarded", value=c.forwarded_bytes
+        )
+        yield CounterMetricFamily(
+            "fieldradio_media_roam_probes",
+            "Probes of a session's old address before moving it (many without moves: replays"
+            " from elsewhere, or radios on two paths)",
+            value=c.roam_probes,
+        )
+        yield CounterMetricFamily(
+            "fieldradio_media_roam_moves",
+            "Sessions moved to a new address after an unanswered probe",
+            value=c.roam_moves,
         )
         drops = CounterMetricFamily(
             "fieldradio_media_dropped_packets", "Media datagrams dropped", labels=["reason"]

@@ -15,6 +15,13 @@ header; they are bound to the holder's session and burst like everything else. T
 datagrams tunnelled over the WebSocket when UDP is blocked: the tunnel is just
 another source address (:data:`TUNNEL`), so the roaming rule moves a session
 between UDP and the tunnel in both directions.
+
+Roaming (``ptt_protocol.media``): a newer datagram from a new UDP address only
+makes it a candidate; the relay probes the old address and moves the session
+when the probe window ends unanswered (a timer), then tells the new address
+with a keepalive. The tunnel is the radio's own TLS connection, so a move to it
+is immediate. Keepalives are answered on the path they came from, so a radio
+learns its new path works even while the move is pending.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from crypto.errors import FrameError
 from crypto.keyring import EPOCH_BITS
 from crypto.sframe import peek_kid
 from ptt_protocol import control, media
-from ptt_protocol.errors import ProtocolError
+from ptt_protocol.errors import ProtocolError, ReplayError
 from ptt_server.channels import Channel
 from ptt_server.metrics import RelayCounters
 from ptt_server.senders import EPOCH_MASK
@@ -95,17 +102,24 @@ class MediaRelay(asyncio.DatagramProtocol):
     def receive(self, session: Session, data: bytes, addr: tuple[str | object, int]) -> None:
         """Handle one datagram of ``session`` from ``addr`` (a UDP address or :data:`TUNNEL`)."""
         drops = self._counters.drops
+        hop = session.hop
         try:
-            kind, inner = session.hop.open(data, addr)
-        except media.ReplayError:
+            kind, inner = hop.open(data, addr, proven_source=addr is TUNNEL)
+        except ReplayError:
             drops["replay"] += 1
             return
         except ProtocolError:
             drops["unauthenticated"] += 1
             return
-        if kind == media.KEEPALIVE:
-            # Answer so the client knows its UDP path works (else it stays on the tunnel).
-            self.send(session, session.hop.seal(b"", media.KEEPALIVE))
+        if hop.probe_due:
+            self._probe(session)
+        if kind != media.DATA:
+            if kind == media.KEEPALIVE:
+                # Answer on the path it came from, so the client knows that path works
+                # (else it stays on the tunnel), even while a move there is pending.
+                self._send_to(session, hop.seal(b"", media.KEEPALIVE), addr)
+            else:
+                drops["probe_from_client"] += 1  # only the relay probes
             return
         try:
             frame = media.unpack_inner(inner)
@@ -154,11 +168,40 @@ class MediaRelay(asyncio.DatagramProtocol):
         if holder:
             channel.record_frame(frame.sequence, frame.flags, frame.frame)
 
+    def _probe(self, session: Session) -> None:
+        """Ask the session's current address to prove it is still there (roaming)."""
+        hop = session.hop
+        now = self._clock()
+        self.send(session, hop.seal_probe(now))
+        self._counters.roam_probes += 1
+        deadline = hop.roam_deadline
+        assert deadline is not None
+        asyncio.get_running_loop().call_at(deadline, self._roam_timer, session)
+
+    def _roam_timer(self, session: Session) -> None:
+        if self._sessions.get(session.session_index) is not session:
+            return  # logged out meanwhile
+        hop = session.hop
+        if hop.handle_timer(self._clock()):
+            self._counters.roam_moves += 1
+            # Tell the new address its downlink is back (and that the move happened).
+            self.send(session, hop.seal(b"", media.KEEPALIVE))
+
     def send(self, session: Session, datagram: bytes) -> None:
+        """Send to where the session is (its hop address)."""
+        # The body of _send_to, repeated: this runs once per listener per forwarded packet.
         address = session.hop.address
         if address is None:
             self._counters.drops["no_address"] += 1
         elif address is TUNNEL:  # HopSession keeps the very object it was given
             session.send(control.MediaTunnel(datagram=datagram), urgent=True)
         elif self.transport is not None:
-            self.transport.sendto(datagram, address)
+            self.transport.sendto(datagram, address)  # type: ignore[arg-type]
+
+    def _send_to(self, session: Session, datagram: bytes, address: object) -> None:
+        if address is None:
+            self._counters.drops["no_address"] += 1
+        elif address is TUNNEL:  # HopSession keeps the very object it was given
+            session.send(control.MediaTunnel(datagram=datagram))
+        elif self.transport is not None:
+            self.transport.sendto(datagram, address)  # type: ignore[arg-type]

@@ -129,12 +129,13 @@ def _fresh_pair() -> tuple[HopSession, HopSession]:
 
 
 def _open_or_refuse(session: HopSession, datagram: bytes) -> tuple[int, bytes] | None:
-    address, newest = session.address, session.newest_received
+    before = (session.address, session.newest_received, session.candidate, session.probe_due)
     try:
         return session.open(datagram, ATTACKER)
     except ProtocolError:
-        # Refused input changes nothing.
-        assert (session.address, session.newest_received) == (address, newest)
+        # Refused input changes nothing, roaming state included.
+        after = (session.address, session.newest_received, session.candidate, session.probe_due)
+        assert after == before
         return None
 
 
@@ -164,7 +165,8 @@ def test_open_mutated_valid_datagrams(data: st.DataObject) -> None:
     if result is not None:  # only the untouched datagram may pass
         assert candidate == datagram
         assert result[1] == inner
-        assert server.address == ATTACKER
+        # Authentic and newer than any: a roaming candidate, not yet a move (probe first).
+        assert server.address == ADDRESS and server.candidate == ATTACKER
 
 
 @FUZZ

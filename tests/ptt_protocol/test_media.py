@@ -293,14 +293,122 @@ def test_exhausted_send_counter_raises() -> None:
 # --- Roaming ---------------------------------------------------------------------------------
 
 
-def test_authenticated_datagram_from_new_address_moves_session() -> None:
+def roam_pending(client: HopSession, server: HopSession, now: float = 100.0) -> bytes:
+    """A newer datagram from ROAMED makes it the candidate; returns the probe the relay sends."""
+    server.open(client.seal(voice(0)), HOME)
+    server.open(client.seal(b"", KEEPALIVE), ROAMED)
+    assert server.address == HOME  # not moved yet: the old address is probed first
+    assert server.candidate == ROAMED and server.probe_due
+    probe = server.seal_probe(now)
+    assert not server.probe_due
+    assert server.roam_deadline == now + media.ROAM_PROBE_TIMEOUT
+    return probe
+
+
+def test_newer_datagram_from_new_address_moves_session_when_probe_goes_unanswered() -> None:
+    client, server = pair()
+    probe = roam_pending(client, server, now=100.0)
+    assert client.open(probe, HOME) == (media.PROBE, b"")
+    deadline = 100.0 + media.ROAM_PROBE_TIMEOUT
+    assert not server.handle_timer(deadline - 0.001)
+    assert server.address == HOME
+    assert server.handle_timer(deadline)
+    assert server.address == ROAMED
+    assert server.candidate is None and server.roam_deadline is None
+    assert not server.handle_timer(deadline + 10)  # nothing pending any more
+    server.open(client.seal(voice(1)), ROAMED)
+    assert server.address == ROAMED and server.candidate is None
+
+
+def test_newer_datagram_from_old_address_cancels_the_move() -> None:
+    client, server = pair()
+    roam_pending(client, server)
+    server.open(client.seal(b"", KEEPALIVE), HOME)  # the radio answers the probe: still home
+    assert server.candidate is None and server.roam_deadline is None
+    assert not server.handle_timer(1e9)
+    assert server.address == HOME
+
+
+def test_older_datagram_from_old_address_does_not_cancel_the_move() -> None:
+    client, server = pair()
+    late = client.seal(voice(1))  # sent before the roaming datagram, delivered after it
+    roam_pending(client, server)
+    assert server.open(late, HOME) == (DATA, voice(1))
+    assert server.candidate == ROAMED
+    assert server.handle_timer(1e9)
+    assert server.address == ROAMED
+
+
+def test_more_datagrams_from_the_candidate_do_not_shorten_the_probe() -> None:
+    # Two withheld datagrams replayed together must not move the session either.
+    client, server = pair()
+    roam_pending(client, server, now=100.0)
+    for sequence in range(1, 5):
+        assert server.open(client.seal(voice(sequence)), ROAMED) == (DATA, voice(sequence))
+    assert server.address == HOME
+    assert not server.probe_due  # one probe per candidate
+    assert server.roam_deadline == 100.0 + media.ROAM_PROBE_TIMEOUT
+
+
+def test_not_newer_datagram_from_new_address_is_accepted_but_moves_nothing() -> None:
+    client, server = pair()
+    held_back = client.seal(voice(0))  # withheld by an on-path attacker
+    server.open(client.seal(voice(1)), HOME)  # the radio keeps sending from home
+    assert server.open(held_back, ATTACKER) == (DATA, voice(0))  # fresh, but older
+    assert server.candidate is None and not server.probe_due
+    assert not server.handle_timer(1e9)
+    assert server.address == HOME
+
+
+def test_third_address_replaces_the_candidate_and_restarts_the_window() -> None:
+    client, server = pair()
+    roam_pending(client, server, now=100.0)
+    server.open(client.seal(voice(1)), ATTACKER)
+    assert server.candidate == ATTACKER and server.probe_due
+    assert server.roam_deadline is None  # the window starts with the new probe
+    assert not server.handle_timer(1e9)
+    server.seal_probe(200.0)
+    assert not server.handle_timer(200.0 + media.ROAM_PROBE_TIMEOUT / 2)
+    assert server.handle_timer(200.0 + media.ROAM_PROBE_TIMEOUT)
+    assert server.address == ATTACKER
+
+
+def test_proven_source_moves_at_once_when_newer_only() -> None:
+    client, server = pair()
+    older = client.seal(voice(0))
+    server.open(client.seal(voice(1)), HOME)
+    server.open(older, "tunnel", proven_source=True)
+    assert server.address == HOME and server.candidate is None  # older: no move, no probe
+    server.open(client.seal(voice(2)), "tunnel", proven_source=True)
+    assert server.address == "tunnel" and server.candidate is None and not server.probe_due
+
+
+def test_proven_source_clears_a_pending_candidate() -> None:
+    client, server = pair()
+    roam_pending(client, server)
+    server.open(client.seal(voice(1)), "tunnel", proven_source=True)
+    assert server.address == "tunnel" and server.candidate is None
+    assert not server.handle_timer(1e9)
+    assert server.address == "tunnel"
+
+
+def test_seal_probe_without_a_candidate_is_refused() -> None:
     client, server = pair()
     server.open(client.seal(voice(0)), HOME)
-    assert server.address == HOME
-    server.open(client.seal(b"", KEEPALIVE), ROAMED)
-    assert server.address == ROAMED
-    server.open(client.seal(voice(1)), ROAMED)
-    assert server.address == ROAMED
+    with pytest.raises(ValueError, match="no roaming probe is due"):
+        server.seal_probe(1.0)
+    assert server.send_counter == 0
+
+
+def test_probe_is_an_empty_datagram() -> None:
+    client, server = pair()
+    with pytest.raises(ValueError, match="no payload"):
+        client.seal(b"x", media.PROBE)
+    probe = server.open(client.seal(b"", media.PROBE), HOME)
+    assert probe == (media.PROBE, b"")
+    padded = client.seal(b"", media.PROBE) + b"\x00"
+    with pytest.raises(MalformedError, match="carries a payload"):
+        server.open(padded, HOME)
 
 
 def test_session_without_address_learns_it_from_first_datagram() -> None:
@@ -319,6 +427,7 @@ def test_spoofed_source_replay_does_not_move_session() -> None:
     with pytest.raises(ReplayError):
         server.open(captured, ATTACKER)  # an on-path attacker replays from its own address
     assert server.address == HOME
+    assert server.candidate is None and not server.probe_due
 
 
 def test_delayed_old_datagram_from_spoofed_source_does_not_move_session() -> None:

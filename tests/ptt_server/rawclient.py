@@ -11,6 +11,7 @@ inspect the whole history for things that must not have arrived.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hashlib
 import itertools
@@ -137,6 +138,8 @@ class Datagram:
     """``"udp:<local port>"`` or ``"tunnel"``."""
     kind: int | None
     inner: bytes | None
+    solicited: bool = False
+    """A keepalive that arrived while one of ours on the same path awaited its answer."""
 
     @property
     def payload(self) -> bytes:
@@ -188,6 +191,12 @@ class RawClient:
         self.kid: int | None = None
         """The SFrame KID put in front of voice frames (the relay forwards only the talker's
         own); ``None`` sends frame bytes exactly as given."""
+        self.answer_probes = True
+        """Answer the relay's roaming probes with a keepalive on the current path, as radios do."""
+        self._answers: set[asyncio.Future[None]] = set()
+        self.probe_replies: list[Datagram] = []
+        self._awaiting_answer: collections.Counter[str] = collections.Counter()
+        """The relay's answers to the keepalives that answered its probes."""
         self._nonces = itertools.count(1)
         self._reader = asyncio.create_task(self._read())
 
@@ -220,9 +229,22 @@ class RawClient:
             kind, inner = self.hop.open(data, via)
         except ProtocolError:
             kind, inner = None, None
-        datagram = Datagram(data, via, kind, inner)
+        solicited = kind == media.KEEPALIVE and self._awaiting_answer[via] > 0
+        if solicited:
+            self._awaiting_answer[via] -= 1
+        datagram = Datagram(data, via, kind, inner, solicited)
         self.datagrams.append(datagram)
         self._unclaimed.append(datagram)
+        self._signal.set()
+        if kind == media.PROBE and self.answer_probes and not self.closed:
+            answer = asyncio.ensure_future(self._answer_probe())
+            self._answers.add(answer)
+            answer.add_done_callback(self._answers.discard)
+
+    async def _answer_probe(self) -> None:
+        # The relay's answer to our keepalive is claimed here, so that a test waiting for
+        # some other keepalive (wait_moved) does not take it for that.
+        self.probe_replies.append(await self.keepalive())
         self._signal.set()
 
     async def _wait(self, find: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -334,9 +356,12 @@ class RawClient:
 
     async def keepalive(self) -> Datagram:
         """Send a KEEPALIVE and wait for the server's answer (proves the path both ways)."""
-        await self.send_datagram(self.hop.seal(b"", media.KEEPALIVE))
         via = self.via
-        return await self.wait_datagram(lambda d: d.via == via, kind=media.KEEPALIVE)
+        self._awaiting_answer[via] += 1
+        await self.send_datagram(self.hop.seal(b"", media.KEEPALIVE))
+        return await self.wait_datagram(
+            lambda d: d.via == via and d.solicited, kind=media.KEEPALIVE
+        )
 
     def inner(
         self, channel_id: int, burst_id: int, sequence: int, frame: bytes, flags: int = 0
@@ -373,12 +398,30 @@ class RawClient:
         await self.request_floor(channel_id, priority)
         return await self.wait_for(control.FloorGranted, lambda m: m.channel_id == channel_id)
 
+    async def wait_probe_answered(self, count: int = 1) -> None:
+        """Until ``count`` probes were answered and the relay acknowledged each answer."""
+        await self._wait(
+            lambda: True if len(self.probe_replies) >= count else None, TIMEOUT, "probe answers"
+        )
+
+    async def wait_moved(self) -> Datagram:
+        """The keepalive the relay sends to the current path once it moved the session here.
+
+        An unsolicited keepalive: if it overtook the answer to one of ours, it was taken for
+        that answer and the answer, arriving after it, is the one returned (still after the
+        move), so this never returns before the move.
+        """
+        via = self.via
+        return await self.wait_datagram(
+            lambda d: d.via == via and not d.solicited, kind=media.KEEPALIVE
+        )
+
     async def close(self) -> None:
         for transport in self.sockets:
             transport.close()
         await self.ws.close()
         self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
+        await asyncio.gather(self._reader, *self._answers, return_exceptions=True)
 
 
 async def connect(

@@ -203,22 +203,61 @@ async def test_roaming_moves_media_to_new_socket(org: Org, server: RelayServer) 
         old_via = bob.via
         assert (await bob.wait_datagram()).via == old_via
 
-        await bob.open_udp()  # new address, as after a cellular handover
+        bob.sockets[0].close()  # the old NAT mapping is gone, as after a cellular handover
+        await bob.open_udp()
         new_via = bob.via
         assert new_via != old_via
+        loop = asyncio.get_running_loop()
         answer = await bob.keepalive()
-        assert answer.via == new_via
+        assert answer.via == new_via  # answered on the path it came from, at once
+        probed_at = loop.time()
+        await bob.wait_moved()
+        # The relay probed the old address and waited for its answer before moving.
+        assert loop.time() - probed_at >= media.ROAM_PROBE_TIMEOUT * 0.9
+        assert server.metrics.relay.roam_probes == 1
+        assert server.metrics.relay.roam_moves == 1
         for seq in range(1, 6):
             await alice.send_media(cid, granted.burst_id, seq, b"after %d" % seq)
         got = [await bob.wait_datagram() for _ in range(5)]
         assert {d.via for d in got} == {new_via}
         assert [d.via for d in bob.media_received()] == [old_via] + [new_via] * 5
 
-        # Roaming works for the talker too: alice moves and keeps talking.
+        # Roaming works for the talker too: alice moves and keeps talking, heard at once.
         await alice.open_udp()
         await alice.send_media(cid, granted.burst_id, 6, b"talker moved")
         assert frame_of(await bob.wait_datagram()) == b"talker moved"
+        await alice.wait_moved()
         assert server.sessions.by_user["alice"].hop.address[1] == int(alice.via[4:])  # type: ignore[index]
+
+
+async def test_radio_still_home_answers_the_probe_and_is_not_moved(
+    org: Org, server: RelayServer
+) -> None:
+    """A withheld keepalive released from another address: the radio answers the probe."""
+    cid = org.channel_id
+    async with logged_in(server, org, "alice", "bob") as c:
+        alice, bob = c["alice"], c["bob"]
+        granted = await alice.take_floor(cid)
+        session = server.sessions.by_user["bob"]
+        home, home_via = session.hop.address, bob.via
+        attacker, got = await attacker_socket()
+        try:
+            withheld = bob.hop.seal(b"", media.KEEPALIVE)  # captured on the wire, not delivered
+            attacker.sendto(withheld, ("127.0.0.1", server.media_port))
+            probe = await bob.wait_datagram(kind=media.PROBE)  # the relay asks bob's home address
+            assert probe.via == home_via
+            # bob's answer (a keepalive on his current path, home) keeps him there; once
+            # the relay's reply to it is here, the answer has been handled.
+            await bob.wait_probe_answered()
+            assert bob.probe_replies[0].via == home_via
+            assert session.hop.address == home and session.hop.candidate is None
+            await alice.send_media(cid, granted.burst_id, 0, b"still to bob")
+            assert frame_of(await bob.wait_datagram()) == b"still to bob"
+            assert server.metrics.relay.roam_moves == 0
+            # The attacker got the answer to its one keepalive, and nothing of bob's media.
+            assert len(got) == 1 and got[0][1] == media.KEEPALIVE
+        finally:
+            attacker.close()
 
 
 async def test_tunnel_fallback_both_directions(org: Org, server: RelayServer) -> None:
@@ -259,8 +298,22 @@ async def test_tunnel_client_switches_to_udp(org: Org, server: RelayServer) -> N
         carol.tunnel = False
         await carol.open_udp()
         await carol.keepalive()
+        await carol.wait_moved()  # after the tunnel was probed (carol answers over UDP now)
         await alice.send_media(cid, granted.burst_id, 1, b"two")
         assert (await carol.wait_datagram()).via == carol.via
+
+
+async def test_udp_client_switches_to_tunnel_at_once(org: Org, server: RelayServer) -> None:
+    """The tunnel is the radio's own TLS connection: a move to it needs no probe."""
+    cid = org.channel_id
+    async with logged_in(server, org, "alice", "carol") as c:
+        alice, carol = c["alice"], c["carol"]
+        granted = await alice.take_floor(cid)
+        carol.tunnel = True
+        await carol.keepalive()
+        await alice.send_media(cid, granted.burst_id, 0, b"one")
+        assert (await carol.wait_datagram()).via == "tunnel"
+        assert server.metrics.relay.roam_probes == 0
 
 
 async def test_holder_media_with_unknown_inner_flags_dropped(org: Org, server: RelayServer) -> None:
