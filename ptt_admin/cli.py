@@ -34,13 +34,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import platformdirs
 
@@ -59,6 +58,7 @@ from ptt_admin.authority import (
     pin_relay,
 )
 from ptt_admin.session import AdminSession, connect
+from ptt_client.command_line import OneLineParser, UsageError, env_secret
 
 FIRST_START = """first start (see docs/operations.md):
   ptt-admin --passphrase-env ORG_PASS init       # here, on the authority's machine
@@ -68,17 +68,6 @@ FIRST_START = """first start (see docs/operations.md):
   ptt-admin --passphrase-env ORG_PASS enroll alice --role officer --name "Alice" \\
       --out alice.bundle --bundle-passphrase-env BUNDLE_PASS
   ptt-admin --passphrase-env ORG_PASS channel create patrol --members alice"""
-
-
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line and a return code, not a SystemExit."""
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def default_admin_dir() -> Path:
@@ -91,7 +80,7 @@ def _parse_members(value: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptt-admin`` argument parser."""
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description="The org authority: holds the org root, enrols devices, keys channels.",
         epilog=FIRST_START,
@@ -175,15 +164,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _env_secret(var: str | None, option: str) -> str | None:
-    if var is None:
-        return None
-    value = os.environ.get(var)
-    if not value:
-        raise AdminError(f"{option} {var}: the environment variable {var} is not set or empty")
-    return value
-
-
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -257,7 +237,9 @@ def _cmd_pin(args: argparse.Namespace, directory: Path, passphrase: str | None) 
 
 
 async def _cmd_enroll(args: argparse.Namespace, session: AdminSession) -> None:
-    bundle_passphrase = _env_secret(args.bundle_passphrase_env, "--bundle-passphrase-env")
+    bundle_passphrase = env_secret(
+        args.bundle_passphrase_env, "--bundle-passphrase-env", AdminError
+    )
     if bundle_passphrase is None and not args.plain_bundle:
         raise AdminError(
             "the bundle leaves this machine, so its device keys must be encrypted: pass"
@@ -371,14 +353,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``ptt-admin`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     try:
         args = build_parser().parse_args(argv)
-    except _UsageError as exc:
-        print(f"{PROG}: {_one_line(str(exc))}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"{PROG}: {_one_line(f'{exc} (see `{exc.prog} --help`)')}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     directory: Path = args.admin_dir or default_admin_dir()
     try:
-        passphrase = _env_secret(args.passphrase_env, "--passphrase-env")
+        passphrase = env_secret(args.passphrase_env, "--passphrase-env", AdminError)
         if args.online:
             asyncio.run(_run_online(args, directory, passphrase))
         else:

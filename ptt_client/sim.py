@@ -20,14 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import math
-import os
 import random
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final
 
 import numpy as np
 
@@ -38,6 +37,7 @@ from ptt_client import events
 from ptt_client.audio import AudioError, AudioInput, load_wav
 from ptt_client.client import ClientError, RadioClient
 from ptt_client.codec import FRAME_MS_CHOICES, SAMPLE_RATE, Pcm, frame_samples
+from ptt_client.command_line import OneLineParser, UsageError, env_secret
 from ptt_client.samples import sample_paths
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
@@ -460,15 +460,6 @@ async def run_simulation(
 # --- command line ------------------------------------------------------------------------------
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(message)
-
-
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -480,7 +471,7 @@ def _positive(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Simulated Fieldradio officers.")
+    parser = OneLineParser(prog=PROG, description="Simulated Fieldradio officers.")
     parser.add_argument("--bundles", type=Path, required=True, help="directory of *.bundle files")
     parser.add_argument("--officers", type=int, required=True, help="how many officers")
     parser.add_argument("--channel", required=True, help="channel they all join")
@@ -519,7 +510,7 @@ def parse_args(argv: Sequence[str] | None = None) -> SimOptions:
     """Parse and check the flags; :class:`SimError` (one line) for anything wrong."""
     try:
         args = build_parser().parse_args(argv)
-    except _UsageError as exc:
+    except UsageError as exc:
         raise SimError(str(exc)) from None
     if args.officers < 1:
         raise SimError(f"--officers {args.officers}: at least 1")
@@ -586,11 +577,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulation and print its summary; 2 and one line on stderr if it cannot start."""
     try:
         options = parse_args(argv)
-        passphrase = None
-        if options.passphrase_env is not None:
-            passphrase = os.environ.get(options.passphrase_env)
-            if passphrase is None:
-                raise SimError(f"--passphrase-env {options.passphrase_env}: not set")
+        passphrase = env_secret(
+            options.passphrase_env, "--passphrase-env", SimError, allow_empty=True
+        )
         credentials = load_bundles(options.bundles, passphrase)
         users = [bundle.user_id for bundle, _ in credentials]
         if options.emergency is not None and options.emergency[0] not in users:

@@ -24,7 +24,8 @@ from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.audio import WavFileInput, load_wav
 from ptt_client.client import RadioClient
-from ptt_client.radio import (
+from ptt_client.radio import StatusView, main, status_line
+from ptt_client.radio.keys import (
     CancelEmergency,
     Compose,
     ComposeCancelled,
@@ -34,10 +35,7 @@ from ptt_client.radio import (
     RaiseEmergency,
     SelectChannel,
     SendText,
-    StatusView,
     TogglePtt,
-    main,
-    status_line,
 )
 from ptt_client.samples import sample_paths
 from ptt_client.voice import Transmitter

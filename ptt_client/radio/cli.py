@@ -1,0 +1,220 @@
+"""The ``ptt-radio`` program: its flags (:func:`build_parser`, :func:`parse_options`), running
+the radio as a process (:func:`run_radio`: the terminal, signals, the exit status) and
+:func:`main`. What the flags mean is in :mod:`ptt_client.radio`'s docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from crypto.bundle import CredentialBundle, check_server_url
+from crypto.errors import CryptoError
+from crypto.identity import DeviceKeys
+from ptt_client.audio import AudioError, list_devices
+from ptt_client.client import RadioClient
+from ptt_client.codec import FRAME_MS_CHOICES
+from ptt_client.command_line import OneLineParser, UsageError
+from ptt_client.gps import GpsError, open_source
+from ptt_client.radio.app import Radio, input_opener, open_output
+from ptt_client.radio.credentials import load_credential
+from ptt_client.radio.display import Console
+from ptt_client.radio.errors import EXIT_OK, EXIT_RUNTIME, EXIT_STARTUP, RadioError
+from ptt_client.radio.keys import cbreak_terminal
+from ptt_client.script import ScriptError, Step, parse_script
+
+PROG: Final = "ptt-radio"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ptt-radio`` flags (errors raise instead of exiting; :func:`main` prints them)."""
+    parser = OneLineParser(prog=PROG, description="Fieldradio push-to-talk radio.")
+    parser.add_argument("--credential", type=Path, help="credential bundle file from ptt-admin")
+    parser.add_argument(
+        "--passphrase-env", metavar="VAR", help="environment variable holding the passphrase"
+    )
+    parser.add_argument("--server", help="override the bundle's server, wss://HOST:PORT")
+    parser.add_argument("--channel", help="channel to join and talk on (by name)")
+    parser.add_argument("--input", default="mic", help="'mic' (default) or a WAV file to talk from")
+    parser.add_argument(
+        "--output",
+        default="speaker",
+        help="'speaker' (default), a FILE.wav, or a directory (one WAV per received burst)",
+    )
+    parser.add_argument("--script", help="run these timed steps instead of reading keys")
+    parser.add_argument(
+        "--list-devices", action="store_true", help="print the sound devices and exit"
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--gps", metavar="HOST:PORT", help="follow gpsd for the position")
+    where.add_argument("--position", metavar="LAT,LON", help="a fixed position")
+    parser.add_argument("--scan", default="", help="also listen to these channels: NAME,NAME")
+    parser.add_argument("--no-udp", action="store_true", help="send media over the WebSocket")
+    parser.add_argument(
+        "--frame-ms", type=int, default=20, help="Opus frame size in ms (10, 20, 40, 60)"
+    )
+    return parser
+
+
+@dataclass(frozen=True)
+class RadioOptions:
+    """The command line, checked: everything needed before touching the network."""
+
+    credential: Path
+    passphrase_env: str | None
+    server: str | None
+    channel: str
+    input: str
+    output: str
+    script: list[Step] | None
+    scan: tuple[str, ...]
+    use_udp: bool
+    frame_ms: int
+    gps: str | None
+    position: str | None
+
+
+def parse_options(args: argparse.Namespace) -> RadioOptions:
+    """Check the parsed flags; raises :class:`RadioError` with the flag and the expected form."""
+    if args.credential is None:
+        raise RadioError("--credential FILE is required (the bundle from `ptt-admin enroll`)")
+    if not args.channel:
+        raise RadioError("--channel NAME is required")
+    if args.frame_ms not in FRAME_MS_CHOICES:
+        raise RadioError(
+            f"--frame-ms {args.frame_ms}: use one of {', '.join(map(str, FRAME_MS_CHOICES))}"
+        )
+    if args.server is not None:
+        try:
+            check_server_url(args.server)
+        except CryptoError:
+            raise RadioError(
+                f"--server {args.server!r}: expected wss://HOST:PORT, e.g. wss://relay.example.org:7300"
+            ) from None
+    script = None
+    if args.script is not None:
+        try:
+            script = parse_script(args.script)
+        except ScriptError as exc:
+            raise RadioError(f"--script: {exc}") from None
+    scan = tuple(name.strip() for name in args.scan.split(",") if name.strip())
+    try:
+        open_source(args.gps, args.position)  # checks the syntax; connects later
+    except GpsError as exc:
+        raise RadioError(str(exc)) from None
+    if args.input != "mic" and not Path(args.input).is_file():
+        raise RadioError(f"--input {args.input!r}: no such file (give 'mic' or a WAV file)")
+    return RadioOptions(
+        credential=args.credential,
+        passphrase_env=args.passphrase_env,
+        server=args.server,
+        channel=args.channel,
+        input=args.input,
+        output=args.output,
+        script=script,
+        scan=scan,
+        use_udp=not args.no_udp,
+        frame_ms=args.frame_ms,
+        gps=args.gps,
+        position=args.position,
+    )
+
+
+async def run_radio(options: RadioOptions, bundle: CredentialBundle, keys: DeviceKeys) -> int:
+    """Run the radio until the script ends, ``q``, SIGINT or SIGTERM; return the exit status."""
+    interactive = options.script is None
+    fd = -1
+    if interactive:
+        with contextlib.suppress(OSError, ValueError):  # stdin closed or replaced
+            fd = sys.stdin.fileno()
+    if interactive and (fd < 0 or not os.isatty(fd)):
+        raise RadioError(
+            "interactive mode needs a terminal on stdin: use --script for headless use"
+        )
+    output = open_output(options.output, options.frame_ms)
+    console = Console(sys.stdout, live=interactive and sys.stdout.isatty())
+    try:
+        client = RadioClient(bundle, keys, server_url=options.server, use_udp=options.use_udp)
+        radio = Radio(
+            client,
+            open_input=input_opener(options.input, options.frame_ms),
+            output=output,
+            console=console,
+            frame_ms=options.frame_ms,
+            position_source=open_source(options.gps, options.position),
+            # Tones belong in the officer's ear, not in a recording of what was received.
+            tones=options.output == "speaker",
+        )
+        loop = asyncio.get_running_loop()
+        # Signal handlers can only be set from the main thread (tests run main() in a worker).
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        stop_signals = (signal.SIGINT, signal.SIGTERM) if in_main_thread else ()
+        for sig in stop_signals:
+            loop.add_signal_handler(sig, radio.quit.set)
+        try:
+            starting = asyncio.create_task(radio.start(options.channel, options.scan))
+            quitting = asyncio.create_task(radio.quit.wait())
+            # Ctrl-C while the server is unreachable (the client retries for ever) must work.
+            await asyncio.wait({starting, quitting}, return_when=asyncio.FIRST_COMPLETED)
+            quitting.cancel()
+            if not starting.done():
+                starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await starting
+                console.line("stopped before joining the channel")
+                return EXIT_RUNTIME
+            starting.result()  # RadioError: refused login, unknown channel, ...
+            if options.script is not None:
+                await radio.run_script(options.script)
+            else:
+                with cbreak_terminal(fd):
+                    await radio.run_interactive(fd)
+        finally:
+            for sig in stop_signals:
+                loop.remove_signal_handler(sig)
+            await radio.stop()
+            console.finish()
+        return radio.exit_code
+    finally:
+        output.close()
+
+
+def _list_devices() -> int:
+    try:
+        devices = list_devices()
+    except AudioError as exc:
+        raise RadioError(str(exc)) from None
+    if not devices:
+        print("no sound devices found (PortAudio sees none): use --input FILE.wav and --output")
+    for line in devices:
+        print(line)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``ptt-radio`` entry point; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.list_devices:
+            return _list_devices()
+        options = parse_options(args)
+        bundle, keys = load_credential(options.credential, options.passphrase_env)
+        return asyncio.run(run_radio(options, bundle, keys))
+    except UsageError as exc:
+        print(f"{PROG}: {exc} (see {PROG} --help)", file=sys.stderr)
+        return EXIT_STARTUP
+    except RadioError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except KeyboardInterrupt:  # before the event loop's own SIGINT handling is in place
+        return 130

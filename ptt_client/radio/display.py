@@ -1,0 +1,220 @@
+"""What the officer sees: the status line (:class:`StatusView`, :func:`status_line`), the one
+line per event worth reading and the marks events leave (:class:`Display`), and where both
+are written (:class:`Console`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final, TextIO
+
+from ptt_client import events
+from ptt_client.client import FloorView, RadioClient
+from ptt_client.voice import Player
+from ptt_protocol import control
+
+ALERTS_REMEMBERED: Final = 256
+"""Alert ids already shown: the server sends an active alert again when it is updated."""
+
+
+@dataclass(frozen=True)
+class StatusView:
+    """What the status line shows."""
+
+    channel: str
+    connected: bool
+    floor: str
+    """idle, requested, granted, queued, taken, denied, revoked"""
+    talker: str = ""
+    verified: bool = False
+    heard_on: str = ""
+    """A scanned channel the talker is on, when it is not the selected one."""
+    queue_position: int = 0
+    media: str = "udp"
+    loss_percent: float | None = None
+    status: str = control.STATUS_AVAILABLE
+    emergency: bool = False
+    transmitting: bool = False
+
+
+def status_line(view: StatusView) -> str:
+    """One line, e.g. ``patrol | RX Bob Brown verified | udp | loss 1.2% | on_scene``."""
+    parts = [view.channel]
+    if not view.connected:
+        parts.append("offline, reconnecting")
+    elif view.transmitting or view.floor == "granted":
+        parts.append("TX")
+    elif view.talker:
+        heard = f" on {view.heard_on}" if view.heard_on else ""
+        parts.append(f"RX {view.talker}{' verified' if view.verified else ''}{heard}")
+    elif view.floor == "queued":
+        parts.append(f"queued #{view.queue_position}")
+    else:
+        parts.append(view.floor)
+    parts.append(view.media)
+    parts.append("loss -" if view.loss_percent is None else f"loss {view.loss_percent:.1f}%")
+    parts.append(view.status)
+    line = " | ".join(parts)
+    return f"EMERGENCY | {line}" if view.emergency else line
+
+
+def channel_name(client: RadioClient, channel_id: int | None) -> str:
+    """The channel's name, its id if the client has no name for it, ``-`` for no channel."""
+    if channel_id is None:
+        return "-"
+    return client.channels.get(channel_id, str(channel_id))
+
+
+class Console:
+    """Where the radio writes: whole lines always, the status line only on a live terminal."""
+
+    def __init__(self, out: TextIO, *, live: bool) -> None:
+        self.out = out
+        self.live = live
+        self._status = ""
+
+    def line(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if self.live:
+            self.out.write("\r\x1b[K")
+        self.out.write(f"{stamp} {text}\n")
+        if self.live and self._status:
+            self.out.write(self._status)
+        self.out.flush()
+
+    def status(self, text: str) -> None:
+        if not self.live:
+            return
+        width = shutil.get_terminal_size((100, 24)).columns
+        self._status = text[: max(10, width - 1)]
+        self.out.write("\r\x1b[K" + self._status)
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.live:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+
+
+class Display:
+    """The officer's view of what ``client`` hears and ``player`` plays: a line for each event
+    worth reading (:meth:`event_line`) and the status line's contents (:meth:`view`).
+
+    It remembers what events vouch for: which burst's talker signature verified (the
+    "verified" mark) and which emergencies were already shown.
+    """
+
+    def __init__(self, client: RadioClient, player: Player) -> None:
+        self.client = client
+        self.player = player
+        self._verified: dict[int, int] = {}
+        """channel -> burst id whose talker signature verified."""
+        self._distrusted: dict[int, int] = {}
+        """channel -> burst id found forged or unverified: never shown verified."""
+        self._last_heard: tuple[int, str, int] | None = None
+        self._alerts_shown: OrderedDict[bytes, None] = OrderedDict()
+
+    def event_line(self, event: object) -> str | None:
+        """Take note of ``event``; the line to print for it, or ``None``."""
+        client = self.client
+        if isinstance(event, control.Error):
+            return f"server: {event.text or event.code}"
+        if isinstance(event, events.EpochInstalled):
+            return (
+                f"keys: {channel_name(client, event.channel_id)} epoch {event.epoch},"
+                f" made by {event.creator_name or event.creator} ({event.creator_role})"
+            )
+        if isinstance(event, events.EpochRefused):
+            return (
+                f"WARNING: key epoch {event.epoch} for {channel_name(client, event.channel_id)}"
+                f" from {event.creator or '?'} refused: {event.reason}"
+            )
+        if isinstance(event, events.TalkerVerified):
+            # A later statement vouches for later frames, not for what went unverified.
+            if self._distrusted.get(event.channel_id) != event.burst_id:
+                self._verified[event.channel_id] = event.burst_id
+            return None
+        if isinstance(event, (events.ForgedAudio, events.TalkerUnverified)):
+            self._distrusted[event.channel_id] = event.burst_id
+            if self._verified.get(event.channel_id) == event.burst_id:
+                del self._verified[event.channel_id]
+            what = "did not verify" if isinstance(event, events.ForgedAudio) else "is unverified"
+            return f"WARNING: audio claimed as {event.talker} {what}: {event.reason}"
+        if isinstance(event, events.TextReceived):
+            where = (
+                f" on {channel_name(client, event.to_channel)}"
+                if event.to_channel is not None
+                else " (direct)"
+            )
+            return f"text from {event.from_user}{where}: {event.text}"
+        if isinstance(event, control.EmergencyAlert) and event.user_id != client.user_id:
+            if not self._first_sight(event.alert_id):
+                return None
+            return f"EMERGENCY: {event.user_id} on {channel_name(client, event.channel_id)}"
+        if isinstance(event, control.EmergencyCancel) and event.by_user != client.user_id:
+            return f"emergency cancelled by {event.by_user}"
+        if isinstance(event, control.FloorRevoke):
+            return f"floor revoked on {client.channels.get(event.channel_id)}: {event.cause}"
+        if isinstance(event, control.Goodbye):
+            return f"server says goodbye: {event.reason}"
+        return None
+
+    def _first_sight(self, alert_id: bytes) -> bool:
+        """True the first time ``alert_id`` is seen (one line per emergency, not per update)."""
+        if alert_id in self._alerts_shown:
+            return False
+        self._alerts_shown[alert_id] = None
+        if len(self._alerts_shown) > ALERTS_REMEMBERED:
+            self._alerts_shown.popitem(last=False)
+        return True
+
+    def view(self, *, transmitting: bool) -> StatusView:
+        """The status line's contents, from the client's and the player's state."""
+        client = self.client
+        selected = client.selected
+        floor = client.floors.get(selected, FloorView()) if selected is not None else FloorView()
+        talker_channel = selected
+        if not (floor.state == "taken" and floor.talker):
+            # Scanning: show a talker on another affiliated channel.
+            for channel_id in sorted(client.affiliated):
+                other = client.floors.get(channel_id)
+                if other is not None and other.state == "taken" and other.talker:
+                    floor, talker_channel = other, channel_id
+                    break
+        talking = floor.state == "taken" and bool(floor.talker)
+        return StatusView(
+            channel=channel_name(client, selected),
+            connected=client.connected.is_set(),
+            floor=floor.state,
+            talker=(floor.talker_name or floor.talker or "") if talking else "",
+            verified=talking
+            and talker_channel is not None
+            and self._verified.get(talker_channel) == floor.burst_id,
+            heard_on=(
+                client.channels.get(talker_channel, "")
+                if talking and talker_channel != selected and talker_channel is not None
+                else ""
+            ),
+            queue_position=floor.queue_position,
+            media=client.media_path,
+            loss_percent=self._loss_percent(),
+            status=client.status,
+            emergency=client.emergency_alert is not None,
+            transmitting=transmitting,
+        )
+
+    def _loss_percent(self) -> float | None:
+        """Frames lost in the jitter buffer of the stream heard last, or ``None`` before any."""
+        current = self.player.mixer.current
+        if current is not None:
+            self._last_heard = current
+        if self._last_heard is None:
+            return None
+        buffer = self.player.mixer.buffer(self._last_heard)
+        if buffer is None or not buffer.stats.played + buffer.stats.lost:
+            return None
+        stats = buffer.stats
+        return 100.0 * stats.lost / (stats.played + stats.lost)

@@ -1,0 +1,183 @@
+"""The radio's keys: what each key means (:class:`Keypad`, no I/O) and reading them from the
+terminal, one by one and unechoed (:func:`cbreak_terminal`, :class:`TerminalKeys`).
+
+What a command then does to the radio is :meth:`ptt_client.radio.app.Radio.handle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import termios
+import tty
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from ptt_protocol import control
+
+KEY_HELP: Final = "space: talk  1-9: channel  s: status  e: emergency  c: cancel  m: text  q: quit"
+"""Printed when the interactive radio starts."""
+
+
+@dataclass(frozen=True)
+class TogglePtt:
+    """Space: PTT on, or off if talking."""
+
+
+@dataclass(frozen=True)
+class SelectChannel:
+    """1-9: select that channel."""
+
+    number: int
+    """1-9, as listed at start."""
+
+
+@dataclass(frozen=True)
+class CycleStatus:
+    """s: the next status."""
+
+
+@dataclass(frozen=True)
+class RaiseEmergency:
+    """e: alert, then 10 s of emergency-priority talk."""
+
+
+@dataclass(frozen=True)
+class CancelEmergency:
+    """c: cancel the emergency."""
+
+
+@dataclass(frozen=True)
+class Compose:
+    """The text being typed changed (shown in place of the status line)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SendText:
+    """Enter while composing: send the text to the selected channel."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ComposeCancelled:
+    """Esc (or Enter on nothing) while composing."""
+
+
+@dataclass(frozen=True)
+class Quit:
+    """q: leave."""
+
+
+KeyCommand = (
+    TogglePtt
+    | SelectChannel
+    | CycleStatus
+    | RaiseEmergency
+    | CancelEmergency
+    | Compose
+    | SendText
+    | ComposeCancelled
+    | Quit
+)
+
+_KEYS: Final[dict[str, KeyCommand]] = {
+    " ": TogglePtt(),
+    "s": CycleStatus(),
+    "e": RaiseEmergency(),
+    "c": CancelEmergency(),
+    "q": Quit(),
+}
+
+
+class Keypad:
+    """Turns key presses (characters from a cbreak terminal) into radio commands; no I/O."""
+
+    def __init__(self) -> None:
+        self.composing: str | None = None
+        """The text being typed after ``m``, or ``None``."""
+
+    def press(self, key: str) -> KeyCommand | None:
+        """The command for one key, or ``None`` for keys that mean nothing here."""
+        if self.composing is not None:
+            return self._compose(key)
+        if key == "m":
+            self.composing = ""
+            return Compose("")
+        if key in "123456789" and len(key) == 1:
+            return SelectChannel(int(key))
+        return _KEYS.get(key.lower())
+
+    def _compose(self, key: str) -> KeyCommand | None:
+        assert self.composing is not None
+        if key in ("\r", "\n"):
+            text, self.composing = self.composing.strip(), None
+            return SendText(text) if text else ComposeCancelled()
+        if key == "\x1b":  # Esc (an arrow key's escape sequence cancels too)
+            self.composing = None
+            return ComposeCancelled()
+        if key in ("\x7f", "\b"):
+            self.composing = self.composing[:-1]
+            return Compose(self.composing)
+        if key.isprintable() and len(self.composing) < control.MAX_TEXT_LENGTH:
+            self.composing += key
+            return Compose(self.composing)
+        return None
+
+
+@contextlib.contextmanager
+def cbreak_terminal(fd: int) -> Iterator[None]:
+    """Keys arrive one by one, unechoed; the terminal is restored on any exit."""
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
+
+
+class TerminalKeys:
+    """The characters typed on terminal ``fd``, read by the running event loop as they come.
+
+    Use it as a context manager (that registers and removes the reader). When the terminal
+    goes away (end of file or a read error) ``on_gone`` is called, once.
+    """
+
+    def __init__(self, fd: int, on_gone: Callable[[], None]) -> None:
+        self._fd = fd
+        self._on_gone = on_gone
+        self._loop = asyncio.get_running_loop()
+        self._keys: asyncio.Queue[str] = asyncio.Queue()
+
+    def __enter__(self) -> TerminalKeys:
+        self._loop.add_reader(self._fd, self._readable)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._loop.remove_reader(self._fd)
+
+    async def get(self) -> str:
+        """The next character typed."""
+        return await self._keys.get()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, 64)
+        except OSError:
+            data = b""
+        if not data:  # the terminal went away
+            self._loop.remove_reader(self._fd)
+            self._on_gone()
+            return
+        for char in data.decode(errors="ignore"):
+            self._keys.put_nowait(char)
