@@ -47,6 +47,8 @@ class HeardBurst:
 
     talker: str
     burst_id: int
+    priority: int = 0
+    """The floor priority FloorTaken named (the player mixes the highest)."""
     verifier: BurstVerifier | None = None
     voice_until: float = math.inf
     """Voice frames of this burst are played until then (inf while it is the named burst)."""

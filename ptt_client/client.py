@@ -682,7 +682,11 @@ class RadioClient:
             )
             view.burst_id, view.priority = message.burst_id, message.priority
             for early in self.keyring.expect_talker(
-                message.channel_id, message.user_id, message.burst_id, self._clock()
+                message.channel_id,
+                message.user_id,
+                message.burst_id,
+                self._clock(),
+                message.priority,
             ):
                 self._emit(early)
         elif isinstance(message, control.FloorIdle):

@@ -325,7 +325,7 @@ class Keyring:
         channel.signer = BurstSigner(self.keys, channel_id, burst_id, now)
 
     def expect_talker(
-        self, channel_id: int, talker: str, burst_id: int, now: float
+        self, channel_id: int, talker: str, burst_id: int, now: float, priority: int = 0
     ) -> list[object]:
         """``talker`` holds the floor in burst ``burst_id`` (FloorTaken); returns the events of
         frames of that burst that arrived before the FloorTaken did.
@@ -335,6 +335,8 @@ class Keyring:
         """
         channel = self._channel(channel_id)
         heard = channel.bursts.name(talker, burst_id, now)
+        if heard is not None:
+            heard.priority = priority  # early frames play at the burst's priority too
         held, channel.early_frames = channel.early_frames, []
         opened: list[object] = []
         if heard is None:
@@ -453,6 +455,7 @@ class Keyring:
             return reported
         if isinstance(opened, bytes):
             view = floors.get(frame.channel_id)
+            priority = heard.priority or getattr(view, "priority", 0)
             reported.append(
                 events.VoiceFrame(
                     channel_id=frame.channel_id,
@@ -461,7 +464,7 @@ class Keyring:
                     sequence=frame.sequence,
                     opus=opened,
                     end_of_burst=bool(frame.flags & media.END_OF_BURST),
-                    priority=getattr(view, "priority", 0),
+                    priority=priority,
                     received_at=now,
                 )
             )

@@ -586,6 +586,19 @@ class RelayServer:
                         code=control.ERROR_INTERNAL, text="server storage error: try again"
                     )
                 )
+            except Exception:
+                # A bug a message trips must not end the connection (nor reach the peer):
+                # the message is refused and logged, the session goes on.
+                log.exception(
+                    "control message handler failed",
+                    extra={
+                        "fields": {"user": session.user_id, "type": type(verdict.message).__name__}
+                    },
+                )
+                self.metrics.control_errors.labels(control.ERROR_INTERNAL).inc()
+                session.send(
+                    control.Error(code=control.ERROR_INTERNAL, text="internal error: try again")
+                )
         # A clean close by the client ends the loop without an exception: stop the writer
         # too, or the TaskGroup would wait on the outbound queue forever and never log out.
         if not session.closing_reason:

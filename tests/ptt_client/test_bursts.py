@@ -253,3 +253,16 @@ def test_a_statement_by_another_device_of_the_talker_never_makes_it_verified() -
     assert of(events.TalkerVerified, reported) == []
     assert played(reported) == []
     assert any("not the one on the roster" in e.reason for e in of(events.VoiceRejected, reported))
+
+
+def test_early_frames_play_at_the_priority_floor_control_names() -> None:
+    """Issue 10: frames that overtook their FloorTaken were played at priority 0, so an
+    emergency's first words lost the mix to an ordinary talker on another channel."""
+    alice, bob = Talker(), listener()
+    alice.start(B1)
+    early = bob.open_media(alice.frame(B1, 0, b"mayday"), _T0, {})
+    assert played(early) == []  # held: FloorTaken not here yet
+    named = bob.expect_talker(_CHANNEL, "alice", B1, _T0 + 0.05, priority=4)
+    assert [(e.opus, e.priority) for e in of(events.VoiceFrame, named)] == [(b"mayday", 4)]
+    later = bob.open_media(alice.frame(B1, 1, b"again"), _T0 + 0.1, {})
+    assert [e.priority for e in of(events.VoiceFrame, later)] == [4]

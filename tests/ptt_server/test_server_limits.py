@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import pytest
+
 from crypto.epoch import new_epoch_key, wrap_epoch
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
@@ -147,3 +149,21 @@ def test_the_queue_is_bounded_in_messages() -> None:
     assert queue.put(b"a") and queue.put(b"b", urgent=True)
     assert queue.full() and not queue.put(b"c", urgent=True)
     assert len(queue) == 2
+
+
+async def test_a_handler_that_fails_refuses_the_message_and_keeps_the_session(
+    org: Org, server: RelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ptt_server import handlers
+
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug tripped by this message")
+
+    monkeypatch.setitem(handlers.HANDLERS, control.SetStatus, broken)
+    async with logged_in(server, org, "alice") as c:
+        alice = c["alice"]
+        await alice.send(control.SetStatus(status=control.STATUS_BUSY))  # type: ignore[arg-type]
+        error = await alice.wait_for(control.Error)
+        assert error.code == control.ERROR_INTERNAL and "bug" not in error.text
+        await alice.ping()  # the connection and its session go on
+        assert "alice" in server.sessions.by_user
