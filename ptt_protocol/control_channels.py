@@ -1,0 +1,266 @@
+"""Channels, regroups, instant recall and floor control (TS 24.380 vocabulary).
+
+Part of the control protocol: see :mod:`ptt_protocol.control` for the framing and the rules
+every message follows.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from ptt_protocol.control_types import (
+    MAX_LIST_LENGTH,
+    MAX_TUNNEL_DATAGRAM,
+    U32,
+    U63,
+    ChannelId,
+    ChannelInfo,
+    Duration,
+    Id,
+    Member,
+    Priority,
+    Text,
+    Time,
+    UserIds,
+    _Message,
+    _Part,
+)
+
+# --- Channels -----------------------------------------------------------------------------------
+
+
+class ChannelList(_Message, frozen=True, kw_only=True):
+    """Server -> client: the channels this user may affiliate to (after login and on change)."""
+
+    channels: Annotated[tuple[ChannelInfo, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)]
+    """Every channel the user is a member of."""
+
+
+class Affiliate(_Message, frozen=True, kw_only=True):
+    """Client -> server: listen to a channel (TS 24.379 affiliation)."""
+
+    channel_id: ChannelId
+    """Channel to join."""
+
+
+class Deaffiliate(_Message, frozen=True, kw_only=True):
+    """Client -> server: stop listening to a channel."""
+
+    channel_id: ChannelId
+    """Channel to leave."""
+
+
+class SelectChannel(_Message, frozen=True, kw_only=True):
+    """Client -> server: the channel PTT talks on (must be affiliated)."""
+
+    channel_id: ChannelId
+    """Channel to talk on."""
+
+
+class Affiliated(_Message, frozen=True, kw_only=True):
+    """Server -> client: affiliation confirmed, or the channel's membership changed."""
+
+    channel_id: ChannelId
+    """The channel."""
+    name: Text
+    """Display name."""
+    members: Annotated[tuple[Member, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)] = ()
+    """Current members."""
+    epoch: U32 = 0
+    """Current E2E key epoch, so the client knows which key it needs."""
+
+
+class Deaffiliated(_Message, frozen=True, kw_only=True):
+    """Server -> client: no longer affiliated (asked for, or removed from the channel)."""
+
+    channel_id: ChannelId
+    """The channel."""
+    reason: Text = ""
+    """Why, for display."""
+
+
+class ChannelCreate(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server: make a new channel (an incident channel, a patch of two channels).
+
+    The server answers with :class:`ChannelCreated`; the creator then publishes the
+    channel's first signed roster and key envelopes, as for any roster change.
+    """
+
+    name: Text
+    """Display name, unique on the server."""
+    temporary: bool = False
+    """An incident channel (patch, regroup) the console deletes when it is over."""
+
+
+class ChannelCreated(_Message, frozen=True, kw_only=True):
+    """Server -> dispatcher: the channel exists now."""
+
+    channel_id: ChannelId
+    """Its id."""
+    name: Text
+    """Its display name."""
+
+
+class Regroup(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server -> each listed user: join ``channel_id`` and talk on it (dynamic regroup).
+
+    Radios affiliate to and select the channel at once; ``until`` (0 = until cancelled)
+    is when they go back to their own channel. Patching two channels is a regroup of
+    both channels' members into an incident channel whose roster holds them all,
+    so end-to-end keys stay per channel.
+    """
+
+    channel_id: ChannelId
+    """The incident channel."""
+    user_ids: UserIds = ()
+    """Who is pulled in (filled in by the dispatcher; the server sends each their own copy)."""
+    until: Time = 0.0
+    """Unix time the regroup ends; 0 = until :class:`Ungroup`."""
+
+
+class Ungroup(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server -> each member: the regroup (or patch) is over; go back."""
+
+    channel_id: ChannelId
+    """The incident channel."""
+
+
+class BurstInfo(_Part, frozen=True, kw_only=True):
+    """One logged talk burst (instant recall)."""
+
+    burst_key: U63
+    """Server id of the recording."""
+    burst_id: U32
+    """The burst id of the floor grant (inner frames carry it)."""
+    talker: Id
+    """Who talked."""
+    priority: Priority
+    """At which priority."""
+    started_at: Time
+    """When it started."""
+    duration: Duration = 0.0
+    """How long it lasted."""
+    frame_count: U32 = 0
+    """Frames kept (0 once the recording expired)."""
+
+
+class RecallList(_Message, frozen=True, kw_only=True):
+    """Client -> server: the last bursts of a channel; server -> client: the answer."""
+
+    channel_id: ChannelId
+    """The channel (must be on the caller's roster)."""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    """How many, newest first."""
+    bursts: Annotated[tuple[BurstInfo, ...], msgspec.Meta(max_length=100)] = ()
+    """Filled in by the server."""
+
+
+class RecalledFrame(_Part, frozen=True, kw_only=True):
+    """One recorded inner frame: still sealed end to end."""
+
+    sequence: U32
+    """Frame sequence in the burst."""
+    flags: Annotated[int, msgspec.Meta(ge=0, le=255)]
+    """Inner flags (signature frames included)."""
+    frame: Annotated[bytes, msgspec.Meta(max_length=MAX_TUNNEL_DATAGRAM)]
+    """The SFrame bytes, as the talker sealed them."""
+
+
+class RecallFrames(_Message, frozen=True, kw_only=True):
+    """Client -> server: the frames of a burst; server -> client: one chunk of them.
+
+    The console decrypts them itself with the channel's epoch key: the server
+    only ever had ciphertext.
+    """
+
+    channel_id: ChannelId
+    """The channel of the burst."""
+    burst_key: U63
+    """Which burst (from :class:`RecallList`)."""
+    frames: Annotated[tuple[RecalledFrame, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)] = ()
+    """A chunk of frames, in sequence order (server -> client)."""
+    last: bool = True
+    """True on the last chunk."""
+
+
+# --- Floor control (TS 24.380 vocabulary) ------------------------------------------------------
+
+
+class FloorRequest(_Message, frozen=True, kw_only=True):
+    """Client -> server: ask for permission to talk (TS 24.380 Floor Request)."""
+
+    channel_id: ChannelId
+    """Channel to talk on."""
+    priority: Priority
+    """Requested priority, 1 officer .. 4 emergency; the server caps it by role."""
+
+
+class FloorGranted(_Message, frozen=True, kw_only=True):
+    """Server -> client: you may talk now (TS 24.380 Floor Granted)."""
+
+    channel_id: ChannelId
+    """The channel."""
+    burst_id: U32
+    """Id of this talk burst; media datagrams carry it."""
+    duration_limit: Duration
+    """Seconds before the floor is revoked (TS 24.380 T2 stop talking)."""
+
+
+class FloorDeny(_Message, frozen=True, kw_only=True):
+    """Server -> client: request refused (TS 24.380 Floor Deny)."""
+
+    channel_id: ChannelId
+    """The channel."""
+    cause: Id
+    """TS 24.380 reject cause name (see ``ptt_protocol.floor``)."""
+
+
+class FloorTaken(_Message, frozen=True, kw_only=True):
+    """Server -> listeners: someone holds the floor (TS 24.380 Floor Taken)."""
+
+    channel_id: ChannelId
+    """The channel."""
+    user_id: Id
+    """The talker."""
+    display_name: Text = ""
+    """The talker's name to show."""
+    priority: Priority
+    """The talker's effective priority."""
+    burst_id: U32
+    """Id of this talk burst."""
+    since: Time
+    """When the floor was granted."""
+
+
+class FloorIdle(_Message, frozen=True, kw_only=True):
+    """Server -> listeners: nobody holds the floor (TS 24.380 Floor Idle)."""
+
+    channel_id: ChannelId
+    """The channel."""
+
+
+class FloorRelease(_Message, frozen=True, kw_only=True):
+    """Client -> server: stop talking, or leave the queue (TS 24.380 Floor Release)."""
+
+    channel_id: ChannelId
+    """The channel."""
+
+
+class FloorRevoke(_Message, frozen=True, kw_only=True):
+    """Server -> talker: your floor is withdrawn; stop sending (TS 24.380 Floor Revoke)."""
+
+    channel_id: ChannelId
+    """The channel."""
+    cause: Id
+    """TS 24.380 revoke cause name (see ``ptt_protocol.floor``)."""
+
+
+class FloorQueuePosition(_Message, frozen=True, kw_only=True):
+    """Server -> client: your request is queued (TS 24.380 Floor Queue Position Info)."""
+
+    channel_id: ChannelId
+    """The channel."""
+    position: U32
+    """1 = next to talk."""
