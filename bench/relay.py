@@ -173,19 +173,6 @@ def _issue(
     return keys, credential
 
 
-def _user(credential: Credential, now: float) -> User:
-    return User(
-        user_id=credential.user_id,
-        display_name=credential.display_name,
-        role=credential.role.value,
-        device_id=credential.device_id,
-        credential=credential.to_bytes(),
-        fingerprint=credential.fingerprint(),
-        serial=credential.serial,
-        enrolled_at=now,
-    )
-
-
 async def make_org(data_dir: Path, params: Params) -> Plan:
     """Enroll every account and make the channels, straight into the store (no scrypt)."""
     now = time.time()
@@ -197,14 +184,14 @@ async def make_org(data_dir: Path, params: Params) -> Plan:
     disp_keys, disp = _issue(root, "dispatch", Role.DISPATCHER, next(serials), now)
     plan = Plan([], [], [], params.listeners)
     async with await Store.open(data_dir / DATABASE_NAME) as store:
-        await store.put_user(_user(disp, now))
+        await store.put_user(User.from_credential(disp, now))
 
         async def channel(name: str, talker_first: bool, size: int, into: list[Account]) -> None:
             channel_id = await store.create_channel(name, now)
             credentials = []
             for n in range(size):
                 keys, credential = _issue(root, f"{name}-{n:04d}", Role.OFFICER, next(serials), now)
-                await store.put_user(_user(credential, now))
+                await store.put_user(User.from_credential(credential, now))
                 credentials.append(credential)
                 account = Account(
                     credential.user_id,

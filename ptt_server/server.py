@@ -32,7 +32,6 @@ from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
 from ptt_server.handlers import HANDLERS, emergencies, keys, presence
-from ptt_server.handlers.authority import user_record
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
 from ptt_server.policy import Refusal, Refused
@@ -45,7 +44,7 @@ from ptt_server.sessions import (
     Session,
     SessionTable,
 )
-from ptt_server.store import Store, StoreError
+from ptt_server.store import Store, StoreError, User
 
 log = logging.getLogger("ptt_server")
 
@@ -172,10 +171,10 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         self._loop_clock = loop.time
         media_host = self.config.media_host or self.config.listen_host
-        self.relay = MediaRelay(self.sessions, self.channels, self.metrics.relay, loop.time)
+        relay = MediaRelay(self.sessions, self.channels, self.metrics.relay, loop.time)
+        self.relay = relay
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: self.relay,  # type: ignore[arg-type,return-value]
-            local_addr=(media_host, self.config.media_port),
+            lambda: relay, local_addr=(media_host, self.config.media_port)
         )
         self._udp = transport
         self._ws_server = await serve(
@@ -411,7 +410,7 @@ class RelayServer:
             # authority itself (only the root's holder can make one), and its first login
             # records it, so nobody has to write the relay's database by hand.
             try:
-                await self.store.put_user(user_record(credential, now))
+                await self.store.put_user(User.from_credential(credential, now))
             except StoreError as exc:
                 log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
                 await self._send_error(

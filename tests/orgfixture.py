@@ -136,17 +136,7 @@ class Org:
 
 
 def user_record(account: Account) -> User:
-    credential = account.credential
-    return User(
-        user_id=credential.user_id,
-        display_name=credential.display_name,
-        role=credential.role.value,
-        device_id=credential.device_id,
-        credential=credential.to_bytes(),
-        fingerprint=credential.fingerprint(),
-        serial=credential.serial,
-        enrolled_at=time.time(),
-    )
+    return User.from_credential(account.credential, time.time())
 
 
 @pytest.fixture

@@ -35,20 +35,6 @@ DIRECTORY_PART_BYTES = 48 * 1024
 """Payload bytes per Directory message: well under the 64 KiB frame limit."""
 
 
-def user_record(credential: Credential, now: float) -> User:
-    """The store's row for an enrolled credential."""
-    return User(
-        user_id=credential.user_id,
-        display_name=credential.display_name,
-        role=credential.role.value,
-        device_id=credential.device_id,
-        credential=credential.to_bytes(),
-        fingerprint=credential.fingerprint(),
-        serial=credential.serial,
-        enrolled_at=now,
-    )
-
-
 async def on_enroll(server: RelayServer, session: Session, msg: control.Enroll, now: float) -> None:
     """Store a root-issued credential as its user's one device; the old device is cut off."""
     wall = time.time()
@@ -77,7 +63,7 @@ async def on_enroll(server: RelayServer, session: Session, msg: control.Enroll, 
             f"device {credential.device_id!r} belongs to {owner.user_id!r}: give another device id",
         )
     previous = next((u for u in users if u.user_id == credential.user_id), None)
-    await server.store.put_user(user_record(credential, wall))
+    await server.store.put_user(User.from_credential(credential, wall))
     replaced = ""
     if previous is not None and previous.fingerprint != credential.fingerprint():
         replaced = previous.device_id

@@ -6,7 +6,10 @@ Bytes fields are opaque: the store never parses what came from the network.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from crypto.identity import Credential
 
 __all__ = [
     "Burst",
@@ -36,6 +39,20 @@ class User:
     fingerprint: bytes
     serial: int
     enrolled_at: float
+
+    @classmethod
+    def from_credential(cls, credential: Credential, enrolled_at: float) -> User:
+        """The row that enrols ``credential`` (its user's one device) at ``enrolled_at``."""
+        return cls(
+            user_id=credential.user_id,
+            display_name=credential.display_name,
+            role=credential.role.value,
+            device_id=credential.device_id,
+            credential=credential.to_bytes(),
+            fingerprint=credential.fingerprint(),
+            serial=credential.serial,
+            enrolled_at=enrolled_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
