@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from crypto.epoch import EpochKey
 from crypto.errors import FrameError, KeyringError, ReplayError
+from crypto.replay import ReplayWindow
 from crypto.roster import Roster
 from crypto.sframe import MAX_COUNTER, MAX_KID, CipherSuite, SFrameKey, decode_header
 
@@ -278,16 +279,15 @@ class FrameSealer:
 
 @dataclass(slots=True)
 class _Window:
-    """One sender's replay window within one burst: every counter from ``base`` on."""
+    """One sender's replay window within one burst: every counter from ``floor`` on, up to
+    ``MAX_SPAN`` behind the newest."""
 
     first: int
     """The first counter accepted in this burst: the base of the plausibility bound."""
     first_at: float
-    base: int
-    """Lowest counter still accepted; lower ones are too old."""
-    newest: int
-    seen: int
-    """Bit i set = counter ``base + i`` was accepted."""
+    floor: int
+    """Lowest counter this burst ever accepts (its first, less the opener's window)."""
+    seen: ReplayWindow
 
 
 @dataclass(slots=True)
@@ -477,14 +477,13 @@ class FrameOpener:
         windows = sender.bursts
         window = windows.get(burst)
         if window is not None:
-            if ctr < window.base:
-                raise ReplayError(
-                    f"frame counter {ctr} is below {window.base}, the oldest burst {burst}"
-                    " still accepts: too old"
-                )
-            if (window.seen >> (ctr - window.base)) & 1:
+            if ctr < window.floor or not window.seen.check(ctr):
+                if ctr < window.floor or window.seen.newest - ctr >= MAX_SPAN:
+                    raise ReplayError(
+                        f"frame counter {ctr} is older than burst {burst} still accepts: too old"
+                    )
                 raise ReplayError(f"frame counter {ctr} of sender {index} was already received")
-            if ctr > window.newest and self.live:
+            if ctr > window.seen.newest and self.live:
                 elapsed = max(0.0, now - window.first_at)
                 if ctr - window.first > PLAUSIBLE_JUMP + PLAUSIBLE_RATE * elapsed:
                     raise ReplayError(
@@ -498,19 +497,14 @@ class FrameOpener:
         # a counter it takes is only that one: every counter of the burst is remembered, so
         # no frame ahead pushes the talker's own frames out (until MAX_SPAN).
         if window is None:
-            base = max(0, ctr - self.window + 1)
-            windows[burst] = _Window(ctr, now, base, ctr, 1 << (ctr - base))
+            seen = ReplayWindow(MAX_SPAN)
+            seen.mark(ctr)
+            windows[burst] = _Window(ctr, now, max(0, ctr - self.window + 1), seen)
             if len(windows) > BURSTS_PER_SENDER:
                 windows.popitem(last=False)
             return payload
         windows.move_to_end(burst)
-        window.seen |= 1 << (ctr - window.base)
-        if ctr > window.newest:
-            window.newest = ctr
-            excess = ctr - window.base + 1 - MAX_SPAN
-            if excess > 0:
-                window.seen >>= excess
-                window.base += excess
+        window.seen.mark(ctr)
         return payload
 
     def forget_bursts(self) -> None:

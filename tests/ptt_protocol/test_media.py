@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crypto.replay import ReplayWindow
 from ptt_protocol import media
 from ptt_protocol.errors import (
     AuthenticationError,
@@ -25,7 +26,6 @@ from ptt_protocol.media import (
     DATA,
     KEEPALIVE,
     HopSession,
-    ReplayWindow,
     inner_header,
     pack_inner,
     peek_session_index,
