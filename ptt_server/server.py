@@ -28,7 +28,7 @@ from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
-from ptt_server import tls
+from ptt_server import heap, prelogin, tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.metrics import ServerMetrics
@@ -39,7 +39,6 @@ from ptt_server.store import Presence, Store, StoreError
 
 log = logging.getLogger("ptt_server")
 
-LOGIN_TIMEOUT = 10.0
 RECALL_CHUNK = 40
 """Recorded frames per RecallFrames message: well under the 64 KiB frame limit."""
 SEND_PIECE = 8192
@@ -120,6 +119,7 @@ class RelayServer:
             t3_grace=config.floor_t3_grace,
         )
         self._ws_server: Server | None = None
+        self._gate: prelogin.LoginGate | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self.relay: MediaRelay | None = None
         self._background: set[asyncio.Future[Any]] = set()
@@ -178,11 +178,22 @@ class RelayServer:
             local_addr=(media_host, self.config.media_port),
         )
         self._udp = transport
+        # TLS is started by the gate, per admitted connection (ptt_server.prelogin), so the
+        # listening socket is plain TCP: a connection past the cap never costs a handshake.
+        self._gate = prelogin.LoginGate(
+            tls.server_context(self._cert, self._key),
+            limit=self.config.max_pending_logins,
+            timeout=self.config.login_timeout,
+            metrics=self.metrics,
+            heap=heap.HeapTrimmer(loop, heap.glibc_malloc_trim()),
+        )
         self._ws_server = await serve(
             self._handle_connection,
             self.config.listen_host,
             self.config.listen_port,
-            ssl=tls.server_context(self._cert, self._key),
+            create_connection=self._gate.connection_class(),
+            # The gate bounds the whole pre-login phase from accept; this only backs it up.
+            open_timeout=self.config.login_timeout,
             max_size=control.MAX_MESSAGE_SIZE + 1,
             ping_interval=self.config.heartbeat_interval,
             ping_timeout=self.config.idle_timeout - self.config.heartbeat_interval,
@@ -225,6 +236,8 @@ class RelayServer:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        if self._gate is not None:
+            self._gate.close()  # connections not logged in yet are unknown to websockets
         if self._ws_server is not None:
             self._ws_server.close()
             await self._ws_server.wait_closed()
@@ -381,7 +394,10 @@ class RelayServer:
             await ws.send(
                 control.encode(control.Hello(server_nonce=nonce, server_time=time.time()))
             )
-            raw = await asyncio.wait_for(ws.recv(decode=False), LOGIN_TIMEOUT)
+            # The gate closes the connection login_timeout after accept; this bounds the wait
+            # on its own as well (a connection the gate does not know, e.g. in a test).
+            async with asyncio.timeout(self.config.login_timeout):
+                raw = await ws.recv(decode=False)
             message = control.decode(raw)
         except (TimeoutError, websockets.ConnectionClosed):
             return None
@@ -421,6 +437,7 @@ class RelayServer:
                 f" ask an operator to run `ptt-admin enroll {credential.user_id}`",
             )
             return None
+        prelogin.logged_in(ws)  # a verified, enrolled device: no longer held to the pre-login cap
         session, hop_key = self._new_session(ws, credential)
         previous = self.sessions.add(session)
         if previous is not None:
