@@ -43,6 +43,11 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Prometheus metrics on 127.0.0.1:PORT; 0 turns the endpoint off (metrics are still counted)."""
     heartbeat_interval: float = 15.0
     idle_timeout: float = 45.0
+    max_pending_logins: int = 256
+    """Connections held before they log in; past it new ones are closed before TLS (fairly
+    per source: see docs/operations.md). About 300 KB each while in the TLS handshake."""
+    login_timeout: float = 10.0
+    """Seconds from TCP accept to a verified login (TLS, WebSocket handshake, Hello, Login)."""
     floor_queue_capacity: int = 8
     floor_t1_end_of_media: float = 4.0
     """TS 24.380 T1: a holder silent this long loses the floor."""
@@ -104,13 +109,18 @@ def validate(config: ServerConfig) -> None:
         port = getattr(config, name)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{name} = {port} is not a port number (0-65535)")
-    for name in ("heartbeat_interval", "idle_timeout"):
+    for name in ("heartbeat_interval", "idle_timeout", "login_timeout"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be greater than 0")
     if config.rate_emergency_per_s <= 0:
         raise ConfigError("rate_emergency_per_s must be greater than 0 (alerts are never refused)")
     if config.rate_emergency_burst < 1:
         raise ConfigError("rate_emergency_burst must be at least 1")
+    if config.max_pending_logins < 1:
+        raise ConfigError(
+            f"max_pending_logins = {config.max_pending_logins}: must be at least 1"
+            " (each costs about 300 KB during the TLS handshake; 256 is the default)"
+        )
     if config.idle_timeout <= config.heartbeat_interval:
         raise ConfigError("idle_timeout must be longer than heartbeat_interval")
     if bool(config.tls_cert) != bool(config.tls_key):

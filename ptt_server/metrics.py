@@ -90,6 +90,18 @@ class ServerMetrics:
             "fieldradio_active_channels", "Channels with affiliated members", registry=r
         )
         self.logins = Counter("fieldradio_logins", "Login attempts", ["outcome"], registry=r)
+        self.prelogin_pending = Gauge(
+            "fieldradio_prelogin_pending",
+            "Connections accepted and not logged in yet (capped by max_pending_logins)",
+            registry=r,
+        )
+        self.prelogin_closed = Counter(
+            "fieldradio_prelogin_closed",
+            "Connections closed before logging in, by reason (refused at the cap, displaced"
+            " by a fairer share, login_timeout, shutdown, or closed by the peer / failed TLS)",
+            ["reason"],
+            registry=r,
+        )
         self.floor_grants = Counter("fieldradio_floor_grants", "Floor grants", registry=r)
         self.floor_denials = Counter("fieldradio_floor_denials", "Floor denials", registry=r)
         self.floor_preemptions = Counter(

@@ -27,7 +27,7 @@ from crypto.errors import CryptoError
 from crypto.identity import Credential, RevocationList, Role, TrustAnchor
 from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
-from ptt_server import tls
+from ptt_server import heap, prelogin, tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
@@ -48,7 +48,6 @@ from ptt_server.store import Store, StoreError, User
 
 log = logging.getLogger("ptt_server")
 
-LOGIN_TIMEOUT = 10.0
 SEND_PIECE = 8192
 """Largest single TLS write (see _writer): measured 156 -> 80 KB per idle session."""
 PRUNE_INTERVAL = 3600.0
@@ -99,6 +98,7 @@ class RelayServer:
             control_bytes_per_s=config.rate_control_bytes_per_s,
         )
         self._ws_server: Server | None = None
+        self._gate: prelogin.LoginGate | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self.relay: MediaRelay | None = None
         self._background: set[asyncio.Future[Any]] = set()
@@ -177,11 +177,22 @@ class RelayServer:
             lambda: relay, local_addr=(media_host, self.config.media_port)
         )
         self._udp = transport
+        # TLS is started by the gate, per admitted connection (ptt_server.prelogin), so the
+        # listening socket is plain TCP: a connection past the cap never costs a handshake.
+        self._gate = prelogin.LoginGate(
+            tls.server_context(self._cert, self._key),
+            limit=self.config.max_pending_logins,
+            timeout=self.config.login_timeout,
+            metrics=self.metrics,
+            heap=heap.HeapTrimmer(loop, heap.glibc_malloc_trim()),
+        )
         self._ws_server = await serve(
             self._handle_connection,
             self.config.listen_host,
             self.config.listen_port,
-            ssl=tls.server_context(self._cert, self._key),
+            create_connection=self._gate.connection_class(),
+            # The gate bounds the whole pre-login phase from accept; this only backs it up.
+            open_timeout=self.config.login_timeout,
             max_size=control.MAX_MESSAGE_SIZE + 1,
             ping_interval=self.config.heartbeat_interval,
             ping_timeout=self.config.idle_timeout - self.config.heartbeat_interval,
@@ -224,6 +235,8 @@ class RelayServer:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        if self._gate is not None:
+            self._gate.close()  # connections not logged in yet are unknown to websockets
         if self._ws_server is not None:
             self._ws_server.close()
             await self._ws_server.wait_closed()
@@ -380,11 +393,13 @@ class RelayServer:
             self._tls_fingerprint_bytes,
             self._rate_limits,
             now,
-            LOGIN_TIMEOUT,
+            self.config.login_timeout,
         )
         try:
             await ws.send(control.encode(core.hello(time.time())))
-            async with asyncio.timeout(LOGIN_TIMEOUT):
+            # The gate closes the connection login_timeout after accept; this bounds the wait
+            # on its own as well (a connection the gate does not know, e.g. in a test).
+            async with asyncio.timeout(self.config.login_timeout):
                 raw = await ws.recv(decode=False)
         except (TimeoutError, websockets.ConnectionClosed):
             return None
@@ -426,6 +441,7 @@ class RelayServer:
                 f" ask an operator to run `ptt-admin enroll {credential.user_id}`",
             )
             return None
+        prelogin.logged_in(ws)  # a verified, enrolled device: no longer held to the pre-login cap
         core.logged_in(credential)
         session, hop_key = self._new_session(ws, credential, core)
         previous = self.sessions.add(session)

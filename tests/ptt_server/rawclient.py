@@ -69,19 +69,28 @@ def _client_tls() -> ssl.SSLContext:
 
 
 async def open_control(
-    server: RelayServer, *, receive_buffer: int | None = None
+    server: RelayServer, *, receive_buffer: int | None = None, source: str | None = None
 ) -> tuple[ClientConnection, bytes]:
     """Open the TLS WebSocket and check the pin; returns the connection and the fingerprint.
 
     ``receive_buffer`` shrinks the TCP receive buffer (set before connecting, so the
-    window is small from the start): for playing a client on a slow link.
+    window is small from the start): for playing a client on a slow link. ``source``
+    binds the client to another loopback address (e.g. ``127.0.0.2``): another host, as
+    far as the server can tell.
     """
     sock = None
-    if receive_buffer is not None:
+    if receive_buffer is not None or source is not None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        if source is not None:
+            sock.bind((source, 0))
         sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.control_port))
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", server.control_port))
+        except BaseException:
+            sock.close()
+            raise
     ws = await ws_connect(
         f"wss://127.0.0.1:{server.control_port}",
         sock=sock,
@@ -431,11 +440,13 @@ async def connect(
     udp: bool = True,
     receive_buffer: int | None = None,
     kid: int | None = None,
+    source: str | None = None,
 ) -> RawClient:
     """Log ``account`` in; with ``udp`` open a UDP socket and prove the media path with a
     keepalive, else send media over the WebSocket tunnel. ``kid`` is the SFrame KID its
-    voice frames carry (:attr:`RawClient.kid`). Raises :class:`LoginRefused`."""
-    ws, fingerprint = await open_control(server, receive_buffer=receive_buffer)
+    voice frames carry (:attr:`RawClient.kid`); ``source`` the local address to connect
+    from. Raises :class:`LoginRefused`."""
+    ws, fingerprint = await open_control(server, receive_buffer=receive_buffer, source=source)
     try:
         hello = await recv_message(ws)
         assert isinstance(hello, control.Hello), hello
