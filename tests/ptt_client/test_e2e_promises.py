@@ -581,7 +581,8 @@ async def man_in_the_middle(tmp_path: Path, server: RelayServer) -> AsyncIterato
     finally:
         proxy.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(proxy.wait_closed(), 1)
+            async with asyncio.timeout(1):
+                await proxy.wait_closed()
 
 
 async def test_a_man_in_the_middle_with_another_certificate_gets_no_session(

@@ -208,9 +208,11 @@ async def test_roaming_moves_media_to_new_socket(org: Org, server: RelayServer) 
         new_via = bob.via
         assert new_via != old_via
         loop = asyncio.get_running_loop()
+        # Read before the keepalive goes: the relay can only start its probe after this, so
+        # the bound below is one no load can break (a late read could make it look early).
+        probed_at = loop.time()
         answer = await bob.keepalive()
         assert answer.via == new_via  # answered on the path it came from, at once
-        probed_at = loop.time()
         await bob.wait_moved()
         # The relay probed the old address and waited for its answer before moving.
         assert loop.time() - probed_at >= media.ROAM_PROBE_TIMEOUT * 0.9
