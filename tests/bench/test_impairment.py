@@ -144,12 +144,13 @@ async def round_trips(target: Address, count: int = 15) -> list[float]:
     return times
 
 
+def delaying(target: Address) -> ImpairmentProxy:
+    """A proxy that holds each datagram 30 ms on the way up and 20 ms on the way down."""
+    return ImpairmentProxy(target, uplink=Impairment(delay_ms=30), downlink=Impairment(delay_ms=20))
+
+
 async def test_delay_adds_at_least_the_delay_to_a_real_udp_echo(echo_server: Endpoint) -> None:
-    async with ImpairmentProxy(
-        echo_server.address,
-        uplink=Impairment(delay_ms=30),
-        downlink=Impairment(delay_ms=20),
-    ) as proxy:
+    async with delaying(echo_server.address) as proxy:
         delayed = await round_trips(proxy.address)
         stats = proxy.stats()
     # Correctness: nothing comes back before both delays have passed (load only adds to it).
@@ -172,11 +173,7 @@ async def test_the_proxy_adds_the_delay_and_little_of_its_own(echo_server: Endpo
     direct = await round_trips(echo_server.address)
     async with ImpairmentProxy(echo_server.address) as proxy:
         clean = await round_trips(proxy.address)
-    async with ImpairmentProxy(
-        echo_server.address,
-        uplink=Impairment(delay_ms=30),
-        downlink=Impairment(delay_ms=20),
-    ) as proxy:
+    async with delaying(echo_server.address) as proxy:
         delayed = await round_trips(proxy.address)
     assert statistics.median(clean) < 0.010, clean
     assert statistics.median(delayed) < 0.050 + statistics.median(direct) + 0.030, (

@@ -10,18 +10,14 @@ only, where the machine is not shared with a test suite.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.relay import GOALS, QUICK, build_parser, params_from_args
+from tests.bench.quick import quick_report
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 HEADLINE = (
     "fwd_pkts_per_cpu_s",
     "added_latency_p50_ms",
@@ -35,17 +31,7 @@ HEADLINE = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.relay", "--quick", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return quick_report("bench.relay", timeout=100)
 
 
 def test_headline_figures_are_present_and_sane(report: dict[str, Any]) -> None:

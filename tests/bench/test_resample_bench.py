@@ -10,10 +10,6 @@ delay and streaming figures are computed from samples, not clocks, and the timed
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,8 +18,8 @@ import pytest
 
 from bench.resample import RATES, latency, quality, streaming
 from ptt_client.audio import StreamResampler
+from tests.bench.quick import quick_report
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 Floats = npt.NDArray[np.float64]
 FIGURES = (
     "passband_ripple_db",
@@ -98,17 +94,7 @@ class Forgetful:
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.resample", "--quick", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return quick_report("bench.resample", timeout=110)
 
 
 @pytest.mark.timeout(120)

@@ -24,8 +24,7 @@ from ptt_client.voice import Transmitter
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
 from ptt_server.store import Store
-from tests.orgfixture import Org, start_server
-from tests.ptt_client.test_emergency_flood import joined_radio
+from tests.orgfixture import Org, joined_radio, start_server
 from tests.ptt_client.test_script import RecordingRadio
 from tests.ptt_server.tap import PathTap
 from tests.ptt_server.test_server_roaming import (

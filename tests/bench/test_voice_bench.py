@@ -11,15 +11,12 @@ is marked ``bench`` and runs in ``make bench`` only.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.bench.quick import quick_report
+
 CONDITIONS = ("clean", "jitter40_loss5", "loss10")
 FIGURES = (
     "access_time_p95_ms",
@@ -32,17 +29,7 @@ FIGURES = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.voice", "--quick", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return quick_report("bench.voice", timeout=110)
 
 
 @pytest.mark.timeout(120)

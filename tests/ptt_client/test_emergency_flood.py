@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from crypto.identity import DeviceKeys
-from ptt_client import events
 from ptt_client.audio import NullInput, NullOutput, WavFileInput, WavFileOutput, load_wav
 from ptt_client.client import RadioClient
 from ptt_client.radio import Console, Radio
@@ -25,21 +24,10 @@ from ptt_client.tones import MAX_QUEUED_TONE_S, Tone
 from ptt_client.voice import Played, Player, Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
-from tests.orgfixture import Org
+from tests.orgfixture import Org, joined_radio
 from tests.ptt_client.speech import similarity
 
 FLOOD = 300
-
-
-async def joined_radio(org: Org, server: RelayServer, user: str) -> RadioClient:
-    bundle = org.bundle(user, server)
-    client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys))
-    await client.start()
-    await client.wait_connected()
-    await client.wait_for(events.KeysUpdated, lambda e: e.epoch == 1)
-    await client.affiliate(org.channel_id)
-    await client.wait_for(control.Affiliated)
-    return client
 
 
 async def test_the_call_after_an_emergency_flood_is_heard_in_full(

@@ -43,6 +43,7 @@ from ptt_client.samples import sample_paths
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
+from tests.credentials import bundle_for
 from tests.orgfixture import Org
 from tests.ptt_client.speech import similarity
 from tests.ptt_server.rawclient import RawClient, connect
@@ -133,12 +134,12 @@ def _bundle(
     org: Org, user: str, passphrase: str | None = None, port: int = 7300
 ) -> CredentialBundle:
     account = org.accounts[user]
-    return CredentialBundle(
-        device_keys=account.keys.export(passphrase, scrypt_n=2**10),
-        credential=account.credential.to_bytes(),
-        root_public_key=org.root.public_key_bytes(),
+    return bundle_for(
+        org.root,
+        (account.keys, account.credential),
         server_url=f"wss://127.0.0.1:{port}",
         tls_fingerprint="ab" * 32,
+        passphrase=passphrase,
     )
 
 
@@ -206,13 +207,7 @@ async def test_expired_credential(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, org: Org
 ) -> None:
     old = org.issue("alice", not_before=time.time() - 7200, not_after=time.time() - 3600)
-    bundle = CredentialBundle(
-        device_keys=old.keys.export(None),
-        credential=old.credential.to_bytes(),
-        root_public_key=org.root.public_key_bytes(),
-        server_url="wss://127.0.0.1:7300",
-        tls_fingerprint="ab" * 32,
-    )
+    bundle = bundle_for(org.root, (old.keys, old.credential), tls_fingerprint="ab" * 32)
     path = _write(tmp_path / "old.bundle", bundle)
     code, _, err = run(capsys, "--credential", path, "--channel", "patrol", "--script", "quit 1")
     assert code == 2
@@ -271,10 +266,9 @@ async def test_login_refused_for_a_credential_the_server_does_not_know(
 ) -> None:
     stranger = org.issue("dave")  # root-issued, but never enrolled on this server
     enrolled = org.bundle("alice", server)
-    bundle = CredentialBundle(
-        device_keys=stranger.keys.export(None),
-        credential=stranger.credential.to_bytes(),
-        root_public_key=enrolled.root_public_key,
+    bundle = bundle_for(
+        org.root,
+        (stranger.keys, stranger.credential),
         server_url=enrolled.server_url,
         tls_fingerprint=enrolled.tls_fingerprint,
     )

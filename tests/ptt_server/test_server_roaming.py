@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.client import RadioClient
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
-from tests.orgfixture import Org
+from tests.orgfixture import Org, joined_radio
 from tests.ptt_server.tap import PathTap
 
 TIMEOUT = 5.0
@@ -26,25 +25,14 @@ KEEPALIVE_INTERVAL = 1.0
 the few milliseconds between the attacker's release and alice's voice."""
 
 
-async def radio(org: Org, server: RelayServer, user: str, **options: object) -> RadioClient:
-    bundle = org.bundle(user, server)
-    client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys), **options)  # type: ignore[arg-type]
-    await client.start()
-    await client.wait_connected()
-    await client.wait_for(events.KeysUpdated, lambda e: e.epoch == 1)
-    await client.affiliate(org.channel_id)
-    await client.wait_for(control.Affiliated)
-    return client
-
-
 @pytest.fixture(name="tapped")
 async def tapped_fixture(
     org: Org, server: RelayServer
 ) -> AsyncIterator[tuple[RadioClient, RadioClient, PathTap]]:
     """alice (talking, holding the floor) and bob, whose UDP path goes through a tap."""
     tap = await PathTap.open(("127.0.0.1", server.media_port))
-    alice = await radio(org, server, "alice")
-    bob = await radio(
+    alice = await joined_radio(org, server, "alice")
+    bob = await joined_radio(
         org, server, "bob", media_address=tap.address, keepalive_interval=KEEPALIVE_INTERVAL
     )
     try:

@@ -22,6 +22,7 @@ from ptt_server.session_core import (
     RateLimits,
     ServerSessionCore,
 )
+from tests.credentials import HOUR, Issued, issue
 
 T0 = 1_000.0
 WALL = 1_900_000_000.0
@@ -30,14 +31,10 @@ FINGERPRINT = secrets.token_bytes(32)
 LIMITS = RateLimits(floor_per_s=5.0, messages_per_s=10.0, control_bytes_per_s=2048.0)
 
 
-def account(role: Role, user: str = "alice") -> tuple[DeviceKeys, Credential]:
-    keys = DeviceKeys.generate()
-    credential = ROOT.issue_credential(
-        user_id=user, display_name=user.title(), role=role, device_id=f"{user}-1",
-        signing_key=keys.signing_public_key, hpke_key=keys.hpke_public_key,
-        not_before=int(WALL - 60), not_after=int(WALL + 3600), serial=secrets.randbits(40),
-    )  # fmt: skip
-    return keys, credential
+def account(role: Role, user: str = "alice") -> Issued:
+    # Valid for the hour after WALL: the expiry test logs in two hours later.
+    serial = secrets.randbits(40)
+    return issue(ROOT, user, role, serial=serial, not_before=WALL - 60, not_after=WALL + HOUR)
 
 
 OFFICER, DISPATCHER, ADMIN = (

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.bundle import CredentialBundle
-from crypto.identity import DeviceKeys, OrgRoot, Role
+from crypto.identity import OrgRoot, Role
 from ptt_admin import channels, people
 from ptt_admin.authority import Authority, Relay, create_authority, pin_relay
 from ptt_admin.session import connect
@@ -33,6 +33,7 @@ from ptt_protocol import control
 from ptt_server.config import ServerConfig, org_root_path
 from ptt_server.keyfiles import install_org_root
 from ptt_server.server import RelayServer
+from tests.credentials import bundle_for, issue
 
 OFFICERS = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Clark"}
 
@@ -40,26 +41,8 @@ OFFICERS = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Clark"}
 def make_bundle(user_id: str, name: str, role: Role = Role.DISPATCHER) -> CredentialBundle:
     """A real bundle for a device of a throwaway organisation (no server needed)."""
     root = OrgRoot.generate()
-    keys = DeviceKeys.generate()
-    now = int(time.time())
-    credential = root.issue_credential(
-        user_id=user_id,
-        display_name=name,
-        role=role,
-        device_id=f"{user_id}-console",
-        signing_key=keys.signing_public_key,
-        hpke_key=keys.hpke_public_key,
-        not_before=now - 3600,
-        not_after=now + 86400,
-        serial=1,
-    )
-    return CredentialBundle(
-        device_keys=keys.export(None),
-        credential=credential.to_bytes(),
-        root_public_key=root.public_key_bytes(),
-        server_url="wss://127.0.0.1:1",
-        tls_fingerprint="0" * 64,
-    )
+    device = issue(root, user_id, role, serial=1, display_name=name, device_id=f"{user_id}-console")
+    return bundle_for(root, device, server_url="wss://127.0.0.1:1")
 
 
 @dataclass
