@@ -282,7 +282,8 @@ class LoadGenerator:
             der = ws.transport.get_extra_info("ssl_object").getpeercert(binary_form=True)
             if hashlib.sha256(der).digest() != self.fingerprint:
                 raise LoadError("the relay's certificate does not match the pinned fingerprint")
-            hello = control.decode(await asyncio.wait_for(ws.recv(decode=False), STEP_TIMEOUT))
+            async with asyncio.timeout(STEP_TIMEOUT):
+                hello = control.decode(await ws.recv(decode=False))
             if not isinstance(hello, control.Hello):
                 raise LoadError(f"{account.user_id}: expected Hello, got {hello}")
             client_nonce = secrets.token_bytes(control.NONCE_SIZE)
@@ -294,7 +295,8 @@ class LoadGenerator:
                 client_software="bench.loadgen",
             )
             await ws.send(control.encode(login))
-            reply = control.decode(await asyncio.wait_for(ws.recv(decode=False), STEP_TIMEOUT))
+            async with asyncio.timeout(STEP_TIMEOUT):
+                reply = control.decode(await ws.recv(decode=False))
         except BaseException:
             await ws.close()
             raise
@@ -317,7 +319,8 @@ class LoadGenerator:
             self.socket.probes[session.index] = answered
             self._send_keepalive(session)
             try:
-                await asyncio.wait_for(answered, KEEPALIVE_RETRY)
+                async with asyncio.timeout(KEEPALIVE_RETRY):
+                    await answered
                 return
             except TimeoutError:
                 if time.monotonic() > deadline:
@@ -329,7 +332,8 @@ class LoadGenerator:
             await self._probe(session)
             affiliated = session.expect(control.Affiliated)
             await session.ws.send(control.encode(control.Affiliate(channel_id=account.channel_id)))
-            await asyncio.wait_for(affiliated, STEP_TIMEOUT)
+            async with asyncio.timeout(STEP_TIMEOUT):
+                await affiliated
         except BaseException:
             await session.close()
             raise
@@ -358,7 +362,8 @@ class LoadGenerator:
             granted = session.expect(control.FloorGranted)
             request = control.FloorRequest(channel_id=session.account.channel_id, priority=1)
             await session.ws.send(control.encode(request))
-            session.burst_id = (await asyncio.wait_for(granted, STEP_TIMEOUT)).burst_id
+            async with asyncio.timeout(STEP_TIMEOUT):
+                session.burst_id = (await granted).burst_id
             session.sequence = 0
 
         talkers = self._talkers()

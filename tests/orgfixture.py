@@ -25,11 +25,14 @@ from crypto.bundle import CredentialBundle
 from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
 from crypto.roster import Member, Roster, sign_roster
+from ptt_client import events
+from ptt_client.client import RadioClient
 from ptt_protocol import control
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.server import RelayServer
 from ptt_server.store import Store, User
 from ptt_server.tls import fingerprint
+from tests.credentials import bundle_for, issue
 
 CHANNEL_NAME = "patrol"
 USERS: Mapping[str, tuple[str, Role]] = {
@@ -75,10 +78,9 @@ class Org:
     def bundle(self, user_id: str, server: RelayServer) -> CredentialBundle:
         """The credential bundle ``ptt-admin enroll`` would hand to ``user_id``'s device."""
         account = self.accounts[user_id]
-        return CredentialBundle(
-            device_keys=account.keys.export(None),
-            credential=account.credential.to_bytes(),
-            root_public_key=self.root.public_key_bytes(),
+        return bundle_for(
+            self.root,
+            (account.keys, account.credential),
             server_url=f"wss://127.0.0.1:{server.control_port}",
             tls_fingerprint=fingerprint(self.data_dir / "tls" / "cert.pem"),
         )
@@ -93,19 +95,14 @@ class Org:
         not_after: float | None = None,
     ) -> Account:
         """A fresh device and credential (not enrolled) for ``user_id``."""
-        now = time.time()
-        keys = DeviceKeys.generate()
         self.next_serial += 1
-        credential = (root or self.root).issue_credential(
-            user_id=user_id,
-            display_name=user_id.title(),
-            role=role,
-            device_id=f"{user_id}-dev-{self.next_serial}",
-            signing_key=keys.signing_public_key,
-            hpke_key=keys.hpke_public_key,
-            not_before=int(now - 3600 if not_before is None else not_before),
-            not_after=int(now + 86400 if not_after is None else not_after),
+        keys, credential = issue(
+            root or self.root,
+            user_id,
+            role,
             serial=self.next_serial,
+            not_before=not_before,
+            not_after=not_after,
         )
         return Account(user_id, keys, credential)
 
@@ -148,17 +145,14 @@ async def org(tmp_path: Path) -> Org:
     now = time.time()
     accounts: dict[str, Account] = {}
     for serial, (user_id, (name, role)) in enumerate(USERS.items(), start=1):
-        keys = DeviceKeys.generate()
-        credential = root.issue_credential(
-            user_id=user_id,
-            display_name=name,
-            role=role,
-            device_id=f"{user_id}-phone",
-            signing_key=keys.signing_public_key,
-            hpke_key=keys.hpke_public_key,
-            not_before=int(now - 3600),
-            not_after=int(now + 86400),
+        keys, credential = issue(
+            root,
+            user_id,
+            role,
             serial=serial,
+            now=now,
+            display_name=name,
+            device_id=f"{user_id}-phone",
         )
         accounts[user_id] = Account(user_id, keys, credential)
     async with await Store.open(tmp_path / DATABASE_NAME) as store:
@@ -182,20 +176,16 @@ async def org(tmp_path: Path) -> Org:
             disp.credential,
         )
         await store.put_envelopes(channel_id, 1, envelopes, now)
-    admin_keys = DeviceKeys.generate()
     admin = Account(
         "admin",
-        admin_keys,
-        root.issue_credential(
-            user_id="admin",
-            display_name="Administrator",
-            role=Role.ADMIN,
-            device_id="admin-authority",
-            signing_key=admin_keys.signing_public_key,
-            hpke_key=admin_keys.hpke_public_key,
-            not_before=int(now - 3600),
-            not_after=int(now + 86400),
+        *issue(
+            root,
+            "admin",
+            Role.ADMIN,
             serial=99,
+            now=now,
+            display_name="Administrator",
+            device_id="admin-authority",
         ),
     )
     return Org(tmp_path, root, accounts, channel_id, roster, signed, epoch_key, admin)
@@ -219,6 +209,18 @@ async def start_server(org: Org, **overrides: Any) -> RelayServer:
     server = await RelayServer.open(server_config(org, **overrides))
     await server.start()
     return server
+
+
+async def joined_radio(org: Org, server: RelayServer, user: str, **options: object) -> RadioClient:
+    """``user``'s real radio on ``server``: logged in, holding epoch 1, affiliated to patrol."""
+    bundle = org.bundle(user, server)
+    client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys), **options)  # type: ignore[arg-type]
+    await client.start()
+    await client.wait_connected()
+    await client.wait_for(events.KeysUpdated, lambda e: e.epoch == 1)
+    await client.affiliate(org.channel_id)
+    await client.wait_for(control.Affiliated)
+    return client
 
 
 @pytest.fixture

@@ -1,22 +1,23 @@
 """``python -m bench.relay --quick --json`` loads a real relay process and reports every figure.
 
 Checks that each figure exists, is physically sane and agrees with the counts it is computed
-from; not that the goals are met (the full bench is for that).
+from; not that the goals are met (the full bench is for that). Those checks are correctness
+properties that no load on this shared machine can break (keys present, counts that agree,
+lower bounds that load only moves further away), so they run in ``make test``. The upper
+bounds on timings are performance bounds: they are marked ``bench`` and run by ``make bench``
+only, where the machine is not shared with a test suite.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+import os
 from typing import Any
 
 import pytest
 
 from bench.relay import GOALS, QUICK, build_parser, params_from_args
+from tests.bench.quick import quick_report
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 HEADLINE = (
     "fwd_pkts_per_cpu_s",
     "added_latency_p50_ms",
@@ -30,30 +31,30 @@ HEADLINE = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.relay", "--quick", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return quick_report("bench.relay", timeout=100)
 
 
 def test_headline_figures_are_present_and_sane(report: dict[str, Any]) -> None:
     for key in HEADLINE:
         assert isinstance(report[key], float), (key, report[key])
+    # Correctness: every figure is positive and ordered as its definition says.
     assert report["fwd_pkts_per_cpu_s"] > 0
-    assert 0 < report["added_latency_p50_ms"] <= report["added_latency_p99_ms"] < 1000
+    assert 0 < report["added_latency_p50_ms"] <= report["added_latency_p99_ms"]
     assert 0.0 <= report["loss_pct"] <= 100.0
     assert report["idle_sessions_per_gb"] > 0
-    assert 0 < report["connect_4000_s"] < 60
-    assert 0.0 <= report["idle_cpu_pct_2500"] <= 200.0  # two cores at most
+    assert report["connect_4000_s"] > 0
+    # CPU time cannot exceed wall time on every core at once.
+    assert 0.0 <= report["idle_cpu_pct_2500"] <= 100.0 * (os.cpu_count() or 1)
     assert report["forwarded_server"] > 0
     assert 0 < report["forwarded_listeners"] <= report["forwarded_server"]
+
+
+@pytest.mark.bench
+def test_the_quick_run_stays_within_loose_performance_bounds(report: dict[str, Any]) -> None:
+    # Performance, not correctness: a loaded machine can push these past any bound, so this
+    # runs in `make bench` only (pyproject's `-m 'not bench'` keeps it out of `make test`).
+    assert report["added_latency_p99_ms"] < 1000
+    assert report["connect_4000_s"] < 60
 
 
 def test_every_goal_is_reported_and_session_goals_are_not_judged_on_quick_numbers(

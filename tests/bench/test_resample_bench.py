@@ -2,14 +2,14 @@
 
 The bench's verdict is only as good as its meters, so each meter is pointed at a resampler with
 a known flaw (sample-and-hold images, a fixed delay, state lost between chunks) and must see it.
+
+Every check here is a correctness property, so all of it runs in ``make test``: the quality,
+delay and streaming figures are computed from samples, not clocks, and the timed figures
+(``first_read_ms``, ``cpu_ms_per_s``) are only checked to be present, never bounded.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,8 @@ import pytest
 
 from bench.resample import RATES, latency, quality, streaming
 from ptt_client.audio import StreamResampler
+from tests.bench.quick import quick_report
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 Floats = npt.NDArray[np.float64]
 FIGURES = (
     "passband_ripple_db",
@@ -94,17 +94,7 @@ class Forgetful:
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.resample", "--quick", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return quick_report("bench.resample", timeout=110)
 
 
 @pytest.mark.timeout(120)

@@ -1,20 +1,22 @@
 """``python -m bench.voice --quick --json`` runs the real pipeline and reports every figure.
 
 Checks that the numbers exist and are physically sane, not that the goals are met (that is
-what the full bench is for).
+what the full bench is for). The unmarked tests check correctness properties that no load on
+this shared machine can break (every figure present, metrics inside their scales, frame fates
+that add up, lower bounds that load only moves further away, the proxies' own counters, goals
+judged against their figures), so they run in ``make test``. What a loaded machine can push
+past any bound (upper bounds on timings, how much of the speech arrives in time to be played)
+is marked ``bench`` and runs in ``make bench`` only.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+from tests.bench.quick import quick_report
+
 CONDITIONS = ("clean", "jitter40_loss5", "loss10")
 FIGURES = (
     "access_time_p95_ms",
@@ -27,17 +29,7 @@ FIGURES = (
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.voice", "--quick", "--json"],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return quick_report("bench.voice", timeout=110)
 
 
 @pytest.mark.timeout(120)
@@ -47,18 +39,37 @@ def test_every_condition_reports_every_figure_with_sane_values(report: dict[str,
         figures = report["conditions"][name]
         for key in FIGURES:
             assert isinstance(figures[key], float), (name, key, figures[key])
-        assert 0 < figures["access_time_p95_ms"] < 2000, (name, figures)
-        # At least the jitter buffer's smallest delay, at most a few seconds.
-        assert 20 <= figures["mouth_to_ear_p95_ms"] < 2000, (name, figures)
+        assert figures["access_time_p95_ms"] > 0, (name, figures)
+        # At least the jitter buffer's smallest delay (load only adds to it).
+        assert figures["mouth_to_ear_p95_ms"] >= 20, (name, figures)
         assert figures["mouth_to_ear_median_ms"] <= figures["mouth_to_ear_p95_ms"]
-        assert 0 < figures["late_entry_p95_ms"] < 3000, (name, figures)
-        assert figures["late_entries_heard"] == figures["bursts"] == 2, (name, figures)
+        assert figures["late_entry_p95_ms"] > 0, (name, figures)
+        assert figures["bursts"] == 2, (name, figures)
+        # A late entrant hears a burst at all (within the bench's 3 s); hearing every one is
+        # the bench-marked test's business.
+        assert 1 <= figures["late_entries_heard"] <= figures["bursts"], (name, figures)
+        # The scales of P.862.2 and of STOI.
         assert figures["pesq_wb"] >= 1.0 and figures["pesq_wb"] <= 4.65, (name, figures)
         assert 0.0 < figures["stoi"] <= 1.0, (name, figures)
         sent = figures["frames_sent"]
         fates = ("frames_played", "frames_fec", "frames_concealed", "frames_missing")
         assert sent > 100 and sum(figures[f] for f in fates) == sent, (name, figures)
-        assert figures["frames_played"] > 0.8 * sent, (name, figures)
+        assert figures["frames_played"] > 0, (name, figures)
+
+
+@pytest.mark.bench
+def test_the_quick_run_stays_within_loose_performance_bounds(report: dict[str, Any]) -> None:
+    # Performance, not correctness: on a loaded machine frames come too late to play and the
+    # late entrant's 3 s wait runs out, so this runs in `make bench` only.
+    for name in CONDITIONS:
+        figures = report["conditions"][name]
+        assert figures["access_time_p95_ms"] < 2000, (name, figures)
+        assert figures["mouth_to_ear_p95_ms"] < 2000, (name, figures)
+        assert figures["late_entry_p95_ms"] < 3000, (name, figures)
+        assert figures["late_entries_heard"] == figures["bursts"], (name, figures)
+        assert figures["frames_played"] > 0.8 * figures["frames_sent"], (name, figures)
+    # Random or silent audio scores below 0.3 STOI; the same words well above.
+    assert report["conditions"]["clean"]["stoi"] > 0.5, report["conditions"]["clean"]
 
 
 @pytest.mark.timeout(120)
@@ -74,10 +85,9 @@ def test_the_network_conditions_are_really_applied(report: dict[str, Any]) -> No
 
 
 @pytest.mark.timeout(120)
-def test_the_listener_hears_the_speech_that_was_sent(report: dict[str, Any]) -> None:
-    clean = report["conditions"]["clean"]
-    # Random or silent audio scores below 0.3 STOI; the same words well above.
-    assert clean["stoi"] > 0.5, clean
+def test_the_codec_alone_keeps_the_speech_that_was_sent(report: dict[str, Any]) -> None:
+    # No network and no clock here (the samples through the Transmitter's Opus settings):
+    # random or silent audio scores below 0.3 STOI; the same words well above.
     codec = report["codec_only"]
     assert codec["pesq_wb"] >= 1.0 and codec["pesq_wb"] <= 4.65 and 0.5 < codec["stoi"] <= 1.0, (
         codec

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from crypto.bundle import BUNDLE_VERSION, MAX_BUNDLE_BYTES, CredentialBundle, check_server_url
 from crypto.errors import BundleError, CredentialError
 from crypto.identity import Credential, DeviceKeys, Role
-from tests.crypto.test_identity import CHEAP_SCRYPT, DAY, NOW, Org
+from tests.credentials import CHEAP_SCRYPT, DAY, bundle_for
+from tests.crypto.test_identity import NOW, Org
 
 URL = "wss://relay.example.org:7300"
 FINGERPRINT = "0123456789abcdef" * 4
@@ -111,10 +112,8 @@ def test_credential_of_another_org_is_refused(device: Device) -> None:
 
 def test_verify_reports_an_expired_credential() -> None:
     org = Org()
-    keys, credential = org.enroll("old", not_before=NOW - 10 * DAY, not_after=NOW - DAY)
-    bundle = CredentialBundle(
-        keys.export(None), credential.to_bytes(), org.root.public_key_bytes(), URL, FINGERPRINT
-    )
+    old = org.enroll("old", not_before=NOW - 10 * DAY, not_after=NOW - DAY)
+    bundle = bundle_for(org.root, old, server_url=URL, tls_fingerprint=FINGERPRINT)
     with pytest.raises(CredentialError, match="expired"):
         bundle.verify(NOW)
 

@@ -20,7 +20,8 @@ from crypto.epoch import (
 from crypto.errors import EnvelopeError
 from crypto.identity import Credential, DeviceKeys, Role, hpke_seal
 from crypto.roster import Member, Roster
-from tests.crypto.test_identity import DAY, NOW, Org
+from tests.credentials import DAY
+from tests.crypto.test_identity import NOW, Org
 
 CHANNEL = 9
 NAMES = ("alice", "bob", "carol")

@@ -22,10 +22,9 @@ from crypto.identity import (
     TrustAnchor,
     hpke_seal,
 )
+from tests.credentials import CHEAP_SCRYPT, DAY, issue
 
 NOW = 1_800_000_000.0  # 2027-01-15 08:00 UTC
-DAY = 86_400
-CHEAP_SCRYPT = 2**10  # tests only: the default (2**17) takes ~0.3 s per call
 
 
 class Org:
@@ -46,20 +45,17 @@ class Org:
         not_after: float = NOW + 365 * DAY,
         device_id: str | None = None,
     ) -> tuple[DeviceKeys, Credential]:
-        keys = keys or DeviceKeys.generate()
         self._serial += 1
-        credential = self.root.issue_credential(
-            user_id=user_id,
-            display_name=user_id.title(),
-            role=role,
-            device_id=device_id or f"{user_id}-phone-{self._serial}",
-            signing_key=keys.signing_public_key,
-            hpke_key=keys.hpke_public_key,
-            not_before=int(not_before),
-            not_after=int(not_after),
+        return issue(
+            self.root,
+            user_id,
+            role,
             serial=self._serial,
+            not_before=not_before,
+            not_after=not_after,
+            device_id=device_id,
+            keys=keys,
         )
-        return keys, credential
 
 
 @pytest.fixture(scope="module")

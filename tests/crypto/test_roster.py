@@ -18,7 +18,8 @@ from crypto.roster import (
     decode_signed_roster,
     sign_roster,
 )
-from tests.crypto.test_identity import DAY, NOW, Org
+from tests.credentials import DAY
+from tests.crypto.test_identity import NOW, Org
 
 CHANNEL = 42
 

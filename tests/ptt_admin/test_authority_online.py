@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from crypto.errors import CryptoError
-from crypto.identity import Role
+from crypto.identity import OrgRoot, Role
 from crypto.keyring import DEFAULT_SWITCH_DELAY
 from crypto.roster import Member
 from ptt_admin import channels, people
@@ -25,6 +25,7 @@ from ptt_client.audio import WavFileInput
 from ptt_client.client import RadioClient
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
+from tests.credentials import issue
 from tests.tui.org import Field, keys_for, online, open_field, recorded, stop
 
 SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
@@ -242,16 +243,9 @@ async def test_only_the_authority_may_enroll_revoke_or_read_the_directory(field:
 
 
 async def test_the_relay_refuses_objects_the_root_did_not_sign(field: Field) -> None:
-    from crypto.identity import DeviceKeys, OrgRoot
-
     other_root = OrgRoot.generate()
-    keys = DeviceKeys.generate()
     now = time.time()
-    stranger = other_root.issue_credential(
-        user_id="mallory", display_name="Mallory", role=Role.OFFICER, device_id="m-1",
-        signing_key=keys.signing_public_key, hpke_key=keys.hpke_public_key,
-        not_before=int(now) - 60, not_after=int(now) + 3600, serial=7,
-    )  # fmt: skip
+    _, stranger = issue(other_root, "mallory", serial=7, now=now)
     foreign_list = other_root.sign_revocations(version=9, issued_at=int(now), serials=[1])
     async with connect(field.authority) as session:
         with pytest.raises(AdminError, match="credential refused"):

@@ -14,7 +14,8 @@ from ptt_client import events
 from ptt_client.bursts import ENDED_GRACE, ENDED_LIMIT, UNVERIFIED_AFTER, BurstTracker
 from ptt_client.e2e import EARLY_FRAME_TTL, Keyring
 from ptt_protocol import media
-from tests.ptt_client.test_e2e_promises import _ALICE, _BOB, _CHANNEL, _T0, _keyring
+from tests.credentials import issue
+from tests.ptt_client.test_e2e_promises import _ALICE, _BOB, _CHANNEL, _ROOT, _T0, _keyring
 
 B1, B2, B3 = 11, 12, 13
 SIGNATURE_BASE = 1 << 31
@@ -235,9 +236,7 @@ def test_a_statement_by_another_device_of_the_talker_never_makes_it_verified() -
     old, stolen phone): statements signed with that device's key must not vouch for audio
     played as alice, since the roster pins her current device (issue 10: removing this
     check went unnoticed)."""
-    from tests.ptt_client.test_e2e_promises import _account
-
-    old_keys, old_phone = _account("alice", _ALICE[1].role, 77)
+    old_keys, old_phone = issue(_ROOT, "alice", _ALICE[1].role, serial=77, now=_T0)
     thief = _keyring((old_keys, old_phone), _T0)
     bob = listener()
     bob.add_credentials([old_phone.to_bytes()], _T0)  # what a hostile relay supplies

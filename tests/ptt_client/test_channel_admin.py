@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,17 @@ from ptt_protocol import control
 from tests.tui.org import Field, keys_for, make_bundle, online, open_field, recorded, stop
 
 SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
+
+
+def first_step(operation: Coroutine[Any, Any, object]) -> None:
+    """Run ``operation`` up to the first time it would wait; fail if it gets that far."""
+    try:
+        operation.send(None)
+    except StopIteration:
+        pass
+    else:
+        operation.close()
+        pytest.fail("the operation waited instead of failing at once")
 
 
 @pytest.fixture
@@ -50,10 +62,11 @@ async def test_create_channel_publishes_roster_and_keys(field: Field) -> None:
 async def test_create_channel_with_an_unknown_member_creates_nothing(field: Field) -> None:
     (disp,) = await online(field, "disp")
     try:
-        started = time.monotonic()
+        # Said only once the server answered the credential request (its Pong came): a request
+        # left unanswered raises "no answer from the server" instead. (How fast the answer
+        # comes is a bench: tests/bench/test_timing_goals.py.)
         with pytest.raises(ChannelAdminError, match="no enrolled user 'zed'"):
             await channel_admin.create_channel(disp, "incident-8", ["alice", "zed"])
-        assert time.monotonic() - started < channel_admin.ANSWER_TIMEOUT
         async with field.server.store as store:
             assert await store.channel_by_name("incident-8") is None
     finally:
@@ -195,12 +208,11 @@ async def test_recall_opens_a_burst_only_with_the_channel_key(field: Field) -> N
 async def test_operations_without_a_connection_fail_at_once() -> None:
     bundle = make_bundle("disp", "Dispatch One")
     client = RadioClient(bundle, bundle.open_keys(None))
-    started = time.monotonic()
+    # At once: each raises in its first step, before it waits for anything at all.
     with pytest.raises(ClientError, match="not connected"):
-        await channel_admin.create_channel(client, "incident-1", ["alice"])
+        first_step(channel_admin.create_channel(client, "incident-1", ["alice"]))
     with pytest.raises(ClientError, match="not connected"):
-        await channel_admin.recall(client, 1)
-    assert time.monotonic() - started < 1.0
+        first_step(channel_admin.recall(client, 1))
     with pytest.raises(ChannelAdminError, match="holds no key for channel 1"):
         channel_admin.open_recalled(
             client,

@@ -83,7 +83,8 @@ async def test_speech_wav_in_at_one_radio_comes_out_similar_at_another(
     player.start()
     result = await Transmitter(alice).talk(WavFileInput(sample))
     assert result.outcome == "granted" and result.frames_sent == expected
-    await asyncio.wait_for(heard_all.wait(), 5)
+    async with asyncio.timeout(5):
+        await heard_all.wait()
     await player.stop()
     output.close()
     assert {p.talker for p in played} == {"alice"}
@@ -134,7 +135,7 @@ async def test_late_entry_hears_the_rest_of_the_burst(
         await carol.stop()
 
 
-async def test_radios_come_back_and_reaffiliate_within_3_s_after_a_server_restart(
+async def test_radios_come_back_and_reaffiliate_after_a_server_restart(
     org: Org, server: RelayServer, radios: dict[str, RadioClient]
 ) -> None:
     alice, bob = radios["alice"], radios["bob"]
@@ -142,14 +143,12 @@ async def test_radios_come_back_and_reaffiliate_within_3_s_after_a_server_restar
     await server.stop()
     for client in (alice, bob):
         await client.wait_for(events.Disconnected)
-    loop = asyncio.get_running_loop()
     restarted = await start_server(org, listen_port=control_port, media_port=media_port)
-    started = loop.time()
     try:
+        # Within 3 s is a bench (tests/bench/test_timing_goals.py); here, that they do.
         for client in (alice, bob):
-            await client.wait_for(events.Connected, lambda e: e.reconnect, timeout=3)
-            await client.wait_for(control.Affiliated, timeout=3)
-        assert loop.time() - started < 3.0
+            await client.wait_for(events.Connected, lambda e: e.reconnect)
+            await client.wait_for(control.Affiliated)
         await alice.press()
         await alice.wait_for(control.FloorGranted)
         assert await alice.send_voice(b"after restart")

@@ -31,7 +31,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto import roster as roster_module
-from crypto.bundle import CredentialBundle
 from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role
 from crypto.keyring import DEFAULT_GRACE, DEFAULT_SWITCH_DELAY, FrameSealer
@@ -45,6 +44,7 @@ from ptt_protocol import control, media
 from ptt_server import tls
 from ptt_server.server import RelayServer
 from ptt_server.store import Store
+from tests.credentials import Issued, bundle_for, issue
 from tests.orgfixture import Org
 from tests.ptt_server.rawclient import connect
 
@@ -581,7 +581,8 @@ async def man_in_the_middle(tmp_path: Path, server: RelayServer) -> AsyncIterato
     finally:
         proxy.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(proxy.wait_closed(), 1)
+            async with asyncio.timeout(1):
+                await proxy.wait_closed()
 
 
 async def test_a_man_in_the_middle_with_another_certificate_gets_no_session(
@@ -630,25 +631,9 @@ _CHANNEL = 12
 _BURST = 3
 
 
-def _account(user_id: str, role: Role, serial: int) -> tuple[DeviceKeys, Credential]:
-    keys = DeviceKeys.generate()
-    credential = _ROOT.issue_credential(
-        user_id=user_id,
-        display_name=user_id.title(),
-        role=role,
-        device_id=f"{user_id}-radio",
-        signing_key=keys.signing_public_key,
-        hpke_key=keys.hpke_public_key,
-        not_before=int(_T0 - 86400),
-        not_after=int(_T0 + 86400),
-        serial=serial,
-    )
-    return keys, credential
-
-
-_DISP = _account("disp", Role.DISPATCHER, 1)
-_ALICE = _account("alice", Role.OFFICER, 2)
-_BOB = _account("bob", Role.OFFICER, 3)
+_DISP = issue(_ROOT, "disp", Role.DISPATCHER, serial=1, now=_T0)
+_ALICE = issue(_ROOT, "alice", serial=2, now=_T0)
+_BOB = issue(_ROOT, "bob", serial=3, now=_T0)
 _ROSTER = Roster(_CHANNEL, 1, tuple(Member.from_credential(a[1]) for a in (_DISP, _ALICE, _BOB)))
 _SIGNED_ROSTER = sign_roster(_ROSTER, *_DISP)
 _ENVELOPES = wrap_epoch(
@@ -659,16 +644,9 @@ _ENVELOPES = wrap_epoch(
 )
 
 
-def _keyring(account: tuple[DeviceKeys, Credential], now: float) -> Keyring:
+def _keyring(account: Issued, now: float) -> Keyring:
     keys, credential = account
-    bundle = CredentialBundle(
-        device_keys=keys.export(None),
-        credential=credential.to_bytes(),
-        root_public_key=_ROOT.public_key_bytes(),
-        server_url="wss://127.0.0.1:7300",
-        tls_fingerprint="0" * 64,
-    )
-    keyring = Keyring(bundle, keys, lambda: now)
+    keyring = Keyring(bundle_for(_ROOT, account), keys, lambda: now)
     keyring.accept_roster(_CHANNEL, _SIGNED_ROSTER, now)
     keyring.accept_envelope(_CHANNEL, _ENVELOPES[credential.user_id], now)
     keyring.add_credentials([a[1].to_bytes() for a in (_DISP, _ALICE, _BOB)], now)

@@ -108,7 +108,13 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """Poll until something accepts on ``port`` (gpsd is up), or fail with gpsfake's output."""
+    """Poll until something accepts on ``port`` (gpsd is up), or fail with gpsfake's output.
+
+    Bounded polling, because nothing else works here: gpsd is another process, started by
+    gpsfake, and tells no one when it listens (gpsfake's progress lines come before or
+    after that depending on its internals, and ``-q`` silences them). The deadline only
+    stops a broken gpsfake from hanging the test.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -8,14 +8,14 @@ connected, on the key it had.
 
 from __future__ import annotations
 
-from crypto.bundle import CredentialBundle
 from crypto.epoch import new_epoch_key, wrap_epoch
-from crypto.identity import Credential, DeviceKeys, OrgRoot, Role
+from crypto.identity import OrgRoot, Role
 from crypto.roster import Member, Roster, sign_roster
 from ptt_client import events
 from ptt_client.e2e import Keyring
 from ptt_protocol import control
 from ptt_server.server import RelayServer
+from tests.credentials import Issued, bundle_for, issue
 from tests.orgfixture import Org
 from tests.ptt_client.test_e2e_promises import radios, relay_says
 
@@ -24,20 +24,10 @@ ROOT = OrgRoot.generate()
 CHANNEL = 12
 
 
-def account(user_id: str, role: Role, serial: int) -> tuple[DeviceKeys, Credential]:
-    keys = DeviceKeys.generate()
-    credential = ROOT.issue_credential(
-        user_id=user_id, display_name=user_id.title(), role=role, device_id=f"{user_id}-radio",
-        signing_key=keys.signing_public_key, hpke_key=keys.hpke_public_key,
-        not_before=int(T0 - 86400), not_after=int(T0 + 86400), serial=serial,
-    )  # fmt: skip
-    return keys, credential
-
-
-DISP = account("disp", Role.DISPATCHER, 1)
-ALICE = account("alice", Role.OFFICER, 2)
-OUTSIDER = account("outsider", Role.DISPATCHER, 3)
-AUTHORITY = account("admin", Role.ADMIN, 4)
+DISP = issue(ROOT, "disp", Role.DISPATCHER, serial=1, now=T0)
+ALICE = issue(ROOT, "alice", serial=2, now=T0)
+OUTSIDER = issue(ROOT, "outsider", Role.DISPATCHER, serial=3, now=T0)
+AUTHORITY = issue(ROOT, "admin", Role.ADMIN, serial=4, now=T0)
 
 
 def roster(version: int) -> tuple[Roster, bytes]:
@@ -46,20 +36,14 @@ def roster(version: int) -> tuple[Roster, bytes]:
     return made, sign_roster(made, *DISP)
 
 
-def envelope_for_alice(version: int, creator: tuple[DeviceKeys, Credential]) -> bytes:
+def envelope_for_alice(version: int, creator: Issued) -> bytes:
     made, _ = roster(version)
     key = new_epoch_key(CHANNEL, version, version)
     return wrap_epoch(key, made, {a[1].user_id: a[1] for a in (DISP, ALICE)}, *creator)["alice"]
 
 
 def alice_keyring() -> Keyring:
-    keys, credential = ALICE
-    bundle = CredentialBundle(
-        device_keys=keys.export(None), credential=credential.to_bytes(),
-        root_public_key=ROOT.public_key_bytes(), server_url="wss://127.0.0.1:7300",
-        tls_fingerprint="0" * 64,
-    )  # fmt: skip
-    return Keyring(bundle, keys, lambda: T0)
+    return Keyring(bundle_for(ROOT, ALICE), ALICE[0], lambda: T0)
 
 
 def test_a_second_different_key_for_a_held_epoch_is_refused_and_changes_nothing() -> None:

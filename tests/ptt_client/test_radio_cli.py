@@ -8,6 +8,7 @@ scripted radios talking through a real server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import signal
@@ -15,6 +16,7 @@ import socket
 import sys
 import termios
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,8 +43,10 @@ from ptt_client.samples import sample_paths
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
+from tests.credentials import bundle_for
 from tests.orgfixture import Org
 from tests.ptt_client.speech import similarity
+from tests.ptt_server.rawclient import RawClient, connect
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -130,12 +134,12 @@ def _bundle(
     org: Org, user: str, passphrase: str | None = None, port: int = 7300
 ) -> CredentialBundle:
     account = org.accounts[user]
-    return CredentialBundle(
-        device_keys=account.keys.export(passphrase, scrypt_n=2**10),
-        credential=account.credential.to_bytes(),
-        root_public_key=org.root.public_key_bytes(),
+    return bundle_for(
+        org.root,
+        (account.keys, account.credential),
         server_url=f"wss://127.0.0.1:{port}",
         tls_fingerprint="ab" * 32,
+        passphrase=passphrase,
     )
 
 
@@ -203,13 +207,7 @@ async def test_expired_credential(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, org: Org
 ) -> None:
     old = org.issue("alice", not_before=time.time() - 7200, not_after=time.time() - 3600)
-    bundle = CredentialBundle(
-        device_keys=old.keys.export(None),
-        credential=old.credential.to_bytes(),
-        root_public_key=org.root.public_key_bytes(),
-        server_url="wss://127.0.0.1:7300",
-        tls_fingerprint="ab" * 32,
-    )
+    bundle = bundle_for(org.root, (old.keys, old.credential), tls_fingerprint="ab" * 32)
     path = _write(tmp_path / "old.bundle", bundle)
     code, _, err = run(capsys, "--credential", path, "--channel", "patrol", "--script", "quit 1")
     assert code == 2
@@ -241,11 +239,13 @@ async def test_sigterm_stops_a_radio_that_cannot_reach_its_server(tmp_path: Path
     )  # fmt: skip
     assert radio.stdout is not None and radio.stderr is not None
     try:
-        line = await asyncio.wait_for(radio.stdout.readline(), 20)
+        async with asyncio.timeout(20):
+            line = await radio.stdout.readline()
         assert f"link to wss://127.0.0.1:{port} lost" in line.decode(), line
         assert line.decode().endswith(": retrying\n")
         radio.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(radio.wait(), 10) == 1
+        async with asyncio.timeout(10):
+            assert await radio.wait() == 1
     finally:
         if radio.returncode is None:
             radio.kill()
@@ -266,10 +266,9 @@ async def test_login_refused_for_a_credential_the_server_does_not_know(
 ) -> None:
     stranger = org.issue("dave")  # root-issued, but never enrolled on this server
     enrolled = org.bundle("alice", server)
-    bundle = CredentialBundle(
-        device_keys=stranger.keys.export(None),
-        credential=stranger.credential.to_bytes(),
-        root_public_key=enrolled.root_public_key,
+    bundle = bundle_for(
+        org.root,
+        (stranger.keys, stranger.credential),
         server_url=enrolled.server_url,
         tls_fingerprint=enrolled.tls_fingerprint,
     )
@@ -283,7 +282,8 @@ async def test_login_refused_for_a_credential_the_server_does_not_know(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=Path(__file__).parents[2],
     )  # fmt: skip
-    out, err = await asyncio.wait_for(radio.communicate(), 20)
+    async with asyncio.timeout(20):
+        out, err = await radio.communicate()
     assert radio.returncode == 2
     assert out == b""
     assert_one_line_error(err.decode(), "login refused by wss://127.0.0.1:")
@@ -337,17 +337,18 @@ async def test_unknown_channel_names_the_known_ones(
     assert_one_line_error(err, "unknown channel 'harbour': this credential may join patrol")
 
 
-async def _listening(
-    server: RelayServer, channel_id: int, user: str, timeout: float = 10.0
-) -> None:
-    """Wait until ``user`` is affiliated to the channel on the server."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        channel = server.channels.get(channel_id)
-        if channel is not None and any(s.user_id == user for s in channel.listeners.values()):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{user} never affiliated")
+@contextlib.asynccontextmanager
+async def presence_of(server: RelayServer, org: Org, user: str) -> AsyncIterator[RawClient]:
+    """The dispatcher (a raw client, no UDP), subscribed to ``user``'s presence: the server
+    adds a radio to a channel's listeners, then tells the subscribers (``PresenceUpdate``
+    with that channel), so the update is the event to wait for."""
+    watcher = await connect(server, org.accounts["disp"], udp=False)
+    try:
+        await watcher.send(control.PresenceSubscribe(user_ids=(user,)))
+        await watcher.ping()  # subscribed: what follows is news
+        yield watcher
+    finally:
+        await watcher.close()
 
 
 async def test_scripted_radio_talks_texts_and_raises_an_emergency_to_another_radio(
@@ -355,23 +356,26 @@ async def test_scripted_radio_talks_texts_and_raises_an_emergency_to_another_rad
 ) -> None:
     sample, other = sample_paths()[0], sample_paths()[1]
     heard = tmp_path / "bob-heard"
-    bob = asyncio.create_task(
-        asyncio.to_thread(
-            main,
-            [
-                "--credential",
-                _server_bundle(org, server, "bob", tmp_path),
-                "--channel",
-                "patrol",
-                "--output",
-                str(heard),
-                "--no-udp",  # and bob's media goes through the WebSocket tunnel
-                "--script",
-                "quit 9",
-            ],
+    async with presence_of(server, org, "bob") as watcher:
+        bob = asyncio.create_task(
+            asyncio.to_thread(
+                main,
+                [
+                    "--credential",
+                    _server_bundle(org, server, "bob", tmp_path),
+                    "--channel",
+                    "patrol",
+                    "--output",
+                    str(heard),
+                    "--no-udp",  # and bob's media goes through the WebSocket tunnel
+                    "--script",
+                    "quit 9",
+                ],
+            )
         )
-    )
-    await _listening(server, org.channel_id, "bob")
+        await watcher.wait_for(
+            control.PresenceUpdate, lambda p: p.channel_id == org.channel_id, timeout=20
+        )
     alice_code = await asyncio.to_thread(
         main,
         [
@@ -504,7 +508,8 @@ async def test_interactive_radio_in_a_terminal(
         assert (await talk).outcome == "granted"
 
         terminal.type("q")
-        assert await asyncio.wait_for(radio.wait(), 10) == 0
+        async with asyncio.timeout(10):
+            assert await radio.wait() == 0
         # The radio put the terminal back as it found it.
         assert termios.tcgetattr(slave) == before
     finally:

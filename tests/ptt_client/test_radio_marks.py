@@ -6,12 +6,11 @@ import io
 
 import pytest
 
-from crypto.bundle import CredentialBundle
-from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.audio import NullOutput
 from ptt_client.client import FloorView, RadioClient
 from ptt_client.radio import Console, Radio
+from tests.credentials import bundle_for
 from tests.ptt_client.test_e2e_promises import _BOB, _CHANNEL, _ROOT
 
 
@@ -21,15 +20,7 @@ def not_opened() -> object:
 
 @pytest.fixture
 async def radio() -> Radio:
-    keys, credential = _BOB
-    bundle = CredentialBundle(
-        device_keys=keys.export(None),
-        credential=credential.to_bytes(),
-        root_public_key=_ROOT.public_key_bytes(),
-        server_url="wss://127.0.0.1:7300",
-        tls_fingerprint="0" * 64,
-    )
-    client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys))  # never started
+    client = RadioClient(bundle_for(_ROOT, _BOB), _BOB[0])  # never started
     client.channels[_CHANNEL] = "patrol"
     client.affiliated.add(_CHANNEL)
     client.selected = _CHANNEL

@@ -222,8 +222,8 @@ async def test_three_officers_talk_and_one_raises_an_emergency(
         bundle = org.bundle(user, server)
         credentials.append((bundle, DeviceKeys.import_(bundle.device_keys)))
     progress: list[str] = []
-    report = await asyncio.wait_for(
-        run_simulation(
+    async with asyncio.timeout(60):
+        report = await run_simulation(
             credentials,
             "patrol",
             duration=4.0,
@@ -232,9 +232,7 @@ async def test_three_officers_talk_and_one_raises_an_emergency(
             emergency_talk_s=1.5,
             seed=5,
             on_progress=progress.append,
-        ),
-        60,
-    )
+        )
     assert set(report.officers) == {"alice", "bob", "carol"}
     talks = [e for e in report.schedule if isinstance(e, ScheduledTalk)]
     assert talks and all(e.officer != "carol" for e in talks)

@@ -40,6 +40,18 @@ def _int_bounds(t: Any) -> tuple[int, int]:
     return low, high
 
 
+def _at_most(max_length: int | None, cap: int) -> int:
+    """A generated value's largest size: the field's limit, but no more than ``cap``."""
+    return cap if max_length is None else min(max_length, cap)
+
+
+def struct_info(cls: type[Any]) -> mi.StructType:
+    """msgspec's description of the Struct ``cls``."""
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType), info
+    return info
+
+
 def strategy_for(t: Any) -> st.SearchStrategy[Any]:
     """A hypothesis strategy producing valid values of msgspec type ``t``."""
     if isinstance(t, mi.IntType):
@@ -54,11 +66,11 @@ def strategy_for(t: Any) -> st.SearchStrategy[Any]:
             allow_infinity=False,
         )
     if isinstance(t, mi.StrType):
-        high = min(t.max_length, _GENERATED_TEXT_MAX)
-        return st.text(min_size=t.min_length or 0, max_size=high)
+        longest = _at_most(t.max_length, _GENERATED_TEXT_MAX)
+        return st.text(min_size=t.min_length or 0, max_size=longest)
     if isinstance(t, mi.BytesType):
-        high = min(t.max_length, 300)
-        return st.binary(min_size=t.min_length or 0, max_size=max(high, t.min_length or 0))
+        longest = _at_most(t.max_length, 300)
+        return st.binary(min_size=t.min_length or 0, max_size=max(longest, t.min_length or 0))
     if isinstance(t, mi.BoolType):
         return st.booleans()
     if isinstance(t, mi.NoneType):
@@ -69,7 +81,7 @@ def strategy_for(t: Any) -> st.SearchStrategy[Any]:
         return st.one_of([strategy_for(member) for member in t.types])
     if isinstance(t, mi.VarTupleType):
         return st.lists(
-            strategy_for(t.item_type), max_size=min(t.max_length, _GENERATED_SEQUENCE_MAX)
+            strategy_for(t.item_type), max_size=_at_most(t.max_length, _GENERATED_SEQUENCE_MAX)
         ).map(tuple)
     if isinstance(t, mi.StructType):
         return struct_strategy(t.cls)
@@ -88,7 +100,7 @@ def _build(cls: type[Any]) -> Callable[[dict[str, Any]], Any]:
 
 def struct_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
     """Valid instances of the Struct ``cls``; optional fields are sometimes left out."""
-    info = mi.type_info(cls)
+    info = struct_info(cls)
     required = {f.name: strategy_for(f.type) for f in info.fields if f.required}
     optional = {f.name: strategy_for(f.type) for f in info.fields if not f.required}
     return (
@@ -128,7 +140,7 @@ def _minimal_value(t: Any) -> Any:
 
 def minimal_message(cls: type[Any]) -> Any:
     """A valid instance of ``cls`` with every field set to a small value."""
-    fields = {f.name: _minimal_value(f.type) for f in mi.type_info(cls).fields}
+    fields = {f.name: _minimal_value(f.type) for f in struct_info(cls).fields}
     if cls in _ONE_TARGET:
         fields["to_channel"] = None
     return cls(**fields)
@@ -153,7 +165,7 @@ def frame_of(raw: Any) -> bytes:
 
 
 def _fields(cls: type[Any]) -> list[Any]:
-    return list(mi.type_info(cls).fields)
+    return list(struct_info(cls).fields)
 
 
 def _params(predicate: Callable[[Any], bool]) -> list[Any]:
@@ -575,7 +587,8 @@ def test_text_goes_to_exactly_one_target(cls: type[Any]) -> None:
         with pytest.raises(ValueError, match="exactly one"):
             cls(**{k: v for k, v in raw.items() if k != "type"})
     raw["to_user"], raw["to_channel"] = None, 3
-    assert decode(frame_of(raw)).to_channel == 3
+    decoded = decode(frame_of(raw))
+    assert isinstance(decoded, cls) and decoded.to_channel == 3
 
 
 def test_nonces_and_ids_have_exact_sizes() -> None:

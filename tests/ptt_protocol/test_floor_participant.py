@@ -3,6 +3,8 @@ stories that went wrong when three hand-written floor views accepted anything.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -10,6 +12,7 @@ from ptt_protocol.floor_participant import (
     EndBurst,
     FloorParticipant,
     Ignored,
+    ParticipantEffect,
     ParticipantState,
     SendFloorRelease,
     SendFloorRequest,
@@ -17,6 +20,10 @@ from ptt_protocol.floor_participant import (
 )
 
 S = ParticipantState
+
+
+Arrival = Callable[[FloorParticipant], list[ParticipantEffect]]
+"""Something that happens to a participant (a message, a key), and what it does about it."""
 
 
 def in_state(state: ParticipantState, *, ptt_down: bool) -> FloorParticipant:
@@ -64,12 +71,13 @@ def test_release_while_up_does_nothing() -> None:
 
 
 def test_unasked_grant_deny_queue_and_revoke_are_ignored() -> None:
-    for message in (
+    messages: tuple[Arrival, ...] = (
         lambda p: p.granted(3, 0.0),
         lambda p: p.denied("x"),
         lambda p: p.queued(2),
         lambda p: p.revoked("Media Burst pre-empted"),
-    ):
+    )
+    for message in messages:
         p = FloorParticipant()
         effects = message(p)
         assert len(effects) == 1 and isinstance(effects[0], Ignored)
@@ -150,8 +158,14 @@ def test_revoke_stops_releases_and_ptt_up_afterwards_does_nothing() -> None:
     assert not p.ptt_down and p.state is S.PENDING_RELEASE
 
 
+IDLE_OR_TAKEN: tuple[Arrival, ...] = (
+    lambda p: p.floor_idle(),
+    lambda p: p.floor_taken(talker_is_me=False),
+)
+
+
 def test_idle_or_taken_while_talking_ends_our_burst() -> None:
-    for arrive in (lambda p: p.floor_idle(), lambda p: p.floor_taken(talker_is_me=False)):
+    for arrive in IDLE_OR_TAKEN:
         p = in_state(S.HAS_PERMISSION, ptt_down=True)
         effects = arrive(p)
         assert len(effects) == 1 and isinstance(effects[0], EndBurst) and effects[0].burst_id == 7
@@ -171,7 +185,7 @@ def test_disconnect_ends_the_burst_and_forgets_the_request() -> None:
 
 
 def test_pending_release_ends_at_idle_or_taken() -> None:
-    for arrive in (lambda p: p.floor_idle(), lambda p: p.floor_taken(talker_is_me=False)):
+    for arrive in IDLE_OR_TAKEN:
         p = in_state(S.PENDING_RELEASE, ptt_down=False)
         assert arrive(p) == []
         assert p.state is S.NO_PERMISSION
@@ -213,7 +227,7 @@ class ParticipantMachine(RuleBasedStateMachine):
         self.starts: list[int] = []
         self.ends: list[int] = []
 
-    def _run(self, effects: list[object]) -> None:
+    def _run(self, effects: Sequence[ParticipantEffect]) -> None:
         for effect in effects:
             if isinstance(effect, SendFloorRequest):
                 self.requests += 1

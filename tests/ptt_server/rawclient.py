@@ -110,7 +110,8 @@ async def open_control(
 
 
 async def recv_message(ws: ClientConnection, timeout: float = TIMEOUT) -> control.Message:
-    raw = await asyncio.wait_for(ws.recv(decode=False), timeout)
+    async with asyncio.timeout(timeout):
+        raw = await ws.recv(decode=False)
     return control.decode(raw)
 
 

@@ -6,6 +6,8 @@ trailing grace are checked for every way a burst ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ptt_protocol import control, floor
 from ptt_server.channel_core import (
     TRAILING_GRACE,
@@ -31,7 +33,7 @@ def core() -> ChannelCore:
     return channel
 
 
-def ended(effects: list[object]) -> list[BurstEnded]:
+def ended(effects: Sequence[object]) -> list[BurstEnded]:
     return [e for e in effects if isinstance(e, BurstEnded)]
 
 

@@ -86,7 +86,8 @@ async def test_a_real_server_process_says_goodbye_to_clients_on_sigterm(org: Org
     )  # fmt: skip
     try:
         assert process.stdout is not None
-        banner = (await asyncio.wait_for(process.stdout.readline(), 20)).decode()
+        async with asyncio.timeout(20):
+            banner = (await process.stdout.readline()).decode()
         assert "certificate sha256" in banner, banner
         port = int(banner.split("wss://")[1].split()[0].rsplit(":", 1)[1])
 
@@ -101,7 +102,8 @@ async def test_a_real_server_process_says_goodbye_to_clients_on_sigterm(org: Org
         goodbye = await client.wait_for(control.Goodbye, timeout=10)
         assert "shutting down" in goodbye.reason
         await client.stop()
-        assert await asyncio.wait_for(process.wait(), 15) == 0
+        async with asyncio.timeout(15):
+            assert await process.wait() == 0
     finally:
         if process.returncode is None:
             process.kill()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from crypto.bundle import CredentialBundle
 from crypto.epoch import new_epoch_key, wrap_epoch
 from crypto.identity import OrgRoot
 from crypto.roster import Roster, sign_roster
@@ -15,6 +14,7 @@ from ptt_protocol import control
 from ptt_server.config import org_root_path
 from ptt_server.keyfiles import OrgRootError, install_org_root, refuse_private_keys
 from ptt_server.server import RelayServer, StartupError
+from tests.credentials import CHEAP_SCRYPT, bundle_for
 from tests.orgfixture import Org, server_config
 from tests.ptt_server.rawclient import logged_in
 
@@ -23,15 +23,9 @@ def _material(org: Org) -> dict[str, bytes]:
     alice = org.accounts["alice"]
     return {
         "plain root key": org.root.to_bytes(None),
-        "encrypted root key": org.root.to_bytes("pass phrase", scrypt_n=2**10),
+        "encrypted root key": org.root.to_bytes("pass phrase", scrypt_n=CHEAP_SCRYPT),
         "device keys": alice.keys.export(None),
-        "bundle": CredentialBundle(
-            device_keys=alice.keys.export(None),
-            credential=alice.credential.to_bytes(),
-            root_public_key=org.root.public_key_bytes(),
-            server_url="wss://127.0.0.1:7300",
-            tls_fingerprint="0" * 64,
-        ).to_bytes(),
+        "bundle": bundle_for(org.root, (alice.keys, alice.credential)).to_bytes(),
     }
 
 

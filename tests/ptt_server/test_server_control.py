@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import time
 
-from crypto.identity import Credential, DeviceKeys, Role
+from crypto.identity import Credential, DeviceKeys
 from crypto.roster import Member, Roster, sign_roster
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT
 from ptt_server.store import Store
+from tests.credentials import issue
 from tests.orgfixture import Account, Org, user_record
 from tests.ptt_server.rawclient import connect, logged_in
 
@@ -171,16 +172,11 @@ async def test_presence_status_and_sealed_location_reach_dispatcher(
 async def enroll_many(org: Org, count: int) -> tuple[str, ...]:
     """``count`` more enrolled users (one shared key pair: only their credentials matter)."""
     keys = DeviceKeys.generate()
-    now = time.time()
     users = []
     async with await Store.open(org.db_path) as store:
         for n in range(count):
-            credential = org.root.issue_credential(
-                user_id=f"extra{n:04d}", display_name=f"Extra {n}", role=Role.OFFICER,
-                device_id=f"extra{n:04d}-dev", signing_key=keys.signing_public_key,
-                hpke_key=keys.hpke_public_key, not_before=int(now - 60),
-                not_after=int(now + 3600), serial=10_000 + n,
-            )  # fmt: skip
-            await store.put_user(user_record(Account(credential.user_id, keys, credential)))
-            users.append(credential.user_id)
+            user_id = f"extra{n:04d}"
+            _, credential = issue(org.root, user_id, serial=10_000 + n, keys=keys)
+            await store.put_user(user_record(Account(user_id, keys, credential)))
+            users.append(user_id)
     return tuple(users)

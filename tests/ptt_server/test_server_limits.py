@@ -38,9 +38,7 @@ async def test_control_bytes_past_the_rate_limit_are_refused(org: Org) -> None:
             alice = c["alice"]
             for nonce in range(60):  # ~100 bytes each, far over 2 x 2000 bytes at once
                 await alice.send(control.Ping(nonce=nonce))
-                await alice.send(
-                    control.SetStatus(status=control.STATUS_BUSY)  # type: ignore[arg-type]
-                )
+                await alice.send(control.SetStatus(status=control.STATUS_BUSY))
                 await alice.send(control.MediaTunnel(datagram=secrets.token_bytes(60)))
             limited = await alice.wait_for(
                 control.Error, lambda e: e.code == control.ERROR_RATE_LIMITED
@@ -162,7 +160,7 @@ async def test_a_handler_that_fails_refuses_the_message_and_keeps_the_session(
     monkeypatch.setitem(handlers.HANDLERS, control.SetStatus, broken)
     async with logged_in(server, org, "alice") as c:
         alice = c["alice"]
-        await alice.send(control.SetStatus(status=control.STATUS_BUSY))  # type: ignore[arg-type]
+        await alice.send(control.SetStatus(status=control.STATUS_BUSY))
         error = await alice.wait_for(control.Error)
         assert error.code == control.ERROR_INTERNAL and "bug" not in error.text
         await alice.ping()  # the connection and its session go on

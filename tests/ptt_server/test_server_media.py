@@ -208,9 +208,11 @@ async def test_roaming_moves_media_to_new_socket(org: Org, server: RelayServer) 
         new_via = bob.via
         assert new_via != old_via
         loop = asyncio.get_running_loop()
+        # Read before the keepalive goes: the relay can only start its probe after this, so
+        # the bound below is one no load can break (a late read could make it look early).
+        probed_at = loop.time()
         answer = await bob.keepalive()
         assert answer.via == new_via  # answered on the path it came from, at once
-        probed_at = loop.time()
         await bob.wait_moved()
         # The relay probed the old address and waited for its answer before moving.
         assert loop.time() - probed_at >= media.ROAM_PROBE_TIMEOUT * 0.9
@@ -372,8 +374,12 @@ async def test_flood_of_garbage_does_not_stop_the_stream(org: Org, server: Relay
                         junk = os.urandom(media.MAX_DATAGRAM_SIZE + 1)
                     attacker.sendto(junk, server_addr)
                 await alice.send_media(cid, granted.burst_id, seq, b"legit %d" % seq)
+
                 # Paced by the stream itself, so the flood cannot overrun socket buffers.
-                await bob.wait_datagram(lambda d, s=seq: frame_of(d) == b"legit %d" % s)
+                def legit(datagram: Datagram, seq: int = seq) -> bool:  # bound now (B023)
+                    return frame_of(datagram) == b"legit %d" % seq
+
+                await bob.wait_datagram(legit)
             await ws_task
             assert [frame_of(d) for d in bob.media_received()] == [
                 b"legit %d" % s for s in range(frames)

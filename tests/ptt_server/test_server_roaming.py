@@ -12,12 +12,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.client import RadioClient
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
-from tests.orgfixture import Org
+from tests.orgfixture import Org, joined_radio
 from tests.ptt_server.tap import PathTap
 
 TIMEOUT = 5.0
@@ -26,25 +25,14 @@ KEEPALIVE_INTERVAL = 1.0
 the few milliseconds between the attacker's release and alice's voice."""
 
 
-async def radio(org: Org, server: RelayServer, user: str, **options: object) -> RadioClient:
-    bundle = org.bundle(user, server)
-    client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys), **options)  # type: ignore[arg-type]
-    await client.start()
-    await client.wait_connected()
-    await client.wait_for(events.KeysUpdated, lambda e: e.epoch == 1)
-    await client.affiliate(org.channel_id)
-    await client.wait_for(control.Affiliated)
-    return client
-
-
-@pytest.fixture
-async def tapped(
+@pytest.fixture(name="tapped")
+async def tapped_fixture(
     org: Org, server: RelayServer
 ) -> AsyncIterator[tuple[RadioClient, RadioClient, PathTap]]:
     """alice (talking, holding the floor) and bob, whose UDP path goes through a tap."""
     tap = await PathTap.open(("127.0.0.1", server.media_port))
-    alice = await radio(org, server, "alice")
-    bob = await radio(
+    alice = await joined_radio(org, server, "alice")
+    bob = await joined_radio(
         org, server, "bob", media_address=tap.address, keepalive_interval=KEEPALIVE_INTERVAL
     )
     try:
@@ -88,10 +76,9 @@ async def test_withheld_keepalive_released_from_elsewhere_does_not_redirect_the_
     assert [a.kind for a in tap.attacker_got] == [media.KEEPALIVE]
 
 
-async def test_radio_whose_nat_rebinds_gets_its_downlink_back_within_about_a_second(
-    server: RelayServer, tapped: tuple[RadioClient, RadioClient, PathTap]
-) -> None:
-    alice, bob, tap = tapped
+@contextlib.asynccontextmanager
+async def alice_talking(alice: RadioClient) -> AsyncIterator[None]:
+    """Alice sends a voice frame every 20 ms until the block ends."""
     talking = asyncio.Event()
 
     async def talk() -> None:
@@ -100,18 +87,39 @@ async def test_radio_whose_nat_rebinds_gets_its_downlink_back_within_about_a_sec
             await alice.send_voice(b"voice %d" % sequence)
             sequence += 1
             talking.set()
-            await asyncio.sleep(0.02)  # a 20 ms voice frame's pace
+            await asyncio.sleep(0.02)  # a 20 ms voice frame's pace (not a wait for anything)
 
     talker = asyncio.create_task(talk())
     try:
         await talking.wait()
-        await bob.wait_for(events.VoiceFrame, timeout=TIMEOUT)
-        await tap.rebind()  # the NAT forgot bob's mapping: a new port, the old one is dead
-        await tap.wait(lambda: any(a.kind == media.DATA for a in tap.downlink[1]))
-        first_seen = tap.uplink_at[1][0]  # bob's first datagram from the new port
-        back = next(a.at for a in tap.downlink[1] if a.kind == media.DATA)
-        # The relay probed the old port (no answer: it is gone) and moved after the window.
-        assert media.ROAM_PROBE_TIMEOUT * 0.9 <= back - first_seen < media.ROAM_PROBE_TIMEOUT + 1.0
+        yield
+    finally:
+        talker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await talker
+
+
+async def rebind(bob: RadioClient, tap: PathTap) -> float:
+    """Bob's NAT rebinds while he hears alice: the seconds from his first datagram on the new
+    port to the relay's first voice datagram there (both as the tap saw them)."""
+    await bob.wait_for(events.VoiceFrame, timeout=TIMEOUT)
+    await tap.rebind()  # the NAT forgot bob's mapping: a new port, the old one is dead
+    await tap.wait(lambda: any(a.kind == media.DATA for a in tap.downlink[1]))
+    first_seen = tap.uplink_at[1][0]  # bob's first datagram from the new port
+    back = next(a.at for a in tap.downlink[1] if a.kind == media.DATA)
+    return back - first_seen
+
+
+async def test_radio_whose_nat_rebinds_gets_its_downlink_back_after_the_probe(
+    server: RelayServer, tapped: tuple[RadioClient, RadioClient, PathTap]
+) -> None:
+    alice, bob, tap = tapped
+    async with alice_talking(alice):
+        back_after = await rebind(bob, tap)
+        # The relay probed the old port (no answer: it is gone) and moved only after the
+        # window. A lower bound no load can break: the tap saw bob's datagram before the relay
+        # did. ("Within about a second" is a bench: tests/bench/test_timing_goals.py.)
+        assert back_after >= media.ROAM_PROBE_TIMEOUT * 0.9
         assert server.metrics.relay.roam_probes == 1
         assert server.metrics.relay.roam_moves == 1
         assert server.sessions.by_user["bob"].hop.address == ("127.0.0.1", tap.upstream_port)
@@ -119,7 +127,3 @@ async def test_radio_whose_nat_rebinds_gets_its_downlink_back_within_about_a_sec
         bob.drain_events()
         heard = await bob.wait_for(events.VoiceFrame, timeout=TIMEOUT)
         assert heard.talker == "alice"
-    finally:
-        talker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await talker

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from crypto.bundle import CredentialBundle
-from crypto.identity import DeviceKeys, OrgRoot, Role
+from crypto.identity import OrgRoot, Role
 from ptt_admin import channels, people
 from ptt_admin.authority import Authority, Relay, create_authority, pin_relay
 from ptt_admin.session import connect
@@ -32,6 +33,7 @@ from ptt_protocol import control
 from ptt_server.config import ServerConfig, org_root_path
 from ptt_server.keyfiles import install_org_root
 from ptt_server.server import RelayServer
+from tests.credentials import bundle_for, issue
 
 OFFICERS = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Clark"}
 
@@ -39,26 +41,8 @@ OFFICERS = {"alice": "Alice Adams", "bob": "Bob Brown", "carol": "Carol Clark"}
 def make_bundle(user_id: str, name: str, role: Role = Role.DISPATCHER) -> CredentialBundle:
     """A real bundle for a device of a throwaway organisation (no server needed)."""
     root = OrgRoot.generate()
-    keys = DeviceKeys.generate()
-    now = int(time.time())
-    credential = root.issue_credential(
-        user_id=user_id,
-        display_name=name,
-        role=role,
-        device_id=f"{user_id}-console",
-        signing_key=keys.signing_public_key,
-        hpke_key=keys.hpke_public_key,
-        not_before=now - 3600,
-        not_after=now + 86400,
-        serial=1,
-    )
-    return CredentialBundle(
-        device_keys=keys.export(None),
-        credential=credential.to_bytes(),
-        root_public_key=root.public_key_bytes(),
-        server_url="wss://127.0.0.1:1",
-        tls_fingerprint="0" * 64,
-    )
+    device = issue(root, user_id, role, serial=1, display_name=name, device_id=f"{user_id}-console")
+    return bundle_for(root, device, server_url="wss://127.0.0.1:1")
 
 
 @dataclass
@@ -154,15 +138,59 @@ async def keys_for(client: RadioClient, channel_id: int, epoch: int) -> None:
     )
 
 
+class _BurstsStored(logging.Handler):
+    """Sets ``stored`` on each "talk burst" record of the relay: ``ptt_server.channels`` logs
+    one once a burst's last frames and its end are in the store (the store's one thread runs
+    the writes in order), so a recall after it finds the burst in full."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(logging.INFO)
+        self.stored = asyncio.Event()
+        self._loop = loop
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == "talk burst":
+            self._loop.call_soon_threadsafe(self.stored.set)
+
+
+@contextlib.contextmanager
+def _bursts_stored() -> Iterator[_BurstsStored]:
+    logger = logging.getLogger("ptt_server.channels")
+    handler = _BurstsStored(asyncio.get_running_loop())
+    level = logger.level
+    logger.addHandler(handler)
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)  # the record must be made for the handler to see it
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 async def recorded(
     client: RadioClient, channel_id: int, talker: str, frames: int, after: int = -1
 ) -> control.BurstInfo:
-    """The newest burst of ``talker`` once the server stored all its ``frames``."""
-    deadline = time.monotonic() + 5
-    while True:
-        bursts = await channel_admin.recall(client, channel_id, 5)
-        for burst in bursts:
-            if burst.talker == talker and burst.burst_key > after and burst.frame_count >= frames:
-                return burst
-        assert time.monotonic() < deadline, f"burst never recorded: {bursts}"
-        await asyncio.sleep(0.1)  # the server writes recordings in batches; poll its store
+    """The newest burst of ``talker`` once the server stored all its ``frames``.
+
+    The server writes recordings in batches, behind the burst; rather than poll its store,
+    this waits for the relay's own "talk burst" log record (the field's server runs in this
+    process), checking the store once before and once after each such record.
+    """
+    bursts: list[control.BurstInfo] = []
+    with _bursts_stored() as log:
+        try:
+            async with asyncio.timeout(10):  # a guard against a hang, not a timing goal
+                while True:
+                    log.stored.clear()  # before the look: a burst stored during it counts
+                    bursts = await channel_admin.recall(client, channel_id, 5)
+                    for burst in bursts:
+                        if (
+                            burst.talker == talker
+                            and burst.burst_key > after
+                            and burst.frame_count >= frames
+                        ):
+                            return burst
+                    await log.stored.wait()
+        except TimeoutError:
+            raise AssertionError(f"burst never recorded: {bursts}") from None

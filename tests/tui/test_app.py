@@ -179,7 +179,7 @@ async def test_presence_search(offline_client: RadioClient, tmp_path: Path) -> N
         # Keys typed into the search box are text, not commands.
         assert app.state.unacknowledged()
         await pilot.press("escape")
-        assert app.focused is presence
+        assert app.screen.focused is presence  # (app.focused: mypy keeps it an Input from above)
 
 
 async def test_selecting_a_channel_shows_its_messages_and_clears_unread(
@@ -295,7 +295,9 @@ async def test_a_flood_of_events_is_coalesced(offline_client: RadioClient, tmp_p
     app = make_app(offline_client, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await feed(app, pilot)
-        flood = [(events.VoiceRejected(1, "frame refused: bad tag"), NOW)] * 2000
+        flood: list[tuple[object, float]] = [
+            (events.VoiceRejected(1, "frame refused: bad tag"), NOW)
+        ] * 2000
         flood += [
             (events.VoiceFrame(1, "bob", 41, n, b"x", False, 1, NOW), NOW) for n in range(500)
         ]

@@ -22,7 +22,7 @@ from ptt_client.audio import NullOutput, WavFileInput, WavFileOutput
 from ptt_client.client import RadioClient
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
-from tests.tui.org import Field
+from tests.tui.org import Field, recorded
 from tui.app import DispatchApp
 from tui.screens.dialogs import FormDialog, MessageDialog
 from tui.screens.main import MainScreen
@@ -34,14 +34,17 @@ SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
 
 
 async def until(
-    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 5.0
-) -> float:
-    """Let the app run until ``condition()`` holds; returns the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"timed out waiting for {what}"
-        await pilot.pause(0.01)
-    return time.monotonic() - started
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = 10.0
+) -> None:
+    """Let the app run until ``condition()`` holds (the Pilot's way: the screen has no event to
+    wait on). ``timeout`` only keeps a broken test from hanging: no test's verdict is how long
+    this took (timing goals are benches: tests/bench/test_timing_goals.py)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                await pilot.pause(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @asynccontextmanager
@@ -83,33 +86,26 @@ async def select_channel(pilot: Pilot[Any], app: DispatchApp, channel_id: int) -
     assert table.selected_channel == channel_id
 
 
-async def test_talker_shows_within_a_second_and_is_verified(field: Field, tmp_path: Path) -> None:
+async def test_talker_shows_and_is_verified(field: Field, tmp_path: Path) -> None:
     patrol = field.channels["patrol"]
     speaker = NullOutput()
     app = console(field, tmp_path, audio_output=speaker)
     async with app.run_test(size=(160, 48)) as pilot, officers(field, "alice") as (alice,):
         await monitoring(pilot, app, patrol)
         await alice.affiliate(patrol)
-        granted_at: list[float] = []
-        alice.add_listener(
-            lambda e: (
-                granted_at.append(time.monotonic()) if isinstance(e, control.FloorGranted) else None
-            )
-        )
         talk = asyncio.create_task(
             Transmitter(alice).talk(
                 WavFileInput(SAMPLES / "backup_request.wav"), channel_id=patrol, duration=1.5
             )
         )
         table = app.screen.query_one(ChannelTable)
-        await until(pilot, lambda: granted_at, "alice's floor grant")
+        # The console shows who holds the floor (TS 22.179's 1 s for it is a bench:
+        # tests/bench/test_timing_goals.py).
         await until(
             pilot,
             lambda: "Alice Adams" in table.get_row(str(patrol))[1].plain,
             "alice on the channel row",
         )
-        # TS 22.179 end-to-end access is 1 s; the console shows the talker well within it.
-        assert time.monotonic() - granted_at[0] < 1.0
         # Her burst signature arrives within a second of talking: the mark turns into a check.
         await until(
             pilot, lambda: table.get_row(str(patrol))[1].plain.startswith("✓ Alice Adams"), "✓"
@@ -199,16 +195,7 @@ async def test_removing_an_officer_rekeys_and_his_keys_no_longer_open_the_channe
         assert result.outcome == "granted" and result.frames_sent == 30
         # The console recalls and opens it; bob's keys cannot.
         await until(pilot, lambda: app.state.channels[patrol].talker is None, "floor idle")
-        burst = None
-
-        async def newest() -> control.BurstInfo | None:
-            bursts = await channel_admin.recall(alice, patrol, 1)
-            return bursts[0] if bursts and bursts[0].frame_count >= 30 else None
-
-        deadline = time.monotonic() + 5
-        while (burst := await newest()) is None:
-            assert time.monotonic() < deadline, "the burst was never recorded"
-            await pilot.pause(0.1)
+        burst = await recorded(alice, patrol, "alice", 30)
         await pilot.press("r")
         await until(pilot, lambda: app.last_recall is not None, "the console's recall")
         assert app.last_recall is not None
