@@ -14,7 +14,7 @@ run: bootstrap
 lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy ptt_protocol crypto ptt_server ptt_client ptt_admin tui bench
+	.venv/bin/mypy ptt_protocol crypto ptt_server ptt_client ptt_admin tui bench tests
 	.venv/bin/lint-imports
 
 test: lint
