@@ -266,8 +266,15 @@ class Radio:
                 await task
 
     async def toggle_ptt(self) -> None:
+        """Space: PTT on, or off. The key is latched: after the floor was taken away (an
+        emergency pre-empted this radio) or denied, PTT off only lets go of the key and
+        sends nothing; the client's floor participant knows it is still down (issue 10)."""
         if self.transmitting:
             await self._stop_talking()
+        elif held := self.client.keys_down():
+            for channel_id in held:
+                await self.client.release(channel_id)
+            self._redraw()
         else:
             self._spawn(self.talk())
 
@@ -450,6 +457,9 @@ class Radio:
         line = self.display.event_line(event)
         if line is not None:
             self.console.line(line)
+            if isinstance(event, events.TextReceived) and event.from_user != client.user_id:
+                # A headless radio shows a text by printing it: printed is read.
+                self._spawn(client.mark_read(event.message_id))
 
     async def _follow_position(self) -> None:
         assert self.position_source is not None
