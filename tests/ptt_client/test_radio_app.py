@@ -12,29 +12,16 @@ import pytest
 
 from crypto.identity import DeviceKeys
 from ptt_client import events
-from ptt_client.audio import NullOutput, WavFileInput, WavFileOutput, load_wav
+from ptt_client.audio import NullOutput, WavFileInput
 from ptt_client.client import RadioClient
 from ptt_client.radio import Console, Radio
 from ptt_client.radio.app import input_opener
 from ptt_client.radio.keys import TogglePtt
-from ptt_client.samples import sample_paths
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
-
-
-def long_recording(path: Path, seconds: float) -> Path:
-    """A WAV of at least ``seconds``: the samples one after another, as often as needed."""
-    out = WavFileOutput(path)
-    written = 0.0
-    while written < seconds:
-        for sample in sample_paths():
-            pcm = load_wav(sample)
-            out.write(pcm)
-            written += len(pcm) / 48_000
-    out.close()
-    return path
+from tests.ptt_client.speech import long_recording
 
 
 def client_of(org: Org, server: RelayServer, user: str) -> RadioClient:

@@ -22,6 +22,7 @@ from ptt_client.audio import NullOutput, WavFileInput, WavFileOutput
 from ptt_client.client import RadioClient
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
+from tests.ptt_client.speech import long_recording
 from tests.tui.org import Field
 from tui.app import DispatchApp
 from tui.screens.dialogs import FormDialog, MessageDialog
@@ -382,23 +383,6 @@ async def test_new_channel_and_patch_from_the_keyboard(field: Field, tmp_path: P
         assert not app.state.last_error, app.state.last_error
 
 
-def long_recording(tmp_path: Path, seconds: float) -> Path:
-    """A WAV of at least ``seconds``: the samples one after another, as often as needed."""
-    from ptt_client.audio import load_wav
-    from ptt_client.samples import sample_paths
-
-    path = tmp_path / "long.wav"
-    out = WavFileOutput(path)
-    written = 0.0
-    while written < seconds:
-        for sample in sample_paths():
-            pcm = load_wav(sample)
-            out.write(pcm)
-            written += len(pcm) / 48_000
-    out.close()
-    return path
-
-
 async def test_a_pre_empted_dispatcher_who_presses_space_to_stop_stays_off_the_air(
     field: Field, tmp_path: Path
 ) -> None:
@@ -407,7 +391,7 @@ async def test_a_pre_empted_dispatcher_who_presses_space_to_stop_stays_off_the_a
     goes out, so the server never puts the dispatcher back on air after the emergency, and
     its burst log holds one dispatcher burst."""
     patrol = field.channels["patrol"]
-    recording = long_recording(tmp_path, 12.0)
+    recording = long_recording(tmp_path / "long.wav", 12.0)
     app = console(field, tmp_path, talk_file=recording)
     async with app.run_test(size=(80, 24)) as pilot, officers(field, "alice") as (alice,):
         await monitoring(pilot, app, patrol)
