@@ -53,6 +53,7 @@ from ptt_client.session_core import (
     TextArrived,
     TextStored,
 )
+from ptt_client.talk_frames import TalkFrames
 from ptt_client.texts import Texts
 from ptt_client.tls_pin import check_pin, client_ssl_context
 from ptt_protocol import control
@@ -64,8 +65,6 @@ log = logging.getLogger(__name__)
 
 LOGIN_STEP_TIMEOUT: Final = 5.0
 """Seconds for each step of the login handshake (the Hello, the answer to the Login)."""
-SIGNATURE_SEQUENCE_BASE: Final = 1 << 31
-"""Voice frames are numbered below this, burst signatures from it on."""
 BACKOFF_INITIAL: Final = 0.1
 BACKOFF_MAX: Final = 2.0
 """Radios must be back within seconds of the server: never wait longer than this."""
@@ -129,10 +128,7 @@ class RadioClient(EventStream):
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
         self.connected = asyncio.Event()
-        self._sequence = 0
-        self._signature_sequence = SIGNATURE_SEQUENCE_BASE
-        self.last_voice_sequence: int | None = None
-        """Sequence number of the last voice frame :meth:`send_voice` sent (for measurements)."""
+        self.frames = TalkFrames(self.keyring)
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self.reconnects = 0
 
@@ -452,29 +448,21 @@ class RadioClient(EventStream):
         burst_id = self.core.talking_burst(target)
         if burst_id is None or self.media.hop is None:
             return False
-        sequence = self._next_sequence()
-        inner = self.keyring.seal_voice(target, burst_id, sequence, 0, opus, self._clock())
+        inner = self.frames.voice(target, burst_id, opus, self._clock())
         await self.media.send(self.media.seal(inner))
-        self.last_voice_sequence = sequence
-        if self.keyring.signature_due(target, self._clock()):
+        if self.frames.statement_due(target, self._clock()):
             await self._send_signature(target, burst_id, end=False)
         return True
 
-    def _next_sequence(self) -> int:
-        sequence = self._sequence
-        self._sequence = (sequence + 1) % SIGNATURE_SEQUENCE_BASE
-        return sequence
+    @property
+    def last_voice_sequence(self) -> int | None:
+        """Sequence number of the last voice frame :meth:`send_voice` sent (for measurements)."""
+        return self.frames.last_voice_sequence
 
     async def _send_signature(self, channel_id: int, burst_id: int, *, end: bool) -> None:
         if self.media.hop is None:
             return
-        # Signatures are numbered apart from voice (from 2^31): a gap in the voice numbers
-        # would make every listener's jitter buffer play a lost frame that never existed.
-        sequence = self._signature_sequence
-        self._signature_sequence = (
-            SIGNATURE_SEQUENCE_BASE + (sequence + 1) % SIGNATURE_SEQUENCE_BASE
-        )
-        inner = self.keyring.seal_signature(channel_id, burst_id, sequence, end, self._clock())
+        inner = self.frames.statement(channel_id, burst_id, end=end, now=self._clock())
         if inner is not None:
             await self.media.send(self.media.seal(inner))
 

@@ -226,6 +226,8 @@ class Radio:
             self.player.roger()
         elif result is not None:
             detail = f" ({result.cause})" if result.cause else ""
+            if self.console.live and self.client.keys_down():
+                detail += " - PTT still on: space turns it off"
             self.console.line(f"talk: {result.outcome}{detail}")
 
     async def _transmit(self, duration: float | None, priority: int | None) -> TalkResult | None:
@@ -274,6 +276,7 @@ class Radio:
         elif held := self.client.keys_down():
             for channel_id in held:
                 await self.client.release(channel_id)
+            self.console.line("PTT off (the floor had gone already: nothing sent)")
             self._redraw()
         else:
             self._spawn(self.talk())

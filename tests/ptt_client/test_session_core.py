@@ -4,11 +4,9 @@ per channel. Driven by hand, no server, no clock."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from crypto.identity import Credential, DeviceKeys, OrgRoot, Role
+from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
 from ptt_client.session_core import (
     BurstEnded,
@@ -32,6 +30,8 @@ from ptt_client.session_core import (
 from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
+from tests.ptt_client.test_e2e_promises import _ALICE as _ALICE_KEYS
+from tests.ptt_client.test_e2e_promises import _DISP as _DISP_KEYS
 
 CH = 7
 OTHER = 8
@@ -40,26 +40,8 @@ SERVER_NONCE = b"\x22" * control.NONCE_SIZE
 CLIENT_NONCE = b"\x33" * control.NONCE_SIZE
 
 
-def device(role: Role = Role.OFFICER, user_id: str = "alice") -> tuple[Credential, DeviceKeys]:
-    root = OrgRoot.generate()
-    keys = DeviceKeys.generate()
-    now = int(time.time())
-    credential = root.issue_credential(
-        user_id=user_id,
-        display_name=user_id.title(),
-        role=role,
-        device_id=f"{user_id}-radio",
-        signing_key=keys.signing_public_key,
-        hpke_key=keys.hpke_public_key,
-        not_before=now - 3600,
-        not_after=now + 3600,
-        serial=1,
-    )
-    return credential, keys
-
-
-_ALICE = device()
-_DISP = device(Role.DISPATCHER, "disp")
+_ALICE = _ALICE_KEYS[1], _ALICE_KEYS[0]
+_DISP = _DISP_KEYS[1], _DISP_KEYS[0]
 
 
 def hello() -> control.Hello:

@@ -30,6 +30,8 @@ from tui.screens.main import MainScreen
 from tui.state import Conversation
 from tui.widgets.banner import EmergencyBanner
 from tui.widgets.channels import ChannelTable
+from tui.widgets.messages import MessagesPane
+from tui.widgets.presence import PresenceTable
 
 SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
 
@@ -82,6 +84,26 @@ async def select_channel(pilot: Pilot[Any], app: DispatchApp, channel_id: int) -
             return
         await pilot.press("down")
     assert table.selected_channel == channel_id
+
+
+async def select_user(pilot: Pilot[Any], app: DispatchApp, user_id: str) -> None:
+    """Focus the presence table and walk to ``user_id``'s row as a user would: up to the
+    top, then down."""
+    await until(pilot, lambda: user_id in app.state.presence, f"{user_id}'s presence")
+    table = app.screen.query_one(PresenceTable)
+    table.focus()
+    await until(
+        pilot,
+        lambda: app.screen.query_one(MessagesPane).conversation is not None,
+        "a conversation",
+    )
+    rows = len(app.state.presence)
+    for key in ["up"] * rows + ["down"] * rows:
+        await pilot.pause()
+        if table.selected_user == user_id:
+            break
+        await pilot.press(key)
+    assert table.selected_user == user_id, sorted(app.state.presence)
 
 
 async def test_talker_shows_within_a_second_and_is_verified(field: Field, tmp_path: Path) -> None:
@@ -249,22 +271,7 @@ async def test_messages_flow_both_ways(field: Field, tmp_path: Path) -> None:
         received = await alice.wait_for(events.TextReceived, lambda e: e.from_user == "disp")
         assert (received.text, received.to_channel) == ("copy that", patrol)
         # A quick reply straight to alice, from her presence row.
-        await until(pilot, lambda: "alice" in app.state.presence, "alice's presence")
-        app.screen.query_one("#presence-table").focus()
-        await until(
-            pilot,
-            lambda: app.screen.query_one("#messages").conversation is not None,  # type: ignore[attr-defined]
-            "a conversation",
-        )
-        table = app.screen.query_one("#presence-table")
-        # Walk to alice's row as a user would: up to the top, then down.
-        rows = len(app.state.presence)
-        for key in ["up"] * rows + ["down"] * rows:
-            await pilot.pause()
-            if table.selected_user == "alice":  # type: ignore[attr-defined]
-                break
-            await pilot.press(key)
-        assert table.selected_user == "alice", sorted(app.state.presence)  # type: ignore[attr-defined]
+        await select_user(pilot, app, "alice")
         await pilot.press("m", "f2")
         direct = await alice.wait_for(events.TextReceived, lambda e: e.to_channel is None)
         assert (direct.from_user, direct.text) == ("disp", "Stand by")
@@ -478,18 +485,10 @@ async def test_opening_a_conversation_tells_the_sender_it_was_read(
         await alice.ping_server()
         assert not [r for r in receipts if r.kind == control.RECEIPT_READ], "read unseen"
         # The dispatcher opens alice's conversation from her presence row.
-        await until(pilot, lambda: "alice" in app.state.presence, "alice's presence")
-        table = app.screen.query_one("#presence-table")
-        table.focus()
-        rows = len(app.state.presence)
-        for key in ["up"] * rows + ["down"] * rows:
-            await pilot.pause()
-            if table.selected_user == "alice":  # type: ignore[attr-defined]
-                break
-            await pilot.press(key)
+        await select_user(pilot, app, "alice")
         await until(
             pilot,
-            lambda: app.screen.query_one("#messages").conversation == direct_chat,  # type: ignore[attr-defined]
+            lambda: app.screen.query_one(MessagesPane).conversation == direct_chat,
             "alice's conversation on screen",
         )
         read = await alice.wait_for(
