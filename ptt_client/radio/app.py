@@ -421,8 +421,8 @@ class Radio:
             except TimeoutError:
                 continue
             if self._stopping:
-                # Python 3.11's wait_for (inside next_event) drops a cancellation that lands
-                # as an event arrives (gh-86296): stop() sets the flag, so leave anyway.
+                # stop() sets the flag before it cancels this task: an event taken as the
+                # cancellation lands is not shown (and the loop ends even if it were lost).
                 return
             try:
                 self._on_event(event)
