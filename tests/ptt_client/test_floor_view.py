@@ -5,20 +5,7 @@ from __future__ import annotations
 
 from ptt_client.floor_view import ChannelFloor, FloorView
 from ptt_protocol import control
-
-CH = 3
-
-
-def taken(user: str, burst: int, priority: int = 1) -> control.FloorTaken:
-    return control.FloorTaken(
-        channel_id=CH,
-        user_id=user,
-        display_name=user.title(),
-        priority=priority,
-        burst_id=burst,
-        since=1.0,
-    )
-
+from tests.ptt_client.test_session_core import CH, taken
 
 def state(floor: ChannelFloor) -> tuple[str, str | None, int, int, str]:
     v = floor.view
