@@ -7,6 +7,7 @@ from ptt_client.floor_view import ChannelFloor, FloorView
 from ptt_protocol import control
 from tests.ptt_client.test_session_core import CH, taken
 
+
 def state(floor: ChannelFloor) -> tuple[str, str | None, int, int, str]:
     v = floor.view
     return (v.state, v.talker, v.burst_id, v.queue_position, v.cause)
