@@ -42,7 +42,10 @@ class TalkResult:
     """How a press-to-talk went."""
 
     outcome: str
-    """granted, denied, queued-timeout, revoked, no-audio"""
+    """granted, denied, queued-timeout, no-answer, stopped, revoked.
+
+    After ``denied`` and ``revoked`` the PTT key is still down (``client.ptt_down``): the
+    floor went, the officer's hand did not. Letting go (``client.release``) sends nothing."""
     frames_sent: int = 0
     access_time_s: float | None = None
     cause: str = ""
@@ -103,12 +106,18 @@ class Transmitter:
 
         :meth:`stop` (PTT up) ends it at any point, also while waiting for the floor; a stop
         before the talk begins is forgotten (a radio's PTT-up with no call in progress).
+        When the floor is denied or taken away the key stays down (see :class:`TalkResult`);
+        a later talk lets go of it first.
         """
         self._stop.clear()
         while not self._answers.empty():
             self._answers.get_nowait()
         # Only this channel's floor answers count (another affiliated channel has its own).
         self._channel = channel_id if channel_id is not None else self.client.selected
+        if self._channel is not None and self.client.ptt_down(self._channel):
+            # The key was left down by a deny or a revoke: letting go sends nothing, and
+            # this press then asks for the floor afresh.
+            await self.client.release(self._channel)
         pressed = self._clock()
         await self.client.press(channel_id, priority)
         queued = False
@@ -164,8 +173,13 @@ class Transmitter:
             delay = start + n * frame_s - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+        # Revoked (pre-empted, too long, the link dropped): the radio already stopped and
+        # released (TS 24.380 6.2.4.5.4); the key is the officer's to let go, unless the
+        # officer let go of it meanwhile.
+        let_go = result.outcome != "revoked" or self._stop.is_set()
         self._stop.clear()
-        await self.client.release(channel_id)
+        if let_go:
+            await self.client.release(channel_id)
         return result
 
     async def _next_answer(self, timeout: float) -> control.Message | None:

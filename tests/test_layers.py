@@ -34,3 +34,18 @@ def test_console_model_loads_no_io_framework_and_no_widgets() -> None:
         or m.startswith(("tui.app", "tui.screens", "tui.widgets"))
     )
     assert not leaked, f"tui.state pulls in I/O frameworks or the Textual side: {leaked}"
+
+
+def test_the_radios_session_core_loads_no_io_framework() -> None:
+    """``ptt_client.session_core`` (and the floor view it holds) decide what the radio does
+    with every control message: pure, like the relay's session core."""
+    code = "import sys, ptt_client.session_core\nprint('\\n'.join(sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    loaded = set(out.stdout.split())
+    leaked = sorted(
+        m
+        for m in loaded
+        if m.split(".")[0] in IO_FRAMEWORKS
+        or m in ("ptt_client.client", "ptt_client.e2e", "ptt_client.media_path")
+    )
+    assert not leaked, f"ptt_client.session_core pulls in I/O: {leaked}"

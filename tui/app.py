@@ -257,7 +257,10 @@ class DispatchApp(App[int]):
         state = self.state
         messages = screen.query_one(MessagesPane)
         if messages.conversation is not None and state.unread.get(messages.conversation):
-            state.mark_read(messages.conversation)
+            # The conversation is on screen: its texts are read, and their senders told.
+            read = state.take_unread(messages.conversation)
+            if read:
+                self._spawn(self._send_read_receipts(read), "sending read receipts")
             parts |= Changed.MESSAGES | Changed.STATUS
         if every or parts & (Changed.STATUS | Changed.MESSAGES):
             screen.query_one(StatusLine).show(state, now, transmitting=self.transmitting)
@@ -271,6 +274,10 @@ class DispatchApp(App[int]):
             messages.show(state, now)
         if every or parts & Changed.LOG:
             screen.query_one(EventLog).show(state, now)
+
+    async def _send_read_receipts(self, message_ids: list[bytes]) -> None:
+        for message_id in message_ids:
+            await self.client.mark_read(message_id)
 
     # --- operations (called by the main screen's key actions) ------------------------------------
 
@@ -288,13 +295,29 @@ class DispatchApp(App[int]):
         return DeviceInput()
 
     def toggle_transmit(self, channel_id: int) -> None:
-        """Space: start talking on ``channel_id`` at dispatcher priority, or stop."""
+        """Space: start talking on ``channel_id`` at dispatcher priority, or stop.
+
+        Space is the console's PTT key, latched: down from one press to the next, whatever
+        the floor did meanwhile. So after a revoke (an emergency pre-empted the console) or
+        a deny, Space only lets go of the key and sends nothing; the next Space talks. The
+        client's floor participant knows whether the key is down, not this app (issue 10).
+        """
         if self.transmitting:
             if self._transmitter is not None:
                 self._transmitter.stop()
             return
+        held = self.client.keys_down()
+        if held:
+            self._spawn(self._let_go(held), "releasing the transmit key")
+            return
         self._talking = self._spawn(self._talk(channel_id), "transmit")
         self.refresh_view(Changed.STATUS)
+
+    async def _let_go(self, channels: list[int]) -> None:
+        for channel_id in channels:
+            await self.client.release(channel_id)
+            self.apply(FloorReleased(channel_id))
+            self.apply(Note("floor", f"transmit key up on {self.state.channel_name(channel_id)}"))
 
     async def _talk(self, channel_id: int) -> None:
         from ptt_client.voice import Transmitter
@@ -323,11 +346,12 @@ class DispatchApp(App[int]):
             if result.access_time_s is not None
             else ""
         )
+        held = " (Space lets go of the key)" if self.client.ptt_down(channel_id) else ""
         self.apply(
             Note(
                 "floor",
                 f"transmit on {self.state.channel_name(channel_id)}: {result.outcome},"
-                f" {result.frames_sent} frames{access}",
+                f" {result.frames_sent} frames{access}{held}",
             )
         )
 

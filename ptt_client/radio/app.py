@@ -226,6 +226,8 @@ class Radio:
             self.player.roger()
         elif result is not None:
             detail = f" ({result.cause})" if result.cause else ""
+            if self.console.live and self.client.keys_down():
+                detail += " - PTT still on: space turns it off"
             self.console.line(f"talk: {result.outcome}{detail}")
 
     async def _transmit(self, duration: float | None, priority: int | None) -> TalkResult | None:
@@ -266,8 +268,16 @@ class Radio:
                 await task
 
     async def toggle_ptt(self) -> None:
+        """Space: PTT on, or off. The key is latched: after the floor was taken away (an
+        emergency pre-empted this radio) or denied, PTT off only lets go of the key and
+        sends nothing; the client's floor participant knows it is still down (issue 10)."""
         if self.transmitting:
             await self._stop_talking()
+        elif held := self.client.keys_down():
+            for channel_id in held:
+                await self.client.release(channel_id)
+            self.console.line("PTT off (the floor had gone already: nothing sent)")
+            self._redraw()
         else:
             self._spawn(self.talk())
 
@@ -411,8 +421,8 @@ class Radio:
             except TimeoutError:
                 continue
             if self._stopping:
-                # Python 3.11's wait_for (inside next_event) drops a cancellation that lands
-                # as an event arrives (gh-86296): stop() sets the flag, so leave anyway.
+                # stop() sets the flag before it cancels this task: an event taken as the
+                # cancellation lands is not shown (and the loop ends even if it were lost).
                 return
             try:
                 self._on_event(event)
@@ -450,6 +460,9 @@ class Radio:
         line = self.display.event_line(event)
         if line is not None:
             self.console.line(line)
+            if isinstance(event, events.TextReceived) and event.from_user != client.user_id:
+                # A headless radio shows a text by printing it: printed is read.
+                self._spawn(client.mark_read(event.message_id))
 
     async def _follow_position(self) -> None:
         assert self.position_source is not None

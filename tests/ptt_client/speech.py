@@ -12,6 +12,8 @@ All functions take 1-D arrays of samples (any numeric dtype) at the same rate.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 
@@ -124,3 +126,20 @@ def snr_db(reference: Signal, received: Signal) -> float:
     if noise == 0.0:
         return float("inf")
     return float(10 * np.log10(max(signal, 1e-12) / noise))
+
+
+def long_recording(path: Path, seconds: float) -> Path:
+    """A WAV at ``path`` of at least ``seconds``: the speech samples one after another, as
+    often as needed (a talker who is still talking when something happens to the floor)."""
+    from ptt_client.audio import WavFileOutput, load_wav
+    from ptt_client.samples import sample_paths
+
+    out = WavFileOutput(path)
+    written = 0.0
+    while written < seconds:
+        for sample in sample_paths():
+            pcm = load_wav(sample)
+            out.write(pcm)
+            written += len(pcm) / 48_000
+    out.close()
+    return path

@@ -125,11 +125,7 @@ async def gated_radio(
 async def udp_round_trip(client: RadioClient) -> None:
     """A keepalive to the relay and its answer, on the radio's UDP socket: every datagram the
     relay sent this radio before answering has been handled (loopback keeps their order)."""
-    client._udp_confirmed.clear()
-    assert client._udp is not None
-    client._udp.sendto(client._seal_keepalive())
-    async with asyncio.timeout(TIMEOUT):
-        await client._udp_confirmed.wait()
+    assert await client.media.confirm_udp(TIMEOUT), "the relay did not answer on UDP"
 
 
 class Seen(list[object]):
@@ -174,8 +170,7 @@ def forge(
 
 async def send_raw(client: RadioClient, inner: bytes) -> None:
     """What a modified radio does: any inner frame on its own hop session."""
-    assert client._hop is not None
-    await client._send_datagram(client._hop.seal(inner))
+    await client.media.send(client.media.seal(inner))
 
 
 def played(seen: list[object]) -> list[tuple[str, bytes]]:

@@ -22,6 +22,7 @@ from ptt_client.audio import NullOutput, WavFileInput, WavFileOutput
 from ptt_client.client import RadioClient
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
+from tests.ptt_client.speech import long_recording
 from tests.tui.org import Field, recorded
 from tui.app import DispatchApp
 from tui.screens.dialogs import FormDialog, MessageDialog
@@ -29,6 +30,8 @@ from tui.screens.main import MainScreen
 from tui.state import Conversation
 from tui.widgets.banner import EmergencyBanner
 from tui.widgets.channels import ChannelTable
+from tui.widgets.messages import MessagesPane
+from tui.widgets.presence import PresenceTable
 
 SAMPLES = Path(__file__).resolve().parents[2] / "ptt_client" / "samples"
 
@@ -84,6 +87,26 @@ async def select_channel(pilot: Pilot[Any], app: DispatchApp, channel_id: int) -
             return
         await pilot.press("down")
     assert table.selected_channel == channel_id
+
+
+async def select_user(pilot: Pilot[Any], app: DispatchApp, user_id: str) -> None:
+    """Focus the presence table and walk to ``user_id``'s row as a user would: up to the
+    top, then down."""
+    await until(pilot, lambda: user_id in app.state.presence, f"{user_id}'s presence")
+    table = app.screen.query_one(PresenceTable)
+    table.focus()
+    await until(
+        pilot,
+        lambda: app.screen.query_one(MessagesPane).conversation is not None,
+        "a conversation",
+    )
+    rows = len(app.state.presence)
+    for key in ["up"] * rows + ["down"] * rows:
+        await pilot.pause()
+        if table.selected_user == user_id:
+            break
+        await pilot.press(key)
+    assert table.selected_user == user_id, sorted(app.state.presence)
 
 
 async def test_talker_shows_and_is_verified(field: Field, tmp_path: Path) -> None:
@@ -235,22 +258,7 @@ async def test_messages_flow_both_ways(field: Field, tmp_path: Path) -> None:
         received = await alice.wait_for(events.TextReceived, lambda e: e.from_user == "disp")
         assert (received.text, received.to_channel) == ("copy that", patrol)
         # A quick reply straight to alice, from her presence row.
-        await until(pilot, lambda: "alice" in app.state.presence, "alice's presence")
-        app.screen.query_one("#presence-table").focus()
-        await until(
-            pilot,
-            lambda: app.screen.query_one("#messages").conversation is not None,  # type: ignore[attr-defined]
-            "a conversation",
-        )
-        table = app.screen.query_one("#presence-table")
-        # Walk to alice's row as a user would: up to the top, then down.
-        rows = len(app.state.presence)
-        for key in ["up"] * rows + ["down"] * rows:
-            await pilot.pause()
-            if table.selected_user == "alice":  # type: ignore[attr-defined]
-                break
-            await pilot.press(key)
-        assert table.selected_user == "alice", sorted(app.state.presence)  # type: ignore[attr-defined]
+        await select_user(pilot, app, "alice")
         await pilot.press("m", "f2")
         direct = await alice.wait_for(events.TextReceived, lambda e: e.to_channel is None)
         assert (direct.from_user, direct.text) == ("disp", "Stand by")
@@ -367,3 +375,111 @@ async def test_new_channel_and_patch_from_the_keyboard(field: Field, tmp_path: P
         )
         assert isinstance(app.screen, MainScreen)
         assert not app.state.last_error, app.state.last_error
+
+
+async def test_a_pre_empted_dispatcher_who_presses_space_to_stop_stays_off_the_air(
+    field: Field, tmp_path: Path
+) -> None:
+    """Issue 10: the dispatcher talks, an officer raises an emergency and takes the floor.
+    The dispatcher presses Space to stop: that only lets go of the key. No new Floor Request
+    goes out, so the server never puts the dispatcher back on air after the emergency, and
+    its burst log holds one dispatcher burst."""
+    patrol = field.channels["patrol"]
+    recording = long_recording(tmp_path / "long.wav", 12.0)
+    app = console(field, tmp_path, talk_file=recording)
+    async with app.run_test(size=(80, 24)) as pilot, officers(field, "alice") as (alice,):
+        await monitoring(pilot, app, patrol)
+        await alice.affiliate(patrol)
+        await alice.wait_for(events.KeysUpdated, lambda e: e.channel_id == patrol)
+        grants: list[control.FloorGranted] = []
+        app.client.add_listener(
+            lambda e: grants.append(e) if isinstance(e, control.FloorGranted) else None
+        )
+        await select_channel(pilot, app, patrol)
+        await pilot.press("space")
+        await alice.wait_for(control.FloorTaken, lambda e: e.user_id == "disp")
+        await until(pilot, lambda: app.state.my_floor() == ("patrol", "granted"), "granted")
+
+        await alice.raise_emergency()
+        emergency = Transmitter(alice)
+        talk = asyncio.create_task(
+            emergency.talk(
+                WavFileInput(recording), channel_id=patrol, priority=control.PRIORITY_MAX
+            )
+        )
+        await alice.wait_for(control.FloorGranted, lambda e: e.channel_id == patrol)
+        await until(
+            pilot,
+            lambda: not app.transmitting and app.state.my_floor()[1].startswith("revoked"),
+            "the console to stop on the revoke",
+        )
+
+        await pilot.press("space")  # the dispatcher's "stop"
+        await until(
+            pilot,
+            lambda: (
+                app.state.my_floor()[1].startswith("queued")
+                or all(w.is_finished for w in app.workers if w.group == "network")
+            ),
+            "the console to handle the key",
+        )
+        await app.client.ping_server()  # the server has handled all the console sent
+        floor = field.server.channels[patrol].floor
+        assert floor.holder == "alice"
+        assert "disp" not in [user for user, _ in floor.queue], "Space asked for the floor again"
+
+        emergency.stop()
+        assert (await talk).outcome == "granted"
+        await alice.wait_for(control.FloorIdle, lambda e: e.channel_id == patrol)
+        await app.client.ping_server()
+        assert len(grants) == 1, "the server put the dispatcher back on air"
+        assert field.server.channels[patrol].floor.holder is None
+
+        async def logged() -> list[control.BurstInfo]:
+            bursts = await channel_admin.recall(alice, patrol, 10)
+            return bursts if any(b.talker == "alice" and b.duration > 0 for b in bursts) else []
+
+        deadline = time.monotonic() + 5
+        while not (bursts := await logged()):
+            assert time.monotonic() < deadline, "the emergency burst was never logged"
+            await pilot.pause(0.1)
+        assert [b.talker for b in bursts] == ["alice", "disp"]
+
+
+async def test_opening_a_conversation_tells_the_sender_it_was_read(
+    field: Field, tmp_path: Path
+) -> None:
+    """A direct text waits unread until the dispatcher opens alice's conversation; then alice
+    gets a read receipt from the console (delivered before, read only once seen)."""
+    patrol = field.channels["patrol"]
+    app = console(field, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot, officers(field, "alice") as (alice,):
+        await monitoring(pilot, app, patrol)
+        await alice.affiliate(patrol)
+        receipts: list[control.TextReceipt] = []
+        alice.add_listener(
+            lambda e: receipts.append(e) if isinstance(e, control.TextReceipt) else None
+        )
+        message_id = await alice.send_text("need a tow truck", to_user="disp")
+        direct_chat = Conversation.user("alice")
+        await until(pilot, lambda: app.state.unread.get(direct_chat) == 1, "the unread text")
+        await until(
+            pilot,
+            lambda: any(r.kind == control.RECEIPT_DELIVERED for r in receipts),
+            "the delivery receipt",
+        )
+        await pilot.pause()
+        await alice.ping_server()
+        assert not [r for r in receipts if r.kind == control.RECEIPT_READ], "read unseen"
+        # The dispatcher opens alice's conversation from her presence row.
+        await select_user(pilot, app, "alice")
+        await until(
+            pilot,
+            lambda: app.screen.query_one(MessagesPane).conversation == direct_chat,
+            "alice's conversation on screen",
+        )
+        read = await alice.wait_for(
+            control.TextReceipt, lambda r: r.kind == control.RECEIPT_READ, timeout=5
+        )
+        assert (read.message_id, read.by_user) == (message_id, "disp")
+        assert app.state.unread.get(direct_chat, 0) == 0

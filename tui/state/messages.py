@@ -23,7 +23,17 @@ class MessagesMixin(StateModel):
 
     def mark_read(self, conversation: Conversation) -> bool:
         """The dispatcher saw ``conversation``; True if it had unread texts."""
-        return self.unread.pop(conversation, 0) > 0
+        return bool(self.take_unread(conversation))
+
+    def take_unread(self, conversation: Conversation) -> list[bytes]:
+        """The dispatcher saw ``conversation``: it has no unread texts any more. Returns the
+        ids of the ones it had (oldest first), so their senders can be told."""
+        count = self.unread.pop(conversation, 0)
+        if count <= 0:
+            return []
+        thread = self.conversations.get(conversation, ())
+        incoming = [m.message_id for m in thread if not m.outgoing]
+        return incoming[-count:]
 
     def unread_total(self) -> int:
         return sum(self.unread.values())

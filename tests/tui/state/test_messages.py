@@ -60,3 +60,15 @@ def test_messages_are_bounded_per_conversation() -> None:
     # Receipts for texts that fell out are ignored, not kept forever.
     old = control.TextReceipt(message_id=(5).to_bytes(16, "big"), kind="read", by_user="a")
     assert state.apply(old, T0) == Changed.NONE
+
+
+def test_the_unread_texts_of_a_conversation_seen_are_named_for_their_receipts() -> None:
+    state = channel_state()
+    state.apply(events.TextReceived(b"m" * 16, "alice", None, "one", T0), T0)
+    state.apply(TextSent(b"s" * 16, "copy", T0 + 1, to_user="alice"), T0 + 1)
+    state.apply(events.TextReceived(b"n" * 16, "alice", None, "two", T0 + 2), T0 + 2)
+    direct = Conversation.user("alice")
+    assert state.take_unread(direct) == [b"m" * 16, b"n" * 16]  # not our own "copy"
+    assert state.take_unread(direct) == []
+    state.apply(events.TextReceived(b"o" * 16, "alice", None, "three", T0 + 3), T0 + 3)
+    assert state.take_unread(direct) == [b"o" * 16]  # only what came since

@@ -1,0 +1,46 @@
+"""The inner frames of this radio's own talk bursts: voice and signed statements, numbered.
+
+Voice frames are numbered from 0, burst statements (the talker's signature over what it
+sent, ``crypto.talker``) from 2^31: a statement numbered among the voice frames would leave
+a gap every listener's jitter buffer fills with a lost frame that never existed. Sealing is
+the key ring's (``ptt_client.e2e``); this only numbers and asks it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ptt_client.e2e import Keyring
+
+__all__ = ["SIGNATURE_SEQUENCE_BASE", "TalkFrames"]
+
+SIGNATURE_SEQUENCE_BASE: Final = 1 << 31
+"""Voice frames are numbered below this, burst signatures from it on."""
+
+
+class TalkFrames:
+    """Seals this radio's voice frames and burst statements with running sequence numbers."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self._keyring = keyring
+        self._voice = 0
+        self._statement = SIGNATURE_SEQUENCE_BASE
+        self.last_voice_sequence: int | None = None
+        """Sequence number of the last voice frame sealed (for measurements)."""
+
+    def voice(self, channel_id: int, burst_id: int, opus: bytes, now: float) -> bytes:
+        sequence = self._voice
+        self._voice = (sequence + 1) % SIGNATURE_SEQUENCE_BASE
+        inner = self._keyring.seal_voice(channel_id, burst_id, sequence, 0, opus, now)
+        self.last_voice_sequence = sequence
+        return inner
+
+    def statement_due(self, channel_id: int, now: float) -> bool:
+        return self._keyring.signature_due(channel_id, now)
+
+    def statement(self, channel_id: int, burst_id: int, *, end: bool, now: float) -> bytes | None:
+        """The signed statement over what was sent so far (``end``: the burst's last), or
+        None when this radio holds no signer for the channel."""
+        sequence = self._statement
+        self._statement = SIGNATURE_SEQUENCE_BASE + (sequence + 1) % SIGNATURE_SEQUENCE_BASE
+        return self._keyring.seal_signature(channel_id, burst_id, sequence, end, now)

@@ -1,0 +1,401 @@
+"""The radio's control session without I/O (ptt_client.session_core): the login handshake, what
+each server message does, which ones are dropped, and the floor as one TS 24.380 participant
+per channel. Driven by hand, no server, no clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from crypto.identity import Credential, DeviceKeys
+from ptt_client import events
+from ptt_client.session_core import (
+    BurstEnded,
+    BurstStarted,
+    ClientSessionCore,
+    Dropped,
+    Effect,
+    Emit,
+    HeardBurstOver,
+    KeyMaterial,
+    LoggedIn,
+    MediaArrived,
+    Phase,
+    PongArrived,
+    Refused,
+    Send,
+    TalkerNamed,
+    TextArrived,
+    TextStored,
+)
+from ptt_protocol import control
+from ptt_protocol.errors import ProtocolError
+from ptt_protocol.login import login_statement
+from tests.ptt_client.test_e2e_promises import _ALICE as _ALICE_KEYS
+from tests.ptt_client.test_e2e_promises import _DISP as _DISP_KEYS
+
+CH = 7
+OTHER = 8
+FINGERPRINT = b"\x11" * 32
+SERVER_NONCE = b"\x22" * control.NONCE_SIZE
+CLIENT_NONCE = b"\x33" * control.NONCE_SIZE
+
+
+_ALICE = _ALICE_KEYS[1], _ALICE_KEYS[0]
+_DISP = _DISP_KEYS[1], _DISP_KEYS[0]
+
+
+def hello() -> control.Hello:
+    return control.Hello(server_nonce=SERVER_NONCE, server_time=1.0)
+
+
+def login_ok() -> control.LoginOk:
+    return control.LoginOk(
+        user_id="alice",
+        session_index=42,
+        hop_key=b"\x44" * 32,
+        media_port=7301,
+        server_time=1.0,
+        heartbeat_interval=10.0,
+    )
+
+
+def logged_in(who: tuple[Credential, DeviceKeys] = _ALICE) -> ClientSessionCore:
+    core = ClientSessionCore(*who)
+    core.connection_opened()
+    core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    assert isinstance(core.login_answer(login_ok()), LoggedIn)
+    return core
+
+
+def sent(effects: list[Effect]) -> list[control.Message]:
+    return [e.message for e in effects if isinstance(e, Send)]
+
+
+def emitted(effects: list[Effect]) -> list[object]:
+    return [e.event for e in effects if isinstance(e, Emit)]
+
+
+def floor_requests(effects: list[Effect]) -> list[control.FloorRequest]:
+    return [m for m in sent(effects) if isinstance(m, control.FloorRequest)]
+
+
+def granted(burst: int = 5, channel: int = CH) -> control.FloorGranted:
+    return control.FloorGranted(channel_id=channel, burst_id=burst, duration_limit=30.0)
+
+
+def taken(user: str, burst: int, priority: int = 1, channel: int = CH) -> control.FloorTaken:
+    return control.FloorTaken(
+        channel_id=channel,
+        user_id=user,
+        display_name=user.title(),
+        priority=priority,
+        burst_id=burst,
+        since=1.0,
+    )
+
+
+# --- the login handshake ----------------------------------------------------------------------
+
+
+def test_hello_is_answered_with_a_login_bound_to_the_challenge_and_the_certificate() -> None:
+    credential, keys = _ALICE
+    core = ClientSessionCore(credential, keys)
+    core.connection_opened()
+    login = core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    assert login.credential == credential.to_bytes() and login.client_nonce == CLIENT_NONCE
+    credential.verify_signature(
+        login_statement(SERVER_NONCE, CLIENT_NONCE, FINGERPRINT), login.signature
+    )
+    assert core.phase is Phase.AWAITING_ANSWER
+
+
+def test_the_server_must_say_hello_first_and_only_once() -> None:
+    core = ClientSessionCore(*_ALICE)
+    core.connection_opened()
+    with pytest.raises(ProtocolError, match="did not say hello"):
+        core.hello(login_ok(), FINGERPRINT, CLIENT_NONCE)
+    core.connection_opened()
+    core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    with pytest.raises(ProtocolError, match="Hello while awaiting the login answer"):
+        core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    with pytest.raises(ProtocolError, match="did not answer the login"):
+        core.login_answer(hello())
+
+
+def test_a_login_answer_before_the_login_is_a_protocol_error() -> None:
+    core = ClientSessionCore(*_ALICE)
+    core.connection_opened()
+    with pytest.raises(ProtocolError):
+        core.login_answer(login_ok())
+
+
+def test_login_ok_rejoins_what_the_radio_had_joined() -> None:
+    core = ClientSessionCore(*_ALICE)
+    core.affiliate(OTHER)
+    core.affiliate(CH, select=True)
+    core.set_status(control.STATUS_ON_SCENE)
+    core.connection_lost()
+    core.connection_opened()
+    core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    answer = core.login_answer(login_ok())
+    assert isinstance(answer, LoggedIn) and core.session_index == 42 and core.logged_in
+    assert sent(answer.effects) == [
+        control.Affiliate(channel_id=CH),
+        control.Affiliate(channel_id=OTHER),
+        control.SelectChannel(channel_id=CH),
+        control.SetStatus(status=control.STATUS_ON_SCENE),
+    ]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        control.ERROR_AUTH_FAILED,
+        control.ERROR_CREDENTIAL_EXPIRED,
+        control.ERROR_CREDENTIAL_REVOKED,
+        control.ERROR_UNKNOWN_ROOT,
+        control.ERROR_BAD_MESSAGE,
+    ],
+)
+def test_a_refused_credential_stops_the_retries(code: str) -> None:
+    core = ClientSessionCore(*_ALICE)
+    core.connection_opened()
+    core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    answer = core.login_answer(control.Error(code=code, text="enroll again"))
+    assert answer == Refused(code, "enroll again", retry=False)
+    assert not core.may_retry and core.refused == events.LoginRefused(code, "enroll again")
+    with pytest.raises(RuntimeError, match="refused"):
+        core.connection_opened()
+
+
+@pytest.mark.parametrize("code", [control.ERROR_INTERNAL, control.ERROR_RATE_LIMITED])
+def test_a_login_refused_for_now_is_retried(code: str) -> None:
+    """ "server storage error: try again" must not silence a radio for good."""
+    core = ClientSessionCore(*_ALICE)
+    core.connection_opened()
+    core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    answer = core.login_answer(control.Error(code=code, text="try again"))
+    assert isinstance(answer, Refused) and answer.retry
+    assert core.may_retry and core.refused is None and core.phase is Phase.DISCONNECTED
+    core.connection_opened()  # the next attempt
+
+
+def test_logged_in_elsewhere_stops_the_retries() -> None:
+    core = logged_in()
+    error = control.Error(code=control.ERROR_LOGGED_IN_ELSEWHERE, text="report the device")
+    effects = core.receive(error)
+    assert emitted(effects) == [
+        events.LoginRefused(control.ERROR_LOGGED_IN_ELSEWHERE, "report the device"),
+        error,
+    ]
+    assert not core.may_retry
+    core.connection_lost()
+    assert not core.may_retry
+
+
+def test_other_errors_are_reported_and_the_session_goes_on() -> None:
+    core = logged_in()
+    error = control.Error(code=control.ERROR_FORBIDDEN, text="only a dispatcher may")
+    assert core.receive(error) == [Emit(error)]
+    assert core.may_retry and core.logged_in
+
+
+# --- which messages mean something ------------------------------------------------------------
+
+
+def test_nothing_is_accepted_before_login() -> None:
+    core = ClientSessionCore(*_ALICE)
+    core.connection_opened()
+    effects = core.receive(granted())
+    assert [type(e) for e in effects] == [Dropped]
+    assert core.floors == {}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        control.FloorRequest(channel_id=CH, priority=4),
+        control.Affiliate(channel_id=CH),
+        control.TextSend(message_id=b"m" * 16, to_channel=CH, sealed=b"x"),
+        control.Login(credential=b"c", signature=b"s", client_nonce=CLIENT_NONCE),
+        hello(),
+        login_ok(),
+    ],
+)
+def test_what_only_a_client_sends_is_dropped_after_login(message: control.Message) -> None:
+    core = logged_in()
+    effects = core.receive(message)
+    assert [type(e) for e in effects] == [Dropped]
+    assert core.affiliated == set() and core.phase is Phase.LOGGED_IN
+
+
+def test_each_message_goes_where_it_belongs() -> None:
+    core = logged_in()
+    deliver = control.TextDeliver(
+        message_id=b"m" * 16, from_user="bob", to_user="alice", sealed=b"x", sent_at=1.0
+    )
+    stored = control.TextReceipt(message_id=b"s" * 16, kind=control.RECEIPT_STORED, by_user="alice")
+    read = control.TextReceipt(message_id=b"s" * 16, kind=control.RECEIPT_READ, by_user="bob")
+    roster = control.RosterUpdate(channel_id=CH, version=2, signed_roster=b"r")
+    assert core.receive(control.MediaTunnel(datagram=b"d" * 20)) == [MediaArrived(b"d" * 20)]
+    assert core.receive(control.Pong(nonce=9)) == [PongArrived(9), Emit(control.Pong(nonce=9))]
+    assert core.receive(deliver) == [TextArrived(deliver), Emit(deliver)]
+    assert core.receive(stored) == [TextStored(b"s" * 16), Emit(stored)]
+    assert core.receive(read) == [Emit(read)]
+    assert core.receive(roster) == [KeyMaterial(roster), Emit(roster)]
+
+
+def test_channels_and_affiliations_follow_the_server() -> None:
+    core = logged_in()
+    info = control.ChannelInfo(channel_id=CH, name="patrol")
+    core.receive(control.ChannelList(channels=(info,)))
+    core.receive(control.ChannelCreated(channel_id=OTHER, name="incident-1"))
+    assert core.channels == {CH: "patrol", OTHER: "incident-1"}
+    core.affiliate(CH)
+    core.affiliate(OTHER, select=False)
+    assert core.selected == CH
+    core.receive(control.Deaffiliated(channel_id=CH, reason="at your request"))
+    assert CH in core.affiliated  # a late answer to our own leave must not undo a re-join
+    core.receive(control.Deaffiliated(channel_id=OTHER, reason="removed from the roster"))
+    assert core.affiliated == {CH}
+
+
+def test_regroup_joins_and_selects_and_ungroup_goes_back() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    regroup = control.Regroup(channel_id=OTHER, user_ids=("alice",))
+    effects = core.receive(regroup)
+    assert sent(effects) == [
+        control.Affiliate(channel_id=OTHER),
+        control.SelectChannel(channel_id=OTHER),
+    ]
+    assert emitted(effects) == [regroup] and core.selected == OTHER
+    ungroup = control.Ungroup(channel_id=OTHER)
+    effects = core.receive(ungroup)
+    assert sent(effects) == [
+        control.Deaffiliate(channel_id=OTHER),
+        control.SelectChannel(channel_id=CH),
+    ]
+    assert core.selected == CH and core.affiliated == {CH}
+
+
+def test_the_radios_own_alert_gives_emergency_priority_until_cancelled() -> None:
+    core = logged_in()
+    assert core.default_priority() == 1
+    assert logged_in(_DISP).default_priority() == 2
+    alert = control.EmergencyAlert(
+        alert_id=b"a" * 16, user_id="alice", channel_id=CH, raised_at=1.0
+    )
+    core.receive(alert)  # e.g. after a restart of this radio: the server still has it
+    assert core.emergency_alert == b"a" * 16 and core.default_priority() == 4
+    assert floor_requests(core.press(CH)) == [control.FloorRequest(channel_id=CH, priority=4)]
+    core.receive(control.EmergencyCancel(alert_id=b"a" * 16, by_user="disp"))
+    assert core.emergency_alert is None
+    others = control.EmergencyAlert(alert_id=b"b" * 16, user_id="bob", channel_id=CH, raised_at=1)
+    core.receive(others)
+    assert core.emergency_alert is None
+
+
+# --- the floor: one TS 24.380 participant per channel -----------------------------------------
+
+
+def test_press_grant_talk_release() -> None:
+    core = logged_in()
+    assert sent(core.press(CH)) == [control.FloorRequest(channel_id=CH, priority=1)]
+    assert core.floors[CH].state == "requested" and core.ptt_down(CH)
+    assert core.press(CH) == []  # a held key never asks twice
+    effects = core.receive(granted(5))
+    assert effects == [BurstStarted(CH, 5), Emit(granted(5))]
+    assert core.talking_burst(CH) == 5 and core.floors[CH].state == "granted"
+    assert core.floors[CH].talker == "alice" and core.floors[CH].burst_id == 5
+    assert core.release(CH) == [
+        BurstEnded(CH, 5, "released"),
+        Send(control.FloorRelease(channel_id=CH)),
+    ]
+    assert core.talking_burst(CH) is None and not core.ptt_down(CH)
+    assert core.release(CH) == []  # the key is up already
+
+
+def test_a_pre_empted_radio_that_lets_go_sends_nothing_and_stays_off_the_air() -> None:
+    """Issue 10 through the session: talk, be pre-empted by an emergency, let go of PTT."""
+    core = logged_in(_DISP)
+    story = core.press(CH)
+    story += core.receive(granted(11))
+    revoke = control.FloorRevoke(channel_id=CH, cause="Media Burst pre-empted")
+    effects = core.receive(revoke)
+    # TS 24.380 6.2.4.5.4: stop sending (the tail is signed), release, report.
+    assert effects == [
+        HeardBurstOver(CH, released=False),
+        BurstEnded(CH, 11, "Media Burst pre-empted"),
+        Send(control.FloorRelease(channel_id=CH)),
+        Emit(revoke),
+    ]
+    assert core.floors[CH].state == "revoked" and core.floors[CH].cause == revoke.cause
+    assert core.talking_burst(CH) is None and core.ptt_down(CH)
+    emergency = taken("bob", 12, priority=4)
+    story += effects + core.receive(emergency)
+    assert core.floors[CH].state == "taken" and core.floors[CH].talker == "bob"
+    assert core.keys_down() == [CH]
+    assert core.release(CH) == []  # Space: "stop" lets go of the key, and that is all
+    story += core.receive(control.FloorIdle(channel_id=CH))
+    assert floor_requests(story) == [control.FloorRequest(channel_id=CH, priority=2)]
+    assert core.floors[CH].state == "idle" and core.keys_down() == []
+
+
+def test_a_floor_answer_that_does_not_fit_is_dropped_unreported() -> None:
+    """A grant nobody asked for must not show "talking" nor play the talk-permit tone."""
+    core = logged_in()
+    for stray in (
+        granted(3),
+        control.FloorDeny(channel_id=CH, cause="Queue full"),
+        control.FloorQueuePosition(channel_id=CH, position=2),
+        control.FloorRevoke(channel_id=CH, cause="Media Burst pre-empted"),
+    ):
+        effects = core.receive(stray)
+        assert [type(e) for e in effects] == [Dropped], stray
+        assert core.floors[CH].state == "idle" and core.talking_burst(CH) is None
+
+
+def test_a_grant_after_the_cancel_is_not_used() -> None:
+    core = logged_in()
+    core.press(CH)
+    core.receive(control.FloorQueuePosition(channel_id=CH, position=1))
+    assert core.floors[CH].state == "queued" and core.floors[CH].queue_position == 1
+    assert sent(core.release(CH)) == [control.FloorRelease(channel_id=CH)]  # cancels
+    effects = core.receive(granted(4))  # crossed our release: the server frees it on that
+    assert [type(e) for e in effects] == [Dropped] and core.talking_burst(CH) is None
+
+
+def test_deny_keeps_the_key_down_and_letting_go_sends_nothing() -> None:
+    core = logged_in()
+    core.press(CH)
+    deny = control.FloorDeny(channel_id=CH, cause="Queue full")
+    assert core.receive(deny) == [Emit(deny)]
+    assert core.floors[CH].state == "denied" and core.ptt_down(CH)
+    assert core.release(CH) == []
+    assert core.floors[CH].state == "idle"
+
+
+def test_other_talkers_are_heard_on_each_channel_apart() -> None:
+    core = logged_in()
+    bob = taken("bob", 3)
+    assert core.receive(bob) == [TalkerNamed(bob), Emit(bob)]
+    view = core.floors[CH]
+    assert (view.state, view.talker, view.talker_name, view.burst_id) == ("taken", "bob", "Bob", 3)
+    assert OTHER not in core.floors
+    idle = control.FloorIdle(channel_id=CH)
+    assert core.receive(idle) == [HeardBurstOver(CH, released=True), Emit(idle)]
+    assert core.floors[CH].state == "idle" and core.floors[CH].talker is None
+
+
+def test_a_dropped_connection_ends_our_burst_and_what_we_heard() -> None:
+    core = logged_in()
+    core.press(CH)
+    core.receive(granted(6))
+    core.receive(taken("bob", 2, channel=OTHER))
+    effects = core.connection_lost()
+    assert effects == [BurstEnded(CH, 6, "link lost")]
+    assert core.floors[CH].state == "idle" and core.talking_burst(CH) is None
+    assert core.floors[OTHER].state == "idle" and core.floors[OTHER].talker is None
+    assert core.ptt_down(CH)  # the officer still holds the key ...
+    assert core.release(CH) == []  # ... and letting go of it sends nothing
