@@ -58,7 +58,9 @@ class HeapTrimmer:
         after_closes: int = AFTER_CLOSES,
         quiet: float = QUIET_S,
         max_wait: float = MAX_WAIT_S,
+        on_trim: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_trim(seconds)`` is told how long each trim blocked the loop (for metrics)."""
         self._loop = loop
         self._trim = trim
         self._after_closes = after_closes
@@ -68,6 +70,7 @@ class HeapTrimmer:
         self._first_close = 0.0
         self._last_close = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._on_trim = on_trim
         self.trims = 0
         self.trim_seconds = 0.0
         """Time spent inside ``malloc_trim`` (the event loop was blocked that long)."""
@@ -97,8 +100,11 @@ class HeapTrimmer:
         assert self._trim is not None
         started = time.perf_counter()
         self._trim(0)
-        self.trim_seconds += time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        self.trim_seconds += seconds
         self.trims += 1
+        if self._on_trim is not None:
+            self._on_trim(seconds)
 
     def close(self) -> None:
         if self._timer is not None:

@@ -102,6 +102,14 @@ class ServerMetrics:
             ["reason"],
             registry=r,
         )
+        self.heap_trims = Counter(
+            "fieldradio_heap_trims", "malloc_trim calls after connection churn", registry=r
+        )
+        self.heap_trim_seconds = Counter(
+            "fieldradio_heap_trim_seconds",
+            "Time spent in malloc_trim (the event loop was blocked that long)",
+            registry=r,
+        )
         self.floor_grants = Counter("fieldradio_floor_grants", "Floor grants", registry=r)
         self.floor_denials = Counter("fieldradio_floor_denials", "Floor denials", registry=r)
         self.floor_preemptions = Counter(

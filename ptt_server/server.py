@@ -177,6 +177,11 @@ class RelayServer:
             lambda: relay, local_addr=(media_host, self.config.media_port)
         )
         self._udp = transport
+
+        def count_trim(seconds: float) -> None:
+            self.metrics.heap_trims.inc()
+            self.metrics.heap_trim_seconds.inc(seconds)
+
         # TLS is started by the gate, per admitted connection (ptt_server.prelogin), so the
         # listening socket is plain TCP: a connection past the cap never costs a handshake.
         self._gate = prelogin.LoginGate(
@@ -184,7 +189,7 @@ class RelayServer:
             limit=self.config.max_pending_logins,
             timeout=self.config.login_timeout,
             metrics=self.metrics,
-            heap=heap.HeapTrimmer(loop, heap.glibc_malloc_trim()),
+            heap=heap.HeapTrimmer(loop, heap.glibc_malloc_trim(), on_trim=count_trim),
         )
         self._ws_server = await serve(
             self._handle_connection,
