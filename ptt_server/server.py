@@ -31,7 +31,7 @@ from ptt_server import heap, prelogin, tls
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
-from ptt_server.handlers import HANDLERS, emergencies, keys, presence
+from ptt_server.handlers import HANDLERS, initial, keys, presence
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
 from ptt_server.policy import Refusal, Refused
@@ -165,7 +165,7 @@ class RelayServer:
             except CryptoError as exc:
                 raise StartupError(f"stored revocation list refused: {exc}") from None
         for channel in await self.store.list_channels():
-            await self._sync_channel(channel.channel_id, channel.name)
+            await keys.sync_channel(self, channel.channel_id, channel.name)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -264,77 +264,6 @@ class RelayServer:
         task.add_done_callback(self._background.discard)
 
     # --- channels and rosters --------------------------------------------------------------
-
-    async def _sync_channel(self, channel_id: int, name: str) -> Channel:
-        channel = self.channels.get(channel_id)
-        if channel is None:
-            channel = Channel(
-                channel_id,
-                name,
-                self._floor_config,
-                self.sessions,
-                self.store,
-                self.metrics,
-                self._spawn,
-            )
-            self.channels[channel_id] = channel
-            self.rosters[channel_id] = RosterState(channel_id)
-        roster = await self.store.get_roster(channel_id)
-        if roster is not None and roster.version > channel.roster_version:
-            self._install_roster(channel, roster.version, roster.signed, roster.members)
-            await self._push_envelopes(channel)
-        return channel
-
-    def _install_roster(
-        self, channel: Channel, version: int, signed: bytes, members: frozenset[str]
-    ) -> None:
-        state = self.rosters[channel.channel_id]
-        try:
-            roster = state.accept(signed, self.trust, time.time())
-        except CryptoError as exc:
-            log.warning(
-                "stored roster refused",
-                extra={"fields": {"channel": channel.channel_id, "error": str(exc)}},
-            )
-            return
-        removed = channel.members - members
-        channel.members = members
-        channel.roster_version = version
-        channel.signed_roster = signed
-        # The relay's KID check: the verified roster's order is the members' sender indexes.
-        channel.install_senders(roster)
-        update = control.encode(keys.roster_message(channel))
-        now = self._loop_clock()
-        for user in members | removed:
-            session = self.sessions.by_user.get(user)
-            if session is None:
-                continue
-            session.send(self._channel_list(user))
-            session.send_encoded(update)
-            if user in removed and channel.channel_id in session.affiliated:
-                channel.remove_listener(session, now)
-                session.send(
-                    control.Deaffiliated(
-                        channel_id=channel.channel_id, reason="removed from the channel roster"
-                    )
-                )
-
-    async def _push_envelopes(self, channel: Channel) -> None:
-        for user in channel.members:
-            session = self.sessions.by_user.get(user)
-            if session is None:
-                continue
-            for envelope in await self.store.envelopes_for(user):
-                if envelope.channel_id == channel.channel_id:
-                    session.send(keys.envelope_message(envelope))
-                    self._key_delivered(envelope.channel_id, envelope.epoch)
-
-    def _key_delivered(self, channel_id: int, epoch: int) -> None:
-        """An envelope of ``epoch`` went out: senders switch to it soon, so the relay's
-        KID check keeps older epochs' sender indexes only for the rekey grace from now."""
-        channel = self.channels.get(channel_id)
-        if channel is not None:
-            channel.key_delivered(epoch, self._loop_clock())
 
     async def _prune_loop(self) -> None:
         """Drop recordings and messages past their retention, once at start and then hourly."""
@@ -480,7 +409,7 @@ class RelayServer:
             urgent=True,  # always the first message of a session, whatever else is urgent
         )
         try:
-            await self._send_initial_state(session)
+            await initial.send_initial_state(self, session)
             await presence.set_presence(self, session, online=True)
         except StoreError as exc:
             log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
@@ -518,53 +447,6 @@ class RelayServer:
             close=close,
         )
         return session, hop_key
-
-    def _channel_list(self, user: str) -> control.ChannelList:
-        return control.ChannelList(
-            channels=tuple(
-                control.ChannelInfo(channel_id=c.channel_id, name=c.name)
-                for c in self.channels.values()
-                if user in c.members
-            )
-        )
-
-    async def _send_initial_state(self, session: Session) -> None:
-        user = session.user_id
-        if self.trust.revocations is not None:
-            session.send(control.RevocationUpdate(signed_list=self.trust.revocations.to_bytes()))
-        mine = [c for c in self.channels.values() if user in c.members]
-        session.send(self._channel_list(user))
-        for channel in mine:
-            if channel.signed_roster is not None:
-                session.send(keys.roster_message(channel))
-        for envelope in await self.store.envelopes_for(user):
-            session.send(keys.envelope_message(envelope))
-            self._key_delivered(envelope.channel_id, envelope.epoch)
-        for message in await self.store.pending_for(user):
-            session.send(
-                control.TextDeliver(
-                    message_id=message.message_id,
-                    from_user=message.from_user,
-                    to_user=message.to_user,
-                    to_channel=message.to_channel,
-                    sealed=message.sealed,
-                    sent_at=message.sent_at,
-                )
-            )
-        channel_ids = {c.channel_id for c in mine}
-        for alert in await self.store.active_emergencies():
-            if alert.user_id == user:
-                # The alert outlives a reconnect or a restart, and so must the officer's
-                # emergency floor priority and status (else a priority-4 request is capped).
-                session.emergency_alert = alert.alert_id
-                session.status = control.STATUS_EMERGENCY
-            # The raiser too, whatever the channel: its radio learns the id to cancel.
-            if (
-                session in self.dispatchers
-                or alert.channel_id in channel_ids
-                or alert.user_id == user
-            ):
-                emergencies.send_alert(self, session, alert)
 
     async def _writer(self, ws: ServerConnection, session: Session) -> None:
         queue = session.outbound

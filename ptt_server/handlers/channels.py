@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ptt_protocol import control, floor
 from ptt_server.channels import Channel
-from ptt_server.handlers import presence
+from ptt_server.handlers import keys, presence
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
     Session,
@@ -113,7 +113,7 @@ async def on_channel_create(
     if await server.store.channel_by_name(msg.name) is not None:
         raise Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
     channel_id = await server.store.create_channel(msg.name, time.time())
-    await server._sync_channel(channel_id, msg.name)
+    await keys.sync_channel(server, channel_id, msg.name)
     session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
 
 

@@ -16,6 +16,7 @@ from crypto.errors import CryptoError
 from crypto.roster import RosterState
 from ptt_protocol import control
 from ptt_server.channels import Channel
+from ptt_server.handlers import initial
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
     Session,
@@ -79,7 +80,7 @@ async def on_roster_update(
         )
     members = frozenset(m.user_id for m in roster.members)
     await server.store.put_roster(msg.channel_id, roster.version, msg.signed_roster, members)
-    server._install_roster(channel, roster.version, msg.signed_roster, members)
+    install_roster(server, channel, roster.version, msg.signed_roster, members)
 
 
 async def on_key_envelope(
@@ -125,7 +126,7 @@ async def on_key_envelope(
         msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
     )
     # The sending dispatcher holds this key already, and may talk under it in a second.
-    server._key_delivered(msg.channel_id, msg.epoch)
+    key_delivered(server, msg.channel_id, msg.epoch)
     recipient = server.sessions.by_user.get(msg.recipient)
     if recipient is not None:
         recipient.send(
@@ -137,3 +138,81 @@ async def on_key_envelope(
                 envelope=msg.envelope,
             )
         )
+
+
+# --- channels and rosters as the relay holds them ---------------------------------------------
+
+
+async def sync_channel(server: RelayServer, channel_id: int, name: str) -> Channel:
+    channel = server.channels.get(channel_id)
+    if channel is None:
+        channel = Channel(
+            channel_id,
+            name,
+            server._floor_config,
+            server.sessions,
+            server.store,
+            server.metrics,
+            server._spawn,
+        )
+        server.channels[channel_id] = channel
+        server.rosters[channel_id] = RosterState(channel_id)
+    roster = await server.store.get_roster(channel_id)
+    if roster is not None and roster.version > channel.roster_version:
+        install_roster(server, channel, roster.version, roster.signed, roster.members)
+        await push_envelopes(server, channel)
+    return channel
+
+
+def install_roster(
+    server: RelayServer, channel: Channel, version: int, signed: bytes, members: frozenset[str]
+) -> None:
+    state = server.rosters[channel.channel_id]
+    try:
+        roster = state.accept(signed, server.trust, time.time())
+    except CryptoError as exc:
+        log.warning(
+            "stored roster refused",
+            extra={"fields": {"channel": channel.channel_id, "error": str(exc)}},
+        )
+        return
+    removed = channel.members - members
+    channel.members = members
+    channel.roster_version = version
+    channel.signed_roster = signed
+    # The relay's KID check: the verified roster's order is the members' sender indexes.
+    channel.install_senders(roster)
+    update = control.encode(roster_message(channel))
+    now = server._loop_clock()
+    for user in members | removed:
+        session = server.sessions.by_user.get(user)
+        if session is None:
+            continue
+        session.send(initial.channel_list(server, user))
+        session.send_encoded(update)
+        if user in removed and channel.channel_id in session.affiliated:
+            channel.remove_listener(session, now)
+            session.send(
+                control.Deaffiliated(
+                    channel_id=channel.channel_id, reason="removed from the channel roster"
+                )
+            )
+
+
+async def push_envelopes(server: RelayServer, channel: Channel) -> None:
+    for user in channel.members:
+        session = server.sessions.by_user.get(user)
+        if session is None:
+            continue
+        for envelope in await server.store.envelopes_for(user):
+            if envelope.channel_id == channel.channel_id:
+                session.send(envelope_message(envelope))
+                key_delivered(server, envelope.channel_id, envelope.epoch)
+
+
+def key_delivered(server: RelayServer, channel_id: int, epoch: int) -> None:
+    """An envelope of ``epoch`` went out: senders switch to it soon, so the relay's
+    KID check keeps older epochs' sender indexes only for the rekey grace from now."""
+    channel = server.channels.get(channel_id)
+    if channel is not None:
+        channel.key_delivered(epoch, server._loop_clock())
