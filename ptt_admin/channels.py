@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from crypto.roster import MAX_MEMBERS
 from ptt_admin.authority import PROG, AdminError, check_id
+from ptt_admin.ledger import Ledger
 from ptt_admin.session import AdminSession, ChannelEntry, Directory
 from ptt_client.channel_admin import ChannelAdminError, create_channel, publish_roster
 
@@ -82,6 +83,10 @@ async def create(
         channel_id = await create_channel(session.client, name, wanted, include_self=False)
     except ChannelAdminError as exc:
         raise AdminError(str(exc)) from None
+    ledger = Ledger.load(session.authority.files.directory)
+    ledger.channels[name] = channel_id
+    ledger.rosters[channel_id] = 1
+    ledger.save()
     return ChannelChange(channel_id, name, 1, tuple(wanted))
 
 
@@ -93,6 +98,10 @@ async def republish(
         epoch = await publish_roster(session.client, channel.channel_id, members, channel.version)
     except ChannelAdminError as exc:
         raise AdminError(str(exc)) from None
+    ledger = Ledger.load(session.authority.files.directory)
+    ledger.channels.setdefault(channel.name, channel.channel_id)
+    ledger.rosters[channel.channel_id] = epoch
+    ledger.save()
     return ChannelChange(channel.channel_id, channel.name, epoch, tuple(members))
 
 

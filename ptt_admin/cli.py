@@ -276,10 +276,10 @@ async def _cmd_enroll(args: argparse.Namespace, session: AdminSession) -> None:
 
 async def _cmd_revoke(args: argparse.Namespace, session: AdminSession) -> None:
     result = await people.revoke(session, args.target, now=time.time())
-    cred = result.credential
     _say(
-        f"revoked {cred.user_id} (device {cred.device_id}, serial {cred.serial}; revocation"
-        f" list version {result.revocations.version}): disconnected and refused from now on"
+        f"revoked {result.user_id} (device {result.device_id}, serial {result.serial};"
+        f" revocation list version {result.revocations.version}): disconnected and refused"
+        " from now on"
     )
     for change in result.rekeyed:
         _print_change(change, "removed and rekeyed: ")

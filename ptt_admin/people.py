@@ -24,6 +24,7 @@ from ptt_admin.authority import (
     write_new_file,
 )
 from ptt_admin.channels import ChannelChange, republish
+from ptt_admin.ledger import Device, Ledger
 from ptt_admin.session import AdminSession, Directory, UserEntry
 from ptt_protocol import control
 
@@ -48,7 +49,9 @@ class Revocation:
     """What :func:`revoke` did."""
 
     revocations: RevocationList
-    credential: Credential
+    user_id: str
+    device_id: str
+    serial: int
     rekeyed: tuple[ChannelChange, ...]
     """Channels the device was on: it is off their rosters and every one has a new epoch."""
 
@@ -145,6 +148,12 @@ async def enroll(
     assert isinstance(answer, control.Enrolled)
     if out is not None:
         write_new_file(out, bundle.to_bytes(), 0o600)
+    ledger = Ledger.load(authority.files.directory)
+    ledger.users[user_id] = credential.fingerprint().hex()
+    ledger.devices[credential.device_id] = Device(
+        user_id, credential.serial, credential.fingerprint().hex()
+    )
+    ledger.save()
     session.client.keyring.credentials[user_id] = credential
     rekeyed: list[ChannelChange] = []
     if previous is not None:
@@ -154,54 +163,79 @@ async def enroll(
     return Enrollment(bundle, credential, answer.replaced_device, tuple(rekeyed))
 
 
-def _find(directory: Directory, target: str) -> UserEntry:
+def _find(
+    directory: Directory, ledger: Ledger, target: str
+) -> tuple[str, str, int, UserEntry | None]:
+    """(user id, device id, serial, current entry or None) of a user or device to revoke.
+
+    A device this authority enrolled but has since replaced is still found (in its
+    ledger): radios accept its credential until it is revoked.
+    """
     entry = directory.user(target) or next(
         (u for u in directory.users.values() if u.credential.device_id == target), None
     )
-    if entry is None:
-        raise AdminError(f"no user or device {target!r}: `{PROG} users` lists the enrolled ones")
-    return entry
+    if entry is not None:
+        c = entry.credential
+        return c.user_id, c.device_id, c.serial, entry
+    old = ledger.devices.get(target)
+    if old is not None:
+        return old.user_id, target, old.serial, None
+    raise AdminError(f"no user or device {target!r}: `{PROG} users` lists the enrolled ones")
 
 
 async def revoke(session: AdminSession, target: str, *, now: float) -> Revocation:
-    """Revoke a user's (or device's) current credential and take its keys away.
+    """Revoke a user's (or device's) credential and take its keys away.
 
-    Signs revocation list version + 1 (everything the relay's current list revokes, plus
-    this credential's serial and device id), has the relay apply it (the device is
-    disconnected at once and refused from now on), then removes the device from every
-    roster that pins it, with a new epoch on each of those channels.
+    Signs revocation list version + 1 (everything the newest list revokes - the relay's or
+    the one this authority signed last, whichever is newer - plus this credential's serial
+    and device id), has the relay apply it (the device is disconnected at once and refused
+    from now on), then removes the device from every roster that pins it, with a new epoch
+    on each of those channels. A channel that cannot be rekeyed does not stop the others;
+    it is reported at the end.
     """
     authority = session.authority
     directory = await session.directory(now)
-    entry = _find(directory, target)
-    credential = entry.credential
-    if credential.fingerprint() == authority.admin_credential.fingerprint():
+    ledger = Ledger.load(authority.files.directory)
+    user_id, device_id, serial, entry = _find(directory, ledger, target)
+    if (
+        entry is not None
+        and entry.credential.fingerprint() == authority.admin_credential.fingerprint()
+    ):
         raise AdminError(
             f"{target!r} is the org authority's own credential: it cannot revoke itself"
         )
     current = session.client.keyring.trust.revocations
-    if current is not None and current.revokes(credential):
-        raise AdminError(
-            f"{entry.user_id!r} (device {credential.device_id!r}, serial {credential.serial})"
-            " is revoked already"
-        )
+    if current is not None and (serial in current.serials or device_id in current.device_ids):
+        raise AdminError(f"{user_id!r} (device {device_id!r}, serial {serial}) is revoked already")
     revocations = authority.root.sign_revocations(
         version=(current.version if current is not None else 0) + 1,
         issued_at=int(now),
-        serials=[*(current.serials if current else ()), credential.serial],
-        device_ids=[*(current.device_ids if current else ()), credential.device_id],
+        serials=sorted({*(current.serials if current else ()), serial}),
+        device_ids=sorted({*(current.device_ids if current else ()), device_id}),
     )
     await session.send_checked(
         [control.RevocationUpdate(signed_list=revocations.to_bytes())],
         f"revocation list version {revocations.version}",
     )
-    session.client.keyring.credentials.pop(credential.user_id, None)
-    rekeyed = []
-    for name in _pinned_channels(directory, credential):
-        channel = directory.channels[name]
-        members = [u for u in channel.members if u != credential.user_id]
-        rekeyed.append(await republish(session, channel, members))
-    return Revocation(revocations, credential, tuple(rekeyed))
+    ledger.revocations = revocations.to_bytes()
+    ledger.save()
+    rekeyed: list[ChannelChange] = []
+    failed: list[str] = []
+    if entry is not None:
+        session.client.keyring.credentials.pop(user_id, None)
+        for name in _pinned_channels(directory, entry.credential):
+            channel = directory.channels[name]
+            members = [u for u in channel.members if u != user_id]
+            try:
+                rekeyed.append(await republish(session, channel, members))
+            except AdminError as exc:
+                failed.append(f"{name!r} ({exc})")
+    if failed:
+        raise AdminError(
+            f"{user_id!r} is revoked, but these channels still give its device their key:"
+            f" {', '.join(failed)}; run `{PROG} channel remove CHANNEL {user_id}` for each"
+        )
+    return Revocation(revocations, user_id, device_id, serial, tuple(rekeyed))
 
 
 async def list_users(session: AdminSession, *, now: float) -> list[UserEntry]:

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from crypto.errors import CryptoError
-from crypto.identity import Credential, TrustAnchor
+from crypto.identity import Credential, RevocationList, TrustAnchor
 from crypto.roster import Roster, RosterState
 from ptt_admin.authority import AdminError, Authority, RelayUnreachable
+from ptt_admin.ledger import Ledger
 from ptt_client import events
 from ptt_client.channel_admin import ChannelAdminError, ask, error_event, send_checked
 from ptt_client.client import RadioClient
@@ -97,6 +98,7 @@ class AdminSession:
 
         await self.ask(collect, [control.DirectoryRequest()], "the directory request")
         anchor = self.client.keyring.trust
+        ledger = Ledger.load(self.authority.files.directory)
         # Signature check only (expired users are listed too): an anchor without the
         # revocation list, asked at the credential's own start of validity.
         signature_only = TrustAnchor(self.authority.root.public_key_bytes())
@@ -109,6 +111,11 @@ class AdminSession:
                     signature_only.verify_credential(credential, credential.not_before)
                 except CryptoError:
                     continue  # not the root's: the relay cannot make credentials
+                pinned = ledger.users.get(credential.user_id)
+                if pinned is not None and pinned != credential.fingerprint().hex():
+                    # Not the device this authority enrolled last (an older one the relay
+                    # kept or restored): never given a key.
+                    continue
                 users[credential.user_id] = UserEntry(credential, user.revoked, user.online)
                 try:
                     anchor.verify_credential(credential, now)
@@ -127,6 +134,21 @@ class AdminSession:
                             f"the relay's roster of channel {channel.name!r} does not verify"
                             f" ({exc}): the relay's database was altered; restore it from backup"
                         ) from exc
+                known = ledger.channels.get(channel.name)
+                if known is not None and known != channel.channel_id:
+                    raise AdminError(
+                        f"the relay says channel {channel.name!r} is id {channel.channel_id},"
+                        f" but this authority created it as id {known}: the relay's database"
+                        " was altered; restore it from backup"
+                    )
+                signed = ledger.rosters.get(channel.channel_id, 0)
+                if (roster.version if roster is not None else 0) < signed:
+                    raise AdminError(
+                        f"the relay holds roster version {roster.version if roster else 0} of"
+                        f" channel {channel.name!r}, but this authority signed version {signed}:"
+                        " the relay's database is older (restored from a backup?); restore"
+                        " the newest backup, or rekey from a console that holds the newest roster"
+                    )
                 channels[channel.name] = ChannelEntry(channel.channel_id, channel.name, roster)
         return Directory(users, channels)
 
@@ -173,9 +195,20 @@ async def connect(authority: Authority) -> AsyncIterator[AdminSession]:
                 f"cannot reach the relay at {bundle.server_url} ({result.reason}): is"
                 " `ptt-server` running, and is the URL right (`ptt-admin pin`)?"
             )
-        # The server pushes its revocation list at login: be sure it is applied.
+        # The server pushes its revocation list at login: be sure it is applied, and give a
+        # relay that lost a newer one (restored from a backup) the one this authority signed.
         await client.ping_server()
-        yield AdminSession(authority, client)
+        session = AdminSession(authority, client)
+        mine = Ledger.load(authority.files.directory).revocations
+        if mine is not None:
+            theirs = client.keyring.trust.revocations
+            signed = RevocationList.from_bytes(mine)
+            if theirs is None or theirs.version < signed.version:
+                await session.send_checked(
+                    [control.RevocationUpdate(signed_list=mine)], "the authority's revocation list"
+                )
+                client.keyring.trust.verify_revocations(signed)
+        yield session
     finally:
         client.remove_listener(on_event)
         await client.stop()

@@ -151,15 +151,26 @@ class Keyring:
                 while len(channel.waiting_envelopes) > WAITING_ENVELOPE_LIMIT:
                     del channel.waiting_envelopes[min(channel.waiting_envelopes)]
             return []
+        verified = ""  # a creator is named only once its certificate and signature checked
         try:
             key = open_envelope(
                 envelope, self.keys, self.credential, self.trust, now, roster=roster
             )
             creator = read_envelope_creator(envelope)
+            verified = creator.user_id
             check_epoch_creator(creator, roster)
         except CryptoError as exc:
             log.warning("key envelope for channel %s refused: %s", channel_id, exc)
-            return [events.EpochRefused(channel_id, header.epoch, header.creator, str(exc))]
+            return [events.EpochRefused(channel_id, header.epoch, verified, str(exc))]
+        if key.epoch != key.roster_version:
+            # One numbering rule (ptt_client.channel_admin.publish_roster): epoch N is made
+            # for roster version N. Else a key made for an old roster, or numbered far ahead
+            # to shadow every later rekey, could be slipped in by whoever held that roster.
+            reason = (
+                f"epoch {key.epoch} was made for roster version {key.roster_version}: epoch N"
+                " is made for roster version N"
+            )
+            return [events.EpochRefused(channel_id, key.epoch, creator.user_id, reason)]
         if key.channel_id != channel_id:
             reason = f"the envelope is for channel {key.channel_id}, not {channel_id}"
             return [events.EpochRefused(channel_id, key.epoch, creator.user_id, reason)]

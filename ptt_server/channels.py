@@ -70,6 +70,8 @@ class Channel:
         self.members: frozenset[str] = frozenset()
         self.roster_version = 0
         self.signed_roster: bytes | None = None
+        self.roster_signer: bytes | None = None
+        """Fingerprint of the credential that signed the current roster (its epoch's maker)."""
         self.core = ChannelCore(channel_id, floor_config)
         self.floor = self.core.floor
         self.listeners: dict[int, Session] = {}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from crypto.epoch import read_envelope_header
 from crypto.errors import CryptoError
-from crypto.roster import RosterState
+from crypto.roster import RosterState, decode_signed_roster
 from ptt_protocol import control
 from ptt_server.channels import Channel
 from ptt_server.handlers import initial
@@ -115,6 +115,13 @@ async def on_key_envelope(
             control.ERROR_NOT_MEMBER,
             f"{msg.recipient!r} is not on the roster of channel {msg.channel_id}",
         )
+    if session.credential.fingerprint() != channel.roster_signer:
+        raise Refused(
+            control.ERROR_FORBIDDEN,
+            f"the key of roster version {channel.roster_version} of channel"
+            f" {msg.channel_id} comes from the one who signed that roster: publish your own"
+            " roster first",
+        )
     if header.roster_version != channel.roster_version:
         raise Refused(
             control.ERROR_FORBIDDEN,
@@ -180,6 +187,9 @@ def install_roster(
     channel.members = members
     channel.roster_version = version
     channel.signed_roster = signed
+    # Only whoever signed this roster hands out its epoch: two key managers rekeying at once
+    # then cannot leave two keys for one epoch number (the second's roster is refused).
+    channel.roster_signer = decode_signed_roster(signed)[1].fingerprint()
     # The relay's KID check: the verified roster's order is the members' sender indexes.
     channel.install_senders(roster)
     update = control.encode(roster_message(channel))

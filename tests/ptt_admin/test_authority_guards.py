@@ -20,9 +20,10 @@ from ptt_admin.authority import AdminError
 from ptt_admin.session import connect
 from ptt_client import events
 from ptt_protocol import control
-from ptt_server.org_admin import user_record
+from ptt_server import handlers
 from ptt_server.server import RelayServer
 from ptt_server.sessions import Session
+from ptt_server.store import User
 from tests.tui.org import Field, open_field
 
 
@@ -35,7 +36,7 @@ async def field(tmp_path: Path) -> AsyncIterator[Field]:
 async def test_the_relay_refuses_to_enroll_a_device_under_the_authoritys_own_user_id(
     field: Field,
 ) -> None:
-    """Mutation caught: ``org_admin.on_enroll`` without its own-user-id check. A credential
+    """Mutation caught: ``handlers.authority.on_enroll`` without its own-user-id check. A credential
     for ``admin`` (root-issued, role officer) sent as an Enroll would replace the authority's
     record and cut its own session off."""
     authority = field.authority
@@ -92,7 +93,7 @@ async def test_the_authority_ignores_credentials_the_root_did_not_issue(field: F
         signing_key=keys.signing_public_key, hpke_key=keys.hpke_public_key,
         not_before=int(now) - 60, not_after=int(now) + 3600, serial=alice.serial,
     )  # fmt: skip
-    await field.server.store.put_user(user_record(forged, now))
+    await field.server.store.put_user(User.from_credential(forged, now))
     async with connect(field.authority) as session:
         listed = await people.list_users(session, now=time.time())
         assert forged.fingerprint() not in {u.credential.fingerprint() for u in listed}
@@ -149,13 +150,14 @@ async def test_a_relay_that_hides_a_revocation_still_cannot_get_the_lost_phone_k
         )
         session.send(control.Directory(users=users, channels=listed, last=True))
 
-    field.server._handlers = {  # type: ignore[misc]
-        **RelayServer._handlers,
-        control.DirectoryRequest: lying_directory,
-    }
-    async with connect(field.authority) as session:
-        with pytest.raises(AdminError, match="revoked"):
-            await channels.change_members(session, "patrol", add=["bob"], now=time.time())
+    real = handlers.HANDLERS[control.DirectoryRequest]
+    handlers.HANDLERS[control.DirectoryRequest] = lying_directory
+    try:
+        async with connect(field.authority) as session:
+            with pytest.raises(AdminError, match="revoked"):
+                await channels.change_members(session, "patrol", add=["bob"], now=time.time())
+    finally:
+        handlers.HANDLERS[control.DirectoryRequest] = real
     assert "bob" not in field.server.channels[patrol].members
     assert {e.epoch for e in await field.server.store.envelopes_for("bob")} == held
 
@@ -178,7 +180,7 @@ async def test_adding_a_revoked_user_says_so_and_changes_nothing(field: Field) -
 
 async def test_the_authority_cannot_enroll_a_device_under_its_own_user_id(field: Field) -> None:
     """Mutations caught together: ``people.enroll`` without its own-user-id check and
-    ``org_admin.on_enroll`` without its own (each alone is backed by the other). The
+    ``handlers.authority.on_enroll`` without its own (each alone is backed by the other). The
     authority's own record on the relay stays its admin credential, and no bundle is
     written."""
     authority = field.authority

@@ -27,8 +27,8 @@ from ptt_admin.session import connect
 from ptt_client import events
 from ptt_protocol import control
 from ptt_server.config import DATABASE_NAME
-from ptt_server.org_admin import user_record
 from ptt_server.server import RelayServer
+from ptt_server.store import User
 from tests.tui.org import Field, open_field
 
 
@@ -70,10 +70,6 @@ async def restore_relay(field: Field, backup: Path) -> None:
     await field.server.start()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: ptt-admin keys whichever valid credential the relay lists for a user; it keeps no record of the device it enrolled last",
-)
 async def test_a_relay_cannot_make_the_authority_key_a_replaced_device(field: Field) -> None:
     """Bob's phone is lost; `ptt-admin enroll bob` gives him a new one and rekeys patrol.
     The relay's operator (who has the old phone) writes the old credential back into its
@@ -89,7 +85,7 @@ async def test_a_relay_cannot_make_the_authority_key_a_replaced_device(field: Fi
     rekeyed = relay_roster(field, patrol).member("bob")
     assert rekeyed is not None
     assert rekeyed.credential_fingerprint == enrolled.credential.fingerprint()
-    await field.server.store.put_user(user_record(old, time.time()))
+    await field.server.store.put_user(User.from_credential(old, time.time()))
     async with connect(field.authority) as session:
         with contextlib.suppress(AdminError):  # refusing is fine; keying the old phone is not
             await channels.rekey(session, "patrol", now=time.time())
@@ -100,10 +96,6 @@ async def test_a_relay_cannot_make_the_authority_key_a_replaced_device(field: Fi
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: ptt-admin builds revocation list N+1 on the relay's list, not on the last list it signed itself",
-)
 async def test_a_relay_restored_from_backup_cannot_make_the_authority_unrevoke(
     field: Field, tmp_path: Path
 ) -> None:
@@ -138,10 +130,6 @@ async def test_a_relay_restored_from_backup_cannot_make_the_authority_unrevoke(
         await field.server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: ptt-admin trusts the relay's revocation list (and revoked flags), so a relay without it gets a revoked phone keyed",
-)
 async def test_a_relay_restored_from_backup_cannot_make_the_authority_key_a_revoked_phone(
     field: Field, tmp_path: Path
 ) -> None:
@@ -166,10 +154,6 @@ async def test_a_relay_restored_from_backup_cannot_make_the_authority_key_a_revo
         await field.server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: ptt-admin builds roster N+1 on the relay's roster, not on the last roster it signed itself",
-)
 async def test_a_relay_restored_from_backup_cannot_make_the_authority_put_a_removed_member_back(
     field: Field, tmp_path: Path
 ) -> None:
@@ -196,10 +180,6 @@ async def test_a_relay_restored_from_backup_cannot_make_the_authority_put_a_remo
         await field.server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: channel names are unsigned and ptt-admin takes the relay's name -> id mapping",
-)
 async def test_a_relay_cannot_redirect_a_member_change_to_another_channel(
     field: Field,
 ) -> None:

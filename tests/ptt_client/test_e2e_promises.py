@@ -444,19 +444,27 @@ async def test_envelopes_for_someone_else_another_channel_or_another_org_are_ref
     cid = org.channel_id
     disp = org.accounts["disp"]
     credentials = {u: a.credential for u, a in org.accounts.items()}
-    epoch2 = wrap_epoch(
-        new_epoch_key(cid, 2, 1), org.roster, credentials, disp.keys, disp.credential
-    )
-    elsewhere = Roster(cid + 1, 1, org.roster.members)
+    roster2 = Roster(cid, 2, org.roster.members)  # epoch N is made for roster version N
+    epoch2 = wrap_epoch(new_epoch_key(cid, 2, 2), roster2, credentials, disp.keys, disp.credential)
+    elsewhere = Roster(cid + 1, 2, org.roster.members)
     other_channel = wrap_epoch(
-        new_epoch_key(cid + 1, 3, 1), elsewhere, credentials, disp.keys, disp.credential
+        new_epoch_key(cid + 1, 2, 2), elsewhere, credentials, disp.keys, disp.credential
     )["bob"]
     stranger = org.issue("disp", Role.DISPATCHER, root=OrgRoot.generate())
     foreign = wrap_epoch(
-        new_epoch_key(cid, 4, 1), org.roster, credentials, stranger.keys, stranger.credential
+        new_epoch_key(cid, 2, 2), roster2, credentials, stranger.keys, stranger.credential
     )["bob"]
     async with radios(org, server, "bob") as c:
         bob = c["bob"]
+        relay_says(
+            server,
+            "bob",
+            control.RosterUpdate(
+                channel_id=cid,
+                version=2,
+                signed_roster=sign_roster(roster2, disp.keys, disp.credential),
+            ),
+        )
         for envelope in (epoch2["carol"], other_channel, foreign, epoch2["bob"]):
             relay_says(
                 server,
@@ -465,7 +473,8 @@ async def test_envelopes_for_someone_else_another_channel_or_another_org_are_ref
             )
         reported = await handled(bob)
         assert set(bob.keyring.channels[cid].epochs) == {1, 2}
-        assert [e.epoch for e in of(events.KeysUpdated, reported)] == [2]
+        assert [e.epoch for e in of(events.KeysUpdated, reported) if e.roster_version == 2][-1] == 2
+        assert [e.epoch for e in of(events.EpochInstalled, reported)] == [2]
 
 
 # --- removed members -----------------------------------------------------------------------------

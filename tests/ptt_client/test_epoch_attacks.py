@@ -61,10 +61,6 @@ async def members_known(client: RadioClient, channel_id: int) -> None:
         await client.keyring.credentials_changed.wait()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: Keyring.accept_envelope installs epoch N made for an older roster M < N (no epoch == roster version rule on the radio)",
-)
 async def test_a_dispatcher_taken_off_a_channel_cannot_key_it_with_its_old_roster(
     field: Field,
 ) -> None:
@@ -101,10 +97,6 @@ async def test_a_dispatcher_taken_off_a_channel_cannot_key_it_with_its_old_roste
         await stop(disp, alice)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: Keyring.accept_envelope lets an epoch numbered far past its roster version shadow every later rekey",
-)
 async def test_a_key_numbered_far_ahead_cannot_outlive_the_next_rekey(field: Field) -> None:
     """While disp is on patrol (roster 1), the relay helps it hand alice epoch 2**32-1 made
     for roster 1. Then `ptt-admin channel remove patrol disp` (roster 2, epoch 2): alice
@@ -137,10 +129,6 @@ async def test_a_key_numbered_far_ahead_cannot_outlive_the_next_rekey(field: Fie
         await stop(disp, alice)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: EpochRefused.creator is the unverified creator user id from the envelope header",
-)
 async def test_a_refused_envelope_does_not_name_a_creator_it_did_not_verify(field: Field) -> None:
     """The relay takes the admin's envelope for alice and swaps in disp's (public)
     credential as its creator. The signature no longer verifies and alice refuses it, but
@@ -176,10 +164,6 @@ async def test_a_refused_envelope_does_not_name_a_creator_it_did_not_verify(fiel
         await stop(alice)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: the relay accepts envelopes for the current roster version from any key manager and replaces the stored ones",
-)
 async def test_two_key_managers_rekeying_at_once_give_every_member_the_same_key(
     field: Field,
 ) -> None:
