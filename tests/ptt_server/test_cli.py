@@ -34,6 +34,8 @@ def test_defaults_need_no_file() -> None:
         ("[server]\nlisten_port = 70000\n", "listen_port = 70000"),
         ("[server]\nheartbeat_interval = 30\nidle_timeout = 10\n", "idle_timeout"),
         ('[server]\ntls_cert = "a.pem"\n', "tls_key"),
+        ("[server]\nmax_pending_logins = 0\n", "max_pending_logins = 0"),
+        ("[server]\nlogin_timeout = 0\n", "login_timeout"),
     ],
 )
 def test_a_bad_config_file_is_refused_naming_the_key(
