@@ -162,12 +162,13 @@ async def test_every_pre_login_phase_is_closed_after_login_timeout(org: Org) -> 
         try:
             for reader in (silent_tcp, silent_tls, slow_reader):
                 assert await read_until_closed(reader) == b""
+                # Each opened after `opened`: closed by the timeout, not sooner.
+                assert loop.time() - opened >= login_timeout * 0.9
             assert await wait_closed(at_hello) == []
         finally:
             dribbler.cancel()
             for writer in (tcp_writer, tls_writer, slow_writer):
                 writer.close()
-        assert loop.time() - opened >= login_timeout * 0.9  # closed by the timeout, not sooner
         assert closed(server, "timeout") == 4
         assert pending(server) == 0
         await alice.ping()  # the logged-in radio, connected longer than that, is still here
