@@ -24,5 +24,6 @@ bench: bootstrap
 	$(PY) -m bench.protocol --json
 	$(PY) -m bench.crypto --json
 	$(PY) -m bench.relay --listeners 50 --seconds 10 --json
+	$(PY) -m bench.waves --json
 	$(PY) -m bench.voice --json
 	$(PY) -m pytest -q -m bench

@@ -2,14 +2,17 @@
 
 Why: a TLS connection costs the server about 300 KB of heap while it is open (uvloop's 256 KiB
 SSL read buffer, OpenSSL's record buffers and handshake state, the WebSocket objects), all
-freed when it closes. glibc keeps freed pages inside its heap, and small long-lived
-allocations made meanwhile pin the top of the heap, so it can never shrink: measured on
-``bench.waves``, 20 waves of 500 short-lived TLS connections took the server from 48 to
-194 MB of RSS with 4 MB of the heap in use at rest. ``malloc_trim(0)`` hands the free pages
-back (``madvise(MADV_DONTNEED)`` inside the heap, not only at its top) and the same run ends
-near its starting size.
+freed when it closes. glibc keeps the freed pages inside its heap, and the small long-lived
+allocations made meanwhile pin the top of the heap, so it never shrinks and the pages of
+each new wave land elsewhere in it: with 500 connections at a time the heap grew to 157 MB
+with 4 MB of it in use at rest (``mallinfo2``), and ``bench.waves`` (20 waves of 500) took
+the server from 48 to 134-154 MB of RSS, still rising. ``malloc_trim(0)`` hands free pages
+back (``madvise(MADV_DONTNEED)`` inside the heap, not only at its top): the same run ends at
+55-57 MB. ``MALLOC_ARENA_MAX=2`` (128 MB), a fixed ``MALLOC_MMAP_THRESHOLD_`` (113 MB) and
+TLS session tickets off (126-150 MB) did not help: one thread does all this, and tickets
+are not where the memory goes.
 
-When: trimming walks the whole heap (measured 1.4-11 ms with 2000 sessions held), so it runs
+When: trimming walks the whole heap (1.4-11 ms with 2000 sessions held), so it runs
 only after connection churn: once ``after_closes`` connections have closed, when closes have
 paused for ``quiet`` seconds, or at the latest ``max_wait`` seconds after the first of them
 (a sustained flood still gets trimmed). Nothing happens where there is no glibc.

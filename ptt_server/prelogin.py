@@ -175,7 +175,7 @@ class GatedConnection(ServerConnection):
     websockets), ``lost`` (closed before the hand-over).
 
     ``loop.start_tls`` is driven by hand (:meth:`_step`) rather than in a task: its first part
-    (pause reading, put the TLS protocol on the transport) must run inside
+    (put the TLS protocol on the transport) must run inside
     ``connection_made``, because uvloop starts reading as soon as ``connection_made`` returns
     and a ClientHello read before that would come here and be lost. After the handshake, the
     TLS layer may deliver data before ``start_tls`` has returned (CPython's SSLProtocol reads
@@ -218,7 +218,7 @@ class GatedConnection(ServerConnection):
         except StopIteration as finished:
             self._secured(finished.value)
             return
-        except Exception:
+        except (Exception, asyncio.CancelledError):
             # Handshake failed or timed out, the peer left, or expire() closed the socket.
             self._plain.abort()
             self._finish()

@@ -36,6 +36,8 @@ def test_defaults_need_no_file() -> None:
         ('[server]\ntls_cert = "a.pem"\n', "tls_key"),
         ("[server]\nrate_emergency_per_s = 0\n", "rate_emergency_per_s"),
         ("[server]\nrate_emergency_burst = 0\n", "rate_emergency_burst"),
+        ("[server]\nmax_pending_logins = 0\n", "max_pending_logins = 0"),
+        ("[server]\nlogin_timeout = 0\n", "login_timeout"),
     ],
 )
 def test_a_bad_config_file_is_refused_naming_the_key(

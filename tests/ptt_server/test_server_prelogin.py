@@ -159,15 +159,26 @@ async def test_every_pre_login_phase_is_closed_after_login_timeout(org: Org) -> 
 
         dribbler = asyncio.create_task(dribble())
         at_hello = await held_at_hello(server)  # WebSocket open, no Login
-        try:
-            for reader in (silent_tcp, silent_tls, slow_reader):
-                assert await read_until_closed(reader) == b""
+
+        async def closed_at(reader: asyncio.StreamReader) -> float:
+            assert await read_until_closed(reader) == b""
+            return loop.time()
+
+        async def ws_closed_at() -> float:
             assert await wait_closed(at_hello) == []
+            return loop.time()
+
+        try:
+            times = await asyncio.gather(
+                *(closed_at(reader) for reader in (silent_tcp, silent_tls, slow_reader)),
+                ws_closed_at(),
+            )
+            # Each was opened after `opened`: every one was closed by the timeout, not sooner.
+            assert min(times) - opened >= login_timeout * 0.9
         finally:
             dribbler.cancel()
             for writer in (tcp_writer, tls_writer, slow_writer):
                 writer.close()
-        assert loop.time() - opened >= login_timeout * 0.9  # closed by the timeout, not sooner
         assert closed(server, "timeout") == 4
         assert pending(server) == 0
         await alice.ping()  # the logged-in radio, connected longer than that, is still here
