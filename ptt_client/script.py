@@ -227,7 +227,9 @@ def _split_steps(text: str) -> list[list[str]]:
 
 
 def _describe(number: int, words: Sequence[str]) -> str:
-    return f"step {number} `{shlex.join(words)}`"
+    # One line whatever the script held: control characters are shown escaped.
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in shlex.join(words))
+    return f"step {number} `{shown}`"
 
 
 def parse_script(text: str) -> list[Step]:
