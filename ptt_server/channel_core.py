@@ -12,6 +12,7 @@ store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ptt_protocol import control, floor
@@ -143,10 +144,14 @@ class ChannelCore:
         """The floor's deadline came (T1 end of media, T2 stop talking, T3 grace)."""
         return self._apply(self.floor.tick(now), now, wall, "expired")
 
-    def media(self, user: str, now: float, wall: float) -> list[ChannelEffect]:
-        """A datagram of ``user`` arrived: timers due by its time fire first (T1 restarts)."""
+    def media(self, user: str, now: float, wall: Callable[[], float]) -> list[ChannelEffect]:
+        """A datagram of ``user`` arrived: timers due by its time fire first (T1 restarts).
+
+        The relay's hot path: ``wall`` (unix time) is asked for only when a timer fired,
+        not once per packet.
+        """
         events = self.floor.media_received(user, now)
-        return self._apply(events, now, wall, "expired") if events else []
+        return self._apply(events, now, wall(), "expired") if events else []
 
     def end(self, now: float) -> list[ChannelEffect]:
         """The server stops: the burst being recorded ends."""

@@ -134,7 +134,7 @@ class Channel:
     def media_received(self, user: str, now: float) -> None:
         """A datagram of ``user`` arrived (the relay's hot path): fire the timers due by its
         time, so a holder whose T1 or T3 ran out a moment ago is not forwarded."""
-        effects = self.core.media(user, now, time.time())
+        effects = self.core.media(user, now, time.time)
         if effects:
             self._run(effects)
 

@@ -134,9 +134,9 @@ def test_a_late_entrant_learns_the_talker_and_nobody_after_idle() -> None:
 def test_media_restarts_t1_and_a_timer_due_by_the_packet_fires_first() -> None:
     c = core()
     c.request("alice", P1, 10.0, WALL)
-    assert c.media("alice", 13.0, WALL) == []  # T1 restarts at 13
+    assert c.media("alice", 13.0, lambda: WALL) == []  # T1 restarts at 13
     assert c.tick(16.9, WALL) == []
-    effects = c.media("alice", 21.5, WALL)  # T1 ran out at 17, before this packet
+    effects = c.media("alice", 21.5, lambda: WALL)  # T1 ran out at 17, before this packet
     assert [e.outcome for e in ended(effects)] == ["expired"]
 
 
