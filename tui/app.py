@@ -290,7 +290,7 @@ class DispatchApp(App[int]):
             from ptt_client.audio import WavFileInput
 
             return WavFileInput(self.talk_file)
-        from ptt_client.audio import DeviceInput
+        from ptt_client.audio_devices import DeviceInput
 
         return DeviceInput()
 
@@ -517,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from crypto.bundle import CredentialBundle
     from crypto.errors import CryptoError
-    from ptt_client.audio import DeviceOutput
+    from ptt_client.audio_devices import DeviceOutput
     from ptt_client.client import RadioClient
 
     # No variable set: the bundle's keys are not encrypted (open_keys says so if they are).

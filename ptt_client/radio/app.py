@@ -17,12 +17,11 @@ from ptt_client.audio import (
     AudioError,
     AudioInput,
     AudioOutput,
-    DeviceInput,
-    DeviceOutput,
     WavDirectoryOutput,
     WavFileInput,
     WavFileOutput,
 )
+from ptt_client.audio_devices import DeviceInput, DeviceOutput
 from ptt_client.client import ClientError, RadioClient
 from ptt_client.gps import Position, PositionSource
 from ptt_client.radio.display import Console, Display, StatusView, channel_name, status_line

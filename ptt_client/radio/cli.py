@@ -19,7 +19,8 @@ from typing import Final
 from crypto.bundle import CredentialBundle, check_server_url
 from crypto.errors import CryptoError
 from crypto.identity import DeviceKeys
-from ptt_client.audio import AudioError, list_devices
+from ptt_client.audio import AudioError
+from ptt_client.audio_devices import list_devices
 from ptt_client.client import RadioClient
 from ptt_client.codec import FRAME_MS_CHOICES
 from ptt_client.command_line import OneLineParser, UsageError

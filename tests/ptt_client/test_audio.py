@@ -17,18 +17,15 @@ from ptt_client.audio import (
     AudioDeviceError,
     AudioError,
     AudioFormatError,
-    DeviceInput,
-    DeviceKind,
-    DeviceOutput,
     NullInput,
     NullOutput,
     StreamResampler,
     WavDirectoryOutput,
     WavFileInput,
     WavFileOutput,
-    list_devices,
     load_wav,
 )
+from ptt_client.audio_devices import DeviceInput, DeviceKind, DeviceOutput, list_devices
 from ptt_client.samples import sample_paths
 
 RATE = 48_000
