@@ -12,17 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crypto.identity import DeviceKeys
-from ptt_client.sim import (
+from ptt_client.sim import PcmInput, SimError, main, parse_args, run_simulation
+from ptt_client.sim_schedule import (
     EMERGENCY_TALK_S,
-    PcmInput,
     ScheduledEmergency,
     ScheduledTalk,
-    SimError,
-    main,
     make_schedule,
-    parse_args,
     positions_for,
-    run_simulation,
 )
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
