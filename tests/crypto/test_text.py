@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crypto import sealed as sealed_module
 from crypto import text as text_module
 from crypto.epoch import EpochKey, new_epoch_key
 from crypto.errors import TextError
@@ -62,12 +63,12 @@ class Squad:
         ).text
 
 
-def _channel_fields(sealed: bytes) -> text_module._ChannelSealed:
-    return msgspec.msgpack.decode(sealed[2:], type=text_module._ChannelSealed)
+def _channel_fields(sealed: bytes) -> sealed_module.ChannelSealed:
+    return msgspec.msgpack.decode(sealed[2:], type=sealed_module.ChannelSealed)
 
 
-def _direct_fields(sealed: bytes) -> text_module._DirectSealed:
-    return msgspec.msgpack.decode(sealed[2:], type=text_module._DirectSealed)
+def _direct_fields(sealed: bytes) -> sealed_module.DirectSealed:
+    return msgspec.msgpack.decode(sealed[2:], type=sealed_module.DirectSealed)
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +135,9 @@ def test_forged_sender_signature_is_refused(squad: Squad) -> None:
         seal_channel_text(squad.key, "stand down", squad.keys("mallory"), alice, NOW)
     message_id, nonce = bytes(range(16)), bytes(12)
     aad = text_module._channel_aad(CHANNEL, 4, "text", message_id, "alice", alice.fingerprint())
-    plaintext = msgspec.msgpack.encode(text_module._Plaintext(NOW, b"stand down"))
+    plaintext = msgspec.msgpack.encode(sealed_module.Plaintext(NOW, b"stand down"))
     ciphertext = text_module._channel_key(squad.key, "text").encrypt(nonce, plaintext, aad)
-    unsigned = text_module._ChannelSealed(
+    unsigned = sealed_module.ChannelSealed(
         CHANNEL, 4, "text", message_id, "alice", alice.fingerprint(), nonce, ciphertext, b""
     )
     forged = msgspec.structs.replace(
