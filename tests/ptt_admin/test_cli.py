@@ -99,8 +99,8 @@ def test_init_refuses_an_unencrypted_root_unless_asked_and_warns(tmp_path: Path)
     assert not (tmp_path / "a" / "root.key").exists()
     plain = admin(tmp_path / "b", "init", "--plain-key")
     assert plain.returncode == 0 and "NOT encrypted" in plain.stderr
-    plain = OrgRoot.from_bytes((tmp_path / "b" / "root.key").read_bytes(), None)
-    assert plain.public_key_bytes() == (tmp_path / "b" / "root.pub").read_bytes()
+    root = OrgRoot.from_bytes((tmp_path / "b" / "root.key").read_bytes(), None)
+    assert root.public_key_bytes() == (tmp_path / "b" / "root.pub").read_bytes()
 
 
 def test_init_encrypts_the_root_and_the_admin_keys(tmp_path: Path) -> None:
