@@ -8,14 +8,16 @@ and the relay's answers back, delaying, jittering and dropping them on the way, 
 - :class:`Impairment` - what one direction does to datagrams: a fixed ``delay_ms``, a random
   extra delay of up to ``jitter_ms`` (``"uniform"`` over ``[0, jitter_ms]``, or ``"normal"``:
   half-normal with sigma ``jitter_ms / 2``, so about 95 % stay within ``jitter_ms``), a
-  ``loss_pct`` chance of being dropped, and whether datagrams may overtake each other
-  (``reorder``: each datagram is delayed on its own, so a short delay drawn after a long one
-  reorders them, as on a real multi-path network; ``False`` keeps the order, like a single
-  queue).
-- :class:`ImpairedLink` - the sans-I/O decision for one direction: ``decide(now)`` returns the
-  delivery time of a datagram that arrived at ``now``, or ``None`` if it is lost. Loss and
-  delay draw from two ``random.Random`` streams seeded from the link's seed, so the same seed
-  drops exactly the same datagrams (the n-th one's fate does not depend on the jitter setting).
+  ``loss_pct`` share of them dropped, in runs of ``loss_burst`` datagrams on average (1: each
+  one on its own; more: bursts, as when a radio fades, see :class:`Impairment`), and whether
+  datagrams may overtake each other (``reorder``: each datagram is delayed on its own, so a
+  short delay drawn after a long one reorders them, as on a real multi-path network;
+  ``False`` keeps the order, like a single queue).
+- :class:`ImpairedLink` - the sans-I/O decision for one direction: ``decide(now, size=...)``
+  returns the delivery time of a datagram that arrived at ``now``, or ``None`` if it is lost.
+  Loss and delay draw from two ``random.Random`` streams seeded from the link's seed, one draw
+  each per datagram, so the same seed drops exactly the same datagrams (the n-th one's fate
+  does not depend on the jitter setting, nor its delay on the loss model).
 - :class:`ImpairmentProxy` - the asyncio proxy. Each radio (client address) gets its own
   upstream socket, so the relay sees one address per radio, as through a NAT, and its own
   pair of links seeded ``"{seed}:{flow}:up"`` / ``"{seed}:{flow}:down"`` (flows numbered in
@@ -32,7 +34,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 Distribution = Literal["uniform", "normal"]
 Address = tuple[str, int]
@@ -46,23 +48,49 @@ class ImpairmentError(ValueError):
     """An impairment setting is outside its domain; nothing was changed."""
 
 
+def _finite(value: object) -> TypeGuard[float]:
+    """A finite int or float; not a bool, which would pass for 0 or 1 by accident."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _check_ms(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not _finite(value):
         raise ImpairmentError(f"{name}={value!r} must be a number of milliseconds")
     if not 0 <= value <= _MAX_DELAY_MS:
         raise ImpairmentError(f"{name}={value} ms must be between 0 and {_MAX_DELAY_MS:.0f}")
     return float(value)
 
 
+def _gilbert_elliott(loss_pct: float, loss_burst: float) -> tuple[float, float]:
+    """``(P(good->bad), P(bad->good))`` of the chain with that stationary loss and mean run."""
+    leave = 1.0 / loss_burst
+    loss = loss_pct / 100.0
+    if loss >= 1.0:
+        return math.inf, leave  # no chain loses everything and still ends its runs
+    return leave * loss / (1.0 - loss), leave
+
+
 @dataclass(frozen=True)
 class Impairment:
-    """What one direction of a link does to datagrams (see the module docstring)."""
+    """What one direction of a link does to datagrams (see the module docstring).
+
+    Loss: with ``loss_burst == 1`` each datagram is lost on its own, with probability
+    ``loss_pct / 100``. With ``loss_burst > 1`` the link is a two-state Gilbert-Elliott chain,
+    stepped once per datagram: every datagram in the *bad* state is lost, none in the *good*
+    one; P(bad->good) = r = 1 / loss_burst, so runs of losses last ``loss_burst`` datagrams on
+    average (geometric), and P(good->bad) = p = r * L / (1 - L) with L = loss_pct / 100, so
+    that the stationary share of bad datagrams, p / (p + r), is L. A probability cannot exceed
+    1, so ``loss_pct`` may be at most ``100 * loss_burst / (loss_burst + 1)`` (75 % for
+    bursts of 3). The first datagram starts in the stationary state (bad with probability L).
+    """
 
     delay_ms: float = 0.0
     jitter_ms: float = 0.0
     distribution: Distribution = "uniform"
     loss_pct: float = 0.0
     reorder: bool = True
+    loss_burst: float = 1.0
+    """Mean length, in datagrams, of a run of consecutive losses (1: independent losses)."""
 
     def __post_init__(self) -> None:
         _check_ms("delay_ms", self.delay_ms)
@@ -70,15 +98,27 @@ class Impairment:
         if self.distribution not in ("uniform", "normal"):
             raise ImpairmentError(f"distribution={self.distribution!r}: use 'uniform' or 'normal'")
         loss = self.loss_pct
-        if (
-            isinstance(loss, bool)
-            or not isinstance(loss, int | float)
-            or not math.isfinite(loss)
-            or not 0 <= loss <= 100
-        ):
+        if not _finite(loss) or not 0 <= loss <= 100:
             raise ImpairmentError(f"loss_pct={loss!r} must be a percentage between 0 and 100")
         if not isinstance(self.reorder, bool):
             raise ImpairmentError(f"reorder={self.reorder!r} must be True or False")
+        burst = self.loss_burst
+        if not _finite(burst) or burst < 1:
+            raise ImpairmentError(
+                f"loss_burst={burst!r} must be a mean run length of at least 1 datagram"
+                " (1 for independent losses)"
+            )
+        # A tolerance, so that the exact boundary (75 % with bursts of 3) survives rounding.
+        if burst > 1 and _gilbert_elliott(loss, burst)[0] > 1 + 1e-9:
+            fix = (
+                f"lower loss_pct to at most {100 * burst / (burst + 1):.6g} or raise loss_burst"
+                f" to at least {loss / (100 - loss):.6g}"
+                if loss < 100
+                else "use loss_burst=1 (losing everything is one endless run)"
+            )
+            raise ImpairmentError(
+                f"loss_pct={loss} with loss_burst={burst} is impossible (P(good->bad) > 1): {fix}"
+            )
 
     @property
     def clean(self) -> bool:
@@ -101,14 +141,20 @@ class LinkStats:
     """Datagrams that entered the link."""
     dropped: int = 0
     """Datagrams lost on purpose (``loss_pct``)."""
+    loss_runs: int = 0
+    """Maximal runs of consecutive dropped datagrams: ``dropped / loss_runs`` is the mean burst."""
     forwarded: int = 0
     """Datagrams handed to the socket on the far side."""
     reordered: int = 0
     """Datagrams delivered before one that entered the link earlier."""
+    bytes_received: int = 0
+    """Payload bytes of every datagram that entered the link, lost or not."""
 
     def add(self, other: LinkStats) -> None:
         self.received += other.received
+        self.bytes_received += other.bytes_received
         self.dropped += other.dropped
+        self.loss_runs += other.loss_runs
         self.forwarded += other.forwarded
         self.reordered += other.reordered
 
@@ -123,7 +169,21 @@ class ImpairedLink:
         self._loss_rng = random.Random(f"{seed}:loss")
         self._delay_rng = random.Random(f"{seed}:delay")
         self._latest = -math.inf
+        # The last fate (None before the first): the Gilbert-Elliott state, and where loss runs
+        # start. Kept for independent loss too, so set_impairment() can switch model midway.
+        self._last_lost: bool | None = None
         self.stats = LinkStats()
+
+    def _lost(self) -> bool:
+        draw = self._loss_rng.random()  # exactly one draw per datagram, whatever the model
+        impairment = self.impairment
+        if impairment.loss_burst == 1 or self._last_lost is None:
+            # Independent loss, or the chain's first step from its stationary distribution.
+            return draw * 100.0 < impairment.loss_pct
+        enter, leave = _gilbert_elliott(impairment.loss_pct, impairment.loss_burst)
+        if self._last_lost:
+            return draw >= leave
+        return draw < enter
 
     def _extra_ms(self) -> float:
         jitter = self.impairment.jitter_ms
@@ -131,13 +191,22 @@ class ImpairedLink:
             return self._delay_rng.uniform(0.0, jitter)
         return abs(self._delay_rng.normalvariate(0.0, jitter / 2.0))
 
-    def decide(self, now: float) -> float | None:
-        """Delivery time of a datagram that entered the link at ``now``, or ``None`` if lost."""
-        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+    def decide(self, now: float, *, size: int = 0) -> float | None:
+        """Delivery time of a datagram of ``size`` bytes that entered the link at ``now``.
+
+        ``None`` if it is lost. ``size`` only counts into :attr:`LinkStats.bytes_received`.
+        """
+        if not _finite(now):
             raise ImpairmentError(f"now={now!r} must be a finite time in seconds")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ImpairmentError(f"size={size!r} must be a number of bytes, 0 or more")
         self.stats.received += 1
-        lost = self._loss_rng.random() * 100.0 < self.impairment.loss_pct
+        self.stats.bytes_received += size
+        lost = self._lost()
         extra_ms = self._extra_ms()  # drawn for lost datagrams too: the streams stay in step
+        if lost and not self._last_lost:
+            self.stats.loss_runs += 1
+        self._last_lost = lost
         if lost:
             self.stats.dropped += 1
             return None
@@ -306,7 +375,7 @@ class ImpairmentProxy:
                 return
             flow = self._open_flow(client)
         loop = asyncio.get_running_loop()
-        at = flow.up.decide(loop.time())
+        at = flow.up.decide(loop.time(), size=len(data))
         if at is None:
             return
         if flow.transport is None:
@@ -318,7 +387,7 @@ class ImpairmentProxy:
         if self._closed or self._transport is None:
             return
         self._activity.set()
-        at = flow.down.decide(asyncio.get_running_loop().time())
+        at = flow.down.decide(asyncio.get_running_loop().time(), size=len(data))
         if at is not None:
             self._deliver(at, self._transport, data, flow.client, flow.down.stats)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -36,6 +37,8 @@ from ptt_client.errors import ClientError, PinnedCertificateError
 from ptt_client.event_stream import EventStream
 from ptt_client.floor_view import FloorView
 from ptt_client.media_path import KEEPALIVE_INTERVAL, MediaPath
+from ptt_client.protection import ProtectionState
+from ptt_client.reception import Reception
 from ptt_client.session_core import (
     BurstEnded,
     BurstStarted,
@@ -56,7 +59,7 @@ from ptt_client.session_core import (
 from ptt_client.talk_frames import TalkFrames
 from ptt_client.texts import Texts
 from ptt_client.tls_pin import check_pin, client_ssl_context
-from ptt_protocol import control
+from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 
 __all__ = ["ClientError", "FloorView", "PinnedCertificateError", "RadioClient"]
@@ -129,6 +132,10 @@ class RadioClient(EventStream):
         self._stopped = False
         self.connected = asyncio.Event()
         self.frames = TalkFrames(self.keyring)
+        self.protection = ProtectionState()
+        """How this radio protects its voice per channel, from the relay's loss reports."""
+        self.reception = Reception()
+        """Repeats folded back into frames, and the downlink figures for receiver reports."""
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self.reconnects = 0
 
@@ -314,9 +321,22 @@ class RadioClient(EventStream):
 
     async def _check_bursts(self) -> None:
         # Frames that no statement covers are found by time, also when no frame follows.
+        # The same beat sends receiver reports while this radio hears a channel.
         while True:
             await asyncio.sleep(BURST_CHECK_INTERVAL)
-            self._emit_all(self.keyring.tick(self._clock()))
+            now = self._clock()
+            self._emit_all(self.keyring.tick(now))
+            if self._ws is not None:
+                for report in self.reception.reports_due(self.media.hop, now):
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await self._send(report)
+
+    def _link_report(self, report: control.LinkReport) -> None:
+        changed = self.protection.report(report, self._clock())
+        if changed is not None:
+            self._emit(
+                events.ProtectionChanged(report.channel_id, changed.distances, changed.loss_pct)
+            )
 
     # --- running the core's effects --------------------------------------------------------
 
@@ -326,6 +346,8 @@ class RadioClient(EventStream):
                 await self._send(effect.message)
             elif isinstance(effect, Emit):
                 self._emit(effect.event)
+                if isinstance(effect.event, control.LinkReport):
+                    self._link_report(effect.event)
             elif isinstance(effect, BurstStarted):
                 self.keyring.start_burst(effect.channel_id, effect.burst_id, self._clock())
             elif isinstance(effect, BurstEnded):
@@ -448,7 +470,10 @@ class RadioClient(EventStream):
         burst_id = self.core.talking_burst(target)
         if burst_id is None or self.media.hop is None:
             return False
-        inner = self.frames.voice(target, burst_id, opus, self._clock())
+        now = self._clock()
+        inner = self.frames.voice(
+            target, burst_id, opus, now, self.protection.for_channel(target, now)
+        )
         await self.media.send(self.media.seal(inner))
         if self.frames.statement_due(target, self._clock()):
             await self._send_signature(target, burst_id, end=False)
@@ -550,4 +575,22 @@ class RadioClient(EventStream):
                 log.exception("control message %s dropped", control.tag_of(message))
 
     def _on_media(self, inner: bytes) -> None:
-        self._emit_all(self.keyring.open_media(inner, self._clock(), self.floors))
+        now = self._clock()
+        try:
+            split = self.reception.split(inner)
+        except ProtocolError as exc:
+            self._emit(events.VoiceRejected(0, f"malformed media frame: {exc}"))
+            return
+        for plain, is_repeat in split.frames:
+            found = self.keyring.open_media(plain, now, self.floors)
+            if any(isinstance(e, events.VoiceRejected) for e in found):
+                self._emit_all(found)
+                continue
+            header = media.INNER_HEADER.unpack_from(plain)
+            self.reception.taken(header[0], header[1], header[2], is_repeat, now)
+            self._emit_all(
+                dataclasses.replace(e, repeat=is_repeat, reach=split.reach)
+                if isinstance(e, events.VoiceFrame) and (is_repeat or split.reach)
+                else e
+                for e in found
+            )

@@ -9,7 +9,7 @@ are called for each (:meth:`EventStream.add_listener`, as the audio pipeline is)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final, TypeVar
 
 __all__ = ["EVENT_QUEUE_LIMIT", "EventStream"]
@@ -44,7 +44,7 @@ class EventStream:
         for callback in list(self._listeners):
             callback(event)
 
-    def _emit_all(self, found: list[object]) -> None:
+    def _emit_all(self, found: Iterable[object]) -> None:
         for event in found:
             self._emit(event)
 

@@ -52,6 +52,10 @@ class VoiceFrame:
     end_of_burst: bool
     priority: int
     received_at: float
+    repeat: bool = False
+    """Taken from a repeat in a later datagram (its own was lost or late)."""
+    reach: int = 0
+    """How far back the talker repeats frames in this burst (frames; 0: no repeats)."""
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,14 @@ class EpochRefused:
     epoch: int
     creator: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ProtectionChanged:
+    """The relay's loss report changed how this radio protects its voice on a channel."""
+
+    channel_id: int
+    distances: tuple[int, ...]
+    """Frames back that each datagram repeats (empty: no repeats, a clean path)."""
+    loss_pct: float
+    """The end-to-end loss the choice was made for."""

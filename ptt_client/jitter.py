@@ -56,6 +56,8 @@ class Play:
 
     sequence: int
     payload: bytes
+    rescued: bool = False
+    """The frame came as a repeat in a later datagram (its own was lost or late)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class JitterStats:
     """Lost frames output as :class:`Recover`."""
     concealed: int = 0
     """Lost frames output as :class:`Conceal`."""
+    rescued: int = 0
+    """Frames played from a repeat (counted in ``played`` too)."""
     skipped: int = 0
     """Sequence numbers never received nor played, between two spurts of the same stream."""
     discarded: int = 0
@@ -154,6 +158,8 @@ class JitterBuffer:
         self._ended = False
         self._conceal_run = 0
         self._initial_delay_ms = self._clamp(initial_delay_ms)
+        self._repeated: set[int] = set()  # extended sequences whose payload came as a repeat
+        self._reach_s = 0.0  # the talker's repeat reach, added to this spurt's playout delay
         self._spurt_first_arrival = 0.0
         # Transit times are rebased at each spurt start (see _measure).
         self._transit_shift = 0.0
@@ -208,9 +214,15 @@ class JitterBuffer:
 
     # --------------------------------------------------------------------------- input
 
-    def push(self, sequence: int, payload: bytes, now: float) -> bool:
+    def push(
+        self, sequence: int, payload: bytes, now: float, *, repeat: bool = False, reach: int = 0
+    ) -> bool:
         """Accept a packet that arrived at ``now``; returns whether it was kept.
 
+        ``repeat``: the frame came as a repeat in a later datagram, so its arrival says
+        nothing about network jitter. ``reach``: the talker repeats frames up to this many
+        frames back; a spurt that starts with it waits that much longer before playing, so a
+        lost frame's repeat is still in time (the delay then holds for the whole spurt).
         Duplicates, late packets and packets too far ahead are dropped and counted.
         """
         if not isinstance(sequence, int) or not 0 <= sequence < SEQUENCE_MODULUS:
@@ -243,13 +255,19 @@ class JitterBuffer:
             ext = sequence  # a fresh numbering starts at the packet's own value
         self._buf[ext] = payload
         self._seen.add(ext)
+        if repeat:
+            self._repeated.add(ext)
         self.stats.received += 1
         if self._state == "idle":
             self._state = "buffering"
             self._spurt_first_arrival = now
             self._rebase = True
             self.started_at = now
-        self._measure(ext, now)
+            self._reach_s = 0.0
+        if self._state == "buffering":
+            self._reach_s = max(self._reach_s, min(reach, 8) * self.frame_s)
+        if not repeat:
+            self._measure(ext, now)
         return True
 
     def _measure(self, ext: int, now: float) -> None:
@@ -294,6 +312,7 @@ class JitterBuffer:
         Statistics and the measured jitter are kept.
         """
         self._buf.clear()
+        self._repeated.clear()
         self._restart_numbering()
         self._go_idle()
 
@@ -308,7 +327,7 @@ class JitterBuffer:
     def next_due(self) -> float | None:
         """When the next instruction will be due (``None`` while idle), for the caller's timer."""
         if self._state == "buffering":
-            return self._spurt_first_arrival + self.stats.target_delay_ms / 1000.0
+            return self._playout_start()
         if self._state == "playing" and self._next is not None:
             return self._anchor_time + (self._next - self._anchor_seq) * self.frame_s
         return None
@@ -323,7 +342,7 @@ class JitterBuffer:
         if self._state == "idle":
             return None
         if self._state == "buffering":
-            start = self._spurt_first_arrival + self.stats.target_delay_ms / 1000.0
+            start = self._playout_start()
             if now < start:
                 return None
             self._start_playing(start)
@@ -333,6 +352,10 @@ class JitterBuffer:
             return None
         self._trim_backlog(due)
         return self._emit()
+
+    def _playout_start(self) -> float:
+        delay_s = min(self.stats.target_delay_ms / 1000.0 + self._reach_s, self.max_delay_ms / 1000)
+        return self._spurt_first_arrival + delay_s
 
     def _start_playing(self, start: float) -> None:
         first = min(self._buf)
@@ -368,8 +391,12 @@ class JitterBuffer:
         wire = seq % SEQUENCE_MODULUS
         out: Output
         if seq in self._buf:
-            out = Play(wire, self._buf.pop(seq))
+            rescued = seq in self._repeated
+            out = Play(wire, self._buf.pop(seq), rescued)
             self.stats.played += 1
+            if rescued:
+                self._repeated.discard(seq)
+                self.stats.rescued += 1
             self._conceal_run = 0
         elif seq + 1 in self._buf:
             # RFC 6716 2.1.7: in-band FEC in packet n+1 rebuilds frame n.
@@ -403,6 +430,7 @@ class JitterBuffer:
         if len(self._seen) > 2 * self.capacity:
             floor = self._next - self.capacity
             self._seen = {s for s in self._seen if s >= floor}
+            self._repeated = {s for s in self._repeated if s >= floor}
 
 
 # ------------------------------------------------------------------------------------------
@@ -468,6 +496,9 @@ class StreamMixer(Generic[K]):
         now: float,
         priority: int = 0,
         initial_delay_ms: float | None = None,
+        *,
+        repeat: bool = False,
+        reach: int = 0,
     ) -> bool:
         """Queue a packet from ``talker``; ``priority`` is that talker's current priority.
 
@@ -481,7 +512,7 @@ class StreamMixer(Generic[K]):
                 options["initial_delay_ms"] = initial_delay_ms
             buffer = JitterBuffer(**options)
             stream = self._streams[talker] = _Stream(buffer, priority, now)
-        kept = stream.buffer.push(sequence, payload, now)
+        kept = stream.buffer.push(sequence, payload, now, repeat=repeat, reach=reach)
         stream.priority = priority
         stream.last_push = now
         return kept

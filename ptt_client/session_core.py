@@ -80,6 +80,7 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
         control.PresenceSubscribe,
         control.SetStatus,
         control.LocationReport,
+        control.ReceiverReport,
         control.TextSend,
         control.CredentialRequest,
         control.Enroll,

@@ -8,9 +8,12 @@ the key ring's (``ptt_client.e2e``); this only numbers and asks it.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final
 
 from ptt_client.e2e import Keyring
+from ptt_client.protection import NONE, Protection
+from ptt_protocol import media, repeats
 
 __all__ = ["SIGNATURE_SEQUENCE_BASE", "TalkFrames"]
 
@@ -27,13 +30,39 @@ class TalkFrames:
         self._statement = SIGNATURE_SEQUENCE_BASE
         self.last_voice_sequence: int | None = None
         """Sequence number of the last voice frame sealed (for measurements)."""
+        self._sent: deque[tuple[int, int, bytes]] = deque(maxlen=repeats.MAX_DISTANCE)
+        """(sequence, flags, E2E frame) of the burst's last frames, for repeats."""
+        self._burst: tuple[int, int] | None = None
 
-    def voice(self, channel_id: int, burst_id: int, opus: bytes, now: float) -> bytes:
+    def voice(
+        self,
+        channel_id: int,
+        burst_id: int,
+        opus: bytes,
+        now: float,
+        protection: Protection = NONE,
+    ) -> bytes:
+        """The inner bytes of the next voice frame, with the repeats ``protection`` asks for
+        (each an earlier frame of this burst exactly as it was sealed: no key is used twice)."""
+        if self._burst != (channel_id, burst_id):
+            self._burst = (channel_id, burst_id)
+            self._sent.clear()
         sequence = self._voice
         self._voice = (sequence + 1) % SIGNATURE_SEQUENCE_BASE
         inner = self._keyring.seal_voice(channel_id, burst_id, sequence, 0, opus, now)
         self.last_voice_sequence = sequence
-        return inner
+        frame = inner[media.INNER_HEADER.size :]
+        carried = [
+            repeats.Repeat(sequence - sent, flags, sealed)
+            for sent, flags, sealed in reversed(self._sent)
+            if sequence - sent in protection.distances
+        ]
+        self._sent.append((sequence, 0, frame))
+        if not protection.distances:
+            return inner
+        return repeats.pack_redundant(
+            channel_id, burst_id, sequence, 0, frame, carried, protection.reach
+        )
 
     def statement_due(self, channel_id: int, now: float) -> bool:
         return self._keyring.signature_due(channel_id, now)

@@ -207,7 +207,7 @@ class Played:
     channel_id: int
     sequence: int
     kind: str
-    """play, fec, plc"""
+    """play, repeat (played from a repeat in a later datagram), fec, plc"""
     at: float
 
 
@@ -248,7 +248,16 @@ class Player:
             # Each burst gets its own buffer, started at the delay this talker's last burst
             # measured: the 60 ms default is for a talker never heard before.
             learnt = self._talker_delay_ms.get((event.channel_id, event.talker))
-            self.mixer.push(key, event.sequence, event.opus, now, event.priority, learnt)
+            self.mixer.push(
+                key,
+                event.sequence,
+                event.opus,
+                now,
+                event.priority,
+                learnt,
+                repeat=event.repeat,
+                reach=event.reach,
+            )
             self._wake.set()
         elif isinstance(event, events.VoiceRejected):
             self.rejected += 1
@@ -351,7 +360,8 @@ class Player:
                 self.output.start_burst(f"{stamp}_{_safe(name)}_{_safe(key[1])}_{key[2]}")
         try:
             if isinstance(instruction, Play):
-                pcm, kind, seq = decoder.decode(instruction.payload), "play", instruction.sequence
+                pcm, seq = decoder.decode(instruction.payload), instruction.sequence
+                kind = "repeat" if instruction.rescued else "play"
             elif isinstance(instruction, Recover):
                 pcm, kind, seq = (
                     decoder.decode_fec(instruction.next_payload, self._samples),

@@ -95,6 +95,7 @@ from ptt_protocol.control_keys import (
     RevocationUpdate,
     RosterUpdate,
 )
+from ptt_protocol.control_link import MAX_JITTER_MS, MAX_LOSS_RUN, LinkReport, ReceiverReport
 from ptt_protocol.control_session import (
     Error,
     Goodbye,
@@ -187,7 +188,9 @@ __all__ = [
     "MAX_DURATION",
     "MAX_HOST_LENGTH",
     "MAX_ID_LENGTH",
+    "MAX_JITTER_MS",
     "MAX_LIST_LENGTH",
+    "MAX_LOSS_RUN",
     "MAX_MESSAGE_SIZE",
     "MAX_TEXT_LENGTH",
     "MAX_TIME",
@@ -250,6 +253,7 @@ __all__ = [
     "Interval",
     "KeyEnvelope",
     "Label",
+    "LinkReport",
     "LocationReport",
     "Login",
     "LoginOk",
@@ -268,6 +272,7 @@ __all__ = [
     "RecallList",
     "RecalledFrame",
     "ReceiptKind",
+    "ReceiverReport",
     "Regroup",
     "RevocationUpdate",
     "RosterBlob",
@@ -318,6 +323,8 @@ Message: TypeAlias = (
     | PresenceSubscribe
     | SetStatus
     | LocationReport
+    | ReceiverReport
+    | LinkReport
     | TextSend
     | TextDeliver
     | TextReceipt

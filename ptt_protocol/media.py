@@ -110,7 +110,10 @@ FEC: Final = 0x04
 """The Opus frame carries in-band FEC for the previous frame."""
 PRIORITY: Final = 0x08
 """Emergency or pre-empting burst: queue ahead of other media."""
-KNOWN_FLAGS: Final = END_OF_BURST | SIGNATURE | FEC | PRIORITY
+REDUNDANT: Final = 0x10
+"""The frame also carries earlier sealed frames of its burst (:mod:`ptt_protocol.repeats`).
+A packaging bit: it is not part of what the end-to-end layer binds."""
+KNOWN_FLAGS: Final = END_OF_BURST | SIGNATURE | FEC | PRIORITY | REDUNDANT
 
 Role = Literal["client", "server"]
 Address = Hashable
@@ -148,7 +151,10 @@ class HopSession:
         "_window",
         "address",
         "candidate",
+        "loss_runs",
+        "lost",
         "probe_due",
+        "received",
         "session_index",
     )
 
@@ -180,6 +186,14 @@ class HopSession:
         self._open_aead = AESGCM(_direction_key(hop_key, receive_label))
         self._send_counter = 0
         self._window = ReplayWindow(REPLAY_WINDOW)
+        # Link counters, for loss feedback: gaps in the peer's counters are exactly the
+        # datagrams the network lost (every datagram takes the sender's next counter).
+        self.received = 0
+        """Authenticated datagrams received."""
+        self.lost = 0
+        """Counters skipped so far, less those that arrived late (reordered)."""
+        self.loss_runs = 0
+        """Runs of consecutive skipped counters (``lost / loss_runs``: the mean loss burst)."""
 
     @property
     def send_counter(self) -> int:
@@ -302,8 +316,16 @@ class HopSession:
             ) from None
         # "Newer than any seen", not merely "not replayed": a datagram an attacker held
         # back and releases from its own address is older than what the radio sent since.
-        newer = counter > window._top  # the newest property, without a call on the hot path
+        top = window._top  # the newest property, without a call on the hot path
+        newer = counter > top
         window.mark(counter)
+        self.received += 1
+        if newer:
+            if counter > top + 1:
+                self.lost += counter - top - 1
+                self.loss_runs += 1
+        elif self.lost:
+            self.lost -= 1  # it was counted lost when a later one overtook it
         address = self.address
         if source_address == address:
             if newer and self.candidate is not None:
@@ -355,7 +377,7 @@ class InnerFrame(NamedTuple):
     sequence: int
     """Position in the burst, from 0 (u32)."""
     flags: int
-    """``END_OF_BURST | SIGNATURE | FEC | PRIORITY`` bits."""
+    """``END_OF_BURST | SIGNATURE | FEC | PRIORITY | REDUNDANT`` bits."""
     frame: bytes
     """The E2E (SFrame) bytes, opaque to the relay."""
 

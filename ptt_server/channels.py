@@ -29,6 +29,7 @@ from ptt_server.channel_core import (
     Granted,
     ToUser,
 )
+from ptt_server.link_feedback import ChannelFeedback
 from ptt_server.metrics import ServerMetrics
 from ptt_server.senders import SenderIndexes
 from ptt_server.sessions import Session, SessionTable
@@ -50,6 +51,8 @@ class Recording:
     burst_id: int
     key: asyncio.Task[int]
     frames: list[tuple[int, int, bytes]] = field(default_factory=list)
+    recorded: set[int] = field(default_factory=set)
+    """Sequences buffered so far: a frame and its repeats are recorded once."""
 
 
 class Channel:
@@ -88,6 +91,9 @@ class Channel:
         self.sender_indexes = SenderIndexes()
         """Each member's SFrame sender index per epoch bits (the relay's KID check)."""
         self._senders_timer: asyncio.TimerHandle | None = None
+        self.feedback = ChannelFeedback()
+        """The holder's uplink and the listeners' reports (loss feedback for the talker)."""
+        self._feedback_timer: asyncio.TimerHandle | None = None
 
     @property
     def burst_id(self) -> int | None:
@@ -118,6 +124,7 @@ class Channel:
 
     def remove_listener(self, session: Session, now: float) -> None:
         self.listeners.pop(session.session_index, None)
+        self.feedback.forget(session.session_index)
         session.affiliated.discard(self.channel_id)
         if session.selected_channel == self.channel_id:
             session.selected_channel = None
@@ -163,8 +170,10 @@ class Channel:
                         session.send_encoded(data, urgent=True)
             elif isinstance(effect, BurstStarted):
                 self._start_recording(effect)
+                self._start_feedback(effect.talker)
             elif isinstance(effect, BurstEnded):
                 self._end_recording(effect)
+                self._stop_feedback()
             elif isinstance(effect, Granted):
                 self._metrics.floor_grants.inc()
                 self._metrics.access_time.observe(effect.access_time)
@@ -190,6 +199,40 @@ class Channel:
         if deadline is not None:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
+    # --- loss feedback to the talker ------------------------------------------------------
+
+    def _start_feedback(self, talker: str) -> None:
+        self._stop_feedback()
+        session = self._sessions.by_user.get(talker)
+        if session is None:
+            return
+        loop = asyncio.get_running_loop()
+        self.feedback.talk_started(session.session_index, session.hop, loop.time())
+        self._arm_feedback(session)
+
+    def _arm_feedback(self, session: Session) -> None:
+        due = self.feedback.next_report
+        if due is not None:
+            self._feedback_timer = asyncio.get_running_loop().call_at(
+                due, self._send_link_report, session
+            )
+
+    def _send_link_report(self, session: Session) -> None:
+        self._feedback_timer = None
+        if self._sessions.by_index.get(session.session_index) is not session:
+            return  # logged out: its burst is ending
+        report = self.feedback.report(
+            self.channel_id, session.hop, asyncio.get_running_loop().time()
+        )
+        session.send(report)
+        self._arm_feedback(session)
+
+    def _stop_feedback(self) -> None:
+        self.feedback.talk_ended()
+        if self._feedback_timer is not None:
+            self._feedback_timer.cancel()
+            self._feedback_timer = None
+
     # --- recording (ciphertext only, for instant recall by key holders) ---------------------
 
     def _start_recording(self, started: BurstStarted) -> None:
@@ -209,8 +252,9 @@ class Channel:
     def record_frame(self, sequence: int, flags: int, frame: bytes) -> None:
         """Buffer one sealed frame of the burst in progress (called by the relay, no await)."""
         recording = self.recording
-        if recording is None:
+        if recording is None or sequence in recording.recorded:
             return
+        recording.recorded.add(sequence)
         recording.frames.append((sequence, flags, frame))
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(
@@ -310,6 +354,7 @@ class Channel:
         if self._senders_timer is not None:
             self._senders_timer.cancel()
             self._senders_timer = None
+        self._stop_feedback()
         for effect in self.core.end(asyncio.get_running_loop().time()):
             if isinstance(effect, BurstEnded):
                 self._end_recording(effect)

@@ -83,6 +83,7 @@ RULES: Final[dict[type[control.Message], Rule]] = {
     control.FloorRequest: Rule(_ANY, _FLOOR, "ask for the floor"),
     control.FloorRelease: Rule(_ANY, _FREE, "release the floor"),
     control.MediaTunnel: Rule(_ANY, _FREE, "send media over the tunnel"),
+    control.ReceiverReport: Rule(_ANY, _FREE, "report reception"),
     control.Ping: Rule(_ANY, _FREE, "ping"),
     control.SetStatus: Rule(_ANY, _MSG, "change status"),
     control.LocationReport: Rule(_ANY, _MSG, "report a location"),

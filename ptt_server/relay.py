@@ -33,7 +33,7 @@ from typing import Final, cast
 from crypto.errors import FrameError
 from crypto.keyring import EPOCH_BITS
 from crypto.sframe import peek_kid
-from ptt_protocol import control, media
+from ptt_protocol import control, media, repeats
 from ptt_protocol.errors import ProtocolError, ReplayError
 from ptt_server.channels import Channel
 from ptt_server.metrics import RelayCounters
@@ -41,6 +41,7 @@ from ptt_server.senders import EPOCH_MASK
 from ptt_server.sessions import Session, SessionTable
 
 SIGNATURE: Final = media.SIGNATURE
+REDUNDANT: Final = media.REDUNDANT
 
 TUNNEL: Final = ("websocket-tunnel", 0)
 """The pseudo source address of datagrams that arrived over the control connection."""
@@ -147,16 +148,20 @@ class MediaRelay(asyncio.DatagramProtocol):
         elif not channel.accepts_trailing(user, frame.burst_id, bool(flags & SIGNATURE), now):
             drops["not_floor_holder"] += 1
             return
-        if not flags & SIGNATURE:
+        carried: tuple[tuple[bytes, bool], ...] | None = None
+        if flags & REDUNDANT:
+            # Repeats of earlier frames (RFC 2198 style): every one must pass the same
+            # sender check as a frame of its own, and is recorded once.
             try:
-                kid = peek_kid(inner, _SFRAME_AT)
-            except FrameError:
+                carried = repeats.explode(frame).frames
+            except ProtocolError:
                 drops["malformed"] += 1
                 return
-            indexes = channel.sender_indexes.by_bits.get(kid & EPOCH_MASK)
-            if indexes is None or indexes.get(user) != kid >> EPOCH_BITS:
-                drops["wrong_sender"] += 1
-                return
+            for plain, _ in carried:
+                if not self._own_kid(channel, user, plain):
+                    return
+        elif not flags & SIGNATURE and not self._own_kid(channel, user, inner):
+            return
         sent = 0
         for listener in channel.listeners.values():
             if listener is not session:
@@ -166,7 +171,28 @@ class MediaRelay(asyncio.DatagramProtocol):
         counters.forwarded_packets += sent
         counters.forwarded_bytes += sent * len(data)
         if holder:
-            channel.record_frame(frame.sequence, frame.flags, frame.frame)
+            if not flags & SIGNATURE:
+                channel.feedback.voice_frame(frame.sequence, now)
+            if carried is None:
+                channel.record_frame(frame.sequence, frame.flags, frame.frame)
+            else:
+                for plain, _ in carried:
+                    part = media.unpack_inner(plain)
+                    channel.record_frame(part.sequence, part.flags, part.frame)
+
+    def _own_kid(self, channel: Channel, user: str, inner: bytes) -> bool:
+        """Whether a voice frame's SFrame KID is ``user``'s own sender index in its epoch
+        (two header bytes and two dict look-ups: no key, no crypto); counts the drop if not."""
+        try:
+            kid = peek_kid(inner, _SFRAME_AT)
+        except FrameError:
+            self._counters.drops["malformed"] += 1
+            return False
+        indexes = channel.sender_indexes.by_bits.get(kid & EPOCH_MASK)
+        if indexes is None or indexes.get(user) != kid >> EPOCH_BITS:
+            self._counters.drops["wrong_sender"] += 1
+            return False
+        return True
 
     def _probe(self, session: Session) -> None:
         """Ask the session's current address to prove it is still there (roaming)."""

@@ -23,6 +23,7 @@ HANDLERS: Final[dict[type[control.Message], Handler]] = {
     control.FloorRequest: channels.on_floor_request,
     control.FloorRelease: channels.on_floor_release,
     control.MediaTunnel: channels.on_media_tunnel,
+    control.ReceiverReport: channels.on_receiver_report,
     control.Ping: channels.on_ping,
     control.ChannelCreate: channels.on_channel_create,
     control.Regroup: channels.on_regroup,

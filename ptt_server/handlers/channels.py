@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ptt_protocol import control, floor
 from ptt_server.channels import Channel
 from ptt_server.handlers import keys, presence
+from ptt_server.link_feedback import ReportRefused
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
     Session,
@@ -144,3 +145,14 @@ async def on_ungroup(
         target = server.sessions.by_user.get(user)
         if target is not None:
             target.send(control.Ungroup(channel_id=msg.channel_id))
+
+
+async def on_receiver_report(
+    server: RelayServer, session: Session, msg: control.ReceiverReport, now: float
+) -> None:
+    """A listener's downlink figures, for the channel's talkers' protection."""
+    channel = channel_for(server, session, msg.channel_id, affiliated=True)
+    try:
+        channel.feedback.receiver_report(session.session_index, msg, now)
+    except ReportRefused as exc:
+        raise Refused(control.ERROR_RATE_LIMITED, f"{exc}: slow down") from None

@@ -9,8 +9,10 @@ performance bound: that test is marked ``bench`` and runs in ``make bench`` only
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
+import random
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -261,6 +263,15 @@ def test_the_same_seed_gives_the_same_fates_whatever_the_jitter() -> None:
         {"distribution": "pareto"},
         {"delay_ms": "10"},
         {"reorder": 1},
+        {"loss_burst": 0.5},
+        {"loss_burst": 0},
+        {"loss_burst": -3},
+        {"loss_burst": float("inf")},
+        {"loss_burst": float("nan")},
+        {"loss_burst": True},
+        {"loss_burst": "3"},
+        {"loss_pct": 80, "loss_burst": 3},
+        {"loss_pct": 100, "loss_burst": 2},
     ],
 )
 def test_settings_outside_their_domain_are_refused(settings: dict[str, object]) -> None:
@@ -293,3 +304,129 @@ async def test_the_proxy_survives_garbage_and_a_relay_that_goes_away_and_returns
         radio.transport.close()
         assert relay_again.transport is not None
         relay_again.transport.close()
+
+
+def loss_runs(fates: list[bool]) -> int:
+    """Maximal runs of ``True`` (lost) in ``fates``."""
+    return sum(1 for lost, group in itertools.groupby(fates) if lost)
+
+
+def test_bursty_loss_loses_the_stated_share_in_runs_of_the_stated_length() -> None:
+    count = 100_000
+    link = ImpairedLink(Impairment(loss_pct=5, loss_burst=3), seed=2024)
+    fates = [link.decide(float(i)) is None for i in range(count)]
+    stats = link.stats
+    assert stats.received == count and stats.dropped == sum(fates)
+    assert stats.loss_runs == loss_runs(fates)
+    assert abs(stats.dropped / count * 100 - 5) < 0.5, stats
+    assert abs(stats.dropped / stats.loss_runs - 3.0) < 0.3, stats
+    # Against the independent link at the same rate, whose runs are 1 / 0.95 long on average.
+    independent = ImpairedLink(Impairment(loss_pct=5), seed=2024)
+    for i in range(count):
+        independent.decide(float(i))
+    assert independent.stats.dropped / independent.stats.loss_runs < 1.1, independent.stats
+
+
+@pytest.mark.parametrize("seed", [0, 7, "radio-3:0:up"])
+@pytest.mark.parametrize("loss_burst", [None, 1, 1.0])
+def test_a_burst_of_one_drops_exactly_what_independent_loss_always_dropped(
+    seed: int | str, loss_burst: float | None
+) -> None:
+    # The draw the link made before bursts existed: one uniform per datagram from its own stream.
+    reference = random.Random(f"{seed}:loss")
+    expected = [reference.random() * 100.0 < 20 for _ in range(5000)]
+    impairment = Impairment(loss_pct=20, jitter_ms=10)  # None: the default, not passed at all
+    if loss_burst is not None:
+        impairment = dataclasses.replace(impairment, loss_burst=loss_burst)
+    link = ImpairedLink(impairment, seed=seed)
+    assert [link.decide(float(i)) is None for i in range(5000)] == expected
+    assert link.stats.loss_runs == loss_runs(expected)
+
+
+def test_the_loss_model_does_not_shift_the_delays() -> None:
+    bursty = ImpairedLink(Impairment(jitter_ms=50, loss_pct=30, loss_burst=4), seed="d")
+    lossless = ImpairedLink(Impairment(jitter_ms=50), seed="d")
+    pairs = [(bursty.decide(float(i)), lossless.decide(float(i))) for i in range(2000)]
+    delivered = [(a, b) for a, b in pairs if a is not None]
+    assert 1000 < len(delivered) < 1800
+    assert all(a == b for a, b in delivered)
+
+
+def test_bursts_at_the_edges_of_their_domain() -> None:
+    # 75 % in runs of 3 is the limit: P(good->bad) = 1, each good datagram is followed by a loss.
+    edge = ImpairedLink(Impairment(loss_pct=75, loss_burst=3), seed=1)
+    fates = [edge.decide(0.0) is None for _ in range(20_000)]
+    assert all(a or b for a, b in itertools.pairwise(fates))
+    assert abs(sum(fates) / len(fates) - 0.75) < 0.02
+    never = ImpairedLink(Impairment(loss_burst=5), seed=1)
+    assert all(never.decide(0.0) is not None for _ in range(1000))
+    assert never.stats.dropped == never.stats.loss_runs == 0
+    assert Impairment(loss_pct=5, loss_burst=3).describe()["loss_burst"] == 3
+    assert Impairment().describe()["loss_burst"] == 1.0
+
+
+def test_an_impossible_burst_says_what_to_change_and_changes_nothing() -> None:
+    with pytest.raises(ImpairmentError, match=r"at most 75 or raise loss_burst to at least 4"):
+        Impairment(loss_pct=80, loss_burst=3)
+    with pytest.raises(ImpairmentError, match="use loss_burst=1"):
+        Impairment(loss_pct=100, loss_burst=2)
+    with pytest.raises(ImpairmentError, match="at least 1 datagram"):
+        Impairment(loss_burst=0.5)
+    good = Impairment(loss_pct=5, loss_burst=3)
+    proxy = ImpairmentProxy(("127.0.0.1", 9), uplink=good)
+    with pytest.raises(ImpairmentError):
+        proxy.set_impairment(uplink=dataclasses.replace(good, loss_pct=90))
+    assert proxy.uplink is good
+    # A refused decision neither counts nor draws: the link goes on as if it never happened.
+    link, fresh = ImpairedLink(good, seed=4), ImpairedLink(good, seed=4)
+    for bad_size in (-1, True, 1.5):
+        with pytest.raises(ImpairmentError, match="number of bytes"):
+            link.decide(0.0, size=bad_size)  # type: ignore[arg-type]
+    assert link.stats == fresh.stats
+    assert [link.decide(0.0, size=9) for _ in range(500)] == [
+        fresh.decide(0.0, size=9) for _ in range(500)
+    ]
+    assert link.stats == fresh.stats and link.stats.bytes_received == 4500
+
+
+async def test_the_proxy_counts_bytes_and_loss_runs_both_ways(echo_server: Endpoint) -> None:
+    seed, count = 11, 400
+    uplink = Impairment(loss_pct=20, loss_burst=4)
+    downlink = Impairment(loss_pct=10, loss_burst=2)
+    sizes = [1 + i * 37 % 300 for i in range(count)]
+    async with ImpairmentProxy(
+        echo_server.address, uplink=uplink, downlink=downlink, seed=seed
+    ) as proxy:
+        radio = await endpoint(remote=proxy.address)
+        assert radio.transport is not None
+        for start in range(0, count, 100):
+            for size in sizes[start : start + 100]:
+                radio.transport.sendto(bytes(size))
+
+            # Paced (socket buffers) until every datagram sent so far has been up and back.
+            def settled(sent: int = start + 100) -> bool:
+                up, down = proxy.stats()["up"], proxy.stats()["down"]
+                return (
+                    up.received == sent
+                    and up.forwarded == sent - up.dropped
+                    and down.received == up.forwarded
+                    and down.forwarded == down.received - down.dropped
+                )
+
+            await proxy.wait_until(settled)
+            await radio.wait_until(lambda: len(radio.received) == proxy.stats()["down"].forwarded)
+        stats = proxy.stats()
+        radio.transport.close()
+    # The one flow's links, replayed without sockets from the seeds the proxy gives them.
+    up_ref = ImpairedLink(uplink, f"{seed}:0:up")
+    passed = [size for size in sizes if up_ref.decide(0.0, size=size) is not None]
+    down_ref = ImpairedLink(downlink, f"{seed}:0:down")
+    for size in passed:  # which size meets which fate depends on arrival order; counts do not
+        down_ref.decide(0.0, size=size)
+    up, down = stats["up"], stats["down"]
+    assert (up.received, up.bytes_received) == (count, sum(sizes))
+    assert (up.dropped, up.loss_runs) == (up_ref.stats.dropped, up_ref.stats.loss_runs)
+    assert up.loss_runs < up.dropped  # bursts, not single losses
+    assert down.bytes_received == sum(passed) == sum(len(d) for d, _ in echo_server.received)
+    assert (down.dropped, down.loss_runs) == (down_ref.stats.dropped, down_ref.stats.loss_runs)
+    assert down.received == len(passed) and down.loss_runs > 0

@@ -492,7 +492,7 @@ def test_pack_inner_refuses_out_of_range_fields() -> None:
     with pytest.raises(ValueError, match="u32"):
         pack_inner(0, -1, 0, 0, b"")
     with pytest.raises(ValueError, match="flags"):
-        pack_inner(0, 0, 0, 0x10, b"")
+        pack_inner(0, 0, 0, 0x20, b"")
     with pytest.raises(ValueError, match="flags"):
         pack_inner(0, 0, 0, 0x101, b"")
 

@@ -158,7 +158,7 @@ def test_every_client_message_has_a_rule_and_server_messages_are_refused() -> No
         control.FloorGranted, control.FloorDeny, control.FloorTaken, control.FloorIdle,
         control.FloorRevoke, control.FloorQueuePosition, control.PresenceUpdate,
         control.TextDeliver, control.Credentials, control.Pong, control.Enrolled,
-        control.Directory,
+        control.Directory, control.LinkReport,
     }  # fmt: skip
     assert set(RULES) | server_only == set(control.MESSAGE_TYPES)
     assert not set(RULES) & server_only
@@ -263,6 +263,7 @@ def _example(message_type: type[control.Message]) -> control.Message:
         control.FloorRequest: control.FloorRequest(channel_id=1, priority=1),
         control.FloorRelease: control.FloorRelease(channel_id=1),
         control.MediaTunnel: control.MediaTunnel(datagram=b"x"),
+        control.ReceiverReport: control.ReceiverReport(channel_id=1, loss_pct=1, jitter_ms=1),
         control.Ping: control.Ping(nonce=1),
         control.SetStatus: control.SetStatus(status=control.STATUS_BUSY),
         control.LocationReport: control.LocationReport(sealed_location=b"x"),

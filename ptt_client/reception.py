@@ -1,0 +1,153 @@
+"""What this radio receives: repeats folded back into single frames, and its downlink measured
+for receiver reports. Pure: bytes and times in.
+
+A redundant datagram (:mod:`ptt_protocol.repeats`) carries earlier frames of the burst besides
+its own. :meth:`Reception.split` turns it into plain inner frames, oldest first, and drops
+every frame whose (channel, burst, sequence) this radio already took: a repeat is used only
+for a frame that has not arrived, is never opened twice and never plays twice. A frame
+counts as taken once the key ring accepted it (:meth:`Reception.taken`), so a forged copy
+that failed to open does not shadow the real one.
+
+For feedback (``control.ReceiverReport``), it keeps the RFC 3550 jitter of each channel's
+voice frames and, from the hop layer's counters, the loss on the way down since the last
+report; :meth:`Reception.reports_due` gives at most one report per channel per
+:data:`REPORT_INTERVAL`, and only for channels heard in the last second.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Final
+
+from ptt_protocol import control, media, repeats
+from ptt_protocol.media import HopSession
+
+__all__ = ["RECEIVING_WINDOW", "REPORT_INTERVAL", "Reception", "Split"]
+
+REPORT_INTERVAL: Final = 1.0
+"""Seconds between two receiver reports on one channel (the relay refuses them closer
+than half of this)."""
+RECEIVING_WINDOW: Final = 1.0
+"""A channel counts as being received if a voice frame came within this many seconds."""
+_BURSTS_KEPT: Final = 32
+_FRAME_S: Final = 0.020
+_STATEMENTS_FROM: Final = 1 << 31
+"""Burst statements are numbered from here (``ptt_client.talk_frames``): not voice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A received inner frame as the frames to open: ``(inner, is_repeat)``, oldest first."""
+
+    reach: int
+    frames: tuple[tuple[bytes, bool], ...]
+
+
+@dataclass(slots=True)
+class _Heard:
+    last_frame: float
+    jitter_s: float = 0.0
+    last_transit: float | None = None
+    last_report: float = float("-inf")
+
+
+@dataclass(slots=True)
+class _Baseline:
+    hop: HopSession
+    received: int
+    lost: int
+    runs: int
+
+
+class Reception:
+    """De-duplication of repeats and the downlink figures of one radio."""
+
+    def __init__(self) -> None:
+        self._taken: OrderedDict[tuple[int, int], set[int]] = OrderedDict()
+        self._heard: dict[int, _Heard] = {}
+        self._baseline: _Baseline | None = None
+        self.duplicates = 0
+        """Frames dropped because that frame was already taken (the repeats of frames that
+        arrived, or a primary that its repeat overtook)."""
+        self.rescued = 0
+        """Frames taken from a repeat: their own datagram was lost or late."""
+
+    def split(self, inner: bytes) -> Split:
+        """The frames of ``inner`` still to open. Raises ``ProtocolError`` when malformed."""
+        frame = media.unpack_inner(inner)
+        exploded = repeats.explode(frame)
+        taken = self._taken.get((frame.channel_id, frame.burst_id))
+        if taken is None:
+            return Split(exploded.reach, exploded.frames)
+        fresh = []
+        for plain, is_repeat in exploded.frames:
+            sequence = media.INNER_HEADER.unpack_from(plain)[2]
+            if sequence in taken:
+                self.duplicates += 1
+            else:
+                fresh.append((plain, is_repeat))
+        return Split(exploded.reach, tuple(fresh))
+
+    def taken(
+        self, channel_id: int, burst_id: int, sequence: int, is_repeat: bool, now: float
+    ) -> None:
+        """The key ring accepted frame ``sequence``: later copies are duplicates."""
+        key = (channel_id, burst_id)
+        taken = self._taken.get(key)
+        if taken is None:
+            taken = self._taken[key] = set()
+            while len(self._taken) > _BURSTS_KEPT:
+                self._taken.popitem(last=False)
+        taken.add(sequence)
+        if is_repeat:
+            self.rescued += 1
+            return
+        heard = self._heard.get(channel_id)
+        if heard is None:
+            heard = self._heard[channel_id] = _Heard(now)
+        heard.last_frame = now
+        if sequence >= _STATEMENTS_FROM:
+            return
+        # RFC 3550 6.4.1 over the voice frames' own 20 ms spacing.
+        transit = now - sequence * _FRAME_S
+        if heard.last_transit is not None:
+            heard.jitter_s += (abs(transit - heard.last_transit) - heard.jitter_s) / 16.0
+        heard.last_transit = transit
+
+    def reports_due(self, hop: HopSession | None, now: float) -> list[control.ReceiverReport]:
+        """Receiver reports to send now (one per channel being received, at most one per
+        :data:`REPORT_INTERVAL`)."""
+        if hop is None:
+            return []
+        base = self._baseline
+        if base is None or base.hop is not hop:
+            self._baseline = _Baseline(hop, hop.received, hop.lost, hop.loss_runs)
+            return []
+        due = [
+            (channel_id, heard)
+            for channel_id, heard in self._heard.items()
+            if now - heard.last_frame <= RECEIVING_WINDOW
+            and now - heard.last_report >= REPORT_INTERVAL
+        ]
+        if not due:
+            return []
+        received = hop.received - base.received
+        lost = max(0, hop.lost - base.lost)
+        runs = max(0, hop.loss_runs - base.runs)
+        self._baseline = _Baseline(hop, hop.received, hop.lost, hop.loss_runs)
+        expected = received + lost
+        loss = 100.0 * lost / expected if expected else 0.0
+        run = min(control.MAX_LOSS_RUN, max(1.0, lost / runs)) if runs else 1.0
+        reports = []
+        for channel_id, heard in due:
+            heard.last_report = now
+            reports.append(
+                control.ReceiverReport(
+                    channel_id=channel_id,
+                    loss_pct=min(100.0, loss),
+                    jitter_ms=min(control.MAX_JITTER_MS, heard.jitter_s * 1000.0),
+                    loss_run=run,
+                )
+            )
+        return reports

@@ -1,0 +1,179 @@
+"""Loss feedback for talkers: the talker's uplink as the relay measures it, and what its
+audience reports, folded into one :class:`~ptt_protocol.control.LinkReport`. Pure: time in.
+
+The uplink figure comes from the hop layer's counters of the talker's session
+(:class:`ptt_protocol.media.HopSession` keeps ``received``, ``lost`` and ``loss_runs``, a few
+integer operations per datagram it already authenticates), taken as differences since the
+floor was granted; the jitter is RFC 3550's estimate over the talker's voice frames (their
+sequence numbers are 20 ms apart), fed from the relay's hot path with no allocation.
+
+The audience figure is the :data:`PERCENTILE`-th percentile (nearest rank) of the loss the
+channel's listeners reported in the last :data:`REPORT_TTL` seconds, capped at
+:data:`AUDIENCE_LOSS_CAP`: most of the audience is protected, and one listener in a basement
+does not make everyone pay its bitrate. The talker learns the figure only: no identities,
+no addresses, no count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from ptt_protocol import control
+from ptt_protocol.media import HopSession
+
+__all__ = [
+    "AUDIENCE_LOSS_CAP",
+    "FIRST_REPORT_AFTER",
+    "MIN_REPORT_INTERVAL",
+    "PERCENTILE",
+    "REPORT_INTERVAL",
+    "REPORT_TTL",
+    "ChannelFeedback",
+    "ReportRefused",
+]
+
+REPORT_INTERVAL: Final = 1.0
+"""Seconds between two LinkReports to a talker."""
+FIRST_REPORT_AFTER: Final = 0.5
+"""The first report of a burst comes sooner: protection should start early in the burst."""
+MIN_REPORT_INTERVAL: Final = 0.5
+"""A listener's receiver reports on one channel closer together than this are refused."""
+REPORT_TTL: Final = 3.0
+"""A listener's report counts for this long (listeners report about once a second)."""
+PERCENTILE: Final = 90
+AUDIENCE_LOSS_CAP: Final = 20.0
+"""Percent: the most loss the audience figure ever claims."""
+HISTORY_TTL: Final = 60.0
+"""A burst starts from the audience's figure of the last minute, if there is one."""
+_MIN_EXPECTED: Final = 10
+"""Fewer uplink datagrams than this since the grant say nothing about loss yet."""
+_FRAME_S: Final = 0.020
+
+
+class ReportRefused(ValueError):
+    """A receiver report that is not accepted (too frequent); nothing changed."""
+
+
+@dataclass(slots=True)
+class _Heard:
+    loss_pct: float
+    jitter_ms: float
+    loss_run: float
+    at: float
+
+
+@dataclass(slots=True)
+class _Baseline:
+    received: int
+    lost: int
+    runs: int
+
+
+class ChannelFeedback:
+    """One channel's link feedback: its talker's uplink and its listeners' reports."""
+
+    __slots__ = (
+        "_audience",
+        "_baseline",
+        "_jitter_s",
+        "_last_transit",
+        "_talker",
+        "next_report",
+        "remembered",
+    )
+
+    def __init__(self) -> None:
+        self._audience: dict[int, _Heard] = {}
+        self._talker: int | None = None
+        self._baseline = _Baseline(0, 0, 0)
+        self._jitter_s = 0.0
+        self._last_transit: float | None = None
+        self.next_report: float | None = None
+        """When the holder's next LinkReport is due (None: nobody holds the floor)."""
+        self.remembered: tuple[float, float, float, float] | None = None
+        """(loss %, jitter ms, loss run, when) of the last audience figure, for new bursts."""
+
+    # --- the talker ------------------------------------------------------------------------
+
+    def talk_started(self, talker: int, hop: HopSession, now: float) -> None:
+        """Session ``talker`` was granted the floor: measure its uplink from here."""
+        self._talker = talker
+        self._baseline = _Baseline(hop.received, hop.lost, hop.loss_runs)
+        self._jitter_s = 0.0
+        self._last_transit = None
+        self.next_report = now + FIRST_REPORT_AFTER
+
+    def talk_ended(self) -> None:
+        self._talker = None
+        self.next_report = None
+
+    def voice_frame(self, sequence: int, now: float) -> None:
+        """A voice frame of the holder arrived (hot path): RFC 3550 6.4.1 jitter."""
+        transit = now - sequence * _FRAME_S
+        last = self._last_transit
+        if last is not None:
+            self._jitter_s += (abs(transit - last) - self._jitter_s) / 16.0
+        self._last_transit = transit
+
+    def report(self, channel_id: int, hop: HopSession, now: float) -> control.LinkReport:
+        """The holder's LinkReport now; the next one is due :data:`REPORT_INTERVAL` later."""
+        self.next_report = now + REPORT_INTERVAL
+        base = self._baseline
+        received = hop.received - base.received
+        lost = max(0, hop.lost - base.lost)
+        runs = max(0, hop.loss_runs - base.runs)
+        expected = received + lost
+        up_loss = 100.0 * lost / expected if expected >= _MIN_EXPECTED else 0.0
+        up_run = lost / runs if runs else 1.0
+        loss, jitter, run = self.audience(now)
+        return control.LinkReport(
+            channel_id=channel_id,
+            uplink_loss_pct=min(100.0, up_loss),
+            uplink_jitter_ms=min(control.MAX_JITTER_MS, self._jitter_s * 1000.0),
+            uplink_loss_run=min(control.MAX_LOSS_RUN, max(1.0, up_run)),
+            audience_loss_pct=loss,
+            audience_jitter_ms=jitter,
+            audience_loss_run=run,
+        )
+
+    # --- the audience ----------------------------------------------------------------------
+
+    def receiver_report(self, listener: int, report: control.ReceiverReport, now: float) -> None:
+        """Keep a listener's report. Raises :class:`ReportRefused` when it comes too soon."""
+        previous = self._audience.get(listener)
+        if previous is not None and now - previous.at < MIN_REPORT_INTERVAL:
+            raise ReportRefused(
+                f"receiver reports at most every {MIN_REPORT_INTERVAL:g} s per channel"
+            )
+        self._audience[listener] = _Heard(report.loss_pct, report.jitter_ms, report.loss_run, now)
+
+    def forget(self, listener: int) -> None:
+        """A listener left the channel (or logged out): its report no longer counts."""
+        self._audience.pop(listener, None)
+
+    def audience(self, now: float) -> tuple[float, float, float]:
+        """(loss %, jitter ms, mean loss run) that covers most of the current audience."""
+        fresh = [
+            h
+            for key, h in self._audience.items()
+            if key != self._talker and now - h.at <= REPORT_TTL
+        ]
+        for key in [k for k, h in self._audience.items() if now - h.at > REPORT_TTL]:
+            del self._audience[key]
+        if not fresh:
+            remembered = self.remembered
+            if remembered is not None and now - remembered[3] <= HISTORY_TTL:
+                return remembered[:3]
+            return 0.0, 0.0, 1.0
+        covered = sorted(fresh, key=lambda h: h.loss_pct)
+        rank = max(0, math.ceil(PERCENTILE / 100 * len(covered)) - 1)
+        figure = covered[rank]
+        jitters = sorted(h.jitter_ms for h in covered)
+        within = [h for h in covered[: rank + 1] if h.loss_pct > 0]
+        weight = sum(h.loss_pct for h in within)
+        run = sum(h.loss_run * h.loss_pct for h in within) / weight if weight else 1.0
+        result = (min(AUDIENCE_LOSS_CAP, figure.loss_pct), jitters[rank], run)
+        self.remembered = (*result, now)
+        return result
