@@ -63,13 +63,10 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
-from pesq import PesqError, pesq  # type: ignore[import-untyped]
-from pystoi import stoi  # type: ignore[import-untyped]
-from scipy.signal import resample_poly  # type: ignore[import-untyped]  # comes with pystoi
 
 from bench.impairment import CLEAN, Impairment, ImpairmentProxy, LinkStats
 from bench.relay import RelayProcess, relay_process
+from bench.speech_quality import speech_quality
 from crypto.bundle import CredentialBundle
 from crypto.identity import Role
 from ptt_admin import channels, people
@@ -78,7 +75,7 @@ from ptt_admin.session import connect
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavFileInput
 from ptt_client.client import RadioClient
-from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm
+from ptt_client.codec import OpusDecoder, OpusEncoder, Pcm
 from ptt_client.samples import sample_paths
 from ptt_client.voice import DEFAULT_BITRATE, MIN_LOSS_HINT_PCT, Played, Player, Transmitter
 from ptt_protocol import control
@@ -88,12 +85,8 @@ from ptt_server.keyfiles import install_org_root
 FRAME_MS: Final = 20
 BITRATE: Final = DEFAULT_BITRATE
 """The Transmitter's default Opus bitrate (bit/s)."""
-QUALITY_RATE: Final = 16_000
-"""PESQ wideband (P.862.2) works at 16 kHz; STOI is computed at the same rate."""
 BURST_GAP_S: Final = 0.6
 """Pause between two transmissions (the listener's tail of concealment and FloorIdle pass)."""
-MAX_ALIGN_S: Final = 0.3
-"""Largest delay the alignment looks for between sent and received speech."""
 
 TALKER, LISTENER, LATE = "alice", "bob", "carol"
 CHANNEL_NAME = "bench"
@@ -113,13 +106,15 @@ class Condition:
     listener_downlink: Impairment = CLEAN
 
 
+_LOSS5_JITTER40: Final = Impairment(delay_ms=20, jitter_ms=40, loss_pct=5)
 CONDITIONS: Final = (
     Condition("clean"),
+    Condition("up_loss5_jitter40", talker_uplink=_LOSS5_JITTER40),
     Condition(
-        "jitter40_loss5",
-        talker_uplink=Impairment(delay_ms=20, jitter_ms=40, loss_pct=5),
+        "both_loss5_jitter40", talker_uplink=_LOSS5_JITTER40, listener_downlink=_LOSS5_JITTER40
     ),
-    Condition("loss10", talker_uplink=Impairment(loss_pct=10)),
+    Condition("up_loss10", talker_uplink=Impairment(loss_pct=10)),
+    Condition("up_bursty5", talker_uplink=Impairment(loss_pct=5, loss_burst=3)),
 )
 
 
@@ -139,56 +134,26 @@ class Goal:
         return value <= self.limit if self.at_most else value >= self.limit
 
 
+def _goals(
+    condition: str, pesq_wb: float, stoi: float, mouth_to_ear_ms: float, wire_kbps: float
+) -> tuple[Goal, ...]:
+    return (
+        Goal(condition, "pesq_wb", pesq_wb, False),
+        Goal(condition, "stoi", stoi, False),
+        Goal(condition, "mouth_to_ear_p95_ms", mouth_to_ear_ms, True),
+        Goal(condition, "wire_kbps_mean", wire_kbps, True),
+    )
+
+
 GOALS: Final = (
     Goal("clean", "access_time_p95_ms", 50.0, True),
-    Goal("clean", "mouth_to_ear_p95_ms", 100.0, True),
-    Goal("jitter40_loss5", "mouth_to_ear_p95_ms", 150.0, True),
-    Goal("clean", "pesq_wb", 3.5, False),
-    Goal("clean", "stoi", 0.90, False),
     Goal("clean", "late_entry_p95_ms", 100.0, True),
+    *_goals("clean", 3.9, 0.99, 80.0, 60.0),
+    *_goals("up_loss5_jitter40", 3.5, 0.97, 150.0, 130.0),
+    *_goals("both_loss5_jitter40", 3.3, 0.96, 160.0, 130.0),
+    *_goals("up_loss10", 3.2, 0.95, 120.0, 140.0),
+    *_goals("up_bursty5", 3.0, 0.93, 150.0, 140.0),
 )
-
-
-# --- speech quality --------------------------------------------------------------------------
-
-Floats = npt.NDArray[np.float64]
-
-
-def align(reference: Pcm, received: Pcm, max_lag: int) -> tuple[int, Floats]:
-    """Shift ``received`` so it best matches ``reference`` (cross-correlation, |lag| <= max_lag).
-
-    Returns ``(lag, aligned)``: ``received[lag + i]`` matches ``reference[i]``; ``aligned`` is
-    as long as ``reference`` (zero-padded where ``received`` has nothing).
-    """
-    ref = np.asarray(reference, dtype=np.float64)
-    rec = np.asarray(received, dtype=np.float64)
-    if len(ref) == 0 or len(rec) == 0:
-        return 0, np.zeros(len(ref))
-    n = 1 << (len(ref) + len(rec) - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(rec, n) * np.conj(np.fft.rfft(ref, n)), n)
-    lags = np.arange(-max_lag, max_lag + 1)
-    best = int(lags[np.argmax(corr[lags % n])])  # negative lags sit at the end (circular)
-    aligned = np.zeros(len(ref))
-    start, stop = max(0, -best), min(len(ref), len(rec) - best)
-    if stop > start:
-        aligned[start:stop] = rec[start + best : stop + best]
-    return best, aligned
-
-
-def _to_quality_rate(samples: npt.ArrayLike) -> Floats:
-    x = np.asarray(samples, dtype=np.float64) / 32768.0
-    return np.asarray(resample_poly(x, QUALITY_RATE, SAMPLE_RATE), dtype=np.float64)
-
-
-def speech_quality(reference: Pcm, received: Pcm) -> tuple[float | None, float]:
-    """(PESQ-WB MOS-LQO or None when PESQ finds no speech, STOI) of ``received``."""
-    _, aligned = align(reference, received, int(MAX_ALIGN_S * SAMPLE_RATE))
-    ref, deg = _to_quality_rate(reference), _to_quality_rate(aligned)
-    try:
-        mos: float | None = float(pesq(QUALITY_RATE, ref, deg, "wb"))
-    except PesqError:
-        mos = None
-    return mos, float(stoi(ref, deg, QUALITY_RATE, extended=False))
 
 
 def _frames(path: Path) -> list[Pcm]:
@@ -306,6 +271,9 @@ class Burst:
     received: Pcm
     received_sent_only: Pcm
     """``received`` without the frames played for sequence numbers that carried no audio."""
+    wire_bytes: int
+    """UDP payload bytes the talker sent during the burst (what its uplink carried)."""
+    duration_s: float
 
 
 @dataclass
@@ -321,6 +289,8 @@ class Radios:
     late_player: Player
     ear: Ear
     late_ear: Ear
+    protection_log: list[str] = dataclasses.field(default_factory=list)
+    """Each protection change the talker made (distances at effective loss %)."""
 
 
 async def _radio(bundle: CredentialBundle, url: str, proxy: ImpairmentProxy) -> RadioClient:
@@ -371,7 +341,7 @@ async def radios_for(
         proxies[0].set_impairment(uplink=condition.talker_uplink)
         for proxy in proxies[1:]:
             proxy.set_impairment(downlink=condition.listener_downlink)
-        yield Radios(
+        radios = Radios(
             talker,
             listener,
             late,
@@ -382,6 +352,14 @@ async def radios_for(
             ear,
             late_ear,
         )
+        talker.add_listener(
+            lambda e: (
+                radios.protection_log.append(f"{e.distances} at {e.loss_pct:.1f} %")
+                if isinstance(e, events.ProtectionChanged)
+                else None
+            )
+        )
+        yield radios
     finally:
         for p in players:
             await p.stop()
@@ -411,7 +389,10 @@ async def one_burst(radios: Radios, sample: Path, channel_id: int, rng: random.R
     duration_s = len(frames) * FRAME_MS / 1000
     join_after = rng.uniform(0.3, max(0.4, duration_s - 1.0))
     late = asyncio.create_task(_late_entry(radios, channel_id, join_after))
+    uplink = radios.proxies[0]
+    bytes_before = uplink.stats()["up"].bytes_received
     result = await radios.transmitter.talk(MemoryInput(frames))
+    wire_bytes = uplink.stats()["up"].bytes_received - bytes_before
     if result.outcome != "granted" or result.access_time_s is None:
         late.cancel()
         raise BenchError(f"the talker was not granted the floor: {result.outcome} {result.cause}")
@@ -430,7 +411,7 @@ async def one_burst(radios: Radios, sample: Path, channel_id: int, rng: random.R
     first: dict[int, Played] = {}
     for frame in ear.played:
         first.setdefault(frame.sequence, frame)
-    fates = {"play": 0, "fec": 0, "plc": 0, "missing": 0}
+    fates = {"play": 0, "repeat": 0, "fec": 0, "plc": 0, "missing": 0}
     mouth_to_ear = []
     for sequence, captured in zip(result.sequences, result.capture_times, strict=True):
         played = first.get(sequence)
@@ -454,6 +435,8 @@ async def one_burst(radios: Radios, sample: Path, channel_id: int, rng: random.R
         late_entry,
         received,
         np.concatenate(kept) if kept else nothing,
+        wire_bytes,
+        duration_s,
     )
 
 
@@ -464,7 +447,15 @@ def _jitter_counters(player: Player, seen: set[Any], into: dict[str, float]) -> 
         if key in seen or buffer is None or buffer.active:
             continue
         seen.add(key)
-        for name in ("received", "late", "recovered", "concealed", "skipped", "discarded"):
+        for name in (
+            "received",
+            "late",
+            "rescued",
+            "recovered",
+            "concealed",
+            "skipped",
+            "discarded",
+        ):
             into[name] = into.get(name, 0) + getattr(buffer.stats, name)
         into["target_delay_ms_max"] = max(
             into.get("target_delay_ms_max", 0.0), buffer.stats.target_delay_ms
@@ -491,17 +482,29 @@ async def run_condition(
                 bursts.append(await one_burst(radios, sample, channel_id, rng))
                 _jitter_counters(radios.player, seen, counters)
         uplink = radios.proxies[0].stats()["up"]
+        downlink = radios.proxies[1].stats()["down"]
         rejected = radios.player.rejected
         late_rejected = radios.late_player.rejected
+        reception = radios.listener.reception
+        repeats = {
+            "listener_frames_from_repeats": reception.rescued,
+            "listener_duplicates_dropped": reception.duplicates,
+            "talker_protection": radios.protection_log,
+        }
     network = {
         "talker_uplink": condition.talker_uplink.describe(),
         "listener_downlink": condition.listener_downlink.describe(),
         "uplink_loss_measured_pct": _pct(uplink),
+        "uplink_loss_run_measured": round(uplink.dropped / uplink.loss_runs, 2)
+        if uplink.loss_runs
+        else None,
         "uplink_reordered": uplink.reordered,
+        "downlink_loss_measured_pct": _pct(downlink),
     }
     return bursts, {
         "network": network,
         "jitter_buffer": counters,
+        "repeats": repeats,
         "listener_rejected_frames": rejected,
         "late_entry_rejected_frames": late_rejected,
     }
@@ -527,7 +530,10 @@ def summarise(bursts: list[Burst], extra: dict[str, Any]) -> dict[str, Any]:
     late = [b.late_entry_s for b in bursts if b.late_entry_s is not None]
     quality = [speech_quality(_sent_audio(b.sample), b.received) for b in bursts]
     sent_only = [speech_quality(_sent_audio(b.sample), b.received_sent_only) for b in bursts]
-    fates = {k: sum(b.fates[k] for b in bursts) for k in ("play", "fec", "plc", "missing")}
+    fates = {
+        k: sum(b.fates[k] for b in bursts) for k in ("play", "repeat", "fec", "plc", "missing")
+    }
+    kbps = [8 * b.wire_bytes / b.duration_s / 1000 for b in bursts if b.duration_s > 0]
     pesq_values = [q[0] for q in quality if q[0] is not None]
     return {
         "access_time_p95_ms": _ms(access, 95),
@@ -535,6 +541,8 @@ def summarise(bursts: list[Burst], extra: dict[str, Any]) -> dict[str, Any]:
         "late_entry_p95_ms": _ms(late, 95),
         "pesq_wb": _mean([q[0] for q in quality]),
         "stoi": _mean([q[1] for q in quality]),
+        "wire_kbps_mean": _mean(kbps),
+        "wire_kbps_p95": round(float(np.percentile(kbps, 95)), 1) if kbps else None,
         "access_time_median_ms": _ms(access, 50),
         "mouth_to_ear_median_ms": _ms(m2e, 50),
         "mouth_to_ear_min_ms": _ms(m2e, 0),
@@ -548,6 +556,7 @@ def summarise(bursts: list[Burst], extra: dict[str, Any]) -> dict[str, Any]:
         "late_entries_heard": len(late),
         "frames_sent": sum(len(b.mouth_to_ear_s) + b.fates["missing"] for b in bursts),
         "frames_played": fates["play"],
+        "frames_rescued_by_repeats": fates["repeat"],
         "frames_fec": fates["fec"],
         "frames_concealed": fates["plc"],
         "frames_missing": fates["missing"],

@@ -356,15 +356,10 @@ class RadioClient(EventStream):
                 await self._send_signature(effect.channel_id, effect.burst_id, end=True)
             elif isinstance(effect, TalkerNamed):
                 taken = effect.message
-                self._emit_all(
-                    self.keyring.expect_talker(
-                        taken.channel_id,
-                        taken.user_id,
-                        taken.burst_id,
-                        self._clock(),
-                        taken.priority,
-                    )
+                opened = self.keyring.expect_talker(
+                    taken.channel_id, taken.user_id, taken.burst_id, self._clock(), taken.priority
                 )
+                self._emit_all(self._early_frames_opened(opened))
             elif isinstance(effect, HeardBurstOver):
                 self._emit_all(
                     self.keyring.end_heard_burst(
@@ -588,9 +583,21 @@ class RadioClient(EventStream):
                 continue
             header = media.INNER_HEADER.unpack_from(plain)
             self.reception.taken(header[0], header[1], header[2], is_repeat, now)
-            self._emit_all(
-                dataclasses.replace(e, repeat=is_repeat, reach=split.reach)
-                if isinstance(e, events.VoiceFrame) and (is_repeat or split.reach)
-                else e
-                for e in found
-            )
+            if not any(isinstance(e, events.VoiceFrame) for e in found):
+                self.reception.hold(plain, is_repeat, split.reach)  # early, or a statement
+            self._emit_all(self._annotated(e, is_repeat, split.reach) for e in found)
+
+    def _annotated(self, event: object, is_repeat: bool, reach: int) -> object:
+        """A VoiceFrame with how it came (from a repeat; the talker's reach)."""
+        if isinstance(event, events.VoiceFrame) and (is_repeat or reach):
+            return dataclasses.replace(event, repeat=is_repeat, reach=reach)
+        return event
+
+    def _early_frames_opened(self, found: list[object]) -> list[object]:
+        """Frames the key ring held until their FloorTaken, with how they came."""
+        return [
+            self._annotated(e, *self.reception.unheld(e.channel_id, e.burst_id, e.sequence))
+            if isinstance(e, events.VoiceFrame)
+            else e
+            for e in found
+        ]

@@ -161,6 +161,8 @@ class JitterBuffer:
         self._repeated: set[int] = set()  # extended sequences whose payload came as a repeat
         self._reach_s = 0.0  # the talker's repeat reach, added to this spurt's playout delay
         self._spurt_first_arrival = 0.0
+        self._spurt_anchor: tuple[int, float, bool] = (0, 0.0, False)
+        """(extended sequence, arrival, is a repeat) the spurt's playout is timed from."""
         # Transit times are rebased at each spurt start (see _measure).
         self._transit_shift = 0.0
         self._rebase = True
@@ -261,11 +263,16 @@ class JitterBuffer:
         if self._state == "idle":
             self._state = "buffering"
             self._spurt_first_arrival = now
+            self._spurt_anchor = (ext, now, repeat)
             self._rebase = True
             self.started_at = now
             self._reach_s = 0.0
         if self._state == "buffering":
             self._reach_s = max(self._reach_s, min(reach, 8) * self.frame_s)
+            if self._spurt_anchor[2] and not repeat:
+                # Time the spurt from the first frame that came in its own datagram: a repeat
+                # arrived `distance` frames after its time.
+                self._spurt_anchor = (ext, now, False)
         if not repeat:
             self._measure(ext, now)
         return True
@@ -354,8 +361,18 @@ class JitterBuffer:
         return self._emit()
 
     def _playout_start(self) -> float:
-        delay_s = min(self.stats.target_delay_ms / 1000.0 + self._reach_s, self.max_delay_ms / 1000)
-        return self._spurt_first_arrival + delay_s
+        # A frame's repeat `reach` frames later is due when the frame is: the measured spread
+        # plus the reach (which then stands in for the target's one frame of slack).
+        target_s = self.stats.target_delay_ms / 1000.0
+        delay_s = min(
+            max(target_s, target_s - self.frame_s + self._reach_s), self.max_delay_ms / 1000
+        )
+        # Frames before the anchor (their own datagrams lost, their repeats here) play in
+        # their time before it, not push the whole spurt later.
+        anchor_seq, anchor_arrival, _ = self._spurt_anchor
+        first = min(self._buf) if self._buf else anchor_seq
+        start = anchor_arrival + delay_s + (first - anchor_seq) * self.frame_s
+        return max(start, self._spurt_first_arrival)
 
     def _start_playing(self, start: float) -> None:
         first = min(self._buf)
@@ -370,9 +387,11 @@ class JitterBuffer:
     def _trim_backlog(self, due: float) -> None:
         assert self._next is not None
         backlog_ms = (max(self._buf, default=self._next - 1) - self._next + 1) * self.frame_s * 1000
-        if backlog_ms <= self.max_delay_ms:
+        # Frames held for their repeats are not a backlog: the talker's reach is on top.
+        reach_ms = self._reach_s * 1000
+        if backlog_ms <= self.max_delay_ms + reach_ms:
             return
-        keep = max(1, round(self.stats.target_delay_ms / (self.frame_s * 1000)))
+        keep = max(1, round((self.stats.target_delay_ms + reach_ms) / (self.frame_s * 1000)))
         new_next = max(self._buf) - keep + 1
         for ext in range(self._next, new_next):
             if self._buf.pop(ext, None) is not None:

@@ -30,6 +30,7 @@ __all__ = [
     "HISTORY_TTL",
     "NONE",
     "PROTECT_FROM_PCT",
+    "REPORT_WINDOW",
     "Protection",
     "ProtectionState",
     "choose",
@@ -38,10 +39,14 @@ __all__ = [
 
 PROTECT_FROM_PCT: Final = 1.0
 """Effective loss (percent) from which repeats are sent."""
-DEPTH_TWO_FROM_PCT: Final = 8.0
-"""From this loss one repeat leaves too much (about loss^2) unrecovered: send two."""
+DEPTH_TWO_FROM_PCT: Final = 2.0
+"""From this loss one repeat leaves too much (about loss^2) unrecovered: send two. PESQ-WB
+punishes a single concealed frame in a two-second call by about 0.3 (measured: three
+concealed frames in 101 took 3.85 to 2.88), so the residual must stay near zero."""
 BURSTY_RUN: Final = 1.5
 """A mean loss run at least this long is bursty: repeats must jump the run."""
+REPORT_WINDOW: Final = 5.0
+"""Seconds of reports the choice looks back over (the worst of them counts)."""
 HISTORY_TTL: Final = 300.0
 """Seconds a channel's last protection is kept for the next burst."""
 
@@ -81,7 +86,7 @@ def choose(loss_pct: float, loss_run: float) -> Protection:
         return Protection(loss_pct=loss_pct)
     if loss_run >= BURSTY_RUN:
         # A repeat inside the same loss run is lost with it: reach past the mean run.
-        first = min(4, max(2, round(loss_run)))
+        first = min(3, max(2, round(loss_run)))
         return Protection((first, 2 * first), loss_pct)
     if loss_pct < DEPTH_TWO_FROM_PCT:
         return Protection((1,), loss_pct)
@@ -89,24 +94,39 @@ def choose(loss_pct: float, loss_run: float) -> Protection:
 
 
 class ProtectionState:
-    """The protection in force per channel, from the latest report (pure: time is passed in)."""
+    """The protection in force per channel (pure: time is passed in).
+
+    Chosen from the worst report of the last :data:`REPORT_WINDOW` seconds, not the latest
+    alone: bursty loss leaves whole seconds clean between its runs, and the relay's first
+    report of a burst rests on a few datagrams. So one clean second does not switch
+    protection off in the middle of a run of bad ones; a path that stays clean for the
+    window does. The last choice is kept for the next burst for :data:`HISTORY_TTL`.
+    """
 
     def __init__(self) -> None:
-        self._by_channel: dict[int, tuple[Protection, float]] = {}
+        self._reports: dict[int, list[tuple[float, float, float]]] = {}
+        self._chosen: dict[int, tuple[Protection, float]] = {}
 
     def report(self, report: control.LinkReport, now: float) -> Protection | None:
         """Take a LinkReport; returns the new protection if it changed, else None."""
         loss, run = effective_loss(report)
-        chosen = choose(loss, run)
-        previous = self._by_channel.get(report.channel_id)
-        self._by_channel[report.channel_id] = (chosen, now)
+        recent = [
+            r for r in self._reports.get(report.channel_id, []) if now - r[0] <= REPORT_WINDOW
+        ]
+        recent.append((now, loss, run))
+        self._reports[report.channel_id] = recent
+        worst = max(recent, key=lambda r: r[1])
+        bursty = max(r[2] for r in recent if r[1] > 0) if any(r[1] > 0 for r in recent) else 1.0
+        chosen = choose(worst[1], bursty)
+        previous = self._chosen.get(report.channel_id)
+        self._chosen[report.channel_id] = (chosen, now)
         if previous is None:
             return chosen if chosen.distances else None
         return chosen if chosen.distances != previous[0].distances else None
 
     def for_channel(self, channel_id: int, now: float) -> Protection:
         """What to send with on ``channel_id`` now (the last choice, unless it is too old)."""
-        held = self._by_channel.get(channel_id)
+        held = self._chosen.get(channel_id)
         if held is None or now - held[1] > HISTORY_TTL:
             return NONE
         return held[0]

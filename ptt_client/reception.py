@@ -31,6 +31,8 @@ than half of this)."""
 RECEIVING_WINDOW: Final = 1.0
 """A channel counts as being received if a voice frame came within this many seconds."""
 _BURSTS_KEPT: Final = 32
+_HELD_KEPT: Final = 200
+"""At most this many held frames are remembered (the key ring holds 50)."""
 _FRAME_S: Final = 0.020
 _STATEMENTS_FROM: Final = 1 << 31
 """Burst statements are numbered from here (``ptt_client.talk_frames``): not voice."""
@@ -72,6 +74,8 @@ class Reception:
         arrived, or a primary that its repeat overtook)."""
         self.rescued = 0
         """Frames taken from a repeat: their own datagram was lost or late."""
+        self._held: OrderedDict[tuple[int, int, int], tuple[bool, int]] = OrderedDict()
+        """(is repeat, reach) of frames the key ring holds until their FloorTaken arrives."""
 
     def split(self, inner: bytes) -> Split:
         """The frames of ``inner`` still to open. Raises ``ProtocolError`` when malformed."""
@@ -88,6 +92,18 @@ class Reception:
             else:
                 fresh.append((plain, is_repeat))
         return Split(exploded.reach, tuple(fresh))
+
+    def hold(self, plain: bytes, is_repeat: bool, reach: int) -> None:
+        """The key ring keeps ``plain`` until floor control names its burst: remember how it
+        came, for when it is opened (:meth:`unheld`)."""
+        channel_id, burst_id, sequence, _ = media.INNER_HEADER.unpack_from(plain)
+        self._held[(channel_id, burst_id, sequence)] = (is_repeat, reach)
+        while len(self._held) > _HELD_KEPT:
+            self._held.popitem(last=False)
+
+    def unheld(self, channel_id: int, burst_id: int, sequence: int) -> tuple[bool, int]:
+        """(is repeat, reach) of a held frame the key ring just opened."""
+        return self._held.pop((channel_id, burst_id, sequence), (False, 0))
 
     def taken(
         self, channel_id: int, burst_id: int, sequence: int, is_repeat: bool, now: float

@@ -217,6 +217,12 @@ class Channel:
                 due, self._send_link_report, session
             )
 
+    def report_link(self, session: Session) -> None:
+        """Send the holder its LinkReport now (its uplink just lost a datagram)."""
+        if self._feedback_timer is not None:
+            self._feedback_timer.cancel()
+        self._send_link_report(session)
+
     def _send_link_report(self, session: Session) -> None:
         self._feedback_timer = None
         if self._sessions.by_index.get(session.session_index) is not session:

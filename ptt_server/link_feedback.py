@@ -7,6 +7,12 @@ integer operations per datagram it already authenticates), taken as differences 
 floor was granted; the jitter is RFC 3550's estimate over the talker's voice frames (their
 sequence numbers are 20 ms apart), fed from the relay's hot path with no allocation.
 
+The first report of a burst comes :data:`FIRST_REPORT_AFTER` after the grant, at once if the
+channel's audience lost datagrams within the last minute, and as soon as the uplink loses
+a datagram while the talker's last report said it was clean (the relay's hot path
+compares one counter): protection
+starts within a frame or two of the first loss, not a second later.
+
 The audience figure is the :data:`PERCENTILE`-th percentile (nearest rank) of the loss the
 channel's listeners reported in the last :data:`REPORT_TTL` seconds, capped at
 :data:`AUDIENCE_LOSS_CAP`: most of the audience is protected, and one listener in a basement
@@ -47,8 +53,6 @@ AUDIENCE_LOSS_CAP: Final = 20.0
 """Percent: the most loss the audience figure ever claims."""
 HISTORY_TTL: Final = 60.0
 """A burst starts from the audience's figure of the last minute, if there is one."""
-_MIN_EXPECTED: Final = 10
-"""Fewer uplink datagrams than this since the grant say nothing about loss yet."""
 _FRAME_S: Final = 0.020
 
 
@@ -80,8 +84,10 @@ class ChannelFeedback:
         "_jitter_s",
         "_last_transit",
         "_talker",
+        "lost_when_clean",
         "next_report",
         "remembered",
+        "watching",
     )
 
     def __init__(self) -> None:
@@ -94,6 +100,12 @@ class ChannelFeedback:
         """When the holder's next LinkReport is due (None: nobody holds the floor)."""
         self.remembered: tuple[float, float, float, float] | None = None
         """(loss %, jitter ms, loss run, when) of the last audience figure, for new bursts."""
+        self.watching = False
+        """The talker was last told its uplink is clean (or nothing yet in this burst): the
+        next uplink loss triggers a report at once."""
+        self.lost_when_clean = 0
+        """The holder's hop ``lost`` counter when :attr:`watching` began (the hot path
+        compares it)."""
 
     # --- the talker ------------------------------------------------------------------------
 
@@ -103,11 +115,18 @@ class ChannelFeedback:
         self._baseline = _Baseline(hop.received, hop.lost, hop.loss_runs)
         self._jitter_s = 0.0
         self._last_transit = None
-        self.next_report = now + FIRST_REPORT_AFTER
+        self.lost_when_clean = hop.lost
+        self.watching = True
+        # The audience lost datagrams a moment ago: the talker protects from its first frame.
+        remembered = self.remembered
+        recent = remembered is not None and now - remembered[3] <= HISTORY_TTL
+        lossy = recent and remembered is not None and remembered[0] > 0
+        self.next_report = now if lossy else now + FIRST_REPORT_AFTER
 
     def talk_ended(self) -> None:
         self._talker = None
         self.next_report = None
+        self.watching = False
 
     def voice_frame(self, sequence: int, now: float) -> None:
         """A voice frame of the holder arrived (hot path): RFC 3550 6.4.1 jitter."""
@@ -125,9 +144,12 @@ class ChannelFeedback:
         lost = max(0, hop.lost - base.lost)
         runs = max(0, hop.loss_runs - base.runs)
         expected = received + lost
-        up_loss = 100.0 * lost / expected if expected >= _MIN_EXPECTED else 0.0
+        up_loss = 100.0 * lost / expected if expected else 0.0
         up_run = lost / runs if runs else 1.0
         loss, jitter, run = self.audience(now)
+        # Told "clean": the next loss must not wait for the next report.
+        self.watching = up_loss == 0
+        self.lost_when_clean = hop.lost
         return control.LinkReport(
             channel_id=channel_id,
             uplink_loss_pct=min(100.0, up_loss),

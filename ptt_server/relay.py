@@ -171,8 +171,11 @@ class MediaRelay(asyncio.DatagramProtocol):
         counters.forwarded_packets += sent
         counters.forwarded_bytes += sent * len(data)
         if holder:
+            feedback = channel.feedback
             if not flags & SIGNATURE:
-                channel.feedback.voice_frame(frame.sequence, now)
+                feedback.voice_frame(frame.sequence, now)
+            if feedback.watching and hop.lost != feedback.lost_when_clean:
+                channel.report_link(session)  # the first loss of the burst: protect now
             if carried is None:
                 channel.record_frame(frame.sequence, frame.flags, frame.frame)
             else:

@@ -154,7 +154,7 @@ class _BurstsStored(logging.Handler):
 
 
 @contextlib.contextmanager
-def _bursts_stored() -> Iterator[_BurstsStored]:
+def bursts_stored() -> Iterator[_BurstsStored]:
     logger = logging.getLogger("ptt_server.channels")
     handler = _BurstsStored(asyncio.get_running_loop())
     level = logger.level
@@ -178,7 +178,7 @@ async def recorded(
     process), checking the store once before and once after each such record.
     """
     bursts: list[control.BurstInfo] = []
-    with _bursts_stored() as log:
+    with bursts_stored() as log:
         try:
             async with asyncio.timeout(10):  # a guard against a hang, not a timing goal
                 while True:
