@@ -269,9 +269,12 @@ class JitterBuffer:
             self._reach_s = 0.0
         if self._state == "buffering":
             self._reach_s = max(self._reach_s, min(reach, 8) * self.frame_s)
-            if self._spurt_anchor[2] and not repeat:
-                # Time the spurt from the first frame that came in its own datagram: a repeat
-                # arrived `distance` frames after its time.
+            anchor_ext, anchor_arrival, anchor_repeat = self._spurt_anchor
+            quicker = now - ext * self.frame_s < anchor_arrival - anchor_ext * self.frame_s
+            if not repeat and (anchor_repeat or quicker):
+                # Time the spurt from the quickest frame seen while buffering that came in its
+                # own datagram (a repeat comes `distance` frames after its time): a slow first
+                # packet must not delay the whole spurt by its own jitter.
                 self._spurt_anchor = (ext, now, False)
         if not repeat:
             self._measure(ext, now)
@@ -352,7 +355,8 @@ class JitterBuffer:
             start = self._playout_start()
             if now < start:
                 return None
-            self._start_playing(start)
+            # Never earlier than now: a quicker anchor found late must not rush frames out.
+            self._start_playing(max(start, now - self.frame_s))
         assert self._next is not None
         due = self._anchor_time + (self._next - self._anchor_seq) * self.frame_s
         if now < due - 1e-9:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.impairment import Impairment, ImpairmentProxy
 from ptt_client import channel_admin, events
 from ptt_client.audio import NullOutput, WavFileInput
 from ptt_client.channel_admin import ChannelAdminError
@@ -25,6 +26,8 @@ from ptt_protocol import control, media
 from ptt_server.server import RelayServer
 from ptt_server.store import Store
 from tests.orgfixture import Org, joined_radio, start_server
+from tests.ptt_client.speech import long_recording
+from tests.ptt_client.test_repeats_e2e import radio_behind
 from tests.ptt_client.test_script import RecordingRadio
 from tests.ptt_server.tap import PathTap
 from tests.ptt_server.test_server_roaming import (
@@ -177,3 +180,36 @@ async def test_a_script_on_the_real_clock_starts_each_step_within_50_ms() -> Non
     late = max(record.started - record.step.at for record in executed)
     print(f"\nlatest step {late * 1000:.1f} ms late")
     assert late < 0.05
+
+
+async def test_a_lossy_uplink_turns_protection_on_within_two_seconds(
+    org: Org, server: RelayServer, tmp_path: Path
+) -> None:
+    """Unit test: tests/ptt_client/test_repeats_e2e.py::
+    test_a_lossy_uplink_turns_repeats_on_and_a_clean_one_off (issue 14)."""
+    assert server.media_port is not None
+    speech = long_recording(tmp_path / "speech.wav", 4.0)
+    async with (
+        ImpairmentProxy(("127.0.0.1", server.media_port), seed="timing") as proxy,
+        radio_behind(org, server, "alice", proxy) as alice,
+    ):
+        granted_at: list[float] = []
+        protected_at: list[float] = []
+        alice.add_listener(
+            lambda e: (
+                granted_at.append(time.monotonic()) if isinstance(e, control.FloorGranted) else None
+            )
+        )
+        alice.add_listener(
+            lambda e: (
+                protected_at.append(time.monotonic())
+                if isinstance(e, events.ProtectionChanged) and e.distances
+                else None
+            )
+        )
+        proxy.set_impairment(uplink=Impairment(loss_pct=5))
+        await Transmitter(alice).talk(WavFileInput(speech), duration=3.0)
+        assert granted_at and protected_at
+        took = protected_at[0] - granted_at[0]
+        print(f"protection on {took * 1000:.0f} ms after the grant")
+        assert took <= 2.0

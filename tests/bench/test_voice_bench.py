@@ -17,13 +17,15 @@ import pytest
 
 from tests.bench.quick import quick_report
 
-CONDITIONS = ("clean", "jitter40_loss5", "loss10")
+CONDITIONS = ("clean", "up_loss5_jitter40", "both_loss5_jitter40", "up_loss10", "up_bursty5")
 FIGURES = (
     "access_time_p95_ms",
     "mouth_to_ear_p95_ms",
     "late_entry_p95_ms",
     "pesq_wb",
     "stoi",
+    "wire_kbps_mean",
+    "wire_kbps_p95",
 )
 
 
@@ -52,7 +54,13 @@ def test_every_condition_reports_every_figure_with_sane_values(report: dict[str,
         assert figures["pesq_wb"] >= 1.0 and figures["pesq_wb"] <= 4.65, (name, figures)
         assert 0.0 < figures["stoi"] <= 1.0, (name, figures)
         sent = figures["frames_sent"]
-        fates = ("frames_played", "frames_fec", "frames_concealed", "frames_missing")
+        fates = (
+            "frames_played",
+            "frames_rescued_by_repeats",
+            "frames_fec",
+            "frames_concealed",
+            "frames_missing",
+        )
         assert sent > 100 and sum(figures[f] for f in fates) == sent, (name, figures)
         assert figures["frames_played"] > 0, (name, figures)
 
@@ -74,14 +82,33 @@ def test_the_quick_run_stays_within_loose_performance_bounds(report: dict[str, A
 
 @pytest.mark.timeout(120)
 def test_the_network_conditions_are_really_applied(report: dict[str, Any]) -> None:
-    clean, jittery, lossy = (report["conditions"][n] for n in CONDITIONS)
+    clean, jittery, both, lossy, bursty = (report["conditions"][n] for n in CONDITIONS)
     # What the proxy did, from its own counters (timings are the bench's business, not a
     # test's: this machine is shared and its load varies).
     assert clean["network"]["uplink_loss_measured_pct"] == 0
+    assert clean["network"]["downlink_loss_measured_pct"] == 0
     assert jittery["network"]["uplink_loss_measured_pct"] > 0
     assert jittery["network"]["uplink_reordered"] > 0
+    assert jittery["network"]["downlink_loss_measured_pct"] == 0
+    assert both["network"]["downlink_loss_measured_pct"] > 0
     assert lossy["network"]["uplink_loss_measured_pct"] > 2
-    assert lossy["frames_fec"] + lossy["frames_concealed"] > 0
+    assert bursty["network"]["uplink_loss_run_measured"] > 1.5  # losses come in runs
+
+
+@pytest.mark.timeout(120)
+def test_clean_speech_pays_for_no_protection_and_lossy_speech_gets_it(
+    report: dict[str, Any],
+) -> None:
+    conditions = report["conditions"]
+    clean = conditions["clean"]
+    assert clean["repeats"]["talker_protection"] == []
+    assert clean["frames_rescued_by_repeats"] == 0
+    for name in CONDITIONS[1:]:
+        figures = conditions[name]
+        assert figures["repeats"]["talker_protection"], (name, figures["repeats"])
+        # Each repeat is a whole sealed frame again: the lossy path carries more bytes.
+        assert figures["wire_kbps_mean"] > clean["wire_kbps_mean"], name
+        assert figures["repeats"]["listener_duplicates_dropped"] > 0, name
 
 
 @pytest.mark.timeout(120)
@@ -97,14 +124,22 @@ def test_the_codec_alone_keeps_the_speech_that_was_sent(report: dict[str, Any]) 
 @pytest.mark.timeout(120)
 def test_every_goal_is_reported_against_its_figure(report: dict[str, Any]) -> None:
     goals = report["goals"]
-    assert set(goals) == {
-        "clean.access_time_p95_ms",
-        "clean.mouth_to_ear_p95_ms",
-        "jitter40_loss5.mouth_to_ear_p95_ms",
-        "clean.pesq_wb",
-        "clean.stoi",
-        "clean.late_entry_p95_ms",
+    conditions = {c for c in CONDITIONS if c != "clean"}
+    assert {k for k in goals if k.startswith("clean.")} == {
+        f"clean.{figure}"
+        for figure in (
+            "access_time_p95_ms",
+            "late_entry_p95_ms",
+            "pesq_wb",
+            "stoi",
+            "mouth_to_ear_p95_ms",
+            "wire_kbps_mean",
+        )
     }
+    for condition in conditions:
+        assert {k for k in goals if k.startswith(f"{condition}.")} == {
+            f"{condition}.{f}" for f in ("pesq_wb", "stoi", "mouth_to_ear_p95_ms", "wire_kbps_mean")
+        }
     for key, goal in goals.items():
         condition, figure = key.split(".")
         assert goal["value"] == report["conditions"][condition][figure]

@@ -439,3 +439,91 @@ def test_mixer_forgets_long_silent_talkers() -> None:
     assert mixer.talkers() == ["alice"]
     assert mixer.pop(10.0) is None
     assert mixer.talkers() == []
+
+
+# --- repeats (issue 14) ---------------------------------------------------------------------
+
+
+def _play_times(out: list[tuple[float, Output]]) -> dict[int, float]:
+    return {o.sequence: t for t, o in out if isinstance(o, Play)}
+
+
+def test_a_repeat_fills_a_lost_frame_in_its_slot_and_is_counted_rescued() -> None:
+    jb = JitterBuffer(initial_delay_ms=20, min_delay_ms=20)
+    out: list[tuple[float, Output]] = []
+    # Frame 3's own datagram is lost; datagram 4 repeats it (reach 1).
+    for n in range(8):
+        now = n * F
+        if n == 4:
+            jb.push(3, payload(3), now, repeat=True, reach=1)
+        if n != 3:
+            jb.push(n, payload(n), now, reach=1)
+        while (item := jb.pop(now)) is not None:
+            out.append((now, item))
+    jb.end_burst()
+    for step in range(1, 200):
+        now = 8 * F + step * 0.001
+        while (item := jb.pop(now)) is not None:
+            out.append((now, item))
+    plays = [o for _, o in out if isinstance(o, Play)]
+    assert [o.sequence for o in plays][:8] == list(range(8))
+    assert [o.rescued for o in plays][:8] == [False] * 3 + [True] + [False] * 4
+    assert jb.stats.rescued == 1 and jb.stats.concealed == 0 and jb.stats.recovered == 0
+    times = _play_times(out)
+    assert times[3] - times[2] == pytest.approx(F, abs=0.0015)  # in its own slot
+
+
+def test_repeats_do_not_count_as_network_jitter() -> None:
+    plain, repeated = JitterBuffer(), JitterBuffer()
+    for n in range(40):
+        plain.push(n, payload(n), n * F)
+        repeated.push(n, payload(n), n * F)
+        if n >= 2:
+            repeated.push(n - 2, payload(n - 2), n * F, repeat=True)  # a duplicate: refused
+    assert repeated.stats.jitter_ms == plain.stats.jitter_ms
+    assert repeated.target_delay_ms == plain.target_delay_ms
+
+
+def test_the_talkers_reach_delays_the_spurt_once_and_keeps_its_frames() -> None:
+    reach = 4
+    delays = {}
+    for announced in (0, reach):
+        jb = JitterBuffer(initial_delay_ms=20, min_delay_ms=20)
+        out = simulate_with(jb, [(n * F, n, False, announced) for n in range(60)], until=2.0)
+        first = min(t for t, o in out if isinstance(o, Play))
+        delays[announced] = first
+        assert jb.stats.discarded == 0  # frames held for repeats are not a backlog to trim
+        assert [o.sequence for _, o in out if isinstance(o, Play)] == list(range(60))
+    # The target's one frame of slack is replaced by the reach: (reach - 1) frames later.
+    assert delays[reach] - delays[0] == pytest.approx((reach - 1) * F, abs=0.0015)
+
+
+def test_a_slow_first_packet_does_not_delay_the_whole_spurt() -> None:
+    # Frame 0 is 30 ms late; frames 1.. come on time. The spurt is timed from frame 1.
+    arrivals = [(0.030, 0, False, 2)] + [(n * F, n, False, 2) for n in range(1, 30)]
+    jb = JitterBuffer(initial_delay_ms=40, min_delay_ms=20)
+    out = simulate_with(jb, arrivals, until=1.0)
+    times = _play_times(out)
+    slow = JitterBuffer(initial_delay_ms=40, min_delay_ms=20)
+    only_first = simulate_with(slow, [(0.030, 0, False, 2)], until=1.0)
+    assert times[1] - F < _play_times(only_first)[0]  # earlier than the slow packet's timing
+    assert times[1] - times[0] == pytest.approx(F, abs=0.0015)
+
+
+def simulate_with(
+    jb: JitterBuffer,
+    arrivals: list[tuple[float, int, bool, int]],
+    until: float,
+    tick: float = 0.001,
+) -> list[tuple[float, Output]]:
+    """:func:`simulate` with ``(time, sequence, is_repeat, reach)`` arrivals."""
+    pending = sorted(arrivals)
+    out: list[tuple[float, Output]] = []
+    for step in range(round(until / tick) + 1):
+        now = step * tick
+        while pending and pending[0][0] <= now + 1e-12:
+            _, seq, repeat, reach = pending.pop(0)
+            jb.push(seq, payload(seq), now, repeat=repeat, reach=reach)
+        while (item := jb.pop(now)) is not None:
+            out.append((now, item))
+    return out
