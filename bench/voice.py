@@ -64,9 +64,11 @@ from typing import Any, Final
 
 import numpy as np
 
-from bench.impairment import CLEAN, Impairment, ImpairmentProxy, LinkStats
+from bench.impairment import CLEAN, Impairment, ImpairmentProxy
 from bench.relay import RelayProcess, relay_process
 from bench.speech_quality import speech_quality
+from bench.voice_figures import FRAME_MS, Burst, frames_of, loss_pct, mean, sent_audio, summarise
+from bench.voice_variants import VARIANTS
 from crypto.bundle import CredentialBundle
 from crypto.identity import Role
 from ptt_admin import channels, people
@@ -82,7 +84,6 @@ from ptt_protocol import control
 from ptt_server.config import org_root_path
 from ptt_server.keyfiles import install_org_root
 
-FRAME_MS: Final = 20
 BITRATE: Final = DEFAULT_BITRATE
 """The Transmitter's default Opus bitrate (bit/s)."""
 BURST_GAP_S: Final = 0.6
@@ -156,16 +157,6 @@ GOALS: Final = (
 )
 
 
-def _frames(path: Path) -> list[Pcm]:
-    """The frames the Transmitter sends for ``path`` (48 kHz, last frame zero-padded)."""
-    with WavFileInput(path, FRAME_MS) as source:
-        return list(source.frames())
-
-
-def _sent_audio(path: Path) -> Pcm:
-    return np.concatenate(_frames(path))
-
-
 class MemoryInput(AudioInput):
     """Frames decoded beforehand, handed out at once: a microphone whose frame is ready when
     asked. (Reading the WAV file on the fly would stall the first frame by the decoder's and
@@ -193,8 +184,8 @@ def codec_only(paths: Sequence[Path]) -> dict[str, float | None]:
         decoder = OpusDecoder()
         with WavFileInput(path, FRAME_MS) as source:
             decoded = [decoder.decode(encoder.encode(frame)) for frame in source.frames()]
-        scores.append(speech_quality(_sent_audio(path), np.concatenate(decoded)))
-    return {"pesq_wb": _mean([s[0] for s in scores]), "stoi": _mean([s[1] for s in scores])}
+        scores.append(speech_quality(sent_audio(path), np.concatenate(decoded)))
+    return {"pesq_wb": mean([s[0] for s in scores]), "stoi": mean([s[1] for s in scores])}
 
 
 # --- the organisation and the relay ----------------------------------------------------------
@@ -259,24 +250,6 @@ class Ear(AudioOutput):
 
 
 @dataclass
-class Burst:
-    """What one transmission of one sample measured."""
-
-    sample: Path
-    access_s: float
-    mouth_to_ear_s: list[float]
-    fates: dict[str, int]
-    extra_frames: int
-    late_entry_s: float | None
-    received: Pcm
-    received_sent_only: Pcm
-    """``received`` without the frames played for sequence numbers that carried no audio."""
-    wire_bytes: int
-    """UDP payload bytes the talker sent during the burst (what its uplink carried)."""
-    duration_s: float
-
-
-@dataclass
 class Radios:
     """One condition's talker, listener and late entrant, with their proxies and audio."""
 
@@ -312,6 +285,7 @@ async def radios_for(
     channel_id: int,
     ports: tuple[int, int],
     seed: int,
+    variant: str = "repeats",
 ) -> AsyncIterator[Radios]:
     """Log three radios in through their own clean proxies, affiliate two, then impair."""
     url = f"wss://127.0.0.1:{ports[0]}"
@@ -385,7 +359,7 @@ async def one_burst(radios: Radios, sample: Path, channel_id: int, rng: random.R
     radios.late_ear.reset()
     radios.listener.drain_events()
     radios.late.drain_events()
-    frames = _frames(sample)
+    frames = frames_of(sample)
     duration_s = len(frames) * FRAME_MS / 1000
     join_after = rng.uniform(0.3, max(0.4, duration_s - 1.0))
     late = asyncio.create_task(_late_entry(radios, channel_id, join_after))
@@ -470,13 +444,14 @@ async def run_condition(
     samples: Sequence[Path],
     repeats: int,
     seed: int,
+    variant: str = "repeats",
 ) -> tuple[list[Burst], dict[str, Any]]:
     """Every burst of one condition, and the network and jitter-buffer counters."""
     rng = random.Random(f"{seed}:{condition.name}")
     bursts = []
     counters: dict[str, float] = {}
     seen: set[Any] = set()
-    async with radios_for(condition, bundles, channel_id, ports, seed) as radios:
+    async with radios_for(condition, bundles, channel_id, ports, seed, variant) as radios:
         for _ in range(repeats):
             for sample in samples:
                 bursts.append(await one_burst(radios, sample, channel_id, rng))
@@ -486,7 +461,7 @@ async def run_condition(
         rejected = radios.player.rejected
         late_rejected = radios.late_player.rejected
         reception = radios.listener.reception
-        repeats = {
+        redundancy = {
             "listener_frames_from_repeats": reception.rescued,
             "listener_duplicates_dropped": reception.duplicates,
             "talker_protection": radios.protection_log,
@@ -494,79 +469,28 @@ async def run_condition(
     network = {
         "talker_uplink": condition.talker_uplink.describe(),
         "listener_downlink": condition.listener_downlink.describe(),
-        "uplink_loss_measured_pct": _pct(uplink),
+        "uplink_loss_measured_pct": loss_pct(uplink),
         "uplink_loss_run_measured": round(uplink.dropped / uplink.loss_runs, 2)
         if uplink.loss_runs
         else None,
         "uplink_reordered": uplink.reordered,
-        "downlink_loss_measured_pct": _pct(downlink),
+        "downlink_loss_measured_pct": loss_pct(downlink),
     }
     return bursts, {
         "network": network,
         "jitter_buffer": counters,
-        "repeats": repeats,
+        "repeats": redundancy,
         "listener_rejected_frames": rejected,
         "late_entry_rejected_frames": late_rejected,
     }
 
 
-def _pct(stats: LinkStats) -> float:
-    return round(100.0 * stats.dropped / stats.received, 2) if stats.received else 0.0
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return round(float(np.mean(known)), 3) if known else None
-
-
-def _ms(values: Sequence[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)) * 1000.0, 1) if values else None
-
-
-def summarise(bursts: list[Burst], extra: dict[str, Any]) -> dict[str, Any]:
-    """The figures of one condition (see the module docstring)."""
-    access = [b.access_s for b in bursts]
-    m2e = [t for b in bursts for t in b.mouth_to_ear_s]
-    late = [b.late_entry_s for b in bursts if b.late_entry_s is not None]
-    quality = [speech_quality(_sent_audio(b.sample), b.received) for b in bursts]
-    sent_only = [speech_quality(_sent_audio(b.sample), b.received_sent_only) for b in bursts]
-    fates = {
-        k: sum(b.fates[k] for b in bursts) for k in ("play", "repeat", "fec", "plc", "missing")
-    }
-    kbps = [8 * b.wire_bytes / b.duration_s / 1000 for b in bursts if b.duration_s > 0]
-    pesq_values = [q[0] for q in quality if q[0] is not None]
-    return {
-        "access_time_p95_ms": _ms(access, 95),
-        "mouth_to_ear_p95_ms": _ms(m2e, 95),
-        "late_entry_p95_ms": _ms(late, 95),
-        "pesq_wb": _mean([q[0] for q in quality]),
-        "stoi": _mean([q[1] for q in quality]),
-        "wire_kbps_mean": _mean(kbps),
-        "wire_kbps_p95": round(float(np.percentile(kbps, 95)), 1) if kbps else None,
-        "access_time_median_ms": _ms(access, 50),
-        "mouth_to_ear_median_ms": _ms(m2e, 50),
-        "mouth_to_ear_min_ms": _ms(m2e, 0),
-        "mouth_to_ear_max_ms": _ms(m2e, 100),
-        "late_entry_median_ms": _ms(late, 50),
-        "pesq_wb_min": round(min(pesq_values), 3) if pesq_values else None,
-        "stoi_min": round(min(q[1] for q in quality), 3) if quality else None,
-        "pesq_wb_without_extra_frames": _mean([q[0] for q in sent_only]),
-        "stoi_without_extra_frames": _mean([q[1] for q in sent_only]),
-        "bursts": len(bursts),
-        "late_entries_heard": len(late),
-        "frames_sent": sum(len(b.mouth_to_ear_s) + b.fates["missing"] for b in bursts),
-        "frames_played": fates["play"],
-        "frames_rescued_by_repeats": fates["repeat"],
-        "frames_fec": fates["fec"],
-        "frames_concealed": fates["plc"],
-        "frames_missing": fates["missing"],
-        "extra_frames": sum(b.extra_frames for b in bursts),
-        **extra,
-    }
-
-
 async def measure_async(
-    samples: Sequence[Path], repeats: int, seed: int, conditions: Sequence[Condition]
+    samples: Sequence[Path],
+    repeats: int,
+    seed: int,
+    conditions: Sequence[Condition],
+    variant: str = "repeats",
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
@@ -577,7 +501,9 @@ async def measure_async(
             bundles, channel_id = await make_org(authority, relay)
             ports = (relay.control_port, relay.media_port)
             raw = {
-                c.name: await run_condition(c, bundles, channel_id, ports, samples, repeats, seed)
+                c.name: await run_condition(
+                    c, bundles, channel_id, ports, samples, repeats, seed, variant
+                )
                 for c in conditions
             }
     # Scoring is CPU-heavy: only once nothing is being timed any more.
@@ -586,13 +512,15 @@ async def measure_async(
     return results
 
 
-def measure(*, quick: bool = False, repeats: int | None = None, seed: int = 1) -> dict[str, Any]:
+def measure(
+    *, quick: bool = False, repeats: int | None = None, seed: int = 1, variant: str = "repeats"
+) -> dict[str, Any]:
     """Run every condition and return the JSON object ``--json`` prints."""
     paths = sample_paths()
     samples = paths[:1] if quick else paths
     repeats = repeats if repeats is not None else (2 if quick else 3)
     started = time.monotonic()
-    conditions = asyncio.run(measure_async(samples, repeats, seed, CONDITIONS))
+    conditions = asyncio.run(measure_async(samples, repeats, seed, CONDITIONS, variant))
     goals = {}
     for goal in GOALS:
         value = conditions.get(goal.condition, {}).get(goal.key)
@@ -609,6 +537,7 @@ def measure(*, quick: bool = False, repeats: int | None = None, seed: int = 1) -
             "samples": [p.name for p in samples],
             "repeats": repeats,
             "seed": seed,
+            "variant": variant,
             "frame_ms": FRAME_MS,
             "bitrate": BITRATE,
             "relay": "ptt-server in its own process, 127.0.0.1",
@@ -627,10 +556,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one sample, two repeats")
     parser.add_argument("--repeats", type=int, help="bursts per sample and condition")
     parser.add_argument("--seed", type=int, default=1, help="network and timing seed")
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="repeats",
+        help="loss protection to measure (bench/voice_variants.py); the radio uses repeats",
+    )
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    result = measure(quick=args.quick, repeats=args.repeats, seed=args.seed)
+    result = measure(quick=args.quick, repeats=args.repeats, seed=args.seed, variant=args.variant)
     if args.json:
         print(json.dumps(result))
         return

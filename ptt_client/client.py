@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import secrets
 import time
@@ -59,7 +58,7 @@ from ptt_client.session_core import (
 from ptt_client.talk_frames import TalkFrames
 from ptt_client.texts import Texts
 from ptt_client.tls_pin import check_pin, client_ssl_context
-from ptt_protocol import control, media
+from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
 
 __all__ = ["ClientError", "FloorView", "PinnedCertificateError", "RadioClient"]
@@ -359,7 +358,7 @@ class RadioClient(EventStream):
                 opened = self.keyring.expect_talker(
                     taken.channel_id, taken.user_id, taken.burst_id, self._clock(), taken.priority
                 )
-                self._emit_all(self._early_frames_opened(opened))
+                self._emit_all(self.reception.early_frames_opened(opened))
             elif isinstance(effect, HeardBurstOver):
                 self._emit_all(
                     self.keyring.end_heard_burst(
@@ -570,34 +569,4 @@ class RadioClient(EventStream):
                 log.exception("control message %s dropped", control.tag_of(message))
 
     def _on_media(self, inner: bytes) -> None:
-        now = self._clock()
-        try:
-            split = self.reception.split(inner)
-        except ProtocolError as exc:
-            self._emit(events.VoiceRejected(0, f"malformed media frame: {exc}"))
-            return
-        for plain, is_repeat in split.frames:
-            found = self.keyring.open_media(plain, now, self.floors)
-            if any(isinstance(e, events.VoiceRejected) for e in found):
-                self._emit_all(found)
-                continue
-            header = media.INNER_HEADER.unpack_from(plain)
-            self.reception.taken(header[0], header[1], header[2], is_repeat, now)
-            if not any(isinstance(e, events.VoiceFrame) for e in found):
-                self.reception.hold(plain, is_repeat, split.reach)  # early, or a statement
-            self._emit_all(self._annotated(e, is_repeat, split.reach) for e in found)
-
-    def _annotated(self, event: object, is_repeat: bool, reach: int) -> object:
-        """A VoiceFrame with how it came (from a repeat; the talker's reach)."""
-        if isinstance(event, events.VoiceFrame) and (is_repeat or reach):
-            return dataclasses.replace(event, repeat=is_repeat, reach=reach)
-        return event
-
-    def _early_frames_opened(self, found: list[object]) -> list[object]:
-        """Frames the key ring held until their FloorTaken, with how they came."""
-        return [
-            self._annotated(e, *self.reception.unheld(e.channel_id, e.burst_id, e.sequence))
-            if isinstance(e, events.VoiceFrame)
-            else e
-            for e in found
-        ]
+        self._emit_all(self.reception.open(self.keyring, inner, self._clock(), self.floors))

@@ -152,6 +152,14 @@ class OpusEncoder:
         """Expected packet loss in percent (``OPUS_GET_PACKET_LOSS_PERC``)."""
         return self._get(opus_ctl.get_packet_loss_perc)
 
+    def set_bitrate(self, bitrate: int) -> None:
+        """Change the target bitrate (bit/s) from the next frame on."""
+        if not BITRATE_RANGE[0] <= bitrate <= BITRATE_RANGE[1]:
+            raise CodecError(
+                f"bitrate={bitrate} bit/s is outside {BITRATE_RANGE[0]}-{BITRATE_RANGE[1]}"
+            )
+        self._set(opus_ctl.set_bitrate, opus_ctl.get_bitrate, bitrate, "bitrate")
+
     def set_expected_loss(self, pct: float) -> None:
         """Tell the encoder how much loss to protect against (``OPUS_SET_PACKET_LOSS_PERC``).
 

@@ -160,6 +160,8 @@ class JitterBuffer:
         self._initial_delay_ms = self._clamp(initial_delay_ms)
         self._repeated: set[int] = set()  # extended sequences whose payload came as a repeat
         self._reach_s = 0.0  # the talker's repeat reach, added to this spurt's playout delay
+        self._spread_with_repeats_s = 0.0
+        self._carried_repeats = False  # the talker announced a reach in this buffer's life
         self._spurt_first_arrival = 0.0
         self._spurt_anchor: tuple[int, float, bool] = (0, 0.0, False)
         """(extended sequence, arrival, is a repeat) the spurt's playout is timed from."""
@@ -188,6 +190,15 @@ class JitterBuffer:
     @property
     def target_delay_ms(self) -> float:
         """Current target playout delay in milliseconds."""
+        return self.stats.target_delay_ms
+
+    @property
+    def learnt_delay_ms(self) -> float:
+        """The delay the talker's next spurt should start from: the target, or, if this
+        spurt carried repeats, the narrower one that repeats allow (see ``_playout_start``)."""
+        if self._carried_repeats and len(self._transits) >= _MIN_MEASUREMENTS:
+            with_repeats = self._clamp(self._spread_with_repeats_s * 1000 + self.frame_s * 1000)
+            return min(self.stats.target_delay_ms, with_repeats)
         return self.stats.target_delay_ms
 
     @property
@@ -267,6 +278,8 @@ class JitterBuffer:
             self._rebase = True
             self.started_at = now
             self._reach_s = 0.0
+        if reach:
+            self._carried_repeats = True
         if self._state == "buffering":
             self._reach_s = max(self._reach_s, min(reach, 8) * self.frame_s)
             anchor_ext, anchor_arrival, anchor_repeat = self._spurt_anchor
@@ -298,7 +311,11 @@ class JitterBuffer:
         self._last_transit = transit
         self._transits.append(transit)
         # How much later than the fastest recent packet the slow ones come: 95th percentile.
-        spread_ms = (float(np.percentile(self._transits, 95)) - min(self._transits)) * 1000.0
+        p90, p95 = np.percentile(self._transits, (90, 95))
+        low = min(self._transits)
+        spread_ms = (float(p95) - low) * 1000.0
+        # With repeats a late frame has a second chance (its repeat): the 90th percentile.
+        self._spread_with_repeats_s = float(p90) - low
         # One frame on top: a packet is needed by the time its frame is due, not after.
         measured = spread_ms + self.frame_s * 1000.0
         if len(self._transits) < _MIN_MEASUREMENTS:
@@ -368,6 +385,8 @@ class JitterBuffer:
         # A frame's repeat `reach` frames later is due when the frame is: the measured spread
         # plus the reach (which then stands in for the target's one frame of slack).
         target_s = self.stats.target_delay_ms / 1000.0
+        if self._reach_s and len(self._transits) >= _MIN_MEASUREMENTS:
+            target_s = min(target_s, self._spread_with_repeats_s + self.frame_s)
         delay_s = min(
             max(target_s, target_s - self.frame_s + self._reach_s), self.max_delay_ms / 1000
         )

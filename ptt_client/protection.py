@@ -120,6 +120,8 @@ class ProtectionState:
         chosen = choose(worst[1], bursty)
         previous = self._chosen.get(report.channel_id)
         self._chosen[report.channel_id] = (chosen, now)
+        if previous is not None and now - previous[1] > HISTORY_TTL:
+            previous = None  # forgotten: the radio was sending without repeats
         if previous is None:
             return chosen if chosen.distances else None
         return chosen if chosen.distances != previous[0].distances else None

@@ -16,11 +16,15 @@ report; :meth:`Reception.reports_due` gives at most one report per channel per
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
+from ptt_client import events
+from ptt_client.e2e import Keyring
 from ptt_protocol import control, media, repeats
+from ptt_protocol.errors import ProtocolError
 from ptt_protocol.media import HopSession
 
 __all__ = ["RECEIVING_WINDOW", "REPORT_INTERVAL", "Reception", "Split"]
@@ -49,6 +53,7 @@ class Split:
 @dataclass(slots=True)
 class _Heard:
     last_frame: float
+    burst_id: int = -1
     jitter_s: float = 0.0
     last_transit: float | None = None
     last_report: float = float("-inf")
@@ -93,6 +98,37 @@ class Reception:
                 fresh.append((plain, is_repeat))
         return Split(exploded.reach, tuple(fresh))
 
+    def open(
+        self, keyring: Keyring, inner: bytes, now: float, floors: dict[int, Any]
+    ) -> list[object]:
+        """Every frame ``inner`` carries that this radio has not taken yet, opened by the key
+        ring; returns the events to report (VoiceFrames say whether they came as repeats)."""
+        try:
+            split = self.split(inner)
+        except ProtocolError as exc:
+            return [events.VoiceRejected(0, f"malformed media frame: {exc}")]
+        reported: list[object] = []
+        for plain, is_repeat in split.frames:
+            found = keyring.open_media(plain, now, floors)
+            if any(isinstance(e, events.VoiceRejected) for e in found):
+                reported.extend(found)
+                continue
+            channel_id, burst_id, sequence, _ = media.INNER_HEADER.unpack_from(plain)
+            self.taken(channel_id, burst_id, sequence, is_repeat, now)
+            if not any(isinstance(e, events.VoiceFrame) for e in found):
+                self.hold(plain, is_repeat, split.reach)  # early, or a statement
+            reported.extend(_annotated(e, is_repeat, split.reach) for e in found)
+        return reported
+
+    def early_frames_opened(self, found: list[object]) -> list[object]:
+        """Frames the key ring held until their FloorTaken, with how they came."""
+        return [
+            _annotated(e, *self.unheld(e.channel_id, e.burst_id, e.sequence))
+            if isinstance(e, events.VoiceFrame)
+            else e
+            for e in found
+        ]
+
     def hold(self, plain: bytes, is_repeat: bool, reach: int) -> None:
         """The key ring keeps ``plain`` until floor control names its burst: remember how it
         came, for when it is opened (:meth:`unheld`)."""
@@ -119,12 +155,16 @@ class Reception:
         if is_repeat:
             self.rescued += 1
             return
+        if sequence >= _STATEMENTS_FROM:
+            return  # a burst statement: neither voice being heard nor jitter
         heard = self._heard.get(channel_id)
         if heard is None:
             heard = self._heard[channel_id] = _Heard(now)
         heard.last_frame = now
-        if sequence >= _STATEMENTS_FROM:
-            return
+        if heard.burst_id != burst_id:
+            # Sequences carry on across bursts, time does not: never measure the pause.
+            heard.burst_id = burst_id
+            heard.last_transit = None
         # RFC 3550 6.4.1 over the voice frames' own 20 ms spacing.
         transit = now - sequence * _FRAME_S
         if heard.last_transit is not None:
@@ -147,6 +187,10 @@ class Reception:
             and now - heard.last_report >= REPORT_INTERVAL
         ]
         if not due:
+            if all(now - h.last_frame > RECEIVING_WINDOW for h in self._heard.values()):
+                # Nothing heard: the next report covers the next reception, not the quiet
+                # (keepalives lost minutes ago say nothing about the path now).
+                self._baseline = _Baseline(hop, hop.received, hop.lost, hop.loss_runs)
             return []
         received = hop.received - base.received
         lost = max(0, hop.lost - base.lost)
@@ -167,3 +211,10 @@ class Reception:
                 )
             )
         return reports
+
+
+def _annotated(event: object, is_repeat: bool, reach: int) -> object:
+    """A VoiceFrame with how it came (from a repeat; the talker's reach)."""
+    if isinstance(event, events.VoiceFrame) and (is_repeat or reach):
+        return dataclasses.replace(event, repeat=is_repeat, reach=reach)
+    return event

@@ -279,7 +279,7 @@ class Player:
     def _remember_delay(self, key: tuple[int, str, int]) -> None:
         buffer = self.mixer.buffer(key)
         if buffer is not None and buffer.stats.received:
-            self._talker_delay_ms[(key[0], key[1])] = buffer.target_delay_ms
+            self._talker_delay_ms[(key[0], key[1])] = buffer.learnt_delay_ms
 
     def _queue_tone(self, kind: Tone, now: float, alert_id: bytes | None = None) -> None:
         if self.tone_queue.add(kind, now, alert_id):

@@ -93,6 +93,10 @@ def pack_redundant(
         raise ValueError(f"{len(repeats)} repeats; at most {MAX_REPEATS}")
     if flags & (REDUNDANT | media.SIGNATURE):
         raise ValueError("the primary of a redundant frame is a plain voice frame")
+    if not primary:
+        raise ValueError("the primary frame is empty")
+    if repeats and reach < repeats[-1].distance:
+        raise ValueError(f"reach {reach} is shorter than the farthest repeat")
     entries, previous = [], 0
     for repeat in repeats:
         if not previous < repeat.distance <= min(MAX_DISTANCE, sequence):
@@ -101,6 +105,8 @@ def pack_redundant(
             )
         if repeat.flags & ~_REPEAT_FLAGS:
             raise ValueError(f"a repeat cannot carry flags {repeat.flags:#x}")
+        if not 0 < len(repeat.frame) <= media.MAX_FRAME_SIZE:
+            raise ValueError(f"a repeated frame of {len(repeat.frame)} bytes cannot be sent")
         entries.append(_ENTRY.pack(repeat.distance, repeat.flags, len(repeat.frame)))
         previous = repeat.distance
     body = b"".join([_PREFIX.pack(reach, len(repeats)), *entries, primary])
@@ -151,6 +157,8 @@ def explode(frame: media.InnerFrame) -> Exploded:
         out.append((header + body[cursor : cursor + length], True))
         cursor += length
         previous = distance
+    if entries and reach < entries[-1][0]:
+        raise MalformedError(f"reach {reach} is shorter than the farthest repeat")
     out.reverse()  # farthest back first: oldest sequence first
     primary_flags = frame.flags & ~REDUNDANT
     primary_header = plain[:-1] + bytes([primary_flags])

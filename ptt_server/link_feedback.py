@@ -196,6 +196,7 @@ class ChannelFeedback:
         within = [h for h in covered[: rank + 1] if h.loss_pct > 0]
         weight = sum(h.loss_pct for h in within)
         run = sum(h.loss_run * h.loss_pct for h in within) / weight if weight else 1.0
+        run = min(control.MAX_LOSS_RUN, max(1.0, run))  # a weighted mean may round past a bound
         result = (min(AUDIENCE_LOSS_CAP, figure.loss_pct), jitters[rank], run)
         self.remembered = (*result, now)
         return result

@@ -160,6 +160,14 @@ class Display:
             return f"floor revoked on {client.channels.get(event.channel_id)}: {event.cause}"
         if isinstance(event, control.Goodbye):
             return f"server says goodbye: {event.reason}"
+        if isinstance(event, events.ProtectionChanged):
+            where = channel_name(client, event.channel_id)
+            if not event.distances:
+                return f"link on {where}: clean, voice sent without repeats"
+            return (
+                f"link on {where}: {event.loss_pct:.0f} % lost on the way to your listeners,"
+                f" each packet repeats {len(event.distances)} earlier one(s)"
+            )
         return None
 
     def _first_sight(self, alert_id: bytes) -> bool:

@@ -152,7 +152,8 @@ def test_the_new_protection_is_returned_only_on_change() -> None:
 
 def test_a_clean_report_right_after_a_lossy_one_keeps_the_protection() -> None:
     state = ProtectionState()
-    assert state.report(link(5.0), 10.0) == Protection((1, 2), pytest.approx(5.0))
+    on = state.report(link(5.0), 10.0)
+    assert on is not None and on.distances == (1, 2)
     for now in (11.0, 12.0, 13.0, 14.0, 10.0 + REPORT_WINDOW):
         assert state.report(link(0.0), now) is None
         assert state.for_channel(7, now).distances == (1, 2)
@@ -167,10 +168,10 @@ def test_the_worst_report_of_the_window_counts_not_the_latest() -> None:
     assert state.report(link(3.0), 0.0) is not None  # (1, 2)
     assert state.report(link(1.5), 1.0) is None  # 3 % is still in the window
     assert state.for_channel(7, 1.0).distances == (1, 2)
-    lighter = state.report(link(1.5), 1.0 + REPORT_WINDOW - 0.5)  # 3 % left, 1.5 % stays
-    assert lighter is None or lighter.distances == (1, 2)
-    lighter = state.report(link(1.5), 0.0 + REPORT_WINDOW + 0.5)
+    assert state.report(link(1.5), REPORT_WINDOW - 0.5) is None
+    lighter = state.report(link(1.5), REPORT_WINDOW + 0.5)  # 3 % left the window
     assert lighter is not None and lighter.distances == (1,)
+    assert lighter.loss_pct == pytest.approx(1.5)
 
 
 def test_a_bursty_report_keeps_the_repeats_reaching_for_the_window() -> None:
@@ -205,3 +206,12 @@ def test_channels_are_independent() -> None:
     off = state.report(link(0.0, channel=7), REPORT_WINDOW + 1.0)
     assert off is not None and off.distances == ()
     assert state.for_channel(9, REPORT_WINDOW + 1.0).distances == (1,)
+
+
+def test_protection_that_came_back_after_being_forgotten_is_announced() -> None:
+    state = ProtectionState()
+    assert state.report(link(up=5.0), 0.0) is not None
+    later = HISTORY_TTL + 1.0
+    assert state.for_channel(7, later) == NONE  # forgotten: sending without repeats
+    back = state.report(link(up=5.0), later)
+    assert back is not None and back.distances  # the same choice again, but news to the radio

@@ -17,9 +17,10 @@ from pathlib import Path
 from bench.impairment import CLEAN, Impairment, ImpairmentProxy
 from crypto.identity import DeviceKeys
 from ptt_client import events
-from ptt_client.audio import WavFileInput
+from ptt_client.audio import NullOutput, WavFileInput
 from ptt_client.client import RadioClient
-from ptt_client.voice import Transmitter
+from ptt_client.radio.display import Display
+from ptt_client.voice import Player, Transmitter
 from ptt_protocol import control, repeats
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
@@ -87,6 +88,8 @@ async def test_a_lossy_uplink_turns_repeats_on_and_a_clean_one_off(
         # On within two reports: the first uplink loss makes the relay report at once.
         assert changes[0][0] <= 2, (changes, reports)
         assert changes[0][1].loss_pct > 0
+        officer_sees = Display(alice, Player(alice, NullOutput())).event_line(changes[0][1])
+        assert officer_sees is not None and "lost on the way to your listeners" in officer_sees
         sequences = [f.sequence for f in heard]
         assert len(sequences) == len(set(sequences))  # no frame heard twice
         rescued = [f.sequence for f in heard if f.repeat]
@@ -99,11 +102,14 @@ async def test_a_lossy_uplink_turns_repeats_on_and_a_clean_one_off(
 
         proxy.set_impairment(uplink=CLEAN)
         off = asyncio.Event()
-        alice.add_listener(
-            lambda e: (
-                off.set() if isinstance(e, events.ProtectionChanged) and not e.distances else None
-            )
-        )
+        turned_off: list[events.ProtectionChanged] = []
+
+        def on_change(event: object) -> None:
+            if isinstance(event, events.ProtectionChanged) and not event.distances:
+                turned_off.append(event)
+                off.set()
+
+        alice.add_listener(on_change)
         async with asyncio.timeout(GUARD_S):
             talk = asyncio.create_task(talker.talk(WavFileInput(speech)))
             await off.wait()
@@ -111,6 +117,8 @@ async def test_a_lossy_uplink_turns_repeats_on_and_a_clean_one_off(
             await talk
         # Off only once the reports of the whole window say clean.
         assert all(r.uplink_loss_pct == 0 for r in reports[-2:])
+        line = Display(alice, Player(alice, NullOutput())).event_line(turned_off[0])
+        assert line is not None and "clean" in line
 
 
 async def test_a_forged_or_replayed_repeat_is_refused_like_any_frame(

@@ -135,7 +135,7 @@ def redundant_frames(
         draw(VOICE_FLAGS),
         draw(FRAME),
         reps,
-        draw(st.integers(0, MAX_DISTANCE)),
+        draw(st.integers(distances[-1] if distances else 0, MAX_DISTANCE)),
     )
 
 
@@ -227,7 +227,7 @@ def test_pack_refuses_a_statement_or_redundant_primary(flags: int) -> None:
     refused([], flags=flags)
 
 
-@pytest.mark.parametrize("reach", [-1, MAX_DISTANCE + 1, 255])
+@pytest.mark.parametrize("reach", [-1, 0, MAX_DISTANCE + 1, 255])
 def test_pack_refuses_reach_out_of_range(reach: int) -> None:
     refused([Repeat(1, 0, b"x")], reach=reach)
 
@@ -378,3 +378,10 @@ def test_explode_raises_nothing_but_malformed_error(body: bytes, sequence: int, 
         exploded.reach,
     )
     assert again == struct.pack("!IIIB", CHANNEL, BURST, sequence, REDUNDANT | extra) + body
+
+
+def test_a_reach_shorter_than_the_farthest_repeat_is_refused() -> None:
+    with pytest.raises(MalformedError, match="reach"):
+        explode(redundant(table(1, (2, 0, 1)) + b"p" + b"x"))
+    with pytest.raises(ValueError, match="reach"):
+        pack_redundant(CHANNEL, BURST, 9, 0, b"p", [Repeat(2, 0, b"x")], reach=1)
