@@ -311,11 +311,14 @@ class JitterBuffer:
         self._last_transit = transit
         self._transits.append(transit)
         # How much later than the fastest recent packet the slow ones come: 95th percentile.
-        p90, p95 = np.percentile(self._transits, (90, 95))
+        p20, p90, p95 = np.percentile(self._transits, (20, 90, 95))
         low = min(self._transits)
         spread_ms = (float(p95) - low) * 1000.0
-        # With repeats a late frame has a second chance (its repeat): the 90th percentile.
-        self._spread_with_repeats_s = float(p90) - low
+        # With repeats a late frame has a second chance (its repeat): the 90th percentile is
+        # enough, and it is counted from where a spurt's anchor typically sits (the quickest
+        # of the four or five frames that arrive while it buffers: about the 20th percentile),
+        # not from the quickest frame ever seen.
+        self._spread_with_repeats_s = float(p90) - float(p20)
         # One frame on top: a packet is needed by the time its frame is due, not after.
         measured = spread_ms + self.frame_s * 1000.0
         if len(self._transits) < _MIN_MEASUREMENTS:
