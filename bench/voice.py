@@ -8,16 +8,17 @@ real ``ptt-server`` in its own process on 127.0.0.1; three radios in this proces
 :class:`ptt_client.voice.Player` into memory, and a third radio joins mid-burst (late entry).
 Each radio's UDP goes through its own :class:`bench.impairment.ImpairmentProxy`.
 
-Conditions (the impairment is put once on the voice path, on the talker's uplink
-radio -> relay, so every listener hears the same impaired stream and the path has exactly the
-stated loss and jitter; the listeners' links are clean; the control plane (TLS WebSocket) is
-never impaired). Radios log in on clean links (so their UDP probe gets through), then the
-impairment starts:
+Conditions (issue 14). The impairment sits on the talker's uplink (radio -> relay), on the
+listeners' downlinks (relay -> radio), or on both; the control plane (TLS WebSocket) is never
+impaired. Radios log in on clean links (so their UDP probe gets through), then the impairment
+starts. Each condition starts with fresh radios: its first burst has no loss history.
 
 - ``clean``: no impairment (the proxies still forward, adding a loopback hop).
-- ``jitter40_loss5``: 20 ms base delay, + 0-40 ms uniform jitter (datagrams may overtake each
-  other), 5 % random loss.
-- ``loss10``: 10 % random loss, no delay.
+- ``up_loss5_jitter40``: uplink 20 ms base delay + 0-40 ms uniform jitter (datagrams may
+  overtake each other), 5 % random loss.
+- ``both_loss5_jitter40``: the same on the uplink and on every listener's downlink.
+- ``up_loss10``: uplink 10 % random loss, no delay.
+- ``up_bursty5``: uplink Gilbert-Elliott loss, mean 5 %, mean run 3 datagrams.
 
 Figures per condition (percentiles over every burst, or every frame for mouth-to-ear):
 
@@ -30,17 +31,22 @@ Figures per condition (percentiles over every burst, or every frame for mouth-to
   played frame (TS 22.179 late-entry KPI).
 - ``pesq_wb`` (ITU-T P.862.2, mean over bursts) and ``stoi`` (Taal et al. 2011, mean) of the
   received speech against the sent speech, after cross-correlation alignment, at 16 kHz.
-- Diagnostics: frame fates (``frames_played``/``_fec``/``_concealed``, and ``_missing``:
-  never played at all), ``extra_frames`` (frames played for sequence numbers that carried no
-  voice: the talker's burst signatures use the voice sequence counter, so the listener's
-  jitter buffer sees a gap every ~40 frames and fills it with an FEC frame, which delays the
-  rest of the burst by 20 ms), ``pesq_wb_without_extra_frames``/``stoi_without_extra_frames``
-  (the same scores with those frames cut out), measured network loss and reordering, the
-  listener's jitter-buffer counters, and ``codec_only`` (the samples through the
+- ``wire_kbps_mean`` / ``_p95`` over bursts: every UDP payload byte the talker sent during a
+  burst (hop header and tag, inner header, SFrame header and tag, statements, repeats), per
+  second of the burst, as its proxy counted it.
+- Diagnostics: frame fates (``frames_played``, ``frames_rescued_by_repeats`` (played from a
+  repeat in a later datagram), ``_fec``, ``_concealed``, and ``_missing``: never played at
+  all), the talker's protection changes and the listener's repeat counters (``repeats``),
+  ``extra_frames`` (frames played for sequence numbers that carried no voice; none since
+  burst statements are numbered apart from voice),
+  ``pesq_wb_without_extra_frames``/``stoi_without_extra_frames`` (the same scores with
+  those frames cut out), measured network loss and reordering, the listener's jitter-buffer
+  counters, and ``codec_only`` (the samples through the
   Transmitter's Opus settings, no network: the ceiling for PESQ and STOI).
 
-Goals (checked on ``clean`` unless named): access <= 50 ms, mouth-to-ear <= 100 ms,
-jitter40_loss5 mouth-to-ear <= 150 ms, PESQ-WB >= 3.5, STOI >= 0.90, late entry <= 100 ms.
+Goals (:data:`GOALS`, issue 14's table): per condition PESQ-WB, STOI, mouth-to-ear p95 and
+wire kbit/s mean; on ``clean`` also access time <= 50 ms and late entry <= 100 ms.
+``--variant`` measures other protections than the radio's (:mod:`bench.voice_variants`).
 
 Defaults: the 4 samples x 3 repeats per condition (about 2-3 minutes); ``--quick``: one
 sample x 2 repeats (under a minute). Needs ``pesq`` and ``pystoi`` (dev extras).
@@ -68,7 +74,7 @@ from bench.impairment import CLEAN, Impairment, ImpairmentProxy
 from bench.relay import RelayProcess, relay_process
 from bench.speech_quality import speech_quality
 from bench.voice_figures import FRAME_MS, Burst, frames_of, loss_pct, mean, sent_audio, summarise
-from bench.voice_variants import VARIANTS
+from bench.voice_variants import VARIANTS, apply_variant
 from crypto.bundle import CredentialBundle
 from crypto.identity import Role
 from ptt_admin import channels, people
@@ -326,6 +332,7 @@ async def radios_for(
             ear,
             late_ear,
         )
+        apply_variant(variant, talker, radios.transmitter)
         talker.add_listener(
             lambda e: (
                 radios.protection_log.append(f"{e.distances} at {e.loss_pct:.1f} %")
