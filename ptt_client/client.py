@@ -481,8 +481,14 @@ class RadioClient(EventStream):
     async def _send_signature(self, channel_id: int, burst_id: int, *, end: bool) -> None:
         if self.media.hop is None:
             return
-        inner = self.frames.statement(channel_id, burst_id, end=end, now=self._clock())
-        if inner is not None:
+        now = self._clock()
+        inner = self.frames.statement(channel_id, burst_id, end=end, now=now)
+        if inner is None:
+            return
+        await self.media.send(self.media.seal(inner))
+        if self.protection.for_channel(channel_id, now).distances:
+            # A lost statement leaves its frames unverified; on a lossy path it goes twice
+            # (listeners keep the first copy, like any frame).
             await self.media.send(self.media.seal(inner))
 
     async def send_text(

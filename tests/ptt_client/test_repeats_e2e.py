@@ -167,3 +167,28 @@ async def test_a_forged_or_replayed_repeat_is_refused_like_any_frame(
         assert len(refused) == 1 and "frame refused" in refused[0].reason, refused
         assert carol.reception.duplicates == 1 + 3
         assert carol.reception.rescued == 1
+
+
+async def test_on_a_lossy_path_each_burst_statement_goes_twice_and_counts_once(
+    org: Org, server: RelayServer
+) -> None:
+    cid = org.channel_id
+    async with radios(org, server, "alice", "carol") as c:
+        alice, carol = c["alice"], c["carol"]
+        for lossy in (False, True):
+            if lossy:
+                loss = control.LinkReport(channel_id=cid, uplink_loss_pct=6, uplink_jitter_ms=1)
+                assert alice.protection.report(loss, time.time()) is not None
+            before = carol.reception.duplicates
+            await take_floor(alice, carol)
+            for n in range(3):
+                assert await alice.send_voice(b"words %d" % n)
+            await alice.release()
+            assert (await carol.wait_for(events.TalkerVerified)).talker == "alice"
+            await carol.wait_for(control.FloorIdle)
+            reported = await handled(carol)
+            assert of(events.TalkerVerified, reported) == []  # the copy verifies nothing again
+            assert of(events.VoiceRejected, reported) == []
+            # Lossy, (1, 2): frame 0 again in datagram 1, frames 1 and 0 in datagram 2, and
+            # the final statement's copy. Clean: nothing twice.
+            assert carol.reception.duplicates - before == (1 + 2 + 1 if lossy else 0)
