@@ -21,7 +21,8 @@ from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavDirectoryOutput
 from ptt_client.client import RadioClient
 from ptt_client.codec import OpusDecoder, OpusEncoder, Pcm, frame_samples
-from ptt_client.jitter import Conceal, Play, Recover, StreamMixer
+from ptt_client.jitter import Conceal, Play, Recover
+from ptt_client.mixer import StreamMixer
 from ptt_client.tones import Tone, ToneQueue
 from ptt_protocol import control
 

@@ -10,16 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ptt_client.jitter import (
-    Candidate,
-    JitterBuffer,
-    JitterError,
-    Output,
-    Play,
-    PriorityPicker,
-    Recover,
-    StreamMixer,
-)
+from ptt_client.jitter import JitterBuffer, JitterError, Output, Play, Recover
+from ptt_client.mixer import Candidate, PriorityPicker, StreamMixer
 
 F = 0.020  # frame duration, seconds
 WRAP = 1 << 32
