@@ -43,7 +43,6 @@ __all__ = [
     "Repeat",
     "explode",
     "pack_redundant",
-    "primary_offset",
 ]
 
 REDUNDANT: Final = media.REDUNDANT
@@ -112,12 +111,6 @@ def pack_redundant(
     body = b"".join([_PREFIX.pack(reach, len(repeats)), *entries, primary])
     body += b"".join(r.frame for r in repeats)
     return media.pack_inner(channel_id, burst_id, sequence, flags | REDUNDANT, body)
-
-
-def primary_offset(inner: bytes) -> int:
-    """Where the primary's E2E frame starts in a redundant inner frame (the relay's KID peek)."""
-    count = inner[media.INNER_HEADER.size + 1] if len(inner) > media.INNER_HEADER.size + 1 else 0
-    return media.INNER_HEADER.size + _PREFIX.size + count * _ENTRY.size
 
 
 def explode(frame: media.InnerFrame) -> Exploded:

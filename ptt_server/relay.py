@@ -11,10 +11,17 @@ voice frame only if its sender index is the holder's own in the channel's roster
 of that epoch (:mod:`ptt_server.senders`): every member can derive every sender
 key of an epoch, so without it any member holding the floor could speak under
 another member's name. Burst statements (``media.SIGNATURE``) carry no SFrame
-header; they are bound to the holder's session and burst like everything else. The same path serves
-datagrams tunnelled over the WebSocket when UDP is blocked: the tunnel is just
-another source address (:data:`TUNNEL`), so the roaming rule moves a session
-between UDP and the tunnel in both directions.
+header; they are bound to the holder's session and burst like everything else.
+
+A redundant datagram (:mod:`ptt_protocol.repeats`) carries earlier frames of the burst:
+each one passes the same KID check (one foreign KID drops the datagram) and is recorded
+once; the bytes are forwarded as they came. The holder's voice frames also feed the
+channel's loss feedback (:mod:`ptt_server.link_feedback`): jitter, and a report at once on
+a first loss.
+
+The same path serves datagrams tunnelled over the WebSocket when UDP is blocked: the
+tunnel is just another source address (:data:`TUNNEL`), so the roaming rule moves a
+session between UDP and the tunnel in both directions.
 
 Roaming (``ptt_protocol.media``): a newer datagram from a new UDP address only
 makes it a candidate; the relay probes the old address and moves the session

@@ -26,7 +26,6 @@ from ptt_protocol.repeats import (
     Repeat,
     explode,
     pack_redundant,
-    primary_offset,
 )
 
 CHANNEL, BURST = 0x01020304, 0xA0B0C0D0
@@ -97,20 +96,11 @@ def test_explode_gives_each_frame_as_sealed_oldest_first() -> None:
     )
 
 
-def test_primary_offset_points_at_the_primary() -> None:
-    for count in range(MAX_REPEATS + 1):
-        reps = [Repeat(d, 0, bytes([d]) * 5) for d in range(1, count + 1)]
-        inner = pack_redundant(CHANNEL, BURST, 8, 0, b"the-primary", reps, reach=count)
-        at = primary_offset(inner)
-        assert at == 13 + 2 + 4 * count
-        assert inner[at : at + len(b"the-primary")] == b"the-primary"
-
-
 def test_a_frame_carrying_no_repeat_yet_announces_its_reach() -> None:
     inner = pack_redundant(CHANNEL, BURST, 0, 0, b"first", [], reach=2)
     exploded = explode(unpack_inner(inner))
     assert exploded == (2, ((pack_inner(CHANNEL, BURST, 0, 0, b"first"), False),))
-    assert inner[primary_offset(inner) :] == b"first"
+    assert inner[13 + 2 :] == b"first"  # header, reach and count, then the frame
 
 
 # --- Round trip ------------------------------------------------------------------------------
@@ -159,7 +149,7 @@ def test_round_trip_gives_back_the_plain_inner_frames(
     assert list(exploded.frames) == expected
     sequences = [struct.unpack_from("!I", f, 8)[0] for f, _ in exploded.frames]
     assert sequences == sorted(sequences) and sequences[-1] == sequence
-    at = primary_offset(inner)
+    at = 13 + 2 + 4 * len(reps)  # the primary sits behind the repeat table
     assert inner[at : at + len(primary)] == primary
 
 
