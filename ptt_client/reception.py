@@ -64,7 +64,6 @@ class _Baseline:
     hop: HopSession
     received: int
     lost: int
-    runs: int
 
 
 class Reception:
@@ -178,7 +177,7 @@ class Reception:
             return []
         base = self._baseline
         if base is None or base.hop is not hop:
-            self._baseline = _Baseline(hop, hop.received, hop.lost, hop.loss_runs)
+            self._baseline = _Baseline(hop, hop.received, hop.lost)
             return []
         due = [
             (channel_id, heard)
@@ -190,15 +189,14 @@ class Reception:
             if all(now - h.last_frame > RECEIVING_WINDOW for h in self._heard.values()):
                 # Nothing heard: the next report covers the next reception, not the quiet
                 # (keepalives lost minutes ago say nothing about the path now).
-                self._baseline = _Baseline(hop, hop.received, hop.lost, hop.loss_runs)
+                self._baseline = _Baseline(hop, hop.received, hop.lost)
             return []
         received = hop.received - base.received
         lost = max(0, hop.lost - base.lost)
-        runs = max(0, hop.loss_runs - base.runs)
-        self._baseline = _Baseline(hop, hop.received, hop.lost, hop.loss_runs)
+        self._baseline = _Baseline(hop, hop.received, hop.lost)
         expected = received + lost
         loss = 100.0 * lost / expected if expected else 0.0
-        run = min(control.MAX_LOSS_RUN, max(1.0, lost / runs)) if runs else 1.0
+        run = control.mean_loss_run(hop.lost, hop.loss_runs)  # the link's, since login
         reports = []
         for channel_id, heard in due:
             heard.last_report = now

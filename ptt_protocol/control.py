@@ -95,7 +95,13 @@ from ptt_protocol.control_keys import (
     RevocationUpdate,
     RosterUpdate,
 )
-from ptt_protocol.control_link import MAX_JITTER_MS, MAX_LOSS_RUN, LinkReport, ReceiverReport
+from ptt_protocol.control_link import (
+    MAX_JITTER_MS,
+    MAX_LOSS_RUN,
+    LinkReport,
+    ReceiverReport,
+    mean_loss_run,
+)
 from ptt_protocol.control_session import (
     Error,
     Goodbye,
@@ -290,6 +296,7 @@ __all__ = [
     "UserIds",
     "decode",
     "encode",
+    "mean_loss_run",
     "tag_of",
 ]
 

@@ -22,11 +22,13 @@ from ptt_protocol.control_types import ChannelId, _Message
 __all__ = [
     "MAX_JITTER_MS",
     "MAX_LOSS_RUN",
+    "MIN_RUNS_FOR_A_MEAN",
     "JitterMs",
     "LinkReport",
     "LossPct",
     "LossRun",
     "ReceiverReport",
+    "mean_loss_run",
 ]
 
 MAX_JITTER_MS: Final = 10_000.0
@@ -76,3 +78,16 @@ class LinkReport(_Message, frozen=True, kw_only=True):
     """Jitter at the same percentile of the listeners."""
     audience_loss_run: LossRun = 1.0
     """Mean run of consecutive losses on those downlinks."""
+
+
+MIN_RUNS_FOR_A_MEAN: Final = 3
+"""Fewer runs of consecutive losses than this say nothing about burstiness: two losses in a
+row happen by chance on a 5 % random path, and would make a talker reach far back."""
+
+
+def mean_loss_run(lost: int, runs: int) -> float:
+    """The mean loss run to report for ``lost`` datagrams lost in ``runs`` runs (1.0 until
+    :data:`MIN_RUNS_FOR_A_MEAN` runs were seen), inside the wire bounds."""
+    if runs < MIN_RUNS_FOR_A_MEAN:
+        return 1.0
+    return min(MAX_LOSS_RUN, max(1.0, lost / runs))

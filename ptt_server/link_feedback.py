@@ -72,7 +72,6 @@ class _Heard:
 class _Baseline:
     received: int
     lost: int
-    runs: int
 
 
 class ChannelFeedback:
@@ -93,7 +92,7 @@ class ChannelFeedback:
     def __init__(self) -> None:
         self._audience: dict[int, _Heard] = {}
         self._talker: int | None = None
-        self._baseline = _Baseline(0, 0, 0)
+        self._baseline = _Baseline(0, 0)
         self._jitter_s = 0.0
         self._last_transit: float | None = None
         self.next_report: float | None = None
@@ -112,7 +111,7 @@ class ChannelFeedback:
     def talk_started(self, talker: int, hop: HopSession, now: float) -> None:
         """Session ``talker`` was granted the floor: measure its uplink from here."""
         self._talker = talker
-        self._baseline = _Baseline(hop.received, hop.lost, hop.loss_runs)
+        self._baseline = _Baseline(hop.received, hop.lost)
         self._jitter_s = 0.0
         self._last_transit = None
         self.lost_when_clean = hop.lost
@@ -142,10 +141,11 @@ class ChannelFeedback:
         base = self._baseline
         received = hop.received - base.received
         lost = max(0, hop.lost - base.lost)
-        runs = max(0, hop.loss_runs - base.runs)
         expected = received + lost
         up_loss = 100.0 * lost / expected if expected else 0.0
-        up_run = lost / runs if runs else 1.0
+        # Burstiness is a property of the link, and needs runs to show: over the whole
+        # session, not the burst (a pair of losses in a row is chance on a random path).
+        up_run = control.mean_loss_run(hop.lost, hop.loss_runs)
         loss, jitter, run = self.audience(now)
         # Told "clean": the next loss must not wait for the next report.
         self.watching = up_loss == 0
@@ -154,7 +154,7 @@ class ChannelFeedback:
             channel_id=channel_id,
             uplink_loss_pct=min(100.0, up_loss),
             uplink_jitter_ms=min(control.MAX_JITTER_MS, self._jitter_s * 1000.0),
-            uplink_loss_run=min(control.MAX_LOSS_RUN, max(1.0, up_run)),
+            uplink_loss_run=up_run,
             audience_loss_pct=loss,
             audience_jitter_ms=jitter,
             audience_loss_run=run,

@@ -23,6 +23,12 @@ FRAME_S = 0.020
 STATEMENTS = 1 << 31
 
 
+
+def mean_run(lost: int, runs: int) -> float:
+    """What the report must say: the mean run once three runs were seen, else 1 (a pair of
+    losses in a row is chance on a random path, not burstiness)."""
+    return lost / runs if runs >= 3 else 1.0
+
 def downlink(index: int = 0x51) -> tuple[HopSession, HopSession]:
     """The relay's session to this radio (seals) and the radio's own (opens)."""
     return HopSession(index, KEY, "server"), HopSession(index, KEY, "client")
@@ -257,7 +263,7 @@ def test_the_loss_is_the_exact_counter_gaps(count: int, lost: set[int]) -> None:
     runs = sum(1 for i in lost if i - 1 not in lost)
     assert through_the_wire(report).loss_pct == pytest.approx(100 * missing / count)
     assert report.loss_pct == pytest.approx(100 * missing / (received + missing))
-    assert report.loss_run == pytest.approx(missing / runs if runs else 1.0)
+    assert report.loss_run == pytest.approx(mean_run(missing, runs))
     assert report.channel_id == CHANNEL
 
 
@@ -269,7 +275,7 @@ def test_worked_example_three_lost_in_two_runs() -> None:
     heard(rx, [(0, 0.9)])
     (report,) = rx.reports_due(radio, 1.0)
     assert report.loss_pct == pytest.approx(15.0)  # 3 of 20
-    assert report.loss_run == pytest.approx(1.5)  # 3 lost in 2 runs
+    assert report.loss_run == 1.0  # 3 lost in 2 runs: too few runs for a mean
 
 
 def test_a_loss_is_seen_only_once_a_later_datagram_arrives() -> None:
@@ -284,7 +290,7 @@ def test_a_loss_is_seen_only_once_a_later_datagram_arrives() -> None:
     heard(rx, [(25, 1.5)])
     (second,) = rx.reports_due(radio, 1.5)
     assert second.loss_pct == pytest.approx(100 * 2 / 3)  # 2 lost, 1 received since
-    assert second.loss_run == pytest.approx(2.0)
+    assert second.loss_run == 1.0  # one run of two: no mean yet
     assert len(sealed) == 10
 
 
@@ -330,7 +336,7 @@ def test_at_most_one_report_per_interval_and_nothing_is_lost_in_between() -> Non
     heard(rx, [(50, 1.9)])
     (second,) = rx.reports_due(radio, 1.0 + REPORT_INTERVAL)
     assert second.loss_pct == pytest.approx(100 * 3 / 20)  # both halves, none counted twice
-    assert second.loss_run == pytest.approx(1.5)
+    assert second.loss_run == 1.0  # 3 lost in 2 runs
     heard(rx, [(75, 2.4)])
     assert rx.reports_due(radio, 2.5) == []
 
@@ -437,13 +443,17 @@ def test_values_stay_inside_the_report_limits() -> None:
     relay, radio = downlink()
     rx = Reception()
     rx.reports_due(radio, 0.0)
-    carry(relay, radio, 1502, lost=range(1, 1501))  # one run of 1500
+    # Three runs of 1500, each followed by one datagram that arrives.
+    lost = {i for i in range(4503) if i % 1501 != 1500}
+    carry(relay, radio, 4503, lost=lost)
     heard(rx, [(0, 0.0), (1, 1000.0)])  # an arrival 1000 s late: J = 62.5 s
     (report,) = rx.reports_due(radio, 1000.0)
     decoded = through_the_wire(report)
+    received, missing, runs = gaps(4503, lost)
+    assert (missing, runs) == (4500, 3)
     assert decoded.jitter_ms == control.MAX_JITTER_MS
     assert decoded.loss_run == control.MAX_LOSS_RUN
-    assert decoded.loss_pct == pytest.approx(100 * 1500 / 1502)
+    assert decoded.loss_pct == pytest.approx(100 * missing / (received + missing))
 
 
 @given(
@@ -468,7 +478,7 @@ def test_every_report_decodes_and_matches_the_gaps(
     received, missing, runs = gaps(count, lost)
     expected = 100 * missing / (received + missing) if received + missing else 0.0
     assert decoded.loss_pct == pytest.approx(expected)
-    assert decoded.loss_run == pytest.approx(missing / runs if runs else 1.0)
+    assert decoded.loss_run == pytest.approx(mean_run(missing, runs))
     assert decoded.jitter_ms == pytest.approx(
         min(control.MAX_JITTER_MS, 1000 * rfc3550_jitter(arrivals)), abs=1e-9
     )

@@ -28,6 +28,12 @@ TALKER = 0x7001
 FRAME_S = 0.020
 
 
+
+def mean_run(lost: int, runs: int) -> float:
+    """What the report must say: the mean run once three runs were seen, else 1 (a pair of
+    losses in a row is chance on a random path, not burstiness)."""
+    return lost / runs if runs >= 3 else 1.0
+
 def uplink() -> tuple[HopSession, HopSession]:
     """The talker's radio session (seals) and the relay's session for it (opens)."""
     return HopSession(TALKER, KEY, "client"), HopSession(TALKER, KEY, "server")
@@ -96,7 +102,8 @@ def test_uplink_loss_counts_from_the_grant() -> None:
     report = wire(feedback.report(CHANNEL, relay, 100.5))
     assert report.channel_id == CHANNEL
     assert report.uplink_loss_pct == pytest.approx(15.0)  # 3 of 20
-    assert report.uplink_loss_run == pytest.approx(1.5)  # in 2 runs
+    # The run is the link's, over the whole session: 10 lost in 4 runs.
+    assert report.uplink_loss_run == pytest.approx(mean_run(7 + 3, 2 + 2))
 
 
 @pytest.mark.parametrize(
@@ -116,7 +123,7 @@ def test_uplink_loss_and_run_are_the_exact_gaps(count: int, lost: set[int]) -> N
     report = wire(feedback.report(CHANNEL, relay, 1.0))
     runs = sum(1 for i in lost if i - 1 not in lost)
     assert report.uplink_loss_pct == pytest.approx(100 * len(lost) / (count + 1))
-    assert report.uplink_loss_run == pytest.approx(len(lost) / runs if runs else 1.0)
+    assert report.uplink_loss_run == pytest.approx(mean_run(len(lost), runs))
 
 
 def test_uplink_loss_is_the_whole_burst_so_far() -> None:
@@ -126,7 +133,7 @@ def test_uplink_loss_is_the_whole_burst_so_far() -> None:
     carry(radio, relay, 10, lost={2, 3})
     second = wire(feedback.report(CHANNEL, relay, 1.5))
     assert second.uplink_loss_pct == pytest.approx(15.0)  # 3 of 20 since the grant
-    assert second.uplink_loss_run == pytest.approx(1.5)
+    assert second.uplink_loss_run == 1.0  # 3 lost in 2 runs
 
 
 def test_a_late_datagram_is_not_lost() -> None:
@@ -141,11 +148,12 @@ def test_a_late_datagram_is_not_lost() -> None:
 
 def test_uplink_figures_stay_inside_the_report_limits() -> None:
     feedback, radio, relay = talking()
-    carry(radio, relay, 1502, lost=range(1, 1501))  # one run of 1500 datagrams
+    # Three runs of 1500 datagrams, each followed by one that arrives.
+    carry(radio, relay, 4504, lost={i for i in range(1, 4504) if i % 1501 != 0})
     feedback.voice_frame(0, 0.0)
     feedback.voice_frame(1, 1000.0)  # 1000 s late: J = 62.5 s
     report = wire(feedback.report(CHANNEL, relay, 1000.0))
-    assert report.uplink_loss_pct == pytest.approx(100 * 1500 / 1502)
+    assert report.uplink_loss_pct == pytest.approx(100 * 4500 / 4504)
     assert report.uplink_loss_run == control.MAX_LOSS_RUN
     assert report.uplink_jitter_ms == control.MAX_JITTER_MS
 
