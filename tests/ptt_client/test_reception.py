@@ -23,11 +23,11 @@ FRAME_S = 0.020
 STATEMENTS = 1 << 31
 
 
-
 def mean_run(lost: int, runs: int) -> float:
     """What the report must say: the mean run once three runs were seen, else 1 (a pair of
     losses in a row is chance on a random path, not burstiness)."""
     return lost / runs if runs >= 3 else 1.0
+
 
 def downlink(index: int = 0x51) -> tuple[HopSession, HopSession]:
     """The relay's session to this radio (seals) and the radio's own (opens)."""

@@ -28,11 +28,11 @@ TALKER = 0x7001
 FRAME_S = 0.020
 
 
-
 def mean_run(lost: int, runs: int) -> float:
     """What the report must say: the mean run once three runs were seen, else 1 (a pair of
     losses in a row is chance on a random path, not burstiness)."""
     return lost / runs if runs >= 3 else 1.0
+
 
 def uplink() -> tuple[HopSession, HopSession]:
     """The talker's radio session (seals) and the relay's session for it (opens)."""
