@@ -290,6 +290,7 @@ class RadioClient(EventStream):
         self._ws = ws
         # A new session: burst ids may restart (the server did), so what was heard is over.
         self._emit_all(self.keyring.new_session())
+        self.reception.new_session()
         await self.media.open(answer.reply, self.server_url)
         if reconnect:
             self.reconnects += 1
@@ -358,7 +359,7 @@ class RadioClient(EventStream):
                 opened = self.keyring.expect_talker(
                     taken.channel_id, taken.user_id, taken.burst_id, self._clock(), taken.priority
                 )
-                self._emit_all(self.reception.early_frames_opened(opened))
+                self._emit_all(self.reception.early_frames_opened(opened, self._clock()))
             elif isinstance(effect, HeardBurstOver):
                 self._emit_all(
                     self.keyring.end_heard_burst(

@@ -38,6 +38,8 @@ _BURSTS_KEPT: Final = 32
 _HELD_KEPT: Final = 200
 """At most this many held frames are remembered (the key ring holds 50)."""
 _FRAME_S: Final = 0.020
+_TAKEN_WINDOW: Final = 64
+"""Frames behind the newest taken one that are still told apart (a repeat reaches 8)."""
 _STATEMENTS_FROM: Final = 1 << 31
 """Burst statements are numbered from here (``ptt_client.talk_frames``): not voice."""
 
@@ -59,6 +61,31 @@ class _Heard:
     last_report: float = float("-inf")
 
 
+class _Taken:
+    """The frames of one burst already taken, in a window behind the newest of each kind
+    (voice, statements): repeats reach at most 8 frames back, so older copies are dropped
+    as duplicates too, and memory stays bounded whatever a relay sends."""
+
+    __slots__ = ("_seen", "_top")
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+        self._top = [-1, -1]  # newest voice sequence, newest statement sequence
+
+    def has(self, sequence: int) -> bool:
+        return sequence in self._seen or self._aged(sequence)
+
+    def add(self, sequence: int) -> None:
+        kind = int(sequence >= _STATEMENTS_FROM)
+        self._top[kind] = max(self._top[kind], sequence)
+        self._seen.add(sequence)
+        if len(self._seen) > 4 * _TAKEN_WINDOW:
+            self._seen = {s for s in self._seen if not self._aged(s)}
+
+    def _aged(self, sequence: int) -> bool:
+        return sequence < self._top[sequence >= _STATEMENTS_FROM] - _TAKEN_WINDOW
+
+
 @dataclass(slots=True)
 class _Baseline:
     hop: HopSession
@@ -70,7 +97,8 @@ class Reception:
     """De-duplication of repeats and the downlink figures of one radio."""
 
     def __init__(self) -> None:
-        self._taken: OrderedDict[tuple[int, int], set[int]] = OrderedDict()
+        self._taken: OrderedDict[tuple[int, int], _Taken] = OrderedDict()
+        """Per (channel, burst), most recently used last: the frames already taken."""
         self._heard: dict[int, _Heard] = {}
         self._baseline: _Baseline | None = None
         self.duplicates = 0
@@ -85,13 +113,15 @@ class Reception:
         """The frames of ``inner`` still to open. Raises ``ProtocolError`` when malformed."""
         frame = media.unpack_inner(inner)
         exploded = repeats.explode(frame)
-        taken = self._taken.get((frame.channel_id, frame.burst_id))
+        key = (frame.channel_id, frame.burst_id)
+        taken = self._taken.get(key)
         if taken is None:
             return Split(exploded.reach, exploded.frames)
+        self._taken.move_to_end(key)
         fresh = []
         for plain, is_repeat in exploded.frames:
             sequence = media.INNER_HEADER.unpack_from(plain)[2]
-            if sequence in taken:
+            if taken.has(sequence):
                 self.duplicates += 1
             else:
                 fresh.append((plain, is_repeat))
@@ -109,24 +139,35 @@ class Reception:
         reported: list[object] = []
         for plain, is_repeat in split.frames:
             found = keyring.open_media(plain, now, floors)
-            if any(isinstance(e, events.VoiceRejected) for e in found):
-                reported.extend(found)
-                continue
             channel_id, burst_id, sequence, _ = media.INNER_HEADER.unpack_from(plain)
-            self.taken(channel_id, burst_id, sequence, is_repeat, now)
-            if not any(isinstance(e, events.VoiceFrame) for e in found):
-                self.hold(plain, is_repeat, split.reach)  # early, or a statement
+            if any(isinstance(e, _AUTHENTICATED) for e in found):
+                # Only what opened counts as taken: a forged copy never shadows the real one.
+                self.taken(channel_id, burst_id, sequence, is_repeat, now)
+            elif not any(isinstance(e, events.VoiceRejected) for e in found):
+                self.hold(plain, is_repeat, split.reach)  # early: waits for its FloorTaken
             reported.extend(_annotated(e, is_repeat, split.reach) for e in found)
         return reported
 
-    def early_frames_opened(self, found: list[object]) -> list[object]:
-        """Frames the key ring held until their FloorTaken, with how they came."""
-        return [
-            _annotated(e, *self.unheld(e.channel_id, e.burst_id, e.sequence))
-            if isinstance(e, events.VoiceFrame)
-            else e
-            for e in found
-        ]
+    def early_frames_opened(self, found: list[object], now: float) -> list[object]:
+        """Frames the key ring held until their FloorTaken, with how they came; the ones
+        that opened are taken from now on."""
+        out: list[object] = []
+        for event in found:
+            if isinstance(event, events.VoiceFrame):
+                key = (event.channel_id, event.burst_id, event.sequence)
+                is_repeat, reach = self.unheld(*key)
+                self.taken(*key, is_repeat, now)
+                event = _annotated(event, is_repeat, reach)
+            out.append(event)
+        return out
+
+    def new_session(self) -> None:
+        """A new login: the relay may have restarted and burst ids start again, so nothing
+        taken or held under the old ones may shadow a new burst."""
+        self._taken.clear()
+        self._held.clear()
+        for heard in self._heard.values():
+            heard.burst_id, heard.last_transit = -1, None
 
     def hold(self, plain: bytes, is_repeat: bool, reach: int) -> None:
         """The key ring keeps ``plain`` until floor control names its burst: remember how it
@@ -147,9 +188,11 @@ class Reception:
         key = (channel_id, burst_id)
         taken = self._taken.get(key)
         if taken is None:
-            taken = self._taken[key] = set()
+            taken = self._taken[key] = _Taken()
             while len(self._taken) > _BURSTS_KEPT:
-                self._taken.popitem(last=False)
+                self._taken.popitem(last=False)  # the least recently used burst
+        else:
+            self._taken.move_to_end(key)
         taken.add(sequence)
         if is_repeat:
             self.rescued += 1
@@ -216,3 +259,7 @@ def _annotated(event: object, is_repeat: bool, reach: int) -> object:
     if isinstance(event, events.VoiceFrame) and (is_repeat or reach):
         return dataclasses.replace(event, repeat=is_repeat, reach=reach)
     return event
+
+
+_AUTHENTICATED: Final = (events.VoiceFrame, events.TalkerVerified, events.ForgedAudio)
+"""What the key ring reports only for a frame that opened (or a statement that verified)."""

@@ -13,10 +13,11 @@ a datagram while the talker's last report said it was clean (the relay's hot pat
 compares one counter): protection
 starts within a frame or two of the first loss, not a second later.
 
-The audience figure is the :data:`PERCENTILE`-th percentile (nearest rank) of the loss the
-channel's listeners reported in the last :data:`REPORT_TTL` seconds, capped at
-:data:`AUDIENCE_LOSS_CAP`: most of the audience is protected, and one listener in a basement
-does not make everyone pay its bitrate. The talker learns the figure only: no identities,
+The audience figure is the :data:`PERCENTILE`-th percentile (nearest rank, and never the
+single worst of two or more reports: :func:`audience_rank`) of what the channel's listeners
+reported in the last :data:`REPORT_TTL` seconds, loss, jitter and loss run each on its own,
+capped: most of the audience is protected, and one listener in a basement (or one that
+lies) does not make everyone pay its bitrate. The talker learns the figure only: no identities,
 no addresses, no count.
 """
 
@@ -30,7 +31,9 @@ from ptt_protocol import control
 from ptt_protocol.media import HopSession
 
 __all__ = [
+    "AUDIENCE_JITTER_CAP_MS",
     "AUDIENCE_LOSS_CAP",
+    "AUDIENCE_LOSS_RUN_CAP",
     "FIRST_REPORT_AFTER",
     "MIN_REPORT_INTERVAL",
     "PERCENTILE",
@@ -38,6 +41,7 @@ __all__ = [
     "REPORT_TTL",
     "ChannelFeedback",
     "ReportRefused",
+    "audience_rank",
 ]
 
 REPORT_INTERVAL: Final = 1.0
@@ -51,6 +55,9 @@ REPORT_TTL: Final = 3.0
 PERCENTILE: Final = 90
 AUDIENCE_LOSS_CAP: Final = 20.0
 """Percent: the most loss the audience figure ever claims."""
+AUDIENCE_LOSS_RUN_CAP: Final = 4.0
+"""The longest mean loss run the audience figure claims (repeats reach 6 frames at most)."""
+AUDIENCE_JITTER_CAP_MS: Final = 500.0
 HISTORY_TTL: Final = 60.0
 """A burst starts from the audience's figure of the last minute, if there is one."""
 _FRAME_S: Final = 0.020
@@ -72,6 +79,15 @@ class _Heard:
 class _Baseline:
     received: int
     lost: int
+
+
+def audience_rank(reports: int) -> int:
+    """Which report (0-based, in increasing order) stands for the audience: the nearest-rank
+    :data:`PERCENTILE`-th percentile, but never the single worst of two or more. On a small
+    channel the 90th percentile *is* the worst report, and one radio (broken, or lying)
+    would set every talker's protection, and tell them its figures."""
+    rank = max(0, math.ceil(PERCENTILE / 100 * reports) - 1)
+    return min(rank, reports - 2) if reports >= 2 else 0
 
 
 class ChannelFeedback:
@@ -189,14 +205,14 @@ class ChannelFeedback:
             if remembered is not None and now - remembered[3] <= HISTORY_TTL:
                 return remembered[:3]
             return 0.0, 0.0, 1.0
-        covered = sorted(fresh, key=lambda h: h.loss_pct)
-        rank = max(0, math.ceil(PERCENTILE / 100 * len(covered)) - 1)
-        figure = covered[rank]
-        jitters = sorted(h.jitter_ms for h in covered)
-        within = [h for h in covered[: rank + 1] if h.loss_pct > 0]
-        weight = sum(h.loss_pct for h in within)
-        run = sum(h.loss_run * h.loss_pct for h in within) / weight if weight else 1.0
-        run = min(control.MAX_LOSS_RUN, max(1.0, run))  # a weighted mean may round past a bound
-        result = (min(AUDIENCE_LOSS_CAP, figure.loss_pct), jitters[rank], run)
+        rank = audience_rank(len(fresh))
+        figure = sorted(fresh, key=lambda h: h.loss_pct)[rank]
+        jitter = sorted(h.jitter_ms for h in fresh)[rank]
+        run = sorted(h.loss_run for h in fresh)[rank]
+        result = (
+            min(AUDIENCE_LOSS_CAP, figure.loss_pct),
+            min(AUDIENCE_JITTER_CAP_MS, jitter),
+            min(AUDIENCE_LOSS_RUN_CAP, run),
+        )
         self.remembered = (*result, now)
         return result

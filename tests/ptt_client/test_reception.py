@@ -164,15 +164,38 @@ def test_taken_frames_belong_to_their_channel_and_burst() -> None:
     assert rx.duplicates == 0
 
 
-def test_only_the_latest_bursts_are_remembered() -> None:
+def test_the_least_recently_used_burst_is_forgotten_first() -> None:
     rx = Reception()
     rx.taken(CHANNEL, BURST, 5, False, 0.0)
     assert rx.split(pack_inner(CHANNEL, BURST, 5, 0, b"x")).frames == ()
     for burst in range(1000, 1000 + reception._BURSTS_KEPT - 1):
         rx.taken(CHANNEL, burst, 0, False, 0.0)
-    assert rx.split(pack_inner(CHANNEL, BURST, 5, 0, b"x")).frames == ()  # still kept
+    # BURST is the oldest, but still in use (a long call while other channels come and go).
+    assert rx.split(pack_inner(CHANNEL, BURST, 5, 0, b"x")).frames == ()
     rx.taken(CHANNEL, 5000, 0, False, 0.0)
-    assert len(rx.split(pack_inner(CHANNEL, BURST, 5, 0, b"x")).frames) == 1  # forgotten
+    assert rx.split(pack_inner(CHANNEL, BURST, 5, 0, b"x")).frames == ()  # still kept
+    assert len(rx.split(pack_inner(CHANNEL, 1000, 0, 0, b"x")).frames) == 1  # forgotten
+
+
+def test_taken_frames_are_bounded_whatever_arrives() -> None:
+    rx = Reception()
+    for sequence in range(0, 80_000, 3):
+        rx.taken(CHANNEL, BURST, sequence, False, 0.0)
+    held = rx._taken[(CHANNEL, BURST)]
+    assert len(held._seen) <= 4 * reception._TAKEN_WINDOW + 1
+    # Copies of frames long behind the newest are dropped as duplicates, recent ones too.
+    assert rx.split(pack_inner(CHANNEL, BURST, 10, 0, b"x")).frames == ()
+    assert rx.split(pack_inner(CHANNEL, BURST, 79_998, 0, b"x")).frames == ()
+    assert len(rx.split(pack_inner(CHANNEL, BURST, 79_997, 0, b"x")).frames) == 1
+
+
+def test_a_new_session_forgets_what_was_taken_and_held() -> None:
+    rx = Reception()
+    rx.taken(CHANNEL, BURST, 5, False, 0.0)
+    rx.hold(pack_inner(CHANNEL, BURST, 9, 0, b"x"), True, 2)
+    rx.new_session()  # the relay restarted: burst ids start again
+    assert len(rx.split(pack_inner(CHANNEL, BURST, 5, 0, b"x")).frames) == 1
+    assert rx.unheld(CHANNEL, BURST, 9) == (False, 0)
 
 
 def test_malformed_frames_are_refused() -> None:

@@ -21,9 +21,9 @@ from ptt_client.audio import NullOutput, WavFileInput
 from ptt_client.client import RadioClient
 from ptt_client.radio.display import Display
 from ptt_client.voice import Player, Transmitter
-from ptt_protocol import control, repeats
+from ptt_protocol import control, media, repeats
 from ptt_server.server import RelayServer
-from tests.orgfixture import Org
+from tests.orgfixture import Org, start_server
 from tests.ptt_client.speech import long_recording
 from tests.ptt_client.test_e2e_promises import handled, of, radios, relay_forwards, take_floor
 from tests.tui.org import bursts_stored
@@ -94,6 +94,7 @@ async def test_a_lossy_uplink_turns_repeats_on_and_a_clean_one_off(
         assert len(sequences) == len(set(sequences))  # no frame heard twice
         rescued = [f.sequence for f in heard if f.repeat]
         assert rescued  # 10 % loss: some frames came only as repeats
+        assert bob.reception.duplicates > 0  # the repeats of frames that did arrive: dropped
         recorded = await server.store.recent_bursts(cid, 1)
         frames = await server.store.burst_frames(recorded[0].burst_key)
         voice = [f.seq for f in frames if f.seq < 1 << 31]
@@ -192,3 +193,58 @@ async def test_on_a_lossy_path_each_burst_statement_goes_twice_and_counts_once(
             # Lossy, (1, 2): frame 0 again in datagram 1, frames 1 and 0 in datagram 2, and
             # the final statement's copy. Clean: nothing twice.
             assert carol.reception.duplicates - before == (1 + 2 + 1 if lossy else 0)
+
+
+async def test_a_forged_copy_held_before_its_floor_taken_does_not_shadow_the_frame(
+    org: Org, server: RelayServer
+) -> None:
+    """Review finding: a frame waiting for its FloorTaken was counted as taken before the
+    key ring had checked anything, so forged early copies shut the genuine frames out."""
+    cid = org.channel_id
+    async with radios(org, server, "alice", "carol") as c:
+        alice, carol = c["alice"], c["carol"]
+        heard: list[events.VoiceFrame] = []
+        carol.add_listener(lambda e: heard.append(e) if isinstance(e, events.VoiceFrame) else None)
+        next_burst = 1  # a fresh relay: the next grant is burst 1
+        for n in range(4):  # the relay sends forged frames 0-3 of it ahead of its FloorTaken
+            relay_forwards(server, "carol", media.pack_inner(cid, next_burst, n, 0, bytes(40)))
+        await handled(carol)
+        granted_burst = await take_floor(alice, carol)
+        assert granted_burst == next_burst
+        for n in range(5):
+            assert await alice.send_voice(b"genuine %d" % n)
+        await handled(carol)
+        assert [(f.sequence, f.opus) for f in heard] == [(n, b"genuine %d" % n) for n in range(5)]
+
+
+async def test_after_a_relay_restart_a_reused_burst_id_is_heard(
+    org: Org, server: RelayServer
+) -> None:
+    """Review finding: burst ids start again at 1 after a restart; what the radio had taken
+    under the old ones must not shadow the new bursts."""
+    async with radios(org, server, "alice", "bob", "carol") as c:
+        alice, bob, carol = c["alice"], c["bob"], c["carol"]
+        first = await take_floor(alice, bob)
+        for n in range(5):
+            assert await alice.send_voice(b"before %d" % n)
+        await alice.release()
+        await bob.wait_for(control.FloorIdle)
+        await handled(bob)
+        ports = (server.control_port, server.media_port)
+        await server.stop()
+        restarted = await start_server(org, listen_port=ports[0], media_port=ports[1])
+        try:
+            for client in (alice, bob, carol):
+                await client.wait_for(events.Connected, lambda e: e.reconnect)
+                await client.wait_for(control.Affiliated)
+            bob.drain_events()
+            second = await take_floor(carol, bob)  # carol's sequences start at 0 too
+            assert second == first
+            for n in range(5):
+                assert await carol.send_voice(b"after %d" % n)
+            frames = of(events.VoiceFrame, await handled(bob))
+            assert [(f.talker, f.opus) for f in frames] == [
+                ("carol", b"after %d" % n) for n in range(5)
+            ]
+        finally:
+            await restarted.stop()

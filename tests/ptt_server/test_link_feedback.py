@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from ptt_protocol import control
 from ptt_protocol.media import HopSession, pack_inner
 from ptt_server.link_feedback import (
+    AUDIENCE_JITTER_CAP_MS,
     AUDIENCE_LOSS_CAP,
+    AUDIENCE_LOSS_RUN_CAP,
     FIRST_REPORT_AFTER,
     HISTORY_TTL,
     MIN_REPORT_INTERVAL,
@@ -67,10 +69,22 @@ def listener_report(
 
 
 def nearest_rank(values: Sequence[float], percentile: int = 90) -> float:
-    """The nearest-rank percentile: the smallest value with ``percentile`` % at or below it."""
+    """The audience's value: the nearest-rank percentile (the smallest value with
+    ``percentile`` % at or below it), but never the single worst of two or more values."""
     ordered = sorted(values)
-    rank = -(-percentile * len(ordered) // 100)  # ceil, in integers
-    return ordered[rank - 1]
+    count = len(ordered)
+    rank = -(-percentile * count // 100) - 1  # ceil, in integers; 0-based
+    if count >= 2:
+        rank = min(rank, count - 2)
+    return ordered[rank]
+
+
+def test_the_reference_rank() -> None:
+    """The helper itself, on hand-counted cases (0-based index into the sorted values)."""
+    values = [float(i) for i in range(30)]
+    expected = {1: 0, 2: 0, 3: 1, 4: 2, 9: 7, 10: 8, 11: 9, 19: 17, 20: 17, 21: 18, 30: 26}
+    for count, index in expected.items():
+        assert nearest_rank(values[:count]) == values[index], count
 
 
 def rfc3550_jitter(arrivals: Sequence[tuple[int, float]]) -> float:
@@ -314,21 +328,102 @@ def test_two_broken_listeners_of_ten_do() -> None:
         feedback.receiver_report(listener, listener_report(2.0, 10.0, 1.0), 0.1)
     feedback.receiver_report(98, listener_report(15.0, 30.0, 3.0), 0.1)
     feedback.receiver_report(99, listener_report(16.0, 40.0, 4.0), 0.1)
-    # ceil(0.9 * 10) = 9: the 9th of 10 sorted figures, the first broken one.
+    # ceil(0.9 * 10) = 9: the 9th of 10 sorted figures (not the worst), the first broken one.
+    assert nearest_rank([2.0] * 8 + [15.0, 16.0]) == 15.0
     report = wire(feedback.report(CHANNEL, relay, 0.5))
     assert report.audience_loss_pct == pytest.approx(15.0)
     assert report.audience_jitter_ms == pytest.approx(30.0)
-    # The run covers those at or below the figure, weighted by their loss:
-    # (8 * 2 * 1 + 15 * 3) / (8 * 2 + 15) = 61 / 31.
-    assert report.audience_loss_run == pytest.approx(61 / 31)
+    # The run is sorted on its own and taken at the same rank: 1 x 8, 3, 4 -> 3.
+    assert report.audience_loss_run == pytest.approx(3.0)
+
+
+def test_loss_jitter_and_run_are_each_ranked_on_their_own() -> None:
+    feedback, _, relay = talking()
+    # Three listeners whose orders disagree: the second of three in each column.
+    figures = [(1.0, 300.0, 3.0), (5.0, 100.0, 1.0), (9.0, 200.0, 2.0)]
+    for listener, (loss, jitter, run) in enumerate(figures):
+        feedback.receiver_report(listener, listener_report(loss, jitter, run), 0.1)
+    report = wire(feedback.report(CHANNEL, relay, 0.5))
+    # Not any one listener's row: 5 % is the 2nd listener's, 200 ms and 2.0 the 3rd's.
+    assert report.audience_loss_pct == pytest.approx(5.0)
+    assert report.audience_jitter_ms == pytest.approx(200.0)
+    assert report.audience_loss_run == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("listeners", range(2, 10))
+def test_one_lying_listener_of_a_small_channel_does_not_set_the_figure(listeners: int) -> None:
+    """On 2..9 listeners the 90th percentile would be the worst report: it is the second worst."""
+    feedback, _, relay = talking()
+    honest = [(float(i), 10.0 * i, 1.0 + 0.25 * i) for i in range(listeners - 1)]
+    for listener, (loss, jitter, run) in enumerate(honest):
+        feedback.receiver_report(listener, listener_report(loss, jitter, run), 0.1)
+    feedback.receiver_report(99, listener_report(60.0, 10_000.0, 1000.0), 0.1)
+    report = wire(feedback.report(CHANNEL, relay, 0.5))
+    worst_honest = honest[-1]  # each column increases with the listener: the last is the worst
+    assert worst_honest[0] < AUDIENCE_LOSS_CAP
+    assert worst_honest[1] < AUDIENCE_JITTER_CAP_MS
+    assert worst_honest[2] < AUDIENCE_LOSS_RUN_CAP
+    assert report.audience_loss_pct == pytest.approx(worst_honest[0])
+    assert report.audience_jitter_ms == pytest.approx(worst_honest[1])
+    assert report.audience_loss_run == pytest.approx(worst_honest[2])
+
+
+def test_three_clean_listeners_outvote_a_liar() -> None:
+    feedback, _, relay = talking()
+    for listener in range(3):
+        feedback.receiver_report(listener, listener_report(0.0, 0.0, 1.0), 0.1)
+    feedback.receiver_report(99, listener_report(60.0, 10_000.0, 1000.0), 0.1)
+    report = wire(feedback.report(CHANNEL, relay, 0.5))
+    assert (report.audience_loss_pct, report.audience_jitter_ms, report.audience_loss_run) == (
+        0.0,
+        0.0,
+        1.0,
+    )
 
 
 def test_the_audience_figure_is_capped() -> None:
     feedback, _, relay = talking()
     feedback.receiver_report(1, listener_report(80.0, 20.0, 7.0), 0.1)
     report = wire(feedback.report(CHANNEL, relay, 0.5))
-    assert report.audience_loss_pct == AUDIENCE_LOSS_CAP
-    assert report.audience_loss_run == pytest.approx(7.0)
+    assert report.audience_loss_pct == 20.0 == AUDIENCE_LOSS_CAP
+    assert report.audience_jitter_ms == pytest.approx(20.0)  # under its cap: as reported
+    assert report.audience_loss_run == 4.0 == AUDIENCE_LOSS_RUN_CAP
+
+
+@pytest.mark.parametrize("listeners", [1, 2, 5, 12])
+def test_jitter_and_run_are_capped(listeners: int) -> None:
+    feedback, _, relay = talking()
+    for listener in range(listeners):
+        figures = (10.0 + listener, 900.0 + listener, 6.0 + listener)
+        feedback.receiver_report(listener, listener_report(*figures), 0.1)
+    report = wire(feedback.report(CHANNEL, relay, 0.5))
+    assert report.audience_jitter_ms == 500.0 == AUDIENCE_JITTER_CAP_MS
+    assert report.audience_loss_run == 4.0 == AUDIENCE_LOSS_RUN_CAP
+    assert report.audience_loss_pct == pytest.approx(
+        nearest_rank([10.0 + i for i in range(listeners)])
+    )
+    assert feedback.remembered is not None
+    assert feedback.remembered[:3] == (report.audience_loss_pct, 500.0, 4.0)  # capped, too
+
+
+@pytest.mark.parametrize(
+    ("figures", "expected"),
+    [
+        ((0.0, 0.0, 1.0), (0.0, 0.0, 1.0)),
+        ((7.5, 42.0, 2.5), (7.5, 42.0, 2.5)),
+        ((20.0, 500.0, 4.0), (20.0, 500.0, 4.0)),
+        ((60.0, 10_000.0, 1000.0), (20.0, 500.0, 4.0)),
+        ((3.0, 800.0, 1.5), (3.0, 500.0, 1.5)),
+    ],
+)
+def test_a_single_listener_sets_the_figure(
+    figures: tuple[float, float, float], expected: tuple[float, float, float]
+) -> None:
+    feedback, _, relay = talking()
+    feedback.receiver_report(1, listener_report(*figures), 0.1)
+    report = wire(feedback.report(CHANNEL, relay, 0.5))
+    got = (report.audience_loss_pct, report.audience_jitter_ms, report.audience_loss_run)
+    assert got == pytest.approx(expected)
 
 
 @given(
@@ -348,44 +443,53 @@ def test_the_audience_figure_is_the_capped_nearest_rank_percentile(
     for listener, (loss, jitter, run) in enumerate(figures):
         feedback.receiver_report(listener, listener_report(loss, jitter, run), 0.2)
     report = wire(feedback.report(CHANNEL, relay, 1.0))
-    assert report.audience_loss_pct == min(AUDIENCE_LOSS_CAP, nearest_rank([f[0] for f in figures]))
-    assert report.audience_jitter_ms == nearest_rank([f[1] for f in figures])
-    assert 1.0 <= report.audience_loss_run <= control.MAX_LOSS_RUN
+    assert report.audience_loss_pct == min(20.0, nearest_rank([f[0] for f in figures]))
+    assert report.audience_jitter_ms == min(500.0, nearest_rank([f[1] for f in figures]))
+    assert report.audience_loss_run == min(4.0, nearest_rank([f[2] for f in figures]))
+    if len(figures) >= 2:  # never above the second worst, in any column
+        for column, got in enumerate(
+            (report.audience_loss_pct, report.audience_jitter_ms, report.audience_loss_run)
+        ):
+            assert got <= sorted(f[column] for f in figures)[-2]
 
 
 def test_reports_older_than_their_ttl_are_ignored_and_pruned() -> None:
     feedback, _, relay = talking()
-    feedback.receiver_report(1, listener_report(10.0), 0.0)
-    feedback.receiver_report(2, listener_report(1.0), 2.0)
-    assert feedback.audience(REPORT_TTL) == pytest.approx((10.0, 0.0, 1.0))  # both count
-    assert feedback.audience(REPORT_TTL + 0.01)[0] == pytest.approx(1.0)  # 1's report is old
+    feedback.receiver_report(1, listener_report(1.0), 0.0)
+    feedback.receiver_report(2, listener_report(10.0), 2.0)
+    # Both count (two reports: the better one; 2's alone would say 10 %).
+    assert feedback.audience(REPORT_TTL) == pytest.approx((1.0, 0.0, 1.0))
+    assert feedback.audience(REPORT_TTL + 0.01)[0] == pytest.approx(10.0)  # 1's report is old
     assert set(feedback._audience) == {2}
     report = wire(feedback.report(CHANNEL, relay, 2.0 + REPORT_TTL + 0.01))
     # Nobody fresh: the figure remembered from the last audience, within its minute.
-    assert report.audience_loss_pct == pytest.approx(1.0)
+    assert report.audience_loss_pct == pytest.approx(10.0)
     assert set(feedback._audience) == set()
 
 
 def test_the_talkers_own_report_is_excluded() -> None:
     feedback, _, relay = talking()
-    feedback.receiver_report(TALKER, listener_report(50.0), 0.1)
-    feedback.receiver_report(2, listener_report(1.0), 0.1)
-    assert wire(feedback.report(CHANNEL, relay, 0.5)).audience_loss_pct == pytest.approx(1.0)
-    # Only while it talks: as a listener again its report counts (2 of 2: the worst, capped).
+    feedback.receiver_report(TALKER, listener_report(0.0), 0.1)
+    feedback.receiver_report(2, listener_report(8.0), 0.1)
+    # 2 alone: 8 %. (Counting the talker's, two reports: the better one, 0 %.)
+    assert wire(feedback.report(CHANNEL, relay, 0.5)).audience_loss_pct == pytest.approx(8.0)
+    # Only while it talks: as a listener again its report counts (two: the better one).
     feedback.talk_ended()
-    assert feedback.audience(0.6)[0] == AUDIENCE_LOSS_CAP
+    assert feedback.audience(0.6)[0] == 0.0
+    feedback.receiver_report(3, listener_report(4.0), 0.9)
     feedback.talk_started(2, relay, 1.0)
-    assert feedback.audience(1.0)[0] == AUDIENCE_LOSS_CAP  # now 2 talks: TALKER's 50 % counts
+    # Now 2 talks: TALKER's 0 % and 3's 4 % count, 2's 8 % does not (with it: 4 %).
+    assert feedback.audience(1.0)[0] == 0.0
 
 
 def test_forget_removes_a_listener() -> None:
     feedback, _, relay = talking()
-    feedback.receiver_report(1, listener_report(12.0), 0.1)
-    feedback.receiver_report(2, listener_report(0.5), 0.1)
-    assert wire(feedback.report(CHANNEL, relay, 0.5)).audience_loss_pct == pytest.approx(12.0)
+    feedback.receiver_report(1, listener_report(0.5), 0.1)
+    feedback.receiver_report(2, listener_report(12.0), 0.1)
+    assert wire(feedback.report(CHANNEL, relay, 0.5)).audience_loss_pct == pytest.approx(0.5)
     feedback.forget(1)
     feedback.forget(12345)  # unknown: nothing happens
-    assert wire(feedback.report(CHANNEL, relay, 1.5)).audience_loss_pct == pytest.approx(0.5)
+    assert wire(feedback.report(CHANNEL, relay, 1.5)).audience_loss_pct == pytest.approx(12.0)
 
 
 def test_a_report_too_soon_is_refused_and_changes_nothing() -> None:
@@ -401,9 +505,9 @@ def test_a_report_too_soon_is_refused_and_changes_nothing() -> None:
     # The refused report did not move the clock: 0.5 s after the accepted one is allowed.
     feedback.receiver_report(1, listener_report(7.0), 10.0 + MIN_REPORT_INTERVAL)
     assert feedback.audience(10.6)[0] == pytest.approx(7.0)
-    # Other listeners are not limited by listener 1's pace.
-    feedback.receiver_report(2, listener_report(9.0), 10.6)
-    assert feedback.audience(10.6)[0] == pytest.approx(9.0)
+    # Other listeners are not limited by listener 1's pace (two reports: the better one).
+    feedback.receiver_report(2, listener_report(3.0), 10.6)
+    assert feedback.audience(10.6)[0] == pytest.approx(3.0)
 
 
 def test_no_audience_is_a_clean_figure() -> None:
