@@ -87,7 +87,11 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop("server could not start")  # what was opened is closed again
+        raise
     print(
         f"ptt-server: control wss://{config.client_host()}:{server.control_port}  "
         f"media udp/{server.media_port}  certificate sha256 {server.tls_fingerprint}",

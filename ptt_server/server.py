@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import secrets
 import time
@@ -56,6 +57,25 @@ PRUNE_INTERVAL = 3600.0
 
 class StartupError(Exception):
     """The server cannot start; the message says what to do."""
+
+
+def bind_refused(what: str, host: str, port: int, flag: str, exc: OSError) -> StartupError:
+    """One line for a socket that cannot be bound: which one, why, and the flag to change."""
+    code = exc.errno
+    cause = exc.__cause__ or exc.__context__
+    if code is None and isinstance(cause, OSError):
+        code = cause.errno  # uvloop wraps the bind error of a datagram endpoint
+    if code is None and "in use" in str(exc):
+        code = errno.EADDRINUSE
+    if code == errno.EADDRINUSE:
+        why = "is already in use (another ptt-server, or another program)"
+    elif code == errno.EACCES:
+        why = "needs privileges this user does not have (a port below 1024?)"
+    elif code == errno.EADDRNOTAVAIL:
+        why = "is not an address of this machine"
+    else:
+        why = f"cannot be opened ({exc.strerror or exc})"
+    return StartupError(f"{what} {host}:{port} {why}: free it or choose another with {flag}")
 
 
 class RelayServer:
@@ -108,6 +128,7 @@ class RelayServer:
         )
         self._emergency_timer: asyncio.TimerHandle | None = None
         self._stopping = False
+        self._started = False
         self._metrics_server: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -173,10 +194,29 @@ class RelayServer:
         media_host = self.config.media_host or self.config.listen_host
         relay = MediaRelay(self.sessions, self.channels, self.metrics.relay, loop.time)
         self.relay = relay
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: relay, local_addr=(media_host, self.config.media_port)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: relay, local_addr=(media_host, self.config.media_port)
+            )
+        except OSError as exc:
+            raise bind_refused(
+                "the media port (UDP)", media_host, self.config.media_port, "--media-port", exc
+            ) from None
         self._udp = transport
+
+        # Before the control port: a refused start then has nothing listening to undo.
+        if self.config.metrics_port:
+            from prometheus_client import start_http_server
+
+            try:
+                self._metrics_server = start_http_server(
+                    self.config.metrics_port, addr="127.0.0.1", registry=self.metrics.registry
+                )
+            except OSError as exc:
+                port = self.config.metrics_port
+                raise bind_refused(
+                    "the metrics port", "127.0.0.1", port, "--metrics-port", exc
+                ) from None
 
         def count_trim(seconds: float) -> None:
             self.metrics.heap_trims.inc()
@@ -191,25 +231,24 @@ class RelayServer:
             metrics=self.metrics,
             heap=heap.HeapTrimmer(loop, heap.glibc_malloc_trim(), on_trim=count_trim),
         )
-        self._ws_server = await serve(
-            self._handle_connection,
-            self.config.listen_host,
-            self.config.listen_port,
-            create_connection=self._gate.connection_class(),
-            # The gate bounds the whole pre-login phase from accept; this only backs it up.
-            open_timeout=self.config.login_timeout,
-            max_size=control.MAX_MESSAGE_SIZE + 1,
-            ping_interval=self.config.heartbeat_interval,
-            ping_timeout=self.config.idle_timeout - self.config.heartbeat_interval,
-            compression=None,
-        )
-        self._poller = asyncio.create_task(self._prune_loop())
-        if self.config.metrics_port:
-            from prometheus_client import start_http_server
-
-            self._metrics_server = start_http_server(
-                self.config.metrics_port, addr="127.0.0.1", registry=self.metrics.registry
+        try:
+            self._ws_server = await serve(
+                self._handle_connection,
+                self.config.listen_host,
+                self.config.listen_port,
+                create_connection=self._gate.connection_class(),
+                # The gate bounds the whole pre-login phase from accept; this only backs it up.
+                open_timeout=self.config.login_timeout,
+                max_size=control.MAX_MESSAGE_SIZE + 1,
+                ping_interval=self.config.heartbeat_interval,
+                ping_timeout=self.config.idle_timeout - self.config.heartbeat_interval,
+                compression=None,
             )
+        except OSError as exc:
+            host, port = self.config.listen_host, self.config.listen_port
+            raise bind_refused("the control port", host, port, "--listen", exc) from None
+        self._poller = asyncio.create_task(self._prune_loop())
+        self._started = True
         log.info(
             "started",
             extra={"fields": {"control_port": self.control_port, "media_port": self.media_port}},
@@ -256,7 +295,8 @@ class RelayServer:
         if self._metrics_server is not None:
             self._metrics_server[0].shutdown()
         await self.store.close()
-        log.info("stopped", extra={"fields": {"reason": reason}})
+        if self._started:  # a refused start says so in one line (the caller's), no more
+            log.info("stopped", extra={"fields": {"reason": reason}})
 
     def _spawn(self, future: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(future)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import signal
+import socket
 import stat
 import sys
 import time
@@ -92,10 +93,11 @@ async def stop(server: ServerProcess, sig: int = signal.SIGTERM) -> str:
     return err.decode()
 
 
-async def refused_start(data_dir: Path) -> str:
-    """Run ``ptt-server`` expecting a refusal; return its one line on stderr."""
+async def refused_start(data_dir: Path, *flags: str) -> str:
+    """Run ``ptt-server`` (with ``flags`` after the usual ones) expecting a refusal; return
+    its one line on stderr."""
     process = await asyncio.create_subprocess_exec(
-        *_command(data_dir), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *_command(data_dir), *flags, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None and process.stderr is not None
     try:
@@ -261,6 +263,33 @@ async def test_a_second_server_on_the_same_data_directory_is_refused_naming_the_
         await stop(first)
     assert first.process.returncode == 0
     again = await start(org.data_dir)  # the lock went with the first process
+    await stop(again)
+
+
+# --- ports ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["control", "media", "metrics"])
+async def test_a_port_already_in_use_is_one_line_naming_the_port_and_its_flag(
+    org: Org, which: str
+) -> None:
+    """Issue 11: a port in use gave a 30-line traceback that named the wrong port."""
+    await stop(await start(org.data_dir))  # a first start makes the TLS pair (and says so)
+    kind = socket.SOCK_DGRAM if which == "media" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as taken:
+        taken.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            taken.listen()
+        port = taken.getsockname()[1]
+        flag, value = {
+            "control": ("--listen", f"127.0.0.1:{port}"),
+            "media": ("--media-port", str(port)),
+            "metrics": ("--metrics-port", str(port)),
+        }[which]
+        line = await refused_start(org.data_dir, flag, value)
+    assert f"the {which} port" in line and f"127.0.0.1:{port}" in line, line
+    assert "already in use" in line and flag in line, line
+    again = await start(org.data_dir)  # nothing was left behind: the directory is free
     await stop(again)
 
 
