@@ -19,7 +19,7 @@ from typing import Final
 from crypto.bundle import CredentialBundle, check_server_url
 from crypto.errors import CryptoError
 from crypto.identity import DeviceKeys
-from ptt_client.audio import AudioError
+from ptt_client.audio import AudioError, WavFileInput
 from ptt_client.audio_devices import list_devices
 from ptt_client.client import RadioClient
 from ptt_client.codec import FRAME_MS_CHOICES
@@ -111,8 +111,14 @@ def parse_options(args: argparse.Namespace) -> RadioOptions:
         open_source(args.gps, args.position)  # checks the syntax; connects later
     except GpsError as exc:
         raise RadioError(str(exc)) from None
-    if args.input != "mic" and not Path(args.input).is_file():
-        raise RadioError(f"--input {args.input!r}: no such file (give 'mic' or a WAV file)")
+    if args.input != "mic":
+        if not Path(args.input).is_file():
+            raise RadioError(f"--input {args.input!r}: no such file (give 'mic' or a WAV file)")
+        try:  # now, not at the first press of the key
+            with WavFileInput(args.input, args.frame_ms):
+                pass
+        except (AudioError, OSError) as exc:
+            raise RadioError(f"--input: {exc}") from None
     return RadioOptions(
         credential=args.credential,
         passphrase_env=args.passphrase_env,

@@ -109,6 +109,18 @@ def test_argument_errors_are_one_line_and_exit_2(
     assert_one_line_error(err, *fragments)
 
 
+def test_an_input_that_is_not_wav_is_refused_at_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 11: a non-WAV --input failed only at the first press, and the radio exited 0."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio at all\n")
+    code, out, err = run(capsys, "--credential", "x", "--channel", "p", "--input", str(notes))
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err, "--input:", "not a PCM WAV file", "sox")
+
+
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--help")
     assert code == 0
