@@ -286,6 +286,8 @@ async def test_transmit_from_a_wav_file_is_heard_by_an_officer(
         alice.add_listener(
             lambda e: verified.append(e) if isinstance(e, events.TalkerVerified) else None
         )
+        drops = field.server.metrics.relay.drops
+        late = drops["not_floor_holder"]
         await select_channel(pilot, app, patrol)
         await pilot.press("space")
         taken = await alice.wait_for(control.FloorTaken, lambda e: e.channel_id == patrol)
@@ -302,12 +304,19 @@ async def test_transmit_from_a_wav_file_is_heard_by_an_officer(
             in_file = sum(1 for _ in wav.frames())
         note = next(e.text for e in app.state.log if e.text.startswith("transmit on patrol"))
         assert note.startswith(f"transmit on patrol: granted, {in_file} frames")
-        # The last datagrams may overtake nothing but still trail the FloorIdle (UDP beside
-        # TCP, docs/design.md): wait for them rather than count at the FloorIdle.
-        await until(pilot, lambda: len(heard) >= in_file, "every frame at alice")
-        assert len(heard) == in_file
+
+        # The last datagrams may trail the FloorRelease (UDP beside TCP, docs/design.md): the
+        # relay forwards them for 300 ms after it, and counts any it gets later (a loaded
+        # machine can hold them in the socket that long). So every frame either reaches
+        # alice or is counted as arriving after the burst, and only the tail can be missing.
+        def accounted() -> int:
+            return len(heard) + drops["not_floor_holder"] - late
+
+        await until(pilot, lambda: accounted() >= in_file, "every frame at alice, or refused late")
+        assert accounted() == in_file
         assert {f.talker for f in heard} == {"disp"}
-        assert [f.sequence for f in heard] == sorted(f.sequence for f in heard)
+        sequences = [f.sequence for f in heard]
+        assert sequences == list(range(sequences[0], sequences[0] + len(heard)))  # a prefix
         assert verified and verified[-1].talker == "disp"
         assert app.state.my_floor() == ("patrol", "idle")
         assert any("transmit on patrol: granted" in e.text for e in app.state.log)
