@@ -195,10 +195,18 @@ class JitterBuffer:
     def learnt_delay_ms(self) -> float:
         """The delay the talker's next spurt should start from: the target, or, if this
         spurt carried repeats, the narrower one that repeats allow (see ``_playout_start``)."""
-        if self._carried_repeats and len(self._transits) >= _MIN_MEASUREMENTS:
-            with_repeats = self._clamp(self._spread_with_repeats_s * 1000 + self.frame_s * 1000)
-            return min(self.stats.target_delay_ms, with_repeats)
+        if self._carried_repeats:
+            return self._target_with_repeats_s() * 1000
         return self.stats.target_delay_ms
+
+    def _target_with_repeats_s(self) -> float:
+        """The target when repeats give a late frame a second chance (enough measurements:
+        the 90th percentile from the anchor's usual place; else the plain target)."""
+        target_s = self.stats.target_delay_ms / 1000.0
+        if len(self._transits) < _MIN_MEASUREMENTS:
+            return target_s
+        narrower = self._clamp((self._spread_with_repeats_s + self.frame_s) * 1000) / 1000
+        return min(target_s, narrower)
 
     @property
     def buffered(self) -> int:
@@ -386,9 +394,10 @@ class JitterBuffer:
     def _playout_start(self) -> float:
         # A frame's repeat `reach` frames later is due when the frame is: the measured spread
         # plus the reach (which then stands in for the target's one frame of slack).
-        target_s = self.stats.target_delay_ms / 1000.0
-        if self._reach_s and len(self._transits) >= _MIN_MEASUREMENTS:
-            target_s = min(target_s, self._spread_with_repeats_s + self.frame_s)
+        if self._reach_s:
+            target_s = self._target_with_repeats_s()
+        else:
+            target_s = self.stats.target_delay_ms / 1000.0
         delay_s = min(
             max(target_s, target_s - self.frame_s + self._reach_s), self.max_delay_ms / 1000
         )

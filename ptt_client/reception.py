@@ -86,13 +86,6 @@ class _Taken:
         return sequence < self._top[sequence >= _STATEMENTS_FROM] - _TAKEN_WINDOW
 
 
-@dataclass(slots=True)
-class _Baseline:
-    hop: HopSession
-    received: int
-    lost: int
-
-
 class Reception:
     """De-duplication of repeats and the downlink figures of one radio."""
 
@@ -100,7 +93,8 @@ class Reception:
         self._taken: OrderedDict[tuple[int, int], _Taken] = OrderedDict()
         """Per (channel, burst), most recently used last: the frames already taken."""
         self._heard: dict[int, _Heard] = {}
-        self._baseline: _Baseline | None = None
+        self._baseline: tuple[HopSession, tuple[int, int]] | None = None
+        """The hop session of this login and its counters at the last report."""
         self.duplicates = 0
         """Frames dropped because that frame was already taken (the repeats of frames that
         arrived, or a primary that its repeat overtook)."""
@@ -219,8 +213,8 @@ class Reception:
         if hop is None:
             return []
         base = self._baseline
-        if base is None or base.hop is not hop:
-            self._baseline = _Baseline(hop, hop.received, hop.lost)
+        if base is None or base[0] is not hop:
+            self._baseline = (hop, hop.link_mark)
             return []
         due = [
             (channel_id, heard)
@@ -232,13 +226,10 @@ class Reception:
             if all(now - h.last_frame > RECEIVING_WINDOW for h in self._heard.values()):
                 # Nothing heard: the next report covers the next reception, not the quiet
                 # (keepalives lost minutes ago say nothing about the path now).
-                self._baseline = _Baseline(hop, hop.received, hop.lost)
+                self._baseline = (hop, hop.link_mark)
             return []
-        received = hop.received - base.received
-        lost = max(0, hop.lost - base.lost)
-        self._baseline = _Baseline(hop, hop.received, hop.lost)
-        expected = received + lost
-        loss = 100.0 * lost / expected if expected else 0.0
+        loss = hop.loss_pct_since(base[1])
+        self._baseline = (hop, hop.link_mark)
         run = control.mean_loss_run(hop.lost, hop.loss_runs)  # the link's, since login
         reports = []
         for channel_id, heard in due:
@@ -246,7 +237,7 @@ class Reception:
             reports.append(
                 control.ReceiverReport(
                     channel_id=channel_id,
-                    loss_pct=min(100.0, loss),
+                    loss_pct=loss,
                     jitter_ms=min(control.MAX_JITTER_MS, heard.jitter_s * 1000.0),
                     loss_run=run,
                 )

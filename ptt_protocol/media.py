@@ -196,6 +196,17 @@ class HopSession:
         """Runs of consecutive skipped counters (``lost / loss_runs``: the mean loss burst)."""
 
     @property
+    def link_mark(self) -> tuple[int, int]:
+        """(received, lost) now: pass it to :meth:`loss_pct_since` later."""
+        return self.received, self.lost
+
+    def loss_pct_since(self, mark: tuple[int, int]) -> float:
+        """Percent of the peer's datagrams lost since ``mark`` (0 when none were expected)."""
+        received, lost = self.received - mark[0], max(0, self.lost - mark[1])
+        expected = received + lost
+        return min(100.0, 100.0 * lost / expected) if expected else 0.0
+
+    @property
     def send_counter(self) -> int:
         """Counter the next sealed datagram will carry."""
         return self._send_counter

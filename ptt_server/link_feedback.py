@@ -75,12 +75,6 @@ class _Heard:
     at: float
 
 
-@dataclass(slots=True)
-class _Baseline:
-    received: int
-    lost: int
-
-
 def audience_rank(reports: int) -> int:
     """Which report (0-based, in increasing order) stands for the audience: the nearest-rank
     :data:`PERCENTILE`-th percentile, but never the single worst of two or more. On a small
@@ -108,7 +102,8 @@ class ChannelFeedback:
     def __init__(self) -> None:
         self._audience: dict[int, _Heard] = {}
         self._talker: int | None = None
-        self._baseline = _Baseline(0, 0)
+        self._baseline = (0, 0)
+        """The holder's hop counters at the grant (``HopSession.link_mark``)."""
         self._jitter_s = 0.0
         self._last_transit: float | None = None
         self.next_report: float | None = None
@@ -127,7 +122,7 @@ class ChannelFeedback:
     def talk_started(self, talker: int, hop: HopSession, now: float) -> None:
         """Session ``talker`` was granted the floor: measure its uplink from here."""
         self._talker = talker
-        self._baseline = _Baseline(hop.received, hop.lost)
+        self._baseline = hop.link_mark
         self._jitter_s = 0.0
         self._last_transit = None
         self.lost_when_clean = hop.lost
@@ -154,11 +149,7 @@ class ChannelFeedback:
     def report(self, channel_id: int, hop: HopSession, now: float) -> control.LinkReport:
         """The holder's LinkReport now; the next one is due :data:`REPORT_INTERVAL` later."""
         self.next_report = now + REPORT_INTERVAL
-        base = self._baseline
-        received = hop.received - base.received
-        lost = max(0, hop.lost - base.lost)
-        expected = received + lost
-        up_loss = 100.0 * lost / expected if expected else 0.0
+        up_loss = hop.loss_pct_since(self._baseline)
         # Burstiness is a property of the link, and needs runs to show: over the whole
         # session, not the burst (a pair of losses in a row is chance on a random path).
         up_run = control.mean_loss_run(hop.lost, hop.loss_runs)
@@ -168,7 +159,7 @@ class ChannelFeedback:
         self.lost_when_clean = hop.lost
         return control.LinkReport(
             channel_id=channel_id,
-            uplink_loss_pct=min(100.0, up_loss),
+            uplink_loss_pct=up_loss,
             uplink_jitter_ms=min(control.MAX_JITTER_MS, self._jitter_s * 1000.0),
             uplink_loss_run=up_run,
             audience_loss_pct=loss,
