@@ -16,7 +16,12 @@ from crypto.roster import MAX_MEMBERS
 from ptt_admin.authority import PROG, AdminError, check_id
 from ptt_admin.ledger import Ledger
 from ptt_admin.session import AdminSession, ChannelEntry, Directory
-from ptt_client.channel_admin import ChannelAdminError, create_channel, publish_roster
+from ptt_client.channel_admin import (
+    ChannelAdminError,
+    create_channel,
+    delete_channel,
+    publish_roster,
+)
 
 MAX_CHANNEL_NAME = 64
 """Same cap as an id in the control protocol."""
@@ -147,6 +152,20 @@ async def change_members(
 async def rekey(session: AdminSession, name: str, *, now: float) -> ChannelChange:
     """Same members (with their current devices), new epoch."""
     return await change_members(session, name, now=now)
+
+
+async def delete(session: AdminSession, name: str, *, now: float) -> int:
+    """Delete channel ``name`` on the relay (its members' radios leave it); returns its id."""
+    channel = (await session.directory(now)).channel(check_channel_name(name))
+    try:
+        await delete_channel(session.client, channel.channel_id)
+    except ChannelAdminError as exc:
+        raise AdminError(str(exc)) from None
+    ledger = Ledger.load(session.authority.files.directory)
+    # The name may be used again; the id never is (the relay does not hand it out twice).
+    ledger.channels.pop(name, None)
+    ledger.save()
+    return channel.channel_id
 
 
 async def list_channels(session: AdminSession, *, now: float) -> list[ChannelEntry]:

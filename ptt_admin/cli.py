@@ -9,7 +9,7 @@
     ptt-admin ... revoke USER|DEVICE
     ptt-admin ... channel create NAME [--members u1,u2,...]
     ptt-admin ... channel add NAME USER...  |  channel remove NAME USER...
-    ptt-admin ... channel rekey NAME  |  channel list
+    ptt-admin ... channel rekey NAME  |  channel delete NAME  |  channel list
     ptt-admin ... users
 
 Run it on the org authority's machine, not on the relay: the authority directory
@@ -156,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     rekey = channel_sub.add_parser("rekey", help="new epoch, same members")
     rekey.add_argument("name")
     rekey.set_defaults(run=_cmd_channel_rekey, online=True)
+    delete = channel_sub.add_parser(
+        "delete", help="delete a channel (refused while patched or in emergency)"
+    )
+    delete.add_argument("name")
+    delete.set_defaults(run=_cmd_channel_delete, online=True)
     channel_list = channel_sub.add_parser("list", help="list channels and members")
     channel_list.set_defaults(run=_cmd_channel_list, online=True)
 
@@ -303,6 +308,14 @@ async def _cmd_channel_remove(args: argparse.Namespace, session: AdminSession) -
 
 async def _cmd_channel_rekey(args: argparse.Namespace, session: AdminSession) -> None:
     _print_change(await channels.rekey(session, args.name, now=time.time()))
+
+
+async def _cmd_channel_delete(args: argparse.Namespace, session: AdminSession) -> None:
+    channel_id = await channels.delete(session, args.name, now=time.time())
+    _say(
+        f"deleted channel {args.name!r} (id {channel_id}): its members' radios left it;"
+        " its recordings stay until their retention ends"
+    )
 
 
 async def _cmd_channel_list(args: argparse.Namespace, session: AdminSession) -> None:

@@ -1,6 +1,6 @@
 """Dispatcher operations on top of :class:`~ptt_client.client.RadioClient`.
 
-Creating a channel, changing who is on it, patching two channels together,
+Creating and deleting a channel, changing who is on it, patching channels together,
 regrouping officers, and instant recall. The server only routes: every roster
 is signed here with the dispatcher's credential, every epoch key is made and
 wrapped here (HPKE, one envelope per member), and recalled bursts come back
@@ -15,7 +15,7 @@ channel and knows the current epoch for the next change.
 The server answers a refusal with a :class:`control.Error` that names no
 request. An operation that has its own answer (ChannelCreated, the
 dispatcher's own key envelope, RecallList) takes an Error arriving before it as
-its refusal; one without (Regroup, Ungroup, CredentialRequest) is followed by a
+its refusal; one without (Regroup, Patch, ChannelDelete, CredentialRequest) is followed by a
 Ping, and an Error before the Pong is its refusal (the server handles one
 connection's messages in order). Either way :class:`ChannelAdminError` carries
 the server's text. Not being connected raises the client's ``ClientError``.
@@ -326,31 +326,56 @@ async def regroup(
     )
 
 
-async def patch(client: RadioClient, a: int, b: int) -> int:
-    """Patch channels ``a`` and ``b``: a temporary channel "a+b" with everyone, who is regrouped onto it.
+async def patch(client: RadioClient, channels: Sequence[int]) -> int:
+    """Link ``channels`` (MCPTT group regroup, a TETRA patch) and return the patch's channel.
 
-    Keys stay per channel: the incident channel has its own roster (the union) and
-    epoch. Returns the incident channel's id; :func:`unpatch` ends it.
+    Nobody leaves their own channel. A temporary channel named after the linked ones gets a
+    roster with all their members and its own epoch (keys stay per channel), and the server
+    tells every member's radio, which listens on it as well and talks there while the patch
+    lasts; alerts stay on the channel they are raised on. :func:`unpatch` ends it.
     """
-    if a == b:
-        raise ChannelAdminError("patch two different channels")
-    names = [client.channels.get(c) for c in (a, b)]
-    members = [current_members(client, c) for c in (a, b)]
-    for channel_id, name, listed in zip((a, b), names, members, strict=True):
+    linked = list(dict.fromkeys(channels))
+    if len(linked) < 2:
+        raise ChannelAdminError("patch two or more different channels")
+    if len(linked) > control.MAX_PATCHED:
+        raise ChannelAdminError(f"a patch links at most {control.MAX_PATCHED} channels")
+    names: list[str] = []
+    union: list[str] = []
+    for channel_id in linked:
+        name, listed = client.channels.get(channel_id), current_members(client, channel_id)
         if name is None or not listed:
             raise ChannelAdminError(
                 f"channel {channel_id} is not one this console knows the roster of: monitor it first"
             )
-    union = list(dict.fromkeys([*members[0], *members[1]]))
-    incident = await create_channel(client, f"{names[0]}+{names[1]}", union, temporary=True)
-    await regroup(client, [u for u in union if u != client.user_id], incident)
+        names.append(name)
+        union += listed
+    members = list(dict.fromkeys(union))
+    incident = await create_channel(client, "+".join(names), members, temporary=True)
+    try:
+        await send_checked(
+            client,
+            [control.Patch(channel_id=incident, linked=tuple(linked))],
+            f"the patch of {' and '.join(names)}",
+        )
+    except ChannelAdminError:
+        await delete_channel(client, incident)  # not left behind as a channel nobody uses
+        raise
     return incident
 
 
-async def unpatch(client: RadioClient, channel_id: int) -> None:
-    """End a patch or regroup: every member's radio goes back to its own channel."""
+async def unpatch(client: RadioClient, patch_channel: int) -> None:
+    """End a patch: radios leave the patch's channel (each is still on its own), which is deleted."""
     await send_checked(
-        client, [control.Ungroup(channel_id=channel_id)], f"ending the regroup of {channel_id}"
+        client, [control.Unpatch(channel_id=patch_channel)], f"ending patch {patch_channel}"
+    )
+    await delete_channel(client, patch_channel)
+
+
+async def delete_channel(client: RadioClient, channel_id: int) -> None:
+    """Delete a channel (refused while it is in a patch or has an active emergency)."""
+    name = client.channels.get(channel_id, str(channel_id))
+    await send_checked(
+        client, [control.ChannelDelete(channel_id=channel_id)], f"deleting channel {name}"
     )
 
 

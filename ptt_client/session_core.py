@@ -75,6 +75,7 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
         control.Deaffiliate,
         control.SelectChannel,
         control.ChannelCreate,
+        control.ChannelDelete,
         control.FloorRequest,
         control.FloorRelease,
         control.PresenceSubscribe,
@@ -270,6 +271,8 @@ class ClientSessionCore:
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}
         self._before_regroup: dict[int, int | None] = {}
+        self.patches: dict[int, tuple[int, ...]] = {}
+        """Active patches this radio was told of: the patch's channel -> the linked channels."""
 
     @property
     def may_retry(self) -> bool:
@@ -323,13 +326,18 @@ class ClientSessionCore:
             raise ProtocolError(f"server did not answer the login (sent {control.tag_of(message)})")
         self.phase = Phase.LOGGED_IN
         self.session_index = message.session_index
+        # The server re-sends the patches still on after login; one ended meanwhile is over.
+        self.affiliated -= self.patches.keys()
+        if self.selected in self.patches:
+            self.selected = None
+        self.patches.clear()
         return LoggedIn(message, self._rejoin())
 
     def _rejoin(self) -> list[Effect]:
         """After a (re)login: the server forgot this radio's channels, selection and status."""
         effects: list[Effect] = [
             Send(control.Affiliate(channel_id=c)) for c in sorted(self.affiliated)
-        ]
+        ]  # (patches' channels are not in it: the server tells of those still on)
         if self.selected is not None:
             effects.append(Send(control.SelectChannel(channel_id=self.selected)))
         if self.status != control.STATUS_AVAILABLE:
@@ -350,7 +358,17 @@ class ClientSessionCore:
     # --- the officer's actions -------------------------------------------------------------
 
     def transmit_channel(self, channel_id: int | None) -> int | None:
-        return channel_id if channel_id is not None else self.selected
+        """Where PTT on ``channel_id`` (default: the selected channel) talks: the channel
+        itself, or while it is patched, the patch's channel (all the linked ones hear it)."""
+        channel = channel_id if channel_id is not None else self.selected
+        if channel is None:
+            return None
+        patch = self.patch_of(channel)
+        return patch if patch is not None and patch in self.affiliated else channel
+
+    def patch_of(self, channel_id: int) -> int | None:
+        """The patch ``channel_id`` is linked through, or None."""
+        return next((p for p, linked in self.patches.items() if channel_id in linked), None)
 
     def default_priority(self) -> int:
         """The role's priority, or emergency while this radio's alert is active."""
@@ -386,6 +404,14 @@ class ClientSessionCore:
         effects: list[Effect] = [Send(control.Affiliate(channel_id=channel_id))]
         if select or (select is None and self.selected is None):
             effects += self.select(channel_id)
+        return effects + self._join_patches()
+
+    def _join_patches(self) -> list[Effect]:
+        """Listen on the patch of every affiliated linked channel (still selected on its own)."""
+        effects: list[Effect] = []
+        for patch, linked in self.patches.items():
+            if patch not in self.affiliated and self.affiliated.intersection(linked):
+                effects += self.affiliate(patch, select=False)
         return effects
 
     def deaffiliate(self, channel_id: int) -> list[Effect]:
@@ -450,6 +476,18 @@ class ClientSessionCore:
             return self.affiliate(message.channel_id, select=True)
         elif isinstance(message, control.Ungroup):
             return self._ungroup(message.channel_id)
+        elif isinstance(message, control.Patch):
+            self.patches[message.channel_id] = message.linked
+            return self._join_patches()
+        elif isinstance(message, control.Unpatch):
+            return self._unpatch(message.channel_id)
+        elif isinstance(message, control.ChannelDeleted):
+            # The server deaffiliated us already; a patch cannot hold a deleted channel.
+            self.channels.pop(message.channel_id, None)
+            self.affiliated.discard(message.channel_id)
+            self.patches.pop(message.channel_id, None)
+            if self.selected == message.channel_id:
+                self.selected = None
         elif isinstance(message, KEY_MATERIAL):
             return [KeyMaterial(message)]
         elif isinstance(message, control.TextReceipt):
@@ -472,6 +510,13 @@ class ClientSessionCore:
             # alert's id, which is the one to cancel (also after a restart of this radio).
             self.emergency_alert = message.alert_id
         return []
+
+    def _unpatch(self, patch: int) -> list[Effect]:
+        """Back to talking on our own channel: let go of the patch's floor, leave it."""
+        if self.patches.pop(patch, None) is None or patch not in self.affiliated:
+            return []
+        effects = self.release(patch) if self.ptt_down(patch) else []
+        return effects + self.deaffiliate(patch)
 
     def _ungroup(self, channel_id: int) -> list[Effect]:
         previous = self._before_regroup.pop(channel_id, None)

@@ -47,11 +47,14 @@ from typing import Any, Final, TypeAlias, get_args
 import msgspec
 
 from ptt_protocol.control_channels import (
+    MAX_PATCHED,
     Affiliate,
     Affiliated,
     BurstInfo,
     ChannelCreate,
     ChannelCreated,
+    ChannelDelete,
+    ChannelDeleted,
     ChannelList,
     Deaffiliate,
     Deaffiliated,
@@ -63,12 +66,14 @@ from ptt_protocol.control_channels import (
     FloorRequest,
     FloorRevoke,
     FloorTaken,
+    Patch,
     RecalledFrame,
     RecallFrames,
     RecallList,
     Regroup,
     SelectChannel,
     Ungroup,
+    Unpatch,
 )
 from ptt_protocol.control_info import (
     EmergencyAck,
@@ -198,6 +203,7 @@ __all__ = [
     "MAX_LIST_LENGTH",
     "MAX_LOSS_RUN",
     "MAX_MESSAGE_SIZE",
+    "MAX_PATCHED",
     "MAX_TEXT_LENGTH",
     "MAX_TIME",
     "MAX_TUNNEL_DATAGRAM",
@@ -225,6 +231,8 @@ __all__ = [
     "BurstInfo",
     "ChannelCreate",
     "ChannelCreated",
+    "ChannelDelete",
+    "ChannelDeleted",
     "ChannelId",
     "ChannelInfo",
     "ChannelList",
@@ -268,6 +276,7 @@ __all__ = [
     "Message",
     "MessageId",
     "Nonce",
+    "Patch",
     "Ping",
     "Pong",
     "Port",
@@ -293,6 +302,7 @@ __all__ = [
     "Time",
     "TunnelDatagram",
     "Ungroup",
+    "Unpatch",
     "UserIds",
     "decode",
     "encode",
@@ -314,8 +324,12 @@ Message: TypeAlias = (
     | Deaffiliated
     | ChannelCreate
     | ChannelCreated
+    | ChannelDelete
+    | ChannelDeleted
     | Regroup
     | Ungroup
+    | Patch
+    | Unpatch
     | RecallList
     | RecallFrames
     | FloorRequest

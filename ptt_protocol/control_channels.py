@@ -6,7 +6,7 @@ every message follows.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 
@@ -125,6 +125,58 @@ class Ungroup(_Message, frozen=True, kw_only=True):
 
     channel_id: ChannelId
     """The incident channel."""
+
+
+MAX_PATCHED: Final = 8
+"""Channels one patch links (a district's patrol channels and an incident channel, say)."""
+
+
+class Patch(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server: link channels through a temporary channel; server -> every
+    member of ``channel_id`` and every dispatcher: the patch is on (MCPTT group regroup of
+    TS 23.379 10.2 / a TETRA patch).
+
+    Nobody leaves their own channel: each member stays affiliated to it and selected on it,
+    and its radio also affiliates to ``channel_id``, the patch's channel, whose roster holds
+    the members of every linked channel (so E2E keys stay per channel: the patch's channel
+    has its own epoch). While the patch is on, a press on a linked channel talks on the
+    patch's channel and every linked channel hears it; an emergency stays on the channel it
+    was raised on. The server re-sends active patches at login.
+    """
+
+    channel_id: ChannelId
+    """The patch's own (temporary) channel."""
+    linked: Annotated[tuple[ChannelId, ...], msgspec.Meta(max_length=MAX_PATCHED)]
+    """The channels whose traffic crosses."""
+    by_user: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    """Who made the patch (filled in by the server)."""
+
+
+class Unpatch(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server -> the patch's audience: the patch through ``channel_id`` is over;
+    radios leave the patch's channel and talk on their own again."""
+
+    channel_id: ChannelId
+    """The patch's channel."""
+
+
+class ChannelDelete(_Message, frozen=True, kw_only=True):
+    """Dispatcher or authority -> server: delete a channel (its recordings are kept until their
+    retention ends). Refused while the channel is linked in a patch or has an active emergency."""
+
+    channel_id: ChannelId
+    """The channel."""
+
+
+class ChannelDeleted(_Message, frozen=True, kw_only=True):
+    """Server -> the channel's members and every dispatcher: the channel is gone."""
+
+    channel_id: ChannelId
+    """The channel."""
+    name: Text = ""
+    """Its name, for display."""
+    by_user: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    """Who deleted it."""
 
 
 class BurstInfo(_Part, frozen=True, kw_only=True):

@@ -99,6 +99,8 @@ class RelayServer:
         self.sessions = SessionTable()
         self.channels: dict[int, Channel] = {}
         self.rosters: dict[int, RosterState] = {}
+        self.patches: dict[int, control.Patch] = {}
+        """Active patches by their channel (as announced; also in the store)."""
         self.dispatchers: set[Session] = set()
         self._cert = cert
         self._key = key
@@ -187,6 +189,10 @@ class RelayServer:
                 raise StartupError(f"stored revocation list refused: {exc}") from None
         for channel in await self.store.list_channels():
             await keys.sync_channel(self, channel.channel_id, channel.name)
+        for patch in await self.store.list_patches():
+            self.patches[patch.patch_id] = control.Patch(
+                channel_id=patch.patch_id, linked=patch.linked, by_user=patch.created_by
+            )
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

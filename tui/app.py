@@ -107,7 +107,6 @@ class DispatchApp(App[int]):
         self._talking: Worker[None] | None = None
         self._affiliating: set[int] = set()
         self._created: set[int] = set()
-        self._patches: set[int] = set()
         self._locations: dict[str, bytes] = {}
         self._last_bell = 0.0
         self.bells = 0
@@ -421,34 +420,19 @@ class DispatchApp(App[int]):
         self._spawn(self._patch(channel_id, other), "patching")
 
     async def _patch(self, a: int, b: int) -> None:
-        incident = await channel_admin.patch(self.client, a, b)
-        self._created.add(incident)
-        self._patches.add(incident)
-        self._affiliate_monitored()
-        self.apply(
-            Note(
-                "channel",
-                f"patched {self.state.channel_name(a)} and {self.state.channel_name(b)}"
-                f" into channel {incident}",
-            )
-        )
+        self._created.add(await channel_admin.patch(self.client, [a, b]))  # the log says it
 
     def unpatch(self, channel_id: int) -> None:
-        """End a patch: only an incident channel ("a+b"), never an ordinary one.
-
-        An Ungroup sends every member's radio off the channel, so on "patrol" it would
-        empty patrol.
-        """
-        name = self.state.channel_name(channel_id)
-        if channel_id not in self._patches and "+" not in name:
-            self.apply(Note("error", f"{name} is not a patch: nothing to end"))
+        """End the patch the channel is in (its own channel or a linked one)."""
+        patch = self.state.patch_of(channel_id)
+        if patch is None:
+            name = self.state.channel_name(channel_id)
+            self.apply(Note("error", f"{name} is not patched: nothing to end"))
             return
-        self._spawn(self._unpatch(channel_id), "ending the patch")
+        self._spawn(channel_admin.unpatch(self.client, patch), "ending the patch")
 
-    async def _unpatch(self, channel_id: int) -> None:
-        await channel_admin.unpatch(self.client, channel_id)
-        self._patches.discard(channel_id)
-        self.apply(Note("channel", f"patch {self.state.channel_name(channel_id)} ended"))
+    def delete_channel(self, channel_id: int) -> None:
+        self._spawn(channel_admin.delete_channel(self.client, channel_id), "deleting the channel")
 
     def recall(self, channel_id: int) -> None:
         self._spawn(self._recall(channel_id), "instant recall")

@@ -12,7 +12,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from ptt_protocol import control
-from ptt_server.handlers import authority, channels, emergencies, keys, presence, recall, texts
+from ptt_server.handlers import (
+    authority,
+    channels,
+    emergencies,
+    keys,
+    patches,
+    presence,
+    recall,
+    texts,
+)
 
 Handler = Callable[[Any, Any, Any, float], Awaitable[None]]
 
@@ -28,6 +37,9 @@ HANDLERS: Final[dict[type[control.Message], Handler]] = {
     control.ChannelCreate: channels.on_channel_create,
     control.Regroup: channels.on_regroup,
     control.Ungroup: channels.on_ungroup,
+    control.Patch: patches.on_patch,
+    control.Unpatch: patches.on_unpatch,
+    control.ChannelDelete: patches.on_channel_delete,
     control.PresenceSubscribe: presence.on_presence_subscribe,
     control.SetStatus: presence.on_set_status,
     control.LocationReport: presence.on_location,

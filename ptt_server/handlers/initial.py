@@ -14,7 +14,7 @@ from ptt_server.sessions import (
 if TYPE_CHECKING:
     from ptt_server.server import RelayServer
 
-from ptt_server.handlers import emergencies, keys
+from ptt_server.handlers import emergencies, keys, patches
 
 log = logging.getLogger("ptt_server")
 
@@ -38,6 +38,8 @@ async def send_initial_state(server: RelayServer, session: Session) -> None:
     for channel in mine:
         if channel.signed_roster is not None:
             session.send(keys.roster_message(channel))
+    for patch in patches.patches_for(server, session):
+        session.send(patch)
     for envelope in await server.store.envelopes_for(user):
         session.send(keys.envelope_message(envelope))
         keys.key_delivered(server, envelope.channel_id, envelope.epoch)

@@ -5,7 +5,8 @@ methods, input checks and SQL in one module::
 
     connection.py   the one connection, its thread, opening (checks, migration), closing
     users.py        users and the revocation list
-    channels.py     channels, rosters and members, key envelopes
+    channels.py     channels, rosters and members, key envelopes, channel deletion
+    patches.py      which channels a patch links
     messages.py     sealed messages and their deliveries, message pruning
     emergencies.py  emergency alerts
     presence.py     presence
@@ -43,6 +44,7 @@ from ptt_server.store.errors import (
     StoreError,
 )
 from ptt_server.store.messages import DEFAULT_MESSAGE_RETENTION_S, MessageTables
+from ptt_server.store.patches import PatchTables
 from ptt_server.store.presence import PresenceTables
 from ptt_server.store.records import (
     Burst,
@@ -52,6 +54,7 @@ from ptt_server.store.records import (
     Emergency,
     EmergencyRaise,
     KeyEnvelope,
+    PatchLinks,
     Presence,
     RevocationList,
     Roster,
@@ -74,6 +77,7 @@ __all__ = [
     "InUseError",
     "KeyEnvelope",
     "NotFoundError",
+    "PatchLinks",
     "Presence",
     "RevocationList",
     "Roster",
@@ -86,7 +90,15 @@ __all__ = [
 ]
 
 
-class Store(UserTables, ChannelTables, MessageTables, EmergencyTables, PresenceTables, BurstTables):
+class Store(
+    UserTables,
+    ChannelTables,
+    PatchTables,
+    MessageTables,
+    EmergencyTables,
+    PresenceTables,
+    BurstTables,
+):
     """Async repository over one SQLite file; create with ``await Store.open(path)``.
 
     All methods are coroutines that run on the store's own thread. Call ``await close()``

@@ -43,8 +43,16 @@ class ChannelTables(StoreConnection):
         return await self._call("read channel", _get_channel, "name", name)
 
     async def list_channels(self) -> list[Channel]:
-        """All channels, by id."""
+        """All channels not deleted, by id."""
         return await self._call("list channels", _list_channels)
+
+    async def delete_channel(self, channel_id: int, now: float) -> None:
+        """Delete a channel: its roster, members and key envelopes go at once, its name is
+        free again, its recordings stay until their retention ends. Raises ``NotFoundError``
+        for an unknown or deleted channel, ``ConflictError`` while it is in a patch or an
+        emergency raised on it is active."""
+        check_channel_id(channel_id)
+        await self._call("delete channel", _delete_channel, channel_id, now)
 
     async def put_roster(
         self, channel_id: int, version: int, signed: bytes, members: Iterable[str]
@@ -99,7 +107,9 @@ class ChannelTables(StoreConnection):
 def require_channel(conn: sqlite3.Connection, channel_id: int) -> None:
     """Raise ``NotFoundError`` unless the channel exists (also for bursts and emergencies)."""
     if (
-        conn.execute("SELECT 1 FROM channels WHERE channel_id = ?", (channel_id,)).fetchone()
+        conn.execute(
+            "SELECT 1 FROM channels WHERE channel_id = ? AND deleted_at IS NULL", (channel_id,)
+        ).fetchone()
         is None
     ):
         raise NotFoundError(f"channel {channel_id} does not exist: create it first")
@@ -123,14 +133,48 @@ def _create_channel(conn: sqlite3.Connection, name: str, now: float) -> int:
 
 def _get_channel(conn: sqlite3.Connection, column: str, value: object) -> Channel | None:
     row = conn.execute(
-        f"SELECT channel_id, name, created_at FROM channels WHERE {column} = ?", (value,)
+        f"SELECT channel_id, name, created_at FROM channels"
+        f" WHERE {column} = ? AND deleted_at IS NULL",
+        (value,),
     ).fetchone()
     return None if row is None else Channel(row[0], row[1], row[2])
 
 
 def _list_channels(conn: sqlite3.Connection) -> list[Channel]:
-    rows = conn.execute("SELECT channel_id, name, created_at FROM channels ORDER BY channel_id")
+    rows = conn.execute(
+        "SELECT channel_id, name, created_at FROM channels WHERE deleted_at IS NULL"
+        " ORDER BY channel_id"
+    )
     return [Channel(r[0], r[1], r[2]) for r in rows]
+
+
+def _delete_channel(conn: sqlite3.Connection, channel_id: int, now: float) -> None:
+    with write_transaction(conn):
+        row = conn.execute(
+            "SELECT name FROM channels WHERE channel_id = ? AND deleted_at IS NULL", (channel_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"channel {channel_id} does not exist (or is deleted already)")
+        if conn.execute(
+            "SELECT 1 FROM patch_links WHERE channel_id = ? OR patch_id = ?",
+            (channel_id, channel_id),
+        ).fetchone():
+            raise ConflictError(f"channel {row[0]!r} is in a patch: end the patch first")
+        if conn.execute(
+            "SELECT 1 FROM emergencies WHERE channel_id = ? AND cancelled_at IS NULL",
+            (channel_id,),
+        ).fetchone():
+            # An emergency is never dropped with its channel (it would vanish from consoles).
+            raise ConflictError(
+                f"an emergency is active on channel {row[0]!r}: it must be cancelled first"
+            )
+        # The name carries the id, so it cannot collide, and says what it was in an audit.
+        conn.execute(
+            "UPDATE channels SET deleted_at = ?, name = ? WHERE channel_id = ?",
+            (now, f"{row[0]} (deleted, #{channel_id})", channel_id),
+        )
+        for table in ("rosters", "channel_members", "key_envelopes"):
+            conn.execute(f"DELETE FROM {table} WHERE channel_id = ?", (channel_id,))
 
 
 def _put_roster(

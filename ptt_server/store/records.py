@@ -75,6 +75,15 @@ class Channel:
 
 
 @dataclass(frozen=True, slots=True)
+class PatchLinks:
+    """A patch: its own channel, the channels it links, who made it."""
+
+    patch_id: int
+    linked: tuple[int, ...]
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
 class Roster:
     """A channel's signed member list and the member ids the signer put in it."""
 

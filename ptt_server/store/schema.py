@@ -170,7 +170,25 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    version=3,
+    summary="channel deletion and patches",
+    statements=(
+        # A deleted channel keeps its row (its id is bound into old recordings' AAD and the
+        # recordings stay until their retention ends) under a name that frees the old one.
+        "ALTER TABLE channels ADD COLUMN deleted_at REAL",
+        # One row per linked channel: a channel is in at most one patch (issue 11).
+        """CREATE TABLE patch_links (
+            channel_id INTEGER PRIMARY KEY REFERENCES channels ON DELETE CASCADE,
+            patch_id INTEGER NOT NULL REFERENCES channels ON DELETE CASCADE,
+            created_by TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX patch_links_by_patch ON patch_links (patch_id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 

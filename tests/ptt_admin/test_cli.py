@@ -192,6 +192,13 @@ async def test_the_operator_workflow_end_to_end(
     assert "already" in one_line_error(admin(authority, *pw, "revoke", "bob"))
     unknown = admin(authority, *pw, "channel", "add", "patrol", "zed")
     assert "enroll it first" in one_line_error(unknown)
+    spare = admin(authority, *pw, "channel", "create", "spare", "--members", "alice")
+    assert spare.returncode == 0, spare.stderr
+    deleted = admin(authority, *pw, "channel", "delete", "spare")
+    assert deleted.returncode == 0 and "deleted channel 'spare'" in deleted.stdout, deleted.stderr
+    assert "spare" not in admin(authority, *pw, "channel", "list").stdout
+    again = admin(authority, *pw, "channel", "create", "spare", "--members", "alice")
+    assert again.returncode == 0, again.stderr  # the name is free, and the ledger agrees
     # Nothing the authority holds privately reached the relay's directory.
     for path in relay_dir.rglob("*"):
         if path.is_file():
@@ -250,6 +257,7 @@ BAD_INPUT = [
     (["channel", "add", "patrol", "alice", "--", "alice"], "already"),
     (["channel", "remove", "patrol", "zed"], "'zed' is not on channel 'patrol'"),
     (["channel", "rekey", "nowhere"], "no channel 'nowhere'"),
+    (["channel", "delete", "nowhere"], "no channel 'nowhere'"),
     (["channel", "add", "patrol"], "required"),
     (["revoke", "zed"], "no user or device 'zed'"),
     (["revoke", "admin"], "cannot revoke itself"),

@@ -135,33 +135,6 @@ async def test_add_member_gives_the_new_member_the_new_epoch(field: Field) -> No
         await stop(disp, carol)
 
 
-async def test_patch_regroups_everyone_and_unpatch_sends_them_back(field: Field) -> None:
-    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
-    disp, alice, carol = await online(field, "disp", "alice", "carol")
-    try:
-        await alice.affiliate(patrol)
-        await keys_for(disp, patrol, 1)
-        await keys_for(disp, traffic, 1)
-        incident = await channel_admin.patch(disp, patrol, traffic)
-        assert disp.channels[incident] == "patrol+traffic"
-        assert set(channel_admin.current_members(disp, incident)) == {
-            "disp",
-            "alice",
-            "bob",
-            "carol",
-        }
-        for officer in (alice, carol):
-            await officer.wait_for(control.Affiliated, lambda e: e.channel_id == incident)
-            assert officer.selected == incident
-        await channel_admin.unpatch(disp, incident)
-        await alice.wait_for(control.Deaffiliated, lambda e: e.channel_id == incident, timeout=5.0)
-        assert alice.selected == patrol
-        with pytest.raises(ChannelAdminError, match="different"):
-            await channel_admin.patch(disp, patrol, patrol)
-    finally:
-        await stop(disp, alice, carol)
-
-
 async def test_recall_opens_a_burst_only_with_the_channel_key(field: Field) -> None:
     patrol = field.channels["patrol"]
     # Alice's clock is an input: moving it past the sender's switch delay (crypto.keyring)

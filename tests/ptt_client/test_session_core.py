@@ -279,6 +279,60 @@ def test_regroup_joins_and_selects_and_ungroup_goes_back() -> None:
     assert core.selected == CH and core.affiliated == {CH}
 
 
+PATCH = 9
+
+
+def test_a_patch_listens_on_the_patch_and_talks_there_without_leaving_the_channel() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    effects = core.receive(control.Patch(channel_id=PATCH, linked=(CH, OTHER)))
+    assert sent(effects) == [control.Affiliate(channel_id=PATCH)]  # not selected
+    assert core.selected == CH and core.affiliated == {CH, PATCH}
+    assert core.transmit_channel(None) == PATCH == core.transmit_channel(CH)
+    assert floor_requests(core.press(core.transmit_channel(None) or 0))[0].channel_id == PATCH
+    # Unpatched with the key down: let go of the patch's floor, leave it, talk on CH again.
+    effects = core.receive(control.Unpatch(channel_id=PATCH))
+    assert sent(effects) == [
+        control.FloorRelease(channel_id=PATCH),
+        control.Deaffiliate(channel_id=PATCH),
+    ]
+    assert core.selected == CH and core.transmit_channel(None) == CH
+    assert core.affiliated == {CH}
+
+
+def test_a_patch_of_channels_the_radio_is_not_on_changes_nothing() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    assert sent(core.receive(control.Patch(channel_id=PATCH, linked=(OTHER, 10)))) == []
+    assert core.transmit_channel(None) == CH
+    # ...until it joins one of them (affiliating later joins the patch too).
+    assert sent(core.affiliate(OTHER, select=False))[-1] == control.Affiliate(channel_id=PATCH)
+    assert core.transmit_channel(OTHER) == PATCH and core.transmit_channel(CH) == CH
+
+
+def test_after_a_reconnect_only_the_patches_the_server_repeats_are_kept() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    core.receive(control.Patch(channel_id=PATCH, linked=(CH, OTHER)))
+    core.connection_lost()
+    core.connection_opened()
+    core.hello(hello(), FINGERPRINT, CLIENT_NONCE)
+    login = core.login_answer(login_ok())
+    assert isinstance(login, LoggedIn)
+    assert sent(login.effects) == [
+        control.Affiliate(channel_id=CH),
+        control.SelectChannel(channel_id=CH),
+    ]  # not the patch's channel: the patch may have ended while we were away
+    assert core.transmit_channel(None) == CH
+
+
+def test_a_deleted_channel_is_forgotten() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    core.receive(control.ChannelDeleted(channel_id=CH, name="patrol"))
+    assert CH not in core.affiliated and CH not in core.channels and core.selected is None
+
+
 def test_the_radios_own_alert_gives_emergency_priority_until_cancelled() -> None:
     core = logged_in()
     assert core.default_priority() == 1

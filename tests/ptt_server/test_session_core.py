@@ -158,7 +158,7 @@ def test_every_client_message_has_a_rule_and_server_messages_are_refused() -> No
         control.FloorGranted, control.FloorDeny, control.FloorTaken, control.FloorIdle,
         control.FloorRevoke, control.FloorQueuePosition, control.PresenceUpdate,
         control.TextDeliver, control.Credentials, control.Pong, control.Enrolled,
-        control.Directory, control.LinkReport,
+        control.Directory, control.LinkReport, control.ChannelDeleted,
     }  # fmt: skip
     assert set(RULES) | server_only == set(control.MESSAGE_TYPES)
     assert not set(RULES) & server_only
@@ -287,6 +287,9 @@ def _example(message_type: type[control.Message]) -> control.Message:
         control.ChannelCreate: control.ChannelCreate(name="x"),
         control.Regroup: control.Regroup(channel_id=1),
         control.Ungroup: control.Ungroup(channel_id=1),
+        control.Patch: control.Patch(channel_id=3, linked=(1, 2)),
+        control.Unpatch: control.Unpatch(channel_id=3),
+        control.ChannelDelete: control.ChannelDelete(channel_id=1),
         control.Enroll: control.Enroll(credential=b"x"),
         control.RevocationUpdate: control.RevocationUpdate(signed_list=b"x"),
         control.DirectoryRequest: control.DirectoryRequest(),

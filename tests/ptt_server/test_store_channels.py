@@ -78,3 +78,52 @@ async def test_removed_member_loses_channel_envelope(store: Store) -> None:
     await store.put_roster(a, 2, b"r2", ["alice"])
     assert await store.envelopes_for("bob") == []
     assert [e.envelope for e in await store.envelopes_for("alice")] == [b"a1"]
+
+
+async def test_a_deleted_channel_frees_its_name_not_its_id_and_keeps_its_recordings(
+    store: Store,
+) -> None:
+    a = await store.create_channel("alpha", 1.0)
+    await store.put_roster(a, 1, b"roster", ["alice"])
+    await store.put_envelopes(a, 1, {"alice": b"env"}, 1.0)
+    burst = await store.start_burst(a, 7, "alice", 1, 2.0)
+    await store.record_frames(burst, [(0, 0, b"sealed")])
+    await store.delete_channel(a, 3.0)
+    assert await store.get_channel(a) is None and await store.list_channels() == []
+    assert await store.get_roster(a) is None
+    assert await store.envelopes_for("alice") == [] and await store.channels_of("alice") == []
+    assert [f.frame for f in await store.burst_frames(burst)] == [b"sealed"]
+    with pytest.raises(NotFoundError, match="deleted already"):
+        await store.delete_channel(a, 4.0)
+    with pytest.raises(NotFoundError):  # nothing new is logged on it
+        await store.start_burst(a, 8, "alice", 1, 5.0)
+    again = await store.create_channel("alpha", 6.0)
+    assert again > a
+
+
+async def test_a_channel_with_an_active_emergency_is_not_deleted(store: Store) -> None:
+    a = await store.create_channel("alpha", 1.0)
+    await store.raise_emergency(b"a" * 16, "alice", a, None, 2.0)
+    with pytest.raises(ConflictError, match="emergency is active"):
+        await store.delete_channel(a, 3.0)
+    assert await store.get_channel(a) is not None
+    await store.cancel_emergency(b"a" * 16, "alice", 4.0)
+    await store.delete_channel(a, 5.0)
+    assert await store.get_channel(a) is None
+
+
+async def test_a_channel_is_linked_in_one_patch_at_a_time(store: Store) -> None:
+    a, b, c, p, q = [await store.create_channel(n, 1.0) for n in ("a", "b", "c", "p", "q")]
+    await store.put_patch(p, [a, b], "disp", 2.0)
+    for linked, patch in (([a, c], q), ([c, p], q), ([c, q], a)):
+        with pytest.raises(ConflictError, match="end that patch first"):
+            await store.put_patch(patch, linked, "disp", 3.0)
+    with pytest.raises(NotFoundError):
+        await store.put_patch(q, [c, 999], "disp", 3.0)
+    with pytest.raises(ConflictError, match="end the patch first"):
+        await store.delete_channel(a, 3.0)
+    [patch] = await store.list_patches()
+    assert (patch.patch_id, patch.linked, patch.created_by) == (p, (a, b), "disp")
+    assert await store.end_patch(p) == (a, b)
+    assert await store.end_patch(p) == () and await store.list_patches() == []
+    await store.delete_channel(a, 4.0)

@@ -110,7 +110,7 @@ def test_migration_to_v2_keeps_each_users_oldest_active_emergency(tmp_path: Path
         "INSERT INTO emergencies (alert_id, user_id, raised_at, cancelled_at) VALUES (?, ?, ?, ?)",
         rows,
     )
-    assert apply_migrations(conn) == [2]
+    assert apply_migrations(conn, MIGRATIONS[:2]) == [2]
     got = conn.execute(
         "SELECT alert_id, cancelled_by, cancelled_at, updated_at, presses FROM emergencies"
         " ORDER BY raised_at"

@@ -311,6 +311,6 @@ async def test_unpatch_only_ends_patches(offline_client: RadioClient, tmp_path: 
     app = make_app(offline_client, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await feed(app, pilot)
-        await pilot.press("u")  # on north-district: an Ungroup would send everyone off it
+        await pilot.press("u")  # north-district is in no patch
         await settle(app, pilot)
-        assert app.state.last_error == "north-district is not a patch: nothing to end"
+        assert app.state.last_error == "north-district is not patched: nothing to end"

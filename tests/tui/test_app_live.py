@@ -82,6 +82,8 @@ async def monitoring(pilot: Pilot[Any], app: DispatchApp, *channel_ids: int) -> 
 async def select_channel(pilot: Pilot[Any], app: DispatchApp, channel_id: int) -> None:
     table = app.screen.query_one(ChannelTable)
     table.focus()
+    while table.cursor_row > 0:
+        await pilot.press("up")
     for _ in range(table.row_count):
         if table.selected_channel == channel_id:
             return
@@ -376,26 +378,39 @@ async def test_new_channel_and_patch_from_the_keyboard(field: Field, tmp_path: P
         incident = next(c for c, r in app.state.channels.items() if r.name == "incident-9")
         await carol.wait_for(events.KeysUpdated, lambda e: e.channel_id == incident)
         assert set(app.state.channels[incident].members) == {"disp", "alice", "carol"}
-        # Patch patrol with traffic: everyone is regrouped onto "patrol+traffic".
+        # Patch patrol with traffic: nobody leaves their channel, both hear "patrol+traffic".
+        traffic = field.channels["traffic"]
+        await carol.affiliate(traffic)
         await select_channel(pilot, app, patrol)
         await pilot.press("p", *"traffic", "enter")
-        patched = await carol.wait_for(control.Regroup)
+        patched = await carol.wait_for(control.Patch)
+        assert patched.linked == (patrol, traffic)
         await carol.wait_for(control.Affiliated, lambda e: e.channel_id == patched.channel_id)
-        assert carol.selected == patched.channel_id
+        assert carol.selected == traffic
         assert app.state.channel_name(patched.channel_id) == "patrol+traffic"
         await until(
             pilot, lambda: app.state.channels[patched.channel_id].affiliated, "monitoring it"
         )
-        await select_channel(pilot, app, patched.channel_id)
+        assert app.state.patch_of(patrol) == patched.channel_id
+        # `u` on a linked channel ends its patch, and the patch's channel goes.
         await pilot.press("u")
-        await carol.wait_for(control.Ungroup, lambda e: e.channel_id == patched.channel_id)
-        await until(
-            pilot,
-            lambda: any(e.text == "patch patrol+traffic ended" for e in app.state.log),
-            "the log line",
-        )
+        await carol.wait_for(control.ChannelDeleted, lambda e: e.channel_id == patched.channel_id)
+        await until(pilot, lambda: patched.channel_id not in app.state.channels, "the row gone")
+        assert any(
+            e.text == "patch patrol+traffic ended: patrol and traffic on their own"
+            for e in app.state.log
+        ), [e.text for e in app.state.log]
+        assert carol.selected == traffic
         assert isinstance(app.screen, MainScreen)
         assert not app.state.last_error, app.state.last_error
+        # `D` deletes the selected channel once its name is typed.
+        await select_channel(pilot, app, incident)
+        await pilot.press("D", *"incident-8", "enter")
+        await until(pilot, lambda: "did not match" in app.state.last_error, "the refusal")
+        assert incident in app.state.channels
+        await pilot.press("D", *"incident-9", "enter")
+        await carol.wait_for(control.ChannelDeleted, lambda e: e.channel_id == incident)
+        await until(pilot, lambda: incident not in app.state.channels, "the row gone")
 
 
 async def test_a_pre_empted_dispatcher_who_presses_space_to_stop_stays_off_the_air(

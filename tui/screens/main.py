@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from tui.screens.dialogs import FormDialog, MessageDialog
-from tui.state import Conversation
+from tui.state import Conversation, Note
 from tui.widgets.banner import EmergencyBanner
 from tui.widgets.channels import ChannelTable
 from tui.widgets.eventlog import EventLog
@@ -38,6 +38,7 @@ class MainScreen(Screen[None]):
         Binding("minus", "remove_member", "Del"),
         Binding("p", "patch", "Patch"),
         Binding("u", "unpatch", "Unpatch", show=False),
+        Binding("D", "delete_channel", "Delete channel", show=False),
         Binding("r", "recall", "Recall"),
         Binding("l", "export_log", "Log"),
         Binding("slash", "search", "Search", show=False),
@@ -196,6 +197,23 @@ class MainScreen(Screen[None]):
         channel_id = self._need_channel()
         if channel_id is not None:
             self.console.unpatch(channel_id)
+
+    def action_delete_channel(self) -> None:
+        channel_id = self._need_channel()
+        if channel_id is None:
+            return
+        name = self.console.state.channel_name(channel_id)
+
+        def delete(values: tuple[str, ...] | None) -> None:
+            # Typing the name is the confirmation: one stray key must not delete a channel.
+            if values and values[0] == name:
+                self.console.delete_channel(channel_id)
+            elif values:
+                self.console.apply(Note("error", f"{name} not deleted: the name did not match"))
+
+        self.app.push_screen(
+            FormDialog(f"Delete {name}? Type its name", [("Channel name", name)]), delete
+        )
 
     def action_recall(self) -> None:
         channel_id = self._need_channel()

@@ -100,6 +100,39 @@ class ChannelsMixin(StateModel):
     def _on_ungroup(self, event: control.Ungroup, now: float) -> Changed:
         return self.note("channel", f"regroup {self.channel_name(event.channel_id)} ended", now)
 
+    def patch_of(self, channel_id: int) -> int | None:
+        """The patch ``channel_id`` is in: its own, or the one it is linked through."""
+        if channel_id in self.patches:
+            return channel_id
+        return next((p for p, linked in self.patches.items() if channel_id in linked), None)
+
+    def _on_patch(self, event: control.Patch, now: float) -> Changed:
+        self.patches[event.channel_id] = event.linked
+        linked = " and ".join(self.channel_name(c) for c in event.linked)
+        by = f" by {self.name_of(event.by_user)}" if event.by_user else ""
+        return Changed.CHANNELS | self.note(
+            "channel",
+            f"{linked} patched{by}: traffic crosses on {self.channel_name(event.channel_id)}",
+            now,
+        )
+
+    def _on_unpatch(self, event: control.Unpatch, now: float) -> Changed:
+        linked = self.patches.pop(event.channel_id, ())
+        back = " and ".join(self.channel_name(c) for c in linked) or "its channels"
+        return Changed.CHANNELS | self.note(
+            "channel",
+            f"patch {self.channel_name(event.channel_id)} ended: {back} on their own",
+            now,
+        )
+
+    def _on_channel_deleted(self, event: control.ChannelDeleted, now: float) -> Changed:
+        row = self.channels.pop(event.channel_id, None)
+        self.patches.pop(event.channel_id, None)
+        self.recalls.pop(event.channel_id, None)
+        name = row.name if row is not None else event.name or str(event.channel_id)
+        by = f" by {self.name_of(event.by_user)}" if event.by_user else ""
+        return Changed.CHANNELS | self.note("channel", f"channel {name} deleted{by}", now)
+
     def _on_recall_list(self, event: control.RecallList, now: float) -> Changed:
         self.recalls[event.channel_id] = event.bursts
         return Changed.NONE

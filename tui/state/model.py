@@ -40,6 +40,8 @@ class StateModel(LogState):
         self.transmit_channel: int | None = None
         """The channel the console last pressed the transmit key on (for the status line)."""
         self.recalls: dict[int, tuple[control.BurstInfo, ...]] = {}
+        self.patches: dict[int, tuple[int, ...]] = {}
+        """Active patches: the patch's channel -> the channels it links (from the server)."""
         self.selected_alert: bytes | None = None
         self._sent: dict[bytes, ChatMessage] = {}
         self._cancelled: deque[bytes] = deque(maxlen=RECENT_EMERGENCIES)

@@ -1,0 +1,142 @@
+"""Patches (linked channels) and channel deletion.
+
+A patch links channels through a patch channel whose roster holds all their members
+(:class:`ptt_protocol.control.Patch`): the server checks the roster covers them, keeps the
+links in the store (they outlive a restart), and tells every member and dispatcher. Radios
+do the rest: they stay on their own channel and also listen and talk on the patch's.
+
+Handlers take the server, the session, the message and ``now``; they raise
+:class:`ptt_server.policy.Refused` to answer with an Error. Who may send each message is
+decided before, by :data:`ptt_server.policy.RULES`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from ptt_protocol import control
+from ptt_server.channels import Channel
+from ptt_server.policy import Refused
+from ptt_server.sessions import Session
+from ptt_server.store import ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from ptt_server.server import RelayServer
+
+log = logging.getLogger("ptt_server")
+
+
+def audience(server: RelayServer, channel: Channel) -> set[Session]:
+    """The channel's members' sessions and every dispatcher: who hears of its patch or end."""
+    sessions = {
+        s for user in channel.members if (s := server.sessions.by_user.get(user)) is not None
+    }
+    return sessions | server.dispatchers
+
+
+def patch_of(server: RelayServer, channel_id: int) -> int | None:
+    """The patch channel ``channel_id`` is linked through, or None."""
+    for patch_id, patch in server.patches.items():
+        if channel_id in patch.linked:
+            return patch_id
+    return None
+
+
+def patches_for(server: RelayServer, session: Session) -> list[control.Patch]:
+    """The active patches a session logging in is told of (as when they were made)."""
+    found = []
+    for patch_id, patch in sorted(server.patches.items()):
+        channel = server.channels.get(patch_id)
+        if channel is not None and (
+            session.user_id in channel.members or session in server.dispatchers
+        ):
+            found.append(patch)
+    return found
+
+
+async def on_patch(server: RelayServer, session: Session, msg: control.Patch, now: float) -> None:
+    patch = server.channels.get(msg.channel_id)
+    if patch is None:
+        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}: create it first")
+    linked = tuple(dict.fromkeys(msg.linked))
+    if len(linked) < 2 or msg.channel_id in linked:
+        raise Refused(
+            control.ERROR_BAD_MESSAGE,
+            "a patch links two or more channels other than its own channel",
+        )
+    members: set[str] = set()
+    for channel_id in linked:
+        channel = server.channels.get(channel_id)
+        if channel is None:
+            raise Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
+        members |= channel.members
+    outside = sorted(members - patch.members)
+    if outside:
+        raise Refused(
+            control.ERROR_NOT_MEMBER,
+            f"{outside[0]!r} is on a linked channel but not on {patch.name!r}: publish its"
+            " roster with every linked channel's members first",
+        )
+    try:
+        await server.store.put_patch(msg.channel_id, linked, session.user_id, time.time())
+    except (ConflictError, NotFoundError) as exc:
+        raise Refused(control.ERROR_FORBIDDEN, str(exc)) from None
+    announced = control.Patch(channel_id=msg.channel_id, linked=linked, by_user=session.user_id)
+    server.patches[msg.channel_id] = announced
+    log.info(
+        "patched",
+        extra={"fields": {"patch": msg.channel_id, "linked": linked, "by": session.user_id}},
+    )
+    for target in audience(server, patch):
+        target.send(announced)
+
+
+async def on_unpatch(
+    server: RelayServer, session: Session, msg: control.Unpatch, now: float
+) -> None:
+    if msg.channel_id not in server.patches:
+        raise Refused(control.ERROR_NOT_FOUND, f"channel {msg.channel_id} is not a patch")
+    await server.store.end_patch(msg.channel_id)
+    del server.patches[msg.channel_id]
+    log.info("unpatched", extra={"fields": {"patch": msg.channel_id, "by": session.user_id}})
+    channel = server.channels.get(msg.channel_id)
+    if channel is not None:
+        for target in audience(server, channel):
+            target.send(control.Unpatch(channel_id=msg.channel_id))
+
+
+async def on_channel_delete(
+    server: RelayServer, session: Session, msg: control.ChannelDelete, now: float
+) -> None:
+    channel = server.channels.get(msg.channel_id)
+    if channel is None:
+        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
+    if msg.channel_id in server.patches or patch_of(server, msg.channel_id) is not None:
+        raise Refused(
+            control.ERROR_FORBIDDEN, f"{channel.name!r} is in a patch: end the patch first"
+        )
+    try:
+        await server.store.delete_channel(msg.channel_id, time.time())
+    except (ConflictError, NotFoundError) as exc:
+        raise Refused(control.ERROR_FORBIDDEN, str(exc)) from None
+    told = audience(server, channel)
+    for listener in list(channel.listeners.values()):
+        # Leaving ends its floor and queue like a disconnect (TS 24.380: the others see idle).
+        channel.remove_listener(listener, now)
+        listener.send(
+            control.Deaffiliated(channel_id=msg.channel_id, reason=f"{channel.name} was deleted")
+        )
+    channel.close()
+    del server.channels[msg.channel_id]
+    server.rosters.pop(msg.channel_id, None)
+    server.metrics.channels.set(sum(1 for c in server.channels.values() if c.listeners))
+    log.info(
+        "channel deleted", extra={"fields": {"channel": msg.channel_id, "by": session.user_id}}
+    )
+    deleted = control.ChannelDeleted(
+        channel_id=msg.channel_id, name=channel.name, by_user=session.user_id
+    )
+    for target in told:
+        target.send(deleted)

@@ -1,0 +1,251 @@
+"""Patches and channel deletion, end to end through a real server with real radios.
+
+A patch links channels (MCPTT group regroup, TETRA patch): nobody leaves their own channel,
+traffic crosses between them on the patch's channel, an emergency stays where it was
+raised, and ending the patch deletes the patch's channel (issue 11: the old patch pulled
+every officer off ``patrol``, one of them in emergency, and ``patrol`` went silent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from ptt_client import channel_admin, events
+from ptt_client.channel_admin import ChannelAdminError
+from ptt_client.client import RadioClient
+from ptt_protocol import control
+from ptt_server.server import RelayServer
+from tests.tui.org import Field, keys_for, online, open_field, stop
+
+
+@pytest.fixture
+async def field(tmp_path: Path) -> AsyncIterator[Field]:
+    async with open_field(tmp_path) as running:
+        yield running
+
+
+async def on_channel(client: RadioClient, channel_id: int) -> None:
+    await client.affiliate(channel_id)
+    await client.wait_for(control.Affiliated, lambda e: e.channel_id == channel_id)
+
+
+async def patched(field: Field, disp: RadioClient, *officers: RadioClient) -> int:
+    """Patch patrol and traffic; return the patch's channel once every officer listens on it."""
+    for channel in ("patrol", "traffic"):
+        await keys_for(disp, field.channels[channel], 1)
+    patch = await channel_admin.patch(disp, [field.channels["patrol"], field.channels["traffic"]])
+    for officer in officers:
+        await officer.wait_for(control.Affiliated, lambda e: e.channel_id == patch)
+        await keys_for(officer, patch, 1)
+    return patch
+
+
+async def talk(talker: RadioClient, listener: RadioClient, payload: bytes) -> events.VoiceFrame:
+    """``talker`` presses PTT on its selected channel and sends one frame; what ``listener`` got."""
+    await talker.press()
+    await talker.wait_for(control.FloorGranted)
+    assert await talker.send_voice(payload)
+    frame = await listener.wait_for(events.VoiceFrame, lambda f: f.opus == payload)
+    await talker.release()
+    await listener.wait_for(control.FloorIdle, lambda e: e.channel_id == frame.channel_id)
+    return frame
+
+
+async def test_a_patch_keeps_everyone_on_their_own_channel_and_traffic_crosses(
+    field: Field,
+) -> None:
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, traffic)
+        await on_channel(disp, patrol)
+        patch = await patched(field, disp, alice, carol)
+        assert disp.channels[patch] == "patrol+traffic"
+        # Nobody was moved: each is still on (and talks from) their own channel.
+        assert alice.selected == patrol and carol.selected == traffic
+        assert {patrol, patch} <= alice.core.affiliated
+        assert {traffic, patch} <= carol.core.affiliated
+        # Patrol to traffic, and traffic to patrol.
+        heard = await talk(alice, carol, b"patrol speaking")
+        assert (heard.talker, heard.channel_id) == ("alice", patch)
+        heard = await talk(carol, alice, b"traffic speaking")
+        assert (heard.talker, heard.channel_id) == ("carol", patch)
+        # Bob, on patrol but offline when it was made, is told of it at login.
+        (bob,) = await online(field, "bob")
+        try:
+            await bob.wait_for(control.Patch, lambda e: e.channel_id == patch)
+            await on_channel(bob, patrol)
+            await bob.wait_for(control.Affiliated, lambda e: e.channel_id == patch)
+            await keys_for(bob, patch, 1)
+            assert (await talk(carol, bob, b"late entry")).talker == "carol"
+        finally:
+            await stop(bob)
+        # Unpatched: the patch's channel is deleted; each is back on their own channel only.
+        await channel_admin.unpatch(disp, patch)
+        for officer in (alice, carol):
+            await officer.wait_for(control.ChannelDeleted, lambda e: e.channel_id == patch)
+            assert patch not in officer.core.affiliated and patch not in officer.channels
+        assert alice.selected == patrol and carol.selected == traffic
+        assert patch not in field.server.channels
+        assert patch not in {c.channel_id for c in await field.server.store.list_channels()}
+        heard = await talk(alice, disp, b"patrol alone")
+        assert heard.channel_id == patrol
+    finally:
+        await stop(disp, alice, carol)
+
+
+async def test_an_emergency_on_a_patched_channel_stays_where_it_was_raised(
+    field: Field,
+) -> None:
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, traffic)
+        await on_channel(disp, patrol)
+        patch = await patched(field, disp, alice, carol)
+        alert_id = await alice.raise_emergency()
+        alert = await disp.wait_for(control.EmergencyAlert, lambda e: e.alert_id == alert_id)
+        assert alert.channel_id == patrol
+        # Her emergency talk crosses the patch at emergency priority, pre-empting carol.
+        await carol.press()
+        await carol.wait_for(control.FloorGranted, lambda e: e.channel_id == patch)
+        await alice.press()
+        granted = await alice.wait_for(control.FloorGranted)
+        assert granted.channel_id == patch
+        await carol.wait_for(control.FloorRevoke, lambda e: e.channel_id == patch)
+        taken = await carol.wait_for(control.FloorTaken, lambda e: e.user_id == "alice")
+        assert (taken.channel_id, taken.priority) == (patch, control.PRIORITY_MAX)
+        assert await alice.send_voice(b"officer down")
+        frame = await carol.wait_for(events.VoiceFrame, lambda f: f.opus == b"officer down")
+        assert frame.priority == control.PRIORITY_MAX
+        await alice.release()
+        # The patch's end leaves the emergency on patrol, active, with alice still there.
+        await channel_admin.unpatch(disp, patch)
+        await alice.wait_for(control.ChannelDeleted, lambda e: e.channel_id == patch)
+        active = await field.server.store.active_emergencies()
+        assert [(a.alert_id, a.channel_id) for a in active] == [(alert_id, patrol)]
+        assert alice.selected == patrol
+    finally:
+        await stop(disp, alice, carol)
+
+
+async def test_a_patch_outlives_a_restart_of_the_relay(field: Field) -> None:
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    restarted: RelayServer | None = None
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, traffic)
+        patch = await patched(field, disp, alice, carol)
+        config = msgspec.structs.replace(field.server.config, listen_port=field.server.control_port)
+        await field.server.stop()
+        restarted = await RelayServer.open(config)
+        await restarted.start()
+        # Each radio logs in again, is told of the patch, and listens on it again.
+        for officer in (alice, carol):
+            await officer.wait_for(control.Patch, lambda e: e.channel_id == patch)
+            await officer.wait_for(control.Affiliated, lambda e: e.channel_id == patch)
+        assert alice.selected == patrol and carol.selected == traffic
+        heard = await talk(carol, alice, b"after the restart")
+        assert heard.channel_id == patch
+    finally:
+        await stop(disp, alice, carol)
+        if restarted is not None:
+            await restarted.stop()
+
+
+async def test_patches_are_refused_unless_they_can_be_kept(field: Field) -> None:
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice = await online(field, "disp", "alice")
+    try:
+        for channel in (patrol, traffic):
+            await keys_for(disp, channel, 1)
+        # An officer may not patch.
+        with pytest.raises(ChannelAdminError, match="only a dispatcher or the org authority"):
+            await channel_admin.send_checked(
+                alice, [control.Patch(channel_id=patrol, linked=(patrol, traffic))], "a patch"
+            )
+        # A patch channel whose roster leaves a linked member out would leave them deaf.
+        short = await channel_admin.create_channel(disp, "short", ["alice"])
+        with pytest.raises(
+            ChannelAdminError, match="'bob' is on a linked channel but not on 'short'"
+        ):
+            await channel_admin.send_checked(
+                disp, [control.Patch(channel_id=short, linked=(patrol, traffic))], "a patch"
+            )
+        with pytest.raises(ChannelAdminError, match="two or more"):
+            await channel_admin.send_checked(
+                disp, [control.Patch(channel_id=patrol, linked=(patrol, traffic))], "a patch"
+            )
+        patch = await channel_admin.patch(disp, [patrol, traffic])
+        # A channel is in one patch at a time; a patched channel is not deleted.
+        with pytest.raises(ChannelAdminError, match="in patch"):
+            await channel_admin.patch(disp, [patrol, short])
+        # ...and the channel made for the refused patch is not left behind.
+        assert "patrol+short" not in {c.name for c in await field.server.store.list_channels()}
+        with pytest.raises(ChannelAdminError, match="end the patch first"):
+            await channel_admin.delete_channel(disp, patrol)
+        with pytest.raises(ChannelAdminError, match="is not a patch"):
+            await channel_admin.unpatch(disp, patrol)
+        await channel_admin.unpatch(disp, patch)
+        assert field.server.patches == {}
+        assert await field.server.store.list_patches() == []
+    finally:
+        await stop(disp, alice)
+
+
+async def test_a_deleted_channel_is_gone_for_everyone_and_its_name_is_free(field: Field) -> None:
+    disp, alice = await online(field, "disp", "alice")
+    try:
+        incident = await channel_admin.create_channel(disp, "incident-4", ["alice"])
+        await keys_for(alice, incident, 1)
+        await on_channel(alice, incident)
+        await alice.press(incident)
+        await alice.wait_for(control.FloorGranted, lambda e: e.channel_id == incident)
+        await channel_admin.delete_channel(disp, incident)
+        left = await alice.wait_for(control.Deaffiliated, lambda e: e.channel_id == incident)
+        assert "incident-4 was deleted" in left.reason
+        await alice.wait_for(control.ChannelDeleted, lambda e: e.channel_id == incident)
+        assert incident not in alice.channels and incident not in alice.core.affiliated
+        with pytest.raises(ChannelAdminError, match=f"no channel {incident}"):
+            await channel_admin.send_checked(
+                alice, [control.Affiliate(channel_id=incident)], "affiliating"
+            )
+        # A radio logging in now is not offered it; the name can be used again, not the id.
+        (bob,) = await online(field, "bob")
+        try:
+            listed = await bob.wait_for(control.ChannelList)
+            assert incident not in {c.channel_id for c in listed.channels}
+        finally:
+            await stop(bob)
+        again = await channel_admin.create_channel(disp, "incident-4", ["alice"])
+        assert again > incident
+    finally:
+        await stop(disp, alice)
+
+
+async def test_an_officer_may_not_delete_and_an_emergency_keeps_its_channel(field: Field) -> None:
+    disp, alice = await online(field, "disp", "alice")
+    try:
+        incident = await channel_admin.create_channel(disp, "incident-5", ["alice"])
+        await keys_for(alice, incident, 1)
+        with pytest.raises(ChannelAdminError, match="only a dispatcher"):
+            await channel_admin.delete_channel(alice, incident)
+        await on_channel(alice, incident)
+        alert_id = await alice.raise_emergency()
+        await disp.wait_for(control.EmergencyAlert, lambda e: e.alert_id == alert_id)
+        with pytest.raises(ChannelAdminError, match="emergency is active"):
+            await channel_admin.delete_channel(disp, incident)
+        assert incident in field.server.channels
+        await alice.cancel_emergency()
+        await disp.wait_for(control.EmergencyCancel, lambda e: e.alert_id == alert_id)
+        await channel_admin.delete_channel(disp, incident)
+        assert incident not in field.server.channels
+    finally:
+        await stop(disp, alice)
