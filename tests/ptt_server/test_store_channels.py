@@ -122,8 +122,8 @@ async def test_a_channel_is_linked_in_one_patch_at_a_time(store: Store) -> None:
         await store.put_patch(q, [c, 999], "disp", 3.0)
     with pytest.raises(ConflictError, match="end the patch first"):
         await store.delete_channel(a, 3.0)
-    [patch] = await store.list_patches()
-    assert (patch.patch_id, patch.linked, patch.created_by) == (p, (a, b), "disp")
+    [links] = await store.list_patches()
+    assert (links.patch_id, links.linked, links.created_by) == (p, (a, b), "disp")
     assert await store.end_patch(p) == (a, b)
     assert await store.end_patch(p) == () and await store.list_patches() == []
     await store.delete_channel(a, 4.0)
