@@ -11,6 +11,7 @@ Tree::
     CryptoError
     +-- CredentialError   credential or revocation list invalid, expired, revoked, foreign
     +-- RosterError       signed roster refused (signer role, rollback, replay, tamper)
+    +-- PatchError        signed patch order refused (signer, expired, tampered)
     +-- EnvelopeError     epoch-key envelope refused (not for me, bad creator, tampered)
     +-- FrameError        media frame refused (auth failure, unknown KID, bad header)
     |   +-- ReplayError   frame counter already seen or too old for the replay window
@@ -31,6 +32,7 @@ __all__ = [
     "FrameError",
     "KeyStoreError",
     "KeyringError",
+    "PatchError",
     "ReplayError",
     "RosterError",
     "SignatureError",
@@ -58,6 +60,10 @@ class CredentialError(CryptoError):
 
 class RosterError(CryptoError):
     """A signed roster was refused (signer not allowed, version rollback or replay, tampered)."""
+
+
+class PatchError(CryptoError):
+    """A signed patch order was refused: not a dispatcher's, expired, tampered or malformed."""
 
 
 class EnvelopeError(CryptoError):

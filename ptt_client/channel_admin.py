@@ -38,6 +38,8 @@ from crypto.keyring import FrameOpener
 from crypto.roster import Member, Roster, sign_roster
 from ptt_client.audio import AudioOutput
 from ptt_client.codec import OpusDecoder
+from ptt_client.patch_orders import signed_patch
+from ptt_client.session_core import new_patch_order
 from ptt_protocol import control, media
 
 if TYPE_CHECKING:
@@ -351,10 +353,11 @@ async def patch(client: RadioClient, channels: Sequence[int]) -> int:
         union += listed
     members = list(dict.fromkeys(union))
     incident = await create_channel(client, "+".join(names), members, temporary=True)
+    order = new_patch_order(incident, tuple(linked), time.time())
     try:
         await send_checked(
             client,
-            [control.Patch(channel_id=incident, linked=tuple(linked))],
+            [signed_patch(order, client.keys, client.credential)],
             f"the patch of {' and '.join(names)}",
         )
     except ChannelAdminError:

@@ -29,6 +29,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from crypto.bundle import CredentialBundle
+from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
 from ptt_client.e2e import Keyring
@@ -36,6 +37,7 @@ from ptt_client.errors import ClientError, PinnedCertificateError
 from ptt_client.event_stream import EventStream
 from ptt_client.floor_view import FloorView
 from ptt_client.media_path import KEEPALIVE_INTERVAL, MediaPath
+from ptt_client.patch_orders import check_patch, signed_patch
 from ptt_client.protection import ProtectionState
 from ptt_client.reception import Reception
 from ptt_client.session_core import (
@@ -49,6 +51,7 @@ from ptt_client.session_core import (
     KeyMaterial,
     LoggedIn,
     MediaArrived,
+    PatchArrived,
     PongArrived,
     Send,
     TalkerNamed,
@@ -326,7 +329,11 @@ class RadioClient(EventStream):
             await asyncio.sleep(BURST_CHECK_INTERVAL)
             now = self._clock()
             self._emit_all(self.keyring.tick(now))
+            await self._run_effects(self.core.expire_patches(now))
             if self._ws is not None:
+                for order in self.core.patches_to_renew(now):
+                    with contextlib.suppress(websockets.ConnectionClosed):
+                        await self._send(signed_patch(order, self.keys, self.credential))
                 for report in self.reception.reports_due(self.media.hop, now):
                     with contextlib.suppress(websockets.ConnectionClosed):
                         await self._send(report)
@@ -368,6 +375,8 @@ class RadioClient(EventStream):
                 )
             elif isinstance(effect, KeyMaterial):
                 await self._key_material(effect.message)
+            elif isinstance(effect, PatchArrived):
+                await self._patch_arrived(effect.message)
             elif isinstance(effect, MediaArrived):
                 await self.media.tunnelled(effect.datagram)
             elif isinstance(effect, PongArrived):
@@ -405,6 +414,15 @@ class RadioClient(EventStream):
             self.keyring.accept_revocations(message.signed_list)
         else:
             self.keyring.add_credentials(message.credentials, now)
+
+    async def _patch_arrived(self, message: control.Patch) -> None:
+        try:
+            order = check_patch(message, self.keyring, self._clock())
+        except CryptoError as exc:
+            self._emit(events.PatchRefused(message.channel_id, str(exc)))
+            return
+        await self._run_effects(self.core.follow_patch(order))
+        self._emit(message)  # verified: the signed order says the same
 
     # --- sending ---------------------------------------------------------------------------
 

@@ -145,6 +145,15 @@ class EpochRefused:
 
 
 @dataclass(frozen=True)
+class PatchRefused:
+    """A patch this radio did not follow (not a dispatcher's order on its channels, expired,
+    tampered): it keeps talking on its own channel."""
+
+    channel_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class ProtectionChanged:
     """The relay's loss report changed how this radio protects its voice on a channel."""
 

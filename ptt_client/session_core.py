@@ -25,13 +25,31 @@ comes back as :class:`Dropped` (log it, change nothing). Only the login handshak
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
 from crypto.identity import Credential, DeviceKeys
+from crypto.patch_order import MAX_PATCH_LIFETIME, PatchOrder
 from ptt_client import events
 from ptt_client.floor_view import FLOOR_MESSAGES, ChannelFloor, FloorView
+from ptt_client.session_effects import (
+    BurstEnded,
+    BurstStarted,
+    Dropped,
+    Effect,
+    Emit,
+    HeardBurstOver,
+    KeyMaterial,
+    MediaArrived,
+    PatchArrived,
+    PongArrived,
+    Send,
+    TalkerNamed,
+    TextArrived,
+    TextStored,
+)
 from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.floor_participant import (
@@ -57,6 +75,7 @@ __all__ = [
     "KeyMaterial",
     "LoggedIn",
     "MediaArrived",
+    "PatchArrived",
     "Phase",
     "PongArrived",
     "Refused",
@@ -67,6 +86,17 @@ __all__ = [
 ]
 
 CLIENT_SOFTWARE: Final = "fieldradio"
+
+ENDED_PATCHES: Final = 64
+"""Ended patches remembered, to refuse a relay's replay of their orders."""
+RENEW_RETRY: Final = 30.0
+"""Seconds before a dispatcher's renewal of a patch order is sent again if none came back."""
+
+
+def new_patch_order(patch: int, linked: tuple[int, ...], now: float) -> PatchOrder:
+    """A fresh order for a patch, valid for the longest a radio accepts."""
+    return PatchOrder(patch, tuple(linked), now, now + MAX_PATCH_LIFETIME)
+
 
 CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
     {
@@ -119,111 +149,6 @@ class Phase(Enum):
 # --- effects -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Send this control message."""
-
-    message: control.Message
-
-
-@dataclass(frozen=True, slots=True)
-class Emit:
-    """Report this event (a control message or a ``ptt_client.events`` event)."""
-
-    event: object
-
-
-@dataclass(frozen=True, slots=True)
-class BurstStarted:
-    """Floor Granted: seal media in ``burst_id`` on ``channel_id`` from now on."""
-
-    channel_id: int
-    burst_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class BurstEnded:
-    """This radio's burst is over: send its final signed statement (its tail is covered)."""
-
-    channel_id: int
-    burst_id: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class TalkerNamed:
-    """Floor Taken: the key ring learns who talks in which burst (and plays early frames)."""
-
-    message: control.FloorTaken
-
-
-@dataclass(frozen=True, slots=True)
-class HeardBurstOver:
-    """The burst heard on ``channel_id`` is over (``released``: by its talker)."""
-
-    channel_id: int
-    released: bool
-
-
-@dataclass(frozen=True, slots=True)
-class KeyMaterial:
-    """A roster, key envelope, revocation list or credentials for the key ring."""
-
-    message: (
-        control.RosterUpdate | control.KeyEnvelope | control.RevocationUpdate | control.Credentials
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class MediaArrived:
-    """A media datagram came over the WebSocket tunnel."""
-
-    datagram: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class PongArrived:
-    nonce: int
-
-
-@dataclass(frozen=True, slots=True)
-class TextArrived:
-    """A sealed text to open (it may need the sender's credential first)."""
-
-    message: control.TextDeliver
-
-
-@dataclass(frozen=True, slots=True)
-class TextStored:
-    """The server stored our text ``message_id``: stop re-sending it."""
-
-    message_id: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    """A message that has no meaning now: nothing changed (log it)."""
-
-    message: control.Message
-    why: str
-
-
-Effect = (
-    Send
-    | Emit
-    | BurstStarted
-    | BurstEnded
-    | TalkerNamed
-    | HeardBurstOver
-    | KeyMaterial
-    | MediaArrived
-    | PongArrived
-    | TextArrived
-    | TextStored
-    | Dropped
-)
-
-
 # --- login answers -------------------------------------------------------------------------
 
 
@@ -272,7 +197,12 @@ class ClientSessionCore:
         self._floors: dict[int, ChannelFloor] = {}
         self._before_regroup: dict[int, int | None] = {}
         self.patches: dict[int, tuple[int, ...]] = {}
-        """Active patches this radio was told of: the patch's channel -> the linked channels."""
+        """Patches this radio follows: the patch's channel -> the linked channels."""
+        self._orders: dict[int, PatchOrder] = {}
+        """The verified order in force for each patch (it expires unless renewed)."""
+        self._renewing: dict[int, float] = {}
+        self._ended: deque[int] = deque(maxlen=ENDED_PATCHES)
+        """Patches seen ending: an order for one of them is a replay (ids are never reused)."""
 
     @property
     def may_retry(self) -> bool:
@@ -331,6 +261,7 @@ class ClientSessionCore:
         if self.selected in self.patches:
             self.selected = None
         self.patches.clear()
+        self._orders.clear()
         return LoggedIn(message, self._rejoin())
 
     def _rejoin(self) -> list[Effect]:
@@ -453,8 +384,8 @@ class ClientSessionCore:
         if isinstance(message, FLOOR_MESSAGES):
             return self._on_floor(message)
         effects = self._on_message(message)
-        if isinstance(message, control.MediaTunnel):
-            return effects  # media, not an event
+        if isinstance(message, control.MediaTunnel | control.Patch):
+            return effects  # media, not an event; a patch is reported once its order checks out
         return [*effects, Emit(message)]
 
     def _on_message(self, message: control.Message) -> list[Effect]:
@@ -477,15 +408,16 @@ class ClientSessionCore:
         elif isinstance(message, control.Ungroup):
             return self._ungroup(message.channel_id)
         elif isinstance(message, control.Patch):
-            self.patches[message.channel_id] = message.linked
-            return self._join_patches()
+            return [PatchArrived(message)]
         elif isinstance(message, control.Unpatch):
             return self._unpatch(message.channel_id)
         elif isinstance(message, control.ChannelDeleted):
             # The server deaffiliated us already; a patch cannot hold a deleted channel.
             self.channels.pop(message.channel_id, None)
             self.affiliated.discard(message.channel_id)
-            self.patches.pop(message.channel_id, None)
+            if self.patches.pop(message.channel_id, None) is not None:
+                self._ended.append(message.channel_id)
+            self._orders.pop(message.channel_id, None)
             if self.selected == message.channel_id:
                 self.selected = None
         elif isinstance(message, KEY_MATERIAL):
@@ -511,8 +443,47 @@ class ClientSessionCore:
             self.emergency_alert = message.alert_id
         return []
 
-    def _unpatch(self, patch: int) -> list[Effect]:
+    def follow_patch(self, order: PatchOrder) -> list[Effect]:
+        """Follow a verified patch order (a renewal only moves its expiry)."""
+        if order.patch_channel in self._ended:
+            why = "that patch ended: its order is replayed"
+            return [Emit(events.PatchRefused(order.patch_channel, why))]
+        current = self._orders.get(order.patch_channel)
+        if current is not None and current.issued_at >= order.issued_at:
+            return []  # an older order, replayed
+        self._orders[order.patch_channel] = order
+        self._renewing.pop(order.patch_channel, None)
+        self.patches[order.patch_channel] = order.linked
+        return self._join_patches()
+
+    def expire_patches(self, now: float) -> list[Effect]:
+        """End the patches whose order ran out with nobody renewing it (a console gone)."""
+        effects: list[Effect] = []
+        for patch, order in list(self._orders.items()):
+            if now >= order.expires_at:
+                # Not "ended": a dispatcher may still renew it with a fresh order.
+                effects += self._unpatch(patch, ended=False)
+        return effects
+
+    def patches_to_renew(self, now: float) -> list[PatchOrder]:
+        """Orders a dispatcher on the patch re-signs, once half their life is gone (the
+        patch lives while a dispatcher's console on it runs)."""
+        if not self.credential.is_key_manager():
+            return []
+        due = []
+        for patch, order in self._orders.items():
+            half_life = order.issued_at + (order.expires_at - order.issued_at) / 2
+            if patch in self.affiliated and now >= half_life:
+                if now - self._renewing.get(patch, -RENEW_RETRY) >= RENEW_RETRY:
+                    self._renewing[patch] = now
+                    due.append(new_patch_order(patch, order.linked, now))
+        return due
+
+    def _unpatch(self, patch: int, *, ended: bool = True) -> list[Effect]:
         """Back to talking on our own channel: let go of the patch's floor, leave it."""
+        self._orders.pop(patch, None)
+        if ended and patch not in self._ended:
+            self._ended.append(patch)
         if self.patches.pop(patch, None) is None or patch not in self.affiliated:
             return []
         effects = self.release(patch) if self.ptt_down(patch) else []

@@ -15,6 +15,7 @@ from ptt_protocol.control_types import (
     MAX_TUNNEL_DATAGRAM,
     U32,
     U63,
+    Blob,
     ChannelId,
     ChannelInfo,
     Duration,
@@ -142,6 +143,10 @@ class Patch(_Message, frozen=True, kw_only=True):
     has its own epoch). While the patch is on, a press on a linked channel talks on the
     patch's channel and every linked channel hears it; an emergency stays on the channel it
     was raised on. The server re-sends active patches at login.
+
+    ``order`` is the dispatcher's signed order (``crypto.patch_order``), which radios verify
+    before following it: the relay's say-so would let a relay send an officer's speech to
+    another channel. It expires within the hour; consoles on the patch re-sign it.
     """
 
     channel_id: ChannelId
@@ -150,6 +155,8 @@ class Patch(_Message, frozen=True, kw_only=True):
     """The channels whose traffic crosses."""
     by_user: Annotated[str, msgspec.Meta(max_length=64)] = ""
     """Who made the patch (filled in by the server)."""
+    order: Blob = b""
+    """The signed patch order (opaque to the server's routing; it checks the signature)."""
 
 
 class Unpatch(_Message, frozen=True, kw_only=True):

@@ -191,7 +191,10 @@ class RelayServer:
             await keys.sync_channel(self, channel.channel_id, channel.name)
         for patch in await self.store.list_patches():
             self.patches[patch.patch_id] = control.Patch(
-                channel_id=patch.patch_id, linked=patch.linked, by_user=patch.created_by
+                channel_id=patch.patch_id,
+                linked=patch.linked,
+                by_user=patch.created_by,
+                order=patch.signed_order,
             )
 
     async def start(self) -> None:

@@ -16,6 +16,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from crypto.errors import PatchError
+from crypto.patch_order import verify_patch
 from ptt_protocol import control
 from ptt_server.channels import Channel
 from ptt_server.policy import Refused
@@ -57,15 +59,19 @@ def patches_for(server: RelayServer, session: Session) -> list[control.Patch]:
 
 
 async def on_patch(server: RelayServer, session: Session, msg: control.Patch, now: float) -> None:
+    """A new patch, or a console renewing the order of one (same channels, newer order)."""
+    try:
+        order, signer = verify_patch(msg.order, server.trust, time.time())
+    except PatchError as exc:
+        raise Refused(control.ERROR_FORBIDDEN, f"patch refused: {exc}") from None
+    if signer.fingerprint() != session.credential.fingerprint():
+        raise Refused(control.ERROR_FORBIDDEN, "patch refused: sign the order with this device")
+    linked = tuple(sorted(order.linked))
+    if order.patch_channel != msg.channel_id or set(linked) != set(msg.linked):
+        raise Refused(control.ERROR_BAD_MESSAGE, "patch refused: the order names other channels")
     patch = server.channels.get(msg.channel_id)
     if patch is None:
         raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}: create it first")
-    linked = tuple(dict.fromkeys(msg.linked))
-    if len(linked) < 2 or msg.channel_id in linked:
-        raise Refused(
-            control.ERROR_BAD_MESSAGE,
-            "a patch links two or more channels other than its own channel",
-        )
     members: set[str] = set()
     for channel_id in linked:
         channel = server.channels.get(channel_id)
@@ -80,10 +86,14 @@ async def on_patch(server: RelayServer, session: Session, msg: control.Patch, no
             " roster with every linked channel's members first",
         )
     try:
-        await server.store.put_patch(msg.channel_id, linked, session.user_id, time.time())
+        await server.store.put_patch(
+            msg.channel_id, linked, msg.order, session.user_id, time.time()
+        )
     except (ConflictError, NotFoundError) as exc:
         raise Refused(control.ERROR_FORBIDDEN, str(exc)) from None
-    announced = control.Patch(channel_id=msg.channel_id, linked=linked, by_user=session.user_id)
+    announced = control.Patch(
+        channel_id=msg.channel_id, linked=linked, by_user=session.user_id, order=msg.order
+    )
     server.patches[msg.channel_id] = announced
     log.info(
         "patched",

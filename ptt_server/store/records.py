@@ -81,6 +81,8 @@ class PatchLinks:
     patch_id: int
     linked: tuple[int, ...]
     created_by: str
+    signed_order: bytes
+    """The latest signed order (``crypto.patch_order``), opaque here."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,12 +177,17 @@ _V3 = Migration(
         # A deleted channel keeps its row (its id is bound into old recordings' AAD and the
         # recordings stay until their retention ends) under a name that frees the old one.
         "ALTER TABLE channels ADD COLUMN deleted_at REAL",
-        # One row per linked channel: a channel is in at most one patch (issue 11).
-        """CREATE TABLE patch_links (
-            channel_id INTEGER PRIMARY KEY REFERENCES channels ON DELETE CASCADE,
-            patch_id INTEGER NOT NULL REFERENCES channels ON DELETE CASCADE,
+        # A patch and its latest signed order (opaque: radios verify it), and one row per
+        # linked channel, so a channel is in at most one patch (issue 11).
+        """CREATE TABLE patches (
+            patch_id INTEGER PRIMARY KEY REFERENCES channels ON DELETE CASCADE,
+            signed_order BLOB NOT NULL,
             created_by TEXT NOT NULL,
             created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE patch_links (
+            channel_id INTEGER PRIMARY KEY REFERENCES channels ON DELETE CASCADE,
+            patch_id INTEGER NOT NULL REFERENCES patches ON DELETE CASCADE
         )""",
         "CREATE INDEX patch_links_by_patch ON patch_links (patch_id)",
     ),

@@ -8,15 +8,22 @@ every officer off ``patrol``, one of them in emergency, and ``patrol`` went sile
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from crypto.errors import PatchError
+from ptt_admin import channels as admin_channels
+from ptt_admin.session import connect
 from ptt_client import channel_admin, events
 from ptt_client.channel_admin import ChannelAdminError
 from ptt_client.client import RadioClient
+from ptt_client.patch_orders import signed_patch
+from ptt_client.session_core import new_patch_order
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from tests.tui.org import Field, keys_for, online, open_field, stop
@@ -160,30 +167,50 @@ async def test_a_patch_outlives_a_restart_of_the_relay(field: Field) -> None:
             await restarted.stop()
 
 
+def signed(client: RadioClient, patch: int, linked: tuple[int, ...], at: float) -> control.Patch:
+    return signed_patch(new_patch_order(patch, linked, at), client.keys, client.credential)
+
+
 async def test_patches_are_refused_unless_they_can_be_kept(field: Field) -> None:
     patrol, traffic = field.channels["patrol"], field.channels["traffic"]
     disp, alice = await online(field, "disp", "alice")
     try:
         for channel in (patrol, traffic):
             await keys_for(disp, channel, 1)
-        # An officer may not patch.
+        short = await channel_admin.create_channel(disp, "short", ["alice"])
+        now = time.time()
+        # An officer may not patch (and cannot sign an order either).
         with pytest.raises(ChannelAdminError, match="only a dispatcher or the org authority"):
             await channel_admin.send_checked(
-                alice, [control.Patch(channel_id=patrol, linked=(patrol, traffic))], "a patch"
+                alice, [control.Patch(channel_id=short, linked=(patrol, traffic))], "a patch"
             )
-        # A patch channel whose roster leaves a linked member out would leave them deaf.
-        short = await channel_admin.create_channel(disp, "short", ["alice"])
-        with pytest.raises(
-            ChannelAdminError, match="'bob' is on a linked channel but not on 'short'"
-        ):
-            await channel_admin.send_checked(
-                disp, [control.Patch(channel_id=short, linked=(patrol, traffic))], "a patch"
-            )
-        with pytest.raises(ChannelAdminError, match="two or more"):
-            await channel_admin.send_checked(
-                disp, [control.Patch(channel_id=patrol, linked=(patrol, traffic))], "a patch"
-            )
+        with pytest.raises(PatchError, match="not a dispatcher"):
+            signed(alice, short, (patrol, traffic), now)
+        refused = {
+            "patch refused: patch order format version none": control.Patch(
+                channel_id=short, linked=(patrol, traffic)
+            ),
+            "the order names other channels": control.Patch(
+                channel_id=short,
+                linked=(patrol, short + 1000),
+                order=signed(disp, short, (patrol, traffic), now).order,
+            ),
+            "order expired": signed(disp, short, (patrol, traffic), now - 3700),
+            # A patch channel whose roster leaves a linked member out would leave them deaf.
+            "'bob' is on a linked channel but not on 'short'": signed(
+                disp, short, (patrol, traffic), now
+            ),
+        }
+        for fragment, message in refused.items():
+            with pytest.raises(ChannelAdminError, match=re.escape(fragment)):
+                await channel_admin.send_checked(disp, [message], "a patch")
         patch = await channel_admin.patch(disp, [patrol, traffic])
+        # A renewal (a newer order for the same channels) is taken and passed on.
+        first = field.server.patches[patch].order
+        await channel_admin.send_checked(
+            disp, [signed(disp, patch, (traffic, patrol), time.time() + 1)], "a renewal"
+        )
+        assert field.server.patches[patch].order != first
         # A channel is in one patch at a time; a patched channel is not deleted.
         with pytest.raises(ChannelAdminError, match="in patch"):
             await channel_admin.patch(disp, [patrol, short])
@@ -198,6 +225,70 @@ async def test_patches_are_refused_unless_they_can_be_kept(field: Field) -> None
         assert await field.server.store.list_patches() == []
     finally:
         await stop(disp, alice)
+
+
+async def test_an_evil_relay_cannot_divert_a_channel_through_a_patch(field: Field) -> None:
+    """The relay (the test owns it) sends radios patches of its own: none is followed, and
+    what alice says on patrol is never heard by carol on traffic."""
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, traffic)
+        await on_channel(disp, patrol)
+        # A channel alice and carol are both on, made by the dispatcher for something else.
+        other = await channel_admin.create_channel(disp, "both", ["alice", "carol"])
+        for officer in (alice, carol):
+            await keys_for(officer, other, 1)
+        # A channel the authority keyed for alice alone: the dispatcher is not on it.
+        async with connect(field.authority) as session:
+            secret = await admin_channels.create(session, "secret", ["alice"], now=time.time())
+        await keys_for(alice, secret.channel_id, 1)
+        await on_channel(alice, secret.channel_id)
+        admin = field.authority.admin_bundle().decoded_credential()
+        now = time.time()
+        forged = [
+            # A dispatcher on the patch's channel but not on "secret" cannot divert it.
+            signed(disp, other, (secret.channel_id, traffic), now),
+            control.Patch(channel_id=other, linked=(patrol, traffic)),  # no order
+            signed_patch(  # the org authority is a key manager, but on neither channel
+                new_patch_order(other, (patrol, traffic), now), field.authority.admin_keys, admin
+            ),
+            signed(disp, other, (patrol, traffic), now - 3650),  # an expired order, replayed
+            control.Patch(  # a genuine order for other channels, relabelled
+                channel_id=other,
+                linked=(patrol, traffic),
+                order=signed(disp, other, (patrol, short_of(field)), now).order,
+            ),
+        ]
+        relay = field.server.sessions.by_user["alice"]
+        for message in forged:
+            relay.send(message)
+            refused = await alice.wait_for(events.PatchRefused)
+            assert refused.channel_id == other, refused
+        assert alice.core.transmit_channel(None) == patrol and other not in alice.core.patches
+        heard = await talk(alice, disp, b"for patrol only")
+        assert heard.channel_id == patrol
+        assert not [
+            e
+            for e in carol.drain_events()
+            if isinstance(e, events.VoiceFrame) and e.opus == b"for patrol only"
+        ]
+        # After a genuine patch ends, the relay replays its (unexpired) order: refused too.
+        patch = await patched(field, disp, alice, carol)
+        replay = field.server.patches[patch]
+        await channel_admin.unpatch(disp, patch)
+        await alice.wait_for(control.ChannelDeleted, lambda e: e.channel_id == patch)
+        relay.send(replay)
+        refused = await alice.wait_for(events.PatchRefused)
+        assert "ended" in refused.reason and alice.core.transmit_channel(None) == patrol
+    finally:
+        await stop(disp, alice, carol)
+
+
+def short_of(field: Field) -> int:
+    """A channel id that is not patrol's or traffic's."""
+    return max(field.channels.values()) + 100
 
 
 async def test_a_deleted_channel_is_gone_for_everyone_and_its_name_is_free(field: Field) -> None:

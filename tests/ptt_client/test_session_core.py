@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from crypto.identity import Credential, DeviceKeys
+from crypto.patch_order import PatchOrder
 from ptt_client import events
 from ptt_client.session_core import (
     BurstEnded,
@@ -19,6 +20,7 @@ from ptt_client.session_core import (
     KeyMaterial,
     LoggedIn,
     MediaArrived,
+    PatchArrived,
     Phase,
     PongArrived,
     Refused,
@@ -26,6 +28,7 @@ from ptt_client.session_core import (
     TalkerNamed,
     TextArrived,
     TextStored,
+    new_patch_order,
 )
 from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
@@ -280,12 +283,26 @@ def test_regroup_joins_and_selects_and_ungroup_goes_back() -> None:
 
 
 PATCH = 9
+T0 = 1_000_000.0
+
+
+def order(linked: tuple[int, ...] = (CH, OTHER), at: float = T0) -> PatchOrder:
+    return new_patch_order(PATCH, linked, at)
+
+
+def test_a_patch_message_is_followed_only_once_its_order_is_checked() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    patch = control.Patch(channel_id=PATCH, linked=(CH, OTHER))
+    effects = core.receive(patch)
+    assert [e.message for e in effects if isinstance(e, PatchArrived)] == [patch]
+    assert sent(effects) == [] and core.transmit_channel(None) == CH
 
 
 def test_a_patch_listens_on_the_patch_and_talks_there_without_leaving_the_channel() -> None:
     core = logged_in()
     core.affiliate(CH)
-    effects = core.receive(control.Patch(channel_id=PATCH, linked=(CH, OTHER)))
+    effects = core.follow_patch(order())
     assert sent(effects) == [control.Affiliate(channel_id=PATCH)]  # not selected
     assert core.selected == CH and core.affiliated == {CH, PATCH}
     assert core.transmit_channel(None) == PATCH == core.transmit_channel(CH)
@@ -298,22 +315,54 @@ def test_a_patch_listens_on_the_patch_and_talks_there_without_leaving_the_channe
     ]
     assert core.selected == CH and core.transmit_channel(None) == CH
     assert core.affiliated == {CH}
+    # A relay replaying the (still unexpired) order of the ended patch is not followed.
+    replayed = core.follow_patch(order(at=T0 + 1))
+    assert sent(replayed) == [] and core.transmit_channel(None) == CH
+    assert [type(e) for e in emitted(replayed)] == [events.PatchRefused]
 
 
 def test_a_patch_of_channels_the_radio_is_not_on_changes_nothing() -> None:
     core = logged_in()
     core.affiliate(CH)
-    assert sent(core.receive(control.Patch(channel_id=PATCH, linked=(OTHER, 10)))) == []
+    assert sent(core.follow_patch(order((OTHER, 10)))) == []
     assert core.transmit_channel(None) == CH
     # ...until it joins one of them (affiliating later joins the patch too).
     assert sent(core.affiliate(OTHER, select=False))[-1] == control.Affiliate(channel_id=PATCH)
     assert core.transmit_channel(OTHER) == PATCH and core.transmit_channel(CH) == CH
 
 
+def test_an_order_nobody_renews_lapses_and_a_dispatcher_renews_at_half_life() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    first = order()
+    core.follow_patch(first)
+    assert core.patches_to_renew(T0 + 3000) == []  # an officer never renews
+    assert core.expire_patches(first.expires_at - 1) == []
+    assert sent(core.expire_patches(first.expires_at)) == [control.Deaffiliate(channel_id=PATCH)]
+    assert core.transmit_channel(None) == CH
+    # A lapsed patch is not "ended": a dispatcher's fresh order is followed again.
+    assert sent(core.follow_patch(order(at=first.expires_at + 5)))
+    dispatcher = logged_in(_DISP)
+    dispatcher.affiliate(CH)
+    dispatcher.follow_patch(first)
+    half_life = (first.issued_at + first.expires_at) / 2
+    assert dispatcher.patches_to_renew(half_life - 1) == []
+    [renewal] = dispatcher.patches_to_renew(half_life)
+    assert (renewal.patch_channel, renewal.linked, renewal.issued_at) == (
+        PATCH,
+        first.linked,
+        half_life,
+    )
+    assert dispatcher.patches_to_renew(half_life + 1) == []  # sent; not again at once
+    # The renewal coming back moves the expiry; an older order replayed does nothing.
+    assert dispatcher.follow_patch(renewal) == [] and dispatcher.follow_patch(first) == []
+    assert dispatcher.expire_patches(first.expires_at) == []
+
+
 def test_after_a_reconnect_only_the_patches_the_server_repeats_are_kept() -> None:
     core = logged_in()
     core.affiliate(CH)
-    core.receive(control.Patch(channel_id=PATCH, linked=(CH, OTHER)))
+    core.follow_patch(order())
     core.connection_lost()
     core.connection_opened()
     core.hello(hello(), FINGERPRINT, CLIENT_NONCE)

@@ -114,16 +114,21 @@ async def test_a_channel_with_an_active_emergency_is_not_deleted(store: Store) -
 
 async def test_a_channel_is_linked_in_one_patch_at_a_time(store: Store) -> None:
     a, b, c, p, q = [await store.create_channel(n, 1.0) for n in ("a", "b", "c", "p", "q")]
-    await store.put_patch(p, [a, b], "disp", 2.0)
+    await store.put_patch(p, [a, b], b"order-1", "disp", 2.0)
     for linked, patch in (([a, c], q), ([c, p], q), ([c, q], a)):
         with pytest.raises(ConflictError, match="end that patch first"):
-            await store.put_patch(patch, linked, "disp", 3.0)
+            await store.put_patch(patch, linked, b"order", "disp", 3.0)
     with pytest.raises(NotFoundError):
-        await store.put_patch(q, [c, 999], "disp", 3.0)
+        await store.put_patch(q, [c, 999], b"order", "disp", 3.0)
+    # Renewing keeps the links and takes the newer order; other links for p are refused.
+    await store.put_patch(p, [b, a], b"order-2", "disp2", 3.0)
+    with pytest.raises(ConflictError, match="a patch of other channels"):
+        await store.put_patch(p, [a, c], b"order-3", "disp", 3.0)
     with pytest.raises(ConflictError, match="end the patch first"):
         await store.delete_channel(a, 3.0)
     [links] = await store.list_patches()
     assert (links.patch_id, links.linked, links.created_by) == (p, (a, b), "disp")
+    assert links.signed_order == b"order-2"
     assert await store.end_patch(p) == (a, b)
     assert await store.end_patch(p) == () and await store.list_patches() == []
     await store.delete_channel(a, 4.0)

@@ -107,6 +107,8 @@ class ChannelsMixin(StateModel):
         return next((p for p, linked in self.patches.items() if channel_id in linked), None)
 
     def _on_patch(self, event: control.Patch, now: float) -> Changed:
+        if self.patches.get(event.channel_id) == event.linked:
+            return Changed.NONE  # a dispatcher renewed the order
         self.patches[event.channel_id] = event.linked
         linked = " and ".join(self.channel_name(c) for c in event.linked)
         by = f" by {self.name_of(event.by_user)}" if event.by_user else ""
