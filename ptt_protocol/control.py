@@ -74,6 +74,8 @@ from ptt_protocol.control_info import (
     EmergencyAck,
     EmergencyAlert,
     EmergencyCancel,
+    EnrolledUser,
+    EnrolledUsers,
     LocationReport,
     PresenceSubscribe,
     PresenceUpdate,
@@ -242,6 +244,8 @@ __all__ = [
     "EmergencyCancel",
     "Enroll",
     "Enrolled",
+    "EnrolledUser",
+    "EnrolledUsers",
     "Error",
     "FloorDeny",
     "FloorGranted",
@@ -328,6 +332,7 @@ Message: TypeAlias = (
     | FloorQueuePosition
     | PresenceUpdate
     | PresenceSubscribe
+    | EnrolledUsers
     | SetStatus
     | LocationReport
     | ReceiverReport

@@ -170,7 +170,17 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    version=3,
+    summary="bursts by talker",
+    statements=(
+        # A dispatcher's presence snapshot says when each user was last heard: one index
+        # seek per user instead of a scan of the whole burst log.
+        "CREATE INDEX bursts_by_talker_time ON bursts (talker, started_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 
