@@ -31,15 +31,16 @@ def heard_cell(state: ConsoleState, row: PresenceRow, now: float) -> Text:
 class PresenceTable(FittedTable):
     """One row per user; the cursor row is the user the message key writes to."""
 
-    # Who, their status and when they last talked matter most; "Since" (the last presence
-    # change: online or offline since) gives way first, then the location.
+    # Who, their status and when they last talked matter most. "Since" (the last presence
+    # change: online or offline since) gives way first; then the channel name is cut (a
+    # cut name still reads) before the location goes (a cut coordinate is no use).
     SPECS = (
-        ColumnSpec("user", "User", keep=7, min_width=10),
-        ColumnSpec("status", "Status", keep=6, min_width=9),
-        ColumnSpec("channel", "Channel", keep=4, min_width=6),
-        ColumnSpec("heard", "Heard", keep=5),
+        ColumnSpec("user", "User", keep=8, min_width=10),
+        ColumnSpec("status", "Status", keep=7, min_width=9),
+        ColumnSpec("channel", "Channel", keep=4, min_width=7),
+        ColumnSpec("heard", "Heard", keep=6),
         ColumnSpec("since", "Since", keep=2),
-        ColumnSpec("location", "Location", keep=3),
+        ColumnSpec("location", "Location", keep=5),
     )
 
     @property

@@ -90,5 +90,7 @@ def test_heard_is_when_the_user_last_talked_not_their_last_presence_change() -> 
     state.apply(presence("bob", "Bob Brown", status="busy"), T0 + 60)
     assert state.heard["bob"] == T0 + 9
     # The server's burst log only moves it forward.
-    state.apply(control.EnrolledUsers(users=(control.EnrolledUser(user_id="bob", last_heard=T0),)), T0)
+    state.apply(
+        control.EnrolledUsers(users=(control.EnrolledUser(user_id="bob", last_heard=T0),)), T0
+    )
     assert state.heard["bob"] == T0 + 9
