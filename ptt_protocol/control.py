@@ -79,6 +79,8 @@ from ptt_protocol.control_info import (
     EmergencyAck,
     EmergencyAlert,
     EmergencyCancel,
+    EnrolledUser,
+    EnrolledUsers,
     LocationReport,
     PresenceSubscribe,
     PresenceUpdate,
@@ -250,6 +252,8 @@ __all__ = [
     "EmergencyCancel",
     "Enroll",
     "Enrolled",
+    "EnrolledUser",
+    "EnrolledUsers",
     "Error",
     "FloorDeny",
     "FloorGranted",
@@ -342,6 +346,7 @@ Message: TypeAlias = (
     | FloorQueuePosition
     | PresenceUpdate
     | PresenceSubscribe
+    | EnrolledUsers
     | SetStatus
     | LocationReport
     | ReceiverReport

@@ -6,7 +6,12 @@ every message follows.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 from ptt_protocol.control_types import (
+    MAX_LIST_LENGTH,
     Blob,
     ChannelId,
     Id,
@@ -17,6 +22,7 @@ from ptt_protocol.control_types import (
     Time,
     UserIds,
     _Message,
+    _Part,
 )
 
 # --- Presence and status ----------------------------------------------------------------------
@@ -46,6 +52,28 @@ class PresenceSubscribe(_Message, frozen=True, kw_only=True):
 
     user_ids: UserIds | None = None
     """Users to follow; None follows every user (dispatchers)."""
+
+
+class EnrolledUser(_Part, frozen=True, kw_only=True):
+    """One enrolled user in :class:`EnrolledUsers`."""
+
+    user_id: Id
+    """The user."""
+    last_heard: Time | None = None
+    """When the user last talked: the end of their newest burst in the burst log (None:
+    never heard)."""
+
+
+class EnrolledUsers(_Message, frozen=True, kw_only=True):
+    """Server -> presence subscriber: one part of the enrolled users (before the presence
+    snapshot), so a dispatcher sees officers who never logged in and can text them for later
+    delivery. No names: the console takes them from the users' credentials, which it checks
+    against the org root. The last part has ``last`` set."""
+
+    users: Annotated[tuple[EnrolledUser, ...], msgspec.Meta(max_length=MAX_LIST_LENGTH)] = ()
+    """Enrolled users in this part."""
+    last: bool = True
+    """No part follows."""
 
 
 class SetStatus(_Message, frozen=True, kw_only=True):

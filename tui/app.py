@@ -28,6 +28,8 @@ from textual.worker import Worker
 from ptt_client import channel_admin, events
 from ptt_client.audio import AudioError, AudioInput, AudioOutput
 from ptt_protocol import control
+from tui.directory import NameChecker
+from tui.log_export import default_log_dir, write_log_csv
 from tui.screens.main import MainScreen
 from tui.state import (
     DISPATCHER_PRIORITY,
@@ -41,12 +43,6 @@ from tui.state import (
     TextSent,
     format_location,
 )
-from tui.widgets.banner import EmergencyBanner
-from tui.widgets.channels import ChannelTable
-from tui.widgets.eventlog import EventLog
-from tui.widgets.messages import MessagesPane
-from tui.widgets.presence import PresencePane
-from tui.widgets.status import StatusLine
 
 if TYPE_CHECKING:
     from ptt_client.client import RadioClient
@@ -94,7 +90,8 @@ class DispatchApp(App[int]):
         """Channel names to affiliate to; None = every channel this console is a member of."""
         self.audio_output = audio_output
         self.play_live = play_live
-        self.export_dir = export_dir or Path.cwd()
+        self.export_dir = export_dir or default_log_dir()
+        """Where ``l`` writes the event log (never the current directory)."""
         self.clock = clock
         self.start_client = start_client
         self.tick_interval = tick_interval
@@ -108,6 +105,7 @@ class DispatchApp(App[int]):
         self._affiliating: set[int] = set()
         self._created: set[int] = set()
         self._locations: dict[str, bytes] = {}
+        self._names = NameChecker(client, self.apply)
         self._last_bell = 0.0
         self.bells = 0
         """Times the console rang for an emergency."""
@@ -161,7 +159,9 @@ class DispatchApp(App[int]):
         now = self.clock()
         if self.state.unacknowledged() and now - self._last_bell >= BELL_INTERVAL:
             self._ring()
-        self.refresh_view(Changed.CHANNELS | Changed.STATUS | Changed.EMERGENCIES)
+        self.refresh_view(
+            Changed.CHANNELS | Changed.STATUS | Changed.EMERGENCIES | Changed.PRESENCE
+        )
 
     def _ring(self) -> None:
         self._last_bell = self.clock()
@@ -185,6 +185,11 @@ class DispatchApp(App[int]):
             self._members_from_keyring(event.channel_id)
         if not self.client.connected.is_set():
             return  # nothing to ask a server we are not connected to (Connected runs it all)
+        if isinstance(event, control.EnrolledUsers | control.PresenceUpdate):
+            named = event.users if isinstance(event, control.EnrolledUsers) else [event]
+            work = self._names.check([u.user_id for u in named], self.state.verified_names)
+            if work is not None:
+                self._spawn(work, "checking names")
         if isinstance(event, events.Connected):
             self._spawn(self.client.subscribe_presence(), "presence subscription")
             self._affiliate_monitored()
@@ -245,34 +250,13 @@ class DispatchApp(App[int]):
         if screen is None or not screen.is_mounted:
             return
         try:
-            self._render_parts(screen, changed)
+            read = screen.render_state(
+                self.state, self.clock(), changed, transmitting=self.transmitting
+            )
         except NoMatches:
-            pass  # the screen is still being built; its on_mount renders everything
-
-    def _render_parts(self, screen: MainScreen, changed: Changed | None) -> None:
-        now = self.clock()
-        every = changed is None
-        parts = Changed.NONE if changed is None else changed
-        state = self.state
-        messages = screen.query_one(MessagesPane)
-        if messages.conversation is not None and state.unread.get(messages.conversation):
-            # The conversation is on screen: its texts are read, and their senders told.
-            read = state.take_unread(messages.conversation)
-            if read:
-                self._spawn(self._send_read_receipts(read), "sending read receipts")
-            parts |= Changed.MESSAGES | Changed.STATUS
-        if every or parts & (Changed.STATUS | Changed.MESSAGES):
-            screen.query_one(StatusLine).show(state, now, transmitting=self.transmitting)
-        if every or parts & Changed.EMERGENCIES:
-            screen.query_one(EmergencyBanner).show(state, now)
-        if every or parts & Changed.CHANNELS:
-            screen.query_one(ChannelTable).show(state, now)
-        if every or parts & Changed.PRESENCE:
-            screen.query_one(PresencePane).show(state, now)
-        if every or parts & Changed.MESSAGES:
-            messages.show(state, now)
-        if every or parts & Changed.LOG:
-            screen.query_one(EventLog).show(state, now)
+            return  # the screen is still being built; its on_mount renders everything
+        if read:  # texts on screen are read: their senders are told
+            self._spawn(self._send_read_receipts(read), "sending read receipts")
 
     async def _send_read_receipts(self, message_ids: list[bytes]) -> None:
         for message_id in message_ids:
@@ -459,16 +443,13 @@ class DispatchApp(App[int]):
 
     def export_log(self) -> Path | None:
         """Write the event log as CSV into :attr:`export_dir`; returns the file."""
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.clock()))
-        path = self.export_dir / f"dispatch-log-{stamp}.csv"
         try:
-            path.write_text(self.state.to_csv(), encoding="utf-8", newline="")
+            path = write_log_csv(self.state, self.export_dir, self.clock())
         except OSError as exc:
-            self.apply(Note("error", f"cannot write {path}: {exc}"))
+            self.apply(Note("error", f"cannot write the event log to {self.export_dir}: {exc}"))
             return None
         self.last_export = path
         self.apply(Note("note", f"event log exported to {path}"))
-        self.notify(f"event log exported to {path}")
         return path
 
 
@@ -491,7 +472,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--monitor", help="comma-separated channel names to monitor (default all)")
     parser.add_argument("--no-audio", action="store_true", help="do not open a sound device")
     parser.add_argument(
-        "--export-dir", type=Path, default=None, help="where l writes the event log CSV"
+        "--export-dir",
+        type=Path,
+        default=None,
+        help="where l writes the event log CSV (default $XDG_STATE_HOME/fieldradio,"
+        " else ~/.local/state/fieldradio)",
     )
     return parser
 

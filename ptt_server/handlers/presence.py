@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from crypto.identity import Role
@@ -28,6 +29,11 @@ log = logging.getLogger("ptt_server")
 
 PRESENCE_WRITE_INTERVAL = 5.0
 """Seconds between store writes of one user's location reports (each is pushed at once)."""
+
+ENROLLED_PART_BYTES = 48 * 1024
+"""Bytes of user ids in one :class:`control.EnrolledUsers` part (a frame holds 64 KiB)."""
+ENROLLED_PART_USERS = 900
+"""Users in one part (the list cap is ``MAX_LIST_LENGTH``)."""
 
 
 async def set_presence(
@@ -104,12 +110,40 @@ def push_presence(server: RelayServer, session: Session, presence: Presence) -> 
             subscriber.send_encoded(update)
 
 
+def enrolled_parts(users: Sequence[control.EnrolledUser]) -> Iterator[control.EnrolledUsers]:
+    """``users`` in parts that each fit a control frame; the last part has ``last`` set."""
+    part: list[control.EnrolledUser] = []
+    size = 0
+    for user in users:
+        weight = len(user.user_id.encode()) + 32  # msgpack keys, headers and the time
+        if part and (size + weight > ENROLLED_PART_BYTES or len(part) >= ENROLLED_PART_USERS):
+            yield control.EnrolledUsers(users=tuple(part), last=False)
+            part, size = [], 0
+        part.append(user)
+        size += weight
+    yield control.EnrolledUsers(users=tuple(part), last=True)
+
+
 async def on_presence_subscribe(
     server: RelayServer, session: Session, msg: control.PresenceSubscribe, now: float
 ) -> None:
+    """The snapshot: every enrolled user (officers who never logged in too) with when they
+    were last heard, then each stored presence; live changes follow as they happen."""
     session.presence_subscriber = True
     wanted = set(msg.user_ids) if msg.user_ids is not None else None
-    names = {u.user_id: u.display_name for u in await server.store.list_users()}
+    users = await server.store.list_users()
+    names = {u.user_id: u.display_name for u in users}
+    listed = [
+        u.user_id
+        for u in users
+        if u.role != Role.ADMIN.value  # the org authority is not on the air
+        and u.user_id != session.user_id
+        and (wanted is None or u.user_id in wanted)
+    ]
+    heard = await server.store.last_heard(listed)
+    enrolled = [control.EnrolledUser(user_id=u, last_heard=heard.get(u)) for u in listed]
+    for part in enrolled_parts(enrolled):
+        session.send(part)
     for presence in await server.store.all_presence():
         if wanted is not None and presence.user_id not in wanted:
             continue

@@ -54,6 +54,12 @@ class BurstTables(StoreConnection):
         check_int("limit", limit, 1)
         return await self._call("read bursts", _recent_bursts, channel_id, limit)
 
+    async def last_heard(self, user_ids: Iterable[str]) -> dict[str, float]:
+        """When each of ``user_ids`` was last heard: the end of their newest burst (its start
+        while it is still open). Users never heard are left out."""
+        wanted = tuple(dict.fromkeys(user_ids))
+        return await self._call("read last heard", _last_heard, wanted)
+
     async def get_burst(self, channel_id: int, burst_key: int) -> Burst | None:
         """The burst ``burst_key`` if it was recorded on ``channel_id``, else None."""
         check_int("burst key", burst_key)
@@ -149,6 +155,19 @@ def _recent_bursts(conn: sqlite3.Connection, channel_id: int, limit: int) -> lis
         (channel_id, limit),
     )
     return [_burst(r) for r in rows]
+
+
+def _last_heard(conn: sqlite3.Connection, user_ids: tuple[str, ...]) -> dict[str, float]:
+    heard: dict[str, float] = {}
+    for user_id in user_ids:  # each one seek in bursts_by_talker_time
+        row = conn.execute(
+            "SELECT started_at + COALESCE(duration, 0) FROM bursts WHERE talker = ? "
+            "ORDER BY started_at DESC LIMIT 1",
+            (user_id,),
+        ).fetchone()
+        if row is not None:
+            heard[user_id] = float(row[0])
+    return heard
 
 
 def _get_burst(conn: sqlite3.Connection, channel_id: int, burst_key: int) -> Burst | None:

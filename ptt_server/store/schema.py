@@ -172,7 +172,7 @@ _V2 = Migration(
 
 _V3 = Migration(
     version=3,
-    summary="channel deletion and patches",
+    summary="channel deletion, patches, bursts by talker",
     statements=(
         # A deleted channel keeps its row (its id is bound into old recordings' AAD and the
         # recordings stay until their retention ends) under a name that frees the old one.
@@ -190,6 +190,9 @@ _V3 = Migration(
             patch_id INTEGER NOT NULL REFERENCES patches ON DELETE CASCADE
         )""",
         "CREATE INDEX patch_links_by_patch ON patch_links (patch_id)",
+        # A dispatcher's presence snapshot says when each user was last heard: one index
+        # seek per user instead of a scan of the whole burst log.
+        "CREATE INDEX bursts_by_talker_time ON bursts (talker, started_at)",
     ),
 )
 

@@ -158,7 +158,7 @@ def test_every_client_message_has_a_rule_and_server_messages_are_refused() -> No
         control.FloorGranted, control.FloorDeny, control.FloorTaken, control.FloorIdle,
         control.FloorRevoke, control.FloorQueuePosition, control.PresenceUpdate,
         control.TextDeliver, control.Credentials, control.Pong, control.Enrolled,
-        control.Directory, control.LinkReport, control.ChannelDeleted,
+        control.Directory, control.LinkReport, control.ChannelDeleted, control.EnrolledUsers,
     }  # fmt: skip
     assert set(RULES) | server_only == set(control.MESSAGE_TYPES)
     assert not set(RULES) & server_only

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +97,24 @@ async def test_record_frames_throughput(store: Store) -> None:
         f"\nrecord_frames: {rate:,.0f} frames/s, {elapsed / batches * 1e3:.2f} ms per 50-frame batch"
     )
     assert rate > 10_000
+
+
+async def test_last_heard_is_the_end_of_each_talkers_newest_burst(
+    store: Store, db_path: Path
+) -> None:
+    a = await store.create_channel("alpha", 1.0)
+    b = await store.create_channel("bravo", 1.0)
+    old = await store.start_burst(a, 1, "alice", 1, 100.0)
+    await store.end_burst(old, 4.0, "released")
+    new = await store.start_burst(b, 2, "alice", 1, 300.0)
+    await store.end_burst(new, 2.5, "released")
+    await store.start_burst(a, 3, "bob", 1, 400.0)  # still on the air: its start
+    heard = await store.last_heard(["alice", "bob", "carol", "alice"])
+    assert heard == {"alice": 302.5, "bob": 400.0}  # carol never talked
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as reader:
+        plan = reader.execute(
+            "EXPLAIN QUERY PLAN SELECT started_at + COALESCE(duration, 0) FROM bursts"
+            " WHERE talker = ? ORDER BY started_at DESC LIMIT 1",
+            ("alice",),
+        ).fetchall()
+    assert "bursts_by_talker_time" in str(plan)  # a seek per user, not a scan of the log

@@ -123,3 +123,13 @@ def test_migration_to_v2_keeps_each_users_oldest_active_emergency(tmp_path: Path
         (b"a-newer", None, 30.0, 30.0, 1),
     ]
     conn.close()
+
+
+def test_migration_to_v3_indexes_bursts_by_talker(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(conn, MIGRATIONS[:2]) == [1, 2]
+    assert apply_migrations(conn) == [3]
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "bursts_by_talker_time" in names
+    conn.close()

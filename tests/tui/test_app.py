@@ -263,15 +263,18 @@ async def test_export_log_writes_the_csv(offline_client: RadioClient, tmp_path: 
         assert rows[1][:3] == ["2026-01-01T09:00:00Z", f"{T0:.3f}", "connection"]
 
 
-async def test_export_to_a_missing_directory_reports_an_error(
+async def test_export_to_a_directory_it_cannot_make_reports_an_error(
     offline_client: RadioClient, tmp_path: Path
 ) -> None:
-    app = make_app(offline_client, tmp_path / "missing")
+    (tmp_path / "a-file").write_text("not a directory")
+    app = make_app(offline_client, tmp_path / "a-file" / "logs")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("l")
         await pilot.pause()
         assert app.last_export is None
-        assert app.state.last_error.startswith("cannot write")
+        assert app.state.last_error.startswith(
+            f"cannot write the event log to {tmp_path / 'a-file' / 'logs'}"
+        )
 
 
 async def test_network_text_is_shown_as_text_not_markup(

@@ -15,8 +15,11 @@ from textual.pilot import Pilot
 
 from ptt_client.client import RadioClient
 from ptt_protocol import control
-from tests.tui.story import ALERT, NOW, shift
+from tests.tui.story import ALERT, NOW, T0, shift
+from tests.tui.test_console_view import dupont_talks
 from tui.app import ClientEvent, DispatchApp
+
+SIZES = [(80, 24), (160, 48)]
 
 
 def story_app(client: RadioClient, tmp_path: Path) -> DispatchApp:
@@ -34,7 +37,7 @@ def feeder(app: DispatchApp, extra: list[tuple[object, float]] = ()) -> Callable
     return run_before
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+@pytest.mark.parametrize("size", SIZES)
 def test_main_screen(
     snap_compare: Any, offline_client: RadioClient, tmp_path: Path, size: tuple[int, int]
 ) -> None:
@@ -42,17 +45,48 @@ def test_main_screen(
     assert snap_compare(app, terminal_size=size, run_before=feeder(app))
 
 
+@pytest.mark.parametrize("size", SIZES)
 def test_main_screen_after_acknowledgement(
-    snap_compare: Any, offline_client: RadioClient, tmp_path: Path
+    snap_compare: Any, offline_client: RadioClient, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     app = story_app(offline_client, tmp_path)
     ack = (control.EmergencyAck(alert_id=ALERT, by_user="disp"), NOW)
     granted = (control.FloorGranted(channel_id=3, burst_id=5, duration_limit=30.0), NOW - 4)
-    assert snap_compare(app, terminal_size=(160, 48), run_before=feeder(app, [ack, granted]))
+    assert snap_compare(app, terminal_size=size, run_before=feeder(app, [ack, granted]))
 
 
-def test_message_dialog(snap_compare: Any, offline_client: RadioClient, tmp_path: Path) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_message_dialog(
+    snap_compare: Any, offline_client: RadioClient, tmp_path: Path, size: tuple[int, int]
+) -> None:
     app = story_app(offline_client, tmp_path)
     assert snap_compare(
-        app, terminal_size=(80, 24), run_before=feeder(app), press=["down", "m", *"copy"]
+        app, terminal_size=size, run_before=feeder(app), press=["down", "m", *"copy"]
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_long_names_enrolled_officers_and_two_emergencies(
+    snap_compare: Any, offline_client: RadioClient, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """Issue 11: a long talker name and locations in full where they fit, an officer who
+    never logged in, and a leftover emergency listed under the one that just came in."""
+    app = story_app(offline_client, tmp_path)
+    enrolled = control.EnrolledUsers(
+        users=(control.EnrolledUser(user_id="frank"), control.EnrolledUser(user_id="alice"))
+    )
+    leftover = control.EmergencyAlert(
+        alert_id=b"o" * 16, user_id="carol", channel_id=2, raised_at=T0 - 86400
+    )
+    extra = [(enrolled, T0), (leftover, T0 + 1), *dupont_talks()]
+    assert snap_compare(app, terminal_size=size, run_before=feeder(app, extra))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_member_picker(
+    snap_compare: Any, offline_client: RadioClient, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    app = story_app(offline_client, tmp_path)
+    assert snap_compare(
+        app, terminal_size=size, run_before=feeder(app, dupont_talks()), press=["plus", *"o"]
     )

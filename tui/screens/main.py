@@ -12,7 +12,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input
 
 from tui.screens.dialogs import FormDialog, MessageDialog
-from tui.state import Conversation, Note
+from tui.screens.picker import PickerDialog
+from tui.state import Changed, ConsoleState, Conversation, Note
 from tui.widgets.banner import EmergencyBanner
 from tui.widgets.channels import ChannelTable
 from tui.widgets.eventlog import EventLog
@@ -24,24 +25,36 @@ if TYPE_CHECKING:
     from tui.app import DispatchApp
 
 
+_PANES = Binding.Group("Pane")
+_MEMBERS = Binding.Group("Member")
+
+
 class MainScreen(Screen[None]):
     """Every key acts on the selected channel (channels table) or user (presence table)."""
 
+    # Every key is in the footer (the most used first: an 80-column footer shows those) and
+    # in the keys panel (?), which lists them all at any width.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "transmit", "Talk"),
         Binding("m", "message", "Msg"),
+        Binding("M", "message_user", "Msg user", key_display="M"),
         Binding("a", "acknowledge", "Ack"),
         Binding("x", "cancel_alert", "Cancel"),
-        Binding("e", "next_alert", "Next alert", show=False),
+        Binding("e", "next_alert", "Next alert"),
+        Binding("question_mark", "app.show_help_panel", "Keys", key_display="?"),
+        Binding("tab", "app.focus_next", "Next pane", group=_PANES),
+        Binding(
+            "shift+tab", "app.focus_previous", "Previous pane", key_display="⇧tab", group=_PANES
+        ),
         Binding("n", "new_channel", "New"),
-        Binding("plus", "add_member", "Add"),
-        Binding("minus", "remove_member", "Del"),
+        Binding("plus", "add_member", "Add", group=_MEMBERS),
+        Binding("minus", "remove_member", "Remove", group=_MEMBERS),
         Binding("p", "patch", "Patch"),
-        Binding("u", "unpatch", "Unpatch", show=False),
+        Binding("u", "unpatch", "Unpatch"),
         Binding("D", "delete_channel", "Delete channel", show=False),
         Binding("r", "recall", "Recall"),
         Binding("l", "export_log", "Log"),
-        Binding("slash", "search", "Search", show=False),
+        Binding("slash", "search", "Search"),
         Binding("escape", "leave_search", "Back", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -63,6 +76,32 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(ChannelTable).focus()
         self.call_after_refresh(self.console.refresh_view)
+
+    def render_state(
+        self, state: ConsoleState, now: float, changed: Changed | None, *, transmitting: bool
+    ) -> list[bytes]:
+        """Re-render the parts that ``changed`` (all when None). Returns the ids of the texts
+        that are now read (their conversation is on screen), for the app to tell the senders."""
+        every = changed is None
+        parts = Changed.NONE if changed is None else changed
+        messages = self.query_one(MessagesPane)
+        read: list[bytes] = []
+        if messages.conversation is not None and state.unread.get(messages.conversation):
+            read = state.take_unread(messages.conversation)
+            parts |= Changed.MESSAGES | Changed.STATUS
+        if every or parts & (Changed.STATUS | Changed.MESSAGES):
+            self.query_one(StatusLine).show(state, now, transmitting=transmitting)
+        if every or parts & Changed.EMERGENCIES:
+            self.query_one(EmergencyBanner).show(state, now)
+        if every or parts & Changed.CHANNELS:
+            self.query_one(ChannelTable).show(state, now)
+        if every or parts & Changed.PRESENCE:
+            self.query_one(PresencePane).show(state, now)
+        if every or parts & Changed.MESSAGES:
+            messages.show(state, now)
+        if every or parts & Changed.LOG:
+            self.query_one(EventLog).show(state, now)
+        return read
 
     # --- what is selected -------------------------------------------------------------------
 
@@ -136,6 +175,19 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(MessageDialog(title), send)
 
+    def action_message_user(self) -> None:
+        """Write to any user, online or not (the server keeps texts for later delivery)."""
+
+        def write(values: tuple[str, ...] | None) -> None:
+            if values and values[0]:
+                conversation = Conversation.user(values[0])
+                self._set_conversation(conversation)
+                self.action_message()
+
+        field = [("To (type a name or an id)", "e.g. alice")]
+        choices = self.console.state.user_choices()
+        self.app.push_screen(PickerDialog("Message a user", field, choices), write)
+
     def action_acknowledge(self) -> None:
         self.console.acknowledge_selected()
 
@@ -153,9 +205,11 @@ class MainScreen(Screen[None]):
                 self.console.create_channel(values[0], members)
 
         self.app.push_screen(
-            FormDialog(
+            PickerDialog(
                 "New channel",
-                [("Name", "e.g. incident-42"), ("Members", "user ids, e.g. alice, bob")],
+                [("Name", "e.g. incident-42"), ("Members", "names or user ids, e.g. alice, bob")],
+                self.console.state.user_choices(),
+                multiple=True,
             ),
             create,
         )
@@ -171,7 +225,15 @@ class MainScreen(Screen[None]):
             if values and values[0]:
                 self.console.change_member(channel_id, values[0], adding=adding)
 
-        self.app.push_screen(FormDialog(f"{verb} {name}", [("User id", "e.g. alice")]), change)
+        state = self.console.state
+        members = state.channels[channel_id].members if channel_id in state.channels else ()
+        choices = (
+            [c for c in state.user_choices() if c[0] not in members]
+            if adding
+            else state.user_choices(members)
+        )
+        field = [("User (type a name or an id)", "e.g. alice")]
+        self.app.push_screen(PickerDialog(f"{verb} {name}", field, choices), change)
 
     def action_add_member(self) -> None:
         self._member_dialog(True)

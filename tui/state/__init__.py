@@ -25,8 +25,16 @@ The model is split by concern, one module each:
 - ``console``: :class:`ConsoleState`, the parts put together, and the event table.
 """
 
+from tui.state.connection import NOTICE_SECONDS
 from tui.state.console import ConsoleState
-from tui.state.console_events import FloorReleased, LocationText, MembersKnown, Note, TextSent
+from tui.state.console_events import (
+    FloorReleased,
+    LocationText,
+    MembersKnown,
+    NamesVerified,
+    Note,
+    TextSent,
+)
 from tui.state.floor import DISPATCHER_PRIORITY
 from tui.state.log import LOG_LIMIT
 from tui.state.messages import MESSAGES_PER_CONVERSATION
@@ -39,6 +47,7 @@ from tui.state.rows import (
     Conversation,
     Emergency,
     LogEntry,
+    Notice,
     PresenceRow,
 )
 
@@ -46,6 +55,7 @@ __all__ = [
     "DISPATCHER_PRIORITY",
     "LOG_LIMIT",
     "MESSAGES_PER_CONVERSATION",
+    "NOTICE_SECONDS",
     "RECENT_EMERGENCIES",
     "Changed",
     "ChannelRow",
@@ -57,7 +67,9 @@ __all__ = [
     "LocationText",
     "LogEntry",
     "MembersKnown",
+    "NamesVerified",
     "Note",
+    "Notice",
     "PresenceRow",
     "TextSent",
     "format_location",

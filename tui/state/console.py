@@ -16,7 +16,14 @@ from ptt_client import events
 from ptt_protocol import control
 from tui.state.channels import ChannelsMixin
 from tui.state.connection import ConnectionMixin
-from tui.state.console_events import FloorReleased, LocationText, MembersKnown, Note, TextSent
+from tui.state.console_events import (
+    FloorReleased,
+    LocationText,
+    MembersKnown,
+    NamesVerified,
+    Note,
+    TextSent,
+)
 from tui.state.emergencies import EmergenciesMixin
 from tui.state.floor import FloorMixin
 from tui.state.messages import MessagesMixin
@@ -82,6 +89,7 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     control.FloorRevoke: ConsoleState._on_floor_revoke,
     control.FloorQueuePosition: ConsoleState._on_queue_position,
     control.PresenceUpdate: ConsoleState._on_presence,
+    control.EnrolledUsers: ConsoleState._on_enrolled,
     control.EmergencyAlert: ConsoleState._on_alert,
     control.EmergencyAck: ConsoleState._on_ack,
     control.EmergencyCancel: ConsoleState._on_cancel,
@@ -90,6 +98,7 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     TextSent: ConsoleState._on_text_sent,
     LocationText: ConsoleState._on_location,
     MembersKnown: ConsoleState._on_members_known,
+    NamesVerified: ConsoleState._on_names_verified,
     Note: ConsoleState._on_note,
 }
 """Event type -> handler. Exact types: events are final dataclasses and msgspec structs."""

@@ -50,3 +50,11 @@ class Note:
 
     kind: str
     text: str
+
+
+@dataclass(frozen=True)
+class NamesVerified:
+    """Users' names from their credentials, which the client checked against the org root."""
+
+    names: tuple[tuple[str, str], ...]
+    """(user id, display name) pairs."""

@@ -11,10 +11,11 @@ class EmergenciesMixin(StateModel):
     """Active alerts, the alert selection, and alert, acknowledge and cancel handlers."""
 
     def active_emergencies(self) -> list[Emergency]:
-        """Active alerts: unacknowledged first, oldest first."""
+        """Active alerts: unacknowledged first, newest first (an alert left over from an
+        earlier shift or demo run sorts below the one that just came in)."""
         return sorted(
             (e for e in self.emergencies.values() if e.active),
-            key=lambda e: (e.acked_by is not None, e.raised_at),
+            key=lambda e: (e.acked_by is not None, -e.raised_at),
         )
 
     def unacknowledged(self) -> list[Emergency]:
@@ -50,7 +51,13 @@ class EmergenciesMixin(StateModel):
             return Changed.NONE  # re-sent after a reconnect
         alert = Emergency(event.alert_id, event.user_id, event.channel_id, event.raised_at or now)
         self.emergencies[event.alert_id] = alert
-        if self.selected_alert is None or self.selected_alert not in self.emergencies:
+        selected = self.emergencies.get(self.selected_alert or b"")
+        if (
+            selected is None
+            or selected.acked_by is not None
+            or alert.raised_at >= selected.raised_at
+        ):
+            # The acknowledge key acts on the alert that just came in, not on an older one.
             self.selected_alert = event.alert_id
         row = self.presence.get(event.user_id)
         if row is None:

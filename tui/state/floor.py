@@ -55,9 +55,10 @@ class FloorMixin(StateModel):
             # The server's grant time, unless the clocks disagree (then: when we heard of it).
             row.talk_started = event.since if 0 < event.since <= now else now
         row.last_activity = now
+        self.heard[event.user_id] = now
         if row.my_floor == "granted":
             row.my_floor = "idle"  # pre-empted: the revoke says why
-        changed = Changed.CHANNELS
+        changed = Changed.CHANNELS | Changed.PRESENCE
         if new_burst:
             priority = " EMERGENCY" if event.priority >= control.PRIORITY_MAX else ""
             changed |= self.note(
@@ -71,6 +72,8 @@ class FloorMixin(StateModel):
             return Changed.NONE
         changed = Changed.CHANNELS
         if row.talker is not None:
+            self.heard[row.talker] = now  # the end of the burst: when they were last heard
+            changed |= Changed.PRESENCE
             held = self.talk_seconds(row, now)
             if row.talker != self.me:
                 changed |= self.note(
@@ -145,6 +148,7 @@ class FloorMixin(StateModel):
         row = self.channels.get(event.channel_id)
         if row is not None:
             row.last_activity = now
+        self.heard[event.talker] = now
         # 50 frames a second: the once-a-second refresh shows this, no re-render per frame.
         return Changed.NONE
 

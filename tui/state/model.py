@@ -15,7 +15,7 @@ from typing import Final
 
 from ptt_protocol import control
 from tui.state.log import LOG_LIMIT, LogState
-from tui.state.rows import ChannelRow, ChatMessage, Conversation, Emergency, PresenceRow
+from tui.state.rows import ChannelRow, ChatMessage, Conversation, Emergency, Notice, PresenceRow
 
 RECENT_EMERGENCIES: Final = 100
 """Cancelled alerts remembered (so a late duplicate does not raise the banner again)."""
@@ -37,6 +37,14 @@ class StateModel(LogState):
         self.connection = "connecting"
         self.media_path = ""
         self.last_error = ""
+        """The last error, until the next successful action (see :meth:`status_notice`)."""
+        self.notice: Notice | None = None
+        """What the status line says about the console's last action (or failure)."""
+        self.heard: dict[str, float] = {}
+        """When each user was last heard talking (floor events, and the server's burst log)."""
+        self.verified_names: set[str] = set()
+        """Users whose name comes from their credential, checked against the org root: a
+        name the server sends does not replace it."""
         self.transmit_channel: int | None = None
         """The channel the console last pressed the transmit key on (for the status line)."""
         self.recalls: dict[int, tuple[control.BurstInfo, ...]] = {}
@@ -53,8 +61,12 @@ class StateModel(LogState):
         return self.names.get(user_id) or user_id
 
     def _learn_name(self, user_id: str, name: str) -> None:
-        if name:
+        if name and user_id not in self.verified_names:
             self.names[user_id] = name
+
+    def on_air(self, user_id: str) -> bool:
+        """``user_id`` holds the floor on a channel the console shows."""
+        return any(row.talker == user_id for row in self.channels.values())
 
     # --- channels ----------------------------------------------------------------------------
 
@@ -85,11 +97,11 @@ class StateModel(LogState):
     # --- emergencies -------------------------------------------------------------------------
 
     def channel_emergency(self, channel_id: int) -> Emergency | None:
-        """The channel's active emergency, unacknowledged ones first."""
+        """The channel's active emergency: unacknowledged ones first, then the newest."""
         found = [e for e in self.emergencies.values() if e.active and e.channel_id == channel_id]
         if not found:
             return None
-        return min(found, key=lambda e: (e.acked_by is not None, e.raised_at))
+        return min(found, key=lambda e: (e.acked_by is not None, -e.raised_at))
 
     def user_emergency(self, user_id: str) -> Emergency | None:
         for alert in self.emergencies.values():

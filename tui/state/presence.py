@@ -1,9 +1,15 @@
-"""The presence part of the console: who is online, their status and last location."""
+"""The presence part of the console: who is enrolled and online, their status and location.
+
+The server's snapshot lists every enrolled user (:class:`control.EnrolledUsers`), so an
+officer who never logged in has a row ("never seen") and can be texted for later delivery.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ptt_protocol import control
-from tui.state.console_events import LocationText
+from tui.state.console_events import LocationText, NamesVerified
 from tui.state.model import StateModel
 from tui.state.rows import Changed, PresenceRow
 
@@ -45,15 +51,22 @@ class PresenceMixin(StateModel):
             ),
         )
 
+    def user_choices(self, among: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """(user id, name) of every user the console knows (every enrolled user once the
+        presence snapshot is in), or of ``among``; the console itself left out."""
+        users = list(self.presence) if among is None else list(dict.fromkeys(among))
+        return [(user_id, self.name_of(user_id)) for user_id in users if user_id != self.me]
+
     def _on_presence(self, event: control.PresenceUpdate, now: float) -> Changed:
         row = self.presence.get(event.user_id)
         self._learn_name(event.user_id, event.display_name)
         if row is None:
             row = self.presence[event.user_id] = PresenceRow(event.user_id)
-            before: tuple[bool, str] | None = None
-        else:
-            before = (row.online, row.status)
-        row.display_name = event.display_name or row.display_name
+        # A first presence (a row from the enrolled list has none yet) is no change to log.
+        first = not row.online and row.last_seen <= 0
+        before = None if first else (row.online, row.status)
+        if event.user_id not in self.verified_names:
+            row.display_name = event.display_name or row.display_name
         row.online = event.online
         row.status = event.status
         row.channel_id = event.channel_id
@@ -77,3 +90,24 @@ class PresenceMixin(StateModel):
                 alert.location = event.text
                 changed |= Changed.EMERGENCIES
         return changed
+
+    def _on_enrolled(self, event: control.EnrolledUsers, now: float) -> Changed:
+        for user in event.users:
+            if user.user_id == self.me:
+                continue
+            if user.user_id not in self.presence:
+                self.presence[user.user_id] = PresenceRow(user.user_id)  # offline, never seen
+            if user.last_heard is not None and user.last_heard > self.heard.get(user.user_id, 0):
+                self.heard[user.user_id] = user.last_heard
+        return Changed.PRESENCE | Changed.CHANNELS
+
+    def _on_names_verified(self, event: NamesVerified, now: float) -> Changed:
+        for user_id, name in event.names:
+            if not name:
+                continue
+            self.verified_names.add(user_id)
+            self.names[user_id] = name
+            row = self.presence.get(user_id)
+            if row is not None:
+                row.display_name = name
+        return Changed.PRESENCE | Changed.CHANNELS | Changed.MESSAGES

@@ -118,6 +118,15 @@ class ChatMessage:
     read_by: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A line for the status line: the outcome of the console's last action."""
+
+    text: str
+    error: bool
+    at: float
+
+
 @dataclass
 class LogEntry:
     """One line of the event log; repeats of the same line are counted, not added."""

@@ -9,10 +9,23 @@ from tui.state import ConsoleState
 from tui.widgets.cells import age, clock_time, plain
 
 
+def _no_wrap(line: Text) -> Text:
+    line.no_wrap = True
+    line.overflow = "ellipsis"
+    return line
+
+
 class EmergencyBanner(Static):
     """One line per active alert; ``▶`` marks the one the acknowledge/cancel keys act on."""
 
+    _shown: tuple[ConsoleState, float] | None = None
+
+    def on_resize(self) -> None:
+        if self._shown is not None:
+            self.show(*self._shown)  # the lines are split to fit the width
+
     def show(self, state: ConsoleState, now: float) -> None:
+        self._shown = (state, now)
         active = state.active_emergencies()
         self.display = bool(active)
         self.set_class(bool(state.unacknowledged()), "-alarm")
@@ -20,6 +33,8 @@ class EmergencyBanner(Static):
             self.update("")
             return
         selected = state.selected_emergency()
+        # Hidden until now, the banner has no width yet: it spans the screen (less padding).
+        width = self.content_size.width or self.app.size.width - 2
         lines = []
         for alert in active:
             mark = "▶ " if selected is not None and alert is selected else "  "
@@ -32,15 +47,20 @@ class EmergencyBanner(Static):
                 plain(f"{state.name_of(alert.user_id)} ({alert.user_id}){where}", "bold"),
                 f"  {clock_time(alert.raised_at)} ({age(alert.raised_at, now)} ago)",
             )
+            more = Text()
             if alert.location:
-                line.append("  @ ")
-                line.append(plain(alert.location))
+                more.append("  @ ")
+                more.append_text(plain(alert.location))
             if alert.acked_by is not None:
-                line.append("  acknowledged by ")
-                line.append(plain(state.name_of(alert.acked_by)))
-            line.no_wrap = True
-            line.overflow = "ellipsis"
-            lines.append(line)
+                more.append("  acknowledged by ")
+                more.append_text(plain(state.name_of(alert.acked_by)))
+            if line.cell_len + more.cell_len > width:
+                # Too narrow for one line: the location goes under it rather than be cut.
+                lines.append(_no_wrap(line))
+                line = Text("   ") + more
+            else:
+                line.append_text(more)
+            lines.append(_no_wrap(line))
         keys = "a acknowledge  x cancel" + ("  e next" if len(active) > 1 else "")
         lines.append(Text(f"  {keys}", style="italic"))
         text = Text("\n").join(lines)

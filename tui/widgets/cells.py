@@ -7,10 +7,8 @@ plain strings, so a display name like ``[red]x`` shows as typed.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from ptt_protocol import control
 
@@ -52,28 +50,3 @@ def plain(value: str, style: str = "") -> Text:
     """Network text as a cell: no markup, no control characters."""
     cleaned = "".join(c if c.isprintable() else " " for c in value)
     return Text(cleaned, style=style, no_wrap=True, overflow="ellipsis")
-
-
-def fill_table(table: DataTable[Text], rows: Sequence[tuple[str, Sequence[Text]]]) -> None:
-    """Show ``rows`` (key, cells) in ``table``, keeping the cursor on the same key.
-
-    Rows with the same keys in the same order are updated cell by cell (no cursor
-    movement, no highlight messages); otherwise the table is rebuilt.
-    """
-    keys = [key for key, _ in rows]
-    current = [row.key.value for row in table.ordered_rows]
-    columns = list(table.columns)
-    if keys == current:
-        for key, cells in rows:
-            for column, cell in zip(columns, cells, strict=True):
-                if table.get_cell(key, column) != cell:
-                    table.update_cell(key, column, cell)
-        return
-    selected: str | None = None
-    if table.row_count:
-        selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if selected in keys:
-        table.move_cursor(row=keys.index(selected), animate=False)

@@ -7,7 +7,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from tui.state import ChannelRow, ConsoleState
-from tui.widgets.cells import age, fill_table, plain
+from tui.widgets.cells import age, plain
+from tui.widgets.columns import ColumnSpec
+from tui.widgets.fitted import FittedTable
 
 VERIFIED = "✓"
 UNVERIFIED = "?"
@@ -42,16 +44,17 @@ def emergency_cell(state: ConsoleState, row: ChannelRow) -> Text:
     return Text("emerg (ack)", style="bold red")
 
 
-class ChannelTable(DataTable[Text]):
+class ChannelTable(FittedTable):
     """One row per channel; the cursor row is the channel the keys act on."""
 
-    COLUMNS = (
-        ("channel", "Channel"),
-        ("talker", "Talker"),
-        ("queue", "Q"),
-        ("online", "On"),
-        ("alert", "Alert"),
-        ("last", "Last"),
+    # The channel and who talks on it matter most; the last activity gives way first.
+    SPECS = (
+        ColumnSpec("channel", "Channel", keep=6, min_width=8),
+        ColumnSpec("talker", "Talker", keep=5, min_width=12),
+        ColumnSpec("queue", "Q", keep=2),
+        ColumnSpec("online", "On", keep=3),
+        ColumnSpec("alert", "Alert", keep=4, min_width=9),
+        ColumnSpec("last", "Last", keep=1),
     )
 
     class Selected(Message):
@@ -62,12 +65,8 @@ class ChannelTable(DataTable[Text]):
             self.channel_id = channel_id
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self.border_title = "Channels"
-
-    def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
 
     @property
     def selected_channel(self) -> int | None:
@@ -97,7 +96,7 @@ class ChannelTable(DataTable[Text]):
                     ),
                 )
             )
-        fill_table(self, cells)
+        self.fill(cells)
         self.border_subtitle = f"{len(rows)} channels"
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -1,4 +1,4 @@
-"""Who is online, their status, channel and location; emergencies first; with a search box."""
+"""Who is enrolled and online: status, channel, when last heard, location; with a search box."""
 
 from __future__ import annotations
 
@@ -8,27 +8,40 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input
 
-from tui.state import ConsoleState
-from tui.widgets.cells import age, fill_table, plain, status_text
+from tui.state import ConsoleState, PresenceRow
+from tui.widgets.cells import age, plain, status_text
+from tui.widgets.columns import ColumnSpec
+from tui.widgets.fitted import FittedTable
 
 
-class PresenceTable(DataTable[Text]):
+def status_cell(state: ConsoleState, row: PresenceRow, emergency: bool) -> Text:
+    """The status; an enrolled officer who never logged in is "never seen"."""
+    if not (row.online or emergency) and row.last_seen <= 0:
+        return Text("never seen", style="dim")
+    return status_text(row.status, row.online or emergency)
+
+
+def heard_cell(state: ConsoleState, row: PresenceRow, now: float) -> Text:
+    """How long ago the user last talked ("now" while on the air); empty if never heard."""
+    if state.on_air(row.user_id):
+        return Text("now", style="bold")
+    return Text(age(state.heard.get(row.user_id), now))
+
+
+class PresenceTable(FittedTable):
     """One row per user; the cursor row is the user the message key writes to."""
 
-    COLUMNS = (
-        ("user", "User"),
-        ("status", "Status"),
-        ("channel", "Channel"),
-        ("seen", "Seen"),
-        ("location", "Location"),
+    # Who, their status and when they last talked matter most. "Since" (the last presence
+    # change: online or offline since) gives way first; then the channel name is cut (a
+    # cut name still reads) before the location goes (a cut coordinate is no use).
+    SPECS = (
+        ColumnSpec("user", "User", keep=8, min_width=10),
+        ColumnSpec("status", "Status", keep=7, min_width=9),
+        ColumnSpec("channel", "Channel", keep=4, min_width=7),
+        ColumnSpec("heard", "Heard", keep=6),
+        ColumnSpec("since", "Since", keep=2),
+        ColumnSpec("location", "Location", keep=5),
     )
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-
-    def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
 
     @property
     def selected_user(self) -> str | None:
@@ -80,14 +93,15 @@ class PresencePane(Vertical):
                     row.user_id,
                     (
                         plain(name, "bold red" if emergency else ("" if row.online else "dim")),
-                        status_text(row.status, row.online or emergency),
+                        status_cell(state, row, emergency),
                         plain(state.channel_name(row.channel_id)),
-                        Text(age(row.last_seen, now)),
+                        heard_cell(state, row, now),
+                        Text(age(row.last_seen, now), style="dim"),
                         plain(row.location),
                     ),
                 )
             )
-        fill_table(self.table, cells)
+        self.table.fill(cells)
         online = sum(1 for row in state.presence.values() if row.online)
         self.border_subtitle = f"{online}/{len(state.presence)} online"
 

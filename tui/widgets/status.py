@@ -46,9 +46,10 @@ class StatusLine(Static):
         if unread:
             line.append(" │ ")
             line.append(f"{unread} unread", style="bold yellow")
-        if state.last_error:
+        notice = state.status_notice(now)
+        if notice is not None:
             line.append(" │ ")
-            line.append_text(plain(state.last_error, "red"))
+            line.append_text(plain(notice.text, "red" if notice.error else "green"))
         line.no_wrap = True
         line.overflow = "ellipsis"
         self.update(line)
