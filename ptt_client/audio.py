@@ -332,7 +332,8 @@ class WavDirectoryOutput(AudioOutput):
 
     ``start_burst(name)`` opens ``directory/name`` (``.wav`` added when missing), ``write``
     appends to it, ``end_burst()`` closes it and returns its path. Writes between bursts
-    (e.g. tones) go nowhere.
+    (e.g. tones) go nowhere. A file already there is never overwritten: the new burst gets
+    ``name-2.wav``, ``name-3.wav``...
     """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
@@ -357,9 +358,13 @@ class WavDirectoryOutput(AudioOutput):
             )
         if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
             raise AudioFormatError(f"burst name {name!r} must be a plain file name")
-        if not name.endswith(".wav"):
-            name += ".wav"
-        self._current = WavFileOutput(self.directory / name)
+        stem = name.removesuffix(".wav")
+        path = self.directory / f"{stem}.wav"
+        copy = 1
+        while path.exists():  # a recording is evidence: another burst never replaces it
+            copy += 1
+            path = self.directory / f"{stem}-{copy}.wav"
+        self._current = WavFileOutput(path)
         return self._current.path
 
     def write(self, pcm: Pcm) -> None:

@@ -75,6 +75,19 @@ def list_devices(kind: DeviceKind | None = None) -> list[str]:
         pa.terminate()
 
 
+def devices_present() -> tuple[bool, bool]:
+    """Whether PortAudio sees a device that can record, and one that can play.
+
+    Raises :class:`AudioDeviceError` when PyAudio is not installed.
+    """
+    pa = _open_pyaudio()
+    try:
+        devices = _devices(pa)
+    finally:
+        pa.terminate()
+    return any(_can(i, "input") for i in devices), any(_can(i, "output") for i in devices)
+
+
 def _can(info: dict[str, Any], kind: DeviceKind | None) -> bool:
     if kind == "input":
         return int(info["maxInputChannels"]) > 0

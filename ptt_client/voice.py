@@ -16,17 +16,20 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavDirectoryOutput
 from ptt_client.client import RadioClient
-from ptt_client.codec import OpusDecoder, OpusEncoder, Pcm, frame_samples
+from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm, frame_samples
 from ptt_client.jitter import Conceal, Play, Recover
 from ptt_client.mixer import StreamMixer
+from ptt_client.recordings import burst_file_name
 from ptt_client.tones import Tone, ToneQueue
 from ptt_protocol import control
 
 FLOOR_ANSWER_TIMEOUT = 2.0
+_ENDED_BURSTS_KEPT = 64
 DEFAULT_BITRATE = 24_000
 """Opus bitrate of a radio (bit/s): the top of the 16-24 kbit/s voice range, where libopus
 keeps in-band FEC on from a 1 % loss hint."""
@@ -212,8 +215,24 @@ class Played:
     at: float
 
 
+@dataclass(frozen=True)
+class SavedBurst:
+    """A burst heard and written to its own file (the output is a
+    :class:`~ptt_client.audio.WavDirectoryOutput`)."""
+
+    channel_id: int
+    talker: str
+    path: Path
+    seconds: float
+
+
 class Player:
-    """Plays what the radio hears: the picked talker's stream, and the radio tones."""
+    """Plays what the radio hears: the picked talker's stream, and the radio tones.
+
+    Into a :class:`~ptt_client.audio.WavDirectoryOutput`, each burst goes to its own file,
+    named by :func:`~ptt_client.recordings.burst_file_name`; ``on_saved`` hears of each file
+    once it is complete.
+    """
 
     def __init__(
         self,
@@ -224,6 +243,7 @@ class Player:
         tones: bool = True,
         clock: Callable[[], float] = time.monotonic,
         on_played: Callable[[Played], None] | None = None,
+        on_saved: Callable[[SavedBurst], None] | None = None,
     ) -> None:
         self.client = client
         self.output = output
@@ -238,6 +258,10 @@ class Player:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_played = on_played
+        self._on_saved = on_saved
+        self._burst_samples = 0
+        self._ended_bursts: dict[tuple[int, str, int], None] = {}
+        """Bursts whose floor was released or taken over (oldest first, a bounded set)."""
         self._current_burst: tuple[int, str, int] | None = None
         self.rejected = 0
         client.add_listener(self._on_event)
@@ -269,6 +293,9 @@ class Player:
                 ):
                     self._remember_delay(key)
                     self.mixer.end_burst(key)
+                    self._ended_bursts[key] = None
+            while len(self._ended_bursts) > _ENDED_BURSTS_KEPT:
+                del self._ended_bursts[next(iter(self._ended_bursts))]
         elif self.tones:
             if isinstance(event, control.FloorGranted):
                 self._queue_tone(Tone.TALK_PERMIT, now)
@@ -324,7 +351,11 @@ class Player:
                     if (b := self.mixer.buffer(k)) and (d := b.next_due())
                 ]
                 due = min(dues, default=None)
-                if self._current_burst is not None and self.mixer.current is None:
+                if (
+                    self._current_burst is not None
+                    and self.mixer.current is None
+                    and self._burst_over(self._current_burst)
+                ):
                     self._end_file_burst()
                 self._wake.clear()
                 timeout = frame_s if due is None else max(0.0, due - self._clock())
@@ -356,9 +387,8 @@ class Player:
             self._end_file_burst()
             self._current_burst = key
             if isinstance(self.output, WavDirectoryOutput):
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                name = self.client.channels.get(key[0], str(key[0]))
-                self.output.start_burst(f"{stamp}_{_safe(name)}_{_safe(key[1])}_{key[2]}")
+                channel = self.client.channels.get(key[0], str(key[0]))
+                self.output.start_burst(burst_file_name(time.time(), channel, key[1]))
         try:
             if isinstance(instruction, Play):
                 pcm, seq = decoder.decode(instruction.payload), instruction.sequence
@@ -379,13 +409,22 @@ class Player:
             )
         if self._on_played is not None:
             self._on_played(Played(key[1], key[0], seq, kind, now))
+        self._burst_samples += len(pcm)
         return pcm
 
+    def _burst_over(self, key: tuple[int, str, int]) -> bool:
+        """Whether ``key``'s burst is over: its floor went, or the mixer forgot the talker (no
+        floor message came). A gap inside a burst (a stalled link ran the buffer dry) is not:
+        its file stays open, so each burst is one file."""
+        return key in self._ended_bursts or self.mixer.buffer(key) is None
+
     def _end_file_burst(self) -> None:
-        if self._current_burst is not None and isinstance(self.output, WavDirectoryOutput):
-            self.output.end_burst()
-        self._current_burst = None
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:40]
+        if self._current_burst is not None:
+            self._ended_bursts.pop(self._current_burst, None)
+        key, self._current_burst = self._current_burst, None
+        samples, self._burst_samples = self._burst_samples, 0
+        if key is None or not isinstance(self.output, WavDirectoryOutput):
+            return
+        path = self.output.end_burst()
+        if path is not None and self._on_saved is not None:
+            self._on_saved(SavedBurst(key[0], key[1], path, samples / SAMPLE_RATE))

@@ -28,6 +28,7 @@ from textual.worker import Worker
 from ptt_client import channel_admin, events
 from ptt_client.audio import AudioError, AudioInput, AudioOutput
 from ptt_protocol import control
+from tui import listening
 from tui.directory import NameChecker
 from tui.log_export import default_log_dir, write_log_csv
 from tui.screens.main import MainScreen
@@ -46,7 +47,7 @@ from tui.state import (
 
 if TYPE_CHECKING:
     from ptt_client.client import RadioClient
-    from ptt_client.voice import Player, Transmitter
+    from ptt_client.voice import Player, SavedBurst, Transmitter
 
 BELL_INTERVAL = 10.0
 """Seconds between bells while an emergency is unacknowledged."""
@@ -76,11 +77,13 @@ class DispatchApp(App[int]):
         monitor: Sequence[str] | None = None,
         audio_output: AudioOutput | None = None,
         play_live: bool = True,
+        listen_dir: Path | None = None,
+        save_dir: Path | None = None,
         export_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         start_client: bool = True,
         tick_interval: float = 1.0,
-        notes: Sequence[str] = (),
+        notes: Sequence[str | Note] = (),
     ) -> None:
         super().__init__()
         self.client = client
@@ -90,17 +93,24 @@ class DispatchApp(App[int]):
         """Channel names to affiliate to; None = every channel this console is a member of."""
         self.audio_output = audio_output
         self.play_live = play_live
+        self.listen_dir = listen_dir
+        """Every burst heard is also written here, one WAV file each (tui/listening.py)."""
         self.export_dir = export_dir or default_log_dir()
         """Where ``l`` writes the event log (never the current directory)."""
+        self.save_dir = save_dir or listen_dir or self.export_dir
+        """Where recalls are saved as WAV (w; r too when there is no speaker)."""
         self.clock = clock
         self.start_client = start_client
         self.tick_interval = tick_interval
-        self._startup_notes = list(notes)
-        """Problems found before the app started (no sound device...), shown as errors."""
+        self._startup_notes = [n if isinstance(n, Note) else Note("error", n) for n in notes]
+        """Found before the app started; a plain string is a problem, shown as an error."""
         self.last_recall: channel_admin.OpenedBurst | None = None
         self.last_export: Path | None = None
+        self.last_saved: Path | None = None
+        """The last recall saved as WAV."""
         self._transmitter: Transmitter | None = None
         self._player: Player | None = None
+        self._recorder: Player | None = None
         self._talking: Worker[None] | None = None
         self._affiliating: set[int] = set()
         self._created: set[int] = set()
@@ -122,15 +132,25 @@ class DispatchApp(App[int]):
 
             self._player = Player(self.client, self.audio_output)
             self._player.start()
+        if self.listen_dir is not None:
+            try:
+                self._recorder = listening.recorder(self.client, self.listen_dir, self._heard)
+            except AudioError as exc:
+                self.apply(Note("error", f"what you hear is not written: {exc}"))
         if self.tick_interval > 0:
             self.set_interval(self.tick_interval, self._tick)
-        for text in self._startup_notes:
-            self.apply(Note("error", text))
+        for note in self._startup_notes:
+            self.apply(note)
         self.refresh_view()
 
+    def _heard(self, burst: SavedBurst) -> None:
+        who, where = self.state.name_of(burst.talker), self.state.channel_name(burst.channel_id)
+        self.apply(Note("audio", f"heard {who} on {where}, {burst.seconds:.1f} s: {burst.path}"))
+
     async def on_unmount(self) -> None:
-        if self._player is not None:
-            await self._player.stop()
+        for player in (self._player, self._recorder):
+            if player is not None:
+                await player.stop()
         if self.start_client:
             await self.client.stop()
 
@@ -418,27 +438,32 @@ class DispatchApp(App[int]):
     def delete_channel(self, channel_id: int) -> None:
         self._spawn(channel_admin.delete_channel(self.client, channel_id), "deleting the channel")
 
-    def recall(self, channel_id: int) -> None:
-        self._spawn(self._recall(channel_id), "instant recall")
+    def recall(self, channel_id: int, *, save: bool = False) -> None:
+        """r: replay the channel's last burst; ``save`` (w), or no speaker: write it as WAV."""
+        save = save or self.audio_output is None
+        self._spawn(self._recall(channel_id, save), "saving a recall" if save else "instant recall")
 
-    async def _recall(self, channel_id: int) -> None:
+    async def _recall(self, channel_id: int, save: bool) -> None:
         name = self.state.channel_name(channel_id)
-        bursts = await channel_admin.recall(self.client, channel_id, 10)
-        if not bursts:
+        opened = await listening.recall_latest(self.client, channel_id)
+        if opened is None:
             self.apply(Note("recall", f"nothing recorded on {name}"))
             return
-        burst = bursts[0]
-        frames = await channel_admin.recall_frames(self.client, channel_id, burst.burst_key)
-        opened = channel_admin.open_recalled(self.client, channel_id, burst, frames)
-        self.last_recall = opened
+        self.last_recall, burst = opened, opened.burst
         self.apply(
             Note(
                 "recall",
                 f"{name}: {self.state.name_of(burst.talker)}, {burst.duration:.1f}s:"
-                f" {len(opened.opus)} frames opened, {opened.refused} refused",
+                f" {len(opened.opus)} frames opened, {opened.refused} refused"
+                + ("" if save else " (w saves it as WAV)"),
             )
         )
-        if self.audio_output is not None:
+        if save and opened.opus:
+            self.last_saved, seconds = await listening.save_recalled(opened, self.save_dir, name)
+            self.apply(Note("recall", f"{name}: {seconds:.1f} s saved to {self.last_saved}"))
+        elif save:
+            self.apply(Note("recall", f"{name}: no frame this console can open, nothing saved"))
+        elif self.audio_output is not None:
             await channel_admin.replay(opened, self.audio_output)
 
     def export_log(self) -> Path | None:
@@ -468,9 +493,8 @@ def _parser() -> argparse.ArgumentParser:
         help="environment variable holding the bundle's passphrase (default PTT_PASSPHRASE)",
     )
     parser.add_argument("--server", help="wss://HOST:PORT (default: the bundle's server)")
-    parser.add_argument("--talk-file", type=Path, help="transmit this WAV file instead of the mic")
     parser.add_argument("--monitor", help="comma-separated channel names to monitor (default all)")
-    parser.add_argument("--no-audio", action="store_true", help="do not open a sound device")
+    listening.add_audio_arguments(parser)
     parser.add_argument(
         "--export-dir",
         type=Path,
@@ -486,7 +510,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from crypto.bundle import CredentialBundle
     from crypto.errors import CryptoError
-    from ptt_client.audio_devices import DeviceOutput
     from ptt_client.client import RadioClient
 
     # No variable set: the bundle's keys are not encrypted (open_keys says so if they are).
@@ -504,28 +527,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.talk_file is not None and not args.talk_file.is_file():
         print(f"ptt-dispatch: no WAV file {args.talk_file}", file=sys.stderr)
         return 2
-    client = RadioClient(bundle, keys, server_url=args.server)
-    output: AudioOutput | None = None
-    notes = []
-    if not args.no_audio:
-        try:
-            output = DeviceOutput()
-        except (AudioError, OSError) as exc:
-            notes.append(f"no sound device ({exc}): live audio and recalls are not played")
+    try:
+        audio = listening.console_audio(args.talk_file, args.listen_dir, args.no_audio)
+    except AudioError as exc:
+        print(f"ptt-dispatch: {exc}", file=sys.stderr)
+        return 2
     app = DispatchApp(
-        client,
-        talk_file=args.talk_file,
+        RadioClient(bundle, keys, server_url=args.server),
+        talk_file=audio.talk_file,
         monitor=args.monitor.split(",") if args.monitor else None,
-        audio_output=output,
+        audio_output=audio.output,
+        listen_dir=audio.listen_dir,
+        save_dir=audio.save_dir,
         export_dir=args.export_dir,
-        notes=notes,
+        notes=audio.notes,
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             app.run()
     finally:
-        if output is not None:
-            output.close()
+        if audio.output is not None:
+            audio.output.close()
     return app.return_code or 0
 
 

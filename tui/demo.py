@@ -9,6 +9,10 @@ through ``ptt-admin`` over the control plane; every run starts the relay and fou
 simulated officers who talk from the sample speech on a schedule (one raises an
 emergency), and opens the console as the dispatcher. Quitting the console stops
 everything it started.
+
+The console writes what it hears and recalls into ``demo-data/heard/`` (one WAV file per
+burst), so a machine without a sound card shows everything too; there Space talks from a
+bundled speech sample.
 """
 
 from __future__ import annotations
@@ -88,6 +92,11 @@ class DemoDirs:
     def dispatcher_bundle(self) -> Path:
         return self.bundles / f"{DISPATCHER[0]}.bundle"
 
+    @property
+    def heard(self) -> Path:
+        """The console's listen directory: every burst it hears or recalls, as WAV."""
+        return self.root / "heard"
+
 
 def prepare_authority(dirs: DemoDirs) -> bool:
     """Create the demo's org authority once; True if it is new (enrolment still to do)."""
@@ -157,6 +166,36 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise DemoError(f"the server did not open port {port} within {START_TIMEOUT:g} s: see {log}")
 
 
+def console_arguments(dirs: DemoDirs, server_url: str, no_audio: bool) -> list[str]:
+    """``ptt-dispatch``'s command line: the dispatcher's bundle, the relay, and the listen
+    directory (without a microphone the console talks from its sample by itself)."""
+    arguments = ["--credential", str(dirs.dispatcher_bundle), "--server", server_url,
+                 "--listen-dir", str(dirs.heard)]  # fmt: skip
+    return [*arguments, "--no-audio"] if no_audio else arguments
+
+
+def audio_summary(dirs: DemoDirs, no_audio: bool, devices: tuple[bool, bool]) -> str:
+    """One start-up line: what the dispatcher talks from and where its audio is written."""
+    from tui.listening import default_sample, plan_audio
+
+    has_input, has_output = devices
+    plan = plan_audio(
+        talk_file=None,
+        listen_dir=dirs.heard,
+        no_audio=no_audio,
+        has_input=has_input,
+        has_output=has_output,
+        sample=default_sample(),
+        default_dir=dirs.heard,
+    )
+    talk = f"the speech sample {plan.talk_file}" if plan.talk_file else "the microphone"
+    played = ", and plays it" if plan.speaker else ""
+    return (
+        f"demo: Space talks from {talk}; the console writes what it hears and recalls (w)"
+        f" to {dirs.heard}/{played}"
+    )
+
+
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
@@ -208,11 +247,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stdout=out, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
         from tui.app import main as console
+        from tui.listening import probe_devices
 
-        console_args = ["--credential", str(dirs.dispatcher_bundle), "--server", server_url]
-        if args.no_audio:
-            console_args.append("--no-audio")
-        return console(console_args)
+        print(audio_summary(dirs, args.no_audio, probe_devices()), flush=True)
+        code = console(console_arguments(dirs, server_url, args.no_audio))
+        # The console's screen hid the start-up lines: say where the audio is once more.
+        print(f"demo: what the console heard and recalled is in {dirs.heard}/")
+        return code
     except DemoError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1

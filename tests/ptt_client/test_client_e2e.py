@@ -13,10 +13,11 @@ from crypto.epoch import new_epoch_key, wrap_epoch
 from crypto.identity import DeviceKeys
 from crypto.roster import Member, Roster, sign_roster
 from ptt_client import events
-from ptt_client.audio import WavFileInput, WavFileOutput, load_wav
+from ptt_client.audio import WavDirectoryOutput, WavFileInput, WavFileOutput, load_wav
 from ptt_client.client import RadioClient
+from ptt_client.codec import Pcm
 from ptt_client.samples import sample_paths
-from ptt_client.voice import Played, Player, Transmitter
+from ptt_client.voice import Played, Player, SavedBurst, Transmitter
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org, start_server
@@ -287,3 +288,57 @@ async def test_a_frame_that_overtakes_its_floor_taken_is_played_once_the_talker_
     assert bob.keyring.open_media(inner2, now, bob.floors) == []
     refused = bob.keyring.expect_talker(org.channel_id, "carol", 8, now)
     assert [type(e) for e in refused] == [events.VoiceRejected]
+
+
+class StallingInput(WavFileInput):
+    """A microphone whose driver stalls once, mid-burst, for longer than the listener's jitter
+    buffer holds (it runs dry and goes idle), as a stalled link would."""
+
+    blocking = True  # read in a thread, so the stall holds the talker, not the event loop
+
+    def __init__(self, path: Path, stall_at: int, stall_s: float) -> None:
+        super().__init__(path)
+        self._left, self._stall_s = stall_at, stall_s
+
+    def read_frame(self) -> Pcm | None:
+        self._left -= 1
+        if self._left == 0:
+            time.sleep(self._stall_s)  # the stall under test, in the talker's thread
+        return super().read_frame()
+
+
+async def test_a_burst_heard_into_a_directory_is_one_file_across_a_stall(
+    org: Org, radios: dict[str, RadioClient], tmp_path: Path
+) -> None:
+    alice, bob = radios["alice"], radios["bob"]
+    sample = sample_paths()[0]
+    saved: list[SavedBurst] = []
+    done = asyncio.Event()
+
+    def on_saved(burst: SavedBurst) -> None:
+        saved.append(burst)
+        done.set()
+
+    played: list[Played] = []
+    player = Player(
+        bob,
+        WavDirectoryOutput(tmp_path / "heard"),
+        tones=False,
+        on_played=played.append,
+        on_saved=on_saved,
+    )
+    player.start()
+    try:
+        # 0.4 s without a frame: far past the buffer's delay and its 3 concealed frames.
+        result = await Transmitter(alice).talk(StallingInput(sample, 40, 0.4))
+        assert result.outcome == "granted"
+        async with asyncio.timeout(10):  # a guard against a hang, not a timing goal
+            await done.wait()
+        await bob.ping_server()
+    finally:
+        await player.stop()
+    assert any(p.kind == "plc" for p in played)  # the buffer did run dry in the middle
+    (burst,) = saved
+    assert (burst.channel_id, burst.talker) == (org.channel_id, "alice")
+    assert sorted((tmp_path / "heard").iterdir()) == [burst.path]
+    assert burst.seconds == len(load_wav(burst.path)) / 48_000 >= result.frames_sent * 0.02 * 0.9

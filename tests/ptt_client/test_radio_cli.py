@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import pty
+import re
 import signal
 import socket
 import sys
@@ -417,7 +418,7 @@ async def test_scripted_radio_talks_texts_and_raises_an_emergency_to_another_rad
     # One WAV per burst: the talk, then the emergency talk (cut short by the cancel).
     bursts = sorted(heard.glob("*.wav"))
     assert len(bursts) == 2, bursts
-    assert all("_patrol_alice_" in path.name for path in bursts)
+    assert all(re.fullmatch(r"\d{8}-\d{6}_patrol_alice(-\d+)?\.wav", p.name) for p in bursts)
     received = load_wav(bursts[0])
     same, different = similarity(load_wav(sample), received), similarity(load_wav(other), received)
     # Opus at 20 kbit/s scores ~0.82 against its source when nothing is lost, a different

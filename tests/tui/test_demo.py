@@ -7,7 +7,19 @@ from pathlib import Path
 
 from crypto.bundle import CredentialBundle
 from crypto.identity import key_file_kind
-from tui.demo import CHANNELS, OFFICERS, DemoDirs, _stop, populate, prepare_authority, start_relay
+from tui.app import _parser
+from tui.demo import (
+    CHANNELS,
+    OFFICERS,
+    DemoDirs,
+    _stop,
+    audio_summary,
+    console_arguments,
+    populate,
+    prepare_authority,
+    start_relay,
+)
+from tui.listening import default_sample
 
 
 def _free_port() -> int:
@@ -43,3 +55,22 @@ def test_the_demo_org_is_made_once_and_reused_and_the_relay_holds_no_key(tmp_pat
     assert prepare_authority(dirs) is False  # second run: nothing made
     assert (dirs.authority / "root.key").stat().st_mtime_ns == stamp
     assert set(CHANNELS) == {"patrol", "traffic", "tactical"}
+
+
+def test_the_demo_console_writes_what_it_hears_into_demo_data(tmp_path: Path) -> None:
+    dirs = DemoDirs(tmp_path / "demo")
+    url = "wss://127.0.0.1:7300"
+    args = _parser().parse_args(console_arguments(dirs, url, no_audio=False))
+    assert (args.credential, args.server) == (dirs.dispatcher_bundle, url)
+    assert args.listen_dir == tmp_path / "demo" / "heard" and not args.no_audio
+    assert args.talk_file is None  # the console falls back to its sample by itself
+    assert _parser().parse_args(console_arguments(dirs, url, no_audio=True)).no_audio
+    # The start-up line says what Space talks from and where the audio goes.
+    headless = audio_summary(dirs, False, (False, False))
+    assert headless == (
+        f"demo: Space talks from the speech sample {default_sample()}; the console writes"
+        f" what it hears and recalls (w) to {dirs.heard}/"
+    )
+    with_card = audio_summary(dirs, False, (True, True))
+    assert "talks from the microphone" in with_card and with_card.endswith(", and plays it")
+    assert str(default_sample()) in audio_summary(dirs, True, (True, True))

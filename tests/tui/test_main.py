@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -59,3 +61,26 @@ def test_credential_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         main([])
     assert exit_info.value.code == 2
     assert "--credential" in capsys.readouterr().err
+
+
+def test_a_listen_dir_that_cannot_be_made_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_bundle(tmp_path, None)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["--credential", str(path), "--listen-dir", str(blocker / "heard")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ptt-dispatch: cannot create {blocker / 'heard'} (")
+    assert err.endswith("give a writable directory with --listen-dir\n") and err.count("\n") == 1
+
+
+def test_help_says_what_the_audio_flags_do() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.app", "--help"], capture_output=True, text=True, check=True
+    )
+    text = " ".join(done.stdout.split())
+    assert "--talk-file WAV Space transmits this WAV file" in text
+    assert "--listen-dir DIR write every burst heard into DIR, one WAV file each" in text
+    assert "fieldradio-dispatch/heard" in text
+    assert "--no-audio open no sound device" in text

@@ -53,6 +53,7 @@ class MainScreen(Screen[None]):
         Binding("u", "unpatch", "Unpatch"),
         Binding("D", "delete_channel", "Delete channel", show=False),
         Binding("r", "recall", "Recall"),
+        Binding("w", "save_recall", "Save WAV", show=False),
         Binding("l", "export_log", "Log"),
         Binding("slash", "search", "Search"),
         Binding("escape", "leave_search", "Back", show=False),
@@ -281,6 +282,11 @@ class MainScreen(Screen[None]):
         channel_id = self._need_channel()
         if channel_id is not None:
             self.console.recall(channel_id)
+
+    def action_save_recall(self) -> None:
+        channel_id = self._need_channel()
+        if channel_id is not None:
+            self.console.recall(channel_id, save=True)
 
     def action_export_log(self) -> None:
         self.console.export_log()
