@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libopus0: the voice codec (opuslib loads it); portaudio19-dev: pyaudio builds on it;
-# gpsd + gpsd-clients: gpsfake replays NMEA logs in the radio's GPS tests.
-SYSTEM_PACKAGES=(libopus0 portaudio19-dev gcc python3-dev python3-venv gpsd gpsd-clients)
+# gpsd + gpsd-clients: gpsfake replays NMEA logs in the radio's GPS tests;
+# systemd (systemd-analyze), python3-seccomp, util-linux (unshare): the test that runs the
+# relay inside its systemd unit's sandbox (tests/test_deploy_sandbox.py).
+SYSTEM_PACKAGES=(libopus0 portaudio19-dev gcc python3-dev python3-venv gpsd gpsd-clients
+  systemd python3-seccomp util-linux)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
