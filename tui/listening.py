@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import platformdirs
-
 from ptt_client import channel_admin
 from ptt_client.audio import AudioError, AudioOutput
 from ptt_client.recordings import burst_file_name, write_burst
 from ptt_client.samples import sample_paths
+from tui.log_export import default_log_dir
 from tui.state import Note
 
 if TYPE_CHECKING:
@@ -43,9 +42,9 @@ def default_sample() -> Path:
 
 
 def default_listen_dir() -> Path:
-    """Where a console without a speaker writes what it hears, under its state directory
-    (``~/.local/state/fieldradio-dispatch/heard`` on Linux)."""
-    return Path(platformdirs.user_state_dir("fieldradio-dispatch")) / "heard"
+    """Where a console without a speaker writes what it hears: ``heard`` in the console's
+    state directory, beside the exported logs (``~/.local/state/fieldradio/heard``)."""
+    return default_log_dir() / "heard"
 
 
 @dataclass(frozen=True)

@@ -81,4 +81,4 @@ def test_no_audio_opens_no_device_even_when_there_is_one() -> None:
 
 def test_the_defaults_are_the_bundled_sample_and_a_state_directory() -> None:
     assert default_sample().name == "all_clear.wav" and default_sample().is_file()
-    assert default_listen_dir().parts[-2:] == ("fieldradio-dispatch", "heard")
+    assert default_listen_dir().parts[-2:] == ("fieldradio", "heard")

@@ -82,5 +82,5 @@ def test_help_says_what_the_audio_flags_do() -> None:
     text = " ".join(done.stdout.split())
     assert "--talk-file WAV Space transmits this WAV file" in text
     assert "--listen-dir DIR write every burst heard into DIR, one WAV file each" in text
-    assert "fieldradio-dispatch/heard" in text
+    assert "fieldradio/heard" in text
     assert "--no-audio open no sound device" in text
