@@ -90,3 +90,18 @@ def test_member_picker(
     assert snap_compare(
         app, terminal_size=size, run_before=feeder(app, dupont_talks()), press=["plus", *"o"]
     )
+
+
+def test_the_readmes_screenshot_is_the_console_as_it_is() -> None:
+    """README.md shows docs/console.svg: the 160x48 snapshot above, copied after every change
+    (``cp "tests/tui/__snapshots__/test_snapshots/test_long_names_enrolled_officers_and_two_\
+emergencies[size1].svg" docs/console.svg``), so the README never shows an older console."""
+    root = Path(__file__).resolve().parents[2]
+    snapshot = (
+        Path(__file__).parent
+        / "__snapshots__"
+        / "test_snapshots"
+        / "test_long_names_enrolled_officers_and_two_emergencies[size1].svg"
+    )
+    assert (root / "docs" / "console.svg").read_bytes() == snapshot.read_bytes()
+    assert "![The dispatcher console](docs/console.svg)" in (root / "README.md").read_text()
