@@ -18,6 +18,7 @@ Tree::
     +-- KeyStoreError     exported device/root keys cannot be decoded or decrypted
     +-- TextError         sealed channel/direct text refused
     +-- BundleError       credential bundle malformed, oversize, or its keys do not open
+        +-- NotABundleError   the bytes are no bundle at all (empty, text, audio, truncated)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "FrameError",
     "KeyStoreError",
     "KeyringError",
+    "NotABundleError",
     "ReplayError",
     "RosterError",
     "SignatureError",
@@ -109,3 +111,13 @@ class BundleError(CryptoError):
     """A credential bundle was refused (oversize, unknown version, malformed, foreign
     credential, bad server URL or fingerprint), or its device keys do not open (wrong
     passphrase, keys that do not match the credential)."""
+
+
+class NotABundleError(BundleError):
+    """The bytes are not a credential bundle at all: an empty, text, audio or key file, or
+    a bundle cut short. ``what`` says what they look like ("a WAV audio file"); a bundle of
+    a newer format version is a plain :class:`BundleError`, saying the version."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not a Fieldradio device bundle ({what})")
+        self.what = what

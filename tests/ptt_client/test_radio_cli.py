@@ -172,12 +172,13 @@ def test_missing_credential_file(capsys: pytest.CaptureFixture[str], tmp_path: P
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        (b"", "format version none is not supported"),
-        (b"\x01garbage", "is malformed"),
-        (b"\x07" + b"x" * 100, "format version 7 is not supported"),
-        (b"\x01" * 70_000, "is too large to be a credential bundle"),
+        (b"", "is not a Fieldradio device bundle (the file is empty): use the bundle"),
+        (b"\x01garbage", "is not a Fieldradio device bundle (truncated or damaged"),
+        (b"\x07" + b"x" * 100, "is not a Fieldradio device bundle (binary data"),
+        (b"\x02\x92\x01\x02", "format version 2 is not supported (this program reads 1)"),
+        (b"\x01" * 70_000, "is not a Fieldradio device bundle (too large"),
     ],
-    ids=["empty", "damaged", "version", "oversize"],
+    ids=["empty", "damaged", "binary", "newer-version", "oversize"],
 )
 def test_bad_credential_files(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, fragment: str
