@@ -11,6 +11,7 @@ Tree::
     CryptoError
     +-- CredentialError   credential or revocation list invalid, expired, revoked, foreign
     +-- RosterError       signed roster refused (signer role, rollback, replay, tamper)
+    |   +-- StaleRosterError   a valid roster, but not newer than the one held
     +-- EnvelopeError     epoch-key envelope refused (not for me, bad creator, tampered)
     +-- FrameError        media frame refused (auth failure, unknown KID, bad header)
     |   +-- ReplayError   frame counter already seen or too old for the replay window
@@ -36,6 +37,7 @@ __all__ = [
     "ReplayError",
     "RosterError",
     "SignatureError",
+    "StaleRosterError",
     "TextError",
 ]
 
@@ -60,6 +62,11 @@ class CredentialError(CryptoError):
 
 class RosterError(CryptoError):
     """A signed roster was refused (signer not allowed, version rollback or replay, tampered)."""
+
+
+class StaleRosterError(RosterError):
+    """A roster that verifies, refused only for not being newer than the one held (a
+    rollback, or a late copy of an older version)."""
 
 
 class EnvelopeError(CryptoError):

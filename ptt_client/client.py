@@ -402,9 +402,9 @@ class RadioClient(EventStream):
         elif isinstance(message, control.KeyEnvelope):
             self._emit_all(self.keyring.accept_envelope(message.channel_id, message.envelope, now))
         elif isinstance(message, control.RevocationUpdate):
-            self.keyring.accept_revocations(message.signed_list)
+            self._emit_all(self.keyring.accept_revocations(message.signed_list))
         else:
-            self.keyring.add_credentials(message.credentials, now)
+            self._emit_all(self.keyring.add_credentials(message.credentials, now))
 
     # --- sending ---------------------------------------------------------------------------
 
