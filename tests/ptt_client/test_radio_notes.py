@@ -9,12 +9,18 @@ import math
 
 import pytest
 
+from crypto.identity import OrgRoot
 from ptt_client import events
+from ptt_client.audio import NullOutput
+from ptt_client.client import RadioClient
+from ptt_client.radio.display import Display
 from ptt_client.radio.json_events import encode_note
 from ptt_client.radio.notes import Note, note
 from ptt_client.radio.session_notes import SessionNotes
 from ptt_client.radio.trust_notes import trust_note
+from ptt_client.voice import Player
 from ptt_protocol import control
+from tests.credentials import bundle_for, issue
 
 URL = "wss://relay.example.org:7300"
 NAMES = {1: "patrol", 2: "north"}
@@ -235,3 +241,27 @@ def test_a_note_cannot_shadow_the_time_or_the_name() -> None:
         Note("floor_idle", "x", {"t": 1})
     with pytest.raises(ValueError, match="reserved"):
         note("floor_idle", "x", event="other")
+
+
+# --- what the radio hears: acknowledgements ----------------------------------------------------
+
+
+def test_an_acknowledgement_names_whose_emergency_it_is() -> None:
+    root = OrgRoot.generate()
+    issued = issue(root, "alice", serial=1)
+    client = RadioClient(bundle_for(root, issued), issued[0])  # never started: no I/O
+    display = Display(client, Player(client, NullOutput()))
+    carols, mine = b"\x01" * 16, b"\x02" * 16
+    alert = control.EmergencyAlert(alert_id=carols, user_id="carol", channel_id=1, raised_at=1.8e9)
+    assert display.event_line(alert) == "EMERGENCY: carol on 1"
+    ack = display.event_note(control.EmergencyAck(alert_id=carols, by_user="disp"))
+    assert ack is not None and ack.text == "emergency of carol acknowledged by disp"
+    assert (ack.event, ack.fields["user"], ack.fields["by"]) == (
+        "emergency_acknowledged",
+        "carol",
+        "disp",
+    )
+    client.core.emergency_alert = mine  # as raise_emergency() leaves it
+    assert display.event_line(control.EmergencyAck(alert_id=mine, by_user="disp")) == (
+        "your emergency acknowledged by disp"
+    )
