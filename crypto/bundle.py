@@ -20,6 +20,11 @@ checks and :meth:`CredentialBundle.open_keys` that the keys match the credential
 
 Wire format: one version byte (1), then the msgpack array of the fields in
 declaration order (``msgspec`` ``array_like``).
+
+Bytes that are no bundle of any version (an empty, text, audio or key file, a bundle cut
+short) raise :class:`~crypto.errors.NotABundleError` saying what they look like
+(:func:`describe_non_bundle`), not "format version 82 is not supported": that is kept for a
+bundle of a newer format, a small version byte followed by a msgpack array.
 """
 
 from __future__ import annotations
@@ -30,16 +35,27 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from crypto.errors import BundleError, CryptoError, KeyStoreError
+from crypto.errors import BundleError, CryptoError, KeyStoreError, NotABundleError
 from crypto.identity import SIGNING_KEY_SIZE, Credential, DeviceKeys, TrustAnchor
+from crypto.keyfile import key_file_kind
 from crypto.wire import decode_versioned
 
-__all__ = ["BUNDLE_VERSION", "MAX_BUNDLE_BYTES", "CredentialBundle", "check_server_url"]
+__all__ = [
+    "BUNDLE_VERSION",
+    "MAX_BUNDLE_BYTES",
+    "CredentialBundle",
+    "check_server_url",
+    "describe_non_bundle",
+]
 
 BUNDLE_VERSION: Final = 1
 """Format version byte at the start of :meth:`CredentialBundle.to_bytes`."""
 MAX_BUNDLE_BYTES: Final = 16 * 1024
 """Largest bundle accepted. A real one is about 1.8 KB (1.4 KB of it the credential)."""
+_NEWER_VERSIONS: Final = range(BUNDLE_VERSION + 1, 0x20)
+"""Version bytes a future bundle format may have: below every printable character, so a text
+file never passes for a newer bundle."""
+_FIELD_COUNT: Final = 5
 _MAX_KEYS_BYTES: Final = 4096  # crypto.identity refuses larger key files too
 _MAX_CREDENTIAL_BYTES: Final = 4096
 _MAX_URL_LENGTH: Final = 300  # "wss://" + a 255-byte host name (RFC 1035 2.3.4) + ":65535"
@@ -114,9 +130,14 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
     def from_bytes(cls, data: bytes) -> CredentialBundle:
         """Decode and check a bundle file (no clock needed; see :meth:`verify` for that).
 
-        Raises :class:`~crypto.errors.BundleError` for oversize, unknown version,
-        malformed, non-canonical input, or any field :meth:`__post_init__` refuses.
+        Raises :class:`~crypto.errors.NotABundleError` for bytes that are no bundle at all
+        (:func:`describe_non_bundle`), :class:`~crypto.errors.BundleError` for oversize, a
+        newer format version, non-canonical input, or any field :meth:`__post_init__` refuses.
         """
+        if len(data) <= MAX_BUNDLE_BYTES:
+            what = describe_non_bundle(data)
+            if what is not None:
+                raise NotABundleError(what)
         return decode_versioned(
             data,
             version=BUNDLE_VERSION,
@@ -171,6 +192,63 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(CredentialBundle)
+
+
+def describe_non_bundle(data: bytes, *, complete: bool = True) -> str | None:
+    """What ``data`` looks like if it cannot be a bundle of any format version, e.g. ``"a WAV
+    audio file"``; ``None`` if it may be one (this version, or a newer format: a small
+    version byte, then one msgpack array). ``complete=False``: ``data`` is only the start of
+    a file (too large to be a bundle), so only what a file starts with is told apart."""
+    if not data:
+        return "the file is empty"
+    if not complete and (data[0] == BUNDLE_VERSION or data[0] in _NEWER_VERSIONS):
+        return None
+    if data[0] == BUNDLE_VERSION:
+        return _not_this_format(data)
+    if data[0] in _NEWER_VERSIONS:
+        try:
+            if isinstance(msgspec.msgpack.decode(data[1:]), list):
+                return None
+        except msgspec.DecodeError:
+            pass
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "a WAV audio file"
+    if data.startswith(b"-----BEGIN"):
+        return "a PEM file: a TLS certificate or key"
+    return _text_or_binary(data)
+
+
+def _not_this_format(data: bytes) -> str | None:
+    """Why version-1 bytes are not a bundle (another Fieldradio file, cut short), or None."""
+    kind = key_file_kind(data)
+    if kind is not None:
+        owner = "the organisation root's" if kind == "org-root" else "a device's"
+        return f"{owner} private key file, not a bundle"
+    try:
+        value = msgspec.msgpack.decode(data[1:])
+    except msgspec.DecodeError as exc:
+        return f"truncated or damaged: {exc}"
+    if isinstance(value, list) and len(value) == _FIELD_COUNT:
+        return None
+    try:
+        credential = Credential.from_bytes(data)
+    except (CryptoError, ValueError):
+        return "another kind of Fieldradio file, or a damaged one"
+    return f"the credential of {credential.user_id!r} alone, without its device keys"
+
+
+def _text_or_binary(data: bytes) -> str:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(data) - 3:  # not merely a character cut by a prefix read
+            return f"binary data of an unknown kind (starts with {data[:4].hex()})"
+        text = data[: exc.start].decode("utf-8")
+    if not all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"binary data of an unknown kind (starts with {data[:4].hex()})"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    shown = first if len(first) <= 40 else first[:37] + "..."
+    return f"a text file: {shown!r}" if shown else "a text file of blank lines"
 
 
 def check_server_url(url: object) -> None:

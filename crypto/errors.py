@@ -11,6 +11,7 @@ Tree::
     CryptoError
     +-- CredentialError   credential or revocation list invalid, expired, revoked, foreign
     +-- RosterError       signed roster refused (signer role, rollback, replay, tamper)
+    |   +-- StaleRosterError   a valid roster, but not newer than the one held
     +-- PatchError        signed patch order refused (signer, expired, tampered)
     +-- EnvelopeError     epoch-key envelope refused (not for me, bad creator, tampered)
     +-- FrameError        media frame refused (auth failure, unknown KID, bad header)
@@ -19,6 +20,7 @@ Tree::
     +-- KeyStoreError     exported device/root keys cannot be decoded or decrypted
     +-- TextError         sealed channel/direct text refused
     +-- BundleError       credential bundle malformed, oversize, or its keys do not open
+        +-- NotABundleError   the bytes are no bundle at all (empty, text, audio, truncated)
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ __all__ = [
     "FrameError",
     "KeyStoreError",
     "KeyringError",
+    "NotABundleError",
     "PatchError",
     "ReplayError",
     "RosterError",
     "SignatureError",
+    "StaleRosterError",
     "TextError",
 ]
 
@@ -60,6 +64,11 @@ class CredentialError(CryptoError):
 
 class RosterError(CryptoError):
     """A signed roster was refused (signer not allowed, version rollback or replay, tampered)."""
+
+
+class StaleRosterError(RosterError):
+    """A roster that verifies, refused only for not being newer than the one held (a
+    rollback, or a late copy of an older version)."""
 
 
 class PatchError(CryptoError):
@@ -115,3 +124,13 @@ class BundleError(CryptoError):
     """A credential bundle was refused (oversize, unknown version, malformed, foreign
     credential, bad server URL or fingerprint), or its device keys do not open (wrong
     passphrase, keys that do not match the credential)."""
+
+
+class NotABundleError(BundleError):
+    """The bytes are not a credential bundle at all: an empty, text, audio or key file, or
+    a bundle cut short. ``what`` says what they look like ("a WAV audio file"); a bundle of
+    a newer format version is a plain :class:`BundleError`, saying the version."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"not a Fieldradio device bundle ({what})")
+        self.what = what

@@ -18,7 +18,7 @@ from typing import Annotated, Final
 
 import msgspec
 
-from crypto.errors import CredentialError, RosterError, SignatureError
+from crypto.errors import CredentialError, RosterError, SignatureError, StaleRosterError
 from crypto.identity import Credential, DeviceKeys, Role, TrustAnchor
 from crypto.wire import decode_versioned
 
@@ -188,7 +188,7 @@ class RosterState:
             ) from exc
         if self.current is not None and roster.version <= self.current.version:
             kind = "replayed" if roster.version == self.current.version else "rolled back"
-            raise RosterError(
+            raise StaleRosterError(
                 f"roster version {roster.version} for channel {roster.channel_id} is not newer"
                 f" than version {self.current.version} ({kind}): refused"
             )

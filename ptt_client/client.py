@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -75,6 +76,16 @@ BACKOFF_MAX: Final = 2.0
 """Radios must be back within seconds of the server: never wait longer than this."""
 BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
+
+
+def _failure(exc: Exception) -> str:
+    """Why a connection failed, in words: "Connection refused", not "[Errno 111] Connect
+    call failed ('127.0.0.1', 7300)" (the address is the server's, which the radio names)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__
 
 
 class RadioClient(EventStream):
@@ -234,7 +245,7 @@ class RadioClient(EventStream):
                 self._emit(events.LoginRefused(code="certificate", text=str(exc)))
                 return
             except (OSError, websockets.WebSocketException, TimeoutError, ProtocolError) as exc:
-                self._emit(events.Disconnected(reason=str(exc) or type(exc).__name__))
+                self._emit(events.Disconnected(reason=_failure(exc)))
             else:
                 if self.core.may_retry and not self._stopped:
                     self._emit(events.Disconnected(reason="the server closed the connection"))
@@ -411,9 +422,9 @@ class RadioClient(EventStream):
         elif isinstance(message, control.KeyEnvelope):
             self._emit_all(self.keyring.accept_envelope(message.channel_id, message.envelope, now))
         elif isinstance(message, control.RevocationUpdate):
-            self.keyring.accept_revocations(message.signed_list)
+            self._emit_all(self.keyring.accept_revocations(message.signed_list))
         else:
-            self.keyring.add_credentials(message.credentials, now)
+            self._emit_all(self.keyring.add_credentials(message.credentials, now))
 
     async def _patch_arrived(self, message: control.Patch) -> None:
         try:

@@ -32,7 +32,7 @@ from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from crypto.keyring import FrameOpener, FrameSealer
 from crypto.roster import Roster, RosterState
 from crypto.talker import BurstSigner, BurstVerifier, FrameStatus
-from ptt_client import events
+from ptt_client import events, trust_news
 from ptt_client.bursts import UNVERIFIED_AFTER, BurstTracker, HeardBurst
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
@@ -66,6 +66,8 @@ class ChannelKeys:
     """Frames of a burst whose FloorTaken has not arrived yet, with their arrival time."""
     waiting_envelopes: dict[int, bytes] = field(default_factory=dict)
     """Envelopes that arrived before their roster, by roster version (bounded)."""
+    refused_roster: bytes | None = None
+    """The last roster refused: the same one again is not reported twice."""
 
     @property
     def roster(self) -> Roster | None:
@@ -95,36 +97,56 @@ class Keyring:
 
     # --- trust material from the server ------------------------------------------------------
 
-    def accept_revocations(self, signed: bytes) -> None:
+    def accept_revocations(self, signed: bytes) -> list[object]:
+        """Install a newer revocation list; returns this device's own revocation, if new."""
+        before = self.trust.revocations
         try:
-            self.trust.verify_revocations(signed)
-        except CryptoError as exc:
-            log.warning("revocation list refused: %s", exc)
+            installed = self.trust.verify_revocations(signed)
+        except CryptoError as exc:  # older or foreign: the list held stays in force
+            log.info("revocation list refused: %s", exc)
+            return []
+        revoked = trust_news.own_revocation(before, installed, self.credential)
+        return [revoked] if revoked is not None else []
 
-    def add_credentials(self, blobs: Iterable[bytes], now: float) -> None:
+    def add_credentials(self, blobs: Iterable[bytes], now: float) -> list[object]:
+        """Keep the members' credentials that verify; returns one event per refused one."""
+        refused: list[object] = []
         for blob in blobs:
             try:
                 credential = self.trust.verify_credential(blob, now)
             except CryptoError as exc:
-                log.warning("credential refused: %s", exc)
+                log.info("credential refused: %s", exc)
+                refused.append(trust_news.credential_refused(blob, exc))
                 continue
             self.credentials[credential.user_id] = credential
         self.credentials_changed.set()
+        return refused
 
     def accept_roster(self, channel_id: int, signed: bytes, now: float) -> list[object]:
-        """Accept a signed roster; returns the events (KeysUpdated, and the outcome of an
-        envelope that was waiting for this roster)."""
+        """Accept a signed roster; returns the events (KeysUpdated, RosterChanged, or
+        RosterRefused, and the outcome of an envelope that was waiting for this roster).
+        The roster held, or the one refused last, sent again (at every login) is no news."""
         channel = self._channel(channel_id)
+        if signed == channel.roster_state.signed:
+            return []
+        previous = channel.roster
         try:
             roster = channel.roster_state.accept(signed, self.trust, now)
         except CryptoError as exc:
-            log.warning("roster for channel %s refused: %s", channel_id, exc)
-            return []
+            log.info("roster for channel %s refused: %s", channel_id, exc)
+            if signed == channel.refused_roster:
+                return []  # tried again (it may have become valid), still refused: told once
+            channel.refused_roster = bytes(signed)
+            me = self.credential.user_id
+            return [trust_news.roster_refused(channel_id, previous, signed, exc, me)]
         channel.rosters[roster.version] = roster
         self._rebuild_opener(channel)
         found: list[object] = [
             events.KeysUpdated(channel_id, channel.current_epoch, roster.version)
         ]
+        changed = trust_news.roster_changed(previous, roster)
+        if changed is not None:
+            found.append(changed)
         waiting = channel.waiting_envelopes.pop(roster.version, None)
         if waiting is not None:
             found.extend(self.accept_envelope(channel_id, waiting, now))

@@ -162,3 +162,53 @@ class ProtectionChanged:
     """Frames back that each datagram repeats (empty: no repeats, a clean path)."""
     loss_pct: float
     """The end-to-end loss the choice was made for."""
+
+
+@dataclass(frozen=True)
+class RosterChanged:
+    """A newer roster replaced the one this radio held: who joined the channel, who left.
+
+    Not reported for a channel's first roster, nor for the held roster sent again (the
+    server re-sends every roster at login)."""
+
+    channel_id: int
+    version: int
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RosterRefused:
+    """A roster was refused; the channel keeps the one it holds. Not reported for the held
+    roster sent again, nor twice for the same refused roster."""
+
+    channel_id: int
+    version: int
+    """0 if it could not even be read."""
+    reason: str
+    older: bool
+    """Refused only for not being newer than the roster held (a rollback or a late copy)."""
+    changes_me: bool
+    """Had it been taken, this radio's own user would have joined or left the channel."""
+
+
+@dataclass(frozen=True)
+class CredentialRefused:
+    """A credential the server sent (a channel member's, to check their voice and texts)
+    did not verify: revoked, expired, forged. ``reason`` is the
+    :class:`~crypto.errors.CredentialError` word."""
+
+    user_id: str
+    """"" if it could not even be read."""
+    reason: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CredentialRevoked:
+    """The org's revocation list names this device's own credential: the server cuts the
+    radio off, and logging in again will be refused."""
+
+    user_id: str
+    serial: int
+    device_id: str

@@ -5,19 +5,9 @@
 
 Steps are separated by ``;`` and split like a shell line (:mod:`shlex`), so a text with spaces
 or a ``;`` is quoted. Every step has an absolute start time in seconds from the start of the
-script:
-
-=================================  ===============================================================
-``talk START DURATION``            press PTT at START, talk from the input for DURATION seconds
-``status NAME AT``                 set the status (``available``, ``busy``, ``en_route``,
-                                   ``on_scene``)
-``emergency AT``                   raise an emergency: alert with position, then the mic opens
-                                   at emergency priority for 10 s
-``cancel AT``                      cancel this radio's emergency
-``text AT channel|USER 'words'``   send a text to the selected channel or to a user id
-``select CHANNEL AT``              switch the transmit channel (affiliating if needed)
-``quit AT``                        stop everything and exit
-=================================  ===============================================================
+script (when the radio has joined its channel). The steps and what they do are the table
+:data:`SCRIPT_STEPS`, which ``ptt-radio --help`` prints. A radio that has not joined yet
+still honours ``quit AT``: it stops AT seconds after it started trying.
 
 :func:`parse_script` is pure and raises :class:`ScriptError` with a one-line message naming the
 bad step and what was expected. :func:`run_script` executes the steps at their times against a
@@ -113,15 +103,51 @@ Step: TypeAlias = (
     TalkStep | StatusStep | EmergencyStep | CancelStep | TextStep | SelectStep | QuitStep
 )
 
-_USAGE: Final[dict[str, str]] = {
-    "talk": "talk START DURATION",
-    "status": "status NAME AT",
-    "emergency": "emergency AT",
-    "cancel": "cancel AT",
-    "text": "text AT channel|USER 'words'",
-    "select": "select CHANNEL AT",
-    "quit": "quit AT",
-}
+
+@dataclass(frozen=True)
+class StepSyntax:
+    """One step of the language: how it is written and what it does."""
+
+    usage: str
+    """The step's name, then its arguments: ``talk START DURATION``."""
+    help: str
+    kind: type[Step]
+
+    @property
+    def name(self) -> str:
+        return self.usage.split()[0]
+
+
+SCRIPT_STEPS: Final[tuple[StepSyntax, ...]] = (
+    StepSyntax(
+        "talk START DURATION",
+        "press PTT at START, talk from the input for DURATION seconds",
+        TalkStep,
+    ),
+    StepSyntax("status NAME AT", f"set the status ({', '.join(SETTABLE_STATUSES)})", StatusStep),
+    StepSyntax(
+        "emergency AT",
+        "raise an emergency: alert with the position, then the mic opens at emergency"
+        " priority for 10 s",
+        EmergencyStep,
+    ),
+    StepSyntax("cancel AT", "cancel this radio's emergency", CancelStep),
+    StepSyntax(
+        "text AT channel|USER 'words'",
+        "send a text to the selected channel or to a user id",
+        TextStep,
+    ),
+    StepSyntax(
+        "select CHANNEL AT", "switch the transmit channel (joining it if needed)", SelectStep
+    ),
+    StepSyntax("quit AT", "stop everything and exit (also while still connecting)", QuitStep),
+)
+"""Every step, in the order help lists them; the parser checks arguments against these."""
+
+SCRIPT_EXAMPLE: Final = "talk 0.5 4; status on_scene 5; text 8 channel 'on scene now'; quit 15"
+"""The example ``ptt-radio --help`` shows (it parses: the tests check)."""
+
+_USAGE: Final[dict[str, str]] = {step.name: step.usage for step in SCRIPT_STEPS}
 
 
 class _StepError(Exception):

@@ -508,17 +508,18 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``ptt-dispatch``."""
     args = _parser().parse_args(argv)
-    from crypto.bundle import CredentialBundle
     from crypto.errors import CryptoError
+    from ptt_client.bundle_file import BundleFileError, check_console_bundle, read_bundle_file
     from ptt_client.client import RadioClient
 
     # No variable set: the bundle's keys are not encrypted (open_keys says so if they are).
     passphrase = os.environ.get(args.passphrase_env) if args.passphrase_env else None
     try:
-        bundle = CredentialBundle.from_bytes(args.credential.read_bytes())
+        bundle = read_bundle_file(args.credential)
+        check_console_bundle(bundle, args.credential, "ptt-dispatch")  # before the UI opens
         keys = bundle.open_keys(passphrase)
-    except OSError as exc:
-        print(f"ptt-dispatch: cannot read {args.credential}: {exc}", file=sys.stderr)
+    except BundleFileError as exc:
+        print(f"ptt-dispatch: {exc}", file=sys.stderr)
         return 2
     except CryptoError as exc:
         hint = "" if passphrase is not None else f" (set {args.passphrase_env}?)"

@@ -24,7 +24,9 @@ from ptt_client.audio import (
 from ptt_client.audio_devices import DeviceInput, DeviceOutput
 from ptt_client.client import ClientError, RadioClient
 from ptt_client.gps import Position, PositionSource
-from ptt_client.radio.display import Console, Display, StatusView, channel_name, status_line
+from ptt_client.radio import own_notes
+from ptt_client.radio.console import Console
+from ptt_client.radio.display import Display, StatusView, channel_name, status_line
 from ptt_client.radio.errors import EXIT_OK, EXIT_STARTUP, RadioError
 from ptt_client.radio.keys import (
     KEY_HELP,
@@ -41,6 +43,8 @@ from ptt_client.radio.keys import (
     TerminalKeys,
     TogglePtt,
 )
+from ptt_client.radio.notes import Note, note
+from ptt_client.radio.session_notes import SessionNotes
 from ptt_client.script import CHANNEL_TARGET, SETTABLE_STATUSES, Step, run_script
 from ptt_client.voice import Player, TalkResult, Transmitter
 from ptt_protocol import control
@@ -103,6 +107,13 @@ class Radio:
         self.transmitter = Transmitter(client, frame_ms=frame_ms)
         self.player = Player(client, output, frame_ms=frame_ms, tones=tones)
         self.display = Display(client, self.player)
+        self.session_notes = SessionNotes(
+            client.user_id,
+            client.server_url,
+            lambda channel_id: channel_name(client, channel_id),
+            headless=not console.live,
+            use_udp=client.media.use_udp,
+        )
         self.position_source = position_source
         self.position: Position | None = None
         self.quit = asyncio.Event()
@@ -117,7 +128,6 @@ class Radio:
         """Channels the server confirmed (Affiliated)."""
         self._channel_list_seen = False
         self._stopping = False
-        self._disconnect_reported = False
         self.keypad = Keypad()
 
     # --- starting and stopping -------------------------------------------------------------
@@ -137,14 +147,23 @@ class Radio:
         for channel_id in scanned:
             await self._join(channel_id, select=False)
         if not await self._wait(lambda: self._can_talk(main), JOIN_TIMEOUT):
-            self.console.line(
-                f"no key for {channel!r} yet: you will hear and talk once a dispatcher sends it"
-            )
+            self.tell(own_notes.no_key(channel))
         self.player.start()
         if self.position_source is not None:
             self._tasks.append(asyncio.create_task(self._follow_position()))
         self._tasks.append(asyncio.create_task(self._redraw_periodically()))
-        self.console.line(f"{self.client.user_id} on {channel!r}: " + self._channel_menu())
+        choices = [name for _, name in self.channel_choices()]
+        self.tell(own_notes.ready(self.client.user_id, channel, choices))
+
+    @property
+    def logged_in(self) -> bool:
+        """The radio has reached the server and logged in (at least once)."""
+        return self.session_notes.logged_in
+
+    def tell(self, told: Note, *, headless_only: bool = False) -> None:
+        """Write one note (``headless_only``: the status line shows it on a terminal)."""
+        if not (headless_only and self.console.live):
+            self.console.note(told)
 
     async def stop(self) -> None:
         """Stop talking, playing and following; log out."""
@@ -213,28 +232,28 @@ class Radio:
         """Channels the digit keys select, in channel-id order."""
         return sorted(self.client.channels.items())[:9]
 
-    def _channel_menu(self) -> str:
-        return "  ".join(f"{n}:{name}" for n, (_, name) in enumerate(self.channel_choices(), 1))
-
     # --- the actions (script and keys) -----------------------------------------------------
 
     async def talk(self, duration: float | None = None, priority: int | None = None) -> None:
         """Talk from the input for ``duration`` s (or until the input ends or PTT is toggled)."""
         result = await self._transmit(duration, priority)
-        if result is not None and result.outcome == "granted":
+        if result is None:
+            return
+        if result.outcome == "granted":
             self.player.roger()
-        elif result is not None:
-            detail = f" ({result.cause})" if result.cause else ""
-            if self.console.live and self.client.keys_down():
-                detail += " - PTT still on: space turns it off"
-            self.console.line(f"talk: {result.outcome}{detail}")
+        channel = channel_name(self.client, self.client.selected)
+        hint = self.console.live and bool(self.client.keys_down())
+        told = own_notes.talk_ended(channel, result, self.transmitter.frame_ms, ptt_still_on=hint)
+        # On a terminal the status line shows the floor; headless, the floor's own notes
+        # (floor_denied, floor_revoked) said it already.
+        self.tell(told, headless_only=result.outcome in ("granted", "denied", "revoked"))
 
     async def _transmit(self, duration: float | None, priority: int | None) -> TalkResult | None:
         await self._stop_talking()
         try:
             source = self.open_input()
         except AudioError as exc:
-            self.console.line(f"cannot open the input: {exc}")
+            self.tell(own_notes.error("cannot open the input", exc))
             return None
         task = asyncio.create_task(
             self.transmitter.talk(source, duration=duration, priority=priority)
@@ -275,13 +294,14 @@ class Radio:
         elif held := self.client.keys_down():
             for channel_id in held:
                 await self.client.release(channel_id)
-            self.console.line("PTT off (the floor had gone already: nothing sent)")
+            self.console.line("PTT off (the floor had gone already: nothing sent)")  # keys only
             self._redraw()
         else:
             self._spawn(self.talk())
 
     async def set_status(self, name: str) -> None:
         await self.client.set_status(name)
+        self.tell(note("status", f"status: {name}", status=name), headless_only=True)
         self._redraw()
 
     async def cycle_status(self) -> None:
@@ -296,8 +316,8 @@ class Radio:
         )
         lat, lon = (position.lat, position.lon) if position is not None else (None, None)
         await self.client.raise_emergency(lat, lon)
-        where = f" at {lat:.5f},{lon:.5f}" if lat is not None and lon is not None else ""
-        self.console.line(f"EMERGENCY raised{where}: talking for {EMERGENCY_TALK_S:g} s")
+        channel = channel_name(self.client, self.client.selected)
+        self.tell(own_notes.emergency_raised(channel, lat, lon, EMERGENCY_TALK_S))
         await self.talk(EMERGENCY_TALK_S, control.PRIORITY_MAX)
 
     async def cancel_emergency(self) -> None:
@@ -305,7 +325,7 @@ class Radio:
             self._emergency_task.cancel()
         await self._stop_talking()
         await self.client.cancel_emergency()
-        self.console.line("emergency cancelled")
+        self.tell(note("emergency_cancelled", "emergency cancelled", by=self.client.user_id))
         self._redraw()
 
     async def send_text(self, to: str, words: str) -> None:
@@ -327,6 +347,8 @@ class Radio:
             await self.client.select(channel_id)
         else:
             await self.client.affiliate(channel_id, select=True)
+        name = channel_name(self.client, channel_id)
+        self.tell(note("channel_selected", f"talking on {name}", channel=name), headless_only=True)
         self._redraw()
 
     # --- interactive -----------------------------------------------------------------------
@@ -336,7 +358,7 @@ class Radio:
             try:
                 await coroutine
             except (ClientError, RadioError, CryptoError, AudioError, OSError) as exc:
-                self.console.line(f"error: {exc}")
+                self.tell(own_notes.error("error", exc))
 
         self._tasks.append(asyncio.create_task(guarded()))
         self._tasks = [t for t in self._tasks if not t.done()]
@@ -373,7 +395,7 @@ class Radio:
         try:
             await self.raise_emergency()
         except (ClientError, RadioError, CryptoError, AudioError, OSError) as exc:
-            self.console.line(f"error: {exc}")
+            self.tell(own_notes.error("error", exc))
 
     async def run_interactive(self, fd: int) -> None:
         """Read keys from terminal ``fd`` until ``q`` (or a signal sets :attr:`quit`)."""
@@ -398,7 +420,7 @@ class Radio:
         """Run the script; a failed step is reported and the script goes on."""
 
         def report(step: Step, exc: Exception) -> None:
-            self.console.line(f"script: {type(step).__name__} at {step.at:g} s failed: {exc}")
+            self.tell(own_notes.script_error(step, step.at, exc))
 
         script = asyncio.create_task(run_script(steps, self, on_error=report))
         quitting = asyncio.create_task(self.quit.wait())
@@ -426,7 +448,7 @@ class Radio:
             try:
                 self._on_event(event)
             except Exception as exc:  # a display bug must not silence the radio
-                self.console.line(f"error showing {type(event).__name__}: {exc}")
+                self.tell(own_notes.error(f"error showing {type(event).__name__}", exc))
             self._changed.set()
             if not isinstance(event, events.VoiceFrame):  # 50 a second: the timer redraws
                 self._redraw()
@@ -436,29 +458,23 @@ class Radio:
         if isinstance(event, events.Connected):
             if not self._login.done():
                 self._login.set_result(event)
-            elif event.reconnect:
-                self.console.line("link restored")
-            self._disconnect_reported = False
         elif isinstance(event, events.LoginRefused):
             if not self._login.done():
                 self._login.set_result(event)
             else:
-                self.console.line(f"login refused: {event.text or event.code}")
                 self.exit_code = EXIT_STARTUP
                 self.quit.set()
-        elif isinstance(event, events.Disconnected):
-            if not self._disconnect_reported:
-                self.console.line(f"link to {client.server_url} lost ({event.reason}): retrying")
-                self._disconnect_reported = True
         elif isinstance(event, control.ChannelList):
             self._channel_list_seen = True
         elif isinstance(event, control.Affiliated):
             self._affiliated.add(event.channel_id)
         elif isinstance(event, control.Error):
             self._errors.append(event)
-        line = self.display.event_line(event)
-        if line is not None:
-            self.console.line(line)
+        for told in self.session_notes.notes(event):
+            self.console.note(told)
+        shown = self.display.event_note(event)
+        if shown is not None:
+            self.console.note(shown)
             if isinstance(event, events.TextReceived) and event.from_user != client.user_id:
                 # A headless radio shows a text by printing it: printed is read.
                 self._spawn(client.mark_read(event.message_id))

@@ -14,7 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from crypto.bundle import CredentialBundle, check_server_url
 from crypto.errors import CryptoError
@@ -25,19 +25,33 @@ from ptt_client.client import RadioClient
 from ptt_client.codec import FRAME_MS_CHOICES
 from ptt_client.command_line import OneLineParser, UsageError
 from ptt_client.gps import GpsError, open_source
+from ptt_client.radio import own_notes
 from ptt_client.radio.app import Radio, input_opener, open_output
+from ptt_client.radio.console import Console, JsonConsole
 from ptt_client.radio.credentials import load_credential
-from ptt_client.radio.display import Console
-from ptt_client.radio.errors import EXIT_OK, EXIT_RUNTIME, EXIT_STARTUP, RadioError
+from ptt_client.radio.errors import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_STARTUP,
+    EXIT_UNREACHABLE,
+    RadioError,
+)
+from ptt_client.radio.help_text import epilog
 from ptt_client.radio.keys import cbreak_terminal
-from ptt_client.script import ScriptError, Step, parse_script
+from ptt_client.script import QuitStep, ScriptError, Step, parse_script
 
 PROG: Final = "ptt-radio"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ptt-radio`` flags (errors raise instead of exiting; :func:`main` prints them)."""
-    parser = OneLineParser(prog=PROG, description="Fieldradio push-to-talk radio.")
+    parser = OneLineParser(
+        prog=PROG,
+        description="Fieldradio push-to-talk radio: keys on a terminal, or headless from a"
+        " --script.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--credential", type=Path, help="credential bundle file from ptt-admin")
     parser.add_argument(
         "--passphrase-env", metavar="VAR", help="environment variable holding the passphrase"
@@ -50,7 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="speaker",
         help="'speaker' (default), a FILE.wav, or a directory (one WAV per received burst)",
     )
-    parser.add_argument("--script", help="run these timed steps instead of reading keys")
+    parser.add_argument(
+        "--script",
+        metavar="STEPS",
+        help="run these timed steps instead of reading keys, e.g. 'talk 0.5 4; quit 10'"
+        " (the steps are listed below)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per event on stdout instead of lines (see below)",
+    )
     parser.add_argument(
         "--list-devices", action="store_true", help="print the sound devices and exit"
     )
@@ -76,6 +100,7 @@ class RadioOptions:
     input: str
     output: str
     script: list[Step] | None
+    json: bool
     scan: tuple[str, ...]
     use_udp: bool
     frame_ms: int
@@ -127,6 +152,7 @@ def parse_options(args: argparse.Namespace) -> RadioOptions:
         input=args.input,
         output=args.output,
         script=script,
+        json=args.json,
         scan=scan,
         use_udp=not args.no_udp,
         frame_ms=args.frame_ms,
@@ -147,7 +173,11 @@ async def run_radio(options: RadioOptions, bundle: CredentialBundle, keys: Devic
             "interactive mode needs a terminal on stdin: use --script for headless use"
         )
     output = open_output(options.output, options.frame_ms)
-    console = Console(sys.stdout, live=interactive and sys.stdout.isatty())
+    console = (
+        JsonConsole(sys.stdout)
+        if options.json
+        else Console(sys.stdout, live=interactive and sys.stdout.isatty())
+    )
     try:
         client = RadioClient(bundle, keys, server_url=options.server, use_udp=options.use_udp)
         radio = Radio(
@@ -168,17 +198,15 @@ async def run_radio(options: RadioOptions, bundle: CredentialBundle, keys: Devic
             loop.add_signal_handler(sig, radio.quit.set)
         try:
             starting = asyncio.create_task(radio.start(options.channel, options.scan))
-            quitting = asyncio.create_task(radio.quit.wait())
-            # Ctrl-C while the server is unreachable (the client retries for ever) must work.
-            await asyncio.wait({starting, quitting}, return_when=asyncio.FIRST_COMPLETED)
-            quitting.cancel()
-            if not starting.done():
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
-                console.line("stopped before joining the channel")
-                return EXIT_RUNTIME
-            starting.result()  # RadioError: refused login, unknown channel, ...
+            why = await _until_joined(radio, starting, _quit_time(options.script))
+            if why is not None:
+                text = f"stopped before joining the channel ({why})"
+                code = EXIT_RUNTIME
+                if not radio.logged_in:
+                    text += f": the server at {client.server_url} never answered"
+                    code = EXIT_UNREACHABLE
+                console.note(own_notes.stopped(text, code))
+                return code
             if options.script is not None:
                 await radio.run_script(options.script)
             else:
@@ -189,9 +217,50 @@ async def run_radio(options: RadioOptions, bundle: CredentialBundle, keys: Devic
                 loop.remove_signal_handler(sig)
             await radio.stop()
             console.finish()
+        console.note(own_notes.stopped(f"stopped (exit status {radio.exit_code})", radio.exit_code))
         return radio.exit_code
     finally:
         output.close()
+
+
+def _quit_time(script: list[Step] | None) -> float | None:
+    return next((step.at for step in script or () if isinstance(step, QuitStep)), None)
+
+
+async def _until_joined(
+    radio: Radio, starting: asyncio.Task[None], quit_at: float | None
+) -> str | None:
+    """Wait for ``starting`` (login and join); ``None`` once joined, else why the radio
+    stops first: a signal, or the script's quit time passing while the server is not
+    reached yet (the client retries for ever). Raises what ``starting`` raised."""
+    quitting = asyncio.create_task(radio.quit.wait())
+    deadline = asyncio.create_task(asyncio.sleep(quit_at)) if quit_at is not None else None
+    waiting: set[asyncio.Task[Any]] = {starting, quitting}
+    if deadline is not None:
+        waiting.add(deadline)
+    try:
+        while True:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if starting in done:
+                starting.result()  # RadioError: refused login, unknown channel, ...
+                return None
+            if quitting in done:
+                reason = "a signal"
+                break
+            waiting.discard(deadline)
+            if not radio.logged_in:
+                reason = f"the script's quit at {quit_at:g} s"
+                break
+            # The server answered: joining takes bounded time, and the script's clock
+            # starts once the channel is joined.
+    finally:
+        quitting.cancel()
+        if deadline is not None:
+            deadline.cancel()
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    return reason
 
 
 def _list_devices() -> int:

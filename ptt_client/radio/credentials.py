@@ -6,16 +6,14 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
 
 from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
 from crypto.identity import DeviceKeys
+from ptt_client.bundle_file import read_bundle_file
 from ptt_client.command_line import env_secret
+from ptt_client.errors import BundleFileError
 from ptt_client.radio.errors import RadioError
-
-MAX_CREDENTIAL_FILE: Final = 64 * 1024
-"""Bundles are a few KB; refuse to read a huge file by mistake."""
 
 
 def load_credential(
@@ -28,18 +26,9 @@ def load_credential(
         passphrase_env, "--passphrase-env", RadioError, allow_empty=True, environ=environ
     )
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_CREDENTIAL_FILE + 1)
-    except OSError as exc:
-        raise RadioError(
-            f"cannot read credential file {str(path)!r}: {exc.strerror or exc}"
-        ) from None
-    if len(data) > MAX_CREDENTIAL_FILE:
-        raise RadioError(f"{str(path)!r} is too large to be a credential bundle")
-    try:
-        bundle = CredentialBundle.from_bytes(data)
-    except CryptoError as exc:
-        raise RadioError(f"{str(path)!r} is not a usable credential bundle: {exc}") from None
+        bundle = read_bundle_file(path)
+    except BundleFileError as exc:
+        raise RadioError(str(exc)) from None
     try:
         keys = bundle.open_keys(passphrase)
         bundle.verify(time.time())

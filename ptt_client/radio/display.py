@@ -1,18 +1,19 @@
-"""What the officer sees: the status line (:class:`StatusView`, :func:`status_line`), the one
-line per event worth reading and the marks events leave (:class:`Display`), and where both
-are written (:class:`Console`).
+"""What the officer sees: the status line (:class:`StatusView`, :func:`status_line`), and
+the note per event worth reading and the marks events leave (:class:`Display`). Where they
+are written is :mod:`ptt_client.radio.console`; the session's and the floor's notes are
+:mod:`ptt_client.radio.session_notes`.
 """
 
 from __future__ import annotations
 
-import shutil
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Final, TextIO
+from typing import Final
 
 from ptt_client import events
 from ptt_client.client import FloorView, RadioClient
+from ptt_client.radio.notes import Note, note
+from ptt_client.radio.trust_notes import trust_note
 from ptt_client.voice import Player
 from ptt_protocol import control
 
@@ -68,43 +69,12 @@ def channel_name(client: RadioClient, channel_id: int | None) -> str:
     return client.channels.get(channel_id, str(channel_id))
 
 
-class Console:
-    """Where the radio writes: whole lines always, the status line only on a live terminal."""
-
-    def __init__(self, out: TextIO, *, live: bool) -> None:
-        self.out = out
-        self.live = live
-        self._status = ""
-
-    def line(self, text: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        if self.live:
-            self.out.write("\r\x1b[K")
-        self.out.write(f"{stamp} {text}\n")
-        if self.live and self._status:
-            self.out.write(self._status)
-        self.out.flush()
-
-    def status(self, text: str) -> None:
-        if not self.live:
-            return
-        width = shutil.get_terminal_size((100, 24)).columns
-        self._status = text[: max(10, width - 1)]
-        self.out.write("\r\x1b[K" + self._status)
-        self.out.flush()
-
-    def finish(self) -> None:
-        if self.live:
-            self.out.write("\r\x1b[K")
-            self.out.flush()
-
-
 class Display:
-    """The officer's view of what ``client`` hears and ``player`` plays: a line for each event
-    worth reading (:meth:`event_line`) and the status line's contents (:meth:`view`).
+    """The officer's view of what ``client`` hears and ``player`` plays: a note for each
+    event worth reading (:meth:`event_note`) and the status line's contents (:meth:`view`).
 
     It remembers what events vouch for: which burst's talker signature verified (the
-    "verified" mark) and which emergencies were already shown.
+    "verified" mark) and which emergencies were already shown, and whose they are.
     """
 
     def __init__(self, client: RadioClient, player: Player) -> None:
@@ -115,22 +85,49 @@ class Display:
         self._distrusted: dict[int, int] = {}
         """channel -> burst id found forged or unverified: never shown verified."""
         self._last_heard: tuple[int, str, int] | None = None
-        self._alerts_shown: OrderedDict[bytes, None] = OrderedDict()
+        self._alerts_shown: OrderedDict[bytes, str] = OrderedDict()
+        """alert id -> whose alert it is."""
 
     def event_line(self, event: object) -> str | None:
         """Take note of ``event``; the line to print for it, or ``None``."""
+        found = self.event_note(event)
+        return found.text if found is not None else None
+
+    def _name(self, channel_id: int | None) -> str:
+        return channel_name(self.client, channel_id)
+
+    def event_note(self, event: object) -> Note | None:
+        """Take note of ``event``; the note to print for it, or ``None``."""
         client = self.client
         if isinstance(event, control.Error):
-            return f"server: {event.text or event.code}"
+            return note(
+                "server_error",
+                f"server: {event.text or event.code}",
+                code=event.code,
+                text=event.text,
+            )
         if isinstance(event, events.EpochInstalled):
-            return (
-                f"keys: {channel_name(client, event.channel_id)} epoch {event.epoch},"
-                f" made by {event.creator_name or event.creator} ({event.creator_role})"
+            channel = self._name(event.channel_id)
+            return note(
+                "epoch",
+                f"keys: {channel} epoch {event.epoch},"
+                f" made by {event.creator_name or event.creator} ({event.creator_role})",
+                channel=channel,
+                epoch=event.epoch,
+                creator=event.creator,
+                creator_name=event.creator_name,
+                creator_role=event.creator_role,
             )
         if isinstance(event, events.EpochRefused):
-            return (
-                f"WARNING: key epoch {event.epoch} for {channel_name(client, event.channel_id)}"
-                f" from {event.creator or '?'} refused: {event.reason}"
+            channel = self._name(event.channel_id)
+            return note(
+                "epoch_refused",
+                f"WARNING: key epoch {event.epoch} for {channel}"
+                f" from {event.creator or '?'} refused: {event.reason}",
+                channel=channel,
+                epoch=event.epoch,
+                creator=event.creator,
+                reason=event.reason,
             )
         if isinstance(event, events.TalkerVerified):
             # A later statement vouches for later frames, not for what went unverified.
@@ -141,40 +138,91 @@ class Display:
             self._distrusted[event.channel_id] = event.burst_id
             if self._verified.get(event.channel_id) == event.burst_id:
                 del self._verified[event.channel_id]
-            what = "did not verify" if isinstance(event, events.ForgedAudio) else "is unverified"
-            return f"WARNING: audio claimed as {event.talker} {what}: {event.reason}"
+            forged = isinstance(event, events.ForgedAudio)
+            what = "did not verify" if forged else "is unverified"
+            return note(
+                "audio_forged" if forged else "audio_unverified",
+                f"WARNING: audio claimed as {event.talker} {what}: {event.reason}",
+                channel=self._name(event.channel_id),
+                talker=event.talker,
+                burst_id=event.burst_id,
+                reason=event.reason,
+            )
         if isinstance(event, events.TextReceived):
             where = (
-                f" on {channel_name(client, event.to_channel)}"
+                f" on {self._name(event.to_channel)}"
                 if event.to_channel is not None
                 else " (direct)"
             )
-            return f"text from {event.from_user}{where}: {event.text}"
+            return note(
+                "text",
+                f"text from {event.from_user}{where}: {event.text}",
+                **{"from": event.from_user},
+                channel=self._name(event.to_channel) if event.to_channel is not None else None,
+                text=event.text,
+                message_id=event.message_id,
+                sent_at=event.sent_at,
+            )
         if isinstance(event, control.EmergencyAlert) and event.user_id != client.user_id:
-            if not self._first_sight(event.alert_id):
+            if not self._first_sight(event.alert_id, event.user_id):
                 return None
-            return f"EMERGENCY: {event.user_id} on {channel_name(client, event.channel_id)}"
+            channel = self._name(event.channel_id)
+            return note(
+                "emergency",
+                f"EMERGENCY: {event.user_id} on {channel}",
+                user=event.user_id,
+                channel=channel,
+                alert_id=event.alert_id,
+            )
+        if isinstance(event, control.EmergencyAck):
+            return self._acknowledged(event)
         if isinstance(event, control.EmergencyCancel) and event.by_user != client.user_id:
-            return f"emergency cancelled by {event.by_user}"
-        if isinstance(event, control.FloorRevoke):
-            return f"floor revoked on {client.channels.get(event.channel_id)}: {event.cause}"
+            return note(
+                "emergency_cancelled",
+                f"emergency cancelled by {event.by_user}",
+                by=event.by_user,
+                alert_id=event.alert_id,
+            )
         if isinstance(event, control.Goodbye):
-            return f"server says goodbye: {event.reason}"
+            return note("goodbye", f"server says goodbye: {event.reason}", reason=event.reason)
         if isinstance(event, events.ProtectionChanged):
-            where = channel_name(client, event.channel_id)
-            if not event.distances:
-                return f"link on {where}: clean, voice sent without repeats"
-            return (
+            return self._protection(event)
+        return trust_note(event, client.user_id, self._name)
+
+    def _acknowledged(self, event: control.EmergencyAck) -> Note:
+        whose = self._alerts_shown.get(event.alert_id, "")
+        if event.alert_id == self.client.emergency_alert:
+            whose, text = self.client.user_id, f"your emergency acknowledged by {event.by_user}"
+        elif whose:
+            text = f"emergency of {whose} acknowledged by {event.by_user}"
+        else:
+            text = f"an emergency acknowledged by {event.by_user}"
+        return note(
+            "emergency_acknowledged", text, by=event.by_user, user=whose, alert_id=event.alert_id
+        )
+
+    def _protection(self, event: events.ProtectionChanged) -> Note:
+        where = self._name(event.channel_id)
+        if not event.distances:
+            text = f"link on {where}: clean, voice sent without repeats"
+        else:
+            text = (
                 f"link on {where}: {event.loss_pct:.0f} % lost on the way to your listeners,"
                 f" each packet repeats {len(event.distances)} earlier one(s)"
             )
-        return None
+        return note(
+            "protection",
+            text,
+            channel=where,
+            loss_pct=event.loss_pct,
+            repeats=len(event.distances),
+        )
 
-    def _first_sight(self, alert_id: bytes) -> bool:
+    def _first_sight(self, alert_id: bytes, user_id: str) -> bool:
         """True the first time ``alert_id`` is seen (one line per emergency, not per update)."""
         if alert_id in self._alerts_shown:
             return False
-        self._alerts_shown[alert_id] = None
+        self._alerts_shown[alert_id] = user_id
         if len(self._alerts_shown) > ALERTS_REMEMBERED:
             self._alerts_shown.popitem(last=False)
         return True

@@ -1,5 +1,6 @@
-"""The radio's keys: what each key means (:class:`Keypad`, no I/O) and reading them from the
-terminal, one by one and unechoed (:func:`cbreak_terminal`, :class:`TerminalKeys`).
+"""The radio's keys: what each key means (:data:`KEY_BINDINGS`, the one table the keypad, the
+start-up help line and ``--help`` are made from; :class:`Keypad`, no I/O) and reading them
+from the terminal, one by one and unechoed (:func:`cbreak_terminal`, :class:`TerminalKeys`).
 
 What a command then does to the radio is :meth:`ptt_client.radio.app.Radio.handle`.
 """
@@ -17,9 +18,6 @@ from types import TracebackType
 from typing import Final
 
 from ptt_protocol import control
-
-KEY_HELP: Final = "space: talk  1-9: channel  s: status  e: emergency  c: cancel  m: text  q: quit"
-"""Printed when the interactive radio starts."""
 
 
 @dataclass(frozen=True)
@@ -86,13 +84,54 @@ KeyCommand = (
     | Quit
 )
 
-_KEYS: Final[dict[str, KeyCommand]] = {
-    " ": TogglePtt(),
-    "s": CycleStatus(),
-    "e": RaiseEmergency(),
-    "c": CancelEmergency(),
-    "q": Quit(),
-}
+
+@dataclass(frozen=True)
+class KeyBinding:
+    """What one key (or a row of keys) does, as the keypad, the help line and --help say."""
+
+    keys: str
+    """The characters that press it (a letter also in upper case)."""
+    label: str
+    """How help names the key: ``space``, ``1-9``."""
+    short: str
+    """One word for the help line printed at start."""
+    help: str
+    """What it does, for ``ptt-radio --help``."""
+    command: Callable[[str], KeyCommand]
+    """The command for the character pressed."""
+
+
+KEY_BINDINGS: Final[tuple[KeyBinding, ...]] = (
+    KeyBinding(
+        " ", "space", "talk", "PTT on / off (talks from the input until pressed again)",
+        lambda _: TogglePtt(),
+    ),
+    KeyBinding(
+        "123456789", "1-9", "channel", "select channel n (as numbered at start)",
+        lambda key: SelectChannel(int(key)),
+    ),
+    KeyBinding(
+        "s", "s", "status", "next status (available, busy, en route, on scene)",
+        lambda _: CycleStatus(),
+    ),
+    KeyBinding(
+        "e", "e", "emergency",
+        "emergency: alert with the position, then the mic opens at emergency priority for 10 s",
+        lambda _: RaiseEmergency(),
+    ),
+    KeyBinding("c", "c", "cancel", "cancel the emergency", lambda _: CancelEmergency()),
+    KeyBinding(
+        "m", "m", "text", "type a text to the selected channel (Enter sends, Esc cancels)",
+        lambda _: Compose(""),
+    ),
+    KeyBinding("q", "q", "quit", "quit", lambda _: Quit()),
+)  # fmt: skip
+"""Every key of the interactive radio, in the order help lists them."""
+
+KEY_HELP: Final = "  ".join(f"{b.label}: {b.short}" for b in KEY_BINDINGS)
+"""Printed when the interactive radio starts."""
+
+_BY_KEY: Final[dict[str, KeyBinding]] = {key: b for b in KEY_BINDINGS for key in b.keys}
 
 
 class Keypad:
@@ -106,12 +145,13 @@ class Keypad:
         """The command for one key, or ``None`` for keys that mean nothing here."""
         if self.composing is not None:
             return self._compose(key)
-        if key == "m":
-            self.composing = ""
-            return Compose("")
-        if key in "123456789" and len(key) == 1:
-            return SelectChannel(int(key))
-        return _KEYS.get(key.lower())
+        binding = _BY_KEY.get(key) or _BY_KEY.get(key.lower())
+        if binding is None:
+            return None
+        command = binding.command(key)
+        if isinstance(command, Compose):
+            self.composing = command.text
+        return command
 
     def _compose(self, key: str) -> KeyCommand | None:
         assert self.composing is not None

@@ -3,13 +3,22 @@ every malformed, foreign or tampered file is refused with a BundleError."""
 
 from __future__ import annotations
 
+import io
+import wave
+
 import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crypto.bundle import BUNDLE_VERSION, MAX_BUNDLE_BYTES, CredentialBundle, check_server_url
-from crypto.errors import BundleError, CredentialError
+from crypto.bundle import (
+    BUNDLE_VERSION,
+    MAX_BUNDLE_BYTES,
+    CredentialBundle,
+    check_server_url,
+    describe_non_bundle,
+)
+from crypto.errors import BundleError, CredentialError, NotABundleError
 from crypto.identity import Credential, DeviceKeys, Role
 from tests.credentials import CHEAP_SCRYPT, DAY, bundle_for
 from tests.crypto.test_identity import NOW, Org
@@ -183,18 +192,78 @@ def test_bad_fields_are_refused(device: Device, field: str, value: bytes) -> Non
 
 def test_framing_is_refused(device: Device) -> None:
     data = device.bundle().to_bytes()
-    with pytest.raises(BundleError, match="version none"):
-        CredentialBundle.from_bytes(b"")
     with pytest.raises(BundleError, match="version 2"):
         CredentialBundle.from_bytes(b"\x02" + data[1:])
-    with pytest.raises(BundleError, match="malformed"):
-        CredentialBundle.from_bytes(data + b"\x00")
     with pytest.raises(BundleError, match="more than"):
         CredentialBundle.from_bytes(b"\x01" + b"\x00" * MAX_BUNDLE_BYTES)
-    with pytest.raises(BundleError, match="malformed"):
-        CredentialBundle.from_bytes(b"\x01" + msgspec.msgpack.encode([1, 2, 3]))
-    with pytest.raises(BundleError, match="malformed"):  # a credential is not a bundle
+
+
+def test_a_newer_format_version_says_the_version_is_not_supported(device: Device) -> None:
+    """A future bundle (a small version byte, then a msgpack array of any shape) is a
+    bundle this program cannot read, not some other file."""
+    future = b"\x03" + msgspec.msgpack.encode(["new", "fields", 7, b"\x00" * 32])
+    assert describe_non_bundle(future) is None
+    with pytest.raises(BundleError, match="format version 3 is not supported") as refused:
+        CredentialBundle.from_bytes(future)
+    assert not isinstance(refused.value, NotABundleError)
+
+
+def _wav() -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16_000)
+        wav.writeframes(b"\x00\x00" * 1600)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (b"", "the file is empty"),
+        (b"server = wss://relay:7300\npassword = x\n", "a text file: 'server = wss://relay:7300'"),
+        (b"\n\n  \n", "a text file of blank lines"),
+        (_wav(), "a WAV audio file"),
+        (b"-----BEGIN CERTIFICATE-----\nMIIB\n", "a PEM file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary data of an unknown kind (starts with 89504e47)"),
+        # Below 0x20 like a version byte, but no msgpack array follows: not a newer bundle.
+        (b"\x07" + b"x" * 100, "binary data of an unknown kind (starts with 07787878)"),
+        (b"\x01garbage", "truncated or damaged"),
+        (b"\x01" + msgspec.msgpack.encode([1, 2, 3]), "another kind of Fieldradio file"),
+    ],
+    ids=["empty", "text", "blank", "wav", "pem", "png", "small-byte", "damaged", "wrong-shape"],
+)
+def test_what_is_not_a_bundle_says_what_it_looks_like(data: bytes, what: str) -> None:
+    with pytest.raises(NotABundleError, match="not a Fieldradio device bundle") as refused:
+        CredentialBundle.from_bytes(data)
+    assert refused.value.what.startswith(what), refused.value.what
+
+
+def test_other_fieldradio_files_are_named(device: Device) -> None:
+    with pytest.raises(NotABundleError) as refused:
         CredentialBundle.from_bytes(device.credential.to_bytes())
+    assert refused.value.what == "the credential of 'alice' alone, without its device keys"
+    with pytest.raises(NotABundleError) as refused:
+        CredentialBundle.from_bytes(device.keys.export(None))
+    assert refused.value.what == "a device's private key file, not a bundle"
+
+
+def test_a_truncated_bundle_is_no_bundle(device: Device) -> None:
+    data = device.bundle().to_bytes()
+    for length in (1, 2, len(data) // 2, len(data) - 1):
+        with pytest.raises(NotABundleError) as refused:
+            CredentialBundle.from_bytes(data[:length])
+        assert refused.value.what.startswith("truncated or damaged"), refused.value.what
+    with pytest.raises(NotABundleError, match="truncated or damaged"):
+        CredentialBundle.from_bytes(data + b"\x00")
+
+
+def test_the_start_of_a_large_file_is_told_apart_only_by_its_kind() -> None:
+    assert describe_non_bundle(_wav()[:64], complete=False) == "a WAV audio file"
+    assert describe_non_bundle(b"\x01\x95\xc5", complete=False) is None  # may be huge junk
+    # A text cut in the middle of a character is still text.
+    assert describe_non_bundle("caf\u00e9".encode()[:4], complete=False) == "a text file: 'caf'"
 
 
 def test_non_canonical_encoding_is_refused(device: Device) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pty
 import re
@@ -17,6 +18,7 @@ import socket
 import sys
 import termios
 import time
+import typing
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from ptt_client.audio import WavFileInput, load_wav
 from ptt_client.client import RadioClient
 from ptt_client.radio import StatusView, main, status_line
 from ptt_client.radio.keys import (
+    KEY_BINDINGS,
+    KEY_HELP,
     CancelEmergency,
     Compose,
     ComposeCancelled,
@@ -41,6 +45,7 @@ from ptt_client.radio.keys import (
     TogglePtt,
 )
 from ptt_client.samples import sample_paths
+from ptt_client.script import SCRIPT_EXAMPLE, SCRIPT_STEPS, ScriptError, Step, parse_script
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
@@ -125,7 +130,41 @@ def test_an_input_that_is_not_wav_is_refused_at_start(
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    assert "--credential" in out and "--script" in out
+    assert "--credential" in out and "--script" in out and "--json" in out
+
+
+def test_help_explains_every_script_step_and_every_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 11: --help did not explain --script nor the keys. It is made from the tables
+    the parser and the keypad use, so it lists each of them."""
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    words = " ".join(out.split())  # help wraps long lines
+    assert "defined in ptt_client/script.py" in words
+    for step in SCRIPT_STEPS:
+        assert f"{step.usage} {step.help}" in words, step
+    assert f'e.g. --script "{SCRIPT_EXAMPLE}"' in out
+    for binding in KEY_BINDINGS:
+        assert f"{binding.label} {binding.help}" in words, binding
+    assert (
+        KEY_HELP
+        == "space: talk  1-9: channel  s: status  e: emergency  c: cancel  m: text  q: quit"
+    )
+
+
+def test_the_help_tables_cover_the_language_and_the_keypad() -> None:
+    """A step or a key added without a row in the table would be missing from --help."""
+    assert {step.kind for step in SCRIPT_STEPS} == set(typing.get_args(Step))
+    assert parse_script(SCRIPT_EXAMPLE)
+    for step in SCRIPT_STEPS:  # the usage line is the syntax the parser checks
+        with pytest.raises(ScriptError, match=re.escape(f"expected `{step.usage}`")):
+            parse_script(f"{step.name} 1 2 3 4 5")
+    bound = {key for binding in KEY_BINDINGS for key in binding.keys}
+    for code_point in range(32, 127):
+        key = chr(code_point)
+        pressed = Keypad().press(key)
+        assert (pressed is not None) == (key.lower() in bound), repr(key)
 
 
 def test_list_devices_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -173,12 +212,13 @@ def test_missing_credential_file(capsys: pytest.CaptureFixture[str], tmp_path: P
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        (b"", "format version none is not supported"),
-        (b"\x01garbage", "is malformed"),
-        (b"\x07" + b"x" * 100, "format version 7 is not supported"),
-        (b"\x01" * 70_000, "is too large to be a credential bundle"),
+        (b"", "is not a Fieldradio device bundle (the file is empty): use the bundle"),
+        (b"\x01garbage", "is not a Fieldradio device bundle (truncated or damaged"),
+        (b"\x07" + b"x" * 100, "is not a Fieldradio device bundle (binary data"),
+        (b"\x02\x92\x01\x02", "format version 2 is not supported (this program reads 1)"),
+        (b"\x01" * 70_000, "is not a Fieldradio device bundle (too large"),
     ],
-    ids=["empty", "damaged", "version", "oversize"],
+    ids=["empty", "damaged", "binary", "newer-version", "oversize"],
 )
 def test_bad_credential_files(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, fragment: str
@@ -238,33 +278,100 @@ async def test_interactive_mode_needs_a_terminal(
     assert_one_line_error(err, "interactive mode needs a terminal on stdin: use --script")
 
 
-async def test_sigterm_stops_a_radio_that_cannot_reach_its_server(tmp_path: Path, org: Org) -> None:
-    with socket.socket() as probe:  # a port where nothing listens
+def _closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then closed)."""
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    path = _write(tmp_path / "alice.bundle", _bundle(org, "alice", port=port))
-    radio = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ptt_client.radio",
-        "--credential", path, "--channel", "patrol",
-        "--output", str(tmp_path / "heard"), "--script", "quit 60",
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def _radio_process(*argv: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ptt_client.radio", *argv,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+
+
+async def test_sigterm_stops_a_radio_that_cannot_reach_its_server(tmp_path: Path, org: Org) -> None:
+    port = _closed_port()
+    path = _write(tmp_path / "alice.bundle", _bundle(org, "alice", port=port))
+    radio = await _radio_process(
+        "--credential", path, "--channel", "patrol",
+        "--output", str(tmp_path / "heard"), "--script", "quit 600",
     )  # fmt: skip
     assert radio.stdout is not None and radio.stderr is not None
     try:
         async with asyncio.timeout(20):
-            line = await radio.stdout.readline()
-        assert f"link to wss://127.0.0.1:{port} lost" in line.decode(), line
-        assert line.decode().endswith(": retrying\n")
+            line = (await radio.stdout.readline()).decode()
+        # It never had a link: not "lost", but cannot reach, and it says it goes on trying.
+        assert (
+            f"cannot reach the server at wss://127.0.0.1:{port} (Connection refused): retrying\n"
+        ) in line, line
         radio.send_signal(signal.SIGTERM)
         async with asyncio.timeout(10):
-            assert await radio.wait() == 1
+            assert await radio.wait() == 3
     finally:
         if radio.returncode is None:
             radio.kill()
             await radio.wait()
-    assert "stopped before joining the channel" in (await radio.stdout.read()).decode()
+    rest = (await radio.stdout.read()).decode()
+    assert (
+        f"stopped before joining the channel (a signal): the server at wss://127.0.0.1:{port}"
+        " never answered"
+    ) in rest, rest
+    assert "lost" not in line + rest
     assert await radio.stderr.read() == b""
+
+
+async def test_quit_in_the_script_ends_a_radio_that_cannot_reach_its_server(
+    tmp_path: Path, org: Org
+) -> None:
+    """Issue 11: the script's quit waited for a connection that never came."""
+    port = _closed_port()
+    path = _write(tmp_path / "alice.bundle", _bundle(org, "alice", port=port))
+    radio = await _radio_process(
+        "--credential", path, "--channel", "patrol", "--output", str(tmp_path / "heard"),
+        "--script", "talk 0 2; quit 1.5",
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):  # a guard: it ends on its own at 1.5 s
+            out, err = await radio.communicate()
+    finally:
+        if radio.returncode is None:
+            radio.kill()
+            await radio.wait()
+    assert radio.returncode == 3, (out, err)
+    assert err == b""
+    lines = out.decode().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(
+        f"cannot reach the server at wss://127.0.0.1:{port} (Connection refused): retrying"
+    )
+    assert lines[1].endswith(
+        "stopped before joining the channel (the script's quit at 1.5 s): the server at"
+        f" wss://127.0.0.1:{port} never answered"
+    ), lines
+
+
+async def test_a_json_radio_that_cannot_reach_its_server(tmp_path: Path, org: Org) -> None:
+    port = _closed_port()
+    path = _write(tmp_path / "alice.bundle", _bundle(org, "alice", port=port))
+    radio = await _radio_process(
+        "--credential", path, "--channel", "patrol", "--output", str(tmp_path / "heard"),
+        "--json", "--script", "quit 1",
+    )  # fmt: skip
+    async with asyncio.timeout(30):
+        out, err = await radio.communicate()
+    assert radio.returncode == 3
+    assert err == b""
+    told = [json.loads(line) for line in out.decode().splitlines()]
+    assert [e["event"] for e in told] == ["unreachable", "stopped"]
+    url = f"wss://127.0.0.1:{port}"
+    assert told[0]["url"] == url and told[0]["reason"] == "Connection refused"
+    assert told[1]["code"] == 3
+    assert all(isinstance(e["t"], float) and e["t"] > 1.7e9 for e in told)
 
 
 # --- against a real server -------------------------------------------------------------------

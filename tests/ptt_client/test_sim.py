@@ -253,4 +253,7 @@ def test_main_reports_a_bad_bundle_in_one_line(
     _, err = capsys.readouterr()
     assert code == 2
     assert err.count("\n") == 1
-    assert err.startswith(f"ptt-sim: {directory / 'officer1.bundle'}: credential bundle format")
+    assert err.startswith(
+        f"ptt-sim: {directory / 'officer1.bundle'}: not a Fieldradio device bundle (the file is"
+        " empty)"
+    )

@@ -35,7 +35,7 @@ def test_damaged_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     path = tmp_path / "bad.bundle"
     path.write_bytes(b"\x01garbage")
     assert main(["--credential", str(path)]) == 2
-    assert "cannot open" in capsys.readouterr().err
+    assert "is not a Fieldradio device bundle (truncated or damaged" in capsys.readouterr().err
 
 
 def test_wrong_or_missing_passphrase(
