@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
 from ptt_client.e2e import Keyring
-from ptt_client.errors import ClientError, PinnedCertificateError
+from ptt_client.errors import ClientError, PinnedCertificateError, connection_failure
 from ptt_client.event_stream import EventStream
 from ptt_client.floor_view import FloorView
 from ptt_client.media_path import KEEPALIVE_INTERVAL, MediaPath
@@ -76,16 +75,6 @@ BACKOFF_MAX: Final = 2.0
 """Radios must be back within seconds of the server: never wait longer than this."""
 BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
-
-
-def _failure(exc: Exception) -> str:
-    """Why a connection failed, in words: "Connection refused", not "[Errno 111] Connect
-    call failed ('127.0.0.1', 7300)" (the address is the server's, which the radio names)."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
-        return os.strerror(exc.errno)
-    return str(exc) or type(exc).__name__
 
 
 class RadioClient(EventStream):
@@ -245,7 +234,7 @@ class RadioClient(EventStream):
                 self._emit(events.LoginRefused(code="certificate", text=str(exc)))
                 return
             except (OSError, websockets.WebSocketException, TimeoutError, ProtocolError) as exc:
-                self._emit(events.Disconnected(reason=_failure(exc)))
+                self._emit(events.Disconnected(reason=connection_failure(exc)))
             else:
                 if self.core.may_retry and not self._stopped:
                     self._emit(events.Disconnected(reason="the server closed the connection"))

@@ -15,7 +15,9 @@ is dropped and logged (``ptt_client.session_core``).
 
 from __future__ import annotations
 
-__all__ = ["BundleFileError", "ClientError", "PinnedCertificateError"]
+import os
+
+__all__ = ["BundleFileError", "ClientError", "PinnedCertificateError", "connection_failure"]
 
 
 class ClientError(Exception):
@@ -29,3 +31,13 @@ class PinnedCertificateError(ClientError):
 class BundleFileError(ClientError):
     """A credential bundle file this program cannot use; the message (one line) names the
     file and the one to use instead."""
+
+
+def connection_failure(exc: Exception) -> str:
+    """Why a connection failed, in words: "Connection refused", not "[Errno 111] Connect
+    call failed ('127.0.0.1', 7300)" (the address is the server's, which the radio names)."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__

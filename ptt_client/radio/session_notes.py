@@ -70,6 +70,11 @@ class SessionNotes:
             )
         elif isinstance(event, control.Deaffiliated):
             found += self._left(event)
+        elif isinstance(event, control.Patch | control.Unpatch | events.PatchRefused):
+            found.append(self._patch(event))  # where PTT talks changes: also on a terminal
+        elif isinstance(event, control.ChannelDeleted):
+            channel = event.name or self.channel_name(event.channel_id)
+            found.append(note("channel_deleted", f"channel {channel} deleted", channel=channel))
         elif isinstance(event, events.MediaPath) and not self._up:
             self._media_waiting = event  # told after the login it belongs to
         elif self.headless and isinstance(event, events.MediaPath):
@@ -77,6 +82,31 @@ class SessionNotes:
         elif self.headless and isinstance(event, control.Affiliated):
             found += self._joined_note(event)
         return found
+
+    # --- patches ---------------------------------------------------------------------------
+
+    def _patch(self, event: control.Patch | control.Unpatch | events.PatchRefused) -> Note:
+        patch = self.channel_name(event.channel_id)
+        if isinstance(event, control.Patch):
+            linked = [self.channel_name(c) for c in event.linked]
+            return note(
+                "patched",
+                f"{' + '.join(linked)} patched by {event.by_user or 'a dispatcher'}: you hear"
+                f" them all, and PTT talks to them all on {patch}",
+                patch=patch,
+                linked=linked,
+                by=event.by_user,
+            )
+        if isinstance(event, control.Unpatch):
+            return note(
+                "unpatched", f"patch {patch} ended: PTT talks on your own channel", patch=patch
+            )
+        return note(
+            "patch_refused",
+            f"patch {patch} not followed ({event.reason}): PTT stays on your own channel",
+            patch=patch,
+            reason=event.reason,
+        )
 
     # --- the link --------------------------------------------------------------------------
 

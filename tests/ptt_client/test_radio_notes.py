@@ -265,3 +265,21 @@ def test_an_acknowledgement_names_whose_emergency_it_is() -> None:
     assert display.event_line(control.EmergencyAck(alert_id=mine, by_user="disp")) == (
         "your emergency acknowledged by disp"
     )
+
+
+def test_a_patch_says_where_ptt_talks_also_on_a_terminal() -> None:
+    notes = session(headless=False)
+    lines = texts(
+        notes,
+        control.Patch(channel_id=9, linked=(1, 2), by_user="disp"),
+        control.Unpatch(channel_id=9),
+        events.PatchRefused(9, "patch order expired"),
+        control.ChannelDeleted(channel_id=9, name="patrol+traffic"),
+    )
+    assert lines == [
+        f"{name(1)} + {name(2)} patched by disp: you hear them all, and PTT talks to them all"
+        f" on {name(9)}",
+        f"patch {name(9)} ended: PTT talks on your own channel",
+        f"patch {name(9)} not followed (patch order expired): PTT stays on your own channel",
+        "channel patrol+traffic deleted",
+    ]
