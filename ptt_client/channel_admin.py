@@ -1,7 +1,7 @@
 """Dispatcher operations on top of :class:`~ptt_client.client.RadioClient`.
 
 Creating and deleting a channel, changing who is on it, patching channels together,
-regrouping officers, and instant recall. The server only routes: every roster
+and instant recall. The server only routes: every roster
 is signed here with the dispatcher's credential, every epoch key is made and
 wrapped here (HPKE, one envelope per member), and recalled bursts come back
 still sealed end to end and are opened here.
@@ -15,7 +15,7 @@ channel and knows the current epoch for the next change.
 The server answers a refusal with a :class:`control.Error` that names no
 request. An operation that has its own answer (ChannelCreated, the
 dispatcher's own key envelope, RecallList) takes an Error arriving before it as
-its refusal; one without (Regroup, Patch, ChannelDelete, CredentialRequest) is followed by a
+its refusal; one without (Patch, ChannelDelete, CredentialRequest) is followed by a
 Ping, and an Error before the Pong is its refusal (the server handles one
 connection's messages in order). Either way :class:`ChannelAdminError` carries
 the server's text. Not being connected raises the client's ``ClientError``.
@@ -274,7 +274,7 @@ async def remove_member(client: RadioClient, channel_id: int, user_id: str) -> i
     return await set_members(client, channel_id, [u for u in members if u != user_id])
 
 
-# --- channels, patches, regroups -----------------------------------------------------------
+# --- channels and patches -----------------------------------------------------------------
 
 
 async def create_channel(
@@ -313,19 +313,6 @@ async def create_channel(
     )
     await publish_roster(client, created.channel_id, user_ids, 0)
     return created.channel_id
-
-
-async def regroup(
-    client: RadioClient, users: Sequence[str], channel_id: int, until: float = 0.0
-) -> None:
-    """Pull ``users`` onto ``channel_id`` (their radios affiliate and select it) until ``until``."""
-    if len(users) > control.MAX_LIST_LENGTH:
-        raise ChannelAdminError(f"at most {control.MAX_LIST_LENGTH} users per regroup")
-    await send_checked(
-        client,
-        [control.Regroup(channel_id=channel_id, user_ids=tuple(users), until=until)],
-        f"the regroup onto channel {channel_id}",
-    )
 
 
 async def patch(client: RadioClient, channels: Sequence[int]) -> int:

@@ -195,7 +195,6 @@ class ClientSessionCore:
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}
-        self._before_regroup: dict[int, int | None] = {}
         self.patches: dict[int, tuple[int, ...]] = {}
         """Patches this radio follows: the patch's channel -> the linked channels."""
         self._orders: dict[int, PatchOrder] = {}
@@ -401,12 +400,6 @@ class ClientSessionCore:
         elif isinstance(message, control.Deaffiliated):
             if message.reason != "at your request":
                 self.affiliated.discard(message.channel_id)
-        elif isinstance(message, control.Regroup):
-            # Dynamic regroup / patch: join the incident channel and talk on it.
-            self._before_regroup.setdefault(message.channel_id, self.selected)
-            return self.affiliate(message.channel_id, select=True)
-        elif isinstance(message, control.Ungroup):
-            return self._ungroup(message.channel_id)
         elif isinstance(message, control.Patch):
             return [PatchArrived(message)]
         elif isinstance(message, control.Unpatch):
@@ -488,15 +481,6 @@ class ClientSessionCore:
             return []
         effects = self.release(patch) if self.ptt_down(patch) else []
         return effects + self.deaffiliate(patch)
-
-    def _ungroup(self, channel_id: int) -> list[Effect]:
-        previous = self._before_regroup.pop(channel_id, None)
-        if channel_id not in self.affiliated:
-            return []
-        effects = self.deaffiliate(channel_id)
-        if previous is not None and previous in self.affiliated:
-            effects += self.select(previous)
-        return effects
 
     def _on_floor(
         self,

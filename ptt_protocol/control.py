@@ -70,9 +70,7 @@ from ptt_protocol.control_channels import (
     RecalledFrame,
     RecallFrames,
     RecallList,
-    Regroup,
     SelectChannel,
-    Ungroup,
     Unpatch,
 )
 from ptt_protocol.control_info import (
@@ -292,7 +290,6 @@ __all__ = [
     "RecalledFrame",
     "ReceiptKind",
     "ReceiverReport",
-    "Regroup",
     "RevocationUpdate",
     "RosterBlob",
     "RosterUpdate",
@@ -305,7 +302,6 @@ __all__ = [
     "TextSend",
     "Time",
     "TunnelDatagram",
-    "Ungroup",
     "Unpatch",
     "UserIds",
     "decode",
@@ -330,8 +326,6 @@ Message: TypeAlias = (
     | ChannelCreated
     | ChannelDelete
     | ChannelDeleted
-    | Regroup
-    | Ungroup
     | Patch
     | Unpatch
     | RecallList

@@ -1,4 +1,4 @@
-"""Channels, regroups, instant recall and floor control (TS 24.380 vocabulary).
+"""Channels, patches, instant recall and floor control (TS 24.380 vocabulary).
 
 Part of the control protocol: see :mod:`ptt_protocol.control` for the framing and the rules
 every message follows.
@@ -24,7 +24,6 @@ from ptt_protocol.control_types import (
     Priority,
     Text,
     Time,
-    UserIds,
     _Message,
     _Part,
 )
@@ -92,7 +91,7 @@ class ChannelCreate(_Message, frozen=True, kw_only=True):
     name: Text
     """Display name, unique on the server."""
     temporary: bool = False
-    """An incident channel (patch, regroup) the console deletes when it is over."""
+    """An incident channel (a patch's) the console deletes when it is over."""
 
 
 class ChannelCreated(_Message, frozen=True, kw_only=True):
@@ -102,30 +101,6 @@ class ChannelCreated(_Message, frozen=True, kw_only=True):
     """Its id."""
     name: Text
     """Its display name."""
-
-
-class Regroup(_Message, frozen=True, kw_only=True):
-    """Dispatcher -> server -> each listed user: join ``channel_id`` and talk on it (dynamic regroup).
-
-    Radios affiliate to and select the channel at once; ``until`` (0 = until cancelled)
-    is when they go back to their own channel. Patching two channels is a regroup of
-    both channels' members into an incident channel whose roster holds them all,
-    so end-to-end keys stay per channel.
-    """
-
-    channel_id: ChannelId
-    """The incident channel."""
-    user_ids: UserIds = ()
-    """Who is pulled in (filled in by the dispatcher; the server sends each their own copy)."""
-    until: Time = 0.0
-    """Unix time the regroup ends; 0 = until :class:`Ungroup`."""
-
-
-class Ungroup(_Message, frozen=True, kw_only=True):
-    """Dispatcher -> server -> each member: the regroup (or patch) is over; go back."""
-
-    channel_id: ChannelId
-    """The incident channel."""
 
 
 MAX_PATCHED: Final = 8

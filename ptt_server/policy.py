@@ -99,8 +99,6 @@ RULES: Final[dict[type[control.Message], Rule]] = {
     control.RosterUpdate: Rule(_KM, _FREE, "change a roster"),
     control.KeyEnvelope: Rule(_KM, _FREE, "hand out channel keys"),
     control.ChannelCreate: Rule(_KM, _FREE, "create channels"),
-    control.Regroup: Rule(_KM, _FREE, "regroup officers"),
-    control.Ungroup: Rule(_KM, _FREE, "end a regroup"),
     control.Patch: Rule(_KM, _FREE, "patch channels"),
     control.Unpatch: Rule(_KM, _FREE, "end a patch"),
     control.ChannelDelete: Rule(_KM, _FREE, "delete channels"),

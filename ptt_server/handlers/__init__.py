@@ -35,8 +35,6 @@ HANDLERS: Final[dict[type[control.Message], Handler]] = {
     control.ReceiverReport: channels.on_receiver_report,
     control.Ping: channels.on_ping,
     control.ChannelCreate: channels.on_channel_create,
-    control.Regroup: channels.on_regroup,
-    control.Ungroup: channels.on_ungroup,
     control.Patch: patches.on_patch,
     control.Unpatch: patches.on_unpatch,
     control.ChannelDelete: patches.on_channel_delete,

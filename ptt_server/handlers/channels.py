@@ -1,4 +1,4 @@
-"""Channels: affiliation, selection, floor requests and releases, regroups, tunnelled media.
+"""Channels: affiliation, selection, floor requests and releases, tunnelled media.
 
 Handlers take the server, the session, the message and ``now``; they raise
 :class:`ptt_server.policy.Refused` to answer with an Error. Who may send each message is
@@ -116,35 +116,6 @@ async def on_channel_create(
     channel_id = await server.store.create_channel(msg.name, time.time())
     await keys.sync_channel(server, channel_id, msg.name)
     session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
-
-
-async def on_regroup(
-    server: RelayServer, session: Session, msg: control.Regroup, now: float
-) -> None:
-    channel = server.channels.get(msg.channel_id)
-    if channel is None:
-        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
-    outside = [u for u in msg.user_ids if u not in channel.members]
-    if outside:
-        raise Refused(control.ERROR_NOT_MEMBER, f"publish a roster with {outside[0]!r} on it first")
-    for user in msg.user_ids:
-        target = server.sessions.by_user.get(user)
-        if target is not None:
-            target.send(
-                control.Regroup(channel_id=msg.channel_id, user_ids=(user,), until=msg.until)
-            )
-
-
-async def on_ungroup(
-    server: RelayServer, session: Session, msg: control.Ungroup, now: float
-) -> None:
-    channel = server.channels.get(msg.channel_id)
-    if channel is None:
-        raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}")
-    for user in channel.members:
-        target = server.sessions.by_user.get(user)
-        if target is not None:
-            target.send(control.Ungroup(channel_id=msg.channel_id))
 
 
 async def on_receiver_report(

@@ -263,25 +263,6 @@ def test_channels_and_affiliations_follow_the_server() -> None:
     assert core.affiliated == {CH}
 
 
-def test_regroup_joins_and_selects_and_ungroup_goes_back() -> None:
-    core = logged_in()
-    core.affiliate(CH)
-    regroup = control.Regroup(channel_id=OTHER, user_ids=("alice",))
-    effects = core.receive(regroup)
-    assert sent(effects) == [
-        control.Affiliate(channel_id=OTHER),
-        control.SelectChannel(channel_id=OTHER),
-    ]
-    assert emitted(effects) == [regroup] and core.selected == OTHER
-    ungroup = control.Ungroup(channel_id=OTHER)
-    effects = core.receive(ungroup)
-    assert sent(effects) == [
-        control.Deaffiliate(channel_id=OTHER),
-        control.SelectChannel(channel_id=CH),
-    ]
-    assert core.selected == CH and core.affiliated == {CH}
-
-
 PATCH = 9
 T0 = 1_000_000.0
 

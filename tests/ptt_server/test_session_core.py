@@ -193,7 +193,7 @@ def test_who_may_do_what_in_words() -> None:
     recall, enrol."""
     assert RULES[control.RosterUpdate].who is Who.KEY_MANAGER  # rekey / change members
     assert RULES[control.KeyEnvelope].who is Who.KEY_MANAGER
-    assert RULES[control.Regroup].who is Who.KEY_MANAGER  # patch
+    assert RULES[control.Patch].who is Who.KEY_MANAGER
     assert RULES[control.PresenceSubscribe].who is Who.KEY_MANAGER
     assert RULES[control.EmergencyAck].who is Who.KEY_MANAGER
     assert RULES[control.RecallFrames].who is Who.ANY_MEMBER  # members only: checked per channel
@@ -285,8 +285,6 @@ def _example(message_type: type[control.Message]) -> control.Message:
             channel_id=1, epoch=1, recipient="a", envelope=b"x"
         ),
         control.ChannelCreate: control.ChannelCreate(name="x"),
-        control.Regroup: control.Regroup(channel_id=1),
-        control.Ungroup: control.Ungroup(channel_id=1),
         control.Patch: control.Patch(channel_id=3, linked=(1, 2)),
         control.Unpatch: control.Unpatch(channel_id=3),
         control.ChannelDelete: control.ChannelDelete(channel_id=1),

@@ -1,4 +1,4 @@
-"""The channels part of the console: which channels, their members, keys and regroups."""
+"""The channels part of the console: which channels, their members, keys and patches."""
 
 from __future__ import annotations
 
@@ -93,12 +93,6 @@ class ChannelsMixin(StateModel):
 
     def _epoch_note(self, kind: str, channel_id: int, epoch: int, what: str, now: float) -> Changed:
         return self.note(kind, f"{self.channel_name(channel_id)}: key epoch {epoch} {what}", now)
-
-    def _on_regroup(self, event: control.Regroup, now: float) -> Changed:
-        return self.note("channel", f"regrouped into {self.channel_name(event.channel_id)}", now)
-
-    def _on_ungroup(self, event: control.Ungroup, now: float) -> Changed:
-        return self.note("channel", f"regroup {self.channel_name(event.channel_id)} ended", now)
 
     def patch_of(self, channel_id: int) -> int | None:
         """The patch ``channel_id`` is in: its own, or the one it is linked through."""

@@ -76,8 +76,6 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     control.Affiliated: ConsoleState._on_affiliated,
     control.Deaffiliated: ConsoleState._on_deaffiliated,
     control.ChannelCreated: ConsoleState._on_channel_created,
-    control.Regroup: ConsoleState._on_regroup,
-    control.Ungroup: ConsoleState._on_ungroup,
     control.Patch: ConsoleState._on_patch,
     control.Unpatch: ConsoleState._on_unpatch,
     control.ChannelDeleted: ConsoleState._on_channel_deleted,
