@@ -36,13 +36,14 @@ class OutboundQueue:
     in messages; :meth:`close` lets the writer send what is queued and then stop.
     """
 
-    __slots__ = ("_closed", "_normal", "_ready", "_urgent", "limit")
+    __slots__ = ("_closed", "_normal", "_ready", "_room", "_urgent", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._urgent: collections.deque[bytes] = collections.deque()
         self._normal: collections.deque[bytes] = collections.deque()
         self._ready = asyncio.Event()
+        self._room = asyncio.Event()
         self._closed = False
 
     def __len__(self) -> int:
@@ -63,14 +64,22 @@ class OutboundQueue:
         """No more messages: :meth:`get` returns None once the queue is empty."""
         self._closed = True
         self._ready.set()
+        self._room.set()
+
+    async def wait_below(self, count: int) -> None:
+        """Wait until at most ``count`` messages wait (or the queue closed): a sender of a
+        long series (a presence snapshot of thousands of users) paces itself to the client,
+        leaving room for the floor and emergency messages sent meanwhile."""
+        while len(self) > count and not self._closed:
+            self._room.clear()
+            await self._room.wait()
 
     async def get(self) -> bytes | None:
         """The next message (urgent ones first), or None when closed and drained."""
         while True:
-            if self._urgent:
-                return self._urgent.popleft()
-            if self._normal:
-                return self._normal.popleft()
+            if self._urgent or self._normal:
+                self._room.set()
+                return (self._urgent or self._normal).popleft()
             if self._closed:
                 return None
             self._ready.clear()

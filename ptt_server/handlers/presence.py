@@ -12,12 +12,13 @@ import functools
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from crypto.identity import Role
 from ptt_protocol import control
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
+    OUTBOUND_QUEUE_LIMIT,
     Session,
 )
 from ptt_server.store import Presence
@@ -110,6 +111,10 @@ def push_presence(server: RelayServer, session: Session, presence: Presence) -> 
             subscriber.send_encoded(update)
 
 
+SNAPSHOT_BACKLOG: Final = OUTBOUND_QUEUE_LIMIT // 4
+"""Messages a presence snapshot leaves waiting for its dispatcher at most."""
+
+
 def enrolled_parts(users: Sequence[control.EnrolledUser]) -> Iterator[control.EnrolledUsers]:
     """``users`` in parts that each fit a control frame; the last part has ``last`` set."""
     part: list[control.EnrolledUser] = []
@@ -147,6 +152,9 @@ async def on_presence_subscribe(
     for presence in await server.store.all_presence():
         if wanted is not None and presence.user_id not in wanted:
             continue
+        # One update per user: with thousands of them, wait for the client to read, or the
+        # snapshot alone would fill its queue and drop the dispatcher as too slow.
+        await session.outbound.wait_below(SNAPSHOT_BACKLOG)
         live = server.sessions.by_user.get(presence.user_id)
         session.send(
             control.PresenceUpdate(

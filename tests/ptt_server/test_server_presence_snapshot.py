@@ -12,7 +12,8 @@ from crypto.identity import DeviceKeys
 from ptt_protocol import control
 from ptt_server.handlers.presence import enrolled_parts
 from ptt_server.server import RelayServer
-from ptt_server.store import Store
+from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT
+from ptt_server.store import Presence, Store
 from tests.credentials import issue
 from tests.orgfixture import Account, Org, user_record
 from tests.ptt_server.rawclient import RawClient, logged_in
@@ -83,4 +84,26 @@ async def test_a_huge_org_reaches_the_dispatcher_whole(org: Org, server: RelaySe
         assert len(parts) > 1
         assert set(ids) <= {u.user_id for p in parts for u in p.users}
         await disp.ping()  # still connected: the snapshot did not overrun its queue
+        assert "disp" in server.sessions.by_user
+
+
+async def test_thousands_of_presence_records_reach_the_dispatcher_without_dropping_it(
+    org: Org, server: RelayServer
+) -> None:
+    """One PresenceUpdate per stored record: more records than a client's outbound queue
+    holds (OUTBOUND_QUEUE_LIMIT) used to drop the dispatcher as "too slow" mid-snapshot."""
+    count = OUTBOUND_QUEUE_LIMIT + 1000
+    async with await Store.open(org.db_path) as store:
+        for n in range(count):
+            await store.put_presence(Presence(f"officer-{n}", "available", False, 1e9 + n))
+    async with logged_in(server, org, "disp") as c:
+        disp = c["disp"]
+        await disp.send(control.PresenceSubscribe())
+        seen: set[str] = set()
+        while len(seen) < count:
+            update = await disp.wait_for(
+                control.PresenceUpdate, lambda m: m.user_id.startswith("officer-")
+            )
+            seen.add(update.user_id)
+        await disp.ping()
         assert "disp" in server.sessions.by_user
