@@ -1,7 +1,7 @@
 """``ptt-server``: run the relay for one district.
 
     ptt-server [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--media-port N]
-               [--org-root root.pub]
+               [--metrics-port N] [--public-host NAME] [--org-root root.pub]
 
 On the first start, ``--org-root`` installs the organisation's root public key (the
 ``root.pub`` that ``ptt-admin init`` made on the org authority's machine) into the
@@ -42,7 +42,9 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ptt-server", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ptt-server", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
     parser.add_argument("--config", type=Path, help="TOML config file (table [server])")
     parser.add_argument("--data-dir", help="database, TLS and organisation files")
     parser.add_argument("--listen", type=parse_listen, help="control plane HOST:PORT")
@@ -50,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metrics-port", type=int, help="Prometheus endpoint on 127.0.0.1 (0 = off)"
     )
-    parser.add_argument("--public-host", help="host name put in credential bundles")
+    parser.add_argument(
+        "--public-host",
+        help="the name radios reach this relay by: in its TLS certificate, the URL it prints"
+        " for ptt-admin pin, and the UDP host radios are told (default: the --listen host)",
+    )
     parser.add_argument(
         "--org-root",
         type=Path,
