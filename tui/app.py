@@ -49,6 +49,8 @@ if TYPE_CHECKING:
     from ptt_client.client import RadioClient
     from ptt_client.voice import Player, SavedBurst, Transmitter
 
+DEFAULT_PASSPHRASE_ENV = "PTT_PASSPHRASE"
+"""Read for the bundle's passphrase when no --passphrase-env is given."""
 BELL_INTERVAL = 10.0
 """Seconds between bells while an emergency is unacknowledged."""
 
@@ -488,9 +490,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--credential", required=True, type=Path, help="credential bundle file")
     parser.add_argument(
         "--passphrase-env",
-        default="PTT_PASSPHRASE",
         metavar="VAR",
-        help="environment variable holding the bundle's passphrase (default PTT_PASSPHRASE)",
+        help="environment variable holding the bundle's passphrase (it must be set; without"
+        " this flag PTT_PASSPHRASE is used if set)",
     )
     parser.add_argument("--server", help="wss://HOST:PORT (default: the bundle's server)")
     parser.add_argument("--monitor", help="comma-separated channel names to monitor (default all)")
@@ -511,10 +513,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from crypto.errors import CryptoError
     from ptt_client.bundle_file import BundleFileError, check_console_bundle, read_bundle_file
     from ptt_client.client import RadioClient
+    from ptt_client.command_line import env_secret
 
-    # No variable set: the bundle's keys are not encrypted (open_keys says so if they are).
-    passphrase = os.environ.get(args.passphrase_env) if args.passphrase_env else None
+    # A variable named on the command line must be set, as for ptt-radio and ptt-admin;
+    # without the flag, none set means a plain bundle (open_keys says so if it is not).
     try:
+        passphrase = (
+            env_secret(args.passphrase_env, "--passphrase-env", BundleFileError, allow_empty=True)
+            if args.passphrase_env
+            else os.environ.get(DEFAULT_PASSPHRASE_ENV)
+        )
         bundle = read_bundle_file(args.credential)
         check_console_bundle(bundle, args.credential, "ptt-dispatch")  # before the UI opens
         keys = bundle.open_keys(passphrase)
@@ -522,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ptt-dispatch: {exc}", file=sys.stderr)
         return 2
     except CryptoError as exc:
-        hint = "" if passphrase is not None else f" (set {args.passphrase_env}?)"
+        hint = "" if passphrase is not None else f" (set {DEFAULT_PASSPHRASE_ENV}?)"
         print(f"ptt-dispatch: cannot open {args.credential}: {exc}{hint}", file=sys.stderr)
         return 2
     if args.talk_file is not None and not args.talk_file.is_file():

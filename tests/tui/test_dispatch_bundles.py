@@ -71,3 +71,17 @@ async def test_a_file_that_is_no_bundle_says_so(tmp_path: Path, content: bytes, 
         f"ptt-dispatch: '{path}' is not a Fieldradio device bundle ({what}): use the bundle"
         " `ptt-admin enroll` wrote for this device"
     )
+
+
+async def test_a_passphrase_variable_that_is_not_set_is_refused(tmp_path: Path) -> None:
+    """As ptt-radio and ptt-admin do: a named variable that is unset is a mistake, not "no
+    passphrase" (the console then failed later with a misleading wrong-passphrase error)."""
+    path = tmp_path / "disp.bundle"
+    path.write_bytes(make_bundle("disp", "Dispatch One").to_bytes())
+    code, out, err = await dispatch(
+        "--credential", str(path), "--passphrase-env", "FIELDRADIO_TEST_UNSET", "--no-audio"
+    )
+    assert (code, out) == (2, "")
+    assert one_line(err) == (
+        "ptt-dispatch: --passphrase-env FIELDRADIO_TEST_UNSET: that environment variable is not set"
+    )
