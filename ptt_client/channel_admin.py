@@ -32,14 +32,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
-from crypto.errors import CryptoError
+from crypto.errors import CryptoError, PatchError
 from crypto.identity import Credential
 from crypto.keyring import FrameOpener
 from crypto.roster import Member, Roster, sign_roster
 from ptt_client.audio import AudioOutput
 from ptt_client.codec import OpusDecoder
-from ptt_client.patch_orders import signed_patch
-from ptt_client.session_core import new_patch_order
+from ptt_client.patch_orders import fresh_order, signed_patch
 from ptt_protocol import control, media
 
 if TYPE_CHECKING:
@@ -247,11 +246,25 @@ async def publish_roster(
 
 async def set_members(client: RadioClient, channel_id: int, members: Iterable[str]) -> int:
     """Publish a new signed roster with ``members`` (and this dispatcher) and rekey the
-    channel; returns the new epoch (see :func:`publish_roster`)."""
+    channel; returns the new epoch (see :func:`publish_roster`).
+
+    If the channel is linked in a patch, the patch's channel follows: it gets the linked
+    channels' new members (a new epoch there too, so a member who left hears neither), and
+    the patch a new order for the new rosters (radios stop following the old one the moment
+    the roster changes, ``ptt_client.patch_orders``).
+    """
     user_ids = _ordered_members(client, channel_id, members)
     keys = client.keyring.channels.get(channel_id)
     previous = keys.roster.version if keys is not None and keys.roster is not None else 0
-    return await publish_roster(client, channel_id, user_ids, previous)
+    patch = client.core.patch_of(channel_id)  # before: the new roster holds the patch
+    linked = client.core.patches.get(patch, ()) if patch is not None else ()
+    epoch = await publish_roster(client, channel_id, user_ids, previous)
+    if patch is not None:
+        union = [u for linked_id in linked for u in current_members(client, linked_id)]
+        if set(union) | {client.user_id} != set(current_members(client, patch)):
+            await set_members(client, patch, union)
+        await _send_order(client, patch, linked, f"the renewed patch {patch}")
+    return epoch
 
 
 async def add_member(client: RadioClient, channel_id: int, user_id: str) -> int:
@@ -340,17 +353,21 @@ async def patch(client: RadioClient, channels: Sequence[int]) -> int:
         union += listed
     members = list(dict.fromkeys(union))
     incident = await create_channel(client, "+".join(names), members, temporary=True)
-    order = new_patch_order(incident, tuple(linked), time.time())
     try:
-        await send_checked(
-            client,
-            [signed_patch(order, client.keys, client.credential)],
-            f"the patch of {' and '.join(names)}",
-        )
+        await _send_order(client, incident, linked, f"the patch of {' and '.join(names)}")
     except ChannelAdminError:
         await delete_channel(client, incident)  # not left behind as a channel nobody uses
         raise
     return incident
+
+
+async def _send_order(client: RadioClient, patch: int, linked: Sequence[int], what: str) -> None:
+    """Sign and send an order for the rosters this console holds now."""
+    try:
+        order = fresh_order(patch, linked, client.keyring, time.time())
+    except PatchError as exc:
+        raise ChannelAdminError(f"cannot sign {what}: {exc}") from exc
+    await send_checked(client, [signed_patch(order, client.keys, client.credential)], what)
 
 
 async def unpatch(client: RadioClient, patch_channel: int) -> None:

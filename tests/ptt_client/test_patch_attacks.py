@@ -1,0 +1,105 @@
+"""Attacks on patches and channel deletion (issue 11), end to end through a real relay.
+
+The relay is untrusted: what it can send a radio is any message at all (the test owns the
+server and injects with ``field.server.sessions.by_user[user].send(...)``), but no order or
+roster a dispatcher did not sign. A patch must never make an officer's PTT on ``patrol``
+reach anyone who is not on ``patrol`` or on a channel a dispatcher on ``patrol`` linked it
+with, and nothing the network sends may crash the relay or a radio.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from crypto.identity import Role
+from ptt_admin import people
+from ptt_admin.session import connect
+from ptt_client import channel_admin, events
+from ptt_client.client import RadioClient
+from ptt_protocol import control
+from tests.ptt_client.test_patches import on_channel, patched, talk
+from tests.tui.org import Field, keys_for, online, open_field, stop
+
+
+@pytest.fixture
+async def field(tmp_path: Path) -> AsyncIterator[Field]:
+    async with open_field(tmp_path) as running:
+        yield running
+
+
+async def second_dispatcher(field: Field, user_id: str = "disp2") -> RadioClient:
+    """Another dispatcher of the org, on none of its channels yet, online."""
+    async with connect(field.authority) as session:
+        enrolled = await people.enroll(
+            session, user_id, role=Role.DISPATCHER, display_name="Dispatch Two", now=time.time()
+        )
+    field.bundles[user_id] = enrolled.bundle
+    (client,) = await online(field, user_id)
+    return client
+
+
+def heard(client: RadioClient, payload: bytes) -> list[events.VoiceFrame]:
+    return [
+        e for e in client.drain_events() if isinstance(e, events.VoiceFrame) and e.opus == payload
+    ]
+
+
+async def test_a_member_removed_from_a_patched_channel_hears_it_no_more(field: Field) -> None:
+    """Bob leaves patrol while it is patched with traffic: he was on the patch's channel as a
+    patrol member, and must not go on hearing patrol there (nor traffic)."""
+    patrol = field.channels["patrol"]
+    disp, alice, bob, carol = await online(field, "disp", "alice", "bob", "carol")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(bob, patrol)
+        await on_channel(carol, field.channels["traffic"])
+        patch = await patched(field, disp, alice, bob, carol)
+        await channel_admin.remove_member(disp, patrol, "bob")
+        # The relay no longer sends bob the patch's channel: it was rekeyed without him.
+        relay = field.server
+        assert "bob" not in {s.user_id for s in relay.channels[patch].listeners.values()}
+        roster = disp.keyring.channels[patch].roster
+        assert roster is not None and roster.member("bob") is None
+        # ...and a new order signed for that roster keeps the patch on for the others.
+        for officer in (alice, carol):
+            await keys_for(officer, patch, 2)
+            await officer.wait_for(control.Patch, lambda e: e.channel_id == patch)
+        bob.drain_events()
+        frame = await talk(alice, carol, b"bob is gone")
+        assert frame.channel_id == patch
+        await talk(carol, alice, b"and traffic too")
+        assert heard(bob, b"bob is gone") == heard(bob, b"and traffic too") == []
+        assert bob.keyring.channels[patch].current_epoch == 1  # he holds nothing newer
+    finally:
+        await stop(disp, alice, bob, carol)
+
+
+async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
+    field: Field,
+) -> None:
+    """disp2, a dispatcher on none of the channels, signs a new roster of the patch's channel
+    with itself on it (any dispatcher may sign a roster). The order disp signed was for the
+    roster it made: alice's PTT on patrol must stay on patrol, out of disp2's hearing."""
+    patrol = field.channels["patrol"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    disp2 = await second_dispatcher(field)
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, field.channels["traffic"])
+        await on_channel(disp, patrol)
+        patch = await patched(field, disp, alice, carol)
+        members = [*channel_admin.current_members(disp, patch), "disp2"]
+        await channel_admin.publish_roster(disp2, patch, members, previous_version=1)
+        await keys_for(alice, patch, 2)
+        await on_channel(disp2, patch)
+        assert alice.core.transmit_channel(None) == patrol
+        disp2.drain_events()
+        frame = await talk(alice, disp, b"not for disp2")
+        assert frame.channel_id == patrol
+        assert heard(disp2, b"not for disp2") == []
+    finally:
+        await stop(disp, alice, carol, disp2)
