@@ -13,13 +13,17 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from crypto.identity import Role
+from crypto.patch_order import verify_patch
 from ptt_admin import people
 from ptt_admin.session import connect
 from ptt_client import channel_admin, events
+from ptt_client.channel_admin import ChannelAdminError
 from ptt_client.client import RadioClient
+from ptt_client.patch_orders import signed_patch
 from ptt_protocol import control
 from tests.ptt_client.test_patches import on_channel, patched, talk
 from tests.tui.org import Field, keys_for, online, open_field, stop
@@ -101,5 +105,34 @@ async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
         frame = await talk(alice, disp, b"not for disp2")
         assert frame.channel_id == patrol
         assert heard(disp2, b"not for disp2") == []
+    finally:
+        await stop(disp, alice, carol, disp2)
+
+
+async def test_a_dispatcher_off_the_channels_cannot_replace_a_patchs_order(field: Field) -> None:
+    """The relay keeps one order per patch and hands it to every radio that logs in. A
+    renewal from a dispatcher who is on none of the channels is one no radio follows: stored,
+    it would leave every radio logging in afterwards out of the patch."""
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    disp2 = await second_dispatcher(field)
+    try:
+        await on_channel(alice, field.channels["patrol"])
+        await on_channel(carol, field.channels["traffic"])
+        patch = await patched(field, disp, alice, carol)
+        before = field.server.patches[patch].order
+        order, _ = verify_patch(before, field.server.trust, time.time())
+        at = time.time() + 1
+        newer = msgspec.structs.replace(order, issued_at=at, expires_at=at + 3600)
+        renewal = signed_patch(newer, disp2.keys, disp2.credential)
+        with pytest.raises(ChannelAdminError, match="on every channel"):
+            await channel_admin.send_checked(disp2, [renewal], "a renewal")
+        assert field.server.patches[patch].order == before
+        (bob,) = await online(field, "bob")
+        try:
+            await bob.wait_for(control.Patch, lambda e: e.channel_id == patch)  # followed
+            await on_channel(bob, field.channels["patrol"])
+            await bob.wait_for(control.Affiliated, lambda e: e.channel_id == patch)
+        finally:
+            await stop(bob)
     finally:
         await stop(disp, alice, carol, disp2)
