@@ -9,9 +9,11 @@ with, and nothing the network sends may crash the relay or a radio.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -136,3 +138,45 @@ async def test_a_dispatcher_off_the_channels_cannot_replace_a_patchs_order(field
             await stop(bob)
     finally:
         await stop(disp, alice, carol, disp2)
+
+
+async def test_an_emergency_raised_as_its_channel_is_deleted_is_kept(
+    field: Field, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay checks a channel in memory, then stores. An alert on ``incident`` checked
+    while the channel's deletion is on its way to the store must still be kept: an emergency
+    is never refused, nor lost with its channel."""
+    disp, alice = await online(field, "disp", "alice")
+    try:
+        incident = await channel_admin.create_channel(disp, "incident-9", ["alice"])
+        await keys_for(alice, incident, 1)
+        await on_channel(alice, incident)
+        store = field.server.store
+        delete, raise_ = store.delete_channel, store.raise_emergency
+        deleting, raising, deleted = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def delete_after_the_alerts_check(channel_id: int, now: float) -> None:
+            deleting.set()
+            await raising.wait()  # the alert's handler found the channel still there
+            await delete(channel_id, now)
+            deleted.set()
+
+        async def raise_after_the_delete(*args: Any) -> Any:
+            raising.set()
+            await deleted.wait()
+            return await raise_(*args)
+
+        monkeypatch.setattr(store, "delete_channel", delete_after_the_alerts_check)
+        monkeypatch.setattr(store, "raise_emergency", raise_after_the_delete)
+        await disp.send_message(control.ChannelDelete(channel_id=incident))
+        await deleting.wait()
+        alert_id = await alice.raise_emergency()
+        await disp.wait_for(control.ChannelDeleted, lambda e: e.channel_id == incident)
+        answer = await alice.wait_for(
+            object, lambda e: isinstance(e, control.Error | control.EmergencyAlert)
+        )
+        assert isinstance(answer, control.EmergencyAlert) and answer.alert_id == alert_id
+        await disp.wait_for(control.EmergencyAlert, lambda e: e.alert_id == alert_id)
+        assert [a.alert_id for a in await field.server.store.active_emergencies()] == [alert_id]
+    finally:
+        await stop(disp, alice)
