@@ -424,7 +424,8 @@ class RadioClient(EventStream):
             self._emit(events.PatchRefused(message.channel_id, str(exc)))
             return
         await self._run_effects(self.core.follow_patch(order))
-        self._emit(message)  # verified: the signed order says the same
+        if self.core.orders.get(order.patch_channel) == order:
+            self._emit(message)  # followed (not a replay): the signed order says the same
 
     # --- sending ---------------------------------------------------------------------------
 
