@@ -88,7 +88,8 @@ __all__ = [
 CLIENT_SOFTWARE: Final = "fieldradio"
 
 ENDED_PATCHES: Final = 64
-"""Ended patches remembered, to refuse a relay's replay of their orders."""
+"""Ended patches remembered, to refuse a relay's replay of their orders (and as many other
+deleted channels)."""
 RENEW_RETRY: Final = 30.0
 """Seconds before a dispatcher's renewal of a patch order is sent again if none came back."""
 
@@ -198,7 +199,12 @@ class ClientSessionCore:
         """Patches not followed since a roster their order names changed, until a new order."""
         self._renewing: dict[int, float] = {}
         self._ended: deque[int] = deque(maxlen=ENDED_PATCHES)
-        """Patches seen ending: an order for one of them is a replay (ids are never reused)."""
+        """Patches this radio followed, seen ending: an order for one of them is a replay (ids
+        are never reused). Only those: ends the relay makes up for other ids cannot push a
+        real one out, as a relay only has the few genuine unexpired orders to make it follow."""
+        self._deleted: deque[int] = deque(maxlen=ENDED_PATCHES)
+        """Other channels seen deleted (best effort), e.g. one made for a patch the relay
+        refused: its order, unexpired, would be a replay too."""
 
     @property
     def may_retry(self) -> bool:
@@ -403,13 +409,13 @@ class ClientSessionCore:
         elif isinstance(message, control.Unpatch):
             return self._unpatch(message.channel_id)
         elif isinstance(message, control.ChannelDeleted):
-            # The server deaffiliated us already; a patch cannot hold a deleted channel.
+            # The server deaffiliated us already; a patch cannot hold a deleted channel, and
+            # an order for one (e.g. of a patch the relay refused, still unexpired) is a replay.
             self.channels.pop(message.channel_id, None)
             self.affiliated.discard(message.channel_id)
-            if self.patches.pop(message.channel_id, None) is not None:
-                self._ended.append(message.channel_id)
-            self._orders.pop(message.channel_id, None)
-            self._held.pop(message.channel_id, None)
+            self._unpatch(message.channel_id)  # deaffiliated already: sends nothing
+            if message.channel_id not in self._ended and message.channel_id not in self._deleted:
+                self._deleted.append(message.channel_id)
             if self.selected == message.channel_id:
                 self.selected = None
         elif isinstance(message, KEY_MATERIAL):
@@ -437,7 +443,7 @@ class ClientSessionCore:
 
     def follow_patch(self, order: PatchOrder) -> list[Effect]:
         """Follow a verified patch order (a renewal only moves its expiry)."""
-        if order.patch_channel in self._ended:
+        if order.patch_channel in self._ended or order.patch_channel in self._deleted:
             why = "that patch ended: its order is replayed"
             return [Emit(events.PatchRefused(order.patch_channel, why))]
         current = self._orders.get(order.patch_channel)
@@ -493,10 +499,10 @@ class ClientSessionCore:
 
     def _unpatch(self, patch: int, *, ended: bool = True) -> list[Effect]:
         """Back to talking on our own channel: let go of the patch's floor, leave it."""
-        self._orders.pop(patch, None)
+        followed = self._orders.pop(patch, None) is not None or patch in self._held
         if ended:
             self._held.pop(patch, None)
-            if patch not in self._ended:
+            if followed and patch not in self._ended:
                 self._ended.append(patch)
         if self.patches.pop(patch, None) is None or patch not in self.affiliated:
             return []

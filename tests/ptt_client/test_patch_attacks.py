@@ -10,6 +10,7 @@ with, and nothing the network sends may crash the relay or a radio.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 
 from crypto.identity import Role
 from crypto.patch_order import verify_patch
+from ptt_admin import channels as admin_channels
 from ptt_admin import people
 from ptt_admin.session import connect
 from ptt_client import channel_admin, events
@@ -27,7 +29,7 @@ from ptt_client.channel_admin import ChannelAdminError
 from ptt_client.client import RadioClient
 from ptt_client.patch_orders import signed_patch
 from ptt_protocol import control
-from tests.ptt_client.test_patches import on_channel, patched, talk
+from tests.ptt_client.test_patches import on_channel, patched, signed, talk
 from tests.tui.org import Field, keys_for, online, open_field, stop
 
 
@@ -180,3 +182,125 @@ async def test_an_emergency_raised_as_its_channel_is_deleted_is_kept(
         assert [a.alert_id for a in await field.server.store.active_emergencies()] == [alert_id]
     finally:
         await stop(disp, alice)
+
+
+async def test_garbage_patches_unpatches_and_deletes_crash_neither_relay_nor_radio(
+    field: Field,
+) -> None:
+    """Every field of Patch, Unpatch and ChannelDelete at its worst, sent by a dispatcher to
+    the relay and by the relay to a radio: each is refused or ignored, and both go on."""
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice = await online(field, "disp", "alice")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(disp, patrol)
+        gone = await channel_admin.create_channel(disp, "gone", ["alice"])
+        await channel_admin.delete_channel(disp, gone)
+        genuine = signed(disp, gone, (patrol, traffic), time.time()).order
+        top = 2**32 - 1
+        orders = [b"", b"\x02", bytes(8192), os.urandom(8192), os.urandom(16 * 1024), genuine]
+        garbage: list[control.Message] = [
+            *(control.Patch(channel_id=gone, linked=(patrol, traffic), order=o) for o in orders),
+            control.Patch(channel_id=0, linked=(0, 0), order=genuine),
+            control.Patch(channel_id=top, linked=tuple(range(1, 5000)), order=genuine),
+            control.Patch(channel_id=patrol, linked=(patrol, traffic), order=genuine),
+            control.Patch(channel_id=patrol, linked=(), order=os.urandom(100)),
+            *(control.Unpatch(channel_id=c) for c in (0, gone, patrol, top)),
+            *(control.ChannelDelete(channel_id=c) for c in (0, gone, top)),
+            control.ChannelDeleted(channel_id=top, name="x" * 5000, by_user="y" * 5000),
+            control.ChannelDeleted(channel_id=0),
+        ]
+        for message in garbage:
+            with pytest.raises(ChannelAdminError):
+                await channel_admin.send_checked(disp, [message], "garbage")
+        # The relay sends them all to alice (first the patches, among them the genuine order
+        # of the channel she saw deleted), each time then a Pong: she read every one, is up,
+        # and follows none.
+        relay = field.server.sessions.by_user["alice"]
+        patches = [m for m in garbage if isinstance(m, control.Patch)]
+        batches: list[list[control.Message]] = [
+            [*patches],
+            [m for m in garbage if m not in patches],
+        ]
+        for nonce, batch in enumerate(batches):
+            for message in batch:
+                relay.send(message)
+            relay.send(control.Pong(nonce=nonce))
+            pong = await alice.wait_for(control.Pong, lambda e: e.nonce in (0, 1))
+            assert pong.nonce == nonce
+            assert alice.core.patches == {} and alice.core.transmit_channel(None) == patrol
+        assert patrol in alice.core.affiliated
+        assert field.server.patches == {} and gone not in field.server.channels
+        assert (await talk(alice, disp, b"still here")).channel_id == patrol
+    finally:
+        await stop(disp, alice)
+
+
+async def test_two_consoles_patching_the_same_channels_at_once_make_one_patch(
+    field: Field,
+) -> None:
+    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    disp2 = await second_dispatcher(field)
+    try:
+        async with connect(field.authority) as session:
+            for name in ("patrol", "traffic"):
+                await admin_channels.change_members(session, name, add=["disp2"], now=time.time())
+        for console in (disp, disp2):
+            for channel in (patrol, traffic):
+                await keys_for(console, channel, 2)
+        await on_channel(alice, patrol)
+        await on_channel(carol, traffic)
+        made = await asyncio.gather(
+            channel_admin.patch(disp, [patrol, traffic]),
+            channel_admin.patch(disp2, [traffic, patrol]),
+            return_exceptions=True,
+        )
+        [patch] = [m for m in made if isinstance(m, int)]
+        [refused] = [m for m in made if isinstance(m, BaseException)]
+        assert isinstance(refused, ChannelAdminError) and "in patch" in str(refused)
+        assert list(field.server.patches) == [patch]
+        assert [p.patch_id for p in await field.server.store.list_patches()] == [patch]
+        # The loser's channel is gone, so nobody is left listening on it.
+        names = {c.name for c in await field.server.store.list_channels()}
+        assert names == {"patrol", "traffic", field.server.channels[patch].name}
+        for officer in (alice, carol):
+            await officer.wait_for(control.Affiliated, lambda e: e.channel_id == patch)
+        assert alice.core.transmit_channel(None) == patch == carol.core.transmit_channel(None)
+    finally:
+        await stop(disp, alice, carol, disp2)
+
+
+async def test_an_ended_patch_replayed_after_a_reconnect_or_a_flood_of_ends_is_not_followed(
+    field: Field,
+) -> None:
+    patrol = field.channels["patrol"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, field.channels["traffic"])
+        patch = await patched(field, disp, alice, carol)
+        replay = field.server.patches[patch]
+        await channel_admin.unpatch(disp, patch)
+        await alice.wait_for(control.ChannelDeleted, lambda e: e.channel_id == patch)
+        field.server.sessions.by_user["alice"].close("the relay drops her")
+        await alice.wait_for(events.Connected, lambda e: e.reconnect)
+        relay = field.server.sessions.by_user["alice"]
+        relay.send(replay)  # order still unexpired
+        refused = await alice.wait_for(events.PatchRefused)
+        assert "ended" in refused.reason
+        # ...and not reported as a patch either (a radio would tell its officer it is on).
+        assert not [e for e in alice.drain_events() if isinstance(e, control.Patch)]
+        # Ends and deletions of a hundred other channels do not make her forget it ended.
+        top = 2**32 - 1
+        for n in range(100):
+            relay.send(control.Unpatch(channel_id=top - n))
+            relay.send(control.ChannelDeleted(channel_id=top - 200 - n))
+        relay.send(replay)
+        answer = await alice.wait_for(
+            object, lambda e: isinstance(e, events.PatchRefused | control.Patch)
+        )
+        assert isinstance(answer, events.PatchRefused) and "ended" in answer.reason
+        assert alice.core.transmit_channel(None) == patrol and patch not in alice.core.affiliated
+    finally:
+        await stop(disp, alice, carol)
