@@ -213,6 +213,8 @@ async def test_garbage_patches_unpatches_and_deletes_crash_neither_relay_nor_rad
         for message in garbage:
             with pytest.raises(ChannelAdminError):
                 await channel_admin.send_checked(disp, [message], "garbage")
+        with pytest.raises(ChannelAdminError, match="only a dispatcher"):  # nor an officer's
+            await channel_admin.send_checked(alice, [control.Unpatch(channel_id=gone)], "unpatch")
         # The relay sends them all to alice (first the patches, among them the genuine order
         # of the channel she saw deleted), each time then a Pong: she read every one, is up,
         # and follows none.
@@ -302,5 +304,41 @@ async def test_an_ended_patch_replayed_after_a_reconnect_or_a_flood_of_ends_is_n
         )
         assert isinstance(answer, events.PatchRefused) and "ended" in answer.reason
         assert alice.core.transmit_channel(None) == patrol and patch not in alice.core.affiliated
+    finally:
+        await stop(disp, alice, carol)
+
+
+async def test_a_patch_ended_mid_emergency_call_leaves_the_call_on_the_own_channel(
+    field: Field,
+) -> None:
+    """The relay ends the patch (a made-up Unpatch) while alice, in emergency, talks across
+    it: she is off the patch at once, and her next press is heard on patrol, at emergency
+    priority, by the dispatcher; the alert stays on patrol."""
+    patrol = field.channels["patrol"]
+    disp, alice, carol = await online(field, "disp", "alice", "carol")
+    try:
+        await on_channel(alice, patrol)
+        await on_channel(carol, field.channels["traffic"])
+        await on_channel(disp, patrol)
+        patch = await patched(field, disp, alice, carol)
+        alert_id = await alice.raise_emergency()
+        await alice.press()
+        granted = await alice.wait_for(control.FloorGranted)
+        assert granted.channel_id == patch
+        assert await alice.send_voice(b"across the patch")
+        frame = await disp.wait_for(events.VoiceFrame, lambda f: f.opus == b"across the patch")
+        assert (frame.channel_id, frame.priority) == (patch, control.PRIORITY_MAX)
+        field.server.sessions.by_user["alice"].send(control.Unpatch(channel_id=patch))
+        await disp.wait_for(control.FloorIdle, lambda e: e.channel_id == patch)
+        assert not alice.ptt_down() and alice.core.transmit_channel(None) == patrol
+        await alice.press()
+        granted = await alice.wait_for(control.FloorGranted)
+        assert granted.channel_id == patrol
+        assert await alice.send_voice(b"officer down")
+        frame = await disp.wait_for(events.VoiceFrame, lambda f: f.opus == b"officer down")
+        assert (frame.channel_id, frame.priority) == (patrol, control.PRIORITY_MAX)
+        await alice.release()
+        active = await field.server.store.active_emergencies()
+        assert [(a.alert_id, a.channel_id) for a in active] == [(alert_id, patrol)]
     finally:
         await stop(disp, alice, carol)
