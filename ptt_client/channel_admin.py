@@ -31,14 +31,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
+from crypto.epoch import EpochKey
 from crypto.errors import CryptoError, PatchError
 from crypto.identity import Credential
 from crypto.keyring import FrameOpener
-from crypto.roster import Member, Roster, sign_roster
+from crypto.roster import Member, Roster
 from ptt_client.audio import AudioOutput
 from ptt_client.codec import OpusDecoder
 from ptt_client.patch_orders import fresh_order, signed_patch
+from ptt_client.roster_publish import roster_messages
 from ptt_protocol import control, media
 
 if TYPE_CHECKING:
@@ -218,28 +219,10 @@ async def publish_roster(
     roster = Roster(
         channel_id, version, tuple(Member.from_credential(credentials[u]) for u in user_ids)
     )
-    now = time.time()
     try:
-        signed = sign_roster(roster, client.keys, client.credential)
-        key = new_epoch_key(channel_id, version, version)
-        envelopes = wrap_epoch(
-            key,
-            roster,
-            credentials,
-            client.keys,
-            client.credential,
-            trust=client.keyring.trust,
-            now=now,
-        )
+        messages = roster_messages(client.keyring, roster, credentials, time.time())
     except CryptoError as exc:
         raise ChannelAdminError(f"cannot rekey channel {channel_id}: {exc}") from exc
-    messages: list[control.Message] = [
-        control.RosterUpdate(channel_id=channel_id, version=version, signed_roster=signed)
-    ]
-    messages.extend(
-        control.KeyEnvelope(channel_id=channel_id, epoch=version, recipient=u, envelope=e)
-        for u, e in envelopes.items()
-    )
     await send_checked(client, messages, f"roster version {version} of channel {channel_id}")
     return version
 
@@ -248,23 +231,14 @@ async def set_members(client: RadioClient, channel_id: int, members: Iterable[st
     """Publish a new signed roster with ``members`` (and this dispatcher) and rekey the
     channel; returns the new epoch (see :func:`publish_roster`).
 
-    If the channel is linked in a patch, the patch's channel follows: it gets the linked
-    channels' new members (a new epoch there too, so a member who left hears neither), and
-    the patch a new order for the new rosters (radios stop following the old one the moment
-    the roster changes, ``ptt_client.patch_orders``).
+    If the channel is linked in a patch, radios stop following the patch's order at once,
+    and this console (as any on the patch) then rekeys the patch's channel for the new
+    members and signs a new order (``ptt_client.patch_orders.renewal``).
     """
     user_ids = _ordered_members(client, channel_id, members)
     keys = client.keyring.channels.get(channel_id)
     previous = keys.roster.version if keys is not None and keys.roster is not None else 0
-    patch = client.core.patch_of(channel_id)  # before: the new roster holds the patch
-    linked = client.core.patches.get(patch, ()) if patch is not None else ()
-    epoch = await publish_roster(client, channel_id, user_ids, previous)
-    if patch is not None:
-        union = [u for linked_id in linked for u in current_members(client, linked_id)]
-        if set(union) | {client.user_id} != set(current_members(client, patch)):
-            await set_members(client, patch, union)
-        await _send_order(client, patch, linked, f"the renewed patch {patch}")
-    return epoch
+    return await publish_roster(client, channel_id, user_ids, previous)
 
 
 async def add_member(client: RadioClient, channel_id: int, user_id: str) -> int:
@@ -353,21 +327,17 @@ async def patch(client: RadioClient, channels: Sequence[int]) -> int:
         union += listed
     members = list(dict.fromkeys(union))
     incident = await create_channel(client, "+".join(names), members, temporary=True)
+    what = f"the patch of {' and '.join(names)}"
     try:
-        await _send_order(client, incident, linked, f"the patch of {' and '.join(names)}")
+        try:
+            order = fresh_order(incident, linked, client.keyring, time.time())
+        except PatchError as exc:
+            raise ChannelAdminError(f"cannot sign {what}: {exc}") from exc
+        await send_checked(client, [signed_patch(order, client.keys, client.credential)], what)
     except ChannelAdminError:
         await delete_channel(client, incident)  # not left behind as a channel nobody uses
         raise
     return incident
-
-
-async def _send_order(client: RadioClient, patch: int, linked: Sequence[int], what: str) -> None:
-    """Sign and send an order for the rosters this console holds now."""
-    try:
-        order = fresh_order(patch, linked, client.keyring, time.time())
-    except PatchError as exc:
-        raise ChannelAdminError(f"cannot sign {what}: {exc}") from exc
-    await send_checked(client, [signed_patch(order, client.keys, client.credential)], what)
 
 
 async def unpatch(client: RadioClient, patch_channel: int) -> None:

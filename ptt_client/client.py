@@ -331,9 +331,9 @@ class RadioClient(EventStream):
             self._emit_all(self.keyring.tick(now))
             await self._run_effects(self.core.expire_patches(now))
             if self._ws is not None:
-                for renewal in renewals(self.core.patches_to_renew(now), self.keyring, now):
+                for message in renewals(self.core.patches_to_renew(now), self.keyring, now):
                     with contextlib.suppress(websockets.ConnectionClosed):
-                        await self._send(renewal)
+                        await self._send(message)
                 for report in self.reception.reports_due(self.media.hop, now):
                     with contextlib.suppress(websockets.ConnectionClosed):
                         await self._send(report)

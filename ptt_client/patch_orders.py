@@ -9,7 +9,8 @@ neither can the relay, whatever it sends. The order names rosters because the di
 vouches for the patch's channel holding the linked channels' members and nobody else: once
 one of them changes (a member leaves ``patrol``, another dispatcher rewrites the patch's
 roster), the radio stops following it (:func:`stale_patches`) until a dispatcher on the
-patch vouches again (:func:`fresh_order`).
+patch vouches again (:func:`fresh_order`; :func:`renewal` first rekeys the patch's channel
+when a linked channel's members changed).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 
-from crypto.errors import PatchError
+from crypto.errors import CryptoError, PatchError
 from crypto.identity import Credential, DeviceKeys
 from crypto.patch_order import MAX_PATCH_LIFETIME, PatchOrder, sign_patch, verify_patch
-from crypto.roster import Roster
+from crypto.roster import Member, Roster
 from ptt_client.e2e import Keyring
+from ptt_client.roster_publish import roster_messages
 from ptt_protocol import control
 
 log = logging.getLogger("ptt_client")
@@ -79,14 +81,10 @@ def stale_patches(orders: Mapping[int, PatchOrder], keyring: Keyring) -> list[tu
     return stale
 
 
-def fresh_order(patch: int, linked: Sequence[int], keyring: Keyring, now: float) -> PatchOrder:
-    """A new order, valid for the longest a radio accepts, for the rosters this dispatcher
-    holds now. Raises :class:`PatchError` unless this device is on every channel involved and
-    the patch's channel holds exactly the linked channels' members (the order vouches for it).
-    """
-    involved = (patch, *linked)
+def _involved_rosters(patch: int, linked: Sequence[int], keyring: Keyring) -> list[Roster]:
+    """The rosters of the patch's channel and the linked ones, which this device is on."""
     rosters = []
-    for channel_id in involved:
+    for channel_id in (patch, *linked):
         roster = _roster(keyring, channel_id)
         if roster is None or roster.member(keyring.credential.user_id) is None:
             raise PatchError(
@@ -94,28 +92,72 @@ def fresh_order(patch: int, linked: Sequence[int], keyring: Keyring, now: float)
                 " channel of a patch signs its order"
             )
         rosters.append(roster)
-    on_patch = set(rosters[0].members)
-    union = {member for roster in rosters[1:] for member in roster.members}
-    if on_patch != union:
+    return rosters
+
+
+def _order(rosters: Sequence[Roster], linked: Sequence[int], now: float) -> PatchOrder:
+    digests = tuple(roster.digest() for roster in rosters)
+    return PatchOrder(rosters[0].channel_id, tuple(linked), now, now + MAX_PATCH_LIFETIME, digests)
+
+
+def _linked_members(rosters: Sequence[Roster]) -> list[Member]:
+    return list(dict.fromkeys(member for roster in rosters[1:] for member in roster.members))
+
+
+def fresh_order(patch: int, linked: Sequence[int], keyring: Keyring, now: float) -> PatchOrder:
+    """A new order, valid for the longest a radio accepts, for the rosters this dispatcher
+    holds now. Raises :class:`PatchError` unless this device is on every channel involved and
+    the patch's channel holds exactly the linked channels' members (the order vouches for it).
+    """
+    rosters = _involved_rosters(patch, linked, keyring)
+    if set(rosters[0].members) != set(_linked_members(rosters)):
         raise PatchError(
             f"the roster of the patch's channel {patch} is not the linked channels' members:"
             " publish it with exactly their members first"
         )
-    digests = tuple(roster.digest() for roster in rosters)
-    return PatchOrder(patch, tuple(linked), now, now + MAX_PATCH_LIFETIME, digests)
+    return _order(rosters, linked, now)
 
 
-def renewals(due: Iterable[PatchOrder], keyring: Keyring, now: float) -> list[control.Patch]:
-    """Signed fresh orders replacing ``due`` (``ClientSessionCore.patches_to_renew``) that
-    this dispatcher can still vouch for; the others are left to lapse (logged)."""
+def renewal(order: PatchOrder, keyring: Keyring, now: float) -> list[control.Message]:
+    """What a dispatcher sends to replace ``order``: a fresh order, and first, if someone
+    joined or left a linked channel since (``ptt-admin``, another console), the patch's
+    channel with their new members and its own new epoch (a member who left gets no key).
+
+    Raises :class:`crypto.errors.CryptoError` if this console cannot (not on every channel,
+    a member's credential not fetched yet, a revoked member).
+    """
+    rosters = _involved_rosters(order.patch_channel, order.linked, keyring)
+    current, members = rosters[0], _linked_members(rosters)
+    messages: list[control.Message] = []
+    if set(current.members) != set(members):
+        # Continuing members keep their place (sender index), new ones go last.
+        kept = [m for m in current.members if m in members]
+        roster = Roster(
+            current.channel_id,
+            current.version + 1,
+            (*kept, *(m for m in members if m not in kept)),
+        )
+        credentials = {}
+        for member in roster.members:
+            credential = keyring.credentials.get(member.user_id)
+            if credential is None:
+                raise PatchError(f"no credential of {member.user_id!r} yet: tried again later")
+            credentials[member.user_id] = credential
+        messages = roster_messages(keyring, roster, credentials, now)
+        rosters[0] = roster
+    fresh = _order(rosters, order.linked, now)
+    return [*messages, signed_patch(fresh, keyring.keys, keyring.credential)]
+
+
+def renewals(due: Iterable[PatchOrder], keyring: Keyring, now: float) -> list[control.Message]:
+    """The :func:`renewal` of each order in ``due`` (``ClientSessionCore.patches_to_renew``)
+    this dispatcher can make; the others are left to lapse, or to a later try (logged)."""
     messages = []
     for order in due:
         try:
-            fresh = fresh_order(order.patch_channel, order.linked, keyring, now)
-        except PatchError as exc:
+            messages += renewal(order, keyring, now)
+        except CryptoError as exc:
             log.info("patch %s not renewed: %s", order.patch_channel, exc)
-            continue
-        messages.append(signed_patch(fresh, keyring.keys, keyring.credential))
     return messages
 
 

@@ -85,6 +85,15 @@ async def on_patch(server: RelayServer, session: Session, msg: control.Patch, no
             control.ERROR_NOT_MEMBER,
             "patch refused: only a dispatcher on every channel of a patch signs its order",
         )
+    for channel_id, digest in zip(order.involved, order.rosters, strict=True):
+        # Radios follow an order only for the rosters it names: keep none they would refuse.
+        state = server.rosters.get(channel_id)
+        if state is None or state.current is None or state.current.digest() != digest:
+            raise Refused(
+                control.ERROR_FORBIDDEN,
+                f"patch refused: the order is for another roster of channel {channel_id} than"
+                " its current one: sign it again",
+            )
     members = {user for channel in involved[1:] for user in channel.members}
     outside = sorted(members - patch.members)
     if outside:

@@ -56,9 +56,14 @@ def heard(client: RadioClient, payload: bytes) -> list[events.VoiceFrame]:
     ]
 
 
-async def test_a_member_removed_from_a_patched_channel_hears_it_no_more(field: Field) -> None:
+@pytest.mark.parametrize("remover", ["console", "authority"])
+async def test_a_member_removed_from_a_patched_channel_hears_it_no_more(
+    field: Field, remover: str
+) -> None:
     """Bob leaves patrol while it is patched with traffic: he was on the patch's channel as a
-    patrol member, and must not go on hearing patrol there (nor traffic)."""
+    patrol member, and must hear neither patrol nor traffic there any more. Taken off by the
+    console or by ``ptt-admin`` (no console made that change: the one on the patch notices),
+    the patch's channel is rekeyed without him and the patch goes on for the others."""
     patrol = field.channels["patrol"]
     disp, alice, bob, carol = await online(field, "disp", "alice", "bob", "carol")
     try:
@@ -66,20 +71,25 @@ async def test_a_member_removed_from_a_patched_channel_hears_it_no_more(field: F
         await on_channel(bob, patrol)
         await on_channel(carol, field.channels["traffic"])
         patch = await patched(field, disp, alice, bob, carol)
-        await channel_admin.remove_member(disp, patrol, "bob")
-        # The relay no longer sends bob the patch's channel: it was rekeyed without him.
-        relay = field.server
-        assert "bob" not in {s.user_id for s in relay.channels[patch].listeners.values()}
-        roster = disp.keyring.channels[patch].roster
+        if remover == "console":
+            await channel_admin.remove_member(disp, patrol, "bob")
+        else:
+            async with connect(field.authority) as session:
+                await admin_channels.change_members(
+                    session, "patrol", remove=["bob"], now=time.time()
+                )
+        try:
+            for officer in (alice, carol):
+                await keys_for(officer, patch, 2)
+                await officer.wait_for(control.Patch, lambda e: e.channel_id == patch)
+        except TimeoutError:
+            raise AssertionError("nobody rekeyed the patch's channel without bob") from None
+        roster = carol.keyring.channels[patch].roster
         assert roster is not None and roster.member("bob") is None
-        # ...and a new order signed for that roster keeps the patch on for the others.
-        for officer in (alice, carol):
-            await keys_for(officer, patch, 2)
-            await officer.wait_for(control.Patch, lambda e: e.channel_id == patch)
+        assert "bob" not in {s.user_id for s in field.server.channels[patch].listeners.values()}
         bob.drain_events()
-        frame = await talk(alice, carol, b"bob is gone")
-        assert frame.channel_id == patch
-        await talk(carol, alice, b"and traffic too")
+        assert (await talk(alice, carol, b"bob is gone")).channel_id == patch
+        assert (await talk(carol, alice, b"and traffic too")).channel_id == patch
         assert heard(bob, b"bob is gone") == heard(bob, b"and traffic too") == []
         assert bob.keyring.channels[patch].current_epoch == 1  # he holds nothing newer
     finally:
@@ -113,10 +123,11 @@ async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
         await stop(disp, alice, carol, disp2)
 
 
-async def test_a_dispatcher_off_the_channels_cannot_replace_a_patchs_order(field: Field) -> None:
+async def test_the_relay_keeps_no_patch_order_radios_would_refuse(field: Field) -> None:
     """The relay keeps one order per patch and hands it to every radio that logs in. A
-    renewal from a dispatcher who is on none of the channels is one no radio follows: stored,
-    it would leave every radio logging in afterwards out of the patch."""
+    renewal from a dispatcher who is on none of the channels, or for other rosters, is one
+    no radio follows: stored, it would leave every radio logging in afterwards out of the
+    patch."""
     disp, alice, carol = await online(field, "disp", "alice", "carol")
     disp2 = await second_dispatcher(field)
     try:
@@ -130,6 +141,13 @@ async def test_a_dispatcher_off_the_channels_cannot_replace_a_patchs_order(field
         renewal = signed_patch(newer, disp2.keys, disp2.credential)
         with pytest.raises(ChannelAdminError, match="on every channel"):
             await channel_admin.send_checked(disp2, [renewal], "a renewal")
+        # Nor one from the patch's own dispatcher for rosters that are not the current ones
+        # (another console's, late): radios would refuse it too.
+        stale = msgspec.structs.replace(newer, rosters=(*order.rosters[:-1], bytes(32)))
+        with pytest.raises(ChannelAdminError, match="another roster"):
+            await channel_admin.send_checked(
+                disp, [signed_patch(stale, disp.keys, disp.credential)], "a stale renewal"
+            )
         assert field.server.patches[patch].order == before
         (bob,) = await online(field, "bob")
         try:
