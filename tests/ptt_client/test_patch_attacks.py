@@ -101,7 +101,9 @@ async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
 ) -> None:
     """disp2, a dispatcher on none of the channels, signs a new roster of the patch's channel
     with itself on it (any dispatcher may sign a roster). The order disp signed was for the
-    roster it made: alice's PTT on patrol must stay on patrol, out of disp2's hearing."""
+    roster disp made: radios stop talking into the patch at once, and disp's console puts the
+    patch's channel back to the linked channels' members (a new epoch disp2 does not get)
+    before the patch goes on. disp2 never hears alice."""
     patrol = field.channels["patrol"]
     disp, alice, carol = await online(field, "disp", "alice", "carol")
     disp2 = await second_dispatcher(field)
@@ -110,15 +112,22 @@ async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
         await on_channel(carol, field.channels["traffic"])
         await on_channel(disp, patrol)
         patch = await patched(field, disp, alice, carol)
+        told: list[object] = []
+        alice.add_listener(told.append)
         members = [*channel_admin.current_members(disp, patch), "disp2"]
         await channel_admin.publish_roster(disp2, patch, members, previous_version=1)
-        await keys_for(alice, patch, 2)
-        await on_channel(disp2, patch)
-        assert alice.core.transmit_channel(None) == patrol
+        await keys_for(alice, patch, 3)  # disp's repair
+        await alice.wait_for(control.Patch, lambda e: e.channel_id == patch)
+        held = [e for e in told if isinstance(e, events.PatchRefused | control.Patch)]
+        assert isinstance(held[0], events.PatchRefused) and "roster" in held[0].reason
+        assert alice.core.transmit_channel(None) == patch
+        roster = alice.keyring.channels[patch].roster
+        assert roster is not None and roster.version == 3 and roster.member("disp2") is None
         disp2.drain_events()
         frame = await talk(alice, disp, b"not for disp2")
-        assert frame.channel_id == patrol
+        assert frame.channel_id == patch
         assert heard(disp2, b"not for disp2") == []
+        assert disp2.keyring.channels[patch].current_epoch == 2  # its own, nothing after
     finally:
         await stop(disp, alice, carol, disp2)
 
