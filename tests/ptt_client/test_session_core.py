@@ -4,12 +4,14 @@ per channel. Driven by hand, no server, no clock."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from crypto.identity import Credential, DeviceKeys
 from crypto.patch_order import MAX_PATCH_LIFETIME, PatchOrder
 from ptt_client import events
 from ptt_client.session_core import (
+    ENDED_PATCHES,
     RENEW_RETRY,
     BurstEnded,
     BurstStarted,
@@ -362,6 +364,22 @@ def test_a_patch_whose_roster_changed_is_held_until_a_new_order() -> None:
     assert dispatcher.patches_to_renew(T0 + 1) == [first]
     dispatcher.expire_patches(first.expires_at)
     assert dispatcher.patches_to_renew(first.expires_at + RENEW_RETRY) == []
+
+
+def test_made_up_ends_and_deletions_do_not_push_out_a_real_end() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    core.follow_patch(order())
+    core.receive(control.Unpatch(channel_id=PATCH))
+    for n in range(3 * ENDED_PATCHES):
+        core.receive(control.Unpatch(channel_id=1000 + n))
+        core.receive(control.ChannelDeleted(channel_id=5000 + n))
+    replayed = core.follow_patch(order(at=T0 + 1))
+    assert [type(e) for e in emitted(replayed)] == [events.PatchRefused]
+    # A deleted channel's order is a replay too, though this radio never followed it.
+    core.receive(control.ChannelDeleted(channel_id=PATCH + 1))
+    other = msgspec.structs.replace(order(), patch_channel=PATCH + 1)
+    assert [type(e) for e in emitted(core.follow_patch(other))] == [events.PatchRefused]
 
 
 def test_after_a_reconnect_only_the_patches_the_server_repeats_are_kept() -> None:
