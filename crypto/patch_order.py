@@ -5,7 +5,11 @@ on their own (:class:`ptt_protocol.control.Patch`). Were the relay's say-so enou
 could send an officer's speech on ``patrol`` to the members of any other channel the
 officer is on. So a patch is an order signed by a dispatcher's device (:func:`sign_patch`),
 which radios verify against the org root (:func:`verify_patch`) before following it; they
-also check that the signer is on every channel involved (``ptt_client.e2e``). An order
+also check that the signer is on every channel involved (``ptt_client.patch_orders``).
+An order names the roster of every channel involved as its signer held it
+(:meth:`crypto.roster.Roster.digest`): the dispatcher vouches that the patch's channel holds
+the linked channels' members and nobody else, which stops being true the moment any of
+those rosters changes, so radios follow an order only while they hold those rosters. An order
 expires (at most :data:`MAX_PATCH_LIFETIME` after it was signed) so a relay cannot replay
 one after the patch ended; dispatcher consoles re-sign the patches they are on before
 half of that has passed.
@@ -28,21 +32,29 @@ MAX_PATCH_LIFETIME: Final = 3600.0
 MAX_CLOCK_SKEW: Final = 300.0
 """An order signed up to this far in the radio's future is still taken (device clocks)."""
 MAX_LINKED: Final = 8
-_VERSION: Final = 1
-_CONTEXT: Final = b"fieldradio patch v1\x00"
+_VERSION: Final = 2
+_CONTEXT: Final = b"fieldradio patch v2\x00"
 _MAX_BYTES: Final = 8192
 _U32 = Annotated[int, msgspec.Meta(ge=1, lt=2**32)]
+_DIGEST = Annotated[bytes, msgspec.Meta(min_length=32, max_length=32)]
 _ENCODER: Final = msgspec.msgpack.Encoder()
 
 
 class PatchOrder(msgspec.Struct, array_like=True, frozen=True):
     """Channels ``linked`` talk through channel ``patch_channel`` from ``issued_at`` until
-    ``expires_at`` (Unix seconds), unless ended sooner."""
+    ``expires_at`` (Unix seconds), unless ended sooner, while the channels :attr:`involved`
+    have the rosters whose digests are ``rosters`` (in the same order)."""
 
     patch_channel: _U32
     linked: Annotated[tuple[_U32, ...], msgspec.Meta(min_length=2, max_length=MAX_LINKED)]
     issued_at: float
     expires_at: float
+    rosters: Annotated[tuple[_DIGEST, ...], msgspec.Meta(max_length=MAX_LINKED + 1)]
+
+    @property
+    def involved(self) -> tuple[int, ...]:
+        """The patch's channel, then the linked ones: the channels ``rosters`` are of."""
+        return (self.patch_channel, *self.linked)
 
 
 class _SignedPatch(msgspec.Struct, array_like=True, frozen=True):
@@ -61,6 +73,8 @@ def _signed_part(order: PatchOrder, signer_fingerprint: bytes) -> bytes:
 def _check(order: PatchOrder) -> None:
     if len(set(order.linked)) != len(order.linked) or order.patch_channel in order.linked:
         raise PatchError("a patch order links distinct channels other than its own: refused")
+    if len(order.rosters) != len(order.involved):
+        raise PatchError("a patch order names the roster of every channel involved: refused")
     if not 0 < order.expires_at - order.issued_at <= MAX_PATCH_LIFETIME:
         raise PatchError(
             f"a patch order is valid for at most {MAX_PATCH_LIFETIME:.0f} s after signing: refused"

@@ -14,6 +14,7 @@ to a roster that still lists a removed member, nor replay an old one.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Final
 
 import msgspec
@@ -77,6 +78,11 @@ class Roster(msgspec.Struct, array_like=True, frozen=True):
             if member.user_id == user_id:
                 return member
         return None
+
+    def digest(self) -> bytes:
+        """SHA-256 of this roster (channel, version, members in order): what a signed patch
+        order names, so it holds for this roster and no other with the same version."""
+        return hashlib.sha256(_ENCODER.encode(self)).digest()
 
     def check(self) -> None:
         """Raise :class:`RosterError` if a user id appears twice (sender indexes would clash)."""

@@ -31,15 +31,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from crypto.epoch import EpochKey, new_epoch_key, wrap_epoch
-from crypto.errors import CryptoError
+from crypto.epoch import EpochKey
+from crypto.errors import CryptoError, PatchError
 from crypto.identity import Credential
 from crypto.keyring import FrameOpener
-from crypto.roster import Member, Roster, sign_roster
+from crypto.roster import Member, Roster
 from ptt_client.audio import AudioOutput
 from ptt_client.codec import OpusDecoder
-from ptt_client.patch_orders import signed_patch
-from ptt_client.session_core import new_patch_order
+from ptt_client.patch_orders import fresh_order, signed_patch
+from ptt_client.roster_publish import roster_messages
 from ptt_protocol import control, media
 
 if TYPE_CHECKING:
@@ -219,35 +219,22 @@ async def publish_roster(
     roster = Roster(
         channel_id, version, tuple(Member.from_credential(credentials[u]) for u in user_ids)
     )
-    now = time.time()
     try:
-        signed = sign_roster(roster, client.keys, client.credential)
-        key = new_epoch_key(channel_id, version, version)
-        envelopes = wrap_epoch(
-            key,
-            roster,
-            credentials,
-            client.keys,
-            client.credential,
-            trust=client.keyring.trust,
-            now=now,
-        )
+        messages = roster_messages(client.keyring, roster, credentials, time.time())
     except CryptoError as exc:
         raise ChannelAdminError(f"cannot rekey channel {channel_id}: {exc}") from exc
-    messages: list[control.Message] = [
-        control.RosterUpdate(channel_id=channel_id, version=version, signed_roster=signed)
-    ]
-    messages.extend(
-        control.KeyEnvelope(channel_id=channel_id, epoch=version, recipient=u, envelope=e)
-        for u, e in envelopes.items()
-    )
     await send_checked(client, messages, f"roster version {version} of channel {channel_id}")
     return version
 
 
 async def set_members(client: RadioClient, channel_id: int, members: Iterable[str]) -> int:
     """Publish a new signed roster with ``members`` (and this dispatcher) and rekey the
-    channel; returns the new epoch (see :func:`publish_roster`)."""
+    channel; returns the new epoch (see :func:`publish_roster`).
+
+    If the channel is linked in a patch, radios stop following the patch's order at once,
+    and this console (as any on the patch) then rekeys the patch's channel for the new
+    members and signs a new order (``ptt_client.patch_orders.renewal``).
+    """
     user_ids = _ordered_members(client, channel_id, members)
     keys = client.keyring.channels.get(channel_id)
     previous = keys.roster.version if keys is not None and keys.roster is not None else 0
@@ -340,13 +327,13 @@ async def patch(client: RadioClient, channels: Sequence[int]) -> int:
         union += listed
     members = list(dict.fromkeys(union))
     incident = await create_channel(client, "+".join(names), members, temporary=True)
-    order = new_patch_order(incident, tuple(linked), time.time())
+    what = f"the patch of {' and '.join(names)}"
     try:
-        await send_checked(
-            client,
-            [signed_patch(order, client.keys, client.credential)],
-            f"the patch of {' and '.join(names)}",
-        )
+        try:
+            order = fresh_order(incident, linked, client.keyring, time.time())
+        except PatchError as exc:
+            raise ChannelAdminError(f"cannot sign {what}: {exc}") from exc
+        await send_checked(client, [signed_patch(order, client.keys, client.credential)], what)
     except ChannelAdminError:
         await delete_channel(client, incident)  # not left behind as a channel nobody uses
         raise

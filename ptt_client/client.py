@@ -37,7 +37,7 @@ from ptt_client.errors import ClientError, PinnedCertificateError, connection_fa
 from ptt_client.event_stream import EventStream
 from ptt_client.floor_view import FloorView
 from ptt_client.media_path import KEEPALIVE_INTERVAL, MediaPath
-from ptt_client.patch_orders import check_patch, signed_patch
+from ptt_client.patch_orders import check_patch, renewals, stale_patches
 from ptt_client.protection import ProtectionState
 from ptt_client.reception import Reception
 from ptt_client.session_core import (
@@ -331,9 +331,9 @@ class RadioClient(EventStream):
             self._emit_all(self.keyring.tick(now))
             await self._run_effects(self.core.expire_patches(now))
             if self._ws is not None:
-                for order in self.core.patches_to_renew(now):
+                for message in renewals(self.core.patches_to_renew(now), self.keyring, now):
                     with contextlib.suppress(websockets.ConnectionClosed):
-                        await self._send(signed_patch(order, self.keys, self.credential))
+                        await self._send(message)
                 for report in self.reception.reports_due(self.media.hop, now):
                     with contextlib.suppress(websockets.ConnectionClosed):
                         await self._send(report)
@@ -404,6 +404,8 @@ class RadioClient(EventStream):
             self._emit_all(
                 self.keyring.accept_roster(message.channel_id, message.signed_roster, now)
             )
+            for patch, why in stale_patches(self.core.orders, self.keyring):
+                await self._run_effects(self.core.hold_patch(patch, why))
             unknown = self.keyring.unknown_members(message.channel_id)
             if unknown:
                 # Needed to verify talker signatures and texts, and (dispatchers) to rekey.
@@ -422,7 +424,8 @@ class RadioClient(EventStream):
             self._emit(events.PatchRefused(message.channel_id, str(exc)))
             return
         await self._run_effects(self.core.follow_patch(order))
-        self._emit(message)  # verified: the signed order says the same
+        if self.core.orders.get(order.patch_channel) == order:
+            self._emit(message)  # followed (not a replay): the signed order says the same
 
     # --- sending ---------------------------------------------------------------------------
 

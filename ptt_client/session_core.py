@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Final
 
 from crypto.identity import Credential, DeviceKeys
-from crypto.patch_order import MAX_PATCH_LIFETIME, PatchOrder
+from crypto.patch_order import PatchOrder
 from ptt_client import events
 from ptt_client.floor_view import FLOOR_MESSAGES, ChannelFloor, FloorView
 from ptt_client.session_effects import (
@@ -88,14 +88,10 @@ __all__ = [
 CLIENT_SOFTWARE: Final = "fieldradio"
 
 ENDED_PATCHES: Final = 64
-"""Ended patches remembered, to refuse a relay's replay of their orders."""
+"""Ended patches remembered, to refuse a relay's replay of their orders (and as many other
+deleted channels)."""
 RENEW_RETRY: Final = 30.0
 """Seconds before a dispatcher's renewal of a patch order is sent again if none came back."""
-
-
-def new_patch_order(patch: int, linked: tuple[int, ...], now: float) -> PatchOrder:
-    """A fresh order for a patch, valid for the longest a radio accepts."""
-    return PatchOrder(patch, tuple(linked), now, now + MAX_PATCH_LIFETIME)
 
 
 CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
@@ -199,9 +195,16 @@ class ClientSessionCore:
         """Patches this radio follows: the patch's channel -> the linked channels."""
         self._orders: dict[int, PatchOrder] = {}
         """The verified order in force for each patch (it expires unless renewed)."""
+        self._held: dict[int, PatchOrder] = {}
+        """Patches not followed since a roster their order names changed, until a new order."""
         self._renewing: dict[int, float] = {}
         self._ended: deque[int] = deque(maxlen=ENDED_PATCHES)
-        """Patches seen ending: an order for one of them is a replay (ids are never reused)."""
+        """Patches this radio followed, seen ending: an order for one of them is a replay (ids
+        are never reused). Only those: ends the relay makes up for other ids cannot push a
+        real one out, as a relay only has the few genuine unexpired orders to make it follow."""
+        self._deleted: deque[int] = deque(maxlen=ENDED_PATCHES)
+        """Other channels seen deleted (best effort), e.g. one made for a patch the relay
+        refused: its order, unexpired, would be a replay too."""
 
     @property
     def may_retry(self) -> bool:
@@ -261,6 +264,7 @@ class ClientSessionCore:
             self.selected = None
         self.patches.clear()
         self._orders.clear()
+        self._held.clear()
         return LoggedIn(message, self._rejoin())
 
     def _rejoin(self) -> list[Effect]:
@@ -405,12 +409,13 @@ class ClientSessionCore:
         elif isinstance(message, control.Unpatch):
             return self._unpatch(message.channel_id)
         elif isinstance(message, control.ChannelDeleted):
-            # The server deaffiliated us already; a patch cannot hold a deleted channel.
+            # The server deaffiliated us already; a patch cannot hold a deleted channel, and
+            # an order for one (e.g. of a patch the relay refused, still unexpired) is a replay.
             self.channels.pop(message.channel_id, None)
             self.affiliated.discard(message.channel_id)
-            if self.patches.pop(message.channel_id, None) is not None:
-                self._ended.append(message.channel_id)
-            self._orders.pop(message.channel_id, None)
+            self._unpatch(message.channel_id)  # deaffiliated already: sends nothing
+            if message.channel_id not in self._ended and message.channel_id not in self._deleted:
+                self._deleted.append(message.channel_id)
             if self.selected == message.channel_id:
                 self.selected = None
         elif isinstance(message, KEY_MATERIAL):
@@ -438,19 +443,38 @@ class ClientSessionCore:
 
     def follow_patch(self, order: PatchOrder) -> list[Effect]:
         """Follow a verified patch order (a renewal only moves its expiry)."""
-        if order.patch_channel in self._ended:
+        if order.patch_channel in self._ended or order.patch_channel in self._deleted:
             why = "that patch ended: its order is replayed"
             return [Emit(events.PatchRefused(order.patch_channel, why))]
         current = self._orders.get(order.patch_channel)
         if current is not None and current.issued_at >= order.issued_at:
             return []  # an older order, replayed
         self._orders[order.patch_channel] = order
+        self._held.pop(order.patch_channel, None)
         self._renewing.pop(order.patch_channel, None)
         self.patches[order.patch_channel] = order.linked
         return self._join_patches()
 
+    @property
+    def orders(self) -> dict[int, PatchOrder]:
+        """The order followed for each patch (read-only: to check it still holds)."""
+        return dict(self._orders)
+
+    def hold_patch(self, patch: int, why: str) -> list[Effect]:
+        """Stop following a patch whose order no longer holds (a roster it names changed):
+        talk on our own channel until a new order comes (a dispatcher's radio signs one)."""
+        order = self._orders.get(patch)
+        if order is None:
+            return []
+        effects = self._unpatch(patch, ended=False)
+        self._held[patch] = order
+        return [*effects, Emit(events.PatchRefused(patch, why))]
+
     def expire_patches(self, now: float) -> list[Effect]:
         """End the patches whose order ran out with nobody renewing it (a console gone)."""
+        for patch, order in list(self._held.items()):
+            if now >= order.expires_at:
+                del self._held[patch]
         effects: list[Effect] = []
         for patch, order in list(self._orders.items()):
             if now >= order.expires_at:
@@ -459,24 +483,27 @@ class ClientSessionCore:
         return effects
 
     def patches_to_renew(self, now: float) -> list[PatchOrder]:
-        """Orders a dispatcher on the patch re-signs, once half their life is gone (the
-        patch lives while a dispatcher's console on it runs)."""
+        """Orders a dispatcher on the patch replaces with a fresh one
+        (``ptt_client.patch_orders.renewals``): once half their life is gone (the patch lives
+        while a dispatcher's console on it runs), or at once when held."""
         if not self.credential.is_key_manager():
             return []
         due = []
-        for patch, order in self._orders.items():
+        for patch, order in [*self._orders.items(), *self._held.items()]:
             half_life = order.issued_at + (order.expires_at - order.issued_at) / 2
-            if patch in self.affiliated and now >= half_life:
+            if patch in self._held or (patch in self.affiliated and now >= half_life):
                 if now - self._renewing.get(patch, -RENEW_RETRY) >= RENEW_RETRY:
                     self._renewing[patch] = now
-                    due.append(new_patch_order(patch, order.linked, now))
+                    due.append(order)
         return due
 
     def _unpatch(self, patch: int, *, ended: bool = True) -> list[Effect]:
         """Back to talking on our own channel: let go of the patch's floor, leave it."""
-        self._orders.pop(patch, None)
-        if ended and patch not in self._ended:
-            self._ended.append(patch)
+        followed = self._orders.pop(patch, None) is not None or patch in self._held
+        if ended:
+            self._held.pop(patch, None)
+            if followed and patch not in self._ended:
+                self._ended.append(patch)
         if self.patches.pop(patch, None) is None or patch not in self.affiliated:
             return []
         effects = self.release(patch) if self.ptt_down(patch) else []

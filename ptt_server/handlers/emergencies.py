@@ -19,7 +19,7 @@ from ptt_server.policy import Refused, may_cancel_emergency
 from ptt_server.sessions import (
     Session,
 )
-from ptt_server.store import Emergency, StoreError
+from ptt_server.store import Emergency, NotFoundError, StoreError
 
 if TYPE_CHECKING:
     from ptt_server.server import RelayServer
@@ -81,9 +81,16 @@ async def on_emergency_alert(
     if channel is None or session.user_id not in channel.members:
         channel_id = session.selected_channel
     # One active emergency per user: the store merges a press with a fresh id into it.
-    raised = await server.store.raise_emergency(
-        msg.alert_id, session.user_id, channel_id, msg.sealed_location, time.time()
-    )
+    try:
+        raised = await server.store.raise_emergency(
+            msg.alert_id, session.user_id, channel_id, msg.sealed_location, time.time()
+        )
+    except NotFoundError:
+        # The channel was deleted while the alert was on its way to the store (the delete
+        # checked for an active alert before this one existed): keep it, without a channel.
+        raised = await server.store.raise_emergency(
+            msg.alert_id, session.user_id, None, msg.sealed_location, time.time()
+        )
     alert = raised.alert
     if raised.outcome == "foreign":
         raise Refused(control.ERROR_FORBIDDEN, "that alert id belongs to someone else")

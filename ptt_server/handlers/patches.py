@@ -72,12 +72,29 @@ async def on_patch(server: RelayServer, session: Session, msg: control.Patch, no
     patch = server.channels.get(msg.channel_id)
     if patch is None:
         raise Refused(control.ERROR_NOT_FOUND, f"no channel {msg.channel_id}: create it first")
-    members: set[str] = set()
+    involved = [patch]
     for channel_id in linked:
         channel = server.channels.get(channel_id)
         if channel is None:
             raise Refused(control.ERROR_NOT_FOUND, f"no channel {channel_id}")
-        members |= channel.members
+        involved.append(channel)
+    if any(session.user_id not in channel.members for channel in involved):
+        # Radios follow only such an order; stored, another would be what radios logging
+        # in are handed, and they would be left out of the patch.
+        raise Refused(
+            control.ERROR_NOT_MEMBER,
+            "patch refused: only a dispatcher on every channel of a patch signs its order",
+        )
+    for channel_id, digest in zip(order.involved, order.rosters, strict=True):
+        # Radios follow an order only for the rosters it names: keep none they would refuse.
+        state = server.rosters.get(channel_id)
+        if state is None or state.current is None or state.current.digest() != digest:
+            raise Refused(
+                control.ERROR_FORBIDDEN,
+                f"patch refused: the order is for another roster of channel {channel_id} than"
+                " its current one: sign it again",
+            )
+    members = {user for channel in involved[1:] for user in channel.members}
     outside = sorted(members - patch.members)
     if outside:
         raise Refused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,8 +18,11 @@ DISPATCHER = ORG.enroll("dispatch", Role.DISPATCHER)
 OFFICER = ORG.enroll("alice")
 
 
+ROSTERS = (b"p" * 32, b"a" * 32, b"b" * 32)
+
+
 def order(issued_at: float = NOW, lifetime: float = MAX_PATCH_LIFETIME) -> PatchOrder:
-    return PatchOrder(9, (7, 8), issued_at, issued_at + lifetime)
+    return PatchOrder(9, (7, 8), issued_at, issued_at + lifetime, ROSTERS)
 
 
 def signed(o: PatchOrder | None = None) -> bytes:
@@ -40,21 +44,21 @@ def test_an_officer_cannot_sign_and_a_forged_officer_order_is_refused() -> None:
         credential.to_bytes(),
         keys.sign(module._signed_part(order(), credential.fingerprint())),
     )
-    forged = bytes((1,)) + module._ENCODER.encode(body)
+    forged = bytes((module._VERSION,)) + module._ENCODER.encode(body)
     with pytest.raises(PatchError, match="not a dispatcher"):
         verify_patch(forged, ORG.trust, NOW)
 
 
 def test_a_tampered_order_is_refused() -> None:
     blob = signed()
-    other = sign_patch(PatchOrder(9, (7, 10), NOW, NOW + 60), *DISPATCHER)
+    other = sign_patch(PatchOrder(9, (7, 10), NOW, NOW + 60, ROSTERS), *DISPATCHER)
     # Swap the order inside for another one, keep the signature: a relay redirecting.
     decoded = module._DECODER.decode(blob[1:])
     swapped = module._SignedPatch(
         module._DECODER.decode(other[1:]).order, decoded.signer_credential, decoded.signature
     )
     with pytest.raises(PatchError, match="bad signature"):
-        verify_patch(bytes((1,)) + module._ENCODER.encode(swapped), ORG.trust, NOW)
+        verify_patch(bytes((module._VERSION,)) + module._ENCODER.encode(swapped), ORG.trust, NOW)
 
 
 def test_an_order_expires_and_cannot_be_made_long_lived_or_dated_ahead() -> None:
@@ -80,9 +84,21 @@ def test_a_revoked_or_foreign_signer_is_refused() -> None:
 
 
 def test_linked_channels_are_distinct_and_not_the_patch_itself() -> None:
-    for bad in (PatchOrder(9, (7, 7), NOW, NOW + 60), PatchOrder(9, (7, 9), NOW, NOW + 60)):
+    for linked in ((7, 7), (7, 9)):
         with pytest.raises(PatchError, match="distinct"):
-            sign_patch(bad, *DISPATCHER)
+            sign_patch(PatchOrder(9, linked, NOW, NOW + 60, ROSTERS), *DISPATCHER)
+
+
+def test_an_order_names_the_roster_of_every_channel_involved() -> None:
+    for rosters in (ROSTERS[:2], (*ROSTERS, b"c" * 32)):
+        with pytest.raises(PatchError, match="roster of every channel"):
+            sign_patch(PatchOrder(9, (7, 8), NOW, NOW + 60, rosters), *DISPATCHER)
+    # The same channels for other rosters is another order: the signature does not carry over.
+    decoded = module._DECODER.decode(signed()[1:])
+    other = msgspec.structs.replace(decoded.order, rosters=(b"x" * 32, *ROSTERS[1:]))
+    moved = module._SignedPatch(other, decoded.signer_credential, decoded.signature)
+    with pytest.raises(PatchError, match="bad signature"):
+        verify_patch(bytes((module._VERSION,)) + module._ENCODER.encode(moved), ORG.trust, NOW)
 
 
 @settings(max_examples=300, deadline=None)

@@ -233,3 +233,14 @@ def test_an_equivalent_but_non_canonical_encoding_is_refused(channel: Channel) -
     with pytest.raises(RosterError):
         state.accept(altered, channel.org.trust, NOW)
     assert state.current is None
+
+
+def test_a_digest_tells_apart_rosters_of_one_version(channel: Channel) -> None:
+    # A patch order names rosters by digest: two dispatchers' version 2 must not pass as one.
+    digests = {
+        channel.roster(2).digest(),
+        channel.roster(2, ("alice", "bob")).digest(),
+        channel.roster(2, ("bob", "alice", "carol")).digest(),  # other sender indexes
+        channel.roster(3).digest(),
+    }
+    assert len(digests) == 4 and channel.roster(2).digest() == channel.roster(2).digest()

@@ -17,13 +17,13 @@ import msgspec
 import pytest
 
 from crypto.errors import PatchError
+from crypto.patch_order import MAX_PATCH_LIFETIME, PatchOrder
 from ptt_admin import channels as admin_channels
 from ptt_admin.session import connect
 from ptt_client import channel_admin, events
 from ptt_client.channel_admin import ChannelAdminError
 from ptt_client.client import RadioClient
 from ptt_client.patch_orders import signed_patch
-from ptt_client.session_core import new_patch_order
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from tests.tui.org import Field, keys_for, online, open_field, stop
@@ -167,8 +167,27 @@ async def test_a_patch_outlives_a_restart_of_the_relay(field: Field) -> None:
             await restarted.stop()
 
 
-def signed(client: RadioClient, patch: int, linked: tuple[int, ...], at: float) -> control.Patch:
-    return signed_patch(new_patch_order(patch, linked, at), client.keys, client.credential)
+def order_for(holder: RadioClient, patch: int, linked: tuple[int, ...], at: float) -> PatchOrder:
+    """An order naming the rosters ``holder`` holds (zeros for one it does not): a relay
+    knows every roster, so it can name the ones its victim holds."""
+    rosters = []
+    for channel_id in (patch, *linked):
+        keys = holder.keyring.channels.get(channel_id)
+        roster = keys.roster if keys is not None else None
+        rosters.append(roster.digest() if roster is not None else bytes(32))
+    return PatchOrder(patch, linked, at, at + MAX_PATCH_LIFETIME, tuple(rosters))
+
+
+def signed(
+    client: RadioClient,
+    patch: int,
+    linked: tuple[int, ...],
+    at: float,
+    holder: RadioClient | None = None,
+) -> control.Patch:
+    """``client``'s order for the rosters ``holder`` (default: ``client``) holds."""
+    order = order_for(holder or client, patch, linked, at)
+    return signed_patch(order, client.keys, client.credential)
 
 
 async def test_patches_are_refused_unless_they_can_be_kept(field: Field) -> None:
@@ -249,16 +268,17 @@ async def test_an_evil_relay_cannot_divert_a_channel_through_a_patch(field: Fiel
         now = time.time()
         forged = [
             # A dispatcher on the patch's channel but not on "secret" cannot divert it.
-            signed(disp, other, (secret.channel_id, traffic), now),
+            signed(disp, other, (secret.channel_id, traffic), now, holder=alice),
             control.Patch(channel_id=other, linked=(patrol, traffic)),  # no order
             signed_patch(  # the org authority is a key manager, but on neither channel
-                new_patch_order(other, (patrol, traffic), now), field.authority.admin_keys, admin
+                order_for(alice, other, (patrol, traffic), now), field.authority.admin_keys, admin
             ),
-            signed(disp, other, (patrol, traffic), now - 3650),  # an expired order, replayed
+            # An expired order, replayed.
+            signed(disp, other, (patrol, traffic), now - 3650, holder=alice),
             control.Patch(  # a genuine order for other channels, relabelled
                 channel_id=other,
                 linked=(patrol, traffic),
-                order=signed(disp, other, (patrol, short_of(field)), now).order,
+                order=signed(disp, other, (patrol, short_of(field)), now, holder=alice).order,
             ),
         ]
         relay = field.server.sessions.by_user["alice"]

@@ -4,12 +4,15 @@ per channel. Driven by hand, no server, no clock."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from crypto.identity import Credential, DeviceKeys
-from crypto.patch_order import PatchOrder
+from crypto.patch_order import MAX_PATCH_LIFETIME, PatchOrder
 from ptt_client import events
 from ptt_client.session_core import (
+    ENDED_PATCHES,
+    RENEW_RETRY,
     BurstEnded,
     BurstStarted,
     ClientSessionCore,
@@ -28,7 +31,6 @@ from ptt_client.session_core import (
     TalkerNamed,
     TextArrived,
     TextStored,
-    new_patch_order,
 )
 from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
@@ -268,7 +270,9 @@ T0 = 1_000_000.0
 
 
 def order(linked: tuple[int, ...] = (CH, OTHER), at: float = T0) -> PatchOrder:
-    return new_patch_order(PATCH, linked, at)
+    """An order as the core gets it, checked already (the rosters are the key ring's part)."""
+    rosters = (bytes(32),) * (1 + len(linked))
+    return PatchOrder(PATCH, linked, at, at + MAX_PATCH_LIFETIME, rosters)
 
 
 def test_a_patch_message_is_followed_only_once_its_order_is_checked() -> None:
@@ -328,16 +332,54 @@ def test_an_order_nobody_renews_lapses_and_a_dispatcher_renews_at_half_life() ->
     dispatcher.follow_patch(first)
     half_life = (first.issued_at + first.expires_at) / 2
     assert dispatcher.patches_to_renew(half_life - 1) == []
-    [renewal] = dispatcher.patches_to_renew(half_life)
-    assert (renewal.patch_channel, renewal.linked, renewal.issued_at) == (
-        PATCH,
-        first.linked,
-        half_life,
-    )
+    assert dispatcher.patches_to_renew(half_life) == [first]  # to replace with a fresh one
     assert dispatcher.patches_to_renew(half_life + 1) == []  # sent; not again at once
+    renewal = order(at=half_life)
     # The renewal coming back moves the expiry; an older order replayed does nothing.
     assert dispatcher.follow_patch(renewal) == [] and dispatcher.follow_patch(first) == []
     assert dispatcher.expire_patches(first.expires_at) == []
+
+
+def test_a_patch_whose_roster_changed_is_held_until_a_new_order() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    first = order()
+    core.follow_patch(first)
+    core.press(PATCH)
+    effects = core.hold_patch(PATCH, "the roster changed")
+    # Off the air on the patch at once, back on our own channel, and told why.
+    assert sent(effects) == [
+        control.FloorRelease(channel_id=PATCH),
+        control.Deaffiliate(channel_id=PATCH),
+    ]
+    assert [type(e) for e in emitted(effects)] == [events.PatchRefused]
+    assert core.transmit_channel(None) == CH and core.hold_patch(PATCH, "again") == []
+    assert core.patches_to_renew(T0 + 1) == []  # an officer waits for a dispatcher's order
+    assert sent(core.follow_patch(order(at=T0 + 2))) == [control.Affiliate(channel_id=PATCH)]
+    # A dispatcher re-signs a held patch at once, not at half-life; it lapses unrenewed.
+    dispatcher = logged_in(_DISP)
+    dispatcher.affiliate(CH)
+    dispatcher.follow_patch(first)
+    dispatcher.hold_patch(PATCH, "the roster changed")
+    assert dispatcher.patches_to_renew(T0 + 1) == [first]
+    dispatcher.expire_patches(first.expires_at)
+    assert dispatcher.patches_to_renew(first.expires_at + RENEW_RETRY) == []
+
+
+def test_made_up_ends_and_deletions_do_not_push_out_a_real_end() -> None:
+    core = logged_in()
+    core.affiliate(CH)
+    core.follow_patch(order())
+    core.receive(control.Unpatch(channel_id=PATCH))
+    for n in range(3 * ENDED_PATCHES):
+        core.receive(control.Unpatch(channel_id=1000 + n))
+        core.receive(control.ChannelDeleted(channel_id=5000 + n))
+    replayed = core.follow_patch(order(at=T0 + 1))
+    assert [type(e) for e in emitted(replayed)] == [events.PatchRefused]
+    # A deleted channel's order is a replay too, though this radio never followed it.
+    core.receive(control.ChannelDeleted(channel_id=PATCH + 1))
+    other = msgspec.structs.replace(order(), patch_channel=PATCH + 1)
+    assert [type(e) for e in emitted(core.follow_patch(other))] == [events.PatchRefused]
 
 
 def test_after_a_reconnect_only_the_patches_the_server_repeats_are_kept() -> None:
