@@ -116,6 +116,8 @@ class Session:
     """A location of this session has reached the store (the first one is written at once)."""
     presence_flush: asyncio.TimerHandle | None = None
     """The pending write of a location report made within the write interval."""
+    told_alerts: set[bytes] = field(default_factory=set)
+    """Emergency alerts this session was sent (late entry at affiliation sends the others)."""
 
     @property
     def user_id(self) -> str:

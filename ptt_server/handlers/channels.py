@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from ptt_protocol import control, floor
 from ptt_server.channels import Channel
-from ptt_server.handlers import keys, presence
+from ptt_server.handlers import emergencies, keys, presence
 from ptt_server.link_feedback import ReportRefused
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
@@ -48,6 +48,7 @@ async def on_affiliate(
     channel = channel_for(server, session, msg.channel_id)
     session.send_encoded(channel.affiliated_message())
     channel.add_listener(session)
+    await emergencies.late_entry(server, session, channel.channel_id)
     if session.selected_channel is None:
         session.selected_channel = channel.channel_id
     server.metrics.channels.set(sum(1 for c in server.channels.values() if c.listeners))

@@ -39,6 +39,7 @@ def cancel_message(alert: Emergency) -> control.EmergencyCancel:
 
 def send_alert(server: RelayServer, session: Session, alert: Emergency) -> None:
     """The alert as stored (its first time, newest location) and its ack, if any."""
+    session.told_alerts.add(alert.alert_id)
     session.send(
         control.EmergencyAlert(
             alert_id=alert.alert_id,
@@ -53,6 +54,14 @@ def send_alert(server: RelayServer, session: Session, alert: Emergency) -> None:
         session.send(
             control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by), urgent=True
         )
+
+
+async def late_entry(server: RelayServer, session: Session, channel_id: int) -> None:
+    """TS 23.280 10.10: a member who affiliates while an emergency is active on the channel
+    gets the alert at once (it was sent to the listeners, which this session was not)."""
+    for alert in await server.store.active_emergencies():
+        if alert.channel_id == channel_id and alert.alert_id not in session.told_alerts:
+            send_alert(server, session, alert)
 
 
 def emergency_audience(

@@ -301,3 +301,30 @@ async def test_a_late_retry_of_a_cancelled_alert_does_not_revive_it(
         await alice.take_floor(cid, priority=4)
         taken = await bob.wait_for(control.FloorTaken)
         assert taken.priority < 4
+
+
+async def test_a_member_who_affiliates_during_an_emergency_gets_the_alert_at_once(
+    org: Org, server: RelayServer
+) -> None:
+    """TS 23.280 10.10 late entry: alerts go to the channel's listeners; bob, online but not
+    listening when alice raised hers, gets it the moment he affiliates, and once only."""
+    cid = org.channel_id
+    alert = alert_from("alice", cid)
+    async with logged_in(server, org, "disp", "alice", "bob", affiliate=False) as c:
+        disp, alice, bob = c["disp"], c["alice"], c["bob"]
+        await alice.affiliate(cid)
+        await alice.send(alert)
+        await disp.wait_for(control.EmergencyAlert, lambda a: a.alert_id == alert.alert_id)
+        await bob.ping()  # everything the server sent bob so far has arrived
+        assert bob.received(control.EmergencyAlert) == []
+        await bob.affiliate(cid)
+        late = await bob.wait_for(control.EmergencyAlert, lambda a: a.alert_id == alert.alert_id)
+        assert (late.user_id, late.channel_id) == ("alice", cid)
+        # Affiliating again (or the raiser, who was told already) repeats nothing.
+        for client in (bob, alice):
+            await client.send(control.Deaffiliate(channel_id=cid))
+            await client.affiliate(cid)
+            await client.ping()
+        for client in (bob, alice):
+            told = [a for a in client.received(control.EmergencyAlert)]
+            assert [a.alert_id for a in told] == [alert.alert_id], told
