@@ -533,8 +533,11 @@ class RadioClient(EventStream):
         if sealed is not None:
             await self._send(control.LocationReport(sealed_location=sealed))
 
-    async def raise_emergency(self, lat: float | None = None, lon: float | None = None) -> bytes:
-        """Raise an emergency alert on the selected channel; floor requests now get emergency priority."""
+    async def raise_emergency(
+        self, lat: float | None = None, lon: float | None = None, *, peril: bool = False
+    ) -> bytes:
+        """Raise an emergency alert (``peril``: an imminent-peril one) on the selected channel;
+        floor requests now get its priority until it is cancelled."""
         alert_id = secrets.token_bytes(control.MESSAGE_ID_SIZE)
         sealed = (
             self.keyring.seal_location(self.selected, lat, lon)
@@ -547,6 +550,7 @@ class RadioClient(EventStream):
             channel_id=self.selected or 0,
             sealed_location=sealed,
             raised_at=time.time(),
+            kind=control.ALERT_IMMINENT_PERIL if peril else control.ALERT_EMERGENCY,
         )
         await self._run_effects(self.core.raise_emergency(alert))
         return alert_id

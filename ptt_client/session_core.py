@@ -130,6 +130,7 @@ KEY_MATERIAL: Final = (
 """What the key ring checks and keeps (``ptt_client.e2e.Keyring``)."""
 
 EMERGENCY_PRIORITY: Final = control.PRIORITY_MAX
+IMMINENT_PERIL_PRIORITY: Final = 3
 DISPATCHER_PRIORITY: Final = 2
 OFFICER_PRIORITY: Final = 1
 
@@ -188,6 +189,8 @@ class ClientSessionCore:
         self.selected: int | None = None
         self.status: str = control.STATUS_AVAILABLE
         self.emergency_alert: bytes | None = None
+        self.alert_kind: str = control.ALERT_EMERGENCY
+        """The kind of :attr:`emergency_alert`, as the server recorded it."""
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}
@@ -305,8 +308,11 @@ class ClientSessionCore:
         return next((p for p, linked in self.patches.items() if channel_id in linked), None)
 
     def default_priority(self) -> int:
-        """The role's priority, or emergency while this radio's alert is active."""
+        """The role's priority, or while this radio's alert is active its level (emergency,
+        or the imminent peril's, between emergency and dispatcher)."""
         if self.emergency_alert is not None:
+            if self.alert_kind == control.ALERT_IMMINENT_PERIL:
+                return IMMINENT_PERIL_PRIORITY
             return EMERGENCY_PRIORITY
         return DISPATCHER_PRIORITY if self.credential.is_key_manager() else OFFICER_PRIORITY
 
@@ -363,6 +369,8 @@ class ClientSessionCore:
         return [Send(control.SetStatus(status=status))]  # type: ignore[arg-type]
 
     def raise_emergency(self, alert: control.EmergencyAlert) -> list[Effect]:
+        if self.emergency_alert is None or alert.kind == control.ALERT_EMERGENCY:
+            self.alert_kind = alert.kind  # a peril press never makes an emergency less
         self.emergency_alert = alert.alert_id
         return [Send(alert)]
 
@@ -439,6 +447,7 @@ class ClientSessionCore:
             # The server keeps one alert per user: a press is recorded under the active
             # alert's id, which is the one to cancel (also after a restart of this radio).
             self.emergency_alert = message.alert_id
+            self.alert_kind = message.kind
         return []
 
     def follow_patch(self, order: PatchOrder) -> list[Effect]:

@@ -118,6 +118,8 @@ from ptt_protocol.control_session import (
     Pong,
 )
 from ptt_protocol.control_types import (
+    ALERT_EMERGENCY,
+    ALERT_IMMINENT_PERIL,
     ERROR_AUTH_FAILED,
     ERROR_BAD_MESSAGE,
     ERROR_CODES,
@@ -182,6 +184,8 @@ from ptt_protocol.control_types import (
 from ptt_protocol.errors import MalformedError, ProtocolError, UnsupportedVersionError
 
 __all__ = [
+    "ALERT_EMERGENCY",
+    "ALERT_IMMINENT_PERIL",
     "ERROR_AUTH_FAILED",
     "ERROR_BAD_MESSAGE",
     "ERROR_CODES",

@@ -12,6 +12,7 @@ import msgspec
 
 from ptt_protocol.control_types import (
     MAX_LIST_LENGTH,
+    AlertKind,
     Blob,
     ChannelId,
     Id,
@@ -150,7 +151,12 @@ class TextReceipt(_Message, frozen=True, kw_only=True):
 
 
 class EmergencyAlert(_Message, frozen=True, kw_only=True):
-    """Either direction: an officer pressed the emergency button."""
+    """Either direction: an officer pressed the emergency (or imminent-peril) button.
+
+    TS 22.179: while its alert is active the officer's floor requests get emergency
+    priority, or for an imminent peril the level between emergency and dispatcher; an
+    emergency press over an active imminent peril makes it an emergency, never the reverse.
+    """
 
     alert_id: MessageId
     """Random id of this alert."""
@@ -162,6 +168,8 @@ class EmergencyAlert(_Message, frozen=True, kw_only=True):
     """Location at the moment of the alert, sealed end to end."""
     raised_at: Time
     """When the button was pressed."""
+    kind: AlertKind = "emergency"
+    """``ALERT_EMERGENCY`` or ``ALERT_IMMINENT_PERIL``."""
 
 
 class EmergencyAck(_Message, frozen=True, kw_only=True):

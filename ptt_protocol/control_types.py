@@ -95,6 +95,11 @@ Status: TypeAlias = Literal["available", "busy", "en_route", "on_scene", "emerge
 STATUSES: Final[tuple[str, ...]] = get_args(Status)
 """Every status value, in display order."""
 
+# Alert kinds (EmergencyAlert.kind), TS 22.179: an emergency outranks an imminent peril.
+ALERT_EMERGENCY: Final = "emergency"
+ALERT_IMMINENT_PERIL: Final = "imminent_peril"
+AlertKind: TypeAlias = Literal["emergency", "imminent_peril"]
+
 # Text receipts (TextReceipt.kind).
 RECEIPT_DELIVERED: Final = "delivered"
 RECEIPT_READ: Final = "read"

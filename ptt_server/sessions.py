@@ -101,6 +101,8 @@ class Session:
     selected_channel: int | None = None
     status: str = control.STATUS_AVAILABLE
     emergency_alert: bytes | None = None
+    alert_kind: str = control.ALERT_EMERGENCY
+    """The kind of :attr:`emergency_alert` (an imminent peril gives priority 3, not 4)."""
     """The alert id of this user's active emergency, if any."""
     presence_subscriber: bool = False
     closing_reason: str = ""

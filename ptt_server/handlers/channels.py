@@ -74,10 +74,13 @@ async def on_select(
 
 def effective_priority(server: RelayServer, session: Session, requested: int) -> floor.Priority:
     """The priority a request gets: the role's, raised only where the user may raise it."""
-    if requested >= floor.Priority.EMERGENCY and session.emergency_alert is not None:
-        return floor.Priority.EMERGENCY
-    if requested >= floor.Priority.IMMINENT_PERIL:
-        return floor.Priority.IMMINENT_PERIL
+    # TS 22.179: the two priorities above a dispatcher's come with an active alert only
+    # (before issue 13 any member could claim imminent peril on every press).
+    if session.emergency_alert is not None:
+        if requested >= floor.Priority.EMERGENCY and session.alert_kind == control.ALERT_EMERGENCY:
+            return floor.Priority.EMERGENCY
+        if requested >= floor.Priority.IMMINENT_PERIL:
+            return floor.Priority.IMMINENT_PERIL
     if session.credential.is_key_manager():
         return floor.Priority.DISPATCHER
     return floor.Priority.OFFICER

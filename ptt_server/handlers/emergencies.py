@@ -47,6 +47,7 @@ def send_alert(server: RelayServer, session: Session, alert: Emergency) -> None:
             channel_id=alert.channel_id or 0,
             sealed_location=alert.sealed_location,
             raised_at=alert.raised_at,
+            kind=alert.kind,  # type: ignore[arg-type]  # the store's CHECK allows only these
         ),
         urgent=True,
     )
@@ -92,13 +93,13 @@ async def on_emergency_alert(
     # One active emergency per user: the store merges a press with a fresh id into it.
     try:
         raised = await server.store.raise_emergency(
-            msg.alert_id, session.user_id, channel_id, msg.sealed_location, time.time()
+            msg.alert_id, session.user_id, channel_id, msg.sealed_location, time.time(), msg.kind
         )
     except NotFoundError:
         # The channel was deleted while the alert was on its way to the store (the delete
         # checked for an active alert before this one existed): keep it, without a channel.
         raised = await server.store.raise_emergency(
-            msg.alert_id, session.user_id, None, msg.sealed_location, time.time()
+            msg.alert_id, session.user_id, None, msg.sealed_location, time.time(), msg.kind
         )
     alert = raised.alert
     if raised.outcome == "foreign":
@@ -108,11 +109,15 @@ async def on_emergency_alert(
         session.send(cancel_message(alert))
         return
     session.emergency_alert = alert.alert_id
+    session.alert_kind = alert.kind
     session.status = control.STATUS_EMERGENCY
     new = raised.outcome == "created"
     if new:
         server.metrics.emergencies.inc()
-        log.warning("emergency", extra={"fields": {"user": session.user_id, "channel": channel_id}})
+        log.warning(
+            "emergency",
+            extra={"fields": {"user": session.user_id, "channel": channel_id, "kind": alert.kind}},
+        )
     if not server.emergency_broadcasts.raised(
         session.user_id, alert.alert_id, msg.alert_id, now, new=new
     ):

@@ -60,6 +60,7 @@ async def send_initial_state(server: RelayServer, session: Session) -> None:
             # The alert outlives a reconnect or a restart, and so must the officer's
             # emergency floor priority and status (else a priority-4 request is capped).
             session.emergency_alert = alert.alert_id
+            session.alert_kind = alert.kind
             session.status = control.STATUS_EMERGENCY
         # The raiser too, whatever the channel: its radio learns the id to cancel.
         if (

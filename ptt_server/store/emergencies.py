@@ -8,10 +8,11 @@ from typing import Any
 from ptt_server.store.channels import require_channel
 from ptt_server.store.checks import check_bytes, check_channel_id, check_optional_bytes, check_text
 from ptt_server.store.connection import StoreConnection, write_transaction
-from ptt_server.store.errors import NotFoundError
+from ptt_server.store.errors import NotFoundError, StoreError
 from ptt_server.store.records import Emergency, EmergencyRaise
 
 MAX_ALERT_ID_LEN = 64
+ALERT_KINDS = ("emergency", "imminent_peril")
 
 
 class EmergencyTables(StoreConnection):
@@ -24,14 +25,18 @@ class EmergencyTables(StoreConnection):
         channel_id: int | None,
         sealed_location: bytes | None,
         now: float,
+        kind: str = "emergency",
     ) -> EmergencyRaise:
-        """Record a press of the emergency button: one active alert per user.
+        """Record a press of the emergency (or imminent-peril) button: one active alert per user.
 
         The user's active alert, if any, takes the press (its id, channel and ack stay; the
         location, unless ``sealed_location`` is None, and the time are the new ones), so a radio
         that sends alerts with fresh ids as fast as it can still makes one emergency. Otherwise
         a new alert ``alert_id`` is created on ``channel_id``. A press naming a cancelled or
         another user's alert changes nothing (see :class:`EmergencyRaise`).
+
+        ``kind`` is ``emergency`` or ``imminent_peril``; an emergency press makes the active
+        alert an emergency, an imminent-peril press never makes an emergency less.
 
         Raises ``NotFoundError`` if a new alert's ``channel_id`` does not exist.
         """
@@ -40,7 +45,9 @@ class EmergencyTables(StoreConnection):
         if channel_id is not None:
             check_channel_id(channel_id)
         location = check_optional_bytes("sealed location", sealed_location)
-        row = (alert_id, user_id, channel_id, location, now)
+        if kind not in ALERT_KINDS:
+            raise StoreError(f"alert kind {kind!r} is not one of {', '.join(ALERT_KINDS)}")
+        row = (alert_id, user_id, channel_id, location, now, kind)
         return await self._call("store emergency", _raise_emergency, row)
 
     async def ack_emergency(self, alert_id: bytes, by: str, now: float) -> bool:
@@ -77,18 +84,18 @@ class EmergencyTables(StoreConnection):
 
 _EMERGENCY_COLUMNS = (
     "alert_id, user_id, channel_id, sealed_location, raised_at, "
-    "acked_by, acked_at, cancelled_by, cancelled_at, updated_at, presses"
+    "acked_by, acked_at, cancelled_by, cancelled_at, updated_at, presses, kind"
 )
 
 
 def _emergency(r: Any) -> Emergency:
-    return Emergency(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
+    return Emergency(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 def _raise_emergency(
-    conn: sqlite3.Connection, row: tuple[bytes, str, int | None, bytes | None, float]
+    conn: sqlite3.Connection, row: tuple[bytes, str, int | None, bytes | None, float, str]
 ) -> EmergencyRaise:
-    alert_id, user_id, channel_id, location, now = row
+    alert_id, user_id, channel_id, location, now, kind = row
     with write_transaction(conn):
         named = _get_emergency(conn, alert_id)
         if named is not None and named.user_id != user_id:
@@ -104,8 +111,10 @@ def _raise_emergency(
             # The index emergencies_one_active (schema 2) makes this row the only one.
             conn.execute(
                 "UPDATE emergencies SET sealed_location = coalesce(?, sealed_location), "
-                "updated_at = ?, presses = presses + 1 WHERE alert_id = ?",
-                (location, now, active[0]),
+                "updated_at = ?, presses = presses + 1, "
+                "kind = CASE WHEN ? = 'emergency' THEN 'emergency' ELSE kind END "
+                "WHERE alert_id = ?",
+                (location, now, kind, active[0]),
             )
             updated = _get_emergency(conn, active[0])
             assert updated is not None
@@ -114,8 +123,8 @@ def _raise_emergency(
             require_channel(conn, channel_id)
         conn.execute(
             "INSERT INTO emergencies (alert_id, user_id, channel_id, sealed_location, raised_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (alert_id, user_id, channel_id, location, now, now),
+            " updated_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (alert_id, user_id, channel_id, location, now, now, kind),
         )
         created = _get_emergency(conn, alert_id)
         assert created is not None

@@ -145,6 +145,8 @@ class Emergency:
     """The last press of the button (``raised_at`` is the first)."""
     presses: int
     """How many times the button was pressed for this alert."""
+    kind: str = "emergency"
+    """``emergency`` or ``imminent_peril`` (an emergency press upgrades a peril, schema 4)."""
 
     @property
     def acknowledged(self) -> bool:

@@ -196,7 +196,18 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    version=4,
+    summary="imminent-peril alerts",
+    statements=(
+        # TS 22.179: an alert is an emergency or an imminent peril (issue 13); the ones
+        # stored before were all emergencies.
+        "ALTER TABLE emergencies ADD COLUMN kind TEXT NOT NULL DEFAULT 'emergency'"
+        " CHECK (kind IN ('emergency', 'imminent_peril'))",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 

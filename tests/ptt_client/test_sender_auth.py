@@ -196,7 +196,7 @@ def unverified_later(client: RadioClient) -> list[events.TalkerUnverified]:
 async def test_a_member_who_pre_empts_cannot_speak_as_the_talker_it_pre_empted(
     org: Org, server: RelayServer
 ) -> None:
-    """Alice talks; bob pre-empts her (imminent peril) and, before carol's backlogged control
+    """Alice talks; bob pre-empts her (he raised an imminent peril) and, before carol's backlogged control
     plane names him, sends frames numbered as alice's burst under alice's KID, and frames
     of his own burst under her KID. Carol plays none of them, and all of alice's and bob's
     genuine frames, each under its own talker."""
@@ -212,8 +212,11 @@ async def test_a_member_who_pre_empts_cannot_speak_as_the_talker_it_pre_empted(
             await seen.until(lambda s: len(played(s)) == 3, "alice's frames at carol")
             before = drops(server)
 
+            # Imminent peril: the level above a dispatcher's comes with its alert (issue 13).
+            peril = await bob.raise_emergency(peril=True)
+            await bob.wait_for(control.EmergencyAlert, lambda a: a.alert_id == peril)
             gate.hold()
-            await bob.press(priority=int(floor.Priority.IMMINENT_PERIL))  # any member may
+            await bob.press(priority=int(floor.Priority.IMMINENT_PERIL))
             b2 = (await bob.wait_for(control.FloorGranted)).burst_id
             await alice.wait_for(control.FloorRevoke)
             assert b2 != b1

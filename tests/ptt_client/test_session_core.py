@@ -422,6 +422,30 @@ def test_the_radios_own_alert_gives_emergency_priority_until_cancelled() -> None
     assert core.emergency_alert is None
 
 
+def test_an_imminent_peril_gives_the_level_below_emergency_and_an_emergency_press_raises_it() -> (
+    None
+):
+    core = logged_in()
+    peril = control.EmergencyAlert(
+        alert_id=b"p" * 16, user_id="alice", channel_id=CH, raised_at=1.0, kind="imminent_peril"
+    )
+    assert sent(core.raise_emergency(peril)) == [peril]
+    assert core.default_priority() == 3
+    emergency = control.EmergencyAlert(
+        alert_id=b"e" * 16, user_id="alice", channel_id=CH, raised_at=2
+    )
+    core.raise_emergency(emergency)
+    assert core.default_priority() == 4
+    core.raise_emergency(peril)  # a peril press never makes an emergency less
+    assert core.default_priority() == 4
+    # The server's record is what counts (it merged the presses into one alert).
+    core.receive(control.EmergencyAlert(alert_id=b"p" * 16, user_id="alice", channel_id=CH,
+                                         raised_at=1.0, kind="imminent_peril"))  # fmt: skip
+    assert core.default_priority() == 3
+    core.receive(control.EmergencyCancel(alert_id=b"p" * 16, by_user="alice"))
+    assert core.default_priority() == 1
+
+
 # --- the floor: one TS 24.380 participant per channel -----------------------------------------
 
 

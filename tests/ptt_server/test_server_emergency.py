@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import msgspec
+
 from crypto.identity import Role
 from ptt_protocol import control
 from ptt_server.server import RelayServer
@@ -111,6 +113,43 @@ async def test_emergency_priority_without_alert_is_capped(org: Org, server: Rela
         await alice.take_floor(cid, priority=4)
         taken = await bob.wait_for(control.FloorTaken)
         assert taken.priority < 4
+
+
+async def test_imminent_peril_comes_with_its_alert_ranks_below_emergency_and_upgrades(
+    org: Org, server: RelayServer
+) -> None:
+    """TS 22.179: imminent peril is the level between dispatcher and emergency. Without an
+    active alert a request for it gets the role's priority (any member could claim it on
+    every press before issue 13); an emergency press makes the alert an emergency."""
+    cid = org.channel_id
+    async with logged_in(server, org, "disp", "alice", "bob") as c:
+        disp, alice, bob = c["disp"], c["alice"], c["bob"]
+        await alice.take_floor(cid, priority=3)
+        assert (await bob.wait_for(control.FloorTaken)).priority == 1
+        await alice.send(control.FloorRelease(channel_id=cid))
+        await bob.wait_for(control.FloorIdle)
+        peril = alert_from("alice", cid)
+        peril = msgspec.structs.replace(peril, kind=control.ALERT_IMMINENT_PERIL)
+        await alice.send(peril)
+        shown = await disp.wait_for(control.EmergencyAlert, lambda a: a.alert_id == peril.alert_id)
+        assert shown.kind == control.ALERT_IMMINENT_PERIL
+        # Asking for 4 under a peril alert gives 3: above the dispatcher, below an emergency.
+        await alice.take_floor(cid, priority=4)
+        assert (await bob.wait_for(control.FloorTaken)).priority == 3
+        await disp.request_floor(cid, priority=2)  # a dispatcher queues behind a peril
+        await disp.wait_for(control.FloorQueuePosition)
+        await bob.request_floor(cid, priority=4)  # bob has no alert: capped, queued
+        await bob.wait_for(control.FloorQueuePosition)
+        # An emergency press upgrades alice's alert (same id), and a peril press does not undo it.
+        await alice.send(alert_from("alice", cid))
+        upgraded = await disp.wait_for(
+            control.EmergencyAlert, lambda a: a.kind == control.ALERT_EMERGENCY
+        )
+        assert upgraded.alert_id == peril.alert_id
+        await alice.send(msgspec.structs.replace(peril, alert_id=os.urandom(16)))
+        await alice.ping()
+        [active] = await server.store.active_emergencies()
+        assert (active.alert_id, active.kind, active.presses) == (peril.alert_id, "emergency", 3)
 
 
 async def test_emergency_floor_survives_restart(org: Org, server: RelayServer) -> None:

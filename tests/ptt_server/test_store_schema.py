@@ -129,7 +129,22 @@ def test_migration_to_v3_indexes_bursts_by_talker(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert apply_migrations(conn, MIGRATIONS[:2]) == [1, 2]
-    assert apply_migrations(conn) == [3]
+    assert apply_migrations(conn, MIGRATIONS[:3]) == [3]
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert "bursts_by_talker_time" in names
+    conn.close()
+
+
+def test_migration_to_v4_makes_every_stored_alert_an_emergency(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(conn, MIGRATIONS[:3]) == [1, 2, 3]
+    conn.execute(
+        "INSERT INTO emergencies (alert_id, user_id, raised_at, updated_at) VALUES (?, ?, ?, ?)",
+        (b"old", "alice", 1.0, 1.0),
+    )
+    assert apply_migrations(conn) == [4]
+    assert conn.execute("SELECT kind FROM emergencies").fetchall() == [("emergency",)]
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE emergencies SET kind = 'drill'")
     conn.close()
