@@ -63,9 +63,11 @@ class StatusStep:
 
 @dataclass(frozen=True)
 class EmergencyStep:
-    """Raise an emergency alert (with position) and talk at emergency priority."""
+    """Raise an emergency alert (``peril``: an imminent-peril one), with position, and talk
+    at its priority."""
 
     at: float
+    peril: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,12 @@ SCRIPT_STEPS: Final[tuple[StepSyntax, ...]] = (
         " priority for 10 s",
         EmergencyStep,
     ),
-    StepSyntax("cancel AT", "cancel this radio's emergency", CancelStep),
+    StepSyntax(
+        "peril AT",
+        "raise an imminent peril: the same, at the priority between emergency and dispatcher",
+        EmergencyStep,
+    ),
+    StepSyntax("cancel AT", "cancel this radio's emergency or imminent peril", CancelStep),
     StepSyntax(
         "text AT channel|USER 'words'",
         "send a text to the selected channel or to a user id",
@@ -192,8 +199,8 @@ def _parse_step(words: list[str]) -> Step:
         if args[0] not in SETTABLE_STATUSES:
             raise _StepError(f"status {args[0]!r} is not one of {', '.join(SETTABLE_STATUSES)}")
         return StatusStep(_seconds(args[1], "AT"), args[0])
-    if command == "emergency":
-        return EmergencyStep(_seconds(args[0], "AT"))
+    if command in ("emergency", "peril"):
+        return EmergencyStep(_seconds(args[0], "AT"), peril=command == "peril")
     if command == "cancel":
         return CancelStep(_seconds(args[0], "AT"))
     if command == "text":
@@ -306,7 +313,7 @@ class RadioActions(Protocol):
 
     async def set_status(self, name: str) -> None: ...
 
-    async def raise_emergency(self) -> None: ...
+    async def raise_emergency(self, *, peril: bool = False) -> None: ...
 
     async def cancel_emergency(self) -> None: ...
 
@@ -347,7 +354,7 @@ async def _perform(step: Step, actions: RadioActions) -> None:
     elif isinstance(step, StatusStep):
         await actions.set_status(step.status)
     elif isinstance(step, EmergencyStep):
-        await actions.raise_emergency()
+        await actions.raise_emergency(peril=step.peril)
     elif isinstance(step, CancelStep):
         await actions.cancel_emergency()
     elif isinstance(step, TextStep):

@@ -309,16 +309,17 @@ class Radio:
         index = SETTABLE_STATUSES.index(current) if current in SETTABLE_STATUSES else -1
         await self.set_status(SETTABLE_STATUSES[(index + 1) % len(SETTABLE_STATUSES)])
 
-    async def raise_emergency(self) -> None:
-        """Alert with the position, then talk at emergency priority for 10 s."""
+    async def raise_emergency(self, *, peril: bool = False) -> None:
+        """Alert with the position, then talk at its priority for 10 s (``peril``: an
+        imminent peril, between emergency and dispatcher)."""
         position = self.position or (
             self.position_source.latest if self.position_source is not None else None
         )
         lat, lon = (position.lat, position.lon) if position is not None else (None, None)
-        await self.client.raise_emergency(lat, lon)
+        await self.client.raise_emergency(lat, lon, peril=peril)
         channel = channel_name(self.client, self.client.selected)
-        self.tell(own_notes.emergency_raised(channel, lat, lon, EMERGENCY_TALK_S))
-        await self.talk(EMERGENCY_TALK_S, control.PRIORITY_MAX)
+        self.tell(own_notes.emergency_raised(channel, lat, lon, EMERGENCY_TALK_S, peril=peril))
+        await self.talk(EMERGENCY_TALK_S, self.client.core.default_priority())
 
     async def cancel_emergency(self) -> None:
         if self._emergency_task is not None and not self._emergency_task.done():
@@ -374,7 +375,7 @@ class Radio:
         elif isinstance(command, CycleStatus):
             self._spawn(self.cycle_status())
         elif isinstance(command, RaiseEmergency):
-            task = asyncio.create_task(self._guarded_emergency())
+            task = asyncio.create_task(self._guarded_emergency(command.peril))
             self._emergency_task = task
             self._tasks.append(task)
         elif isinstance(command, CancelEmergency):
@@ -391,9 +392,9 @@ class Radio:
         elif isinstance(command, Quit):
             self.quit.set()
 
-    async def _guarded_emergency(self) -> None:
+    async def _guarded_emergency(self, peril: bool) -> None:
         try:
-            await self.raise_emergency()
+            await self.raise_emergency(peril=peril)
         except (ClientError, RadioError, CryptoError, AudioError, OSError) as exc:
             self.tell(own_notes.error("error", exc))
 

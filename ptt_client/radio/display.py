@@ -167,9 +167,10 @@ class Display:
             if not self._first_sight(event.alert_id, event.user_id):
                 return None
             channel = self._name(event.channel_id)
+            peril = event.kind == control.ALERT_IMMINENT_PERIL
             return note(
-                "emergency",
-                f"EMERGENCY: {event.user_id} on {channel}",
+                "imminent_peril" if peril else "emergency",
+                f"{'IMMINENT PERIL' if peril else 'EMERGENCY'}: {event.user_id} on {channel}",
                 user=event.user_id,
                 channel=channel,
                 alert_id=event.alert_id,

@@ -40,7 +40,9 @@ class CycleStatus:
 
 @dataclass(frozen=True)
 class RaiseEmergency:
-    """e: alert, then 10 s of emergency-priority talk."""
+    """e: alert, then 10 s of emergency-priority talk (i: an imminent peril's)."""
+
+    peril: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,14 @@ KEY_BINDINGS: Final[tuple[KeyBinding, ...]] = (
         "emergency: alert with the position, then the mic opens at emergency priority for 10 s",
         lambda _: RaiseEmergency(),
     ),
-    KeyBinding("c", "c", "cancel", "cancel the emergency", lambda _: CancelEmergency()),
+    KeyBinding(
+        "i", "i", "peril",
+        "imminent peril: the same, at the priority between emergency and dispatcher",
+        lambda _: RaiseEmergency(peril=True),
+    ),
+    KeyBinding(
+        "c", "c", "cancel", "cancel the emergency or imminent peril", lambda _: CancelEmergency()
+    ),
     KeyBinding(
         "m", "m", "text", "type a text to the selected channel (Enter sends, Esc cancels)",
         lambda _: Compose(""),

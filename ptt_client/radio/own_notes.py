@@ -58,11 +58,14 @@ def talk_ended(channel: str, result: TalkResult, frame_ms: int, *, ptt_still_on:
     )
 
 
-def emergency_raised(channel: str, lat: float | None, lon: float | None, talk_s: float) -> Note:
+def emergency_raised(
+    channel: str, lat: float | None, lon: float | None, talk_s: float, *, peril: bool = False
+) -> Note:
     where = f" at {lat:.5f},{lon:.5f}" if lat is not None and lon is not None else ""
+    what = "IMMINENT PERIL" if peril else "EMERGENCY"
     return note(
-        "emergency_raised",
-        f"EMERGENCY raised{where}: talking for {talk_s:g} s",
+        "imminent_peril_raised" if peril else "emergency_raised",
+        f"{what} raised{where}: talking for {talk_s:g} s",
         channel=channel,
         lat=lat,
         lon=lon,

@@ -149,7 +149,7 @@ def test_help_explains_every_script_step_and_every_key(
         assert f"{binding.label} {binding.help}" in words, binding
     assert (
         KEY_HELP
-        == "space: talk  1-9: channel  s: status  e: emergency  c: cancel  m: text  q: quit"
+        == "space: talk  1-9: channel  s: status  e: emergency  i: peril  c: cancel  m: text  q: quit"
     )
 
 

@@ -196,3 +196,29 @@ async def test_headless_lines_and_json_events_of_a_talk(
     released = next(i for i, b in enumerate(body) if b.startswith("released the floor on patrol"))
     assert granted < released, body
     assert body[-1] == "stopped (exit status 0)"
+
+
+async def test_an_imminent_peril_from_the_script_is_shown_as_such_at_its_priority(
+    org: Org, server: RelayServer, start_radio: Starter
+) -> None:
+    """Issue 13: `peril AT` raises an imminent peril; the other radio shows it as one, and
+    alice's talk is at priority 3 (between dispatcher and emergency), not 4."""
+    bob = await start_radio("bob", "--json", "--no-udp", "--script", "quit 600")
+    await bob.until(lambda line: json.loads(line)["event"] == "ready")
+    sample = sample_paths()[0]
+    alice = await start_radio("alice", "--input", str(sample), "--script", "peril 0; quit 12")
+    await bob.until(lambda line: json.loads(line)["event"] == "floor_taken")
+    told = [json.loads(line) for line in bob.lines]
+    alert = next(e for e in told if e["event"] in ("imminent_peril", "emergency"))
+    assert (alert["event"], alert["user"], alert["channel"]) == (
+        "imminent_peril",
+        "alice",
+        "patrol",
+    )
+    taken = next(e for e in told if e["event"] == "floor_taken")
+    assert (taken["talker"], taken["priority"]) == ("alice", 3), taken
+    [active] = await server.store.active_emergencies()
+    assert (active.user_id, active.kind) == ("alice", "imminent_peril")
+    await bob.stop()
+    await alice.stop()
+    assert any("IMMINENT PERIL raised" in line for line in alice.lines), alice.lines

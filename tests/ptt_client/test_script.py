@@ -33,6 +33,10 @@ EXAMPLE = (
 # --- parsing ---------------------------------------------------------------------------------
 
 
+def test_peril_is_an_imminent_peril_step() -> None:
+    assert parse_script("peril 3; cancel 9") == [EmergencyStep(3.0, peril=True), CancelStep(9.0)]
+
+
 def test_parses_the_documented_example() -> None:
     assert parse_script(EXAMPLE) == [
         TalkStep(0.5, 4.0),
@@ -223,8 +227,8 @@ class RecordingRadio:
     async def set_status(self, name: str) -> None:
         self._record("status", name)
 
-    async def raise_emergency(self) -> None:
-        self._record("emergency")
+    async def raise_emergency(self, *, peril: bool = False) -> None:
+        self._record("peril" if peril else "emergency")
 
     async def cancel_emergency(self) -> None:
         self._record("cancel")

@@ -94,7 +94,15 @@ async def test_a_console_without_a_sound_card_talks_the_sample_and_an_officer_he
         try:
             await select_channel(pilot, app, patrol)
             await pilot.press("space")
-            await until(pilot, lambda: accounted() >= expected, "every frame played or late")
+            try:
+                await until(pilot, lambda: accounted() >= expected, "every frame")
+            except AssertionError:
+                kinds = sorted({p.kind for p in played})
+                raise AssertionError(
+                    f"{expected} sent, {len(played)} played ({kinds}), {len(ended)} late at"
+                    f" alice, relay drops {dict(drops)}, transmitting {app.transmitting},"
+                    f" log {[e.text for e in app.state.log][-8:]}"
+                ) from None
         finally:
             await ear.stop()
             speaker.close()

@@ -48,8 +48,22 @@ class EmergenciesMixin(StateModel):
             return Changed.NONE
         known = self.emergencies.get(event.alert_id)
         if known is not None:
-            return Changed.NONE  # re-sent after a reconnect
-        alert = Emergency(event.alert_id, event.user_id, event.channel_id, event.raised_at or now)
+            if known.kind == event.kind:
+                return Changed.NONE  # re-sent after a reconnect
+            known.kind = event.kind  # an imminent peril became an emergency
+            return (
+                Changed.EMERGENCIES
+                | Changed.CHANNELS
+                | Changed.ALARM
+                | self.note("emergency", f"{known.label} {self.name_of(event.user_id)}", now)
+            )
+        alert = Emergency(
+            event.alert_id,
+            event.user_id,
+            event.channel_id,
+            event.raised_at or now,
+            kind=event.kind,
+        )
         self.emergencies[event.alert_id] = alert
         selected = self.emergencies.get(self.selected_alert or b"")
         if (
@@ -74,7 +88,7 @@ class EmergenciesMixin(StateModel):
             | Changed.ALARM
             | self.note(
                 "emergency",
-                f"EMERGENCY {self.name_of(event.user_id)} ({event.user_id}){where}",
+                f"{alert.label} {self.name_of(event.user_id)} ({event.user_id}){where}",
                 now,
             )
         )

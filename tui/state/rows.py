@@ -78,10 +78,17 @@ class Emergency:
     location: str = ""
     acked_by: str | None = None
     cancelled_by: str | None = None
+    kind: str = "emergency"
+    """``emergency`` or ``imminent_peril`` (an emergency press upgrades a peril)."""
 
     @property
     def active(self) -> bool:
         return self.cancelled_by is None
+
+    @property
+    def label(self) -> str:
+        """``EMERGENCY`` or ``IMMINENT PERIL``, as the console shows an unacknowledged one."""
+        return "IMMINENT PERIL" if self.kind == "imminent_peril" else "EMERGENCY"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ class EmergencyBanner(Static):
         for alert in active:
             mark = "▶ " if selected is not None and alert is selected else "  "
             where = f" on {state.channel_name(alert.channel_id)}" if alert.channel_id else ""
-            head = "EMERGENCY" if alert.acked_by is None else "emergency"
+            head = alert.label if alert.acked_by is None else alert.label.lower()
             line = Text.assemble(
                 mark,
                 Text(head, style="bold reverse" if alert.acked_by is None else "bold"),

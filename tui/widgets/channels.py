@@ -39,9 +39,10 @@ def emergency_cell(state: ConsoleState, row: ChannelRow) -> Text:
     alert = state.channel_emergency(row.channel_id)
     if alert is None:
         return Text("")
+    peril = alert.kind == "imminent_peril"
     if alert.acked_by is None:
-        return Text("EMERGENCY", style="bold white on red")
-    return Text("emerg (ack)", style="bold red")
+        return Text("PERIL" if peril else "EMERGENCY", style="bold white on red")
+    return Text("peril (ack)" if peril else "emerg (ack)", style="bold red")
 
 
 class ChannelTable(FittedTable):
