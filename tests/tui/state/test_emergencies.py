@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from ptt_protocol import control
 from tests.tui.state.samples import A1, A2, T0, alert, channel_state, presence
 from tui.state import Changed
@@ -78,3 +80,17 @@ def test_an_alert_left_from_an_earlier_run_does_not_keep_the_selection() -> None
     A4 = b"\x04" * 16
     state.apply(alert(A4, "dave", 1, T0 + 10), T0 + 63)
     assert state.selected_emergency().alert_id == A4  # type: ignore[union-attr]
+
+
+def test_an_imminent_peril_is_shown_as_such_and_rings_again_when_it_becomes_an_emergency() -> None:
+    state = channel_state()
+    state.apply(presence("alice", "Alice Adams"), T0)
+    peril = msgspec.structs.replace(alert(), kind=control.ALERT_IMMINENT_PERIL)
+    assert Changed.ALARM in state.apply(peril, T0)
+    shown = state.emergencies[A1]
+    assert shown.label == "IMMINENT PERIL"
+    assert state.log[-1].text.startswith("IMMINENT PERIL Alice Adams (alice)")
+    assert state.apply(peril, T0 + 1) == Changed.NONE  # re-sent: nothing new
+    # Her emergency press upgraded the same alert on the relay: the console says so.
+    assert Changed.ALARM in state.apply(alert(), T0 + 2)
+    assert shown.label == "EMERGENCY" and state.log[-1].text == "EMERGENCY Alice Adams"
