@@ -138,8 +138,10 @@ async def test_talker_shows_and_is_verified(field: Field, tmp_path: Path) -> Non
         result = await talk
         assert result.outcome == "granted" and result.frames_sent == 75
         await until(pilot, lambda: app.state.channels[patrol].talker is None, "floor idle")
-        # The console played her (decrypted, decoded) voice: 75 frames of 960 samples.
-        await until(pilot, lambda: speaker.samples_written >= 75 * 960, "her voice played")
+        # The console played her (decrypted, decoded) voice: 75 frames of 960 samples, but for
+        # the last frame or two a loaded machine can deliver after their playout slot, once
+        # the FloorIdle ended the burst (a late last frame is lost, as on the air).
+        await until(pilot, lambda: speaker.samples_written >= 73 * 960, "her voice played")
         assert table.get_row(str(patrol))[1].plain == ""
         assert any("Alice Adams talked" in entry.text for entry in app.state.log)
 
