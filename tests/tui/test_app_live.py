@@ -141,7 +141,10 @@ async def test_talker_shows_and_is_verified(field: Field, tmp_path: Path) -> Non
         # The console played her (decrypted, decoded) voice: 75 frames of 960 samples, but for
         # the last frame or two a loaded machine can deliver after their playout slot, once
         # the FloorIdle ended the burst (a late last frame is lost, as on the air).
-        await until(pilot, lambda: speaker.samples_written >= 73 * 960, "her voice played")
+        try:
+            await until(pilot, lambda: speaker.samples_written >= 73 * 960, "her voice played")
+        except AssertionError:
+            raise AssertionError(f"{speaker.samples_written / 960:g} of 75 frames played") from None
         assert table.get_row(str(patrol))[1].plain == ""
         assert any("Alice Adams talked" in entry.text for entry in app.state.log)
 
