@@ -58,6 +58,7 @@ from ptt_client.session_core import (
     TextArrived,
     TextStored,
 )
+from ptt_client.session_view import SessionView
 from ptt_client.talk_frames import TalkFrames
 from ptt_client.texts import Texts
 from ptt_client.tls_pin import check_pin, client_ssl_context
@@ -77,7 +78,7 @@ BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
 
 
-class RadioClient(EventStream):
+class RadioClient(SessionView, EventStream):
     """One device's connection to the relay. Start it, then call its methods; read its events
     (:class:`ptt_client.event_stream.EventStream`)."""
 
@@ -140,53 +141,6 @@ class RadioClient(EventStream):
         """Repeats folded back into frames, and the downlink figures for receiver reports."""
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self.reconnects = 0
-
-    # --- what the session core knows -------------------------------------------------------
-
-    @property
-    def channels(self) -> dict[int, str]:
-        """Channels this user may join, by id."""
-        return self.core.channels
-
-    @property
-    def affiliated(self) -> set[int]:
-        return self.core.affiliated
-
-    @property
-    def selected(self) -> int | None:
-        """The channel PTT talks on."""
-        return self.core.selected
-
-    @selected.setter
-    def selected(self, channel_id: int | None) -> None:
-        self.core.selected = channel_id
-
-    @property
-    def floors(self) -> dict[int, FloorView]:
-        """Every channel's floor as this radio sees it (its own and other talkers)."""
-        return self.core.floors
-
-    @property
-    def status(self) -> str:
-        return self.core.status
-
-    @property
-    def emergency_alert(self) -> bytes | None:
-        """This radio's active alert, if any (floor requests get emergency priority)."""
-        return self.core.emergency_alert
-
-    @property
-    def refused(self) -> events.LoginRefused | None:
-        """Why the server will not have this radio (it stopped retrying), or None."""
-        return self.core.refused
-
-    @property
-    def session_index(self) -> int:
-        return self.core.session_index
-
-    @property
-    def media_path(self) -> str:
-        return self.media.path
 
     # --- lifecycle -------------------------------------------------------------------------
 
