@@ -194,8 +194,6 @@ class ClientSessionCore:
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}
-        self.patches: dict[int, tuple[int, ...]] = {}
-        """Patches this radio follows: the patch's channel -> the linked channels."""
         self._orders: dict[int, PatchOrder] = {}
         """The verified order in force for each patch (it expires unless renewed)."""
         self._held: dict[int, PatchOrder] = {}
@@ -265,7 +263,6 @@ class ClientSessionCore:
         self.affiliated -= self.patches.keys()
         if self.selected in self.patches:
             self.selected = None
-        self.patches.clear()
         self._orders.clear()
         self._held.clear()
         return LoggedIn(message, self._rejoin())
@@ -305,7 +302,8 @@ class ClientSessionCore:
 
     def patch_of(self, channel_id: int) -> int | None:
         """The patch ``channel_id`` is linked through, or None."""
-        return next((p for p, linked in self.patches.items() if channel_id in linked), None)
+        # On every voice frame (send_voice -> transmit_channel): no dict is built for it.
+        return next((p for p, order in self._orders.items() if channel_id in order.linked), None)
 
     def default_priority(self) -> int:
         """The role's priority, or while this radio's alert is active its level (emergency,
@@ -461,8 +459,12 @@ class ClientSessionCore:
         self._orders[order.patch_channel] = order
         self._held.pop(order.patch_channel, None)
         self._renewing.pop(order.patch_channel, None)
-        self.patches[order.patch_channel] = order.linked
         return self._join_patches()
+
+    @property
+    def patches(self) -> dict[int, tuple[int, ...]]:
+        """Patches this radio follows: the patch's channel -> the linked channels."""
+        return {patch: order.linked for patch, order in self._orders.items()}
 
     @property
     def orders(self) -> dict[int, PatchOrder]:
@@ -508,12 +510,13 @@ class ClientSessionCore:
 
     def _unpatch(self, patch: int, *, ended: bool = True) -> list[Effect]:
         """Back to talking on our own channel: let go of the patch's floor, leave it."""
-        followed = self._orders.pop(patch, None) is not None or patch in self._held
+        was_followed = self._orders.pop(patch, None) is not None
+        followed = was_followed or patch in self._held
         if ended:
             self._held.pop(patch, None)
             if followed and patch not in self._ended:
                 self._ended.append(patch)
-        if self.patches.pop(patch, None) is None or patch not in self.affiliated:
+        if not was_followed or patch not in self.affiliated:
             return []
         effects = self.release(patch) if self.ptt_down(patch) else []
         return effects + self.deaffiliate(patch)

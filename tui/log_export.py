@@ -7,19 +7,19 @@ back up or configuration). ``ptt-dispatch --export-dir DIR`` chooses another dir
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
+
+import platformdirs
 
 from tui.state import ConsoleState
 
 
 def default_log_dir() -> Path:
     """``$XDG_STATE_HOME/fieldradio``, else ``~/.local/state/fieldradio`` (absolute)."""
-    state_home = os.environ.get("XDG_STATE_HOME", "")
-    # The spec: a relative value is invalid and is ignored.
-    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
-    return base / "fieldradio"
+    # platformdirs, as the relay's and the authority's data directories: it ignores a
+    # relative XDG_STATE_HOME, as the XDG spec says.
+    return platformdirs.user_state_path("fieldradio").absolute()
 
 
 def write_log_csv(state: ConsoleState, directory: Path, now: float) -> Path:

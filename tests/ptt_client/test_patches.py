@@ -40,6 +40,15 @@ async def on_channel(client: RadioClient, channel_id: int) -> None:
     await client.wait_for(control.Affiliated, lambda e: e.channel_id == channel_id)
 
 
+async def on_their_channels(
+    field: Field, disp: RadioClient, alice: RadioClient, carol: RadioClient
+) -> None:
+    """Alice and the dispatcher on patrol, carol on traffic."""
+    await on_channel(alice, field.channels["patrol"])
+    await on_channel(carol, field.channels["traffic"])
+    await on_channel(disp, field.channels["patrol"])
+
+
 async def patched(field: Field, disp: RadioClient, *officers: RadioClient) -> int:
     """Patch patrol and traffic; return the patch's channel once every officer listens on it."""
     for channel in ("patrol", "traffic"):
@@ -68,9 +77,7 @@ async def test_a_patch_keeps_everyone_on_their_own_channel_and_traffic_crosses(
     patrol, traffic = field.channels["patrol"], field.channels["traffic"]
     disp, alice, carol = await online(field, "disp", "alice", "carol")
     try:
-        await on_channel(alice, patrol)
-        await on_channel(carol, traffic)
-        await on_channel(disp, patrol)
+        await on_their_channels(field, disp, alice, carol)
         patch = await patched(field, disp, alice, carol)
         assert disp.channels[patch] == "patrol+traffic"
         # Nobody was moved: each is still on (and talks from) their own channel.
@@ -109,12 +116,10 @@ async def test_a_patch_keeps_everyone_on_their_own_channel_and_traffic_crosses(
 async def test_an_emergency_on_a_patched_channel_stays_where_it_was_raised(
     field: Field,
 ) -> None:
-    patrol, traffic = field.channels["patrol"], field.channels["traffic"]
+    patrol = field.channels["patrol"]
     disp, alice, carol = await online(field, "disp", "alice", "carol")
     try:
-        await on_channel(alice, patrol)
-        await on_channel(carol, traffic)
-        await on_channel(disp, patrol)
+        await on_their_channels(field, disp, alice, carol)
         patch = await patched(field, disp, alice, carol)
         alert_id = await alice.raise_emergency()
         alert = await disp.wait_for(control.EmergencyAlert, lambda e: e.alert_id == alert_id)
@@ -252,9 +257,7 @@ async def test_an_evil_relay_cannot_divert_a_channel_through_a_patch(field: Fiel
     patrol, traffic = field.channels["patrol"], field.channels["traffic"]
     disp, alice, carol = await online(field, "disp", "alice", "carol")
     try:
-        await on_channel(alice, patrol)
-        await on_channel(carol, traffic)
-        await on_channel(disp, patrol)
+        await on_their_channels(field, disp, alice, carol)
         # A channel alice and carol are both on, made by the dispatcher for something else.
         other = await channel_admin.create_channel(disp, "both", ["alice", "carol"])
         for officer in (alice, carol):
