@@ -8,20 +8,27 @@ cd "$(dirname "$0")/.."
 # libopus0: the voice codec (opuslib loads it); portaudio19-dev: pyaudio builds on it;
 # gpsd + gpsd-clients: gpsfake replays NMEA logs in the radio's GPS tests;
 # systemd (systemd-analyze), python3-seccomp, util-linux (unshare): the test that runs the
-# relay inside its systemd unit's sandbox (tests/test_deploy_sandbox.py).
+# relay inside its systemd unit's sandbox (tests/test_deploy_sandbox.py);
+# coturn: the TURN relay private calls fall back to (the tests start their own on 127.0.0.1).
 SYSTEM_PACKAGES=(libopus0 portaudio19-dev gcc python3-dev python3-venv gpsd gpsd-clients
-  systemd python3-seccomp util-linux)
+  systemd python3-seccomp util-linux coturn)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
 if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing system packages: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Debian enables coturn.service at install with a config that grants unauthenticated
+# allocations on every interface: an open relay. Fieldradio starts its own, locked down.
+if [ -d /run/systemd/system ] && systemctl is-enabled --quiet coturn 2>/dev/null; then
+  echo "bootstrap: disabling Debian's coturn service (an open relay as installed)"
+  $sudo systemctl disable --now coturn >/dev/null 2>&1 || true
 fi
 
 PYTHON=${PYTHON:-python3}
