@@ -112,6 +112,10 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
         control.CredentialRequest,
         control.Enroll,
         control.DirectoryRequest,
+        control.IceServersRequest,
+        control.CallOffer,
+        control.CallTalk,
+        control.CallLogRequest,
     }
 )
 """Messages only a client sends: from the server they mean nothing and are dropped."""

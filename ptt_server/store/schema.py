@@ -207,7 +207,31 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+_V5 = Migration(
+    version=5,
+    summary="the private-call log",
+    statements=(
+        # TS 23.379 private calls (issue 13): who called whom, when, how long, how it ended.
+        # The media never passes the relay; this is all it knows of a call.
+        """CREATE TABLE calls (
+            call_id BLOB PRIMARY KEY CHECK (length(call_id) = 16),
+            caller TEXT NOT NULL,
+            callee TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('full_duplex', 'half_duplex')),
+            emergency INTEGER NOT NULL CHECK (emergency IN (0, 1)),
+            offered_at REAL NOT NULL,
+            answered_at REAL,
+            ended_at REAL,
+            outcome TEXT NOT NULL DEFAULT '',
+            ended_by TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX calls_by_time ON calls (offered_at)",
+        "CREATE INDEX calls_by_caller ON calls (caller, offered_at)",
+        "CREATE INDEX calls_by_callee ON calls (callee, offered_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 
