@@ -32,6 +32,7 @@ from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
+from ptt_client.calls.manager import PrivateCalls
 from ptt_client.e2e import Keyring
 from ptt_client.errors import ClientError, PinnedCertificateError, connection_failure
 from ptt_client.event_stream import EventStream
@@ -43,6 +44,7 @@ from ptt_client.reception import Reception
 from ptt_client.session_core import (
     BurstEnded,
     BurstStarted,
+    CallMessage,
     ClientSessionCore,
     Dropped,
     Effect,
@@ -141,6 +143,15 @@ class RadioClient(SessionView, EventStream):
         """Repeats folded back into frames, and the downlink figures for receiver reports."""
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self.reconnects = 0
+        self.calls = PrivateCalls(
+            credential=self.credential,
+            keys=keys,
+            trust=lambda: self.keyring.trust,
+            send=self._send,
+            emit=self._emit,
+            clock=clock,
+        )
+        """Private calls to and from this radio (``ptt_client.calls``)."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -156,6 +167,7 @@ class RadioClient(SessionView, EventStream):
     async def stop(self) -> None:
         """Log out and stop reconnecting."""
         self._stopped = True
+        await self.calls.close()
         if self._socket is not None:
             # The socket, not only a logged-in session: a refused login is still closing.
             await self._socket.close()
@@ -226,6 +238,7 @@ class RadioClient(SessionView, EventStream):
                 self.connected.clear()
                 # The server released our floors with the connection: nothing to send.
                 self._lost(self.core.connection_lost())
+                self.calls.connection_lost()
 
     async def _login(self, ws: ClientConnection, fingerprint: bytes) -> LoggedIn | None:
         """The handshake; None if the server refused this radio (it stops retrying)."""
@@ -337,6 +350,8 @@ class RadioClient(SessionView, EventStream):
                 pong = self._pongs.get(effect.nonce)
                 if pong is not None and not pong.done():
                     pong.set_result(None)
+            elif isinstance(effect, CallMessage):
+                self.calls.receive(effect.message)
             elif isinstance(effect, TextArrived):
                 self.texts.arrived(effect.message)
             elif isinstance(effect, TextStored):

@@ -37,6 +37,7 @@ from ptt_client.floor_view import FLOOR_MESSAGES, ChannelFloor, FloorView
 from ptt_client.session_effects import (
     BurstEnded,
     BurstStarted,
+    CallMessage,
     Dropped,
     Effect,
     Emit,
@@ -124,6 +125,16 @@ RETRYABLE_LOGIN_ERRORS: Final = frozenset({control.ERROR_INTERNAL, control.ERROR
 """Login refusals that say "try again" (a storage hiccup, too many logins at once): the radio
 reconnects with backoff. Every other refusal is about the credential or the request, and
 retrying would only repeat it."""
+
+CALL_MESSAGES: Final = (
+    control.IceServers,
+    control.CallIncoming,
+    control.CallRinging,
+    control.CallAnswer,
+    control.CallEnd,
+    control.CallTalker,
+)
+"""Private-call signalling, for ``ptt_client.calls``."""
 
 KEY_MATERIAL: Final = (
     control.RosterUpdate,
@@ -396,6 +407,8 @@ class ClientSessionCore:
             return [Dropped(message, "the server does not send this after login")]
         if isinstance(message, FLOOR_MESSAGES):
             return self._on_floor(message)
+        if isinstance(message, CALL_MESSAGES):
+            return [CallMessage(message)]  # the calls report their own events
         effects = self._on_message(message)
         if isinstance(message, control.MediaTunnel | control.Patch):
             return effects  # media, not an event; a patch is reported once its order checks out
