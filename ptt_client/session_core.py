@@ -68,6 +68,7 @@ __all__ = [
     "RETRYABLE_LOGIN_ERRORS",
     "BurstEnded",
     "BurstStarted",
+    "CallMessage",
     "ClientSessionCore",
     "Dropped",
     "Effect",

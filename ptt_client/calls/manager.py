@@ -29,7 +29,7 @@ from ptt_client.audio import AudioInput, AudioOutput
 from ptt_client.calls.descriptions import CallRefused, check, describe
 from ptt_client.calls.errors import CallMediaError
 from ptt_client.calls.ice import IceServer, IceSettings
-from ptt_client.calls.media import CallMedia
+from ptt_client.calls.media import CLOSED_HERE, HUNG_UP, CallMedia
 from ptt_client.errors import ClientError
 from ptt_protocol import control
 
@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 ICE_SERVERS_TIMEOUT: Final = 5.0
 ICE_REFRESH_MARGIN: Final = 60.0
 """Ask for fresh TURN credentials when the cached ones expire within this many seconds."""
+SIGNAL_GRACE: Final = 1.0
+"""Seconds the radio waits for the relay's word on why a call's media stopped."""
 ANSWER_WAIT: Final = 40.0
 """Seconds the caller waits for an answer; the relay's ring timeout ends it sooner."""
 
@@ -233,7 +235,9 @@ class PrivateCalls:
         if isinstance(message, control.CallRinging) and call.outgoing:
             call.state = "ringing"
             self._emit(
-                events.CallAlerting(call.call_id, call.peer, "", outgoing=True, emergency=call.emergency)
+                events.CallAlerting(
+                    call.call_id, call.peer, "", outgoing=True, emergency=call.emergency
+                )
             )
         elif isinstance(message, control.CallAnswer) and call.outgoing:
             if call._answered is not None and not call._answered.done():
@@ -366,7 +370,7 @@ class PrivateCalls:
         assert call.media is not None
         if call.mode == control.CALL_HALF_DUPLEX:
             call.media.set_sending(call.talker == self.user_id)
-        path = call.media.media_path
+        path = call.media.media_path()
         self._emit(
             events.CallConnected(
                 call.call_id,
@@ -406,9 +410,7 @@ class PrivateCalls:
             await self._send(
                 control.CallEnd(call_id=message.call_id, reason=reason, text=text[:4096])  # type: ignore[arg-type]
             )
-        self._emit(
-            events.CallEnded(message.call_id, message.from_user, False, reason, text, 0.0)
-        )
+        self._emit(events.CallEnded(message.call_id, message.from_user, False, reason, text, 0.0))
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -426,7 +428,17 @@ class PrivateCalls:
         return media
 
     def _media_ended(self, call: Call, reason: str) -> None:
-        self._spawn(self._finish(call, control.END_FAILED, reason))
+        if reason != CLOSED_HERE:
+            self._spawn(self._media_lost(call, reason))
+
+    async def _media_lost(self, call: Call, reason: str) -> None:
+        # The media notices first (the peer's DTLS close_notify comes straight, its CallEnd
+        # through the relay): the relay's word, with the peer's reason, wins if it follows.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SIGNAL_GRACE):
+                await call.ended.wait()
+        outcome = control.END_HANGUP if reason == HUNG_UP else control.END_FAILED
+        await self._finish(call, outcome, f"{reason} ({call.peer})")
 
     def _describe(self, call: Call, side: str, sdp: str, media: CallMedia) -> bytes:
         caller, callee = (self.user_id, call.peer) if side == "offer" else (call.peer, self.user_id)
