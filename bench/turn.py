@@ -1,4 +1,4 @@
-"""A real coturn TURN server for tests: 127.0.0.1, a free port, its files in a temp dir, TURN
+"""A real coturn TURN server for tests and benches: 127.0.0.1, a free port, its files in a temp dir, TURN
 REST authentication (the secret is the test's), stopped at the end.
 
 coturn pitfalls this handles (measured in the issue-13 spike):
