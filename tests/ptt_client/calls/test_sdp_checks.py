@@ -53,6 +53,13 @@ def test_no_audio_is_refused(offer: str) -> None:
         check_remote_sdp(video)
 
 
+def test_a_second_media_section_is_refused(offer: str) -> None:
+    at = offer.index("m=audio")
+    doubled = offer + offer[at:].replace("a=mid:0", "a=mid:1")
+    with pytest.raises(CallMediaError, match="2 media sections"):
+        check_remote_sdp(doubled)
+
+
 def test_no_opus_is_refused(offer: str) -> None:
     pcmu = offer.replace("a=rtpmap:96 opus/48000/2", "a=rtpmap:96 PCMU/8000")
     with pytest.raises(CallMediaError, match="Opus"):
