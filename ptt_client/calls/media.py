@@ -309,7 +309,11 @@ class CallMedia:
         logger.info("call media ended: %s", reason)
         self._start_shutdown()
         if self._on_ended is not None:
-            self._on_ended(reason)
+            try:
+                self._on_ended(reason)
+            except Exception:
+                # It runs inside aiortc's event handlers: an exception there would break them.
+                logger.exception("on_ended callback failed")
 
     async def close(self) -> None:
         """Hang up (the other radio sees DTLS close_notify) and release everything; returns
