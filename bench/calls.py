@@ -293,7 +293,7 @@ async def run_path(
 
 async def measure_async(samples: Sequence[Path], calls: int) -> dict[str, list[CallFigures]]:
     loopback_only()
-    with tempfile.TemporaryDirectory(prefix="bench-calls-") as name, Coturn() as turn:
+    with tempfile.TemporaryDirectory(prefix="bench-calls-") as name, Coturn(user_quota=64) as turn:
         tmp = Path(name)
         authority = make_authority(tmp / "authority", tmp / "relay")
         config = tmp / "server.toml"

@@ -2,7 +2,7 @@
 
 Two :class:`ptt_client.calls.CallMedia` objects in this process on 127.0.0.1 (host candidates
 patched to loopback, as in the tests), directly or relay-only through a real coturn
-(``tests.turn.Coturn``). Run ``python -m bench.calls_media [runs]``; the functions are meant
+(``bench.turn.Coturn``). Run ``python -m bench.calls_media [runs]``; the functions are meant
 for ``bench/calls.py`` too.
 
 - **setup**: from the caller's :meth:`~CallMedia.offer` call to the callee's first decoded
@@ -92,7 +92,7 @@ class _FirstWrite(AudioOutput):
 
 @dataclass
 class Turn:
-    """A TURN server to use (``tests.turn.Coturn`` provides these)."""
+    """A TURN server to use (``bench.turn.Coturn`` provides these)."""
 
     url: str
     credentials: Callable[[str], tuple[str, str]]
@@ -165,7 +165,7 @@ def _summary(name: str, values: list[float]) -> str:
 
 
 async def _main(runs: int) -> None:
-    from tests.turn import Coturn  # a bench-only dependency on the test fixture
+    from bench.turn import Coturn
 
     loopback_only()
     with Coturn(user_quota=1000) as coturn:

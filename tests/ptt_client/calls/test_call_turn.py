@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from bench.turn import Coturn
 from ptt_client.calls import CallMedia, CallMediaError, IceServer, IceSettings
 from ptt_protocol.turn_credentials import rest_credentials
 from tests.ptt_client.calls.pair import (
@@ -18,7 +19,6 @@ from tests.ptt_client.calls.pair import (
 )
 from tests.ptt_client.calls.test_call_media import _aiortc_threads, _socket_count
 from tests.ptt_client.speech import similarity
-from tests.turn import Coturn
 
 
 def _candidate_types(sdp: str) -> set[str]:
