@@ -50,6 +50,7 @@ from ptt_protocol.control_channels import (
     MAX_PATCHED,
     Affiliate,
     Affiliated,
+    BroadcastRequest,
     BurstInfo,
     ChannelCreate,
     ChannelCreated,
@@ -232,6 +233,7 @@ __all__ = [
     "Affiliate",
     "Affiliated",
     "Blob",
+    "BroadcastRequest",
     "BurstInfo",
     "ChannelCreate",
     "ChannelCreated",
@@ -335,6 +337,7 @@ Message: TypeAlias = (
     | RecallList
     | RecallFrames
     | FloorRequest
+    | BroadcastRequest
     | FloorGranted
     | FloorDeny
     | FloorTaken
