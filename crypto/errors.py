@@ -13,6 +13,7 @@ Tree::
     +-- RosterError       signed roster refused (signer role, rollback, replay, tamper)
     |   +-- StaleRosterError   a valid roster, but not newer than the one held
     +-- PatchError        signed patch order refused (signer, expired, tampered)
+    +-- CallError         signed call description refused (signer, call, stale, tampered)
     +-- EnvelopeError     epoch-key envelope refused (not for me, bad creator, tampered)
     +-- FrameError        media frame refused (auth failure, unknown KID, bad header)
     |   +-- ReplayError   frame counter already seen or too old for the replay window
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "CallError",
     "CredentialError",
     "CryptoError",
     "EnvelopeError",
@@ -73,6 +75,11 @@ class StaleRosterError(RosterError):
 
 class PatchError(CryptoError):
     """A signed patch order was refused: not a dispatcher's, expired, tampered or malformed."""
+
+
+class CallError(CryptoError):
+    """A signed call description (private-call offer or answer) was refused: not the caller's
+    or callee's device, for another call, stale, tampered or malformed."""
 
 
 class EnvelopeError(CryptoError):

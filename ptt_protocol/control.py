@@ -6,8 +6,8 @@ frame is::
     PROTOCOL_VERSION (1 byte) | msgpack map with a "type" tag and the fields
 
 The messages are defined by family in :mod:`ptt_protocol.control_session`,
-:mod:`~ptt_protocol.control_channels`, :mod:`~ptt_protocol.control_info` and
-:mod:`~ptt_protocol.control_keys` (field types and limits in
+:mod:`~ptt_protocol.control_channels`, :mod:`~ptt_protocol.control_info`,
+:mod:`~ptt_protocol.control_keys` and :mod:`~ptt_protocol.control_calls` (field types and limits in
 :mod:`~ptt_protocol.control_types`), and all are importable from here. Each message is a
 frozen ``msgspec.Struct``; all of them form the tagged union
 :data:`Message`, whose tags are the snake_case class names
@@ -46,6 +46,40 @@ from typing import Any, Final, TypeAlias, get_args
 
 import msgspec
 
+from ptt_protocol.control_calls import (
+    CALL_FULL_DUPLEX,
+    CALL_HALF_DUPLEX,
+    CALL_MODES,
+    COMMENCEMENT_AUTOMATIC,
+    COMMENCEMENT_MANUAL,
+    END_BUSY,
+    END_FAILED,
+    END_FORBIDDEN,
+    END_HANGUP,
+    END_NO_ANSWER,
+    END_OFFLINE,
+    END_PEER_GONE,
+    END_PREEMPTED,
+    END_RATE_LIMITED,
+    END_REASONS,
+    END_REFUSED,
+    CallAnswer,
+    CallEnd,
+    CallIncoming,
+    CallLog,
+    CallLogRequest,
+    CallMode,
+    CallOffer,
+    CallRecord,
+    CallRinging,
+    CallTalk,
+    CallTalker,
+    Commencement,
+    EndReason,
+    IceServer,
+    IceServers,
+    IceServersRequest,
+)
 from ptt_protocol.control_channels import (
     MAX_PATCHED,
     Affiliate,
@@ -187,6 +221,22 @@ from ptt_protocol.errors import MalformedError, ProtocolError, UnsupportedVersio
 __all__ = [
     "ALERT_EMERGENCY",
     "ALERT_IMMINENT_PERIL",
+    "CALL_FULL_DUPLEX",
+    "CALL_HALF_DUPLEX",
+    "CALL_MODES",
+    "COMMENCEMENT_AUTOMATIC",
+    "COMMENCEMENT_MANUAL",
+    "END_BUSY",
+    "END_FAILED",
+    "END_FORBIDDEN",
+    "END_HANGUP",
+    "END_NO_ANSWER",
+    "END_OFFLINE",
+    "END_PEER_GONE",
+    "END_PREEMPTED",
+    "END_RATE_LIMITED",
+    "END_REASONS",
+    "END_REFUSED",
     "ERROR_AUTH_FAILED",
     "ERROR_BAD_MESSAGE",
     "ERROR_CODES",
@@ -235,6 +285,17 @@ __all__ = [
     "Blob",
     "BroadcastRequest",
     "BurstInfo",
+    "CallAnswer",
+    "CallEnd",
+    "CallIncoming",
+    "CallLog",
+    "CallLogRequest",
+    "CallMode",
+    "CallOffer",
+    "CallRecord",
+    "CallRinging",
+    "CallTalk",
+    "CallTalker",
     "ChannelCreate",
     "ChannelCreated",
     "ChannelDelete",
@@ -242,6 +303,7 @@ __all__ = [
     "ChannelId",
     "ChannelInfo",
     "ChannelList",
+    "Commencement",
     "CredentialRequest",
     "Credentials",
     "Deaffiliate",
@@ -254,6 +316,7 @@ __all__ = [
     "EmergencyAck",
     "EmergencyAlert",
     "EmergencyCancel",
+    "EndReason",
     "Enroll",
     "Enrolled",
     "EnrolledUser",
@@ -271,6 +334,9 @@ __all__ = [
     "Hello",
     "HopKey",
     "Host",
+    "IceServer",
+    "IceServers",
+    "IceServersRequest",
     "Id",
     "Interval",
     "KeyEnvelope",
@@ -370,6 +436,17 @@ Message: TypeAlias = (
     | Ping
     | Pong
     | MediaTunnel
+    | IceServersRequest
+    | IceServers
+    | CallOffer
+    | CallIncoming
+    | CallRinging
+    | CallAnswer
+    | CallEnd
+    | CallTalk
+    | CallTalker
+    | CallLogRequest
+    | CallLog
 )
 """Any control message."""
 
