@@ -22,7 +22,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import websockets
@@ -32,6 +32,7 @@ from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
+from ptt_client.broadcasts import BroadcastAnswers, BroadcastOutcome, check_broadcast
 from ptt_client.e2e import Keyring
 from ptt_client.errors import ClientError, PinnedCertificateError, connection_failure
 from ptt_client.event_stream import EventStream
@@ -434,20 +435,61 @@ class RadioClient(SessionView, EventStream):
         """Channels whose PTT key is held."""
         return self.core.keys_down()
 
+    async def broadcast(self, channel_ids: Sequence[int]) -> BroadcastOutcome:
+        """Start a broadcast group call (TS 22.179 6.2.3; dispatchers only): take the floor
+        of every channel in ``channel_ids`` (affiliated, at most ``MAX_PATCHED``) at once,
+        one way, over ordinary talk on them. :meth:`send_voice` then sends each frame to
+        every channel granted, sealed under each one's key; :meth:`end_broadcast` ends it.
+
+        Returns once the server has answered for every channel. Raises
+        :class:`~ptt_client.errors.BroadcastRefused` when it refused the whole call (nothing
+        changed) and :class:`ClientError` for a call it would refuse."""
+        core = self.core
+        wanted = check_broadcast(channel_ids, core.affiliated, core.keys_down(), core.broadcasting)
+        if self._ws is None:
+            raise ClientError("not connected: PTT does nothing until the radio is back")
+        answers = BroadcastAnswers(wanted)
+        self.add_listener(answers.hear)
+        try:
+            await self._run_effects(self.core.broadcast(wanted))
+            await self.ping_server()  # the server answers in order: every answer is in
+            return answers.outcome()
+        except BaseException:
+            await self.end_broadcast()
+            raise
+        finally:
+            self.remove_listener(answers.hear)
+
+    async def end_broadcast(self) -> None:
+        """PTT up on the broadcast: each channel's burst ends, signed, and its floor is
+        released (nothing is sent for a channel whose floor was taken away meanwhile, nor
+        after the connection dropped: the server released our floors with it)."""
+        await self._run_effects(self.core.end_broadcast())
+
     async def send_voice(self, opus: bytes, channel_id: int | None = None) -> bool:
-        """Seal one Opus frame end to end and send it; False if this client does not hold the floor."""
-        target = self._transmit_channel(channel_id)
-        burst_id = self.core.talking_burst(target)
-        if burst_id is None or self.media.hop is None:
-            return False
-        now = self._clock()
-        inner = self.frames.voice(
-            target, burst_id, opus, now, self.protection.for_channel(target, now)
+        """Seal one Opus frame end to end and send it; during a broadcast (unless
+        ``channel_id`` names another channel) to each of its channels still held. False if
+        this client holds no floor to send it on."""
+        broadcast = self.core.broadcasting
+        targets = (
+            broadcast
+            if broadcast and (channel_id is None or channel_id in broadcast)
+            else (self._transmit_channel(channel_id),)
         )
-        await self.media.send(self.media.seal(inner))
-        if self.frames.statement_due(target, self._clock()):
-            await self._send_signature(target, burst_id, end=False)
-        return True
+        sent = False
+        for target in targets:
+            burst_id = self.core.talking_burst(target)
+            if burst_id is None or self.media.hop is None:
+                continue
+            now = self._clock()
+            inner = self.frames.voice(
+                target, burst_id, opus, now, self.protection.for_channel(target, now)
+            )
+            await self.media.send(self.media.seal(inner))
+            if self.frames.statement_due(target, self._clock()):
+                await self._send_signature(target, burst_id, end=False)
+            sent = True
+        return sent
 
     @property
     def last_voice_sequence(self) -> int | None:

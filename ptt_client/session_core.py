@@ -103,6 +103,7 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
         control.ChannelCreate,
         control.ChannelDelete,
         control.FloorRequest,
+        control.BroadcastRequest,
         control.FloorRelease,
         control.PresenceSubscribe,
         control.SetStatus,
@@ -191,6 +192,8 @@ class ClientSessionCore:
         self.emergency_alert: bytes | None = None
         self.alert_kind: str = control.ALERT_EMERGENCY
         """The kind of :attr:`emergency_alert`, as the server recorded it."""
+        self.broadcasting: tuple[int, ...] = ()
+        """The channels of this radio's broadcast group call while its key is down."""
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}
@@ -323,6 +326,20 @@ class ClientSessionCore:
         """PTT up: end our burst and release, or cancel our request; after the floor was
         taken away (revoke, pre-emption), nothing."""
         return self._floor_effects(channel_id, self._floor(channel_id).release())
+
+    def broadcast(self, channel_ids: tuple[int, ...]) -> list[Effect]:
+        """PTT down for a broadcast group call (TS 22.179 6.2.3): one BroadcastRequest for
+        every channel, whose floor participants then wait for their own channel's answer."""
+        for channel_id in channel_ids:
+            self._floor(channel_id).press(DISPATCHER_PRIORITY, broadcast=True)
+            self.floors[channel_id] = self._floors[channel_id].view
+        self.broadcasting = channel_ids
+        return [Send(control.BroadcastRequest(channel_ids=channel_ids))]
+
+    def end_broadcast(self) -> list[Effect]:
+        """PTT up on the broadcast: each channel's burst ends (or its request is withdrawn)."""
+        channels, self.broadcasting = self.broadcasting, ()
+        return [effect for channel_id in channels for effect in self.release(channel_id)]
 
     def ptt_down(self, channel_id: int) -> bool:
         floor = self._floors.get(channel_id)
