@@ -441,9 +441,8 @@ class RadioClient(SessionView, EventStream):
         one way, over ordinary talk on them. :meth:`send_voice` then sends each frame to
         every channel granted, sealed under each one's key; :meth:`end_broadcast` ends it.
 
-        Returns once the server has answered for every channel. Raises
-        :class:`~ptt_client.errors.BroadcastRefused` when it refused the whole call (nothing
-        changed) and :class:`ClientError` for a call it would refuse."""
+        Returns once every channel answered; raises :class:`ClientError` for a call the server
+        would refuse, and ``BroadcastRefused`` when it refused it (nothing changed then)."""
         core = self.core
         wanted = check_broadcast(channel_ids, core.affiliated, core.keys_down(), core.broadcasting)
         if self._ws is None:
@@ -471,11 +470,8 @@ class RadioClient(SessionView, EventStream):
         ``channel_id`` names another channel) to each of its channels still held. False if
         this client holds no floor to send it on."""
         broadcast = self.core.broadcasting
-        targets = (
-            broadcast
-            if broadcast and (channel_id is None or channel_id in broadcast)
-            else (self._transmit_channel(channel_id),)
-        )
+        on_air = broadcast and (channel_id is None or channel_id in broadcast)
+        targets = broadcast if on_air else (self._transmit_channel(channel_id),)
         sent = False
         for target in targets:
             burst_id = self.core.talking_burst(target)
@@ -530,20 +526,23 @@ class RadioClient(SessionView, EventStream):
             await self._send(control.LocationReport(sealed_location=sealed))
 
     async def raise_emergency(
-        self, lat: float | None = None, lon: float | None = None, *, peril: bool = False
+        self,
+        lat: float | None = None,
+        lon: float | None = None,
+        *,
+        peril: bool = False,
+        channel_id: int | None = None,
     ) -> bytes:
-        """Raise an emergency alert (``peril``: an imminent-peril one) on the selected channel;
-        floor requests now get its priority until it is cancelled."""
+        """Raise an emergency alert (``peril``: an imminent-peril one) on ``channel_id`` (the
+        selected one by default); floor requests get its priority until it is cancelled."""
         alert_id = secrets.token_bytes(control.MESSAGE_ID_SIZE)
-        sealed = (
-            self.keyring.seal_location(self.selected, lat, lon)
-            if lat is not None and lon is not None
-            else None
-        )
+        channel = channel_id if channel_id is not None else self.selected
+        located = lat is not None and lon is not None
+        sealed = self.keyring.seal_location(channel, lat, lon) if located else None
         alert = control.EmergencyAlert(
             alert_id=alert_id,
             user_id=self.user_id,
-            channel_id=self.selected or 0,
+            channel_id=channel or 0,
             sealed_location=sealed,
             raised_at=time.time(),
             kind=control.ALERT_IMMINENT_PERIL if peril else control.ALERT_EMERGENCY,
