@@ -16,11 +16,53 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 from ptt_client.errors import BroadcastRefused, ClientError
+from ptt_client.floor_view import ChannelFloor, FloorView
+from ptt_client.session_effects import Effect, Send
 from ptt_protocol import control
 
-__all__ = ["BroadcastAnswers", "BroadcastOutcome", "BroadcastRefused", "check_broadcast"]
+__all__ = [
+    "BroadcastAnswers",
+    "BroadcastFloors",
+    "BroadcastOutcome",
+    "BroadcastRefused",
+    "check_broadcast",
+]
+
+BROADCAST_PRIORITY: Final = 2
+"""A broadcast is a dispatcher's call: its floors are asked for at the dispatcher's level."""
+
+
+class BroadcastFloors:
+    """The session core's broadcast (a mixin of ``ClientSessionCore``, whose floors it
+    presses and releases)."""
+
+    broadcasting: tuple[int, ...]
+    """The channels of this radio's broadcast group call while its key is down."""
+    floors: dict[int, FloorView]
+
+    if TYPE_CHECKING:  # the session core's own
+
+        def _floor(self, channel_id: int) -> ChannelFloor: ...
+
+        def release(self, channel_id: int) -> list[Effect]: ...
+
+    def broadcast(self, channel_ids: tuple[int, ...]) -> list[Effect]:
+        """PTT down for a broadcast group call: one BroadcastRequest for every channel, whose
+        floor participants then wait for their own channel's answer."""
+        for channel_id in channel_ids:
+            floor = self._floor(channel_id)
+            floor.press(BROADCAST_PRIORITY, broadcast=True)
+            self.floors[channel_id] = floor.view
+        self.broadcasting = channel_ids
+        return [Send(control.BroadcastRequest(channel_ids=channel_ids))]
+
+    def end_broadcast(self) -> list[Effect]:
+        """PTT up on the broadcast: each channel's burst ends (or its request is withdrawn)."""
+        channels, self.broadcasting = self.broadcasting, ()
+        return [effect for channel_id in channels for effect in self.release(channel_id)]
 
 
 @dataclass(frozen=True)

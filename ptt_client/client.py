@@ -22,7 +22,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Final
 
 import websockets
@@ -32,7 +32,8 @@ from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
-from ptt_client.broadcasts import BroadcastAnswers, BroadcastOutcome, check_broadcast
+from ptt_client.broadcast_calls import BroadcastCalls
+from ptt_client.calls.manager import PrivateCalls
 from ptt_client.e2e import Keyring
 from ptt_client.errors import ClientError, PinnedCertificateError, connection_failure
 from ptt_client.event_stream import EventStream
@@ -44,6 +45,7 @@ from ptt_client.reception import Reception
 from ptt_client.session_core import (
     BurstEnded,
     BurstStarted,
+    CallMessage,
     ClientSessionCore,
     Dropped,
     Effect,
@@ -79,7 +81,7 @@ BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
 
 
-class RadioClient(SessionView, EventStream):
+class RadioClient(BroadcastCalls, SessionView, EventStream):
     """One device's connection to the relay. Start it, then call its methods; read its events
     (:class:`ptt_client.event_stream.EventStream`)."""
 
@@ -142,6 +144,15 @@ class RadioClient(SessionView, EventStream):
         """Repeats folded back into frames, and the downlink figures for receiver reports."""
         self._pongs: dict[int, asyncio.Future[None]] = {}
         self.reconnects = 0
+        self.calls = PrivateCalls(
+            credential=self.credential,
+            keys=keys,
+            trust=lambda: self.keyring.trust,
+            send=self._send,
+            emit=self._emit,
+            clock=clock,
+        )
+        """Private calls to and from this radio (``ptt_client.calls``)."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -157,6 +168,7 @@ class RadioClient(SessionView, EventStream):
     async def stop(self) -> None:
         """Log out and stop reconnecting."""
         self._stopped = True
+        await self.calls.close()
         if self._socket is not None:
             # The socket, not only a logged-in session: a refused login is still closing.
             await self._socket.close()
@@ -227,6 +239,7 @@ class RadioClient(SessionView, EventStream):
                 self.connected.clear()
                 # The server released our floors with the connection: nothing to send.
                 self._lost(self.core.connection_lost())
+                self.calls.connection_lost()
 
     async def _login(self, ws: ClientConnection, fingerprint: bytes) -> LoggedIn | None:
         """The handshake; None if the server refused this radio (it stops retrying)."""
@@ -338,6 +351,8 @@ class RadioClient(SessionView, EventStream):
                 pong = self._pongs.get(effect.nonce)
                 if pong is not None and not pong.done():
                     pong.set_result(None)
+            elif isinstance(effect, CallMessage):
+                self.calls.receive(effect.message)
             elif isinstance(effect, TextArrived):
                 self.texts.arrived(effect.message)
             elif isinstance(effect, TextStored):
@@ -434,36 +449,6 @@ class RadioClient(SessionView, EventStream):
     def keys_down(self) -> list[int]:
         """Channels whose PTT key is held."""
         return self.core.keys_down()
-
-    async def broadcast(self, channel_ids: Sequence[int]) -> BroadcastOutcome:
-        """Start a broadcast group call (TS 22.179 6.2.3; dispatchers only): take the floor
-        of every channel in ``channel_ids`` (affiliated, at most ``MAX_PATCHED``) at once,
-        one way, over ordinary talk on them. :meth:`send_voice` then sends each frame to
-        every channel granted, sealed under each one's key; :meth:`end_broadcast` ends it.
-
-        Returns once every channel answered; raises :class:`ClientError` for a call the server
-        would refuse, and ``BroadcastRefused`` when it refused it (nothing changed then)."""
-        core = self.core
-        wanted = check_broadcast(channel_ids, core.affiliated, core.keys_down(), core.broadcasting)
-        if self._ws is None:
-            raise ClientError("not connected: PTT does nothing until the radio is back")
-        answers = BroadcastAnswers(wanted)
-        self.add_listener(answers.hear)
-        try:
-            await self._run_effects(self.core.broadcast(wanted))
-            await self.ping_server()  # the server answers in order: every answer is in
-            return answers.outcome()
-        except BaseException:
-            await self.end_broadcast()
-            raise
-        finally:
-            self.remove_listener(answers.hear)
-
-    async def end_broadcast(self) -> None:
-        """PTT up on the broadcast: each channel's burst ends, signed, and its floor is
-        released (nothing is sent for a channel whose floor was taken away meanwhile, nor
-        after the connection dropped: the server released our floors with it)."""
-        await self._run_effects(self.core.end_broadcast())
 
     async def send_voice(self, opus: bytes, channel_id: int | None = None) -> bool:
         """Seal one Opus frame end to end and send it; during a broadcast (unless

@@ -212,3 +212,41 @@ class CredentialRevoked:
     user_id: str
     serial: int
     device_id: str
+
+
+@dataclass(frozen=True)
+class CallAlerting:
+    """A private call rings: at this radio (``outgoing`` False: accept or refuse it) or at the
+    callee's (``outgoing`` True, manual commencement)."""
+
+    call_id: bytes
+    peer: str
+    display_name: str
+    outgoing: bool
+    emergency: bool
+
+
+@dataclass(frozen=True)
+class CallConnected:
+    """A private call's media is up, end to end (DTLS-SRTP with the fingerprint the peer
+    signed); ``relayed`` when it goes through the TURN server."""
+
+    call_id: bytes
+    peer: str
+    outgoing: bool
+    mode: str
+    emergency: bool
+    relayed: bool
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """A private call is over (or never began): ``reason`` is a ``control.END_*`` code,
+    ``text`` says what happened; ``duration_s`` counts from when it connected (0 if never)."""
+
+    call_id: bytes
+    peer: str
+    outgoing: bool
+    reason: str
+    text: str
+    duration_s: float

@@ -33,10 +33,12 @@ from typing import Final
 from crypto.identity import Credential, DeviceKeys
 from crypto.patch_order import PatchOrder
 from ptt_client import events
+from ptt_client.broadcasts import BroadcastFloors
 from ptt_client.floor_view import FLOOR_MESSAGES, ChannelFloor, FloorView
 from ptt_client.session_effects import (
     BurstEnded,
     BurstStarted,
+    CallMessage,
     Dropped,
     Effect,
     Emit,
@@ -67,6 +69,7 @@ __all__ = [
     "RETRYABLE_LOGIN_ERRORS",
     "BurstEnded",
     "BurstStarted",
+    "CallMessage",
     "ClientSessionCore",
     "Dropped",
     "Effect",
@@ -113,6 +116,10 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
         control.CredentialRequest,
         control.Enroll,
         control.DirectoryRequest,
+        control.IceServersRequest,
+        control.CallOffer,
+        control.CallTalk,
+        control.CallLogRequest,
     }
 )
 """Messages only a client sends: from the server they mean nothing and are dropped."""
@@ -121,6 +128,16 @@ RETRYABLE_LOGIN_ERRORS: Final = frozenset({control.ERROR_INTERNAL, control.ERROR
 """Login refusals that say "try again" (a storage hiccup, too many logins at once): the radio
 reconnects with backoff. Every other refusal is about the credential or the request, and
 retrying would only repeat it."""
+
+CALL_MESSAGES: Final = (
+    control.IceServers,
+    control.CallIncoming,
+    control.CallRinging,
+    control.CallAnswer,
+    control.CallEnd,
+    control.CallTalker,
+)
+"""Private-call signalling, for ``ptt_client.calls``."""
 
 KEY_MATERIAL: Final = (
     control.RosterUpdate,
@@ -174,8 +191,9 @@ class Refused:
 # --- the core ------------------------------------------------------------------------------
 
 
-class ClientSessionCore:
-    """What a radio knows and does on its control session (pure)."""
+class ClientSessionCore(BroadcastFloors):
+    """What a radio knows and does on its control session (pure; its broadcast group call
+    is :class:`ptt_client.broadcasts.BroadcastFloors`)."""
 
     def __init__(self, credential: Credential, keys: DeviceKeys) -> None:
         self.credential = credential
@@ -192,8 +210,7 @@ class ClientSessionCore:
         self.emergency_alert: bytes | None = None
         self.alert_kind: str = control.ALERT_EMERGENCY
         """The kind of :attr:`emergency_alert`, as the server recorded it."""
-        self.broadcasting: tuple[int, ...] = ()
-        """The channels of this radio's broadcast group call while its key is down."""
+        self.broadcasting = ()
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}
@@ -327,20 +344,6 @@ class ClientSessionCore:
         taken away (revoke, pre-emption), nothing."""
         return self._floor_effects(channel_id, self._floor(channel_id).release())
 
-    def broadcast(self, channel_ids: tuple[int, ...]) -> list[Effect]:
-        """PTT down for a broadcast group call (TS 22.179 6.2.3): one BroadcastRequest for
-        every channel, whose floor participants then wait for their own channel's answer."""
-        for channel_id in channel_ids:
-            self._floor(channel_id).press(DISPATCHER_PRIORITY, broadcast=True)
-            self.floors[channel_id] = self._floors[channel_id].view
-        self.broadcasting = channel_ids
-        return [Send(control.BroadcastRequest(channel_ids=channel_ids))]
-
-    def end_broadcast(self) -> list[Effect]:
-        """PTT up on the broadcast: each channel's burst ends (or its request is withdrawn)."""
-        channels, self.broadcasting = self.broadcasting, ()
-        return [effect for channel_id in channels for effect in self.release(channel_id)]
-
     def ptt_down(self, channel_id: int) -> bool:
         floor = self._floors.get(channel_id)
         return floor is not None and floor.ptt_down
@@ -409,6 +412,8 @@ class ClientSessionCore:
             return [Dropped(message, "the server does not send this after login")]
         if isinstance(message, FLOOR_MESSAGES):
             return self._on_floor(message)
+        if isinstance(message, CALL_MESSAGES):
+            return [CallMessage(message)]  # the calls report their own events
         effects = self._on_message(message)
         if isinstance(message, control.MediaTunnel | control.Patch):
             return effects  # media, not an event; a patch is reported once its order checks out

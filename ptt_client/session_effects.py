@@ -14,6 +14,7 @@ from ptt_protocol import control
 __all__ = [
     "BurstEnded",
     "BurstStarted",
+    "CallMessage",
     "Dropped",
     "Effect",
     "Emit",
@@ -118,6 +119,13 @@ class TextStored:
 
 
 @dataclass(frozen=True, slots=True)
+class CallMessage:
+    """Private-call signalling: for the radio's calls (``ptt_client.calls``)."""
+
+    message: control.Message
+
+
+@dataclass(frozen=True, slots=True)
 class Dropped:
     """A message that has no meaning now: nothing changed (log it)."""
 
@@ -127,6 +135,7 @@ class Dropped:
 
 Effect = (
     Send
+    | CallMessage
     | Emit
     | BurstStarted
     | BurstEnded

@@ -66,6 +66,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     their newest state goes out when the limit allows (an emergency is never refused)."""
     rate_emergency_burst: int = 3
     """Emergency broadcasts a user may send back to back before ``rate_emergency_per_s`` applies."""
+    turn_urls: list[str] = msgspec.field(default_factory=list)
+    """TURN servers radios fall back to for private calls when no direct path works
+    (``turn:HOST:PORT?transport=udp``); empty: direct paths only. Never a public server."""
+    turn_secret: str = ""
+    """The TURN REST shared secret (coturn's ``static-auth-secret``): the relay hands each
+    caller and callee credentials made with it, valid ``turn_credential_ttl`` seconds."""
+    turn_credential_ttl: float = 3600.0
+    call_ring_timeout: float = 30.0
+    """Seconds a private call rings (manual answer) before it ends unanswered."""
     log_level: str = "INFO"
 
     def resolved_data_dir(self) -> Path:
@@ -123,5 +132,26 @@ def validate(config: ServerConfig) -> None:
         )
     if config.idle_timeout <= config.heartbeat_interval:
         raise ConfigError("idle_timeout must be longer than heartbeat_interval")
+    _validate_calls(config)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("set both tls_cert and tls_key, or neither (a self-signed pair is made)")
+
+
+_TURN_SCHEMES = ("turn:", "turns:", "stun:")
+
+
+def _validate_calls(config: ServerConfig) -> None:
+    for url in config.turn_urls:
+        if not url.startswith(_TURN_SCHEMES) or len(url) > 255:
+            raise ConfigError(
+                f"turn_urls: {url!r} is not a TURN or STUN URL (turn:HOST:PORT?transport=udp)"
+            )
+    if config.turn_urls and len(config.turn_secret) < 16:
+        raise ConfigError(
+            "turn_secret must be set (at least 16 characters, coturn's static-auth-secret)"
+            " when turn_urls is"
+        )
+    if not 60 <= config.turn_credential_ttl <= 86400:
+        raise ConfigError("turn_credential_ttl must be between 60 and 86400 seconds")
+    if not 5 <= config.call_ring_timeout <= 300:
+        raise ConfigError("call_ring_timeout must be between 5 and 300 seconds")

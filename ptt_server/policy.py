@@ -26,6 +26,7 @@ __all__ = [
     "Rule",
     "Who",
     "authorise",
+    "may_call",
     "may_cancel_emergency",
 ]
 
@@ -103,6 +104,13 @@ RULES: Final[dict[type[control.Message], Rule]] = {
     control.Patch: Rule(_KM, _FREE, "patch channels"),
     control.Unpatch: Rule(_KM, _FREE, "end a patch"),
     control.ChannelDelete: Rule(_KM, _FREE, "delete channels"),
+    control.IceServersRequest: Rule(_ANY, _MSG, "ask for call relays"),
+    control.CallOffer: Rule(_ANY, _MSG, "place private calls"),
+    control.CallRinging: Rule(_ANY, _FREE, "ring"),
+    control.CallAnswer: Rule(_ANY, _FREE, "answer calls"),
+    control.CallEnd: Rule(_ANY, _FREE, "end calls"),
+    control.CallTalk: Rule(_ANY, _FLOOR, "talk in a call"),
+    control.CallLogRequest: Rule(_ANY, _MSG, "read the call log"),
     control.Enroll: Rule(_AUTH, _FREE, "enroll devices"),
     control.RevocationUpdate: Rule(_AUTH, _FREE, "publish revocation lists"),
     control.DirectoryRequest: Rule(_AUTH, _FREE, "read the directory"),
@@ -127,6 +135,12 @@ def authorise(role: Role, message: control.Message) -> Rule | Refusal:
     if role not in _ALLOWED[rule.who]:
         return Refusal(control.ERROR_FORBIDDEN, f"only {rule.who.value} may {rule.action}")
     return rule
+
+
+def may_call(caller: Role, callee: Role) -> bool:
+    """Private calls: officers call officers and dispatchers; a dispatcher (or the authority)
+    calls anyone."""
+    return caller in _ALLOWED[Who.KEY_MANAGER] or callee in (Role.OFFICER, Role.DISPATCHER)
 
 
 def may_cancel_emergency(user_id: str, role: Role, raiser: str) -> bool:

@@ -29,10 +29,11 @@ from crypto.identity import Credential, RevocationList, Role, TrustAnchor
 from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
 from ptt_server import heap, prelogin, tls
+from ptt_server.call_core import CallTable
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
-from ptt_server.handlers import HANDLERS, initial, keys, presence
+from ptt_server.handlers import HANDLERS, calls, initial, keys, presence
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
 from ptt_server.policy import Refusal, Refused
@@ -129,6 +130,8 @@ class RelayServer:
             config.rate_emergency_per_s, config.rate_emergency_burst
         )
         self._emergency_timer: asyncio.TimerHandle | None = None
+        self.calls = CallTable(ring_timeout=config.call_ring_timeout)
+        self.call_timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._started = False
         self._metrics_server: Any = None
@@ -297,8 +300,9 @@ class RelayServer:
             self._udp.close()
         for channel in self.channels.values():
             channel.close()
-        if self._emergency_timer is not None:
-            self._emergency_timer.cancel()
+        for timer in (self._emergency_timer, self.call_timer):
+            if timer is not None:
+                timer.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._metrics_server is not None:
@@ -560,6 +564,7 @@ class RelayServer:
             return
         self.dispatchers.discard(session)
         await self._leave_channels(session)
+        await calls.session_closed(self, session)
         self.metrics.sessions.set(len(self.sessions))
         if session.presence_flush is not None:
             session.presence_flush.cancel()  # the offline write below carries the newest

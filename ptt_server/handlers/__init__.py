@@ -14,6 +14,7 @@ from typing import Any, Final
 from ptt_protocol import control
 from ptt_server.handlers import (
     authority,
+    calls,
     channels,
     emergencies,
     keys,
@@ -52,6 +53,13 @@ HANDLERS: Final[dict[type[control.Message], Handler]] = {
     control.EmergencyCancel: emergencies.on_emergency_cancel,
     control.RecallList: recall.on_recall_list,
     control.RecallFrames: recall.on_recall_frames,
+    control.IceServersRequest: calls.on_ice_servers_request,
+    control.CallOffer: calls.on_call_offer,
+    control.CallRinging: calls.on_call_ringing,
+    control.CallAnswer: calls.on_call_answer,
+    control.CallEnd: calls.on_call_end,
+    control.CallTalk: calls.on_call_talk,
+    control.CallLogRequest: calls.on_call_log_request,
     control.Enroll: authority.on_enroll,
     control.RevocationUpdate: authority.on_revocations,
     control.DirectoryRequest: authority.on_directory,

@@ -7,6 +7,7 @@ methods, input checks and SQL in one module::
     users.py        users and the revocation list
     channels.py     channels, rosters and members, key envelopes, channel deletion
     patches.py      which channels a patch links
+    calls.py        the private-call log
     messages.py     sealed messages and their deliveries, message pruning
     emergencies.py  emergency alerts
     presence.py     presence
@@ -31,6 +32,7 @@ are listed in ``ptt_server.store.errors``.
 from __future__ import annotations
 
 from ptt_server.store.bursts import BurstTables
+from ptt_server.store.calls import CallTables
 from ptt_server.store.channels import ChannelTables
 from ptt_server.store.emergencies import EmergencyTables
 from ptt_server.store.errors import (
@@ -94,6 +96,7 @@ class Store(
     UserTables,
     ChannelTables,
     PatchTables,
+    CallTables,
     MessageTables,
     EmergencyTables,
     PresenceTables,

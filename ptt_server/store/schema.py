@@ -209,6 +209,30 @@ _V4 = Migration(
 
 _V5 = Migration(
     version=5,
+    summary="the private-call log",
+    statements=(
+        # TS 23.379 private calls (issue 13): who called whom, when, how long, how it ended.
+        # The media never passes the relay; this is all it knows of a call.
+        """CREATE TABLE calls (
+            call_id BLOB PRIMARY KEY CHECK (length(call_id) = 16),
+            caller TEXT NOT NULL,
+            callee TEXT NOT NULL,
+            mode TEXT NOT NULL CHECK (mode IN ('full_duplex', 'half_duplex')),
+            emergency INTEGER NOT NULL CHECK (emergency IN (0, 1)),
+            offered_at REAL NOT NULL,
+            answered_at REAL,
+            ended_at REAL,
+            outcome TEXT NOT NULL DEFAULT '',
+            ended_by TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX calls_by_time ON calls (offered_at)",
+        "CREATE INDEX calls_by_caller ON calls (caller, offered_at)",
+        "CREATE INDEX calls_by_callee ON calls (callee, offered_at)",
+    ),
+)
+
+_V6 = Migration(
+    version=6,
     summary="broadcast bursts",
     statements=(
         # TS 22.179 6.2.3: a dispatcher's broadcast group call is logged as such on each of
@@ -218,7 +242,7 @@ _V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 

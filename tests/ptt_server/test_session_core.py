@@ -159,6 +159,7 @@ def test_every_client_message_has_a_rule_and_server_messages_are_refused() -> No
         control.FloorRevoke, control.FloorQueuePosition, control.PresenceUpdate,
         control.TextDeliver, control.Credentials, control.Pong, control.Enrolled,
         control.Directory, control.LinkReport, control.ChannelDeleted, control.EnrolledUsers,
+        control.IceServers, control.CallIncoming, control.CallTalker, control.CallLog,
     }  # fmt: skip
     assert set(RULES) | server_only == set(control.MESSAGE_TYPES)
     assert not set(RULES) & server_only
@@ -292,5 +293,12 @@ def _example(message_type: type[control.Message]) -> control.Message:
         control.Enroll: control.Enroll(credential=b"x"),
         control.RevocationUpdate: control.RevocationUpdate(signed_list=b"x"),
         control.DirectoryRequest: control.DirectoryRequest(),
+        control.IceServersRequest: control.IceServersRequest(),
+        control.CallOffer: control.CallOffer(call_id=mid, to_user="b", description=b"x"),
+        control.CallRinging: control.CallRinging(call_id=mid),
+        control.CallAnswer: control.CallAnswer(call_id=mid, description=b"x"),
+        control.CallEnd: control.CallEnd(call_id=mid, reason=control.END_HANGUP),
+        control.CallTalk: control.CallTalk(call_id=mid, talking=True),
+        control.CallLogRequest: control.CallLogRequest(),
     }
     return examples[message_type]

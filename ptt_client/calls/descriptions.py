@@ -1,0 +1,92 @@
+"""A radio's word on its side of a call, and its check of the other side's.
+
+:func:`describe` signs this radio's SDP with the fingerprints of *its own* DTLS certificate
+(read from the peer connection, not from the SDP it made). :func:`check` opens the other
+radio's signed description (:func:`crypto.call_description.verify_call_description`: the
+org root issued the signer's credential, the signer is the user the side names, for this
+call) and then compares the fingerprints that aiortc's own SDP parser finds - the ones the
+DTLS handshake will be checked against - with the signed ones. Only then may the SDP go to
+WebRTC: a relay that put its own certificate's fingerprint in (to sit in the middle of the
+DTLS handshake) is refused before a single packet, with a message that says so.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from crypto.call_description import (
+    CallDescription,
+    sign_call_description,
+    verify_call_description,
+)
+from crypto.errors import CallError
+from crypto.identity import Credential, DeviceKeys, TrustAnchor
+from ptt_client.calls.errors import CallMediaError
+from ptt_client.calls.sdp_checks import sdp_fingerprints
+
+__all__ = ["CallRefused", "check", "describe"]
+
+
+class CallRefused(Exception):
+    """The other side's description is not to be trusted: the call ends with this text."""
+
+
+def describe(
+    *,
+    call_id: bytes,
+    side: Literal["offer", "answer"],
+    caller: str,
+    callee: str,
+    mode: str,
+    emergency: bool,
+    sdp: str,
+    fingerprints: frozenset[tuple[str, str]],
+    now: float,
+    keys: DeviceKeys,
+    credential: Credential,
+) -> bytes:
+    """This radio's signed description of its side of the call."""
+    description = CallDescription(
+        call_id=call_id,
+        side=side,
+        caller=caller,
+        callee=callee,
+        mode=mode,  # type: ignore[arg-type]
+        emergency=emergency,
+        sdp=sdp,
+        fingerprints=tuple(sorted(fingerprints)),
+        issued_at=now,
+    )
+    return sign_call_description(description, keys, credential)
+
+
+def check(
+    blob: bytes,
+    trust: TrustAnchor,
+    now: float,
+    *,
+    call_id: bytes,
+    side: Literal["offer", "answer"],
+    caller: str,
+    callee: str,
+) -> tuple[CallDescription, Credential]:
+    """The other side's description and credential, or :class:`CallRefused` saying why."""
+    peer = caller if side == "offer" else callee
+    try:
+        description, signer = verify_call_description(
+            blob, trust, now, call_id=call_id, side=side, caller=caller, callee=callee
+        )
+    except CallError as exc:
+        raise CallRefused(f"{side} from {peer} refused: {exc}") from exc
+    try:
+        in_sdp = sdp_fingerprints(description.sdp)
+    except CallMediaError as exc:
+        raise CallRefused(f"{side} from {peer} refused: {exc}") from exc
+    signed = description.fingerprint_set()
+    if in_sdp != signed:
+        shown = ", ".join(f"{a} {v[:23]}..." for a, v in sorted(in_sdp - signed)) or "none"
+        raise CallRefused(
+            f"{side} from {peer}: the DTLS fingerprint in its SDP ({shown}) is not the one "
+            f"{peer} signed; call refused (a relay in the middle?)"
+        )
+    return description, signer

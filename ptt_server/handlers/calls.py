@@ -1,0 +1,168 @@
+"""Private calls: the signalling relayed, TURN credentials handed out, the call log kept.
+
+What the relay decides is in :class:`ptt_server.call_core.CallTable`; here its inputs are
+gathered (who the callee is, whether it is online), its effects run (messages to sessions,
+call-log rows) and its ring timer armed. The signed descriptions are relayed untouched:
+the radios check them against each other's credentials; the relay cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from crypto.identity import Role
+from ptt_protocol import control
+from ptt_protocol.turn_credentials import rest_credentials
+from ptt_server.call_core import (
+    CallAnswered,
+    CallEffect,
+    CallEnded,
+    CallOffered,
+    Party,
+    SendTo,
+)
+from ptt_server.sessions import Session
+from ptt_server.store import StoreError
+
+if TYPE_CHECKING:
+    from ptt_server.server import RelayServer
+
+log = logging.getLogger("ptt_server")
+
+
+def ice_servers_for(server: RelayServer, user_id: str, now: float) -> tuple[control.IceServer, ...]:
+    """The configured TURN servers with fresh REST credentials for ``user_id``."""
+    config = server.config
+    if not config.turn_urls:
+        return ()
+    username, password = rest_credentials(
+        config.turn_secret.encode(), user_id, now, config.turn_credential_ttl
+    )
+    return (
+        control.IceServer(urls=tuple(config.turn_urls), username=username, credential=password),
+    )
+
+
+async def on_ice_servers_request(
+    server: RelayServer, session: Session, msg: control.IceServersRequest, now: float
+) -> None:
+    wall = time.time()
+    session.send(
+        control.IceServers(
+            servers=ice_servers_for(server, session.user_id, wall),
+            expires_at=wall + server.config.turn_credential_ttl,
+        )
+    )
+
+
+async def on_call_offer(
+    server: RelayServer, session: Session, msg: control.CallOffer, now: float
+) -> None:
+    wall = time.time()
+    caller = Party(
+        session.user_id,
+        session.credential.role,
+        online=True,
+        display_name=session.credential.display_name,
+    )
+    stored = await server.store.get_user(msg.to_user)
+    callee = Party(
+        msg.to_user,
+        None if stored is None else Role(stored.role),
+        online=msg.to_user in server.sessions.by_user,
+    )
+    ice = ice_servers_for(server, msg.to_user, wall) if callee.online else ()
+    await run_effects(server, server.calls.offer(caller, callee, msg, wall, ice))
+
+
+async def on_call_ringing(
+    server: RelayServer, session: Session, msg: control.CallRinging, now: float
+) -> None:
+    await run_effects(server, server.calls.ringing(session.user_id, msg))
+
+
+async def on_call_answer(
+    server: RelayServer, session: Session, msg: control.CallAnswer, now: float
+) -> None:
+    await run_effects(server, server.calls.answer(session.user_id, msg, time.time()))
+
+
+async def on_call_end(
+    server: RelayServer, session: Session, msg: control.CallEnd, now: float
+) -> None:
+    await run_effects(server, server.calls.end(session.user_id, msg, time.time()))
+
+
+async def on_call_talk(
+    server: RelayServer, session: Session, msg: control.CallTalk, now: float
+) -> None:
+    await run_effects(server, server.calls.talk(session.user_id, msg))
+
+
+async def on_call_log_request(
+    server: RelayServer, session: Session, msg: control.CallLogRequest, now: float
+) -> None:
+    everyone = session.credential.is_key_manager()
+    calls = await server.store.call_log(None if everyone else session.user_id, msg.limit)
+    session.send(control.CallLog(calls=tuple(calls)))
+
+
+async def session_closed(server: RelayServer, session: Session) -> None:
+    """A session ended: the other party of its user's call is told at once."""
+    if server.sessions.by_user.get(session.user_id) not in (None, session):
+        return  # the user logged in again elsewhere: that session's calls are its own
+    await run_effects(server, server.calls.user_gone(session.user_id, time.time()))
+
+
+async def run_effects(server: RelayServer, effects: list[CallEffect]) -> None:
+    """Send what the call table says to send, write the call log, re-arm the ring timer."""
+    for effect in effects:
+        if isinstance(effect, SendTo):
+            target = server.sessions.by_user.get(effect.user)
+            if target is not None:
+                target.send(effect.message, urgent=True)
+            continue
+        try:
+            if isinstance(effect, CallOffered):
+                call = effect.call
+                await server.store.log_call(
+                    control.CallRecord(
+                        call_id=call.call_id,
+                        caller=call.caller,
+                        callee=call.callee,
+                        mode=call.mode,  # type: ignore[arg-type]
+                        emergency=call.emergency,
+                        offered_at=call.offered_at,
+                    )
+                )
+            elif isinstance(effect, CallAnswered):
+                await server.store.call_answered(effect.call_id, effect.at)
+            elif isinstance(effect, CallEnded):
+                await server.store.call_ended(
+                    effect.call_id, effect.at, effect.outcome, effect.ended_by
+                )
+        except StoreError as exc:
+            # The call goes on whatever the disk does; only its log line is lost.
+            log.error("call log not written: %s", exc)
+    _arm_ring_timer(server)
+
+
+def _arm_ring_timer(server: RelayServer) -> None:
+    due = server.calls.next_deadline()
+    if server.call_timer is not None:
+        server.call_timer.cancel()
+        server.call_timer = None
+    if due is None or server._stopping:
+        return
+    server.call_timer = asyncio.get_running_loop().call_later(
+        max(0.0, due - time.time()), _on_ring_timer, server
+    )
+
+
+def _on_ring_timer(server: RelayServer) -> None:
+    server.call_timer = None
+    effects = server.calls.expire(time.time())
+    server._spawn(run_effects(server, effects))
