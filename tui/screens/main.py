@@ -36,14 +36,11 @@ class MainScreen(Screen[None]):
     # in the keys panel (?), which lists them all at any width.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "transmit", "Talk"),
-        Binding("b", "broadcast", "Broadcast"),
         Binding("m", "message", "Msg"),
         Binding("M", "message_user", "Msg user", key_display="M"),
         Binding("a", "acknowledge", "Ack"),
         Binding("x", "cancel_alert", "Cancel"),
         Binding("e", "next_alert", "Next alert"),
-        Binding("i", "raise_peril", "Peril"),
-        Binding("I", "cancel_own_alert", "Cancel my alert", key_display="I", show=False),
         Binding("question_mark", "app.show_help_panel", "Keys", key_display="?"),
         Binding("tab", "app.focus_next", "Next pane", group=_PANES),
         Binding(
@@ -54,6 +51,9 @@ class MainScreen(Screen[None]):
         Binding("minus", "remove_member", "Remove", group=_MEMBERS),
         Binding("p", "patch", "Patch"),
         Binding("u", "unpatch", "Unpatch"),
+        Binding("b", "broadcast", "Broadcast"),
+        Binding("i", "raise_peril", "Peril"),
+        Binding("I", "cancel_own_alert", "Cancel my alert", key_display="I", show=False),
         Binding("D", "delete_channel", "Delete channel", show=False),
         Binding("r", "recall", "Recall"),
         Binding("w", "save_recall", "Save WAV", show=False),
