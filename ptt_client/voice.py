@@ -22,7 +22,15 @@ from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavDirectoryOutput
 from ptt_client.broadcasts import BroadcastOutcome
 from ptt_client.client import RadioClient
-from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm, frame_samples
+from ptt_client.codec import (
+    DEFAULT_BITRATE,
+    MIN_LOSS_HINT_PCT,
+    SAMPLE_RATE,
+    OpusDecoder,
+    OpusEncoder,
+    Pcm,
+    frame_samples,
+)
 from ptt_client.jitter import Conceal, Play, Recover
 from ptt_client.mixer import StreamMixer
 from ptt_client.recordings import burst_file_name
@@ -31,15 +39,6 @@ from ptt_protocol import control
 
 FLOOR_ANSWER_TIMEOUT = 2.0
 _ENDED_BURSTS_KEPT = 64
-DEFAULT_BITRATE = 24_000
-"""Opus bitrate of a radio (bit/s): the top of the 16-24 kbit/s voice range, where libopus
-keeps in-band FEC on from a 1 % loss hint."""
-MIN_LOSS_HINT_PCT = 0.0
-"""Floor of the Opus expected-loss hint. libopus spends bits on in-band FEC only above a
-bitrate-dependent hint (at 24 kbit/s from about 1 %), and those bits come out of the voice.
-Measured with bench/voice.py at 24 kbit/s: a 2 % floor gave clean speech PESQ-WB 3.29 against
-4.02 without it, and 2.96 against 2.56 on a 5 %-loss, 40 ms-jitter uplink. FEC follows the
-loss this radio measures, so a clean link keeps the quality and a lossy one gets FEC."""
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import aioice.ice
 import pytest
 
-from tests.turn import Coturn
+from bench.turn import Coturn
 
 
 @pytest.fixture(autouse=True)

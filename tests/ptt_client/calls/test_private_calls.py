@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bench.turn import Coturn
 from ptt_client import events
 from ptt_client.calls.manager import Call
 from ptt_client.client import RadioClient
@@ -20,7 +21,6 @@ from ptt_server.server import RelayServer
 from tests.orgfixture import Org, joined_radio, start_server, user_record
 from tests.ptt_client.calls.pair import RecordingOutput, speech_pcm, wav_source
 from tests.ptt_client.speech import similarity
-from tests.turn import Coturn
 
 
 @pytest.fixture
