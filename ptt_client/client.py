@@ -153,6 +153,7 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
             clock=clock,
         )
         """Private calls to and from this radio (``ptt_client.calls``)."""
+        self.calls.on_emergency_call = self._stop_talking
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -439,6 +440,12 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
         After the floor was taken away (revoked, pre-empted) letting go sends nothing: above
         all, no new request (issue 10)."""
         await self._run_effects(self.core.release(self._transmit_channel(channel_id)))
+
+    async def _stop_talking(self) -> None:
+        # An emergency private call pre-empts this radio's group talk (TS 23.379): every
+        # key held is let go, the bursts end signed, the floors go to the queues.
+        for channel_id in self.keys_down():
+            await self.release(channel_id)
 
     def ptt_down(self, channel_id: int | None = None) -> bool:
         """The PTT key is held on ``channel_id`` (default: the selected channel), whatever
