@@ -54,6 +54,16 @@ class TalkStep:
 
 
 @dataclass(frozen=True)
+class BroadcastStep:
+    """A dispatcher's broadcast group call (TS 22.179 6.2.3): at ``at``, talk from the input
+    for ``duration`` seconds to every channel of ``channels`` (names) at once, one way."""
+
+    at: float
+    duration: float
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StatusStep:
     """Set the officer status (one of :data:`SETTABLE_STATUSES`)."""
 
@@ -102,7 +112,14 @@ class QuitStep:
 
 
 Step: TypeAlias = (
-    TalkStep | StatusStep | EmergencyStep | CancelStep | TextStep | SelectStep | QuitStep
+    TalkStep
+    | BroadcastStep
+    | StatusStep
+    | EmergencyStep
+    | CancelStep
+    | TextStep
+    | SelectStep
+    | QuitStep
 )
 
 
@@ -147,6 +164,12 @@ SCRIPT_STEPS: Final[tuple[StepSyntax, ...]] = (
     StepSyntax(
         "select CHANNEL AT", "switch the transmit channel (joining it if needed)", SelectStep
     ),
+    StepSyntax(
+        "broadcast START DURATION CHANNEL,CHANNEL",
+        f"dispatchers: talk from the input for DURATION seconds to up to {control.MAX_PATCHED}"
+        " channels at once, one way, over their ordinary talk (joining them if needed)",
+        BroadcastStep,
+    ),
     StepSyntax("quit AT", "stop everything and exit (also while still connecting)", QuitStep),
 )
 """Every step, in the order help lists them; the parser checks arguments against these."""
@@ -182,6 +205,17 @@ def _user_id(word: str) -> str:
     return word
 
 
+def _channel_names(word: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in word.split(","))
+    if not all(names) or any(len(name) > control.MAX_TEXT_LENGTH for name in names):
+        raise _StepError(f"channels {word!r}: name them separated by commas, e.g. patrol,traffic")
+    if len(names) > control.MAX_PATCHED:
+        raise _StepError(f"a broadcast reaches at most {control.MAX_PATCHED} channels")
+    if len(set(names)) != len(names):
+        raise _StepError(f"channels {word!r} name a channel twice")
+    return names
+
+
 def _parse_step(words: list[str]) -> Step:
     command, args = words[0], words[1:]
     usage = _USAGE.get(command)
@@ -195,6 +229,9 @@ def _parse_step(words: list[str]) -> Step:
         )
     if command == "talk":
         return TalkStep(_seconds(args[0], "START"), _seconds(args[1], "DURATION", positive=True))
+    if command == "broadcast":
+        start, duration = _seconds(args[0], "START"), _seconds(args[1], "DURATION", positive=True)
+        return BroadcastStep(start, duration, _channel_names(args[2]))
     if command == "status":
         if args[0] not in SETTABLE_STATUSES:
             raise _StepError(f"status {args[0]!r} is not one of {', '.join(SETTABLE_STATUSES)}")
@@ -291,7 +328,7 @@ def parse_script(text: str) -> list[Step]:
                 f"{_describe(number, words)}: starts after"
                 f" `{shlex.join(quits[0][1])}`: move it before the quit"
             )
-        if isinstance(step, TalkStep):
+        if isinstance(step, TalkStep | BroadcastStep):
             # One transmitter: a second press while talking would cut the first burst short.
             if talk_end is not None and step.at < talk_end[0]:
                 raise ScriptError(
@@ -305,11 +342,14 @@ def parse_script(text: str) -> list[Step]:
 class RadioActions(Protocol):
     """What a script can make a radio do (``ptt-radio`` adapts a RadioClient to it).
 
-    ``talk`` and ``raise_emergency`` may take seconds (they transmit); the others return
-    quickly. A cancelled ``talk`` must release the floor before it re-raises.
+    ``talk``, ``broadcast`` and ``raise_emergency`` may take seconds (they transmit); the
+    others return quickly. A cancelled ``talk`` or ``broadcast`` must release the floor before
+    it re-raises.
     """
 
     async def talk(self, duration: float) -> None: ...
+
+    async def broadcast(self, duration: float, channels: Sequence[str]) -> None: ...
 
     async def set_status(self, name: str) -> None: ...
 
@@ -351,6 +391,8 @@ class Executed:
 async def _perform(step: Step, actions: RadioActions) -> None:
     if isinstance(step, TalkStep):
         await actions.talk(step.duration)
+    elif isinstance(step, BroadcastStep):
+        await actions.broadcast(step.duration, step.channels)
     elif isinstance(step, StatusStep):
         await actions.set_status(step.status)
     elif isinstance(step, EmergencyStep):
@@ -372,7 +414,7 @@ async def run_script(
 ) -> list[Executed]:
     """Run ``steps`` at their times; return what ran and when.
 
-    ``talk`` and ``emergency`` run in the background so later steps keep their times (a
+    ``talk``, ``broadcast`` and ``emergency`` run in the background so later steps keep their times (a
     status change during a talk); the other steps are awaited in order, so ``select patrol 13;
     talk 13 2`` selects before it talks. ``quit`` cancels what still runs; without a quit the
     script ends when the last talk does. An action that raises is passed to ``on_error`` and
@@ -403,7 +445,7 @@ async def run_script(
             executed.append(Executed(step, clock.now() - start))
             if isinstance(step, QuitStep):
                 break
-            if isinstance(step, TalkStep | EmergencyStep):
+            if isinstance(step, TalkStep | BroadcastStep | EmergencyStep):
                 background.append(asyncio.create_task(guarded(step)))
                 await asyncio.sleep(0)  # let it start now, before the next step's wait
             else:

@@ -708,6 +708,10 @@ def test_keypad_escape_or_empty_enter_cancels() -> None:
             "patrol | RX carol on north | tunnel | loss - | available",
         ),
         (
+            StatusView("patrol", True, "taken", talker="Dispatch One", broadcast=True),
+            "patrol | RX BROADCAST Dispatch One | udp | loss - | available",
+        ),
+        (
             StatusView("patrol", True, "granted", transmitting=True),
             "patrol | TX | udp | loss - | available",
         ),

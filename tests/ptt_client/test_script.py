@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from ptt_client.script import (
     SETTABLE_STATUSES,
+    BroadcastStep,
     CancelStep,
     EmergencyStep,
     LoopClock,
@@ -74,6 +76,16 @@ def test_steps_are_ordered_by_time_and_same_time_steps_keep_their_order() -> Non
     ]
 
 
+def test_a_broadcast_names_its_start_duration_and_channels() -> None:
+    assert parse_script("broadcast 1 4 patrol,traffic; talk 5 1") == [
+        BroadcastStep(1.0, 4.0, ("patrol", "traffic")),
+        TalkStep(5.0, 1.0),
+    ]
+    assert parse_script("broadcast 0 1 ' north , south '") == [
+        BroadcastStep(0.0, 1.0, ("north", "south"))
+    ]
+
+
 def test_back_to_back_talks_do_not_overlap() -> None:
     assert parse_script("talk 0 2; talk 2 1") == [TalkStep(0.0, 2.0), TalkStep(2.0, 1.0)]
 
@@ -108,6 +120,15 @@ def test_back_to_back_talks_do_not_overlap() -> None:
         ("text 3 channel 'on scene", "script: no closing quotation: close every quote"),
         ("select patrol", "expected `select CHANNEL AT` (2 arguments, got 1)"),
         ("select '' 4", "channel name '' is empty or too long"),
+        ("broadcast 1 2", "expected `broadcast START DURATION CHANNEL,CHANNEL` (3 arguments"),
+        ("broadcast 1 0 patrol", "DURATION must be more than 0 seconds"),
+        ("broadcast 1 2 patrol,,traffic", "name them separated by commas, e.g. patrol,traffic"),
+        ("broadcast 1 2 " + ",".join("abcdefghi"), "a broadcast reaches at most 8 channels"),
+        ("broadcast 1 2 patrol,patrol", "name a channel twice"),
+        (
+            "talk 0 4; broadcast 2 1 patrol",
+            "step 2 `broadcast 2 1 patrol`: overlaps `talk 0 4`, which talks until 4 s",
+        ),
         ("quit", "expected `quit AT` (1 argument, got 0)"),
         ("quit 1; quit 2", "step 2 `quit 2`: the script has two quits"),
         ("quit 5; talk 6 1", "step 2 `talk 6 1`: starts after `quit 5`: move it before the quit"),
@@ -140,6 +161,8 @@ def _format(step: Step) -> str:
             return f"text {at!r} {shlex.quote(to)} {shlex.quote(words)}"
         case SelectStep(at, channel):
             return f"select {shlex.quote(channel)} {at!r}"
+        case BroadcastStep(at, duration, channels):
+            return f"broadcast {at!r} {duration!r} {shlex.quote(','.join(channels))}"
         case QuitStep(at):
             return f"quit {at!r}"
     raise AssertionError(step)
@@ -239,6 +262,9 @@ class RecordingRadio:
     async def select(self, channel_name: str) -> None:
         self._record("select", channel_name)
 
+    async def broadcast(self, duration: float, channels: Sequence[str]) -> None:
+        self._record("broadcast", duration, tuple(channels))
+
 
 async def test_steps_run_at_their_times() -> None:
     clock = SteppedClock()
@@ -255,6 +281,16 @@ async def test_steps_run_at_their_times() -> None:
     assert [(e.started, type(e.step).__name__) for e in executed][-1] == (15.0, "QuitStep")
     # Absolute times, not accumulated sleeps of the step gaps: 0.5, 4.5, 2, 1, 4, 1, 2.
     assert clock.sleeps == pytest.approx([0.5, 4.5, 2.0, 1.0, 4.0, 1.0, 2.0])
+
+
+async def test_a_broadcast_runs_at_its_time_with_its_channels() -> None:
+    clock = SteppedClock()
+    radio = RecordingRadio(clock, clock.t)
+    await run_script(parse_script("broadcast 2 3 patrol,traffic; status busy 2.5"), radio, clock)
+    assert radio.calls == [
+        (2.0, "broadcast", (3.0, ("patrol", "traffic"))),
+        (2.5, "status", ("busy",)),
+    ]
 
 
 async def test_quit_cancels_a_talk_that_is_still_running() -> None:

@@ -17,6 +17,7 @@ from ptt_protocol import control
 from tui.state.channels import ChannelsMixin
 from tui.state.connection import ConnectionMixin
 from tui.state.console_events import (
+    Broadcasting,
     FloorReleased,
     LocationText,
     MembersKnown,
@@ -93,6 +94,7 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     control.EmergencyCancel: ConsoleState._on_cancel,
     control.TextReceipt: ConsoleState._on_receipt,
     FloorReleased: ConsoleState._on_floor_released,
+    Broadcasting: ConsoleState._on_broadcasting,
     TextSent: ConsoleState._on_text_sent,
     LocationText: ConsoleState._on_location,
     MembersKnown: ConsoleState._on_members_known,
