@@ -54,7 +54,8 @@ def test_transaction_signature_is_the_one_we_override() -> None:
     ]
 
 
-def test_transaction_timing_attributes_exist() -> None:
+async def test_transaction_timing_attributes_exist() -> None:
+    # aioice makes its future with get_event_loop(): inside a running loop, as in a call.
     original = CallTransaction.__mro__[1]
     plain = original(_request(aioice.stun.Method.BINDING), ("127.0.0.1", 9), _Sink())
     assert plain._Transaction__timeout_delay == aioice.stun.RETRY_RTO
@@ -77,7 +78,7 @@ def test_turn_deallocation_is_a_refresh_with_lifetime_zero() -> None:
     assert "Method.REFRESH" in source and 'request.attributes["LIFETIME"] = 0' in source
 
 
-def test_call_transaction_timings() -> None:
+async def test_call_transaction_timings() -> None:
     check = CallTransaction(_request(aioice.stun.Method.BINDING), ("127.0.0.1", 9), _Sink())
     assert check._Transaction__timeout_delay == FIRST_RETRANSMIT_S
     assert check._Transaction__tries_max == 1 + aioice.stun.RETRY_MAX
