@@ -21,13 +21,15 @@ The model is split by concern, one module each:
 - ``log``: the event log and its CSV export;
 - ``model``: the rows the parts share and the look-ups between them;
 - ``connection``, ``channels``, ``floor``, ``presence``, ``emergencies``,
-  ``messages``: each part's views and event handlers;
+  ``messages``, ``calls``: each part's views and event handlers;
 - ``console``: :class:`ConsoleState`, the parts put together, and the event table.
 """
 
+from tui.state.calls import CallRow, call_duration
 from tui.state.connection import NOTICE_SECONDS
 from tui.state.console import ConsoleState
 from tui.state.console_events import (
+    CallPlaced,
     FloorReleased,
     LocationText,
     MembersKnown,
@@ -57,6 +59,8 @@ __all__ = [
     "MESSAGES_PER_CONVERSATION",
     "NOTICE_SECONDS",
     "RECENT_EMERGENCIES",
+    "CallPlaced",
+    "CallRow",
     "Changed",
     "ChannelRow",
     "ChatMessage",
@@ -72,5 +76,6 @@ __all__ = [
     "Notice",
     "PresenceRow",
     "TextSent",
+    "call_duration",
     "format_location",
 ]
