@@ -119,6 +119,22 @@ def test_argument_errors_are_one_line_and_exit_2(
     assert_one_line_error(err, *fragments)
 
 
+def test_call_settings_are_checked_at_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad call input or FIELDRADIO_ICE_HOSTS stops the radio at once, not at the first call."""
+    start = ("--credential", "x", "--channel", "p")
+    code, _, err = run(capsys, *start, "--call-input", str(tmp_path / "none.wav"))
+    assert code == 2
+    assert_one_line_error(err, "--call-input", "no such file (give 'mic' or a WAV file)")
+    monkeypatch.setenv("FIELDRADIO_ICE_HOSTS", "127.0.0.1,wlan0")
+    code, _, err = run(capsys, *start)
+    assert code == 2
+    assert_one_line_error(err, "FIELDRADIO_ICE_HOSTS=", "'wlan0' is not an IP address")
+    code, _, err = run(capsys, *start, "--answer", "sometimes")
+    assert code == 2 and "--answer: invalid choice: 'sometimes'" in err
+
+
 def test_an_input_that_is_not_wav_is_refused_at_start(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
