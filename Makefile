@@ -26,4 +26,5 @@ bench: bootstrap
 	$(PY) -m bench.relay --listeners 50 --seconds 10 --json
 	$(PY) -m bench.waves --json
 	$(PY) -m bench.voice --json
+	$(PY) -m bench.calls --json
 	$(PY) -m pytest -q -m bench

@@ -279,8 +279,11 @@ class RelayProcess:
 
 
 @contextlib.asynccontextmanager
-async def relay_process(data_dir: Path, log_name: str) -> AsyncIterator[RelayProcess]:
-    """Run ``python -m ptt_server.cli`` on ``data_dir`` until the block ends (SIGTERM)."""
+async def relay_process(
+    data_dir: Path, log_name: str, extra_args: Sequence[str] = ()
+) -> AsyncIterator[RelayProcess]:
+    """Run ``python -m ptt_server.cli`` on ``data_dir`` (and ``extra_args``) until the block
+    ends (SIGTERM)."""
     metrics_port = _free_port()
     log = (data_dir / log_name).open("wb")
     process = await asyncio.create_subprocess_exec(
@@ -295,6 +298,7 @@ async def relay_process(data_dir: Path, log_name: str) -> AsyncIterator[RelayPro
         "0",
         "--metrics-port",
         str(metrics_port),
+        *extra_args,
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
         cwd=REPOSITORY,

@@ -83,9 +83,9 @@ from ptt_admin.session import connect
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavFileInput
 from ptt_client.client import RadioClient
-from ptt_client.codec import OpusDecoder, OpusEncoder, Pcm
+from ptt_client.codec import DEFAULT_BITRATE, MIN_LOSS_HINT_PCT, OpusDecoder, OpusEncoder, Pcm
 from ptt_client.samples import sample_paths
-from ptt_client.voice import DEFAULT_BITRATE, MIN_LOSS_HINT_PCT, Played, Player, Transmitter
+from ptt_client.voice import Played, Player, Transmitter
 from ptt_protocol import control
 from ptt_server.config import org_root_path
 from ptt_server.keyfiles import install_org_root

@@ -18,8 +18,9 @@ from typing import Final
 
 from ptt_client import events
 from ptt_client.client import RadioClient
+from ptt_client.codec import DEFAULT_BITRATE
 from ptt_client.protection import NONE, Protection, ProtectionState, effective_loss
-from ptt_client.voice import DEFAULT_BITRATE, Transmitter
+from ptt_client.voice import Transmitter
 from ptt_protocol import control
 
 __all__ = ["VARIANTS", "apply_variant"]

@@ -32,6 +32,7 @@ from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
 from crypto.identity import Credential, DeviceKeys
 from ptt_client import events
+from ptt_client.broadcast_calls import BroadcastCalls
 from ptt_client.calls.manager import PrivateCalls
 from ptt_client.e2e import Keyring
 from ptt_client.errors import ClientError, PinnedCertificateError, connection_failure
@@ -80,7 +81,7 @@ BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
 
 
-class RadioClient(SessionView, EventStream):
+class RadioClient(BroadcastCalls, SessionView, EventStream):
     """One device's connection to the relay. Start it, then call its methods; read its events
     (:class:`ptt_client.event_stream.EventStream`)."""
 
@@ -152,6 +153,7 @@ class RadioClient(SessionView, EventStream):
             clock=clock,
         )
         """Private calls to and from this radio (``ptt_client.calls``)."""
+        self.calls.on_emergency_call = self._stop_talking
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -439,6 +441,12 @@ class RadioClient(SessionView, EventStream):
         all, no new request (issue 10)."""
         await self._run_effects(self.core.release(self._transmit_channel(channel_id)))
 
+    async def _stop_talking(self) -> None:
+        # An emergency private call pre-empts this radio's group talk (TS 23.379): every
+        # key held is let go, the bursts end signed, the floors go to the queues.
+        for channel_id in self.keys_down():
+            await self.release(channel_id)
+
     def ptt_down(self, channel_id: int | None = None) -> bool:
         """The PTT key is held on ``channel_id`` (default: the selected channel), whatever
         the floor did meanwhile."""
@@ -450,19 +458,26 @@ class RadioClient(SessionView, EventStream):
         return self.core.keys_down()
 
     async def send_voice(self, opus: bytes, channel_id: int | None = None) -> bool:
-        """Seal one Opus frame end to end and send it; False if this client does not hold the floor."""
-        target = self._transmit_channel(channel_id)
-        burst_id = self.core.talking_burst(target)
-        if burst_id is None or self.media.hop is None:
-            return False
-        now = self._clock()
-        inner = self.frames.voice(
-            target, burst_id, opus, now, self.protection.for_channel(target, now)
-        )
-        await self.media.send(self.media.seal(inner))
-        if self.frames.statement_due(target, self._clock()):
-            await self._send_signature(target, burst_id, end=False)
-        return True
+        """Seal one Opus frame end to end and send it; during a broadcast (unless
+        ``channel_id`` names another channel) to each of its channels still held. False if
+        this client holds no floor to send it on."""
+        broadcast = self.core.broadcasting
+        on_air = broadcast and (channel_id is None or channel_id in broadcast)
+        targets = broadcast if on_air else (self._transmit_channel(channel_id),)
+        sent = False
+        for target in targets:
+            burst_id = self.core.talking_burst(target)
+            if burst_id is None or self.media.hop is None:
+                continue
+            now = self._clock()
+            inner = self.frames.voice(
+                target, burst_id, opus, now, self.protection.for_channel(target, now)
+            )
+            await self.media.send(self.media.seal(inner))
+            if self.frames.statement_due(target, self._clock()):
+                await self._send_signature(target, burst_id, end=False)
+            sent = True
+        return sent
 
     @property
     def last_voice_sequence(self) -> int | None:
@@ -503,20 +518,23 @@ class RadioClient(SessionView, EventStream):
             await self._send(control.LocationReport(sealed_location=sealed))
 
     async def raise_emergency(
-        self, lat: float | None = None, lon: float | None = None, *, peril: bool = False
+        self,
+        lat: float | None = None,
+        lon: float | None = None,
+        *,
+        peril: bool = False,
+        channel_id: int | None = None,
     ) -> bytes:
-        """Raise an emergency alert (``peril``: an imminent-peril one) on the selected channel;
-        floor requests now get its priority until it is cancelled."""
+        """Raise an emergency alert (``peril``: an imminent-peril one) on ``channel_id`` (the
+        selected one by default); floor requests get its priority until it is cancelled."""
         alert_id = secrets.token_bytes(control.MESSAGE_ID_SIZE)
-        sealed = (
-            self.keyring.seal_location(self.selected, lat, lon)
-            if lat is not None and lon is not None
-            else None
-        )
+        channel = channel_id if channel_id is not None else self.selected
+        located = lat is not None and lon is not None
+        sealed = self.keyring.seal_location(channel, lat, lon) if located else None
         alert = control.EmergencyAlert(
             alert_id=alert_id,
             user_id=self.user_id,
-            channel_id=self.selected or 0,
+            channel_id=channel or 0,
             sealed_location=sealed,
             raised_at=time.time(),
             kind=control.ALERT_IMMINENT_PERIL if peril else control.ALERT_EMERGENCY,

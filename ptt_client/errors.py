@@ -8,6 +8,8 @@
   - :class:`BundleFileError`: a credential bundle file cannot be used by this program (not
     a bundle, unreadable, an officer's bundle for the console): one line saying which file
     to use (``ptt_client.bundle_file``).
+  - :class:`BroadcastRefused`: the server refused a broadcast group call (an officer's, one
+    naming a channel the dispatcher is not on); its ``code`` is the server's ``ERROR_*``.
 
 Whatever the server sends never raises out of the read loop: a message that trips a rule
 is dropped and logged (``ptt_client.session_core``).
@@ -17,7 +19,13 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BundleFileError", "ClientError", "PinnedCertificateError", "connection_failure"]
+__all__ = [
+    "BroadcastRefused",
+    "BundleFileError",
+    "ClientError",
+    "PinnedCertificateError",
+    "connection_failure",
+]
 
 
 class ClientError(Exception):
@@ -31,6 +39,14 @@ class PinnedCertificateError(ClientError):
 class BundleFileError(ClientError):
     """A credential bundle file this program cannot use; the message (one line) names the
     file and the one to use instead."""
+
+
+class BroadcastRefused(ClientError):
+    """The server refused a broadcast (``code``: its ``ERROR_*``); nothing changed."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
 
 
 def connection_failure(exc: Exception) -> str:

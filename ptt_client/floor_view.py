@@ -56,6 +56,8 @@ class FloorView:
     priority: int = 0
     queue_position: int = 0
     cause: str = ""
+    broadcast: bool = False
+    """The talk (this radio's or the talker's) is a broadcast group call (TS 22.179 6.2.3)."""
 
 
 class ChannelFloor:
@@ -63,8 +65,10 @@ class ChannelFloor:
 
     __slots__ = (
         "_answer",
+        "_pressed_broadcast",
         "_pressed_priority",
         "_talker",
+        "_talker_broadcast",
         "_talker_burst",
         "_talker_name",
         "_talker_priority",
@@ -79,7 +83,9 @@ class ChannelFloor:
         self.view = view if view is not None else FloorView()
         """Kept up to date after every input (the same object, so holders of it see changes)."""
         self._pressed_priority = 0
+        self._pressed_broadcast = False
         self._talker: str | None = None
+        self._talker_broadcast = False
         self._talker_name = ""
         self._talker_burst = 0
         self._talker_priority = 0
@@ -102,10 +108,12 @@ class ChannelFloor:
 
     # --- the PTT key -----------------------------------------------------------------------
 
-    def press(self, priority: int) -> list[ParticipantEffect]:
+    def press(self, priority: int, *, broadcast: bool = False) -> list[ParticipantEffect]:
+        """PTT down (``broadcast``: this channel's part of a broadcast group call)."""
         effects = self.participant.ptt_press(priority)
         if not _ignored(effects):
             self._pressed_priority = priority
+            self._pressed_broadcast = broadcast
             self._answer = ""
         self._refresh()
         return effects
@@ -143,6 +151,7 @@ class ChannelFloor:
                 self._talker_name = message.display_name
                 self._talker_burst = message.burst_id
                 self._talker_priority = message.priority
+                self._talker_broadcast = message.broadcast
                 self._answer = ""
         else:
             effects = participant.floor_idle()
@@ -173,8 +182,10 @@ class ChannelFloor:
             view.talker, view.talker_name = self.me, ""
             view.burst_id = participant.burst_id or 0
             view.priority = self._pressed_priority
+            view.broadcast = self._pressed_broadcast
             return
         view.talker, view.talker_name = self._talker, self._talker_name
+        view.broadcast = self._talker_broadcast and self._talker is not None
         view.burst_id = self._talker_burst if self._talker is not None else 0
         view.priority = self._talker_priority if self._talker is not None else 0
         if state is ParticipantState.PENDING_REQUEST:

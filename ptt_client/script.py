@@ -54,6 +54,16 @@ class TalkStep:
 
 
 @dataclass(frozen=True)
+class BroadcastStep:
+    """A dispatcher's broadcast group call (TS 22.179 6.2.3): at ``at``, talk from the input
+    for ``duration`` seconds to every channel of ``channels`` (names) at once, one way."""
+
+    at: float
+    duration: float
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StatusStep:
     """Set the officer status (one of :data:`SETTABLE_STATUSES`)."""
 
@@ -126,6 +136,7 @@ class QuitStep:
 
 Step: TypeAlias = (
     TalkStep
+    | BroadcastStep
     | StatusStep
     | EmergencyStep
     | CancelStep
@@ -177,6 +188,12 @@ SCRIPT_STEPS: Final[tuple[StepSyntax, ...]] = (
     ),
     StepSyntax(
         "select CHANNEL AT", "switch the transmit channel (joining it if needed)", SelectStep
+    ),
+    StepSyntax(
+        "broadcast START DURATION CHANNEL,CHANNEL",
+        f"dispatchers: talk from the input for DURATION seconds to up to {control.MAX_PATCHED}"
+        " channels at once, one way, over their ordinary talk (joining them if needed)",
+        BroadcastStep,
     ),
     StepSyntax(
         "call AT USER [for SECONDS] [half] [emergency] [ring]",
@@ -250,6 +267,17 @@ def _call_step(args: list[str], usage: str) -> CallStep:
     return CallStep(at, user, duration, "half" in rest, "emergency" in rest, ring="ring" in rest)
 
 
+def _channel_names(word: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in word.split(","))
+    if not all(names) or any(len(name) > control.MAX_TEXT_LENGTH for name in names):
+        raise _StepError(f"channels {word!r}: name them separated by commas, e.g. patrol,traffic")
+    if len(names) > control.MAX_PATCHED:
+        raise _StepError(f"a broadcast reaches at most {control.MAX_PATCHED} channels")
+    if len(set(names)) != len(names):
+        raise _StepError(f"channels {word!r} name a channel twice")
+    return names
+
+
 def _parse_step(words: list[str]) -> Step:
     command, args = words[0], words[1:]
     usage = _USAGE.get(command)
@@ -265,6 +293,9 @@ def _parse_step(words: list[str]) -> Step:
         )
     if command == "talk":
         return TalkStep(_seconds(args[0], "START"), _seconds(args[1], "DURATION", positive=True))
+    if command == "broadcast":
+        start, duration = _seconds(args[0], "START"), _seconds(args[1], "DURATION", positive=True)
+        return BroadcastStep(start, duration, _channel_names(args[2]))
     if command == "status":
         if args[0] not in SETTABLE_STATUSES:
             raise _StepError(f"status {args[0]!r} is not one of {', '.join(SETTABLE_STATUSES)}")
@@ -363,7 +394,7 @@ def parse_script(text: str) -> list[Step]:
                 f"{_describe(number, words)}: starts after"
                 f" `{shlex.join(quits[0][1])}`: move it before the quit"
             )
-        if isinstance(step, TalkStep):
+        if isinstance(step, TalkStep | BroadcastStep):
             # One transmitter: a second press while talking would cut the first burst short.
             if talk_end is not None and step.at < talk_end[0]:
                 raise ScriptError(
@@ -377,13 +408,15 @@ def parse_script(text: str) -> list[Step]:
 class RadioActions(Protocol):
     """What a script can make a radio do (``ptt-radio`` adapts a RadioClient to it).
 
-    ``talk`` and ``raise_emergency`` may take seconds (they transmit), ``call`` lasts the
-    call's ``duration`` and ``call_action`` (``answer``, ``refuse``, ``hangup``) may wait for a
-    call to ring; the others return quickly. A cancelled ``talk`` must release the floor
-    before it re-raises.
+    ``talk``, ``broadcast`` and ``raise_emergency`` may take seconds (they transmit),
+    ``call`` lasts the call's ``duration`` and ``call_action`` (``answer``, ``refuse``,
+    ``hangup``) may wait for a call to ring; the others return quickly. A cancelled ``talk``
+    or ``broadcast`` must release the floor before it re-raises.
     """
 
     async def talk(self, duration: float) -> None: ...
+
+    async def broadcast(self, duration: float, channels: Sequence[str]) -> None: ...
 
     async def set_status(self, name: str) -> None: ...
 
@@ -437,6 +470,8 @@ class Executed:
 async def _perform(step: Step, actions: RadioActions) -> None:
     if isinstance(step, TalkStep):
         await actions.talk(step.duration)
+    elif isinstance(step, BroadcastStep):
+        await actions.broadcast(step.duration, step.channels)
     elif isinstance(step, StatusStep):
         await actions.set_status(step.status)
     elif isinstance(step, EmergencyStep):
@@ -468,8 +503,8 @@ async def run_script(
 ) -> list[Executed]:
     """Run ``steps`` at their times; return what ran and when.
 
-    ``talk``, ``emergency`` and the call steps run in the background so later steps keep
-    their times (a status change during a talk); the other steps are awaited in order, so ``select patrol 13;
+    ``talk``, ``broadcast``, ``emergency`` and the call steps run in the background so later
+    steps keep their times (a status change during a talk); the other steps are awaited in order, so ``select patrol 13;
     talk 13 2`` selects before it talks. ``quit`` cancels what still runs; without a quit the
     script ends when the last talk does. An action that raises is passed to ``on_error`` and
     the script goes on; without ``on_error`` the error propagates (running talks are cancelled).
@@ -499,7 +534,9 @@ async def run_script(
             executed.append(Executed(step, clock.now() - start))
             if isinstance(step, QuitStep):
                 break
-            if isinstance(step, TalkStep | EmergencyStep | CallStep | CallActionStep):
+            if isinstance(
+                step, TalkStep | BroadcastStep | EmergencyStep | CallStep | CallActionStep
+            ):
                 background.append(asyncio.create_task(guarded(step)))
                 await asyncio.sleep(0)  # let it start now, before the next step's wait
             else:

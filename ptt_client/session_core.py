@@ -33,6 +33,7 @@ from typing import Final
 from crypto.identity import Credential, DeviceKeys
 from crypto.patch_order import PatchOrder
 from ptt_client import events
+from ptt_client.broadcasts import BroadcastFloors
 from ptt_client.floor_view import FLOOR_MESSAGES, ChannelFloor, FloorView
 from ptt_client.session_effects import (
     BurstEnded,
@@ -105,6 +106,7 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
         control.ChannelCreate,
         control.ChannelDelete,
         control.FloorRequest,
+        control.BroadcastRequest,
         control.FloorRelease,
         control.PresenceSubscribe,
         control.SetStatus,
@@ -189,8 +191,9 @@ class Refused:
 # --- the core ------------------------------------------------------------------------------
 
 
-class ClientSessionCore:
-    """What a radio knows and does on its control session (pure)."""
+class ClientSessionCore(BroadcastFloors):
+    """What a radio knows and does on its control session (pure; its broadcast group call
+    is :class:`ptt_client.broadcasts.BroadcastFloors`)."""
 
     def __init__(self, credential: Credential, keys: DeviceKeys) -> None:
         self.credential = credential
@@ -207,6 +210,7 @@ class ClientSessionCore:
         self.emergency_alert: bytes | None = None
         self.alert_kind: str = control.ALERT_EMERGENCY
         """The kind of :attr:`emergency_alert`, as the server recorded it."""
+        self.broadcasting = ()
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
         self._floors: dict[int, ChannelFloor] = {}

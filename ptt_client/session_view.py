@@ -41,6 +41,11 @@ class SessionView:
         return self.core.floors
 
     @property
+    def broadcasting(self) -> tuple[int, ...]:
+        """The channels of this radio's broadcast while it is on (empty otherwise)."""
+        return self.core.broadcasting
+
+    @property
     def status(self) -> str:
         return self.core.status
 

@@ -2,7 +2,9 @@
 
 Voice frames are numbered from 0, burst statements (the talker's signature over what it
 sent, ``crypto.talker``) from 2^31: a statement numbered among the voice frames would leave
-a gap every listener's jitter buffer fills with a lost frame that never existed. Sealing is
+a gap every listener's jitter buffer fills with a lost frame that never existed. Each channel
+has its own numbers and repeats: a broadcast group call sends every frame on several
+channels at once, and each channel's listeners must see an unbroken sequence. Sealing is
 the key ring's (``ptt_client.e2e``); this only numbers and asks it.
 """
 
@@ -21,18 +23,33 @@ SIGNATURE_SEQUENCE_BASE: Final = 1 << 31
 """Voice frames are numbered below this, burst signatures from it on."""
 
 
+class _Stream:
+    """One channel's numbering and its burst's last frames."""
+
+    __slots__ = ("burst_id", "sent", "statement", "voice")
+
+    def __init__(self) -> None:
+        self.voice = 0
+        self.statement = SIGNATURE_SEQUENCE_BASE
+        self.burst_id: int | None = None
+        self.sent: deque[tuple[int, int, bytes]] = deque(maxlen=repeats.MAX_DISTANCE)
+        """(sequence, flags, E2E frame) of the burst's last frames, for repeats."""
+
+
 class TalkFrames:
     """Seals this radio's voice frames and burst statements with running sequence numbers."""
 
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
-        self._voice = 0
-        self._statement = SIGNATURE_SEQUENCE_BASE
+        self._streams: dict[int, _Stream] = {}
         self.last_voice_sequence: int | None = None
         """Sequence number of the last voice frame sealed (for measurements)."""
-        self._sent: deque[tuple[int, int, bytes]] = deque(maxlen=repeats.MAX_DISTANCE)
-        """(sequence, flags, E2E frame) of the burst's last frames, for repeats."""
-        self._burst: tuple[int, int] | None = None
+
+    def _stream(self, channel_id: int) -> _Stream:
+        stream = self._streams.get(channel_id)
+        if stream is None:
+            stream = self._streams[channel_id] = _Stream()
+        return stream
 
     def voice(
         self,
@@ -44,20 +61,21 @@ class TalkFrames:
     ) -> bytes:
         """The inner bytes of the next voice frame, with the repeats ``protection`` asks for
         (each an earlier frame of this burst exactly as it was sealed: no key is used twice)."""
-        if self._burst != (channel_id, burst_id):
-            self._burst = (channel_id, burst_id)
-            self._sent.clear()
-        sequence = self._voice
-        self._voice = (sequence + 1) % SIGNATURE_SEQUENCE_BASE
+        stream = self._stream(channel_id)
+        if stream.burst_id != burst_id:
+            stream.burst_id = burst_id
+            stream.sent.clear()
+        sequence = stream.voice
+        stream.voice = (sequence + 1) % SIGNATURE_SEQUENCE_BASE
         inner = self._keyring.seal_voice(channel_id, burst_id, sequence, 0, opus, now)
         self.last_voice_sequence = sequence
         frame = inner[media.INNER_HEADER.size :]
         carried = [
             repeats.Repeat(sequence - sent, flags, sealed)
-            for sent, flags, sealed in reversed(self._sent)
+            for sent, flags, sealed in reversed(stream.sent)
             if sequence - sent in protection.distances
         ]
-        self._sent.append((sequence, 0, frame))
+        stream.sent.append((sequence, 0, frame))
         if not protection.distances:
             return inner
         return repeats.pack_redundant(
@@ -70,6 +88,7 @@ class TalkFrames:
     def statement(self, channel_id: int, burst_id: int, *, end: bool, now: float) -> bytes | None:
         """The signed statement over what was sent so far (``end``: the burst's last), or
         None when this radio holds no signer for the channel."""
-        sequence = self._statement
-        self._statement = SIGNATURE_SEQUENCE_BASE + (sequence + 1) % SIGNATURE_SEQUENCE_BASE
+        stream = self._stream(channel_id)
+        sequence = stream.statement
+        stream.statement = SIGNATURE_SEQUENCE_BASE + (sequence + 1) % SIGNATURE_SEQUENCE_BASE
         return self._keyring.seal_signature(channel_id, burst_id, sequence, end, now)

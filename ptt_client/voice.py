@@ -14,14 +14,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput, WavDirectoryOutput
+from ptt_client.broadcasts import BroadcastOutcome
 from ptt_client.client import RadioClient
-from ptt_client.codec import SAMPLE_RATE, OpusDecoder, OpusEncoder, Pcm, frame_samples
+from ptt_client.codec import (
+    DEFAULT_BITRATE,
+    MIN_LOSS_HINT_PCT,
+    SAMPLE_RATE,
+    OpusDecoder,
+    OpusEncoder,
+    Pcm,
+    frame_samples,
+)
 from ptt_client.jitter import Conceal, Play, Recover
 from ptt_client.mixer import StreamMixer
 from ptt_client.recordings import burst_file_name
@@ -30,15 +39,6 @@ from ptt_protocol import control
 
 FLOOR_ANSWER_TIMEOUT = 2.0
 _ENDED_BURSTS_KEPT = 64
-DEFAULT_BITRATE = 24_000
-"""Opus bitrate of a radio (bit/s): the top of the 16-24 kbit/s voice range, where libopus
-keeps in-band FEC on from a 1 % loss hint."""
-MIN_LOSS_HINT_PCT = 0.0
-"""Floor of the Opus expected-loss hint. libopus spends bits on in-band FEC only above a
-bitrate-dependent hint (at 24 kbit/s from about 1 %), and those bits come out of the voice.
-Measured with bench/voice.py at 24 kbit/s: a 2 % floor gave clean speech PESQ-WB 3.29 against
-4.02 without it, and 2.96 against 2.56 on a 5 %-loss, 40 ms-jitter uplink. FEC follows the
-loss this radio measures, so a clean link keeps the quality and a lossy one gets FEC."""
 
 
 @dataclass
@@ -49,7 +49,11 @@ class TalkResult:
     """granted, denied, queued-timeout, no-answer, stopped, revoked.
 
     After ``denied`` and ``revoked`` the PTT key is still down (``client.ptt_down``): the
-    floor went, the officer's hand did not. Letting go (``client.release``) sends nothing."""
+    floor went, the officer's hand did not. Letting go (``client.release``) sends nothing.
+    A broadcast lets go of its keys itself: it is over when :meth:`Transmitter.broadcast`
+    returns."""
+    broadcast: BroadcastOutcome | None = None
+    """For a broadcast: which channels granted it and which refused it (and why)."""
     frames_sent: int = 0
     access_time_s: float | None = None
     cause: str = ""
@@ -144,6 +148,52 @@ class Transmitter:
             if isinstance(answer, control.FloorQueuePosition):
                 queued = True
         result = TalkResult("granted", access_time_s=self._clock() - pressed)
+        await self._send(source, result, duration, channel_id, answers=True)
+        # Revoked (pre-empted, too long, the link dropped): the radio already stopped and
+        # released (TS 24.380 6.2.4.5.4); the key is the officer's to let go, unless the
+        # officer let go of it meanwhile.
+        let_go = result.outcome != "revoked" or self._stop.is_set()
+        self._stop.clear()
+        if let_go:
+            await self.client.release(channel_id)
+        return result
+
+    async def broadcast(
+        self, source: AudioInput, channel_ids: Sequence[int], *, duration: float | None = None
+    ) -> TalkResult:
+        """A broadcast group call (TS 22.179 6.2.3): talk to every channel of ``channel_ids``
+        at once, one way, until :meth:`stop`, the end of ``source`` or ``duration``, or until
+        every channel's floor was taken away (an emergency pre-empts a broadcast on its
+        channel; the others still hear it). The keys are let go at the end.
+
+        Raises :class:`~ptt_client.errors.BroadcastRefused` when the server refuses the call.
+        """
+        self._stop.clear()
+        self._channel = None  # a broadcast's answers are the client's to gather
+        pressed = self._clock()
+        outcome = await self.client.broadcast(channel_ids)
+        try:
+            if not outcome.granted:
+                causes = sorted(set(outcome.denied.values()))
+                return TalkResult("denied", broadcast=outcome, cause=", ".join(causes))
+            result = TalkResult("granted", broadcast=outcome, access_time_s=self._clock() - pressed)
+            await self._send(source, result, duration, None, answers=False)
+            return result
+        finally:
+            self._stop.clear()
+            await self.client.end_broadcast()
+
+    async def _send(
+        self,
+        source: AudioInput,
+        result: TalkResult,
+        duration: float | None,
+        channel_id: int | None,
+        *,
+        answers: bool,
+    ) -> None:
+        """Send ``source`` in real time while the floor is held (``answers``: a FloorRevoke
+        among the floor answers ends it too)."""
         self.encoder.set_expected_loss(max(MIN_LOSS_HINT_PCT, self.client.loss.loss_pct))
         start = self._clock()
         frame_s = self.frame_ms / 1000
@@ -159,8 +209,10 @@ class Transmitter:
             )
             if pcm is None:
                 break
-            if not self._answers.empty() and isinstance(
-                self._answers.get_nowait(), control.FloorRevoke
+            if (
+                answers
+                and not self._answers.empty()
+                and isinstance(self._answers.get_nowait(), control.FloorRevoke)
             ):
                 result.outcome = "revoked"
                 break
@@ -177,14 +229,6 @@ class Transmitter:
             delay = start + n * frame_s - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-        # Revoked (pre-empted, too long, the link dropped): the radio already stopped and
-        # released (TS 24.380 6.2.4.5.4); the key is the officer's to let go, unless the
-        # officer let go of it meanwhile.
-        let_go = result.outcome != "revoked" or self._stop.is_set()
-        self._stop.clear()
-        if let_go:
-            await self.client.release(channel_id)
-        return result
 
     async def _next_answer(self, timeout: float) -> control.Message | None:
         """The floor's next answer, or None on timeout or when PTT was released meanwhile."""

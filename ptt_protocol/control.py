@@ -84,6 +84,7 @@ from ptt_protocol.control_channels import (
     MAX_PATCHED,
     Affiliate,
     Affiliated,
+    BroadcastRequest,
     BurstInfo,
     ChannelCreate,
     ChannelCreated,
@@ -282,6 +283,7 @@ __all__ = [
     "Affiliate",
     "Affiliated",
     "Blob",
+    "BroadcastRequest",
     "BurstInfo",
     "CallAnswer",
     "CallEnd",
@@ -401,6 +403,7 @@ Message: TypeAlias = (
     | RecallList
     | RecallFrames
     | FloorRequest
+    | BroadcastRequest
     | FloorGranted
     | FloorDeny
     | FloorTaken

@@ -119,7 +119,9 @@ class CallOffer(_Message, frozen=True, kw_only=True):
     to_user: Id
     """Who is called."""
     mode: CallMode = CALL_FULL_DUPLEX
+    """Full duplex (both talk at once) or half duplex (one at a time, :class:`CallTalk`)."""
     commencement: Commencement = COMMENCEMENT_AUTOMATIC
+    """Whether the callee's radio answers at once or rings."""
     emergency: bool = False
     """An emergency private call: answered at once and pre-empts the callee's other call."""
     description: Blob
@@ -131,12 +133,17 @@ class CallIncoming(_Message, frozen=True, kw_only=True):
     """Server -> callee: someone is calling."""
 
     call_id: CallId
+    """The caller's id for the call."""
     from_user: Id
     """The caller, as the relay authenticated it (the callee checks it against the signature)."""
     display_name: Text = ""
+    """The caller's name, from its credential."""
     mode: CallMode = CALL_FULL_DUPLEX
+    """As offered (the signed description says it too; radios act on that)."""
     commencement: Commencement = COMMENCEMENT_AUTOMATIC
+    """As offered."""
     emergency: bool = False
+    """As offered (the signed description says it too; radios act on that)."""
     description: Blob
     """The caller's signed call description, as the caller sent it."""
     ice_servers: IceServerList = ()
@@ -147,12 +154,14 @@ class CallRinging(_Message, frozen=True, kw_only=True):
     """Callee -> server -> caller: the callee's radio is ringing (manual commencement)."""
 
     call_id: CallId
+    """The call that rings."""
 
 
 class CallAnswer(_Message, frozen=True, kw_only=True):
     """Callee -> server -> caller: the call is accepted (TS 23.379 private call response)."""
 
     call_id: CallId
+    """The call answered."""
     description: Blob
     """The callee's signed call description (SDP answer)."""
 
@@ -162,7 +171,9 @@ class CallEnd(_Message, frozen=True, kw_only=True):
     sends its own (no answer, peer gone, busy...)."""
 
     call_id: CallId
+    """The call that ended."""
     reason: EndReason
+    """``END_*``: hang-up, refusal, failure, or the relay's own reason."""
     text: Text = ""
     """What happened, for a person ("alice's radio refused the call: ...")."""
 
@@ -171,33 +182,46 @@ class CallTalk(_Message, frozen=True, kw_only=True):
     """Client -> server, half-duplex calls: press (``talking``) or release the call's floor."""
 
     call_id: CallId
+    """The half-duplex call."""
     talking: bool
+    """Pressed (True) or released."""
 
 
 class CallTalker(_Message, frozen=True, kw_only=True):
     """Server -> both parties of a half-duplex call: who may talk now (empty: nobody)."""
 
     call_id: CallId
+    """The half-duplex call."""
     user_id: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] = ""
+    """Who holds the call's floor."""
 
 
 class CallLogRequest(_Message, frozen=True, kw_only=True):
     """Client -> server: the latest private calls (own calls; every call for a dispatcher)."""
 
     limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 50
+    """How many calls, newest first."""
 
 
 class CallRecord(_Part, frozen=True, kw_only=True):
     """One private call in the call log (who, when, how long, outcome)."""
 
     call_id: CallId
+    """The caller's id for the call."""
     caller: Id
+    """Who called."""
     callee: Id
+    """Who was called."""
     mode: CallMode
+    """Full or half duplex."""
     emergency: bool
+    """An emergency private call."""
     offered_at: Time
+    """When the relay got the offer."""
     answered_at: Time | None = None
+    """When the callee answered (None: never)."""
     ended_at: Time | None = None
+    """When it ended (None: not yet)."""
     outcome: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] = ""
     """The end reason (``END_*``), or empty while the call goes on."""
     ended_by: Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)] = ""
@@ -208,3 +232,4 @@ class CallLog(_Message, frozen=True, kw_only=True):
     """Server -> client: the answer to :class:`CallLogRequest`, newest first."""
 
     calls: Annotated[tuple[CallRecord, ...], msgspec.Meta(max_length=200)]
+    """The calls, newest first."""

@@ -178,6 +178,8 @@ class BurstInfo(_Part, frozen=True, kw_only=True):
     """How long it lasted."""
     frame_count: U32 = 0
     """Frames kept (0 once the recording expired)."""
+    broadcast: bool = False
+    """A dispatcher's broadcast group call (:class:`BroadcastRequest`)."""
 
 
 class RecallList(_Message, frozen=True, kw_only=True):
@@ -231,6 +233,25 @@ class FloorRequest(_Message, frozen=True, kw_only=True):
     """Requested priority, 1 officer .. 4 emergency; the server caps it by role."""
 
 
+class BroadcastRequest(_Message, frozen=True, kw_only=True):
+    """Dispatcher -> server: a broadcast group call (TS 22.179 6.2.3): take the floor of every
+    channel in ``channel_ids`` at once, one way, over their ordinary talk.
+
+    One message rather than a flag on :class:`FloorRequest`, so that the server checks the
+    whole call before it touches any floor (every channel exists, the dispatcher is on its
+    roster and affiliated to it, no channel twice): a broadcast refused for one channel
+    changes nothing on the others, and the policy table, which rules by message type, says
+    who may broadcast. Each channel answers as for a FloorRequest (FloorGranted, or
+    FloorDeny when an emergency or an imminent peril holds it); the dispatcher seals its
+    voice under each channel's own key and ends the call with a FloorRelease per channel.
+    """
+
+    channel_ids: Annotated[
+        tuple[ChannelId, ...], msgspec.Meta(min_length=1, max_length=MAX_PATCHED)
+    ]
+    """The channels to talk to (at most ``MAX_PATCHED``)."""
+
+
 class FloorGranted(_Message, frozen=True, kw_only=True):
     """Server -> client: you may talk now (TS 24.380 Floor Granted)."""
 
@@ -266,6 +287,8 @@ class FloorTaken(_Message, frozen=True, kw_only=True):
     """Id of this talk burst."""
     since: Time
     """When the floor was granted."""
+    broadcast: bool = False
+    """The talker broadcasts to several channels (TS 22.179 6.2.3): one way, nobody answers."""
 
 
 class FloorIdle(_Message, frozen=True, kw_only=True):

@@ -23,6 +23,13 @@ Floor Taken, Floor Idle, Floor Revoke, Floor Queue Position Info), and deny
 and revoke causes carry the standard's numbers and phrases (clauses 8.2.6.2
 and 8.2.10.2), so a log line reads like the standard.
 
+A broadcast group call (TS 22.179 6.2.3: a dispatcher talks one way to several
+channels, overriding ordinary talk on them) is a request with ``broadcast=True``:
+on each of its channels it ranks just above its priority (a dispatcher's
+broadcast pre-empts a dispatcher's ordinary talk, never an imminent peril or an
+emergency), is never queued, and while it holds the floor lower requests are
+denied "Broadcast in progress" rather than queued: nobody answers into it.
+
 Where this module departs from the standard on purpose, the comment at that
 spot says so and why (pre-emption without a grace period; T2 counted from the
 grant; a full queue that makes room for a higher priority).
@@ -98,6 +105,7 @@ class FloorControl:
         self._now: float | None = None
         self._holder: str | None = None
         self._holder_priority: Priority | None = None
+        self._holder_broadcast = False
         self._granted_at = 0.0
         self._last_media = 0.0
         self._revoked_at: float | None = None  # set while 'G: pending Floor Revoke'
@@ -132,6 +140,11 @@ class FloorControl:
         return self._holder_priority
 
     @property
+    def broadcast(self) -> bool:
+        """Whether the holder holds the floor for a broadcast group call."""
+        return self._holder is not None and self._holder_broadcast
+
+    @property
     def queue(self) -> list[tuple[str, Priority]]:
         """Waiting requests in grant order: priority first, then arrival."""
         return [(q.user, q.priority) for q in self._queue]
@@ -156,13 +169,18 @@ class FloorControl:
 
     # -- inputs -------------------------------------------------------------
 
-    def request(self, user: str, priority: Priority | int, now: float) -> list[FloorEvent]:
-        """Floor Request from ``user`` at ``priority``."""
+    def request(
+        self, user: str, priority: Priority | int, now: float, *, broadcast: bool = False
+    ) -> list[FloorEvent]:
+        """Floor Request from ``user`` at ``priority``; ``broadcast``: for a broadcast group
+        call (see the module docstring)."""
         _check_user(user)
         prio = _check_priority(priority)
+        if not isinstance(broadcast, bool):
+            raise FloorInputError(f"broadcast must be a bool, got {broadcast!r}")
         self._check_clock(now)
         events = self._expire(now)
-        events += self._on_request(user, prio, now)
+        events += self._on_request(user, prio, now, broadcast)
         return events
 
     def release(self, user: str, now: float) -> list[FloorEvent]:
@@ -226,15 +244,25 @@ class FloorControl:
 
     # -- request handling ---------------------------------------------------
 
-    def _on_request(self, user: str, prio: Priority, now: float) -> list[FloorEvent]:
+    def _on_request(
+        self, user: str, prio: Priority, now: float, broadcast: bool
+    ) -> list[FloorEvent]:
         holder_prio = self._holder_priority
         if self._holder is None or holder_prio is None:
             # 'G: Floor Idle' (6.3.4.3): the queue is empty here, grant at once.
-            return self._grant(user, prio, now)
+            return self._grant(user, prio, now, broadcast)
         if user == self._holder:
-            return self._holder_requests_again(prio, now)
-        if prio > holder_prio:
-            return self._pre_empt(user, prio, now)
+            return self._holder_requests_again(prio, now, broadcast)
+        if (prio, broadcast) > (holder_prio, self._holder_broadcast):
+            return self._pre_empt(user, prio, now, broadcast)
+        if self._holder_broadcast:
+            # TS 22.179 6.2.3: a broadcast is one way; nobody answers into it, so a
+            # request below it is refused at once rather than queued behind it.
+            return [FloorDeny(user, DenyCause.BROADCAST_IN_PROGRESS)]
+        if broadcast:
+            # Below an emergency or imminent peril: not queued either, or it would start
+            # later on this channel alone, halfway through what the others heard.
+            return [FloorDeny(user, DenyCause.ANOTHER_MCPTT_CLIENT_HAS_PERMISSION)]
         queued = self._find(user)
         if queued is not None:
             # A repeated request keeps its place; a higher priority moves it up
@@ -266,20 +294,25 @@ class FloorControl:
         events += self._position_updates(before, skip=user)
         return events
 
-    def _holder_requests_again(self, prio: Priority, now: float) -> list[FloorEvent]:
-        holder = self._holder
-        assert holder is not None and self._holder_priority is not None
-        if prio > self._holder_priority:
-            # The talker pressed a higher priority (e.g. the emergency button)
-            # mid-burst: raise the burst's priority so nobody below it can
-            # pre-empt, recompute T2 from the grant, and tell the channel.
-            self._holder_priority = prio
+    def _holder_requests_again(
+        self, prio: Priority, now: float, broadcast: bool
+    ) -> list[FloorEvent]:
+        holder, held = self._holder, self._holder_priority
+        assert holder is not None and held is not None
+        raised = (max(prio, held), broadcast or self._holder_broadcast)
+        if raised > (held, self._holder_broadcast):
+            # The talker pressed a higher priority (e.g. the emergency button), or
+            # made its talk a broadcast, mid-burst: raise the burst's rank so nobody
+            # below it can pre-empt, recompute T2 from the grant, and tell the channel.
+            self._holder_priority, self._holder_broadcast = raised
             if self._revoked_at is not None:
                 deadline = self._t2_deadline_ignoring_revoke()
                 if deadline is None or deadline > now:
                     self._revoked_at = None  # back to 'G: Floor Taken'
             events: list[FloorEvent] = [self._granted_or_revoke_again(now)]
-            events.append(FloorTaken(holder, prio, self._burst_id))
+            events.append(FloorTaken(holder, raised[0], self._burst_id, raised[1]))
+            if raised[1]:
+                events += self._deny_queue()
             return events
         # A repeated Floor Request from the holder (its Floor Granted may have
         # been lost): answer again, without starting a new burst.
@@ -293,9 +326,9 @@ class FloorControl:
             return FloorRevoke(holder, RevokeCause.MEDIA_BURST_TOO_LONG, grace=left)
         deadline = self._t2_deadline_ignoring_revoke()
         left_t2 = None if deadline is None else max(0.0, deadline - now)
-        return FloorGranted(holder, self._burst_id, left_t2, prio)
+        return FloorGranted(holder, self._burst_id, left_t2, prio, self._holder_broadcast)
 
-    def _pre_empt(self, user: str, prio: Priority, now: float) -> list[FloorEvent]:
+    def _pre_empt(self, user: str, prio: Priority, now: float, broadcast: bool) -> list[FloorEvent]:
         old = self._holder
         assert old is not None
         # TS 24.380 6.3.4.4 sends Floor Revoke "Media Burst pre-empted" (#4),
@@ -313,7 +346,7 @@ class FloorControl:
         before = self._positions()
         self._remove(user)
         events: list[FloorEvent] = [FloorRevoke(old, RevokeCause.MEDIA_BURST_PRE_EMPTED, grace=0.0)]
-        events += self._grant(user, prio, now)
+        events += self._grant(user, prio, now, broadcast)
         events += self._position_updates(before)
         return events
 
@@ -328,7 +361,9 @@ class FloorControl:
 
     # -- grant / free ---------------------------------------------------------
 
-    def _grant(self, user: str, prio: Priority, now: float) -> list[FloorEvent]:
+    def _grant(
+        self, user: str, prio: Priority, now: float, broadcast: bool = False
+    ) -> list[FloorEvent]:
         # Entering 'G: Floor Taken' (6.3.4.4): Floor Granted to the new
         # holder, Floor Taken to everyone else, T1 started by the grant.
         #
@@ -337,14 +372,23 @@ class FloorControl:
         # is bounded by T1 anyway.
         self._holder = user
         self._holder_priority = prio
+        self._holder_broadcast = broadcast
         self._granted_at = now
         self._last_media = now
         self._revoked_at = None
         self._burst_id += 1
-        return [
-            FloorGranted(user, self._burst_id, self._config.t2_stop_talking(prio), prio),
-            FloorTaken(user, prio, self._burst_id),
+        t2 = self._config.t2_stop_talking(prio)
+        events: list[FloorEvent] = [
+            FloorGranted(user, self._burst_id, t2, prio, broadcast),
+            FloorTaken(user, prio, self._burst_id, broadcast),
         ]
+        return events + self._deny_queue() if broadcast else events
+
+    def _deny_queue(self) -> list[FloorEvent]:
+        """A broadcast took the floor: the requests waiting below it will not be answered
+        into it (TS 22.179 6.2.3), so they are refused now, not left to start after it."""
+        waiting, self._queue = self._queue, []
+        return [FloorDeny(q.user, DenyCause.BROADCAST_IN_PROGRESS) for q in waiting]
 
     def _free(self, now: float) -> list[FloorEvent]:
         # Entering 'G: Floor Idle' (6.3.4.3.2): grant the head of the queue
@@ -357,6 +401,7 @@ class FloorControl:
             return events
         self._holder = None
         self._holder_priority = None
+        self._holder_broadcast = False
         self._revoked_at = None
         return [FloorIdle()]
 

@@ -35,6 +35,9 @@ class DenyCause(IntEnum):
     RECEIVE_ONLY = 5
     NO_RESOURCES_AVAILABLE = 6
     QUEUE_FULL = 7
+    BROADCAST_IN_PROGRESS = 200
+    """Ours, not the standard's (it has no broadcast group call cause): TS 22.179 6.2.3
+    makes a broadcast one way, so a request into one is refused, not queued behind it."""
     OTHER_REASON = 255
 
     @property
@@ -51,6 +54,7 @@ _DENY_PHRASES: dict[DenyCause, str] = {
     DenyCause.RECEIVE_ONLY: "Receive only",
     DenyCause.NO_RESOURCES_AVAILABLE: "No resources available",
     DenyCause.QUEUE_FULL: "Queue full",
+    DenyCause.BROADCAST_IN_PROGRESS: "Broadcast in progress",
     DenyCause.OTHER_REASON: "Other reason",
 }
 
@@ -205,13 +209,15 @@ class FloorGranted(FloorEvent):
     ``None`` when this priority has no limit. ``priority`` is the priority the
     floor is held at (the message's Floor Priority field); read it here rather
     than from :attr:`FloorControl.holder_priority`, which is the state after
-    the whole batch of events.
+    the whole batch of events. ``broadcast``: the floor is held for a broadcast
+    group call (TS 22.179 6.2.3).
     """
 
     user: str
     burst_id: int
     duration_limit: float | None
     priority: Priority
+    broadcast: bool = False
 
     @property
     def to(self) -> str | None:
@@ -221,7 +227,7 @@ class FloorGranted(FloorEvent):
         limit = "none" if self.duration_limit is None else f"{self.duration_limit:g}s"
         return (
             f"Floor Granted to={self.user} burst={self.burst_id} duration={limit} "
-            f"priority={self.priority.name}"
+            f"priority={self.priority.name}{' broadcast' if self.broadcast else ''}"
         )
 
 
@@ -242,11 +248,13 @@ class FloorDeny(FloorEvent):
 
 @dataclass(frozen=True)
 class FloorTaken(FloorEvent):
-    """Floor Taken to everyone but ``talker``: ``talker`` now holds the floor."""
+    """Floor Taken to everyone but ``talker``: ``talker`` now holds the floor
+    (``broadcast``: for a broadcast group call, which listeners show as such)."""
 
     talker: str
     priority: Priority
     burst_id: int
+    broadcast: bool = False
 
     @property
     def exclude(self) -> str | None:
@@ -255,6 +263,7 @@ class FloorTaken(FloorEvent):
     def __str__(self) -> str:
         return (
             f"Floor Taken talker={self.talker} priority={self.priority.name} burst={self.burst_id}"
+            f"{' broadcast' if self.broadcast else ''}"
         )
 
 

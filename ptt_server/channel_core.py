@@ -65,6 +65,8 @@ class BurstStarted:
     burst_id: int
     started_at: float
     """Unix time."""
+    broadcast: bool = False
+    """Part of a broadcast group call (logged as such)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,7 @@ class _Burst:
     started_wall: float
     started_mono: float
     outcome: str = "released"
+    broadcast: bool = False
 
 
 class ChannelCore:
@@ -125,10 +128,18 @@ class ChannelCore:
     # --- inputs ----------------------------------------------------------------------------
 
     def request(
-        self, user: str, priority: floor.Priority, now: float, wall: float
+        self,
+        user: str,
+        priority: floor.Priority,
+        now: float,
+        wall: float,
+        *,
+        broadcast: bool = False,
     ) -> list[ChannelEffect]:
+        """A Floor Request (``broadcast``: this channel's part of a broadcast group call)."""
         self._requested_at.setdefault(user, now)
-        return self._apply(self.floor.request(user, priority, now), now, wall, "released")
+        events = self.floor.request(user, priority, now, broadcast=broadcast)
+        return self._apply(events, now, wall, "released")
 
     def release(self, user: str, now: float, wall: float) -> list[ChannelEffect]:
         self._requested_at.pop(user, None)
@@ -182,6 +193,7 @@ class ChannelCore:
             priority=burst.priority,
             burst_id=burst.burst_id,
             since=burst.started_wall,
+            broadcast=burst.broadcast,
         )
 
     # --- the floor's events ----------------------------------------------------------------
@@ -209,6 +221,7 @@ class ChannelCore:
                 # priority): answer again within the same burst and the same recording.
                 self._requested_at.pop(event.user, None)
                 burst.priority = int(event.priority)
+                burst.broadcast = event.broadcast
                 return [ToUser(event.user, granted)]
             effects: list[ChannelEffect] = []
             if burst is not None and burst.outcome == "released":
@@ -217,11 +230,14 @@ class ChannelCore:
                 burst.outcome = outcome
             effects.extend(self._end_burst(now))
             requested = self._requested_at.pop(event.user, now)
-            self._burst = _Burst(event.user, int(event.priority), event.burst_id, wall, now)
+            priority = int(event.priority)
+            self._burst = _Burst(
+                event.user, priority, event.burst_id, wall, now, broadcast=event.broadcast
+            )
             effects += [
                 Granted(max(0.0, now - requested)),
                 ToUser(event.user, granted),
-                BurstStarted(event.user, int(event.priority), event.burst_id, wall),
+                BurstStarted(event.user, priority, event.burst_id, wall, event.broadcast),
             ]
             return effects
         if isinstance(event, floor.FloorTaken):

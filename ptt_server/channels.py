@@ -50,6 +50,7 @@ class Recording:
     priority: int
     burst_id: int
     key: asyncio.Task[int]
+    broadcast: bool = False
     frames: list[tuple[int, int, bytes]] = field(default_factory=list)
     recorded: set[int] = field(default_factory=set)
     """Sequences buffered so far: a frame and its repeats are recorded once."""
@@ -132,8 +133,14 @@ class Channel:
 
     # --- floor -----------------------------------------------------------------------------
 
-    def request_floor(self, session: Session, priority: floor.Priority, now: float) -> None:
-        self._run(self.core.request(session.user_id, priority, now, time.time()))
+    def request_floor(
+        self, session: Session, priority: floor.Priority, now: float, *, broadcast: bool = False
+    ) -> None:
+        """A Floor Request (``broadcast``: this channel's part of a broadcast group call)."""
+        effects = self.core.request(
+            session.user_id, priority, now, time.time(), broadcast=broadcast
+        )
+        self._run(effects)
 
     def release_floor(self, session: Session, now: float) -> None:
         self._run(self.core.release(session.user_id, now, time.time()))
@@ -249,10 +256,16 @@ class Channel:
                 started.talker,
                 started.priority,
                 started.started_at,
+                broadcast=started.broadcast,
             )
         )
         self.recording = Recording(
-            self.channel_id, started.talker, started.priority, started.burst_id, key
+            self.channel_id,
+            started.talker,
+            started.priority,
+            started.burst_id,
+            key,
+            broadcast=started.broadcast,
         )
 
     def record_frame(self, sequence: int, flags: int, frame: bytes) -> None:
@@ -317,6 +330,7 @@ class Channel:
                     "talker": recording.talker,
                     "burst": recording.burst_id,
                     "priority": recording.priority,
+                    "broadcast": recording.broadcast,
                     "duration_s": round(ended.duration, 3),
                     "outcome": ended.outcome,
                 }

@@ -99,6 +99,7 @@ RULES: Final[dict[type[control.Message], Rule]] = {
     control.PresenceSubscribe: Rule(_KM, _FREE, "watch presence"),
     control.RosterUpdate: Rule(_KM, _FREE, "change a roster"),
     control.KeyEnvelope: Rule(_KM, _FREE, "hand out channel keys"),
+    control.BroadcastRequest: Rule(_KM, _FLOOR, "broadcast to channels"),
     control.ChannelCreate: Rule(_KM, _FREE, "create channels"),
     control.Patch: Rule(_KM, _FREE, "patch channels"),
     control.Unpatch: Rule(_KM, _FREE, "end a patch"),

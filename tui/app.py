@@ -5,8 +5,8 @@ can pass one logged in to a test server). Its client task reads every client
 event and posts it into the app as a :class:`ClientEvent`; on the UI thread the
 event updates :class:`~tui.state.ConsoleState`, and the widgets re-render the
 parts that changed. Everything that talks to the server (transmit, texts,
-alerts, channel changes, recall) runs in workers started from here; widgets and
-screens never touch the network.
+alerts, channel changes, recall) runs in workers started from here (what goes on air, in
+:mod:`tui.transmit`); widgets and screens never touch the network.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from textual.message import Message
 from textual.worker import Worker
 
 from ptt_client import channel_admin, events
-from ptt_client.audio import AudioError, AudioInput, AudioOutput
+from ptt_client.audio import AudioError, AudioOutput
 from ptt_protocol import control
 from tui import listening
 from tui.calls import ConsoleCalls
@@ -34,17 +34,16 @@ from tui.directory import NameChecker
 from tui.log_export import default_log_dir, write_log_csv
 from tui.screens.main import MainScreen
 from tui.state import (
-    DISPATCHER_PRIORITY,
     Changed,
     ConsoleState,
     Conversation,
-    FloorReleased,
     LocationText,
     MembersKnown,
     Note,
     TextSent,
     format_location,
 )
+from tui.transmit import TransmitOperations
 
 if TYPE_CHECKING:
     from ptt_client.client import RadioClient
@@ -65,7 +64,7 @@ class ClientEvent(Message):
         self.at = at
 
 
-class DispatchApp(App[int]):
+class DispatchApp(TransmitOperations, App[int]):
     """The console. ``client`` may be started already; otherwise the app starts it."""
 
     CSS_PATH = "app.tcss"
@@ -293,80 +292,6 @@ class DispatchApp(App[int]):
             await self.client.mark_read(message_id)
 
     # --- operations (called by the main screen's key actions) ------------------------------------
-
-    @property
-    def transmitting(self) -> bool:
-        return self._talking is not None and not self._talking.is_finished
-
-    def _source(self) -> AudioInput:
-        if self.talk_file is not None:
-            from ptt_client.audio import WavFileInput
-
-            return WavFileInput(self.talk_file)
-        from ptt_client.audio_devices import DeviceInput
-
-        return DeviceInput()
-
-    def toggle_transmit(self, channel_id: int) -> None:
-        """Space: start talking on ``channel_id`` at dispatcher priority, or stop.
-
-        Space is the console's PTT key, latched: down from one press to the next, whatever
-        the floor did meanwhile. So after a revoke (an emergency pre-empted the console) or
-        a deny, Space only lets go of the key and sends nothing; the next Space talks. The
-        client's floor participant knows whether the key is down, not this app (issue 10).
-        """
-        if self.transmitting:
-            if self._transmitter is not None:
-                self._transmitter.stop()
-            return
-        held = self.client.keys_down()
-        if held:
-            self._spawn(self._let_go(held), "releasing the transmit key")
-            return
-        self._talking = self._spawn(self._talk(channel_id), "transmit")
-        self.refresh_view(Changed.STATUS)
-
-    async def _let_go(self, channels: list[int]) -> None:
-        for channel_id in channels:
-            await self.client.release(channel_id)
-            self.apply(FloorReleased(channel_id))
-            self.apply(Note("floor", f"transmit key up on {self.state.channel_name(channel_id)}"))
-
-    async def _talk(self, channel_id: int) -> None:
-        from ptt_client.voice import Transmitter
-
-        try:
-            source = self._source()
-        except (AudioError, OSError) as exc:
-            self.apply(Note("error", f"no audio to send: {exc}"))
-            return
-        if self._transmitter is None:
-            self._transmitter = Transmitter(self.client)
-        try:
-            if channel_id not in self.client.affiliated:
-                await self.client.affiliate(channel_id, select=False)
-            self.state.transmit_channel = channel_id
-            with source:
-                result = await self._transmitter.talk(
-                    source, channel_id=channel_id, priority=DISPATCHER_PRIORITY
-                )
-        finally:
-            self.refresh_view(Changed.STATUS)
-        if result.outcome in ("granted", "no-answer", "queued-timeout"):
-            self.apply(FloorReleased(channel_id))
-        access = (
-            f", access {result.access_time_s * 1000:.0f} ms"
-            if result.access_time_s is not None
-            else ""
-        )
-        held = " (Space lets go of the key)" if self.client.ptt_down(channel_id) else ""
-        self.apply(
-            Note(
-                "floor",
-                f"transmit on {self.state.channel_name(channel_id)}: {result.outcome},"
-                f" {result.frames_sent} frames{access}{held}",
-            )
-        )
 
     def send_text(self, conversation: Conversation, text: str) -> None:
         self._spawn(self._send_text(conversation, text), "sending a text")

@@ -109,6 +109,9 @@ class PrivateCalls:
         self.auto_answer = True
         """Answer ringing calls at once (MCPTT automatic commencement) when the caller asks."""
         self._clock = clock
+        self.on_emergency_call: Callable[[], Awaitable[None]] | None = None
+        """Run when an emergency call comes in, before it is answered: the radio stops what it
+        is doing (its group transmissions) for it."""
         self.active: Call | None = None
         self._ice: tuple[tuple[IceServer, ...], float] | None = None
         self._ice_wait: asyncio.Future[control.IceServers] | None = None
@@ -329,6 +332,11 @@ class PrivateCalls:
                 emergency=call.emergency,
             )
         )
+        if call.emergency and self.on_emergency_call is not None:
+            try:
+                await self.on_emergency_call()
+            except Exception:  # the call matters more than what it interrupts
+                log.exception("stopping for an emergency call failed")
         if automatic:
             call.state = "connecting"
             await self._answer(call)

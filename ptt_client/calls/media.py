@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.rtp import RtpPacket
+from aiortc.stats import RTCRemoteInboundRtpStreamStats, RTCStatsReport
 
 from ptt_client.audio import AudioInput, AudioOutput
 from ptt_client.calls import aiortc_patches
@@ -52,6 +53,16 @@ CLOSE_TIMEOUT_S: Final = 2.0
 below it by :mod:`ptt_client.calls.aiortc_patches`; this is the backstop)."""
 CLOSED_HERE: Final = "the call was closed on this radio"
 HUNG_UP: Final = "the other radio hung up"
+LOSS_CHECK_S: Final = 2.0
+"""How often the encoder's loss hint follows the peer's receiver reports (RTCP: about 5 s)."""
+
+
+def reported_loss_pct(report: RTCStatsReport) -> float | None:
+    """The loss the peer last reported for our audio (RTCP fraction lost), in percent."""
+    for stats in report.values():
+        if isinstance(stats, RTCRemoteInboundRtpStreamStats):
+            return 100.0 * stats.fractionLost / 256.0
+    return None
 
 
 def _opus_only() -> list[object]:
@@ -269,6 +280,15 @@ class CallMedia:
             "(firewall, or no TURN relay both radios can reach): the call cannot be made"
         )
 
+    async def _follow_loss(self) -> None:
+        # The peer's RTCP receiver reports say how much of our audio it loses; the encoder
+        # spends bits on in-band FEC only as far as that loss calls for.
+        while True:
+            await asyncio.sleep(LOSS_CHECK_S)
+            pct = reported_loss_pct(await self._transceiver.sender.getStats())
+            if pct is not None:
+                self._track.set_expected_loss(pct)
+
     async def _watch_rtp(self) -> None:
         # Both radios send a packet every 20 ms for the whole call (silence included).
         while True:
@@ -284,6 +304,7 @@ class CallMedia:
             self.connected_at = self._last_rtp_at = time.monotonic()
             self._connected.set()
             self._spawn(self._watch_rtp())
+            self._spawn(self._follow_loss())
         elif state == "failed":
             if self._dtls.transport.state in ("failed", "closed"):
                 self._end("no media path to the other radio (ICE failed): the call cannot be made")
@@ -311,7 +332,11 @@ class CallMedia:
         logger.info("call media ended: %s", reason)
         self._start_shutdown()
         if self._on_ended is not None:
-            self._on_ended(reason)
+            try:
+                self._on_ended(reason)
+            except Exception:
+                # It runs inside aiortc's event handlers: an exception there would break them.
+                logger.exception("on_ended callback failed")
 
     async def close(self) -> None:
         """Hang up (the other radio sees DTLS close_notify) and release everything; returns

@@ -26,14 +26,21 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ptt_client.audio import AudioError, AudioInput
 from ptt_client.calls.errors import CallMediaError
-from ptt_client.codec import SAMPLE_RATE, OpusEncoder, Pcm, frame_samples
+from ptt_client.codec import (
+    DEFAULT_BITRATE,
+    MIN_LOSS_HINT_PCT,
+    SAMPLE_RATE,
+    OpusEncoder,
+    Pcm,
+    frame_samples,
+)
 
 __all__ = ["BITRATE", "FRAME_S", "OpusSourceTrack"]
 
 logger = logging.getLogger(__name__)
 
 FRAME_S: Final = 0.020
-BITRATE: Final = 24_000
+BITRATE: Final = DEFAULT_BITRATE
 """libopus 1.3 spends bits on in-band FEC at 24 kbit/s from 1 % expected loss (codec.py)."""
 _FRAME_SAMPLES: Final = frame_samples(20)
 _TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
@@ -59,7 +66,12 @@ class OpusSourceTrack(MediaStreamTrack):
                 f"{source.frame_samples}: open it with frame_ms=20"
             )
         self._source = source
-        self._encoder = encoder or OpusEncoder(bitrate=BITRATE, fec=True)
+        # No loss is expected until the peer's receiver reports say otherwise: at 24 kbit/s
+        # libopus spends bits on the FEC copy as soon as the hint is above zero, and on a
+        # clean path that costs PESQ-WB about one point (2.7 instead of 3.9 measured).
+        self._encoder = encoder or OpusEncoder(
+            bitrate=BITRATE, fec=True, expected_loss_pct=MIN_LOSS_HINT_PCT
+        )
         self._clock = clock
         self._silence: Pcm = np.zeros(_FRAME_SAMPLES, dtype=np.int16)
         self._start: float | None = None
@@ -67,6 +79,10 @@ class OpusSourceTrack(MediaStreamTrack):
         self.sending = True
         """Whether the source is heard; when False its frames are read and dropped."""
         self.frames_sent = 0
+
+    def set_expected_loss(self, pct: float) -> None:
+        """The loss the peer reports: in-band FEC follows it (never below the radio's floor)."""
+        self._encoder.set_expected_loss(max(MIN_LOSS_HINT_PCT, pct))
 
     async def recv(self) -> av.Packet[Any]:
         """The next 20 ms Opus packet, at its time."""

@@ -59,6 +59,8 @@ class Frame:
 
     pcm: Pcm
     kind: Literal["play", "fec", "conceal"]
+    sequence: int
+    """The frame's 32-bit sequence number (see :class:`SequenceUnwrapper`)."""
     """``play``: from its own packet; ``fec``: rebuilt from the next packet's in-band FEC;
     ``conceal``: invented by the decoder (packet-loss concealment)."""
 
@@ -99,17 +101,17 @@ class CallPlayout:
         instruction = self.buffer.pop(now)
         if instruction is None:
             return None
+        sequence = instruction.sequence
         try:
             if isinstance(instruction, Play):
-                return Frame(self._decoder.decode(instruction.payload), "play")
+                return Frame(self._decoder.decode(instruction.payload), "play", sequence)
             if isinstance(instruction, Recover):
-                return Frame(
-                    self._decoder.decode_fec(instruction.next_payload, _FRAME_SAMPLES), "fec"
-                )
+                pcm = self._decoder.decode_fec(instruction.next_payload, _FRAME_SAMPLES)
+                return Frame(pcm, "fec", sequence)
             assert isinstance(instruction, Conceal)
         except CodecError:
             pass  # a packet libopus rejects is a lost packet
         try:
-            return Frame(self._decoder.conceal(_FRAME_SAMPLES), "conceal")
+            return Frame(self._decoder.conceal(_FRAME_SAMPLES), "conceal", sequence)
         except CodecError:
-            return Frame(np.zeros(_FRAME_SAMPLES, dtype=np.int16), "conceal")
+            return Frame(np.zeros(_FRAME_SAMPLES, dtype=np.int16), "conceal", sequence)

@@ -4,7 +4,7 @@ The signalling layer signs and verifies DTLS fingerprints; :func:`sdp_fingerprin
 exactly as aiortc will when it checks the peer's certificate after the handshake (every
 ``a=fingerprint`` of every media section, session-level lines inherited), so what was
 verified is what aiortc enforces. :func:`check_remote_sdp` refuses what we never want aiortc to
-act on: no audio section, no Opus, a candidate that is not an IP address (an mDNS ``.local``
+act on: no audio section, more than one section, no Opus, a candidate that is not an IP address (an mDNS ``.local``
 name would make aioice multicast a query on the local network, a DNS name would leak a
 lookup), no fingerprint, more than :data:`MAX_SDP_BYTES`, or text aiortc cannot parse.
 """
@@ -59,6 +59,12 @@ def check_remote_sdp(sdp: str) -> None:
     audio = [m for m in parsed.media if m.kind == "audio"]
     if not audio:
         raise CallMediaError("the other radio offered no audio: call refused")
+    if len(parsed.media) > 1:
+        # A second section would get a receiver of its own, outside the call's playout.
+        raise CallMediaError(
+            f"the other radio's call description has {len(parsed.media)} media sections, "
+            "a call has one (audio): call refused"
+        )
     if not any(c.mimeType.lower() == "audio/opus" for m in audio for c in m.rtp.codecs):
         raise CallMediaError(
             "the other radio does not offer Opus audio: call refused (update its software)"

@@ -262,7 +262,9 @@ class Radio:
         if self.calls.half_duplex and priority is None and duration is not None:
             await self.calls.talk_for(duration)
             return
-        result = await self._transmit(duration, priority)
+        result = await self._transmit(
+            lambda source: self.transmitter.talk(source, duration=duration, priority=priority)
+        )
         if result is None:
             return
         if result.outcome == "granted":
@@ -274,16 +276,31 @@ class Radio:
         # (floor_denied, floor_revoked) said it already.
         self.tell(told, headless_only=result.outcome in ("granted", "denied", "revoked"))
 
-    async def _transmit(self, duration: float | None, priority: int | None) -> TalkResult | None:
+    async def broadcast(self, duration: float, channels: Sequence[str]) -> None:
+        """A broadcast group call (dispatchers; TS 22.179 6.2.3): talk from the input for
+        ``duration`` s to every channel named, at once, one way (joining them if needed)."""
+        channel_ids = [await self._channel_id(name) for name in channels]
+        for channel_id in channel_ids:
+            if channel_id not in self.client.affiliated:
+                await self._join(channel_id, select=False)
+        if not await self._wait(lambda: all(map(self._can_talk, channel_ids)), JOIN_TIMEOUT):
+            raise RadioError(f"no key yet for every channel of {', '.join(channels)}: try again")
+        result = await self._transmit(
+            lambda source: self.transmitter.broadcast(source, channel_ids, duration=duration)
+        )
+        if result is not None:
+            self.tell(own_notes.broadcast_ended(", ".join(channels), result))
+
+    async def _transmit(
+        self, start: Callable[[AudioInput], Coroutine[Any, Any, TalkResult]]
+    ) -> TalkResult | None:
         await self._stop_talking()
         try:
             source = self.open_input()
         except AudioError as exc:
             self.tell(own_notes.error("cannot open the input", exc))
             return None
-        task = asyncio.create_task(
-            self.transmitter.talk(source, duration=duration, priority=priority)
-        )
+        task = asyncio.create_task(start(source))
         self._talk_task = task
         self._redraw()
         try:

@@ -30,6 +30,8 @@ class StatusView:
     floor: str
     """idle, requested, granted, queued, taken, denied, revoked"""
     talker: str = ""
+    broadcast: bool = False
+    """The talker broadcasts (TS 22.179 6.2.3): one way, to several channels."""
     verified: bool = False
     heard_on: str = ""
     """A scanned channel the talker is on, when it is not the selected one."""
@@ -52,7 +54,8 @@ def status_line(view: StatusView) -> str:
         parts.append("TX")
     elif view.talker:
         heard = f" on {view.heard_on}" if view.heard_on else ""
-        parts.append(f"RX {view.talker}{' verified' if view.verified else ''}{heard}")
+        rx = "RX BROADCAST" if view.broadcast else "RX"
+        parts.append(f"{rx} {view.talker}{' verified' if view.verified else ''}{heard}")
     elif view.floor == "queued":
         parts.append(f"queued #{view.queue_position}")
     else:
@@ -251,6 +254,7 @@ class Display:
             connected=client.connected.is_set(),
             floor=floor.state,
             talker=(floor.talker_name or floor.talker or "") if talking else "",
+            broadcast=talking and floor.broadcast,
             verified=talking
             and talker_channel is not None
             and self._verified.get(talker_channel) == floor.burst_id,

@@ -58,6 +58,25 @@ def talk_ended(channel: str, result: TalkResult, frame_ms: int, *, ptt_still_on:
     )
 
 
+def broadcast_ended(channels: str, result: TalkResult) -> Note:
+    """A broadcast group call is over (``broadcast_ended``): to which channels it went."""
+    outcome = result.broadcast
+    granted = list(outcome.granted) if outcome is not None else []
+    refused = {str(c): cause for c, cause in outcome.denied.items()} if outcome else {}
+    detail = f" ({result.cause})" if result.cause else ""
+    return note(
+        "broadcast_ended",
+        f"BROADCAST to {channels}: {result.outcome}{detail}, {result.frames_sent} frames"
+        f" on {len(granted)} channel(s)",
+        channels=channels,
+        outcome=result.outcome,
+        frames=result.frames_sent,
+        granted=granted,
+        refused=refused,
+        broadcast=True,
+    )
+
+
 def emergency_raised(
     channel: str, lat: float | None, lon: float | None, talk_s: float, *, peril: bool = False
 ) -> Note:

@@ -261,10 +261,12 @@ class SessionNotes:
         channel = self.channel_name(event.channel_id)
         name = event.display_name or event.user_id
         emergency = event.priority >= control.PRIORITY_MAX
+        # TS 22.179 6.2.3: a broadcast is shown as one (one way: nobody answers into it).
+        what = "BROADCAST (one way) on" if event.broadcast else "talking on"
         return [
             note(
                 "floor_taken",
-                f"{name} ({event.user_id}) talking on {channel}"
+                f"{name} ({event.user_id}) {what} {channel}"
                 + (" - EMERGENCY priority" if emergency else ""),
                 channel=channel,
                 talker=event.user_id,
@@ -272,6 +274,7 @@ class SessionNotes:
                 priority=event.priority,
                 emergency=emergency,
                 burst_id=event.burst_id,
+                broadcast=event.broadcast,
             )
         ]
 

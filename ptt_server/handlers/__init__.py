@@ -32,6 +32,7 @@ HANDLERS: Final[dict[type[control.Message], Handler]] = {
     control.SelectChannel: channels.on_select,
     control.FloorRequest: channels.on_floor_request,
     control.FloorRelease: channels.on_floor_release,
+    control.BroadcastRequest: channels.on_broadcast_request,
     control.MediaTunnel: channels.on_media_tunnel,
     control.ReceiverReport: channels.on_receiver_report,
     control.Ping: channels.on_ping,

@@ -1,4 +1,4 @@
-"""Channels: affiliation, selection, floor requests and releases, tunnelled media.
+"""Channels: affiliation, selection, floor requests and releases, broadcasts, tunnelled media.
 
 Handlers take the server, the session, the message and ``now``; they raise
 :class:`ptt_server.policy.Refused` to answer with an Error. Who may send each message is
@@ -91,6 +91,39 @@ async def on_floor_request(
 ) -> None:
     channel = channel_for(server, session, msg.channel_id, affiliated=True)
     channel.request_floor(session, effective_priority(server, session, msg.priority), now)
+
+
+async def on_broadcast_request(
+    server: RelayServer, session: Session, msg: control.BroadcastRequest, now: float
+) -> None:
+    """A dispatcher's broadcast group call (TS 22.179 6.2.3) on every named channel.
+
+    The whole call is checked before any floor is touched, so a refusal changes nothing:
+    a broadcast is one call, not as many requests as it has channels. Each channel then
+    answers as for a FloorRequest; the relay forwards each channel's frames as ever (the
+    dispatcher holds each floor and seals each channel's frames under its own key).
+    """
+    if len(set(msg.channel_ids)) != len(msg.channel_ids):
+        raise Refused(control.ERROR_BAD_MESSAGE, "broadcast refused: a channel is named twice")
+    involved = []
+    for channel_id in msg.channel_ids:
+        channel = server.channels.get(channel_id)
+        if channel is None:
+            raise Refused(control.ERROR_NOT_FOUND, f"broadcast refused: no channel {channel_id}")
+        if session.user_id not in channel.members:
+            raise Refused(
+                control.ERROR_NOT_MEMBER,
+                f"broadcast refused: you are not on the roster of {channel.name!r}; broadcast"
+                " to your own channels",
+            )
+        if channel_id not in session.affiliated:
+            raise Refused(
+                control.ERROR_FORBIDDEN, f"broadcast refused: affiliate to {channel.name!r} first"
+            )
+        involved.append(channel)
+    log.info("broadcast", extra={"fields": {"by": session.user_id, "channels": msg.channel_ids}})
+    for channel in involved:
+        channel.request_floor(session, floor.Priority.DISPATCHER, now, broadcast=True)
 
 
 async def on_floor_release(

@@ -47,6 +47,7 @@ async def on_recall_list(
                     started_at=b.started_at,
                     duration=b.duration or 0.0,
                     frame_count=b.frame_count,
+                    broadcast=b.broadcast,
                 )
                 for b in bursts
             ),

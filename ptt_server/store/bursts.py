@@ -17,9 +17,17 @@ class BurstTables(StoreConnection):
     """``Store`` methods over ``bursts`` and ``burst_frames``."""
 
     async def start_burst(
-        self, channel_id: int, burst_id: int, talker: str, priority: int, started_at: float
+        self,
+        channel_id: int,
+        burst_id: int,
+        talker: str,
+        priority: int,
+        started_at: float,
+        *,
+        broadcast: bool = False,
     ) -> int:
-        """Log the start of a talk burst; returns its ``burst_key``.
+        """Log the start of a talk burst (``broadcast``: of a broadcast group call); returns
+        its ``burst_key``.
 
         Raises ``NotFoundError`` for an unknown channel.
         """
@@ -27,7 +35,7 @@ class BurstTables(StoreConnection):
         check_int("burst id", burst_id)
         check_text("talker", talker)
         check_int("priority", priority)
-        row = (channel_id, burst_id, talker, priority, started_at)
+        row = (channel_id, burst_id, talker, priority, started_at, int(bool(broadcast)))
         return await self._call("log burst start", _start_burst, row)
 
     async def end_burst(self, burst_key: int, duration: float, outcome: str) -> None:
@@ -85,12 +93,12 @@ class BurstTables(StoreConnection):
 # --- SQL (store thread; each takes the connection first) ------------------------------------
 
 
-def _start_burst(conn: sqlite3.Connection, row: tuple[int, int, str, int, float]) -> int:
+def _start_burst(conn: sqlite3.Connection, row: tuple[int, int, str, int, float, int]) -> int:
     with write_transaction(conn):
         require_channel(conn, row[0])
         cur = conn.execute(
-            "INSERT INTO bursts (channel_id, burst_id, talker, priority, started_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO bursts (channel_id, burst_id, talker, priority, started_at, broadcast) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             row,
         )
         key = cur.lastrowid
@@ -139,14 +147,14 @@ def _record_frames(
 _CHANNEL_BURSTS = (
     "SELECT b.burst_key, b.channel_id, b.burst_id, b.talker, b.priority, b.started_at, "
     "b.duration, b.outcome, "
-    "(SELECT count(*) FROM burst_frames AS f WHERE f.burst_key = b.burst_key) "
+    "(SELECT count(*) FROM burst_frames AS f WHERE f.burst_key = b.burst_key), b.broadcast "
     "FROM bursts AS b WHERE b.channel_id = ? "
 )
 """The start of a query for a channel's bursts as ``Burst`` rows (the frame count last)."""
 
 
 def _burst(r: Any) -> Burst:
-    return Burst(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+    return Burst(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))
 
 
 def _recent_bursts(conn: sqlite3.Connection, channel_id: int, limit: int) -> list[Burst]:

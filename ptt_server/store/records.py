@@ -197,6 +197,8 @@ class Burst:
     duration: float | None
     outcome: str | None
     frame_count: int
+    broadcast: bool = False
+    """Part of a dispatcher's broadcast group call (TS 22.179 6.2.3)."""
 
 
 class BurstFrame(NamedTuple):

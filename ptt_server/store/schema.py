@@ -231,7 +231,18 @@ _V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = Migration(
+    version=6,
+    summary="broadcast bursts",
+    statements=(
+        # TS 22.179 6.2.3: a dispatcher's broadcast group call is logged as such on each of
+        # its channels (issue 13); the bursts logged before were all ordinary talk.
+        "ALTER TABLE bursts ADD COLUMN broadcast INTEGER NOT NULL DEFAULT 0"
+        " CHECK (broadcast IN (0, 1))",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 

@@ -8,7 +8,8 @@ from bench.voice_variants import PROTECTED_BITRATE, apply_variant
 from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.client import RadioClient
-from ptt_client.voice import DEFAULT_BITRATE, Transmitter
+from ptt_client.codec import DEFAULT_BITRATE
+from ptt_client.voice import Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org

@@ -749,6 +749,10 @@ def test_keypad_places_calls_and_acts_on_them() -> None:
             "patrol | RX carol on north | tunnel | loss - | available",
         ),
         (
+            StatusView("patrol", True, "taken", talker="Dispatch One", broadcast=True),
+            "patrol | RX BROADCAST Dispatch One | udp | loss - | available",
+        ),
+        (
             StatusView("patrol", True, "granted", transmitting=True),
             "patrol | TX | udp | loss - | available",
         ),

@@ -149,3 +149,25 @@ async def test_an_imminent_peril_from_the_script_is_shown_as_such_at_its_priorit
     await bob.stop()
     await alice.stop()
     assert any("IMMINENT PERIL raised" in line for line in alice.lines), alice.lines
+
+
+async def test_a_dispatchers_broadcast_from_the_script_is_shown_as_one(
+    org: Org, server: RelayServer, start_radio: Starter
+) -> None:
+    """Issue 13: `broadcast START DURATION CHANNELS` from a dispatcher's radio; the listener's
+    floor_taken (its line and its JSON) says broadcast."""
+    bob = await start_radio("bob", "--json", "--no-udp", "--script", "quit 600")
+    await bob.until(lambda line: json.loads(line)["event"] == "ready")
+    sample = sample_paths()[0]
+    disp = await start_radio(
+        "disp", "--input", str(sample), "--script", "broadcast 0 1 patrol; quit 4"
+    )
+    await bob.until(lambda line: json.loads(line)["event"] == "floor_idle")
+    taken = next(json.loads(line) for line in bob.lines if '"floor_taken"' in line)
+    assert (taken["talker"], taken["broadcast"], taken["priority"]) == ("disp", True, 2)
+    async with asyncio.timeout(GUARD_S):
+        code, err = await disp.stop()  # it ends by itself at its quit
+    await bob.stop()
+    assert (code, err) == (0, "")
+    ended = next(line for line in disp.lines if "BROADCAST to patrol" in line)
+    assert ended.endswith("BROADCAST to patrol: granted, 50 frames on 1 channel(s)"), disp.lines

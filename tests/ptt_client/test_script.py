@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from ptt_client.script import (
     SETTABLE_STATUSES,
+    BroadcastStep,
     CallActionStep,
     CallStep,
     CancelStep,
@@ -89,6 +91,16 @@ def test_steps_are_ordered_by_time_and_same_time_steps_keep_their_order() -> Non
     ]
 
 
+def test_a_broadcast_names_its_start_duration_and_channels() -> None:
+    assert parse_script("broadcast 1 4 patrol,traffic; talk 5 1") == [
+        BroadcastStep(1.0, 4.0, ("patrol", "traffic")),
+        TalkStep(5.0, 1.0),
+    ]
+    assert parse_script("broadcast 0 1 ' north , south '") == [
+        BroadcastStep(0.0, 1.0, ("north", "south"))
+    ]
+
+
 def test_back_to_back_talks_do_not_overlap() -> None:
     assert parse_script("talk 0 2; talk 2 1") == [TalkStep(0.0, 2.0), TalkStep(2.0, 1.0)]
 
@@ -130,6 +142,15 @@ def test_back_to_back_talks_do_not_overlap() -> None:
         ("call 3 bob half half", "'half half' is not half, emergency, ring (each once)"),
         ("call 3 'b ob'", "callee 'b ob' must be a user id"),
         ("hangup", "expected `hangup AT` (1 argument, got 0)"),
+        ("broadcast 1 2", "expected `broadcast START DURATION CHANNEL,CHANNEL` (3 arguments"),
+        ("broadcast 1 0 patrol", "DURATION must be more than 0 seconds"),
+        ("broadcast 1 2 patrol,,traffic", "name them separated by commas, e.g. patrol,traffic"),
+        ("broadcast 1 2 " + ",".join("abcdefghi"), "a broadcast reaches at most 8 channels"),
+        ("broadcast 1 2 patrol,patrol", "name a channel twice"),
+        (
+            "talk 0 4; broadcast 2 1 patrol",
+            "step 2 `broadcast 2 1 patrol`: overlaps `talk 0 4`, which talks until 4 s",
+        ),
         ("quit", "expected `quit AT` (1 argument, got 0)"),
         ("quit 1; quit 2", "step 2 `quit 2`: the script has two quits"),
         ("quit 5; talk 6 1", "step 2 `talk 6 1`: starts after `quit 5`: move it before the quit"),
@@ -170,6 +191,8 @@ def _format(step: Step) -> str:
             return f"call {at!r} {shlex.quote(user)}{length} {' '.join(flags)}"
         case CallActionStep(at, action):
             return f"{action} {at!r}"
+        case BroadcastStep(at, duration, channels):
+            return f"broadcast {at!r} {duration!r} {shlex.quote(','.join(channels))}"
         case QuitStep(at):
             return f"quit {at!r}"
     raise AssertionError(step)
@@ -293,6 +316,9 @@ class RecordingRadio:
     async def call_action(self, action: str) -> None:
         self._record(action)
 
+    async def broadcast(self, duration: float, channels: Sequence[str]) -> None:
+        self._record("broadcast", duration, tuple(channels))
+
 
 async def test_steps_run_at_their_times() -> None:
     clock = SteppedClock()
@@ -321,6 +347,16 @@ async def test_call_steps_run_at_their_times() -> None:
         (4.0, "hangup", ()),
         (5.0, "answer", ()),
         (6.0, "refuse", ()),
+    ]
+
+
+async def test_a_broadcast_runs_at_its_time_with_its_channels() -> None:
+    clock = SteppedClock()
+    radio = RecordingRadio(clock, clock.t)
+    await run_script(parse_script("broadcast 2 3 patrol,traffic; status busy 2.5"), radio, clock)
+    assert radio.calls == [
+        (2.0, "broadcast", (3.0, ("patrol", "traffic"))),
+        (2.5, "status", ("busy",)),
     ]
 
 

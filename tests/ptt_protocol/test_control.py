@@ -81,7 +81,9 @@ def strategy_for(t: Any) -> st.SearchStrategy[Any]:
         return st.one_of([strategy_for(member) for member in t.types])
     if isinstance(t, mi.VarTupleType):
         return st.lists(
-            strategy_for(t.item_type), max_size=_at_most(t.max_length, _GENERATED_SEQUENCE_MAX)
+            strategy_for(t.item_type),
+            min_size=t.min_length or 0,
+            max_size=_at_most(t.max_length, _GENERATED_SEQUENCE_MAX),
         ).map(tuple)
     if isinstance(t, mi.StructType):
         return struct_strategy(t.cls)
@@ -554,6 +556,31 @@ def test_channel_id_is_u32() -> None:
     )
     with pytest.raises(MalformedError, match="channel_id"):
         decode(frame_of({"type": "affiliate", "channel_id": 2**32}))
+
+
+def test_a_broadcast_names_one_to_max_patched_u32_channels() -> None:
+    most = tuple(range(1, control.MAX_PATCHED + 1))
+    ok = decode(frame_of({"type": "broadcast_request", "channel_ids": most}))
+    assert ok == control.BroadcastRequest(channel_ids=most)
+    for bad in ((), (*most, 99), (2**32,), (-1,), ("patrol",), (1.5,), (True,)):
+        with pytest.raises(MalformedError, match="channel_ids"):
+            decode(frame_of({"type": "broadcast_request", "channel_ids": bad}))
+    with pytest.raises(MalformedError, match="channel_ids"):
+        decode(frame_of({"type": "broadcast_request"}))
+
+
+def test_the_broadcast_mark_is_optional_and_a_bool() -> None:
+    taken = {
+        "type": "floor_taken", "channel_id": 1, "user_id": "disp", "priority": 2,
+        "burst_id": 1, "since": 1.0,
+    }  # fmt: skip
+    assert isinstance(old := decode(frame_of(taken)), control.FloorTaken) and not old.broadcast
+    assert decode(frame_of({**taken, "broadcast": True})) == control.FloorTaken(
+        channel_id=1, user_id="disp", priority=2, burst_id=1, since=1.0, broadcast=True
+    )
+    for bad in (1, "yes", None):
+        with pytest.raises(MalformedError, match="broadcast"):
+            decode(frame_of({**taken, "broadcast": bad}))
 
 
 def test_priority_must_be_officer_to_emergency() -> None:

@@ -145,3 +145,19 @@ def test_server_shutdown_ends_the_burst() -> None:
     assert c.end(5.0) == []
     c.request("alice", P1, 10.0, WALL)
     assert [e.outcome for e in ended(c.end(12.0))] == ["server shutdown"]
+
+
+def test_a_broadcast_is_marked_in_floor_taken_the_burst_log_and_for_late_entrants() -> None:
+    c = core()
+    c.request("alice", P1, 10.0, WALL)
+    effects = c.request("disp", floor.Priority.DISPATCHER, 11.0, WALL + 1, broadcast=True)
+    assert ended(effects)[0].outcome == "pre-empted"
+    started = [e for e in effects if isinstance(e, BurstStarted)]
+    assert [(s.talker, s.broadcast) for s in started] == [("disp", True)]
+    taken = [e.message for e in effects if isinstance(e, Broadcast)]
+    assert isinstance(taken[0], control.FloorTaken) and taken[0].broadcast
+    late = c.taken_message()
+    assert late is not None and late.broadcast and late.user_id == "disp"
+    denied = c.request("bob", P1, 12.0, WALL + 2)
+    assert ToUser("bob", control.FloorDeny(channel_id=7, cause="Broadcast in progress")) in denied
+    assert Counted("denial", "Broadcast in progress") in denied

@@ -262,6 +262,7 @@ def _example(message_type: type[control.Message]) -> control.Message:
         control.Deaffiliate: control.Deaffiliate(channel_id=1),
         control.SelectChannel: control.SelectChannel(channel_id=1),
         control.FloorRequest: control.FloorRequest(channel_id=1, priority=1),
+        control.BroadcastRequest: control.BroadcastRequest(channel_ids=(1, 2)),
         control.FloorRelease: control.FloorRelease(channel_id=1),
         control.MediaTunnel: control.MediaTunnel(datagram=b"x"),
         control.ReceiverReport: control.ReceiverReport(channel_id=1, loss_pct=1, jitter_ms=1),

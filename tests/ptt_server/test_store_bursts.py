@@ -40,6 +40,11 @@ async def test_bursts_and_recordings(store: Store) -> None:
     assert (recent[0].duration, recent[0].outcome) == (None, None)
     assert [x.burst_key for x in await store.recent_bursts(a, limit=1)] == [k2]
     assert [x.burst_key for x in await store.recent_bursts(b)] == [k3]
+    k4 = await store.start_burst(b, 14, "disp", 2, 160.0, broadcast=True)
+    assert [(x.burst_key, x.broadcast) for x in await store.recent_bursts(b)] == [
+        (k4, True),
+        (k3, False),
+    ]
 
     assert await store.prune_recordings(older_than=150.0) == 50
     assert await store.burst_frames(k1) == []

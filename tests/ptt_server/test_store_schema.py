@@ -143,8 +143,24 @@ def test_migration_to_v4_makes_every_stored_alert_an_emergency(tmp_path: Path) -
         "INSERT INTO emergencies (alert_id, user_id, raised_at, updated_at) VALUES (?, ?, ?, ?)",
         (b"old", "alice", 1.0, 1.0),
     )
-    assert apply_migrations(conn) == [4]
+    assert apply_migrations(conn, MIGRATIONS[:4]) == [4]
     assert conn.execute("SELECT kind FROM emergencies").fetchall() == [("emergency",)]
     with pytest.raises(sqlite3.IntegrityError):
         conn.execute("UPDATE emergencies SET kind = 'drill'")
+    conn.close()
+
+
+def test_migration_to_v6_logs_every_stored_burst_as_ordinary_talk(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert apply_migrations(conn, MIGRATIONS[:5]) == [1, 2, 3, 4, 5]
+    conn.execute("INSERT INTO channels (name, created_at) VALUES ('patrol', 1.0)")
+    conn.execute(
+        "INSERT INTO bursts (channel_id, burst_id, talker, priority, started_at)"
+        " VALUES (1, 1, 'alice', 1, 1.0)"
+    )
+    assert apply_migrations(conn, MIGRATIONS[:6]) == [6]
+    assert conn.execute("SELECT broadcast FROM bursts").fetchall() == [(0,)]
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE bursts SET broadcast = 2")
     conn.close()

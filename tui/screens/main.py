@@ -52,6 +52,9 @@ class MainScreen(Screen[None]):
         Binding("minus", "remove_member", "Remove", group=_MEMBERS),
         Binding("p", "patch", "Patch"),
         Binding("u", "unpatch", "Unpatch"),
+        Binding("b", "broadcast", "Broadcast"),
+        Binding("i", "raise_peril", "Peril"),
+        Binding("I", "cancel_own_alert", "Cancel my alert", key_display="I", show=False),
         Binding("D", "delete_channel", "Delete channel", show=False),
         Binding("r", "recall", "Recall"),
         Binding("w", "save_recall", "Save WAV", show=False),
@@ -176,6 +179,34 @@ class MainScreen(Screen[None]):
         channel_id = self._need_channel()
         if channel_id is not None:
             self.console.toggle_transmit(channel_id)
+
+    def action_broadcast(self) -> None:
+        """A broadcast group call to the selected channel and the ones picked (by name)."""
+        channel_id = self._need_channel()
+        if channel_id is None:
+            return
+        state = self.console.state
+        name = state.channel_name(channel_id)
+
+        def broadcast(values: tuple[str, ...] | None) -> None:
+            if values is not None:
+                others = [n.strip() for n in values[0].split(",") if n.strip()]
+                self.console.broadcast_channels(channel_id, others)
+
+        choices = [
+            (row.name, "") for row in state.channels.values() if row.channel_id != channel_id
+        ]
+        field = [("Also to (channel names, or none: Enter)", "e.g. traffic, k9")]
+        title = f"Broadcast on {name}, one way, until Space"
+        self.app.push_screen(PickerDialog(title, field, choices, multiple=True), broadcast)
+
+    def action_raise_peril(self) -> None:
+        channel_id = self._need_channel()
+        if channel_id is not None:
+            self.console.raise_peril(channel_id)
+
+    def action_cancel_own_alert(self) -> None:
+        self.console.cancel_own_alert()
 
     def action_message(self) -> None:
         conversation = self.query_one(MessagesPane).conversation

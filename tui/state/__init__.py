@@ -4,6 +4,7 @@
 client task hands it every event a :class:`ptt_client.client.RadioClient`
 reports (control messages from ``ptt_protocol.control`` and client events from
 ``ptt_client.events``) plus a few of the console's own (:class:`FloorReleased`,
+:class:`Broadcasting`,
 :class:`TextSent`, :class:`LocationText`, :class:`MembersKnown`, :class:`Note`),
 each with the time it happened (``now``, unix seconds, passed in so tests
 control it). :meth:`ConsoleState.apply` says which parts of the screen changed
@@ -29,6 +30,7 @@ from tui.state.calls import CallRow, call_duration
 from tui.state.connection import NOTICE_SECONDS
 from tui.state.console import ConsoleState
 from tui.state.console_events import (
+    Broadcasting,
     CallPlaced,
     FloorReleased,
     LocationText,
@@ -59,6 +61,7 @@ __all__ = [
     "MESSAGES_PER_CONVERSATION",
     "NOTICE_SECONDS",
     "RECENT_EMERGENCIES",
+    "Broadcasting",
     "CallPlaced",
     "CallRow",
     "Changed",

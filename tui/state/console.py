@@ -18,6 +18,7 @@ from tui.state.calls import CallsMixin
 from tui.state.channels import ChannelsMixin
 from tui.state.connection import ConnectionMixin
 from tui.state.console_events import (
+    Broadcasting,
     CallPlaced,
     FloorReleased,
     LocationText,
@@ -96,6 +97,7 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     control.EmergencyCancel: ConsoleState._on_cancel,
     control.TextReceipt: ConsoleState._on_receipt,
     FloorReleased: ConsoleState._on_floor_released,
+    Broadcasting: ConsoleState._on_broadcasting,
     TextSent: ConsoleState._on_text_sent,
     LocationText: ConsoleState._on_location,
     MembersKnown: ConsoleState._on_members_known,

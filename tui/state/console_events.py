@@ -16,6 +16,13 @@ class FloorReleased:
 
 
 @dataclass(frozen=True)
+class Broadcasting:
+    """The dispatcher started a broadcast group call to ``channel_ids``, or ended it (empty)."""
+
+    channel_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class TextSent:
     """The dispatcher sent a text (to exactly one of ``to_user`` / ``to_channel``)."""
 

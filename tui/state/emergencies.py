@@ -81,6 +81,7 @@ class EmergenciesMixin(StateModel):
         if channel is not None:
             channel.last_activity = now
         where = f" on {self.channel_name(event.channel_id)}" if event.channel_id else ""
+        where += " (yours: I cancels it)" if event.user_id == self.me else ""
         return (
             Changed.EMERGENCIES
             | Changed.CHANNELS
@@ -125,14 +126,14 @@ class EmergenciesMixin(StateModel):
             and self.user_emergency(alert.user_id) is None
         ):
             row.status = control.STATUS_AVAILABLE if row.online else control.STATUS_OFFLINE
+        whose = "your" if alert.user_id == self.me else f"{self.name_of(alert.user_id)}'s"
         return (
             Changed.EMERGENCIES
             | Changed.CHANNELS
             | Changed.PRESENCE
             | self.note(
                 "emergency",
-                f"{self.name_of(alert.user_id)}'s emergency cancelled by"
-                f" {self.name_of(event.by_user)}",
+                f"{whose} {alert.label.lower()} cancelled by {self.name_of(event.by_user)}",
                 now,
             )
         )

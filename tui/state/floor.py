@@ -11,7 +11,7 @@ from typing import Final
 
 from ptt_client import events
 from ptt_protocol import control
-from tui.state.console_events import FloorReleased
+from tui.state.console_events import Broadcasting, FloorReleased
 from tui.state.model import StateModel
 from tui.state.rows import Changed, ChannelRow
 
@@ -49,6 +49,7 @@ class FloorMixin(StateModel):
         row.talker = event.user_id
         row.talker_name = event.display_name or self.name_of(event.user_id)
         row.talker_priority = event.priority
+        row.broadcast = event.broadcast
         row.burst_id = event.burst_id
         if new_burst:
             row.verified = row.distrusted = False
@@ -61,8 +62,11 @@ class FloorMixin(StateModel):
         changed = Changed.CHANNELS | Changed.PRESENCE
         if new_burst:
             priority = " EMERGENCY" if event.priority >= control.PRIORITY_MAX else ""
+            what = "BROADCAST by" if event.broadcast else ""
             changed |= self.note(
-                "talk", f"{row.talker_name} ({event.user_id}) on {row.name}{priority}", now
+                "talk",
+                f"{what} {row.talker_name} ({event.user_id}) on {row.name}{priority}".lstrip(),
+                now,
             )
         return changed
 
@@ -80,7 +84,7 @@ class FloorMixin(StateModel):
                     "talk", f"{row.name} idle ({self.name_of(row.talker)} talked {held}s)", now
                 )
         row.talker, row.verified, row.talk_started, row.burst_id = None, False, None, 0
-        row.distrusted = False
+        row.distrusted = row.broadcast = False
         row.last_activity = now
         if row.my_floor == "granted":
             row.my_floor = "idle"
@@ -91,11 +95,13 @@ class FloorMixin(StateModel):
         row.my_floor, row.floor_cause, row.queue_position = "granted", "", 0
         row.talker, row.talker_name = self.me, self.name_of(self.me)
         row.talker_priority = DISPATCHER_PRIORITY
+        row.broadcast = event.channel_id in self.broadcasting
         row.burst_id = event.burst_id
         row.verified, row.distrusted = True, False  # our own voice
         row.talk_started = now
         row.last_activity = now
-        return self._my_floor_changed(row, f"talking on {row.name}", now)
+        what = "BROADCAST (one way) on" if row.broadcast else "talking on"
+        return self._my_floor_changed(row, f"{what} {row.name}", now)
 
     def _on_floor_deny(self, event: control.FloorDeny, now: float) -> Changed:
         row = self._channel(event.channel_id)
@@ -106,7 +112,7 @@ class FloorMixin(StateModel):
         row = self._channel(event.channel_id)
         row.my_floor, row.floor_cause = "revoked", event.cause
         if row.talker == self.me:
-            row.talker, row.talk_started = None, None
+            row.talker, row.talk_started, row.broadcast = None, None, False
         return self._my_floor_changed(row, f"floor revoked on {row.name}: {event.cause}", now)
 
     def _on_queue_position(self, event: control.FloorQueuePosition, now: float) -> Changed:
@@ -125,11 +131,20 @@ class FloorMixin(StateModel):
             return Changed.NONE
         if row.talker == self.me:
             row.talker, row.talk_started, row.verified = None, None, False
-            row.distrusted = False
+            row.distrusted = row.broadcast = False
         row.my_floor, row.queue_position = "idle", 0
         row.last_activity = now
         self.transmit_channel = event.channel_id
         return Changed.CHANNELS | Changed.STATUS
+
+    def _on_broadcasting(self, event: Broadcasting, now: float) -> Changed:
+        """The console's broadcast started (its channels) or ended (none)."""
+        started = bool(event.channel_ids)
+        channels = event.channel_ids or self.broadcasting
+        self.broadcasting = event.channel_ids
+        names = ", ".join(self.channel_name(c) for c in channels)
+        text = f"BROADCAST to {names}" if started else f"broadcast to {names} ended"
+        return Changed.CHANNELS | Changed.STATUS | self.note("floor", text, now)
 
     def _on_talker_verified(self, event: events.TalkerVerified, now: float) -> Changed:
         row = self.channels.get(event.channel_id)

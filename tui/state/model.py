@@ -47,6 +47,8 @@ class StateModel(LogState):
         name the server sends does not replace it."""
         self.transmit_channel: int | None = None
         """The channel the console last pressed the transmit key on (for the status line)."""
+        self.broadcasting: tuple[int, ...] = ()
+        """The channels of the console's broadcast group call while it is on."""
         self.recalls: dict[int, tuple[control.BurstInfo, ...]] = {}
         self.patches: dict[int, tuple[int, ...]] = {}
         """Active patches: the patch's channel -> the channels it links (from the server)."""

@@ -37,6 +37,8 @@ class ChannelRow:
     talker: str | None = None
     talker_name: str = ""
     talker_priority: int = 0
+    broadcast: bool = False
+    """The talker (the console itself, or another dispatcher) broadcasts (TS 22.179 6.2.3)."""
     burst_id: int = 0
     verified: bool = False
     """The talker's burst signature checked (``events.TalkerVerified``)."""

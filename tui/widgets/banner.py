@@ -40,11 +40,14 @@ class EmergencyBanner(Static):
             mark = "▶ " if selected is not None and alert is selected else "  "
             where = f" on {state.channel_name(alert.channel_id)}" if alert.channel_id else ""
             head = alert.label if alert.acked_by is None else alert.label.lower()
+            who = f"{state.name_of(alert.user_id)} ({alert.user_id})"
+            if alert.user_id == state.me:
+                who = f"YOURS: {who}"  # the dispatcher's own, raised from this console
             line = Text.assemble(
                 mark,
                 Text(head, style="bold reverse" if alert.acked_by is None else "bold"),
                 " ",
-                plain(f"{state.name_of(alert.user_id)} ({alert.user_id}){where}", "bold"),
+                plain(f"{who}{where}", "bold"),
                 f"  {clock_time(alert.raised_at)} ({age(alert.raised_at, now)} ago)",
             )
             more = Text()
@@ -62,6 +65,8 @@ class EmergencyBanner(Static):
                 line.append_text(more)
             lines.append(_no_wrap(line))
         keys = "a acknowledge  x cancel" + ("  e next" if len(active) > 1 else "")
+        if any(alert.user_id == state.me for alert in active):
+            keys += "  I cancel yours"
         lines.append(Text(f"  {keys}", style="italic"))
         text = Text("\n").join(lines)
         text.no_wrap = True

@@ -14,11 +14,13 @@ from tui.widgets.fitted import FittedTable
 VERIFIED = "✓"
 UNVERIFIED = "?"
 DISTRUSTED = "✗"
+BROADCAST = "BROADCAST"
 
 
 def talker_cell(state: ConsoleState, row: ChannelRow, now: float) -> Text:
     """``✓ Alice Adams 12s`` (green check once the burst signature verified; a red cross once
-    audio of the burst was found forged or not covered by the signature)."""
+    audio of the burst was found forged or not covered by the signature); ``BROADCAST`` before
+    the name of a dispatcher's broadcast group call (TS 22.179 6.2.3)."""
     if row.talker is None:
         return Text("")
     if row.distrusted:
@@ -30,6 +32,8 @@ def talker_cell(state: ConsoleState, row: ChannelRow, now: float) -> Text:
     name = "you" if row.talker == state.me else (row.talker_name or state.name_of(row.talker))
     style = "bold red" if row.talker_priority >= 4 else "bold"
     cell = Text.assemble(mark, " ", plain(name, style), f" {state.talk_seconds(row, now)}s")
+    if row.broadcast:
+        cell = Text.assemble(mark, " ", Text(BROADCAST, "bold reverse"), " ", cell[2:])
     cell.no_wrap = True
     cell.overflow = "ellipsis"
     return cell

@@ -42,6 +42,10 @@ class StatusLine(Static):
         if key == "granted" and row is not None:
             seconds = f" {state.talk_seconds(row, now)}s"
         line.append(f" {floor}{seconds} ", style=FLOOR_STYLES.get(key, ""))
+        if state.broadcasting:
+            line.append(" │ ")
+            names = ", ".join(state.channel_name(c) for c in state.broadcasting)
+            line.append_text(plain(f"BROADCAST {names}", "bold reverse"))
         unread = state.unread_total()
         if unread:
             line.append(" │ ")

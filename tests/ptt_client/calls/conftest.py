@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.turn import Coturn
 from tests.calls_fixture import loopback_ice
-from tests.turn import Coturn
 
 __all__ = ["coturn", "loopback_ice"]
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.turn import Coturn
 from ptt_client.audio import AudioOutput, WavFileInput, load_wav
 from ptt_client.calls import CallMedia, IceServer, IceSettings
 from ptt_client.codec import Pcm
 from ptt_client.samples import sample_paths
-from tests.turn import Coturn
 
 
 def speech(index: int = 0) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import sys
 import threading
 
 import pytest
@@ -215,3 +217,38 @@ async def test_close_is_idempotent_and_refuses_reuse() -> None:
     await media.close()
     with pytest.raises(CallMediaError, match="ended"):
         await media.offer()
+
+
+async def test_killed_peer_process_ends_the_call_by_the_rtp_watchdog() -> None:
+    """The callee's process dies (SIGKILL: no close_notify, no goodbye)."""
+    ended_event = asyncio.Event()
+    reasons: list[str] = []
+
+    def on_ended(reason: str) -> None:
+        reasons.append(reason)
+        ended_event.set()
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.ptt_client.calls.callee_process",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    caller = CallMedia(DIRECT, None, None, rtp_timeout=0.5, on_ended=on_ended)
+    try:
+        child.stdin.write(json.dumps(await caller.offer()).encode() + b"\n")
+        await child.stdin.drain()
+        async with asyncio.timeout(20):
+            await caller.accept(json.loads(await child.stdout.readline()))
+            assert json.loads(await child.stdout.readline()) == "connected"
+            await caller.wait_connected()
+            child.kill()
+            await ended_event.wait()
+    finally:
+        if child.returncode is None:
+            child.kill()
+        await child.wait()
+        await caller.close()
+    assert reasons == ["no audio from the other radio for 0.5 s"]

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from bench.turn import Coturn
 from ptt_client import events
 from ptt_client.calls.manager import Call
 from ptt_client.client import RadioClient
@@ -20,7 +21,6 @@ from ptt_server.server import RelayServer
 from tests.orgfixture import Org, joined_radio, start_server, user_record
 from tests.ptt_client.calls.pair import RecordingOutput, speech_pcm, wav_source
 from tests.ptt_client.speech import similarity
-from tests.turn import Coturn
 
 
 @pytest.fixture
@@ -235,3 +235,17 @@ async def test_garbage_call_messages_do_not_hurt_a_radio(
     # Still a working radio: it places a call.
     await bob.calls.dial("alice")
     await bob.wait_for(events.CallConnected, timeout=10)
+
+
+async def test_an_emergency_call_stops_the_callees_group_talk(
+    org: Org, radios: dict[str, RadioClient]
+) -> None:
+    bob, carol = radios["bob"], radios["carol"]
+    await bob.press(org.channel_id)
+    await bob.wait_for(control.FloorGranted)
+    assert bob.keys_down() == [org.channel_id]
+    await carol.calls.dial("bob", emergency=True)
+    await bob.wait_for(events.CallConnected, timeout=10)
+    assert bob.keys_down() == []
+    idle = await carol.wait_for(control.FloorIdle, lambda m: m.channel_id == org.channel_id)
+    assert idle.channel_id == org.channel_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ptt_client import events
 from ptt_protocol import control
 from tests.tui.state.samples import T0, channel_state
-from tui.state import Changed, ConsoleState, FloorReleased
+from tui.state import Broadcasting, Changed, ConsoleState, FloorReleased
 
 
 def test_floor_taken_verified_and_idle() -> None:
@@ -175,3 +175,28 @@ def test_withdrawn_marks_are_logged_with_the_reason() -> None:
         "#3: audio played as bob is not vouched for (1 frame(s) not covered)",
     )
     assert state.channels[1].distrusted
+
+
+def test_another_dispatchers_broadcast_is_marked_and_logged_as_one() -> None:
+    state = channel_state()
+    taken = control.FloorTaken(
+        channel_id=1, user_id="d2", display_name="Dispatch Two", priority=2, burst_id=3,
+        since=T0, broadcast=True,
+    )  # fmt: skip
+    state.apply(taken, T0)
+    assert state.channels[1].broadcast
+    assert state.log[-1].text == "BROADCAST by Dispatch Two (d2) on patrol"
+    state.apply(control.FloorIdle(channel_id=1), T0 + 2)
+    assert not state.channels[1].broadcast
+
+
+def test_the_consoles_own_broadcast_is_marked_on_each_channel_until_it_ends() -> None:
+    state = channel_state()
+    state.apply(Broadcasting((1,)), T0)
+    assert state.log[-1].text == "BROADCAST to patrol"
+    state.apply(control.FloorGranted(channel_id=1, burst_id=4, duration_limit=60), T0)
+    assert state.channels[1].broadcast and state.log[-1].text == "BROADCAST (one way) on patrol"
+    state.apply(FloorReleased(1), T0 + 1)
+    state.apply(Broadcasting(()), T0 + 1)
+    assert not state.channels[1].broadcast and state.broadcasting == ()
+    assert state.log[-1].text == "broadcast to patrol ended"
