@@ -8,6 +8,7 @@ set by the ``loopback_ice`` fixture and inherited by the processes).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from ptt_client.audio import load_wav
 from ptt_client.samples import sample_paths
 from ptt_protocol import control
 from tests.calls_fixture import loopback_ice
-from tests.ptt_client.radio_process import RadioProcess, Starter
+from tests.ptt_client.radio_process import GUARD_S, RadioProcess, Starter
 from tests.ptt_client.speech import similarity
 
 __all__ = ["loopback_ice"]
@@ -54,7 +55,11 @@ async def test_a_scripted_call_carries_the_callers_wav_into_the_callees_recordin
         "alice", "--json", "--input", str(sample), "--script", "call 0 bob for 5; quit 9"
     )
     await bob.until(is_event("call_recorded"))
-    alice_code, alice_err = await alice.stop()  # it ends by itself at its quit
+    await alice.until(is_event("call_ended"))  # the hanging-up side closes its media first
+    await alice.until(is_event("stopped"))  # at its quit
+    async with asyncio.timeout(GUARD_S):
+        await alice.process.wait()  # exited by itself (stop() would signal it otherwise)
+    alice_code, alice_err = await alice.stop()
     bob_code, bob_err = await bob.stop()
     assert (alice_code, alice_err, bob_code, bob_err) == (0, "", 0, "")
 
@@ -89,6 +94,7 @@ async def test_a_manual_answer_rings_until_the_script_answers(start_radio: Start
     await ready(bob)
     alice = await start_radio("alice", "--script", "call 0 bob for 1; quit 6")
     await bob.until(is_event("call_ended"))
+    await alice.until(lambda line: "call with bob ended" in line)
     await alice.stop()
     await bob.stop()
     ringing = first(bob, "call_ringing")
