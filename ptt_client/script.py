@@ -1,7 +1,7 @@
 """The ``--script`` language of ``ptt-radio``: a timed list of radio actions for headless boxes.
 
     talk 0.5 4.0; status on_scene 5; emergency 7; text 8 channel 'on scene now';
-    cancel 12; select patrol 13; quit 15
+    cancel 12; select patrol 13; call 14 bob for 30; quit 60
 
 Steps are separated by ``;`` and split like a shell line (:mod:`shlex`), so a text with spaces
 or a ``;`` is quoted. Every step has an absolute start time in seconds from the start of the
@@ -105,6 +105,29 @@ class SelectStep:
 
 
 @dataclass(frozen=True)
+class CallStep:
+    """Place a private call to ``user`` (TS 23.379); ``duration``: hang up that many seconds
+    after it connects (``None``: it lasts until a hang-up). ``half``: half duplex;
+    ``ring``: ask the callee to answer by hand (manual commencement)."""
+
+    at: float
+    user: str
+    duration: float | None = None
+    half: bool = False
+    emergency: bool = False
+    ring: bool = False
+
+
+@dataclass(frozen=True)
+class CallActionStep:
+    """``answer`` (the call ringing at AT, or the next one to ring), ``refuse`` (the same) or
+    ``hangup`` (the current call)."""
+
+    at: float
+    action: str
+
+
+@dataclass(frozen=True)
 class QuitStep:
     """Stop: running talks are stopped and the script returns."""
 
@@ -119,6 +142,8 @@ Step: TypeAlias = (
     | CancelStep
     | TextStep
     | SelectStep
+    | CallStep
+    | CallActionStep
     | QuitStep
 )
 
@@ -170,6 +195,20 @@ SCRIPT_STEPS: Final[tuple[StepSyntax, ...]] = (
         " channels at once, one way, over their ordinary talk (joining them if needed)",
         BroadcastStep,
     ),
+    StepSyntax(
+        "call AT USER [for SECONDS] [half] [emergency] [ring]",
+        "a private call to a user id, hung up SECONDS after it connects (full duplex; half:"
+        " half duplex, where talk takes the call's floor; emergency: pre-empts the callee's"
+        " call and is answered at once; ring: the callee answers by hand)",
+        CallStep,
+    ),
+    StepSyntax(
+        "answer AT", "answer the call ringing at AT, or the next one to ring", CallActionStep
+    ),
+    StepSyntax(
+        "refuse AT", "refuse the call ringing at AT, or the next one to ring", CallActionStep
+    ),
+    StepSyntax("hangup AT", "end the private call", CallActionStep),
     StepSyntax("quit AT", "stop everything and exit (also while still connecting)", QuitStep),
 )
 """Every step, in the order help lists them; the parser checks arguments against these."""
@@ -196,13 +235,36 @@ def _seconds(word: str, what: str, *, positive: bool = False) -> float:
     return value
 
 
-def _user_id(word: str) -> str:
+def _user_id(word: str, what: str = "recipient") -> str:
     if not 1 <= len(word) <= control.MAX_ID_LENGTH or any(c.isspace() for c in word):
+        either = "'channel' or " if what == "recipient" else ""
         raise _StepError(
-            f"recipient {word!r} must be 'channel' or a user id"
+            f"{what} {word!r} must be {either}a user id"
             f" (1-{control.MAX_ID_LENGTH} characters, no spaces)"
         )
     return word
+
+
+CALL_OPTIONS: Final = ("half", "emergency", "ring")
+"""The words a ``call`` step may end with, in any order."""
+
+
+def _call_step(args: list[str], usage: str) -> CallStep:
+    if len(args) < 2:
+        raise _StepError(f"expected `{usage}` (at least 2 arguments, got {len(args)})")
+    at, user, rest = _seconds(args[0], "AT"), _user_id(args[1], "callee"), args[2:]
+    duration = None
+    if rest[:1] == ["for"]:
+        if len(rest) < 2:
+            raise _StepError("`for` needs the call's length in seconds, e.g. call 5 bob for 30")
+        duration, rest = _seconds(rest[1], "SECONDS", positive=True), rest[2:]
+    unknown = [word for word in rest if word not in CALL_OPTIONS]
+    if unknown or len(set(rest)) != len(rest):
+        raise _StepError(
+            f"expected `{usage}`: {' '.join(unknown or rest)!r} is not"
+            f" {', '.join(CALL_OPTIONS)} (each once)"
+        )
+    return CallStep(at, user, duration, "half" in rest, "emergency" in rest, ring="ring" in rest)
 
 
 def _channel_names(word: str) -> tuple[str, ...]:
@@ -221,6 +283,8 @@ def _parse_step(words: list[str]) -> Step:
     usage = _USAGE.get(command)
     if usage is None:
         raise _StepError(f"unknown command {command!r}: expected one of {', '.join(_USAGE)}")
+    if command == "call":
+        return _call_step(args, usage)
     expected_args = len(usage.split()) - 1
     if len(args) != expected_args:
         raise _StepError(
@@ -253,6 +317,8 @@ def _parse_step(words: list[str]) -> Step:
         if not args[0].strip() or len(args[0]) > control.MAX_TEXT_LENGTH:
             raise _StepError(f"channel name {args[0]!r} is empty or too long")
         return SelectStep(_seconds(args[1], "AT"), args[0])
+    if command in ("answer", "refuse", "hangup"):
+        return CallActionStep(_seconds(args[0], "AT"), command)
     return QuitStep(_seconds(args[0], "AT"))
 
 
@@ -342,9 +408,10 @@ def parse_script(text: str) -> list[Step]:
 class RadioActions(Protocol):
     """What a script can make a radio do (``ptt-radio`` adapts a RadioClient to it).
 
-    ``talk``, ``broadcast`` and ``raise_emergency`` may take seconds (they transmit); the
-    others return quickly. A cancelled ``talk`` or ``broadcast`` must release the floor before
-    it re-raises.
+    ``talk``, ``broadcast`` and ``raise_emergency`` may take seconds (they transmit),
+    ``call`` lasts the call's ``duration`` and ``call_action`` (``answer``, ``refuse``,
+    ``hangup``) may wait for a call to ring; the others return quickly. A cancelled ``talk``
+    or ``broadcast`` must release the floor before it re-raises.
     """
 
     async def talk(self, duration: float) -> None: ...
@@ -360,6 +427,18 @@ class RadioActions(Protocol):
     async def send_text(self, to: str, words: str) -> None: ...
 
     async def select(self, channel_name: str) -> None: ...
+
+    async def call(
+        self,
+        user: str,
+        *,
+        duration: float | None = None,
+        half: bool = False,
+        emergency: bool = False,
+        ring: bool = False,
+    ) -> None: ...
+
+    async def call_action(self, action: str) -> None: ...
 
 
 class Clock(Protocol):
@@ -403,6 +482,16 @@ async def _perform(step: Step, actions: RadioActions) -> None:
         await actions.send_text(step.to, step.words)
     elif isinstance(step, SelectStep):
         await actions.select(step.channel)
+    elif isinstance(step, CallStep):
+        await actions.call(
+            step.user,
+            duration=step.duration,
+            half=step.half,
+            emergency=step.emergency,
+            ring=step.ring,
+        )
+    elif isinstance(step, CallActionStep):
+        await actions.call_action(step.action)
 
 
 async def run_script(
@@ -414,8 +503,8 @@ async def run_script(
 ) -> list[Executed]:
     """Run ``steps`` at their times; return what ran and when.
 
-    ``talk``, ``broadcast`` and ``emergency`` run in the background so later steps keep their times (a
-    status change during a talk); the other steps are awaited in order, so ``select patrol 13;
+    ``talk``, ``broadcast``, ``emergency`` and the call steps run in the background so later
+    steps keep their times (a status change during a talk); the other steps are awaited in order, so ``select patrol 13;
     talk 13 2`` selects before it talks. ``quit`` cancels what still runs; without a quit the
     script ends when the last talk does. An action that raises is passed to ``on_error`` and
     the script goes on; without ``on_error`` the error propagates (running talks are cancelled).
@@ -445,7 +534,9 @@ async def run_script(
             executed.append(Executed(step, clock.now() - start))
             if isinstance(step, QuitStep):
                 break
-            if isinstance(step, TalkStep | BroadcastStep | EmergencyStep):
+            if isinstance(
+                step, TalkStep | BroadcastStep | EmergencyStep | CallStep | CallActionStep
+            ):
                 background.append(asyncio.create_task(guarded(step)))
                 await asyncio.sleep(0)  # let it start now, before the next step's wait
             else:

@@ -29,6 +29,7 @@ from ptt_client import channel_admin, events
 from ptt_client.audio import AudioError, AudioOutput
 from ptt_protocol import control
 from tui import listening
+from tui.calls import ConsoleCalls
 from tui.directory import NameChecker
 from tui.log_export import default_log_dir, write_log_csv
 from tui.screens.main import MainScreen
@@ -85,7 +86,12 @@ class DispatchApp(TransmitOperations, App[int]):
         start_client: bool = True,
         tick_interval: float = 1.0,
         notes: Sequence[str | Note] = (),
+        call_speaker: Callable[[], AudioOutput] | None = None,
+        auto_answer: bool = False,
     ) -> None:
+        """``call_speaker`` opens the sound card for a private call (``None``: calls are
+        not played; with ``listen_dir`` they are written there); ``auto_answer``: calls are
+        answered at once when the caller asks, else they ring until y."""
         super().__init__()
         self.client = client
         self.state = ConsoleState(client.user_id, client.credential.display_name)
@@ -119,7 +125,8 @@ class DispatchApp(TransmitOperations, App[int]):
         self._names = NameChecker(client, self.apply)
         self._last_bell = 0.0
         self.bells = 0
-        """Times the console rang for an emergency."""
+        """Times the console rang for an emergency (or a call ringing here)."""
+        self.calls = ConsoleCalls(self, speaker=call_speaker, auto_answer=auto_answer)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -202,6 +209,7 @@ class DispatchApp(TransmitOperations, App[int]):
     def on_client_event(self, message: ClientEvent) -> None:
         event = message.event
         self.apply(event, message.at)
+        self.calls.on_event(event)
         if isinstance(event, events.KeysUpdated | control.RosterUpdate):
             self._members_from_keyring(event.channel_id)
         if not self.client.connected.is_set():
@@ -423,6 +431,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--monitor", help="comma-separated channel names to monitor (default all)")
     listening.add_audio_arguments(parser)
     parser.add_argument(
+        "--answer",
+        choices=("manual", "auto"),
+        default="manual",
+        help="manual (default): a private call rings until y answers or h refuses;"
+        " auto: answered at once when the caller asks (an emergency call always is)",
+    )
+    parser.add_argument(
         "--export-dir",
         type=Path,
         default=None,
@@ -475,6 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_dir=audio.save_dir,
         export_dir=args.export_dir,
         notes=audio.notes,
+        call_speaker=listening.call_speaker() if audio.output is not None else None,
+        auto_answer=args.answer == "auto",
     )
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -208,6 +208,18 @@ def console_audio(
     return ConsoleAudio(chosen.talk_file, output, chosen.listen_dir, save_dir, notes)
 
 
+def call_speaker() -> Callable[[], AudioOutput]:
+    """Opens the sound card afresh for each private call (its own stream beside live
+    audio's), in 20 ms frames as calls carry them."""
+
+    def open_speaker() -> AudioOutput:
+        from ptt_client.audio_devices import DeviceOutput
+
+        return DeviceOutput(None, 20)
+
+    return open_speaker
+
+
 def recorder(
     client: RadioClient, directory: Path, on_saved: Callable[[SavedBurst], None]
 ) -> Player:

@@ -31,8 +31,9 @@ problem (``/work/notes/issue13_spike_findings.md``):
    no public API for it): tests prove a relay-only call really went through TURN with it, and
    the radio can log whether a call is relayed.
 
-Loopback host candidates are a test concern (``aioice.ice.get_host_addresses``): patched by a
-test fixture, never here.
+4. :func:`pin_host_addresses` replaces ``aioice.ice.get_host_addresses`` (process-wide) while
+   ``FIELDRADIO_ICE_HOSTS`` pins the host candidates (:mod:`ptt_client.calls.ice`): aioice has
+   no setting for which interfaces to gather on, and leaves 127.0.0.1 out.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
+import aioice.ice
 import aioice.stun
 from aiortc import RTCIceTransport, RTCRtpReceiver
 from aiortc.rtp import RtpPacket
@@ -50,6 +52,7 @@ __all__ = [
     "CallTransaction",
     "apply",
     "nominated_candidate_types",
+    "pin_host_addresses",
     "tap_receiver",
 ]
 
@@ -138,3 +141,27 @@ def nominated_candidate_types(transport: RTCIceTransport) -> tuple[str, str] | N
     if pair is None:
         return None
     return str(pair.local_candidate.type), str(pair.remote_candidate.type)
+
+
+_AIOICE_HOST_ADDRESSES: Callable[[bool, bool], list[str]] | None = None
+"""aioice's own ``get_host_addresses`` while ours stands in for it."""
+
+
+def pin_host_addresses(addresses: tuple[str, ...] | None) -> None:
+    """Offer only ``addresses`` as host candidates (IPv6 ones when aioice gathers IPv6);
+    ``None`` puts aioice's function back if this module replaced it (and leaves anything
+    else alone)."""
+    global _AIOICE_HOST_ADDRESSES
+    if addresses is None:
+        if _AIOICE_HOST_ADDRESSES is not None:
+            aioice.ice.get_host_addresses = _AIOICE_HOST_ADDRESSES  # type: ignore[assignment]
+            _AIOICE_HOST_ADDRESSES = None
+        return
+    pinned = tuple(addresses)
+
+    def pinned_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in pinned if (use_ipv6 if ":" in a else use_ipv4)]
+
+    if _AIOICE_HOST_ADDRESSES is None:
+        _AIOICE_HOST_ADDRESSES = aioice.ice.get_host_addresses
+    aioice.ice.get_host_addresses = pinned_addresses

@@ -5,11 +5,20 @@ The project never contacts a public server: aiortc's ``RTCConfiguration()`` leav
 configuration built here always carries an explicit list, empty when no server is set.
 aioice uses the first STUN and the first TURN URL only (``turn:`` over UDP or TCP, ``turns:``
 over TCP, password credentials).
+
+``FIELDRADIO_ICE_HOSTS`` (:func:`pinned_host_addresses`, read here and nowhere else) pins the
+host candidates a call offers to the listed addresses: an operator keeps calls on one
+interface (the radio network, not the office LAN), and tests keep them on 127.0.0.1, which
+aioice leaves out by itself (RFC 8445 5.1.1.1).
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
@@ -17,7 +26,17 @@ from aiortc.rtcicetransport import parse_stun_turn_uri
 
 from ptt_client.calls.errors import CallMediaError
 
-__all__ = ["IceServer", "IceSettings", "rtc_configuration"]
+__all__ = [
+    "ICE_HOSTS_ENV",
+    "IceServer",
+    "IceSettings",
+    "pinned_host_addresses",
+    "rtc_configuration",
+]
+
+ICE_HOSTS_ENV: Final = "FIELDRADIO_ICE_HOSTS"
+"""Comma-separated IP addresses: the only host candidates calls offer (unset: every
+interface but loopback, as aioice finds them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +56,27 @@ class IceSettings:
 
     servers: tuple[IceServer, ...] = ()
     relay_only: bool = False
+    host_addresses: tuple[str, ...] | None = None
+    """The only local addresses offered as host candidates; ``None``: those
+    :data:`ICE_HOSTS_ENV` lists (:func:`pinned_host_addresses`), or every interface's."""
+
+
+def pinned_host_addresses(environ: Mapping[str, str] = os.environ) -> tuple[str, ...] | None:
+    """The addresses :data:`ICE_HOSTS_ENV` lists, ``None`` when it is unset or empty; raises
+    :class:`CallMediaError` for a word that is not an IP address."""
+    raw = environ.get(ICE_HOSTS_ENV, "").strip()
+    if not raw:
+        return None
+    addresses = []
+    for word in raw.split(","):
+        try:
+            addresses.append(str(ipaddress.ip_address(word.strip())))
+        except ValueError:
+            raise CallMediaError(
+                f"{ICE_HOSTS_ENV}={raw!r}: {word.strip()!r} is not an IP address: list this"
+                f" machine's addresses for calls, e.g. {ICE_HOSTS_ENV}=192.0.2.10,127.0.0.1"
+            ) from None
+    return tuple(dict.fromkeys(addresses))
 
 
 def _is_turn(url: str) -> bool:

@@ -38,7 +38,7 @@ from aiortc.stats import RTCRemoteInboundRtpStreamStats, RTCStatsReport
 from ptt_client.audio import AudioInput, AudioOutput
 from ptt_client.calls import aiortc_patches
 from ptt_client.calls.errors import CallMediaError
-from ptt_client.calls.ice import IceSettings, rtc_configuration
+from ptt_client.calls.ice import IceSettings, pinned_host_addresses, rtc_configuration
 from ptt_client.calls.opus_track import FRAME_S, OpusSourceTrack
 from ptt_client.calls.playout import CallPlayout
 from ptt_client.calls.sdp_checks import check_remote_sdp
@@ -88,6 +88,8 @@ class CallMedia:
         if rtp_timeout <= 0 or connect_timeout <= 0:
             raise CallMediaError("rtp_timeout and connect_timeout must be positive seconds")
         aiortc_patches.apply()
+        hosts = ice.host_addresses if ice.host_addresses is not None else pinned_host_addresses()
+        aiortc_patches.pin_host_addresses(hosts)
         self._rtp_timeout = rtp_timeout
         self._connect_timeout = connect_timeout
         self._on_ended = on_ended

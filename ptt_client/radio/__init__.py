@@ -4,7 +4,8 @@
               --channel NAME [--input mic|FILE.wav] [--output speaker|FILE.wav|DIR]
               [--script "..."] [--json] [--list-devices]
               [--gps HOST:PORT | --position LAT,LON] [--scan NAME,NAME] [--no-udp]
-              [--frame-ms 20]
+              [--frame-ms 20] [--answer auto|manual] [--call-input mic|FILE.wav]
+              [--call-output speaker|FILE.wav|DIR] [--call-relay-only]
 
 It logs in with the credential bundle, joins ``--channel`` (and listens to every ``--scan``
 channel: the player picks the highest-priority stream), plays what it hears on the output
@@ -32,6 +33,8 @@ as a process, :func:`main`), :mod:`~ptt_client.radio.help_text` (``--help``'s st
 :mod:`~ptt_client.radio.session_notes` (the link, the media path, the floor),
 :mod:`~ptt_client.radio.trust_notes` (rosters and credentials that concern the officer),
 :mod:`~ptt_client.radio.own_notes` (what the radio itself does),
+:mod:`~ptt_client.radio.calling` (private calls: their audio and the officer's call actions),
+:mod:`~ptt_client.radio.call_notes` (the notes and status of a call),
 :mod:`~ptt_client.radio.notes` (a note), :mod:`~ptt_client.radio.console` and
 :mod:`~ptt_client.radio.json_events` (writing notes as lines or JSON) and
 :mod:`~ptt_client.radio.app` (the running radio: client, audio, GPS, script). Failures are

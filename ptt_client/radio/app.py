@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
@@ -22,20 +23,25 @@ from ptt_client.audio import (
     WavFileOutput,
 )
 from ptt_client.audio_devices import DeviceInput, DeviceOutput
+from ptt_client.calls.manager import CallError
 from ptt_client.client import ClientError, RadioClient
 from ptt_client.gps import Position, PositionSource
 from ptt_client.radio import own_notes
+from ptt_client.radio.calling import RadioCalls
 from ptt_client.radio.console import Console
 from ptt_client.radio.display import Display, StatusView, channel_name, status_line
 from ptt_client.radio.errors import EXIT_OK, EXIT_STARTUP, RadioError
 from ptt_client.radio.keys import (
+    CALL_PROMPT,
     KEY_HELP,
+    CallKey,
     CancelEmergency,
     Compose,
     ComposeCancelled,
     CycleStatus,
     KeyCommand,
     Keypad,
+    PlaceCall,
     Quit,
     RaiseEmergency,
     SelectChannel,
@@ -100,7 +106,14 @@ class Radio:
         frame_ms: int = 20,
         position_source: PositionSource | None = None,
         tones: bool = True,
+        call_input: str | None = None,
+        call_output: str | None = None,
+        auto_answer: bool = True,
+        call_relay_only: bool = False,
     ) -> None:
+        """``call_input`` / ``call_output``: what private calls speak from and play to
+        (:class:`~ptt_client.radio.calling.RadioCalls`); ``auto_answer``: answer calls at once
+        when the caller asks (MCPTT automatic commencement), else they ring."""
         self.client = client
         self.console = console
         self.open_input = open_input
@@ -113,6 +126,14 @@ class Radio:
             lambda channel_id: channel_name(client, channel_id),
             headless=not console.live,
             use_udp=client.media.use_udp,
+        )
+        self.calls = RadioCalls(
+            client,
+            tell=self.tell,
+            call_input=call_input,
+            call_output=call_output,
+            auto_answer=auto_answer,
+            relay_only=call_relay_only,
         )
         self.position_source = position_source
         self.position: Position | None = None
@@ -174,6 +195,7 @@ class Radio:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.player.stop()
         await self.client.stop()
+        self.calls.close_audio()  # the call client.stop() ended, its events no longer read
 
     async def _wait(self, condition: Callable[[], bool], timeout: float) -> bool:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -235,7 +257,11 @@ class Radio:
     # --- the actions (script and keys) -----------------------------------------------------
 
     async def talk(self, duration: float | None = None, priority: int | None = None) -> None:
-        """Talk from the input for ``duration`` s (or until the input ends or PTT is toggled)."""
+        """Talk from the input for ``duration`` s (or until the input ends or PTT is toggled);
+        in a half-duplex private call, hold the call's floor instead."""
+        if self.calls.half_duplex and priority is None and duration is not None:
+            await self.calls.talk_for(duration)
+            return
         result = await self._transmit(
             lambda source: self.transmitter.talk(source, duration=duration, priority=priority)
         )
@@ -305,8 +331,12 @@ class Radio:
     async def toggle_ptt(self) -> None:
         """Space: PTT on, or off. The key is latched: after the floor was taken away (an
         emergency pre-empted this radio) or denied, PTT off only lets go of the key and
-        sends nothing; the client's floor participant knows it is still down (issue 10)."""
-        if self.transmitting:
+        sends nothing; the client's floor participant knows it is still down (issue 10).
+        In a half-duplex private call it asks for the call's floor, or gives it back."""
+        if self.calls.half_duplex and not self.transmitting:
+            await self.calls.toggle_talk()
+            self._redraw()
+        elif self.transmitting:
             await self._stop_talking()
         elif held := self.client.keys_down():
             for channel_id in held:
@@ -369,13 +399,37 @@ class Radio:
         self.tell(note("channel_selected", f"talking on {name}", channel=name), headless_only=True)
         self._redraw()
 
+    async def call(
+        self,
+        user: str,
+        *,
+        duration: float | None = None,
+        half: bool = False,
+        emergency: bool = False,
+        ring: bool = False,
+    ) -> None:
+        """A private call to ``user`` (the script's ``call``; ``d`` and ``u`` on the keys)."""
+        await self.calls.call(user, duration=duration, half=half, emergency=emergency, ring=ring)
+        self._redraw()
+
+    async def call_action(self, action: str) -> None:
+        """The script's ``answer`` / ``refuse`` (waiting for a call to ring) and ``hangup``."""
+        await self.calls.action(action, wait=True)
+        self._redraw()
+
+    async def _place_call(self, command: PlaceCall) -> None:
+        user, *options = command.words.split()
+        if any(word != "half" for word in options):
+            raise RadioError(f"call {command.words!r}: type a user id, then ' half' if wanted")
+        await self.calls.dial(user, half=bool(options), emergency=command.emergency)
+
     # --- interactive -----------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         async def guarded() -> None:
             try:
                 await coroutine
-            except (ClientError, RadioError, CryptoError, AudioError, OSError) as exc:
+            except (ClientError, RadioError, CryptoError, AudioError, OSError, CallError) as exc:
                 self.tell(own_notes.error("error", exc))
 
         self._tasks.append(asyncio.create_task(guarded()))
@@ -398,9 +452,18 @@ class Radio:
         elif isinstance(command, CancelEmergency):
             self._spawn(self.cancel_emergency())
         elif isinstance(command, Compose):
-            self.console.status(
-                f"message to {channel_name(self.client, self.client.selected)}> {command.text}"
-            )
+            if command.purpose == "text":
+                prompt = f"message to {channel_name(self.client, self.client.selected)}"
+            elif command.purpose == CALL_PROMPT:
+                prompt = "call (user id, ' half' for half duplex)"
+            else:
+                prompt = "EMERGENCY call (user id)"
+            self.console.status(f"{prompt}> {command.text}")
+        elif isinstance(command, PlaceCall):
+            self._spawn(self._place_call(command))
+            self._redraw()
+        elif isinstance(command, CallKey):
+            self._spawn(self.calls.action(command.action))
         elif isinstance(command, SendText):
             self._spawn(self.send_text(CHANNEL_TARGET, command.text))
             self._redraw()
@@ -490,6 +553,8 @@ class Radio:
             self._errors.append(event)
         for told in self.session_notes.notes(event):
             self.console.note(told)
+        for told in self.calls.on_event(event):
+            self.console.note(told)
         shown = self.display.event_note(event)
         if shown is not None:
             self.console.note(shown)
@@ -523,7 +588,8 @@ class Radio:
 
     def view(self) -> StatusView:
         """The status line's contents, from the client's state."""
-        return self.display.view(transmitting=self.transmitting)
+        view = self.display.view(transmitting=self.transmitting)
+        return dataclasses.replace(view, call=self.calls.status())
 
     def _redraw(self) -> None:
         if self.console.live and self.keypad.composing is None:

@@ -21,12 +21,15 @@ from crypto.errors import CryptoError
 from crypto.identity import DeviceKeys
 from ptt_client.audio import AudioError, WavFileInput
 from ptt_client.audio_devices import list_devices
+from ptt_client.calls.errors import CallMediaError
+from ptt_client.calls.ice import pinned_host_addresses
 from ptt_client.client import RadioClient
 from ptt_client.codec import FRAME_MS_CHOICES
 from ptt_client.command_line import OneLineParser, UsageError
 from ptt_client.gps import GpsError, open_source
 from ptt_client.radio import own_notes
 from ptt_client.radio.app import Radio, input_opener, open_output
+from ptt_client.radio.calling import call_output_for
 from ptt_client.radio.console import Console, JsonConsole
 from ptt_client.radio.credentials import load_credential
 from ptt_client.radio.errors import (
@@ -86,6 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--frame-ms", type=int, default=20, help="Opus frame size in ms (10, 20, 40, 60)"
     )
+    # Private calls. In the options section, not a group of their own: the guides' checker
+    # (tests/program_help.py) and a reader both look for every flag there.
+    parser.add_argument(
+        "--answer",
+        choices=("auto", "manual"),
+        default="auto",
+        help="auto (default): answer a call at once when the caller asks (MCPTT automatic"
+        " commencement); manual: every call rings until a answers or r refuses",
+    )
+    parser.add_argument(
+        "--call-input",
+        metavar="mic|FILE.wav",
+        help="what calls speak from (default: --input; a WAV file plays from the call's start)",
+    )
+    parser.add_argument(
+        "--call-output",
+        metavar="speaker|FILE.wav|DIR",
+        help="what calls play to (default: --output; a directory, or a FILE.wav's directory,"
+        " gets one WAV per call: DATE-TIME_call_PEER.wav)",
+    )
+    parser.add_argument(
+        "--call-relay-only",
+        action="store_true",
+        help="call media only through the relay's TURN server: the other radio never learns"
+        " this radio's address",
+    )
     return parser
 
 
@@ -106,6 +135,10 @@ class RadioOptions:
     frame_ms: int
     gps: str | None
     position: str | None
+    call_input: str = "mic"
+    call_output: str = "speaker"
+    auto_answer: bool = True
+    call_relay_only: bool = False
 
 
 def parse_options(args: argparse.Namespace) -> RadioOptions:
@@ -136,14 +169,13 @@ def parse_options(args: argparse.Namespace) -> RadioOptions:
         open_source(args.gps, args.position)  # checks the syntax; connects later
     except GpsError as exc:
         raise RadioError(str(exc)) from None
-    if args.input != "mic":
-        if not Path(args.input).is_file():
-            raise RadioError(f"--input {args.input!r}: no such file (give 'mic' or a WAV file)")
-        try:  # now, not at the first press of the key
-            with WavFileInput(args.input, args.frame_ms):
-                pass
-        except (AudioError, OSError) as exc:
-            raise RadioError(f"--input: {exc}") from None
+    _check_input("--input", args.input, args.frame_ms)
+    call_input = args.call_input or args.input
+    _check_input("--call-input", call_input, 20)
+    try:
+        pinned_host_addresses()  # now, not at the first call
+    except CallMediaError as exc:
+        raise RadioError(str(exc)) from None
     return RadioOptions(
         credential=args.credential,
         passphrase_env=args.passphrase_env,
@@ -158,7 +190,23 @@ def parse_options(args: argparse.Namespace) -> RadioOptions:
         frame_ms=args.frame_ms,
         gps=args.gps,
         position=args.position,
+        call_input=call_input,
+        call_output=args.call_output or call_output_for(args.output),
+        auto_answer=args.answer == "auto",
+        call_relay_only=args.call_relay_only,
     )
+
+
+def _check_input(flag: str, spec: str, frame_ms: int) -> None:
+    if spec == "mic":
+        return
+    if not Path(spec).is_file():
+        raise RadioError(f"{flag} {spec!r}: no such file (give 'mic' or a WAV file)")
+    try:  # now, not at the first press of the key
+        with WavFileInput(spec, frame_ms):
+            pass
+    except (AudioError, OSError) as exc:
+        raise RadioError(f"{flag}: {exc}") from None
 
 
 async def run_radio(options: RadioOptions, bundle: CredentialBundle, keys: DeviceKeys) -> int:
@@ -189,6 +237,10 @@ async def run_radio(options: RadioOptions, bundle: CredentialBundle, keys: Devic
             position_source=open_source(options.gps, options.position),
             # Tones belong in the officer's ear, not in a recording of what was received.
             tones=options.output == "speaker",
+            call_input=options.call_input,
+            call_output=options.call_output,
+            auto_answer=options.auto_answer,
+            call_relay_only=options.call_relay_only,
         )
         loop = asyncio.get_running_loop()
         # Signal handlers can only be set from the main thread (tests run main() in a worker).

@@ -41,6 +41,8 @@ class StatusView:
     status: str = control.STATUS_AVAILABLE
     emergency: bool = False
     transmitting: bool = False
+    call: str = ""
+    """The private call, as :func:`ptt_client.radio.call_notes.call_status` puts it."""
 
 
 def status_line(view: StatusView) -> str:
@@ -61,6 +63,8 @@ def status_line(view: StatusView) -> str:
     parts.append(view.media)
     parts.append("loss -" if view.loss_percent is None else f"loss {view.loss_percent:.1f}%")
     parts.append(view.status)
+    if view.call:
+        parts.append(view.call)
     line = " | ".join(parts)
     return f"EMERGENCY | {line}" if view.emergency else line
 

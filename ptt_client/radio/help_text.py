@@ -16,11 +16,19 @@ __all__ = ["epilog"]
 _WIDTH = 94
 
 
+_NAME_WIDTH = 30
+"""A longer name (the ``call`` step's) goes on a line of its own, above its text."""
+
+
 def _rows(rows: list[tuple[str, str]]) -> list[str]:
-    column = max(len(name) for name, _ in rows) + 2
+    column = max(len(name) for name, _ in rows if len(name) <= _NAME_WIDTH) + 2
     lines = []
     for name, text in rows:
         wrapped = textwrap.wrap(text, _WIDTH - column - 2) or [""]
+        if len(name) > _NAME_WIDTH:
+            lines.append(f"  {name}")
+            lines.extend(" " * (column + 2) + more for more in wrapped)
+            continue
         lines.append(f"  {name.ljust(column)}{wrapped[0]}")
         lines.extend(" " * (column + 2) + more for more in wrapped[1:])
     return lines
@@ -48,7 +56,9 @@ def epilog() -> str:
             *_paragraph(
                 "output: one line per event worth knowing, after the time: the link, the"
                 " media path, the floor granted, queued or denied, who talks and when they"
-                " stop, texts, emergencies, key changes. --json: one JSON object per event"
+                " stop, texts, emergencies, key changes, private calls (ringing, connected end"
+                " to end direct or through TURN, ended with the reason). --json: one JSON"
+                " object per event"
                 ' instead, with "t" (Unix time), "event" (its name) and its fields, bytes'
                 " as hex; only what stops the radio from starting goes to stderr."
             ),

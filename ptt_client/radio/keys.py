@@ -52,9 +52,11 @@ class CancelEmergency:
 
 @dataclass(frozen=True)
 class Compose:
-    """The text being typed changed (shown in place of the status line)."""
+    """The text being typed changed (shown in place of the status line): a text for the
+    channel, or whom to call (``purpose`` is :data:`CALL_PROMPT` or :data:`EMERGENCY_CALL_PROMPT`)."""
 
     text: str
+    purpose: str = "text"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,21 @@ class SendText:
     """Enter while composing: send the text to the selected channel."""
 
     text: str
+
+
+@dataclass(frozen=True)
+class PlaceCall:
+    """Enter after d (u: an emergency call): call the user typed (``USER`` or ``USER half``)."""
+
+    words: str
+    emergency: bool = False
+
+
+@dataclass(frozen=True)
+class CallKey:
+    """a: answer the ringing call, r: refuse it, h: hang up."""
+
+    action: str
 
 
 @dataclass(frozen=True)
@@ -82,9 +99,14 @@ KeyCommand = (
     | CancelEmergency
     | Compose
     | SendText
+    | PlaceCall
+    | CallKey
     | ComposeCancelled
     | Quit
 )
+
+CALL_PROMPT: Final = "call"
+EMERGENCY_CALL_PROMPT: Final = "emergency_call"
 
 
 @dataclass(frozen=True)
@@ -133,6 +155,20 @@ KEY_BINDINGS: Final[tuple[KeyBinding, ...]] = (
         "m", "m", "text", "type a text to the selected channel (Enter sends, Esc cancels)",
         lambda _: Compose(""),
     ),
+    KeyBinding(
+        "d", "d", "call",
+        "private call: type a user id (and ' half' for half duplex, where space is the"
+        " call's PTT), Enter dials, Esc cancels",
+        lambda _: Compose("", CALL_PROMPT),
+    ),
+    KeyBinding(
+        "u", "u", "urgent call",
+        "emergency private call: the same, it pre-empts the callee's call and is answered at once",
+        lambda _: Compose("", EMERGENCY_CALL_PROMPT),
+    ),
+    KeyBinding("a", "a", "answer", "answer the ringing call", lambda _: CallKey("answer")),
+    KeyBinding("r", "r", "refuse", "refuse the ringing call", lambda _: CallKey("refuse")),
+    KeyBinding("h", "h", "hang up", "hang up the call", lambda _: CallKey("hangup")),
     KeyBinding("q", "q", "quit", "quit", lambda _: Quit()),
 )  # fmt: skip
 """Every key of the interactive radio, in the order help lists them."""
@@ -148,7 +184,9 @@ class Keypad:
 
     def __init__(self) -> None:
         self.composing: str | None = None
-        """The text being typed after ``m``, or ``None``."""
+        """The text being typed after ``m`` (or whom to call, after ``d``/``u``), or ``None``."""
+        self.purpose = "text"
+        """What :attr:`composing` is for: ``text``, :data:`CALL_PROMPT`, :data:`EMERGENCY_CALL_PROMPT`."""
 
     def press(self, key: str) -> KeyCommand | None:
         """The command for one key, or ``None`` for keys that mean nothing here."""
@@ -159,23 +197,27 @@ class Keypad:
             return None
         command = binding.command(key)
         if isinstance(command, Compose):
-            self.composing = command.text
+            self.composing, self.purpose = command.text, command.purpose
         return command
 
     def _compose(self, key: str) -> KeyCommand | None:
         assert self.composing is not None
         if key in ("\r", "\n"):
             text, self.composing = self.composing.strip(), None
-            return SendText(text) if text else ComposeCancelled()
+            if not text:
+                return ComposeCancelled()
+            if self.purpose == "text":
+                return SendText(text)
+            return PlaceCall(text, emergency=self.purpose == EMERGENCY_CALL_PROMPT)
         if key == "\x1b":  # Esc (an arrow key's escape sequence cancels too)
             self.composing = None
             return ComposeCancelled()
         if key in ("\x7f", "\b"):
             self.composing = self.composing[:-1]
-            return Compose(self.composing)
+            return Compose(self.composing, self.purpose)
         if key.isprintable() and len(self.composing) < control.MAX_TEXT_LENGTH:
             self.composing += key
-            return Compose(self.composing)
+            return Compose(self.composing, self.purpose)
         return None
 
 

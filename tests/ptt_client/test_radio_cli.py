@@ -31,13 +31,17 @@ from ptt_client.audio import WavFileInput, load_wav
 from ptt_client.client import RadioClient
 from ptt_client.radio import StatusView, main, status_line
 from ptt_client.radio.keys import (
+    CALL_PROMPT,
+    EMERGENCY_CALL_PROMPT,
     KEY_BINDINGS,
     KEY_HELP,
+    CallKey,
     CancelEmergency,
     Compose,
     ComposeCancelled,
     CycleStatus,
     Keypad,
+    PlaceCall,
     Quit,
     RaiseEmergency,
     SelectChannel,
@@ -115,6 +119,22 @@ def test_argument_errors_are_one_line_and_exit_2(
     assert_one_line_error(err, *fragments)
 
 
+def test_call_settings_are_checked_at_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad call input or FIELDRADIO_ICE_HOSTS stops the radio at once, not at the first call."""
+    start = ("--credential", "x", "--channel", "p")
+    code, _, err = run(capsys, *start, "--call-input", str(tmp_path / "none.wav"))
+    assert code == 2
+    assert_one_line_error(err, "--call-input", "no such file (give 'mic' or a WAV file)")
+    monkeypatch.setenv("FIELDRADIO_ICE_HOSTS", "127.0.0.1,wlan0")
+    code, _, err = run(capsys, *start)
+    assert code == 2
+    assert_one_line_error(err, "FIELDRADIO_ICE_HOSTS=", "'wlan0' is not an IP address")
+    code, _, err = run(capsys, *start, "--answer", "sometimes")
+    assert code == 2 and "--answer: invalid choice: 'sometimes'" in err
+
+
 def test_an_input_that_is_not_wav_is_refused_at_start(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -149,7 +169,8 @@ def test_help_explains_every_script_step_and_every_key(
         assert f"{binding.label} {binding.help}" in words, binding
     assert (
         KEY_HELP
-        == "space: talk  1-9: channel  s: status  e: emergency  i: peril  c: cancel  m: text  q: quit"
+        == "space: talk  1-9: channel  s: status  e: emergency  i: peril  c: cancel  m: text"
+        "  d: call  u: urgent call  a: answer  r: refuse  h: hang up  q: quit"
     )
 
 
@@ -685,6 +706,26 @@ def test_keypad_escape_or_empty_enter_cancels() -> None:
     keypad.press(" ")
     assert keypad.press("\n") == ComposeCancelled()
     assert keypad.press(" ") == TogglePtt()
+
+
+def test_keypad_places_calls_and_acts_on_them() -> None:
+    """d and u prompt for whom to call (a text prompt: letters are typed, not keys)."""
+    keypad = Keypad()
+    assert keypad.press("d") == Compose("", CALL_PROMPT)
+    typed = [keypad.press(k) for k in "bob half"]
+    assert typed[-1] == Compose("bob half", CALL_PROMPT)
+    assert keypad.press("\r") == PlaceCall("bob half")
+    assert keypad.press("U") == Compose("", EMERGENCY_CALL_PROMPT)
+    keypad.press("c")
+    assert keypad.press("\n") == PlaceCall("c", emergency=True)
+    assert [keypad.press(k) for k in "arh"] == [
+        CallKey("answer"),
+        CallKey("refuse"),
+        CallKey("hangup"),
+    ]
+    assert keypad.press("m") == Compose("")
+    keypad.press("x")
+    assert keypad.press("\r") == SendText("x")  # the text prompt is a text prompt again
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from ptt_client.script import (
     SETTABLE_STATUSES,
     BroadcastStep,
+    CallActionStep,
+    CallStep,
     CancelStep,
     EmergencyStep,
     LoopClock,
@@ -37,6 +39,19 @@ EXAMPLE = (
 
 def test_peril_is_an_imminent_peril_step() -> None:
     assert parse_script("peril 3; cancel 9") == [EmergencyStep(3.0, peril=True), CancelStep(9.0)]
+
+
+def test_call_steps_take_their_options_in_any_order() -> None:
+    assert parse_script("call 1 bob; call 2 bob for 30 half; call 3 c emergency ring half") == [
+        CallStep(1.0, "bob"),
+        CallStep(2.0, "bob", 30.0, half=True),
+        CallStep(3.0, "c", None, half=True, emergency=True, ring=True),
+    ]
+    assert parse_script("answer 1; refuse 2; hangup 3") == [
+        CallActionStep(1.0, "answer"),
+        CallActionStep(2.0, "refuse"),
+        CallActionStep(3.0, "hangup"),
+    ]
 
 
 def test_parses_the_documented_example() -> None:
@@ -120,6 +135,13 @@ def test_back_to_back_talks_do_not_overlap() -> None:
         ("text 3 channel 'on scene", "script: no closing quotation: close every quote"),
         ("select patrol", "expected `select CHANNEL AT` (2 arguments, got 1)"),
         ("select '' 4", "channel name '' is empty or too long"),
+        ("call 3", "expected `call AT USER [for SECONDS] [half] [emergency] [ring]` (at least"),
+        ("call 3 bob for", "`for` needs the call's length in seconds"),
+        ("call 3 bob for 0", "SECONDS must be more than 0 seconds"),
+        ("call 3 bob loud", "'loud' is not half, emergency, ring (each once)"),
+        ("call 3 bob half half", "'half half' is not half, emergency, ring (each once)"),
+        ("call 3 'b ob'", "callee 'b ob' must be a user id"),
+        ("hangup", "expected `hangup AT` (1 argument, got 0)"),
         ("broadcast 1 2", "expected `broadcast START DURATION CHANNEL,CHANNEL` (3 arguments"),
         ("broadcast 1 0 patrol", "DURATION must be more than 0 seconds"),
         ("broadcast 1 2 patrol,,traffic", "name them separated by commas, e.g. patrol,traffic"),
@@ -161,6 +183,14 @@ def _format(step: Step) -> str:
             return f"text {at!r} {shlex.quote(to)} {shlex.quote(words)}"
         case SelectStep(at, channel):
             return f"select {shlex.quote(channel)} {at!r}"
+        case CallStep(at, user, duration, half, emergency, ring):
+            length = f" for {duration!r}" if duration is not None else ""
+            flags = [
+                w for w, on in (("half", half), ("emergency", emergency), ("ring", ring)) if on
+            ]
+            return f"call {at!r} {shlex.quote(user)}{length} {' '.join(flags)}"
+        case CallActionStep(at, action):
+            return f"{action} {at!r}"
         case BroadcastStep(at, duration, channels):
             return f"broadcast {at!r} {duration!r} {shlex.quote(','.join(channels))}"
         case QuitStep(at):
@@ -177,6 +207,16 @@ _steps = st.one_of(
     st.builds(CancelStep, _times),
     st.builds(TextStep, _times, st.one_of(st.just("channel"), _ids), _words),
     st.builds(SelectStep, _times, _words),
+    st.builds(
+        CallStep,
+        _times,
+        _ids,
+        st.one_of(st.none(), st.floats(min_value=0.001, max_value=86_400)),
+        st.booleans(),
+        st.booleans(),
+        st.booleans(),
+    ),
+    st.builds(CallActionStep, _times, st.sampled_from(["answer", "refuse", "hangup"])),
 )
 
 
@@ -262,6 +302,20 @@ class RecordingRadio:
     async def select(self, channel_name: str) -> None:
         self._record("select", channel_name)
 
+    async def call(
+        self,
+        user: str,
+        *,
+        duration: float | None = None,
+        half: bool = False,
+        emergency: bool = False,
+        ring: bool = False,
+    ) -> None:
+        self._record("call", user, duration, half, emergency, ring)
+
+    async def call_action(self, action: str) -> None:
+        self._record(action)
+
     async def broadcast(self, duration: float, channels: Sequence[str]) -> None:
         self._record("broadcast", duration, tuple(channels))
 
@@ -281,6 +335,19 @@ async def test_steps_run_at_their_times() -> None:
     assert [(e.started, type(e.step).__name__) for e in executed][-1] == (15.0, "QuitStep")
     # Absolute times, not accumulated sleeps of the step gaps: 0.5, 4.5, 2, 1, 4, 1, 2.
     assert clock.sleeps == pytest.approx([0.5, 4.5, 2.0, 1.0, 4.0, 1.0, 2.0])
+
+
+async def test_call_steps_run_at_their_times() -> None:
+    clock = SteppedClock()
+    radio = RecordingRadio(clock, clock.t)
+    script = "call 1 bob for 20 half; hangup 4; answer 5; refuse 6; quit 7"
+    await run_script(parse_script(script), radio, clock)
+    assert radio.calls == [
+        (1.0, "call", ("bob", 20.0, True, False, False)),
+        (4.0, "hangup", ()),
+        (5.0, "answer", ()),
+        (6.0, "refuse", ()),
+    ]
 
 
 async def test_a_broadcast_runs_at_its_time_with_its_channels() -> None:

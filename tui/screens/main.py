@@ -15,6 +15,7 @@ from tui.screens.dialogs import FormDialog, MessageDialog
 from tui.screens.picker import PickerDialog
 from tui.state import Changed, ConsoleState, Conversation, Note
 from tui.widgets.banner import EmergencyBanner
+from tui.widgets.call_banner import CallBanner
 from tui.widgets.channels import ChannelTable
 from tui.widgets.eventlog import EventLog
 from tui.widgets.messages import MessagesPane
@@ -58,6 +59,13 @@ class MainScreen(Screen[None]):
         Binding("r", "recall", "Recall"),
         Binding("w", "save_recall", "Save WAV", show=False),
         Binding("l", "export_log", "Log"),
+        # Private calls: not in the footer, which is full at 160 columns; the call banner
+        # says the keys a call needs while there is one, and ? lists them all.
+        Binding("c", "call", "Call the selected user", show=False),
+        Binding("C", "emergency_call", "Emergency call", key_display="C", show=False),
+        Binding("y", "answer_call", "Answer the call", show=False),
+        Binding("h", "hang_up", "Hang up / refuse the call", show=False),
+        Binding("L", "call_log", "Call log", key_display="L", show=False),
         Binding("slash", "search", "Search"),
         Binding("escape", "leave_search", "Back", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -66,6 +74,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield StatusLine(id="status")
         yield EmergencyBanner(id="banner")
+        yield CallBanner(id="call-banner")
         with Grid(id="panes"):
             yield ChannelTable(id="channels")
             yield PresencePane(id="presence")
@@ -95,6 +104,8 @@ class MainScreen(Screen[None]):
             parts |= Changed.MESSAGES | Changed.STATUS
         if every or parts & (Changed.STATUS | Changed.MESSAGES):
             self.query_one(StatusLine).show(state, now, transmitting=transmitting)
+        if every or parts & Changed.STATUS:
+            self.query_one(CallBanner).show(state, now)
         if every or parts & Changed.EMERGENCIES:
             self.query_one(EmergencyBanner).show(state, now)
         if every or parts & Changed.CHANNELS:
@@ -162,6 +173,9 @@ class MainScreen(Screen[None]):
     # --- actions ------------------------------------------------------------------------------
 
     def action_transmit(self) -> None:
+        if self.console.calls.half_duplex:
+            self.console.calls.toggle_talk()  # a half-duplex call's floor, as a radio's PTT
+            return
         channel_id = self._need_channel()
         if channel_id is not None:
             self.console.toggle_transmit(channel_id)
@@ -219,6 +233,36 @@ class MainScreen(Screen[None]):
         field = [("To (type a name or an id)", "e.g. alice")]
         choices = self.console.state.user_choices()
         self.app.push_screen(PickerDialog("Message a user", field, choices), write)
+
+    def _call(self, emergency: bool) -> None:
+        """The user selected in the presence pane (when it has the focus), else one picked."""
+        table = self.query_one(PresenceTable)
+        if table.has_focus and table.selected_user is not None:
+            self.console.calls.dial(table.selected_user, emergency=emergency)
+            return
+
+        def call(values: tuple[str, ...] | None) -> None:
+            if values and values[0]:
+                self.console.calls.dial(values[0], emergency=emergency)
+
+        title = "Emergency call to" if emergency else "Call"
+        field = [("User (type a name or an id)", "e.g. alice")]
+        self.app.push_screen(PickerDialog(title, field, self.console.state.user_choices()), call)
+
+    def action_call(self) -> None:
+        self._call(False)
+
+    def action_emergency_call(self) -> None:
+        self._call(True)
+
+    def action_answer_call(self) -> None:
+        self.console.calls.answer()
+
+    def action_hang_up(self) -> None:
+        self.console.calls.hang_up()
+
+    def action_call_log(self) -> None:
+        self.console.calls.show_log()
 
     def action_acknowledge(self) -> None:
         self.console.acknowledge_selected()

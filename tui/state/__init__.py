@@ -22,14 +22,16 @@ The model is split by concern, one module each:
 - ``log``: the event log and its CSV export;
 - ``model``: the rows the parts share and the look-ups between them;
 - ``connection``, ``channels``, ``floor``, ``presence``, ``emergencies``,
-  ``messages``: each part's views and event handlers;
+  ``messages``, ``calls``: each part's views and event handlers;
 - ``console``: :class:`ConsoleState`, the parts put together, and the event table.
 """
 
+from tui.state.calls import CallRow, call_duration
 from tui.state.connection import NOTICE_SECONDS
 from tui.state.console import ConsoleState
 from tui.state.console_events import (
     Broadcasting,
+    CallPlaced,
     FloorReleased,
     LocationText,
     MembersKnown,
@@ -60,6 +62,8 @@ __all__ = [
     "NOTICE_SECONDS",
     "RECENT_EMERGENCIES",
     "Broadcasting",
+    "CallPlaced",
+    "CallRow",
     "Changed",
     "ChannelRow",
     "ChatMessage",
@@ -75,5 +79,6 @@ __all__ = [
     "Notice",
     "PresenceRow",
     "TextSent",
+    "call_duration",
     "format_location",
 ]

@@ -1,6 +1,6 @@
 """:class:`ConsoleState`: the console's parts put together, and the table of which event goes where.
 
-Each part (connection, channels, floor, presence, emergencies, messages) is a
+Each part (connection, channels, floor, presence, emergencies, messages, calls) is a
 mixin in its own module with its views and its ``_on_*`` handlers; they share
 the rows and look-ups of :class:`tui.state.model.StateModel`. This module adds
 :meth:`ConsoleState.apply`, which hands an event to its handler by the
@@ -14,10 +14,12 @@ from typing import Any, Final
 
 from ptt_client import events
 from ptt_protocol import control
+from tui.state.calls import CallsMixin
 from tui.state.channels import ChannelsMixin
 from tui.state.connection import ConnectionMixin
 from tui.state.console_events import (
     Broadcasting,
+    CallPlaced,
     FloorReleased,
     LocationText,
     MembersKnown,
@@ -39,6 +41,7 @@ class ConsoleState(
     PresenceMixin,
     EmergenciesMixin,
     MessagesMixin,
+    CallsMixin,
 ):
     """Everything the console shows; update it with :meth:`apply`, read it to render."""
 
@@ -99,6 +102,12 @@ _HANDLERS: Final[dict[type, _Handler]] = {
     LocationText: ConsoleState._on_location,
     MembersKnown: ConsoleState._on_members_known,
     NamesVerified: ConsoleState._on_names_verified,
+    CallPlaced: ConsoleState._on_call_placed,
+    events.CallAlerting: ConsoleState._on_call_alerting,
+    events.CallConnected: ConsoleState._on_call_connected,
+    events.CallEnded: ConsoleState._on_call_ended,
+    control.CallTalker: ConsoleState._on_call_talker,
+    control.CallLog: ConsoleState._on_call_log,
     Note: ConsoleState._on_note,
 }
 """Event type -> handler. Exact types: events are final dataclasses and msgspec structs."""

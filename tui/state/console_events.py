@@ -60,6 +60,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class CallPlaced:
+    """The dispatcher placed a private call (the offer is out)."""
+
+    call_id: bytes
+    peer: str
+    emergency: bool = False
+
+
+@dataclass(frozen=True)
 class NamesVerified:
     """Users' names from their credentials, which the client checked against the org root."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.state import ConsoleState
+from tui.state import ConsoleState, call_duration
 from tui.widgets.cells import plain
 
 FLOOR_STYLES = {
@@ -50,6 +50,17 @@ class StatusLine(Static):
         if unread:
             line.append(" │ ")
             line.append(f"{unread} unread", style="bold yellow")
+        call = state.call
+        if call is not None:
+            line.append(" │ ")
+            ringing = call.ringing_here
+            what = "CALL from" if ringing else "CALL"
+            style = "bold white on red" if ringing or call.emergency else "bold"
+            line.append(f"{what} ", style=style)
+            line.append_text(plain(call.peer, style))
+            if call.state == "connected" and call.connected_at is not None:
+                line.append(f" {call_duration(now - call.connected_at)}")
+                line.append(" TURN" if call.relayed else " direct")
         notice = state.status_notice(now)
         if notice is not None:
             line.append(" │ ")
