@@ -13,25 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-import aioice.ice
 import numpy as np
 
 from ptt_client import events
 from ptt_client.audio import AudioOutput, WavFileInput
 from ptt_client.bundle_file import read_bundle_file
+from ptt_client.calls.ice import ICE_HOSTS_ENV
 from ptt_client.calls.manager import Call
 from ptt_client.client import RadioClient
 from ptt_client.codec import Pcm
 
 
 def loopback_only() -> None:
-    """aioice leaves loopback out of host candidates (RFC 8445): use only 127.0.0.1."""
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    """Calls offer 127.0.0.1 only (the radio's own ``FIELDRADIO_ICE_HOSTS`` setting), here and
+    in the processes started from here: nothing leaves the machine."""
+    os.environ[ICE_HOSTS_ENV] = "127.0.0.1"
 
 
 class TimedRecording(AudioOutput):

@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aioice.ice
 import numpy as np
 
+from bench.call_peer import loopback_only
+from bench.turn import Coturn
 from ptt_client.audio import AudioInput, AudioOutput
 from ptt_client.calls import CallMedia, IceServer, IceSettings, aiortc_patches
 from ptt_client.codec import Pcm
@@ -35,11 +36,6 @@ __all__ = ["ToneBurstInput", "ToneDetector", "call_cpu", "mouth_to_ear", "setup_
 
 _RATE = 48_000
 _FRAME = 960
-
-
-def loopback_only() -> None:
-    """Host candidates on 127.0.0.1 only (aioice leaves loopback out on purpose)."""
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
 
 
 class ToneBurstInput(AudioInput):
@@ -165,8 +161,6 @@ def _summary(name: str, values: list[float]) -> str:
 
 
 async def _main(runs: int) -> None:
-    from bench.turn import Coturn
-
     loopback_only()
     with Coturn(user_quota=1000) as coturn:
         turn = Turn(coturn.url, coturn.credentials)

@@ -12,11 +12,11 @@ import secrets
 import socket
 from pathlib import Path
 
-import aioice.ice
 import pytest
 
 from bench.turn import Coturn
 from ptt_client.calls import CallMedia, IceServer, IceSettings
+from tests.calls_fixture import loopback_ice  # noqa: F401 - autouse: calls offer 127.0.0.1 only
 
 CONFIG = Path(__file__).resolve().parents[1] / "deploy" / "coturn" / "turnserver.conf"
 _MAGIC = b"\x21\x12\xa4\x42"
@@ -55,10 +55,7 @@ def test_the_shipped_config_refuses_an_allocation_without_credentials() -> None:
     assert answer[:2] == b"\x01\x13", answer[:2].hex()  # Allocate error (401), not success
 
 
-async def test_the_shipped_config_relays_with_the_credentials_ptt_server_makes(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+async def test_the_shipped_config_relays_with_the_credentials_ptt_server_makes() -> None:
     with ShippedCoturn() as turn:
         username, password = turn.credentials("alice")
         good = IceSettings(servers=(IceServer((turn.url,), username, password),), relay_only=True)

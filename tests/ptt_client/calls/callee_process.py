@@ -8,14 +8,11 @@ import asyncio
 import json
 import sys
 
-import aioice.ice
-
 from ptt_client.calls import CallMedia, IceSettings
 
 
 async def main() -> None:
-    # Loopback only, as the tests' fixture does in their own process.
-    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    # Loopback only: the test's FIELDRADIO_ICE_HOSTS=127.0.0.1 is inherited.
     offer = json.loads(await asyncio.to_thread(sys.stdin.readline))
     media = CallMedia(IceSettings(), None, None)
     print(json.dumps(await media.answer(offer)), flush=True)
