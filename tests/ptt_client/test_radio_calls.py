@@ -122,3 +122,35 @@ async def test_a_refused_call_and_an_offline_callee_say_why(start_radio: Starter
     assert ended[0].startswith("call with bob ended (refused): bob refused the call"), ended
     assert ended[1].startswith("call with carol ended (offline)") and "not logged in" in ended[1]
     assert any("CALL from Alice Adams (alice): a answers, r refuses" in line for line in bob.lines)
+
+
+async def test_a_half_duplex_call_gives_the_floor_to_the_talk_step(
+    start_radio: Starter, radio_dir: Path
+) -> None:
+    """In a half-duplex call the radio's PTT (here the script's talk step) takes the call's
+    floor; the other radio is told, and hears the talker's speech only while it talks."""
+    recording = radio_dir / "bob-half.wav"
+    bob = await start_radio(
+        "bob", "--json", "--call-output", str(recording), "--script", "quit 600"
+    )
+    await ready(bob)
+    sample = sample_paths()[0]
+    alice = await start_radio(
+        "alice",
+        "--json",
+        "--input",
+        str(sample),
+        "--script",
+        "call 0 bob for 7 half; talk 2 3; quit 10",
+    )
+    await bob.until(is_event("call_recorded"))
+    await alice.until(is_event("call_ended"))
+    await alice.stop()
+    await bob.stop()
+    assert first(bob, "call_connected")["mode"] == control.CALL_HALF_DUPLEX
+    talkers = [e["talker"] for e in told(bob) if e["event"] == "call_talker"]
+    assert talkers[:2] == ["alice", ""], talkers  # alice took the floor, then let it go
+    mine = [e["talker"] for e in told(alice) if e["event"] == "call_talker"]
+    assert mine[:2] == ["alice", ""], mine
+    # bob heard alice's speech (sent only while she held the floor) and silence otherwise.
+    assert similarity(load_wav(sample), load_wav(recording)) > 0.6
