@@ -31,8 +31,6 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final, Literal
 
-import numpy as np
-
 SEQUENCE_MODULUS: Final = 1 << 32
 _HALF: Final = 1 << 31
 MIN_DELAY_MS: Final = 20.0
@@ -318,8 +316,9 @@ class JitterBuffer:
         self._last_transit = transit
         self._transits.append(transit)
         # How much later than the fastest recent packet the slow ones come: 95th percentile.
-        p20, p90, p95 = np.percentile(self._transits, (20, 90, 95))
-        low = min(self._transits)
+        ordered = sorted(self._transits)
+        p20, p90, p95 = (_percentile(ordered, q) for q in (20, 90, 95))
+        low = ordered[0]
         spread_ms = (float(p95) - low) * 1000.0
         # With repeats a late frame has a second chance (its repeat): the 90th percentile is
         # enough, and it is counted from where a spurt's anchor typically sits (the quickest
@@ -484,3 +483,14 @@ class JitterBuffer:
             floor = self._next - self.capacity
             self._seen = {s for s in self._seen if s >= floor}
             self._repeated = {s for s in self._repeated if s >= floor}
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """The ``q``-th percentile of ``ordered`` (sorted, not empty), interpolated linearly
+    between closest ranks as ``numpy.percentile`` does by default. Done by hand because it
+    runs for every packet: numpy's call overhead on a 100-item window was a third of a private
+    call's CPU (measured with cProfile)."""
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -523,3 +523,16 @@ def simulate_with(
         while (item := jb.pop(now)) is not None:
             out.append((now, item))
     return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=120),
+    st.sampled_from((0, 20, 50, 90, 95, 100)),
+)
+def test_the_hand_made_percentile_is_numpys(values: list[float], q: int) -> None:
+    from ptt_client.jitter import _percentile
+
+    assert _percentile(sorted(values), q) == pytest.approx(
+        float(np.percentile(values, q)), rel=1e-12, abs=1e-9
+    )
