@@ -138,8 +138,11 @@ class CallTable:
         message: control.CallOffer,
         now: float,
         ice_servers: tuple[control.IceServer, ...] = (),
+        *,
+        id_logged: bool = False,
     ) -> list[CallEffect]:
-        """``caller`` sends ``message``; ``ice_servers`` are the callee's, if it rings."""
+        """``caller`` sends ``message``; ``ice_servers`` are the callee's, if it rings.
+        ``id_logged``: the call log already holds ``message.call_id`` (an ended call's)."""
         assert caller.role is not None
         bucket = self._buckets.get(caller.user_id)
         if bucket is None:
@@ -155,7 +158,9 @@ class CallTable:
                     f"too many calls: wait {bucket.ready_at() - now:.0f} s and call again",
                 )
             ]
-        if message.call_id in self._calls:
+        # An ended call's id too: its log row is updated by call id, so a new call under it
+        # would go unlogged and mark the old call answered or ended as the new one goes.
+        if message.call_id in self._calls or id_logged:
             return [
                 _end_to(
                     caller.user_id,

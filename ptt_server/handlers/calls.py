@@ -75,7 +75,13 @@ async def on_call_offer(
         online=msg.to_user in server.sessions.by_user,
     )
     ice = ice_servers_for(server, msg.to_user, wall) if callee.online else ()
-    await run_effects(server, server.calls.offer(caller, callee, msg, wall, ice))
+    try:
+        id_logged = await server.store.call_logged(msg.call_id)
+    except StoreError as exc:
+        log.error("call log not read: %s", exc)  # the call goes on whatever the disk does
+        id_logged = False
+    effects = server.calls.offer(caller, callee, msg, wall, ice, id_logged=id_logged)
+    await run_effects(server, effects)
 
 
 async def on_call_ringing(

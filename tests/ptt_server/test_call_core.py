@@ -190,6 +190,11 @@ def test_a_reused_call_id_is_refused() -> None:
     table.offer(ALICE, BOB, offer("bob"), T0)
     effects = table.offer(CAROL, DISPATCH, offer("dispatch"), T0)
     assert ends(effects, "carol")[0][0] == control.END_FAILED and not sent(effects, "dispatch")
+    # An ended call's id too (the handler asks the call log): its row would be rewritten.
+    table.end("alice", control.CallEnd(call_id=b"1" * 16, reason="hangup"), T0)
+    effects = table.offer(CAROL, DISPATCH, offer("dispatch"), T0, id_logged=True)
+    assert ends(effects, "carol")[0][0] == control.END_FAILED and not sent(effects, "dispatch")
+    assert not any(isinstance(e, CallOffered) for e in effects) and len(table) == 0
 
 
 def test_half_duplex_the_first_to_press_talks_and_both_are_told() -> None:
