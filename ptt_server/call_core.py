@@ -296,9 +296,12 @@ class CallTable:
         call = self.call_of(user)
         if call is None:
             return []
-        return self._end(
+        effects = self._end(
             call, now, control.END_PEER_GONE, f"{user}'s radio lost its connection", ended_by=""
         )
+        # Only the other party is told: a new session of ``user`` (a login that took over)
+        # never had this call, and its first message must be its LoginOk.
+        return [e for e in effects if not (isinstance(e, SendTo) and e.user == user)]
 
     def expire(self, now: float) -> list[CallEffect]:
         """End the calls that rang too long."""

@@ -165,6 +165,7 @@ def test_a_vanished_party_ends_the_call_for_the_other() -> None:
     table.offer(ALICE, BOB, offer("bob"), T0)
     effects = table.user_gone("bob", T0 + 3)
     assert ends(effects, "alice")[0][0] == control.END_PEER_GONE
+    assert not sent(effects, "bob")  # a new login of bob's never had the call
     assert CallEnded(b"1" * 16, T0 + 3, control.END_PEER_GONE, "") in effects
     assert not table.user_gone("bob", T0 + 4)
 
