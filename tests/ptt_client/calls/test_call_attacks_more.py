@@ -8,6 +8,7 @@ sends through its own connection); a hostile relay is the real one with a handle
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -93,9 +94,121 @@ async def test_an_ended_calls_id_cannot_be_reused_to_hide_a_call_or_rewrite_the_
         await ended(carol)
         rows = await server.store.call_log(None, 10)
         pytest.fail(f"a reused call id went through; the call log says {rows}")
+    assert isinstance(end, events.CallEnded)
     assert end.reason == control.END_FAILED and "call id is in use" in end.text, end
     await carol.ping_server()
     assert not any(isinstance(e, events.CallAlerting) for e in watch_carol.seen)
     (row,) = await server.store.call_log("bob", 10)
     assert (row.callee, row.answered_at, row.outcome) == ("bob", None, control.END_REFUSED)
     assert await server.store.call_log("carol", 10) == []
+
+
+# --- a flaky network, an impatient officer, a relay that repeats itself --------------------
+
+
+async def test_a_call_hung_up_while_dialing_never_rings_and_leaves_nothing_open(
+    radios: dict[str, RadioClient], server: RelayServer, medias: list[CallMedia]
+) -> None:
+    """The officer hangs up while the radio still gathers its candidates."""
+    alice, bob = radios["alice"], radios["bob"]
+    watch_bob = Watch(bob)
+    hung_up: list[asyncio.Task[None]] = []
+
+    def hang_up_at_once(call: Any) -> tuple[None, None]:
+        # Called as the peer connection is made, before the offer: hang up right then.
+        hung_up.append(asyncio.ensure_future(alice.calls.hangup()))
+        return None, None
+
+    alice.calls.audio = hang_up_at_once
+    call = await alice.calls.dial("bob")
+    await hung_up[0]
+    assert call.ended.is_set() and alice.calls.active is None
+    await alice.ping_server()  # the relay has seen whatever alice sent before
+    await bob.ping_server()
+    assert len(server.calls) == 0, "the relay rings a call the caller hung up"
+    assert not any(isinstance(e, events.CallAlerting) for e in watch_bob.seen)
+    assert await server.store.call_log("bob", 10) == []
+    await all_closed(medias)
+
+
+async def test_a_repeated_call_incoming_is_one_call(
+    radios: dict[str, RadioClient],
+    server: RelayServer,
+    medias: list[CallMedia],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay sends bob every CallIncoming twice: bob answers once, and the call is his."""
+    alice, bob = radios["alice"], radios["bob"]
+    watch_bob = Watch(bob)
+    session = server.sessions.by_user["bob"]
+    honest_send = session.send
+
+    def send_twice(message: control.Message, **options: Any) -> None:
+        honest_send(message, **options)
+        if isinstance(message, control.CallIncoming):
+            honest_send(message, **options)
+
+    monkeypatch.setattr(session, "send", send_twice)
+    await alice.calls.dial("bob")
+    await alice.wait_for(events.CallConnected, timeout=10)
+    await bob.ping_server()  # the repeat has arrived too
+    assert [type(e) for e in watch_bob.seen if isinstance(e, events.CallAlerting)] == [
+        events.CallAlerting
+    ]
+    assert not any(isinstance(e, events.CallEnded) for e in watch_bob.seen), watch_bob.seen
+    assert bob.calls.active is not None
+    await bob.calls.hangup()
+    assert (await ended(alice)).reason == control.END_HANGUP
+    await all_closed(medias)
+
+
+async def test_a_callee_that_logs_in_again_while_ringing_ends_the_call_at_once(
+    org: Org, radios: dict[str, RadioClient], server: RelayServer
+) -> None:
+    """alice's radio reconnects (a new connection takes over her session) while bob's call
+    rings there: the relay forgets that call, bob is told, alice's new session is free."""
+    alice, bob = radios["alice"], radios["bob"]
+    alice.calls.auto_answer = False
+    await bob.calls.dial("alice", commencement=control.COMMENCEMENT_MANUAL)
+    await alice.wait_for(events.CallAlerting, lambda e: not e.outgoing)
+    again = await joined_radio(org, server, "alice")
+    try:
+        end = await ended(bob)
+        assert end.reason == control.END_PEER_GONE, end
+        assert server.calls.call_of("alice") is None and len(server.calls) == 0
+        assert again.reconnects == 0  # its login went through the first time
+        await again.calls.dial("carol")
+        await again.wait_for(events.CallConnected, timeout=10)
+    finally:
+        await again.stop()
+
+
+# --- a hostile relay -----------------------------------------------------------------------
+
+
+async def test_a_replayed_call_incoming_of_an_ended_call_does_not_ring_again(
+    radios: dict[str, RadioClient], server: RelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offer is fresh (signed seconds ago) and names its own call: only the radio's
+    memory of the calls offered to it tells a replay from a call."""
+    alice, bob = radios["alice"], radios["bob"]
+    session = server.sessions.by_user["bob"]
+    honest_send = session.send
+    recorded: list[control.CallIncoming] = []
+
+    def record(message: control.Message, **options: Any) -> None:
+        if isinstance(message, control.CallIncoming):
+            recorded.append(message)
+        honest_send(message, **options)
+
+    monkeypatch.setattr(session, "send", record)
+    await alice.calls.dial("bob")
+    await bob.wait_for(events.CallConnected, timeout=10)
+    await alice.calls.hangup()
+    await ended(bob)
+    watch_bob = Watch(bob)
+    honest_send(recorded[0])
+    end = await ended(bob)
+    assert end.reason == control.END_FAILED and "offered to this radio before" in end.text, end
+    assert not any(isinstance(e, events.CallAlerting) for e in watch_bob.seen)
+    assert bob.calls.active is None
