@@ -238,6 +238,8 @@ class PrivateCalls:
         if call is None or getattr(message, "call_id", None) != call.call_id:
             return  # a late message of an ended call
         if isinstance(message, control.CallRinging) and call.outgoing:
+            if call.state != "dialing":
+                return  # a repeat, or one late past the answer: the call is not ringing again
             call.state = "ringing"
             self._emit(
                 events.CallAlerting(
@@ -250,6 +252,8 @@ class PrivateCalls:
         elif isinstance(message, control.CallEnd):
             self._spawn(self._finish(call, message.reason, message.text, tell=False))
         elif isinstance(message, control.CallTalker):
+            if call.mode != control.CALL_HALF_DUPLEX:
+                return  # a full-duplex call has no floor (the signed mode): nobody is muted
             call.talker = message.user_id
             if call.media is not None:
                 call.media.set_sending(message.user_id == self.user_id)

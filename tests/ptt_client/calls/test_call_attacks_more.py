@@ -9,10 +9,13 @@ sends through its own connection); a hostile relay is the real one with a handle
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import pytest
 
 from ptt_client import events
@@ -22,7 +25,7 @@ from ptt_client.client import RadioClient
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org, joined_radio
-from tests.ptt_client.calls.test_call_attacks import Watch
+from tests.ptt_client.calls.test_call_attacks import Watch, evil
 
 
 @pytest.fixture
@@ -212,3 +215,96 @@ async def test_a_replayed_call_incoming_of_an_ended_call_does_not_ring_again(
     assert end.reason == control.END_FAILED and "offered to this radio before" in end.text, end
     assert not any(isinstance(e, events.CallAlerting) for e in watch_bob.seen)
     assert bob.calls.active is None
+
+
+async def test_only_a_signed_emergency_ends_the_call_a_radio_is_in(
+    radios: dict[str, RadioClient], server: RelayServer
+) -> None:
+    """The relay's emergency flag on a CallIncoming it made up does not end bob's call."""
+    alice, bob = radios["alice"], radios["bob"]
+    await alice.calls.dial("bob")
+    await bob.wait_for(events.CallConnected, timeout=10)
+    server.sessions.by_user["bob"].send(
+        control.CallIncoming(
+            call_id=b"e" * 16, from_user="carol", emergency=True, description=b"\x01forged"
+        )
+    )
+    end = await ended(bob)
+    assert end.call_id == b"e" * 16 and "offer from carol refused" in end.text, end
+    assert bob.calls.active is not None and bob.calls.active.peer == "alice"
+    assert alice.calls.active is not None
+
+
+async def test_the_relay_cannot_mute_a_full_duplex_call_or_ring_a_connected_one(
+    radios: dict[str, RadioClient], server: RelayServer
+) -> None:
+    """A full-duplex call has no floor: a CallTalker for it (or a late CallRinging) changes
+    nothing on the radio, which would otherwise send silence and show the call ringing."""
+    alice = radios["alice"]
+    await alice.calls.dial("bob")
+    await alice.wait_for(events.CallConnected, timeout=10)
+    call = alice.calls.active
+    assert call is not None and call.media is not None
+    watch_alice = Watch(alice)
+    session = server.sessions.by_user["alice"]
+    session.send(control.CallTalker(call_id=call.call_id, user_id="bob"))
+    session.send(control.CallRinging(call_id=call.call_id))
+    await alice.ping_server()
+    assert call.media.sending, "the relay muted alice in a full-duplex call"
+    assert call.state == "connected"
+    assert not any(isinstance(e, events.CallAlerting) for e in watch_alice.seen)
+
+
+async def test_twenty_failed_calls_leave_no_thread_socket_or_peer_connection_behind(
+    radios: dict[str, RadioClient],
+    server: RelayServer,
+    medias: list[CallMedia],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Calls refused by the caller after the callee made its media (a rewritten answer), by
+    the callee (manual, refused) and by the relay (no answer): afterwards the process holds
+    what it held before."""
+    alice, bob = radios["alice"], radios["bob"]
+    server.calls.offer_burst = 100
+    server.calls.ring_timeout = 0.3
+
+    async def bad_answer(answer: control.CallAnswer) -> control.CallAnswer:
+        return msgspec.structs.replace(answer, description=answer.description[:-1] + b"\0")
+
+    evil(monkeypatch, control.CallAnswer, bad_answer)
+
+    async def fail_calls(count: int) -> None:
+        for n in range(count):
+            if n % 3 == 0:
+                bob.calls.auto_answer = True
+                await alice.calls.dial("bob")
+                await ended(bob)
+            else:
+                bob.calls.auto_answer = False
+                await alice.calls.dial("bob", commencement=control.COMMENCEMENT_MANUAL)
+                await bob.wait_for(events.CallAlerting, lambda e: not e.outgoing)
+                if n % 3 == 1:
+                    await bob.calls.refuse()
+                else:
+                    await ended(bob, control.END_NO_ANSWER)
+            await ended(alice)
+        await all_closed(medias)
+
+    await fail_calls(3)  # aiortc and the executor make their pools once
+    threads, sockets = threading.active_count(), open_sockets()
+    await fail_calls(20)
+    assert len(medias) >= 20 and alice.calls.active is None and bob.calls.active is None
+    assert all(t.done() for t in (*alice.calls._tasks, *bob.calls._tasks))
+    assert (threading.active_count(), open_sockets()) == (threads, sockets)
+    assert len(server.calls) == 0
+
+
+def open_sockets() -> int:
+    return sum(1 for fd in os.listdir("/proc/self/fd") if "socket" in _link(f"/proc/self/fd/{fd}"))
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
