@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from crypto.call_description import CallDescription, sign_call_description
 from ptt_client import events
 from ptt_client.calls import manager as call_manager
 from ptt_client.calls.media import CallMedia
@@ -308,3 +310,108 @@ def _link(path: str) -> str:
         return os.readlink(path)
     except OSError:
         return ""
+
+
+async def test_every_ended_call_has_its_end_and_outcome_in_the_log(
+    org: Org, radios: dict[str, RadioClient], server: RelayServer
+) -> None:
+    """One call down each path (hung up, refused, unanswered, offline, busy, pre-empted, a
+    party gone while ringing and while connected); then every row is complete and in order."""
+    alice, bob, carol = radios["alice"], radios["bob"], radios["carol"]
+    server.calls.offer_burst = 20
+    server.calls.ring_timeout = 0.3
+    await alice.calls.dial("bob")
+    await bob.wait_for(events.CallConnected, timeout=10)
+    await alice.calls.hangup()
+    await ended(bob)
+    bob.calls.auto_answer = False
+    for refuse in (True, False):
+        call = await alice.calls.dial("bob", commencement=control.COMMENCEMENT_MANUAL)
+        await bob.wait_for(events.CallAlerting, lambda e: not e.outgoing)
+        if refuse:
+            await bob.calls.refuse()
+        await call.ended.wait()
+    bob.calls.auto_answer = True
+    await (await alice.calls.dial("nobody")).ended.wait()
+    to_carol = await alice.calls.dial("carol")
+    await carol.wait_for(events.CallConnected, timeout=10)
+    busy = await bob.calls.dial("carol")
+    await busy.ended.wait()
+    assert busy.end is not None and busy.end.reason == control.END_BUSY
+    urgent = await bob.calls.dial("carol", emergency=True)
+    await to_carol.ended.wait()
+    assert to_carol.end is not None and to_carol.end.reason == control.END_PREEMPTED
+    await carol.wait_for(events.CallConnected, lambda e: e.peer == "bob", timeout=10)
+    assert carol._socket is not None
+    carol._socket.transport.abort()  # carol's radio drops off the network mid-call
+    await urgent.ended.wait()
+    await carol.wait_for(events.Connected, timeout=15)  # it reconnects
+    carol.calls.auto_answer = False
+    ringing = await bob.calls.dial("carol", commencement=control.COMMENCEMENT_MANUAL)
+    await carol.wait_for(events.CallAlerting, lambda e: not e.outgoing and e.peer == "bob")
+    assert carol._socket is not None
+    carol._socket.transport.abort()  # and again while it rings
+    await ringing.ended.wait()
+    assert ringing.end is not None and ringing.end.reason == control.END_PEER_GONE
+    rows = await server.store.call_log(None, 50)
+    outcomes = sorted(r.outcome for r in rows)
+    assert outcomes == sorted(
+        [
+            control.END_HANGUP,
+            control.END_REFUSED,
+            control.END_NO_ANSWER,
+            control.END_FORBIDDEN,
+            control.END_PREEMPTED,
+            control.END_BUSY,
+            control.END_PEER_GONE,
+            control.END_PEER_GONE,
+        ]
+    ), rows
+    for row in rows:
+        assert row.ended_at is not None and row.offered_at <= row.ended_at, row
+        if row.answered_at is not None:
+            assert row.offered_at <= row.answered_at <= row.ended_at, row
+    assert len(server.calls) == 0
+
+
+async def test_a_member_revoked_mid_call_is_cut_off_and_cannot_call_back(
+    org: Org, radios: dict[str, RadioClient], server: RelayServer
+) -> None:
+    """bob's device is reported lost during a call with alice: the relay drops its session,
+    so alice's call ends at once, and a description bob's keys still sign is refused."""
+    alice, bob = radios["alice"], radios["bob"]
+    await alice.calls.dial("bob")
+    await bob.wait_for(events.CallConnected, timeout=10)
+    await org.revoke(server, 1, org.accounts["bob"])
+    end = await ended(alice)
+    assert end.reason == control.END_PEER_GONE, end
+    assert len(server.calls) == 0
+    await alice.ping_server()  # alice has the new revocation list
+    forged = await bob_offers_alice_directly(org, server)
+    refused = await ended(alice)
+    assert refused.call_id == forged and "revoked" in refused.text, refused
+
+
+async def bob_offers_alice_directly(org: Org, server: RelayServer) -> bytes:
+    """The relay (or a copy of bob's keys) hands alice an offer bob's revoked device signed."""
+    call_id = b"r" * 16
+    bob = org.accounts["bob"]
+    description = CallDescription(
+        call_id=call_id,
+        side="offer",
+        caller="bob",
+        callee="alice",
+        mode="full_duplex",
+        emergency=False,
+        sdp="v=0\r\n",
+        fingerprints=(("sha-256", "AA"),),
+        issued_at=time.time(),
+    )
+    server.sessions.by_user["alice"].send(
+        control.CallIncoming(
+            call_id=call_id,
+            from_user="bob",
+            description=sign_call_description(description, bob.keys, bob.credential),
+        )
+    )
+    return call_id
