@@ -271,7 +271,8 @@ async def test_twenty_failed_calls_leave_no_thread_socket_or_peer_connection_beh
     server.calls.ring_timeout = 0.3
 
     async def bad_answer(answer: control.CallAnswer) -> control.CallAnswer:
-        return msgspec.structs.replace(answer, description=answer.description[:-1] + b"\0")
+        flipped = answer.description[:-1] + bytes((answer.description[-1] ^ 1,))
+        return msgspec.structs.replace(answer, description=flipped)  # a signature byte
 
     evil(monkeypatch, control.CallAnswer, bad_answer)
 
