@@ -37,6 +37,11 @@ ANSWER_TIMEOUT: Final = 10.0
 """Seconds an automatic-commencement call waits for the callee's radio to answer."""
 OFFERS_PER_S: Final = 0.5
 OFFER_BURST: Final = 3.0
+EMERGENCY_OFFERS_PER_S: Final = 0.1
+EMERGENCY_OFFER_BURST: Final = 5.0
+"""Emergency calls skip the ordinary budget (an officer in peril is never told to wait for
+having called colleagues) but have their own: each one pre-empts its callee's call, rings at
+once and writes a log row, so without a bound one member could flood them."""
 
 
 @dataclass(slots=True)
@@ -112,9 +117,12 @@ class CallTable:
     answer_timeout: float = ANSWER_TIMEOUT
     offers_per_s: float = OFFERS_PER_S
     offer_burst: float = OFFER_BURST
+    emergency_offers_per_s: float = EMERGENCY_OFFERS_PER_S
+    emergency_offer_burst: float = EMERGENCY_OFFER_BURST
     _calls: dict[bytes, PrivateCall] = field(default_factory=dict)
     _by_user: dict[str, bytes] = field(default_factory=dict)
-    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    _buckets: dict[tuple[str, bool], TokenBucket] = field(default_factory=dict)
+    """Offer budgets by (caller, emergency)."""
 
     def call_of(self, user: str) -> PrivateCall | None:
         """The call ``user`` is in (ringing or answered), if any."""
@@ -138,24 +146,34 @@ class CallTable:
         message: control.CallOffer,
         now: float,
         ice_servers: tuple[control.IceServer, ...] = (),
+        *,
+        id_logged: bool = False,
     ) -> list[CallEffect]:
-        """``caller`` sends ``message``; ``ice_servers`` are the callee's, if it rings."""
+        """``caller`` sends ``message``; ``ice_servers`` are the callee's, if it rings.
+        ``id_logged``: the call log already holds ``message.call_id`` (an ended call's)."""
         assert caller.role is not None
-        bucket = self._buckets.get(caller.user_id)
+        key = (caller.user_id, message.emergency)
+        bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[caller.user_id] = TokenBucket(
-                self.offers_per_s, self.offer_burst, now
+            rate, burst = (
+                (self.emergency_offers_per_s, self.emergency_offer_burst)
+                if message.emergency
+                else (self.offers_per_s, self.offer_burst)
             )
-        if not message.emergency and not bucket.take(now):
+            bucket = self._buckets[key] = TokenBucket(rate, burst, now)
+        if not bucket.take(now):
+            what = "emergency calls" if message.emergency else "calls"
             return [
                 _end_to(
                     caller.user_id,
                     message.call_id,
                     control.END_RATE_LIMITED,
-                    f"too many calls: wait {bucket.ready_at() - now:.0f} s and call again",
+                    f"too many {what}: wait {bucket.ready_at() - now:.0f} s and call again",
                 )
             ]
-        if message.call_id in self._calls:
+        # An ended call's id too: its log row is updated by call id, so a new call under it
+        # would go unlogged and mark the old call answered or ended as the new one goes.
+        if message.call_id in self._calls or id_logged:
             return [
                 _end_to(
                     caller.user_id,
@@ -291,9 +309,12 @@ class CallTable:
         call = self.call_of(user)
         if call is None:
             return []
-        return self._end(
+        effects = self._end(
             call, now, control.END_PEER_GONE, f"{user}'s radio lost its connection", ended_by=""
         )
+        # Only the other party is told: a new session of ``user`` (a login that took over)
+        # never had this call, and its first message must be its LoginOk.
+        return [e for e in effects if not (isinstance(e, SendTo) and e.user == user)]
 
     def expire(self, now: float) -> list[CallEffect]:
         """End the calls that rang too long."""

@@ -445,6 +445,7 @@ class RelayServer:
             previous.close("logged in from another connection")
             self.dispatchers.discard(previous)  # its _logout finds it replaced and returns early
             await self._leave_channels(previous)
+            await calls.session_closed(self, previous)
         self.metrics.logins.labels("ok").inc()
         self.metrics.sessions.set(len(self.sessions))
         if credential.is_key_manager():

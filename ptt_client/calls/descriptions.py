@@ -12,9 +12,10 @@ DTLS handshake) is refused before a single packet, with a message that says so.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from crypto.call_description import (
+    MAX_CLOCK_SKEW,
     CallDescription,
     sign_call_description,
     verify_call_description,
@@ -24,7 +25,10 @@ from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from ptt_client.calls.errors import CallMediaError
 from ptt_client.calls.sdp_checks import sdp_fingerprints
 
-__all__ = ["CallRefused", "check", "describe"]
+__all__ = ["CallRefused", "SeenOffers", "check", "describe"]
+
+MAX_SEEN_OFFERS: Final = 4096
+"""More offers than a radio is made in the freshness window; a backstop, never reached."""
 
 
 class CallRefused(Exception):
@@ -90,3 +94,26 @@ def check(
             f"{peer} signed; call refused (a relay in the middle?)"
         )
     return description, signer
+
+
+class SeenOffers:
+    """The calls offered to this radio while their offers are still fresh enough to verify.
+
+    A signed offer is taken for :data:`~crypto.call_description.MAX_CLOCK_SKEW` either side
+    of this radio's clock, and names its call id: a relay that sends it again (after the
+    call ended, or twice) would otherwise ring this radio again for a call nobody makes."""
+
+    def __init__(self) -> None:
+        self._until: dict[bytes, float] = {}
+
+    def first(self, call_id: bytes, issued_at: float, now: float) -> bool:
+        """Record ``call_id``; False if it was offered here before (a replay)."""
+        for old in [c for c, until in self._until.items() if until < now]:
+            del self._until[old]
+        if call_id in self._until:
+            return False
+        if len(self._until) >= MAX_SEEN_OFFERS:
+            del self._until[next(iter(self._until))]
+        # Verifiable until MAX_CLOCK_SKEW past its own time and past now (our clock may jump).
+        self._until[call_id] = max(issued_at, now) + MAX_CLOCK_SKEW
+        return True

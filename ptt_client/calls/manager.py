@@ -26,7 +26,7 @@ from typing import Final
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from ptt_client import events
 from ptt_client.audio import AudioInput, AudioOutput
-from ptt_client.calls.descriptions import CallRefused, check, describe
+from ptt_client.calls.descriptions import CallRefused, SeenOffers, check, describe
 from ptt_client.calls.errors import CallMediaError
 from ptt_client.calls.ice import IceServer, IceSettings
 from ptt_client.calls.media import CLOSED_HERE, HUNG_UP, CallMedia
@@ -116,6 +116,7 @@ class PrivateCalls:
         self._ice: tuple[tuple[IceServer, ...], float] | None = None
         self._ice_wait: asyncio.Future[control.IceServers] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._offers = SeenOffers()
 
     # --- the officer's actions -------------------------------------------------------------
 
@@ -148,8 +149,12 @@ class PrivateCalls:
         call._answered = asyncio.get_running_loop().create_future()
         try:
             servers = await self._ice_servers()
+            if call.state == "ended":  # hung up (or pre-empted) while asking: nothing to undo
+                return call
             media = self._media(call, servers)
             sdp = await media.offer()
+            if call.state == "ended":  # hung up while gathering: _finish closed the media
+                return call
             blob = self._describe(call, "offer", sdp, media)
             await self._send(
                 control.CallOffer(
@@ -236,6 +241,8 @@ class PrivateCalls:
         if call is None or getattr(message, "call_id", None) != call.call_id:
             return  # a late message of an ended call
         if isinstance(message, control.CallRinging) and call.outgoing:
+            if call.state != "dialing":
+                return  # a repeat, or one late past the answer: the call is not ringing again
             call.state = "ringing"
             self._emit(
                 events.CallAlerting(
@@ -248,6 +255,8 @@ class PrivateCalls:
         elif isinstance(message, control.CallEnd):
             self._spawn(self._finish(call, message.reason, message.text, tell=False))
         elif isinstance(message, control.CallTalker):
+            if call.mode != control.CALL_HALF_DUPLEX:
+                return  # a full-duplex call has no floor (the signed mode): nobody is muted
             call.talker = message.user_id
             if call.media is not None:
                 call.media.set_sending(message.user_id == self.user_id)
@@ -285,13 +294,12 @@ class PrivateCalls:
         self._connected(call)
 
     async def _incoming(self, message: control.CallIncoming) -> None:
-        if self.active is not None and self.active.call_id != message.call_id:
-            if not message.emergency:
-                await self._end_unknown(message, control.END_BUSY, f"{self.user_id} is busy")
-                return
-            await self._finish(
-                self.active, control.END_PREEMPTED, "ended for an emergency call", tell=False
-            )
+        if self.active is not None and self.active.call_id == message.call_id:
+            log.warning("call from %s offered twice: the repeat is ignored", message.from_user)
+            return
+        if self.active is not None and not message.emergency:
+            await self._end_unknown(message, control.END_BUSY, f"{self.user_id} is busy")
+            return
         try:
             description, signer = check(
                 message.description,
@@ -302,10 +310,26 @@ class PrivateCalls:
                 caller=message.from_user,
                 callee=self.user_id,
             )
+            if not self._offers.first(message.call_id, description.issued_at, self._clock()):
+                raise CallRefused(
+                    f"offer from {message.from_user} refused: this call was offered to this "
+                    "radio before (replayed by the relay?)"
+                )
         except CallRefused as exc:
             log.warning("call refused: %s", exc)
             await self._end_unknown(message, control.END_FAILED, str(exc))
             return
+        if self.active is not None:
+            # Only a signed emergency pre-empts: the relay's flag alone ends no call here.
+            if not description.emergency:
+                await self._end_unknown(message, control.END_BUSY, f"{self.user_id} is busy")
+                return
+            await self._finish(
+                self.active, control.END_PREEMPTED, "ended for an emergency call", tell=False
+            )
+            if self.active is not None:  # another call took this radio meanwhile
+                await self._end_unknown(message, control.END_BUSY, f"{self.user_id} is busy")
+                return
         # Mode and emergency are signed; the relay's copies are only for the relay's rules.
         call = Call(
             call_id=message.call_id,
@@ -362,6 +386,8 @@ class PrivateCalls:
             )
             media = self._media(call, servers)
             sdp = await media.answer(description.sdp)
+            if call.state == "ended":  # the caller hung up meanwhile: _finish closed the media
+                return
             blob = self._describe(call, "answer", sdp, media)
             await self._send(control.CallAnswer(call_id=call.call_id, description=blob))
             await media.wait_connected()

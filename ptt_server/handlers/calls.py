@@ -75,7 +75,13 @@ async def on_call_offer(
         online=msg.to_user in server.sessions.by_user,
     )
     ice = ice_servers_for(server, msg.to_user, wall) if callee.online else ()
-    await run_effects(server, server.calls.offer(caller, callee, msg, wall, ice))
+    try:
+        id_logged = await server.store.call_logged(msg.call_id)
+    except StoreError as exc:
+        log.error("call log not read: %s", exc)  # the call goes on whatever the disk does
+        id_logged = False
+    effects = server.calls.offer(caller, callee, msg, wall, ice, id_logged=id_logged)
+    await run_effects(server, effects)
 
 
 async def on_call_ringing(
@@ -111,9 +117,10 @@ async def on_call_log_request(
 
 
 async def session_closed(server: RelayServer, session: Session) -> None:
-    """A session ended: the other party of its user's call is told at once."""
-    if server.sessions.by_user.get(session.user_id) not in (None, session):
-        return  # the user logged in again elsewhere: that session's calls are its own
+    """A session ended, or a new login of its user took it over: the user's call ends and
+    the other party is told at once. (A call belongs to the connection that placed or
+    answered it: the radio forgets it when that connection drops, and a new connection
+    starts with none, so the user is not left busy in a call nobody holds.)"""
     await run_effects(server, server.calls.user_gone(session.user_id, time.time()))
 
 

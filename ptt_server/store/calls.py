@@ -31,6 +31,10 @@ class CallTables(StoreConnection):
             check_text(what, text)
         await self._call("log call", _log_call, record)
 
+    async def call_logged(self, call_id: bytes) -> bool:
+        """Whether a call with this id was ever logged (a caller may not use it again)."""
+        return await self._call("read call log", _logged, call_id)
+
     async def call_answered(self, call_id: bytes, at: float) -> None:
         await self._call("log call answer", _answered, call_id, at)
 
@@ -61,6 +65,10 @@ def _log_call(conn: sqlite3.Connection, r: control.CallRecord) -> None:
                 r.ended_by,
             ),
         )
+
+
+def _logged(conn: sqlite3.Connection, call_id: bytes) -> bool:
+    return conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone() is not None
 
 
 def _answered(conn: sqlite3.Connection, call_id: bytes, at: float) -> None:

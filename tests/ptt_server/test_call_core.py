@@ -165,11 +165,12 @@ def test_a_vanished_party_ends_the_call_for_the_other() -> None:
     table.offer(ALICE, BOB, offer("bob"), T0)
     effects = table.user_gone("bob", T0 + 3)
     assert ends(effects, "alice")[0][0] == control.END_PEER_GONE
+    assert not sent(effects, "bob")  # a new login of bob's never had the call
     assert CallEnded(b"1" * 16, T0 + 3, control.END_PEER_GONE, "") in effects
     assert not table.user_gone("bob", T0 + 4)
 
 
-def test_an_offer_flood_is_rate_limited_but_never_an_emergency_call() -> None:
+def test_an_offer_flood_is_rate_limited_but_not_an_emergency_call_within_its_budget() -> None:
     table = CallTable(offers_per_s=0.5, offer_burst=3)
     reasons = []
     for n in range(6):
@@ -190,6 +191,11 @@ def test_a_reused_call_id_is_refused() -> None:
     table.offer(ALICE, BOB, offer("bob"), T0)
     effects = table.offer(CAROL, DISPATCH, offer("dispatch"), T0)
     assert ends(effects, "carol")[0][0] == control.END_FAILED and not sent(effects, "dispatch")
+    # An ended call's id too (the handler asks the call log): its row would be rewritten.
+    table.end("alice", control.CallEnd(call_id=b"1" * 16, reason="hangup"), T0)
+    effects = table.offer(CAROL, DISPATCH, offer("dispatch"), T0, id_logged=True)
+    assert ends(effects, "carol")[0][0] == control.END_FAILED and not sent(effects, "dispatch")
+    assert not any(isinstance(e, CallOffered) for e in effects) and len(table) == 0
 
 
 def test_half_duplex_the_first_to_press_talks_and_both_are_told() -> None:
@@ -207,3 +213,25 @@ def test_half_duplex_the_first_to_press_talks_and_both_are_told() -> None:
     idle = control.CallTalker(call_id=b"1" * 16, user_id="")
     assert sent(table.talk("alice", release), "bob") == [idle]
     assert not table.talk("carol", talk)
+
+
+def test_an_emergency_offer_flood_is_bounded_too() -> None:
+    """Each emergency call pre-empts, rings at once and is logged: one member must not be
+    able to send them without end (with fresh ids, to ever more callees)."""
+    table = CallTable(emergency_offers_per_s=0.1, emergency_offer_burst=5)
+    reasons = []
+    for n in range(8):
+        effects = table.offer(
+            ALICE,
+            Party(f"u{n}", Role.OFFICER, online=False),
+            offer(f"u{n}", bytes([n]) * 16, emergency=True),
+            T0,
+        )
+        reasons.append(ends(effects, "alice")[0])
+    assert [r for r, _ in reasons] == [control.END_OFFLINE] * 5 + [control.END_RATE_LIMITED] * 3
+    assert "too many emergency calls: wait 10 s" in reasons[-1][1]
+    # Ordinary calls keep their own budget, and the emergency one refills with time.
+    assert ends(table.offer(ALICE, BOB, offer("bob", b"a" * 16), T0), "alice") == []
+    table.end("alice", control.CallEnd(call_id=b"a" * 16, reason="hangup"), T0)
+    later = table.offer(ALICE, BOB, offer("bob", b"b" * 16, emergency=True), T0 + 10.0)
+    assert sent(later, "bob")
