@@ -5,8 +5,8 @@ by the certificate fingerprints in the SDP. The SDP travels through the relay, s
 that rewrote both SDPs with its own certificates' fingerprints could terminate DTLS on each
 side and hear the call (aiortc accepts that: it checks the certificate against whatever SDP
 it was given). So each side signs, with its device's Ed25519 key, a **call description**:
-the call id, the caller and the callee, which side it is (offer or answer), the call's mode
-and emergency flag, the whole SDP (with every ICE candidate: aiortc does not trickle) and
+the call id, the caller and the callee, which side it is (offer or answer), the call's mode,
+emergency flag and commencement, the whole SDP (with every ICE candidate: aiortc does not trickle) and
 the DTLS fingerprints of its own certificate. The other side checks the signature against
 the credential the org root issued (:func:`verify_call_description`), that the description
 is for this call and these two users, and - before handing the SDP to WebRTC - that the
@@ -62,6 +62,9 @@ class CallDescription(msgspec.Struct, array_like=True, frozen=True):
     callee: _Id
     mode: Literal["full_duplex", "half_duplex"]
     emergency: bool
+    commencement: Literal["automatic", "manual"]
+    """Signed too: a relay that made a manual call automatic would have the callee's radio
+    answer without the officer."""
     sdp: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SDP_BYTES)]
     fingerprints: Annotated[tuple[_Fingerprint, ...], msgspec.Meta(min_length=1, max_length=4)]
     """``(algorithm, value)`` of the signer's DTLS certificate: lower-case algorithm

@@ -199,6 +199,7 @@ class RelayServer:
                 by_user=patch.created_by,
                 order=patch.signed_order,
             )
+        await self.store.close_calls_left_open(time.time())  # the relay stopped mid-call
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -594,9 +595,3 @@ class RelayServer:
                 control.ERROR_BAD_MESSAGE, f"{control.tag_of(message)} is not for the server"
             )
         await handler(self, session, message, now)
-
-    # keys
-
-    # emergencies
-
-    # channel management (dispatchers) and instant recall

@@ -43,6 +43,7 @@ def describe(
     callee: str,
     mode: str,
     emergency: bool,
+    commencement: str,
     sdp: str,
     fingerprints: frozenset[tuple[str, str]],
     now: float,
@@ -57,6 +58,7 @@ def describe(
         callee=callee,
         mode=mode,  # type: ignore[arg-type]
         emergency=emergency,
+        commencement=commencement,  # type: ignore[arg-type]
         sdp=sdp,
         fingerprints=tuple(sorted(fingerprints)),
         issued_at=now,

@@ -283,7 +283,8 @@ class PrivateCalls:
                 caller=self.user_id,
                 callee=call.peer,
             )
-            if (description.mode, description.emergency) != (call.mode, call.emergency):
+            signed = (description.mode, description.emergency, description.commencement)
+            if signed != (call.mode, call.emergency, call.commencement):
                 raise CallRefused(f"answer from {call.peer} is for another kind of call")
             assert call.media is not None
             await call.media.accept(description.sdp)
@@ -330,14 +331,15 @@ class PrivateCalls:
             if self.active is not None:  # another call took this radio meanwhile
                 await self._end_unknown(message, control.END_BUSY, f"{self.user_id} is busy")
                 return
-        # Mode and emergency are signed; the relay's copies are only for the relay's rules.
+        # Mode, emergency and commencement are signed; the relay's copies are only for the
+        # relay's rules.
         call = Call(
             call_id=message.call_id,
             peer=message.from_user,
             outgoing=False,
             mode=description.mode,
             emergency=description.emergency,
-            commencement=message.commencement,
+            commencement=description.commencement,
             display_name=signer.display_name,
             started_at=self._clock(),
             state="ringing",
@@ -483,6 +485,7 @@ class PrivateCalls:
             callee=callee,
             mode=call.mode,
             emergency=call.emergency,
+            commencement=call.commencement,
             sdp=sdp,
             fingerprints=media.local_fingerprints,
             now=self._clock(),

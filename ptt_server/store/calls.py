@@ -15,6 +15,9 @@ from ptt_server.store.checks import check_text
 from ptt_server.store.connection import StoreConnection, write_transaction
 from ptt_server.store.errors import StoreError
 
+RELAY_RESTARTED = "relay_restarted"
+"""The outcome of a call the relay was carrying when it stopped."""
+
 _COLUMNS = (
     "call_id, caller, callee, mode, emergency, offered_at, answered_at, ended_at, outcome, ended_by"
 )
@@ -41,6 +44,11 @@ class CallTables(StoreConnection):
     async def call_ended(self, call_id: bytes, at: float, outcome: str, ended_by: str) -> None:
         check_text("call outcome", outcome)
         await self._call("log call end", _ended, call_id, at, outcome, ended_by)
+
+    async def close_calls_left_open(self, now: float) -> int:
+        """End, as ``relay_restarted`` at ``now``, the calls a stopped or crashed relay left
+        open (their parties' sessions ended with it); returns how many."""
+        return await self._call("close open calls", _close_open, now)
 
     async def call_log(self, user: str | None, limit: int) -> list[control.CallRecord]:
         """The latest ``limit`` calls, newest first: ``user``'s (as caller or callee), or
@@ -86,6 +94,15 @@ def _ended(conn: sqlite3.Connection, call_id: bytes, at: float, outcome: str, by
             " WHERE call_id = ? AND ended_at IS NULL",
             (at, outcome, by, call_id),
         )
+
+
+def _close_open(conn: sqlite3.Connection, now: float) -> int:
+    with write_transaction(conn):
+        cursor = conn.execute(
+            "UPDATE calls SET ended_at = max(?, offered_at), outcome = ? WHERE ended_at IS NULL",
+            (now, RELAY_RESTARTED),
+        )
+        return cursor.rowcount
 
 
 def _call_log(conn: sqlite3.Connection, user: str | None, limit: int) -> list[control.CallRecord]:

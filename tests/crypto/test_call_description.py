@@ -35,6 +35,7 @@ def offer(**changes: object) -> CallDescription:
         "callee": "bob",
         "mode": "full_duplex",
         "emergency": False,
+        "commencement": "automatic",
         "sdp": SDP,
         "fingerprints": FINGERPRINTS,
         "issued_at": NOW,

@@ -220,6 +220,25 @@ async def test_the_relay_cannot_make_an_ordinary_call_an_emergency(
     await ended(alice)
 
 
+async def test_the_relay_cannot_make_a_manual_call_answer_itself(
+    pair: tuple[RadioClient, RadioClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bob answers automatically when the caller asks; alice asked him to ring. The relay's
+    copy of the commencement mode does not count, the signed one does."""
+    alice, bob = pair
+    assert bob.calls.auto_answer
+
+    async def automatic(offer: control.CallOffer) -> control.CallOffer:
+        return msgspec.structs.replace(offer, commencement=control.COMMENCEMENT_AUTOMATIC)
+
+    evil(monkeypatch, control.CallOffer, automatic)
+    await alice.calls.dial("bob", commencement=control.COMMENCEMENT_MANUAL)
+    await bob.wait_for(events.CallAlerting, lambda e: not e.outgoing)
+    assert bob.calls.active is not None and bob.calls.active.state == "ringing"
+    await bob.calls.refuse()
+    await ended(alice)
+
+
 def test_a_description_cannot_be_made_for_another_signer() -> None:
     """The library itself refuses to sign the other side (the attacks above need a forger)."""
     root = OrgRoot.generate()
@@ -231,6 +250,7 @@ def test_a_description_cannot_be_made_for_another_signer() -> None:
         callee="bob",
         mode="full_duplex",
         emergency=False,
+        commencement="automatic",
         sdp="v=0",
         fingerprints=(("sha-256", "AA"),),
         issued_at=time.time(),

@@ -404,6 +404,7 @@ async def bob_offers_alice_directly(org: Org, server: RelayServer) -> bytes:
         callee="alice",
         mode="full_duplex",
         emergency=False,
+        commencement="automatic",
         sdp="v=0\r\n",
         fingerprints=(("sha-256", "AA"),),
         issued_at=time.time(),
