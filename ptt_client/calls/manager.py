@@ -42,6 +42,8 @@ ICE_REFRESH_MARGIN: Final = 60.0
 """Ask for fresh TURN credentials when the cached ones expire within this many seconds."""
 SIGNAL_GRACE: Final = 1.0
 """Seconds the radio waits for the relay's word on why a call's media stopped."""
+RING_LIMIT: Final = 310.0
+"""Longer than the longest ring timeout a relay may be configured with (300 s)."""
 ANSWER_WAIT: Final = 40.0
 """Seconds the caller waits for an answer; the relay's ring timeout ends it sooner."""
 
@@ -108,6 +110,9 @@ class PrivateCalls:
         """Keep call media on TURN relay candidates (the peer never learns this radio's address)."""
         self.auto_answer = True
         """Answer ringing calls at once (MCPTT automatic commencement) when the caller asks."""
+        self.ring_limit = RING_LIMIT
+        """Seconds this radio rings before it refuses on its own (the relay's ring timeout
+        normally ends the call sooner; this bounds a relay that does not)."""
         self._clock = clock
         self.on_emergency_call: Callable[[], Awaitable[None]] | None = None
         """Run when an emergency call comes in, before it is answered: the radio stops what it
@@ -369,6 +374,17 @@ class PrivateCalls:
         else:
             with contextlib.suppress(OSError, ClientError):
                 await self._send(control.CallRinging(call_id=call.call_id))
+            self._spawn(self._stop_ringing(call))
+
+    async def _stop_ringing(self, call: Call) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.ring_limit):
+                await call.ended.wait()
+                return
+        if call.state == "ringing":
+            await self._finish(
+                call, control.END_REFUSED, f"not answered within {self.ring_limit:g} s"
+            )
 
     async def _answer(self, call: Call) -> None:
         message = call._incoming

@@ -257,3 +257,17 @@ def test_a_description_cannot_be_made_for_another_signer() -> None:
     )
     with pytest.raises(Exception, match="cannot sign the offer"):
         sign_call_description(description, keys, credential)
+
+
+async def test_a_relay_that_never_times_out_a_ringing_call_is_bounded_by_the_radio(
+    pair: tuple[RadioClient, RadioClient], server: RelayServer
+) -> None:
+    alice, bob = pair
+    server.calls.ring_timeout = 3600.0  # a relay that lets it ring for ever
+    bob.calls.auto_answer = False
+    bob.calls.ring_limit = 0.5
+    await alice.calls.dial("bob", commencement=control.COMMENCEMENT_MANUAL)
+    at_bob = await ended(bob)
+    assert at_bob.reason == control.END_REFUSED and "not answered within 0.5 s" in at_bob.text
+    at_alice = await ended(alice)
+    assert at_alice.reason == control.END_REFUSED
