@@ -22,9 +22,9 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from crypto.errors import CallError, CredentialError, CryptoError, SignatureError
+from crypto.errors import CallError, SignatureError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
-from crypto.wire import decode_versioned
+from crypto.signed_blob import open_with_signer
 
 __all__ = [
     "MAX_CLOCK_SKEW",
@@ -142,23 +142,17 @@ def verify_call_description(
     Raises :class:`CallError` (malformed, signer refused, another call or other users, bad
     signature, stale) and nothing else; its text says who is to blame, for the call log.
     """
-    try:
-        signed = decode_versioned(
-            data,
-            version=_VERSION,
-            decoder=_DECODER,
-            max_size=MAX_DESCRIPTION_BYTES,
-            what="call description",
-            error=CallError,
-            fix="update the radio",
-        )
-        signer = trust.verify_credential(signed.signer_credential, now)
-    except CredentialError as exc:
-        raise CallError(f"call description signer refused: {exc}") from exc
-    except CallError:
-        raise
-    except CryptoError as exc:  # a malformed credential inside the description
-        raise CallError(f"call description is malformed: {exc}") from exc
+    signed, signer = open_with_signer(
+        data,
+        trust,
+        now,
+        version=_VERSION,
+        decoder=_DECODER,
+        max_size=MAX_DESCRIPTION_BYTES,
+        what="call description",
+        error=CallError,
+        fix="update the radio",
+    )
     description = signed.description
     _check(description)
     expected = (call_id, side, caller, callee)

@@ -21,9 +21,9 @@ from typing import Annotated, Final
 
 import msgspec
 
-from crypto.errors import CredentialError, CryptoError, PatchError, SignatureError
+from crypto.errors import PatchError, SignatureError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
-from crypto.wire import decode_versioned
+from crypto.signed_blob import open_with_signer
 
 __all__ = ["MAX_PATCH_LIFETIME", "PatchOrder", "sign_patch", "verify_patch"]
 
@@ -103,23 +103,17 @@ def verify_patch(data: bytes, trust: TrustAnchor, now: float) -> tuple[PatchOrde
     Raises :class:`PatchError` (malformed, not a dispatcher's, revoked or expired signer,
     bad signature, expired or not yet valid order) and nothing else.
     """
-    try:
-        signed = decode_versioned(
-            data,
-            version=_VERSION,
-            decoder=_DECODER,
-            max_size=_MAX_BYTES,
-            what="patch order",
-            error=PatchError,
-            fix="update the client",
-        )
-        signer = trust.verify_credential(signed.signer_credential, now)
-    except CredentialError as exc:
-        raise PatchError(f"patch order signer refused: {exc}") from exc
-    except PatchError:
-        raise
-    except CryptoError as exc:  # a malformed credential inside the order
-        raise PatchError(f"patch order is malformed: {exc}") from exc
+    signed, signer = open_with_signer(
+        data,
+        trust,
+        now,
+        version=_VERSION,
+        decoder=_DECODER,
+        max_size=_MAX_BYTES,
+        what="patch order",
+        error=PatchError,
+        fix="update the client",
+    )
     order = signed.order
     _check(order)
     if not signer.is_key_manager():

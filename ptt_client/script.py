@@ -428,15 +428,7 @@ class RadioActions(Protocol):
 
     async def select(self, channel_name: str) -> None: ...
 
-    async def call(
-        self,
-        user: str,
-        *,
-        duration: float | None = None,
-        half: bool = False,
-        emergency: bool = False,
-        ring: bool = False,
-    ) -> None: ...
+    async def call(self, step: CallStep) -> None: ...
 
     async def call_action(self, action: str) -> None: ...
 
@@ -483,13 +475,7 @@ async def _perform(step: Step, actions: RadioActions) -> None:
     elif isinstance(step, SelectStep):
         await actions.select(step.channel)
     elif isinstance(step, CallStep):
-        await actions.call(
-            step.user,
-            duration=step.duration,
-            half=step.half,
-            emergency=step.emergency,
-            ring=step.ring,
-        )
+        await actions.call(step)
     elif isinstance(step, CallActionStep):
         await actions.call_action(step.action)
 

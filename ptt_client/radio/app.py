@@ -51,7 +51,7 @@ from ptt_client.radio.keys import (
 )
 from ptt_client.radio.notes import Note, note
 from ptt_client.radio.session_notes import SessionNotes
-from ptt_client.script import CHANNEL_TARGET, SETTABLE_STATUSES, Step, run_script
+from ptt_client.script import CHANNEL_TARGET, SETTABLE_STATUSES, CallStep, Step, run_script
 from ptt_client.voice import Player, TalkResult, Transmitter
 from ptt_protocol import control
 
@@ -399,17 +399,9 @@ class Radio:
         self.tell(note("channel_selected", f"talking on {name}", channel=name), headless_only=True)
         self._redraw()
 
-    async def call(
-        self,
-        user: str,
-        *,
-        duration: float | None = None,
-        half: bool = False,
-        emergency: bool = False,
-        ring: bool = False,
-    ) -> None:
-        """A private call to ``user`` (the script's ``call``; ``d`` and ``u`` on the keys)."""
-        await self.calls.call(user, duration=duration, half=half, emergency=emergency, ring=ring)
+    async def call(self, step: CallStep) -> None:
+        """The script's ``call`` step (the keys ``d`` and ``u`` dial through ``self.calls``)."""
+        await self.calls.call(step)
         self._redraw()
 
     async def call_action(self, action: str) -> None:

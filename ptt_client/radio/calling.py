@@ -34,6 +34,7 @@ from ptt_client.radio import call_notes, own_notes
 from ptt_client.radio.call_notes import CallNotes
 from ptt_client.radio.notes import Note
 from ptt_client.recordings import burst_file_name
+from ptt_client.script import CallStep
 from ptt_protocol import control
 
 __all__ = ["CALL_ACTIONS", "PressToTalkInput", "RadioCalls", "call_output_for"]
@@ -230,17 +231,10 @@ class RadioCalls:
             self._tell(call_notes.dialing(call))
         return call
 
-    async def call(
-        self,
-        user: str,
-        *,
-        duration: float | None = None,
-        half: bool = False,
-        emergency: bool = False,
-        ring: bool = False,
-    ) -> None:
-        """The script's ``call``: dial, and hang up ``duration`` s after it connects."""
-        call = await self.dial(user, half=half, emergency=emergency, ring=ring)
+    async def call(self, step: CallStep) -> None:
+        """The script's ``call``: dial, and hang up ``step.duration`` s after it connects."""
+        call = await self.dial(step.user, half=step.half, emergency=step.emergency, ring=step.ring)
+        duration = step.duration
         if duration is None:
             return
         await self._until(lambda: call.state in ("connected", "ended"))

@@ -302,16 +302,8 @@ class RecordingRadio:
     async def select(self, channel_name: str) -> None:
         self._record("select", channel_name)
 
-    async def call(
-        self,
-        user: str,
-        *,
-        duration: float | None = None,
-        half: bool = False,
-        emergency: bool = False,
-        ring: bool = False,
-    ) -> None:
-        self._record("call", user, duration, half, emergency, ring)
+    async def call(self, step: CallStep) -> None:
+        self._record("call", step.user, step.duration, step.half, step.emergency, step.ring)
 
     async def call_action(self, action: str) -> None:
         self._record(action)
