@@ -131,3 +131,25 @@ async def test_the_console_calls_the_selected_user_hangs_up_and_shows_the_call_l
         assert cells[1:4] == ["disp", "bob", "full duplex"] and cells[5:] == ["hangup", "disp"]
         await pilot.press("escape")
         assert not isinstance(app.screen, CallLogScreen)
+
+
+async def test_an_emergency_call_from_the_console_is_answered_at_once_by_a_ringing_radio(
+    field: Field, tmp_path: Path
+) -> None:
+    """C on the selected officer: an emergency private call, answered even by a radio that
+    would ring (manual answer), shown as such on both sides."""
+    app = console(field, tmp_path, talk_file=DISPATCH_SPEECH)
+    async with app.run_test(size=(160, 48)) as pilot, officers(field, "bob") as (bob,):
+        bob.calls.auto_answer = False
+        await until(pilot, lambda: app.state.connection == "connected", "the console to log in")
+        await until(
+            pilot, lambda: (row := app.state.presence.get("bob")) and row.online, "bob online"
+        )
+        await select_user(pilot, app, "bob")
+        await pilot.press("C")
+        up = await bob.wait_for(events.CallConnected, timeout=10)
+        assert (up.peer, up.emergency) == ("disp", True)
+        await until(pilot, lambda: "end to end" in banner(app), "the call on the banner")
+        assert "EMERGENCY CALL with Bob Brown" in banner(app) and logged(app, "EMERGENCY call to")
+        await pilot.press("h")
+        assert (await ended(bob)).reason == control.END_HANGUP
