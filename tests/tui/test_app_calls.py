@@ -153,3 +153,24 @@ async def test_an_emergency_call_from_the_console_is_answered_at_once_by_a_ringi
         assert "EMERGENCY CALL with Bob Brown" in banner(app) and logged(app, "EMERGENCY call to")
         await pilot.press("h")
         assert (await ended(bob)).reason == control.END_HANGUP
+
+
+async def test_space_takes_the_floor_of_a_half_duplex_call_at_the_console(
+    field: Field, tmp_path: Path
+) -> None:
+    app = console(field, tmp_path, talk_file=DISPATCH_SPEECH)
+    async with app.run_test(size=(160, 48)) as pilot, officers(field, "alice") as (alice,):
+        await until(pilot, lambda: app.state.connection == "connected", "the console to log in")
+        await alice.calls.dial("disp", mode=control.CALL_HALF_DUPLEX)
+        await until(pilot, lambda: "y answer" in banner(app), "the call to ring at the console")
+        await pilot.press("y")
+        await alice.wait_for(events.CallConnected, timeout=10)
+        await until(pilot, lambda: "half duplex: floor free" in banner(app), "the free floor")
+        await pilot.press("space")
+        told = await alice.wait_for(control.CallTalker, lambda m: m.user_id == "disp")
+        assert told.user_id == "disp"
+        await until(pilot, lambda: "half duplex: you talk" in banner(app), "the console's floor")
+        await pilot.press("space")
+        await alice.wait_for(control.CallTalker, lambda m: m.user_id == "")
+        await alice.calls.hangup()
+        await until(pilot, lambda: app.state.call is None, "the call to end")
