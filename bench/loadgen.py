@@ -77,6 +77,11 @@ UDP_BUFFER: Final = 4 * 1024 * 1024
 """SO_RCVBUF/SO_SNDBUF asked for (Linux caps it at net.core.rmem_max / wmem_max)."""
 _STAMP: Final = struct.Struct("!Q")
 """The send time at the start of each frame: ``time.monotonic_ns()``."""
+MIN_SLEEP_S: Final = 0.001
+"""Shortest pause of the talker loop. uvloop rounds a timer to whole milliseconds, so a
+sub-millisecond sleep is a zero timeout and the loop spun: 0.75 of a core for 2,400 frames/s,
+taken from the relay on a 2-core machine. Frames due meanwhile go out together, each stamped
+when it is sent, so the latency figures are not changed by it."""
 
 T = TypeVar("T")
 M = TypeVar("M", bound=control.Message)
@@ -405,7 +410,7 @@ class LoadGenerator:
                     session.sequence += 1
                     sent[session.account.channel_id] += 1
                     due[i] += period
-            await asyncio.sleep(max(0.0, (min(due) - time.monotonic_ns()) / 1e9))
+            await asyncio.sleep(max(MIN_SLEEP_S, (min(due) - time.monotonic_ns()) / 1e9))
         return sent
 
     async def talk_start(self, rate: float, frame_bytes: int, record: bool) -> dict[str, Any]:

@@ -109,6 +109,8 @@ class Params:
     idle_sessions: int = 2500
     idle_seconds: float = 15.0
     keepalive_interval: float = 5.0
+    media_only: bool = False
+    """Skip the sessions part (its figures report None; the org is made the same)."""
     quick: bool = False
 
     @property
@@ -600,19 +602,21 @@ async def measure_async(params: Params) -> dict[str, Any]:
         org_s = time.monotonic() - started
         try:
             media = await media_part(plan, params, data_dir)
-            sessions = await sessions_part(plan, params, data_dir)
+            sessions = None if params.media_only else await sessions_part(plan, params, data_dir)
         except BenchError as exc:
             raise BenchError(f"{exc}\n{_log_tails(data_dir)}") from None
     latency, load = media["latency"], media["load"]
-    per_session = sessions["rss_per_session_kb"] * 1024
+    per_session = sessions["rss_per_session_kb"] * 1024 if sessions else 0.0
     results: dict[str, Any] = {
         "fwd_pkts_per_cpu_s": load["fwd_pkts_per_cpu_s"],
         "added_latency_p50_ms": latency["latency_p50_ms"],
         "added_latency_p99_ms": latency["latency_p99_ms"],
+        "added_latency_max_ms": latency["latency_max_ms"],
         "loss_pct": latency["loss_pct"],
+        "load_loss_pct": load["loss_pct"],
         "idle_sessions_per_gb": GB / per_session if per_session > 0 else None,
-        "connect_4000_s": sessions["connect_s"],
-        "idle_cpu_pct_2500": sessions["idle_cpu_pct"],
+        "connect_4000_s": sessions["connect_s"] if sessions else None,
+        "idle_cpu_pct_2500": sessions["idle_cpu_pct"] if sessions else None,
         "forwarded_server": load["server_forwarded"],
         "forwarded_listeners": load["listeners_received"],
         "offered_fwd_pps": load["offered_fwd_pps"],
@@ -661,6 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="small numbers, under a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--media-only", action="store_true", default=None, help="skip the sessions part"
+    )
     parser.add_argument("--channels", type=int, help="media channels (1 talker each)")
     parser.add_argument("--listeners", type=int, help="listeners per media channel")
     parser.add_argument("--seconds", type=float, help="send window per media step")
