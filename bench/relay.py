@@ -43,8 +43,15 @@ Two server runs, one per part:
    1000, the roster limit: the worst case, since a login then carries a ~52 KB signed
    roster and an Affiliated with 1000 member ids).
 
-Goals: fwd_pkts_per_cpu_s >= 150,000, added_latency_p99_ms <= 5, loss 0 below saturation,
-idle_sessions_per_gb >= 10,000, connect_4000_s <= 30, idle_cpu_pct_2500 <= 10. With
+Also reported: ``added_latency_max_ms``, ``load_loss_pct`` (the load step's loss: zero is a
+goal only where ``--offered`` is the latency step's rate, as at issue 12's shape ``--channels
+48 --listeners 50 --offered 120000``) and per step ``server_run_queue_share``, the share of
+the window the relay's loop waited for a CPU (/proc/PID/schedstat): on a shared machine that
+wait is latency no relay code can remove. ``--media-only`` skips the sessions part (its
+figures are then None).
+
+Goals: fwd_pkts_per_cpu_s >= 250,000 (issue 12), added_latency_p99_ms <= 5, loss 0 below
+saturation, idle_sessions_per_gb >= 10,000, connect_4000_s <= 30, idle_cpu_pct_2500 <= 10. With
 ``--quick`` (small numbers, under a minute) the session counts differ from the goals' and
 those goals report ``met: null``.
 """
@@ -135,7 +142,7 @@ QUICK: Final = Params(
 )
 
 GOALS: Final = {
-    "fwd_pkts_per_cpu_s": (">=", 150_000.0),
+    "fwd_pkts_per_cpu_s": (">=", 250_000.0),
     "added_latency_p99_ms": ("<=", 5.0),
     "loss_pct": ("<=", 0.0),
     "idle_sessions_per_gb": (">=", 10_000.0),
@@ -249,6 +256,12 @@ class RelayProcess:
 
     def cpu_seconds(self) -> float:
         return sum(self.cpu_times())
+
+    def run_delay_s(self) -> float:
+        """Seconds the main thread (the relay's loop) has waited on a run queue for a CPU:
+        /proc/PID/schedstat field 2. On a shared machine that wait is added latency the
+        relay's code cannot remove."""
+        return int(Path(f"/proc/{self.pid}/schedstat").read_text().split()[1]) / 1e9
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -449,11 +462,13 @@ async def media_step(
     await on_all(listeners, "talk_start", rate=rate, frame_bytes=params.frame_bytes, record=record)
     metrics_before = await relay.metrics()
     (user_before, sys_before), wall_before = relay.cpu_times(), time.monotonic()
+    waited_before = relay.run_delay_s()
     await talkers.call("talk_start", rate=rate, frame_bytes=params.frame_bytes, record=False)
     await asyncio.sleep(params.seconds)
     sent = (await talkers.call("talk_stop"))["sent"]
     await asyncio.sleep(GRACE_S)
     (user_after, sys_after), wall_after = relay.cpu_times(), time.monotonic()
+    waited = relay.run_delay_s() - waited_before
     metrics_after = await relay.metrics()
     await on_all(listeners, "talk_stop")
     stats = await on_all(listeners, "stats")
@@ -488,6 +503,7 @@ async def media_step(
         "server_cpu_s": cpu,
         "server_cpu_util": cpu / wall,
         "server_cpu_sys_share": cpu_sys / cpu if cpu > 0 else None,
+        "server_run_queue_share": waited / wall,
         "window_s": wall,
         "fwd_pkts_per_cpu_s": forwarded / cpu if cpu > 0 else None,
         "latency_samples": len(latencies),
