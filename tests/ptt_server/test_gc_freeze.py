@@ -32,7 +32,9 @@ def garbage_cycle() -> weakref.ref[Node]:
 @pytest.fixture
 async def freezer() -> AsyncIterator[GcFreezer]:
     reclaimed: list[float] = []
-    made = GcFreezer(asyncio.get_running_loop(), interval=3600.0, on_reclaim=reclaimed.append)
+    made = GcFreezer(
+        asyncio.get_running_loop(), interval=3600.0, check_every=1, on_reclaim=reclaimed.append
+    )
     made.start()
     yield made
     made.close()
@@ -43,6 +45,22 @@ async def freezer() -> AsyncIterator[GcFreezer]:
 async def test_start_freezes_the_heap_and_close_thaws_it(freezer: GcFreezer) -> None:
     assert gc.get_freeze_count() > 0
     assert gc.get_count()[0] < 700  # the young generation was emptied into the frozen one
+
+
+async def test_the_size_is_looked_at_only_every_check_every_ticks() -> None:
+    made = GcFreezer(asyncio.get_running_loop(), interval=3600.0, check_every=3)
+    made.start()
+    try:
+        cycle = garbage_cycle()
+        made.tick()
+        grown: list[list[int]] = [[] for _ in range(gc.get_freeze_count())]
+        made.tick()
+        assert cycle() is not None and made.reclaims == 0  # tick 2: not looked at
+        made.tick()
+        assert cycle() is None and made.reclaims == 1 and grown
+    finally:
+        made.close()
+        gc.collect()
 
 
 async def test_a_frozen_cycle_stays_while_the_heap_does_not_grow(freezer: GcFreezer) -> None:
@@ -58,7 +76,7 @@ async def test_growth_makes_the_next_tick_collect_in_full(freezer: GcFreezer) ->
     freezer.tick()
     gc.collect()
     assert cycle() is not None  # frozen: no ordinary collection sees it
-    grown = [[] for _ in range(gc.get_freeze_count())]  # the heap doubles (and stays alive)
+    grown: list[list[int]] = [[] for _ in range(gc.get_freeze_count())]  # doubles, stays alive
     freezer.tick()
     assert cycle() is None and freezer.reclaims == 1
     assert gc.get_freeze_count() > len(grown)  # frozen again after the collection
