@@ -573,6 +573,8 @@ class RelayServer:
     async def _logout(self, session: Session) -> None:
         if not self.sessions.remove(session):
             return
+        if self._gc is not None:
+            self._gc.session_ended()
         self.dispatchers.discard(session)
         await self._leave_channels(session)
         await calls.session_closed(self, session)

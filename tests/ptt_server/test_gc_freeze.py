@@ -1,4 +1,4 @@
-"""GcFreezer: freezes the heap, and collects a frozen cycle only once the frozen heap grew.
+"""GcFreezer: freezes the heap, and collects a frozen cycle only after logouts or a while.
 
 The real collector of this process: each test hands every frozen object back at the end.
 """
@@ -33,7 +33,11 @@ def garbage_cycle() -> weakref.ref[Node]:
 async def freezer() -> AsyncIterator[GcFreezer]:
     reclaimed: list[float] = []
     made = GcFreezer(
-        asyncio.get_running_loop(), interval=3600.0, check_every=1, on_reclaim=reclaimed.append
+        asyncio.get_running_loop(),
+        interval=3600.0,
+        after_sessions=3,
+        every=3600.0 * 3,
+        on_reclaim=reclaimed.append,
     )
     made.start()
     yield made
@@ -47,23 +51,7 @@ async def test_start_freezes_the_heap_and_close_thaws_it(freezer: GcFreezer) -> 
     assert gc.get_count()[0] < 700  # the young generation was emptied into the frozen one
 
 
-async def test_the_size_is_looked_at_only_every_check_every_ticks() -> None:
-    made = GcFreezer(asyncio.get_running_loop(), interval=3600.0, check_every=3)
-    made.start()
-    try:
-        cycle = garbage_cycle()
-        made.tick()
-        grown: list[list[int]] = [[] for _ in range(gc.get_freeze_count())]
-        made.tick()
-        assert cycle() is not None and made.reclaims == 0  # tick 2: not looked at
-        made.tick()
-        assert cycle() is None and made.reclaims == 1 and grown
-    finally:
-        made.close()
-        gc.collect()
-
-
-async def test_a_frozen_cycle_stays_while_the_heap_does_not_grow(freezer: GcFreezer) -> None:
+async def test_a_frozen_cycle_stays_without_logouts(freezer: GcFreezer) -> None:
     cycle = garbage_cycle()
     freezer.tick()  # frozen with everything else
     gc.collect()
@@ -71,14 +59,35 @@ async def test_a_frozen_cycle_stays_while_the_heap_does_not_grow(freezer: GcFree
     assert cycle() is not None and freezer.reclaims == 0
 
 
-async def test_growth_makes_the_next_tick_collect_in_full(freezer: GcFreezer) -> None:
+async def test_logouts_make_the_next_tick_collect_in_full(freezer: GcFreezer) -> None:
     cycle = garbage_cycle()
     freezer.tick()
     gc.collect()
     assert cycle() is not None  # frozen: no ordinary collection sees it
-    grown: list[list[int]] = [[] for _ in range(gc.get_freeze_count())]  # doubles, stays alive
+    for _ in range(2):
+        freezer.session_ended()
+    freezer.tick()
+    assert cycle() is not None and freezer.reclaims == 0  # two logouts are not enough
+    freezer.session_ended()
     freezer.tick()
     assert cycle() is None and freezer.reclaims == 1
-    assert gc.get_freeze_count() > len(grown)  # frozen again after the collection
+    freezer.session_ended()
     freezer.tick()
-    assert freezer.reclaims == 1  # the baseline moved up with the heap
+    assert freezer.reclaims == 1  # the count starts over after a reclaim
+
+
+async def test_without_logouts_a_full_collection_still_comes_every_while() -> None:
+    made = GcFreezer(asyncio.get_running_loop(), interval=3600.0, every=3 * 3600.0)
+    made.start()
+    try:
+        cycle = garbage_cycle()
+        made.tick()
+        made.tick()
+        assert cycle() is not None and made.reclaims == 0
+        made.tick()  # the third tick: `every` has passed
+        assert cycle() is None and made.reclaims == 1
+        made.tick()
+        assert made.reclaims == 1
+    finally:
+        made.close()
+        gc.collect()
