@@ -43,8 +43,15 @@ Two server runs, one per part:
    1000, the roster limit: the worst case, since a login then carries a ~52 KB signed
    roster and an Affiliated with 1000 member ids).
 
-Goals: fwd_pkts_per_cpu_s >= 150,000, added_latency_p99_ms <= 5, loss 0 below saturation,
-idle_sessions_per_gb >= 10,000, connect_4000_s <= 30, idle_cpu_pct_2500 <= 10. With
+Also reported: ``added_latency_max_ms``, ``load_loss_pct`` (the load step's loss: zero is a
+goal only where ``--offered`` is the latency step's rate, as at issue 12's shape ``--channels
+48 --listeners 50 --offered 120000``) and per step ``server_run_queue_share``, the share of
+the window the relay's loop waited for a CPU (/proc/PID/schedstat): on a shared machine that
+wait is latency no relay code can remove. ``--media-only`` skips the sessions part (its
+figures are then None).
+
+Goals: fwd_pkts_per_cpu_s >= 250,000 (issue 12), added_latency_p99_ms <= 5, loss 0 below
+saturation, idle_sessions_per_gb >= 10,000, connect_4000_s <= 30, idle_cpu_pct_2500 <= 10. With
 ``--quick`` (small numbers, under a minute) the session counts differ from the goals' and
 those goals report ``met: null``.
 """
@@ -109,6 +116,8 @@ class Params:
     idle_sessions: int = 2500
     idle_seconds: float = 15.0
     keepalive_interval: float = 5.0
+    media_only: bool = False
+    """Skip the sessions part (its figures report None; the org is made the same)."""
     quick: bool = False
 
     @property
@@ -133,7 +142,7 @@ QUICK: Final = Params(
 )
 
 GOALS: Final = {
-    "fwd_pkts_per_cpu_s": (">=", 150_000.0),
+    "fwd_pkts_per_cpu_s": (">=", 250_000.0),
     "added_latency_p99_ms": ("<=", 5.0),
     "loss_pct": ("<=", 0.0),
     "idle_sessions_per_gb": (">=", 10_000.0),
@@ -247,6 +256,12 @@ class RelayProcess:
 
     def cpu_seconds(self) -> float:
         return sum(self.cpu_times())
+
+    def run_delay_s(self) -> float:
+        """Seconds the main thread (the relay's loop) has waited on a run queue for a CPU:
+        /proc/PID/schedstat field 2. On a shared machine that wait is added latency the
+        relay's code cannot remove."""
+        return int(Path(f"/proc/{self.pid}/schedstat").read_text().split()[1]) / 1e9
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -447,11 +462,13 @@ async def media_step(
     await on_all(listeners, "talk_start", rate=rate, frame_bytes=params.frame_bytes, record=record)
     metrics_before = await relay.metrics()
     (user_before, sys_before), wall_before = relay.cpu_times(), time.monotonic()
+    waited_before = relay.run_delay_s()
     await talkers.call("talk_start", rate=rate, frame_bytes=params.frame_bytes, record=False)
     await asyncio.sleep(params.seconds)
     sent = (await talkers.call("talk_stop"))["sent"]
     await asyncio.sleep(GRACE_S)
     (user_after, sys_after), wall_after = relay.cpu_times(), time.monotonic()
+    waited = relay.run_delay_s() - waited_before
     metrics_after = await relay.metrics()
     await on_all(listeners, "talk_stop")
     stats = await on_all(listeners, "stats")
@@ -486,6 +503,7 @@ async def media_step(
         "server_cpu_s": cpu,
         "server_cpu_util": cpu / wall,
         "server_cpu_sys_share": cpu_sys / cpu if cpu > 0 else None,
+        "server_run_queue_share": waited / wall,
         "window_s": wall,
         "fwd_pkts_per_cpu_s": forwarded / cpu if cpu > 0 else None,
         "latency_samples": len(latencies),
@@ -600,19 +618,21 @@ async def measure_async(params: Params) -> dict[str, Any]:
         org_s = time.monotonic() - started
         try:
             media = await media_part(plan, params, data_dir)
-            sessions = await sessions_part(plan, params, data_dir)
+            sessions = None if params.media_only else await sessions_part(plan, params, data_dir)
         except BenchError as exc:
             raise BenchError(f"{exc}\n{_log_tails(data_dir)}") from None
     latency, load = media["latency"], media["load"]
-    per_session = sessions["rss_per_session_kb"] * 1024
+    per_session = sessions["rss_per_session_kb"] * 1024 if sessions else 0.0
     results: dict[str, Any] = {
         "fwd_pkts_per_cpu_s": load["fwd_pkts_per_cpu_s"],
         "added_latency_p50_ms": latency["latency_p50_ms"],
         "added_latency_p99_ms": latency["latency_p99_ms"],
+        "added_latency_max_ms": latency["latency_max_ms"],
         "loss_pct": latency["loss_pct"],
+        "load_loss_pct": load["loss_pct"],
         "idle_sessions_per_gb": GB / per_session if per_session > 0 else None,
-        "connect_4000_s": sessions["connect_s"],
-        "idle_cpu_pct_2500": sessions["idle_cpu_pct"],
+        "connect_4000_s": sessions["connect_s"] if sessions else None,
+        "idle_cpu_pct_2500": sessions["idle_cpu_pct"] if sessions else None,
         "forwarded_server": load["server_forwarded"],
         "forwarded_listeners": load["listeners_received"],
         "offered_fwd_pps": load["offered_fwd_pps"],
@@ -661,6 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quick", action="store_true", help="small numbers, under a minute")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--media-only", action="store_true", default=None, help="skip the sessions part"
+    )
     parser.add_argument("--channels", type=int, help="media channels (1 talker each)")
     parser.add_argument("--listeners", type=int, help="listeners per media channel")
     parser.add_argument("--seconds", type=float, help="send window per media step")

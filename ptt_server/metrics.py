@@ -110,6 +110,16 @@ class ServerMetrics:
             "Time spent in malloc_trim (the event loop was blocked that long)",
             registry=r,
         )
+        self.gc_reclaims = Counter(
+            "fieldradio_gc_reclaims",
+            "Full collections of the frozen heap (ptt_server.gc_freeze)",
+            registry=r,
+        )
+        self.gc_reclaim_seconds = Counter(
+            "fieldradio_gc_reclaim_seconds",
+            "Time spent in those collections (the event loop was blocked that long)",
+            registry=r,
+        )
         self.floor_grants = Counter("fieldradio_floor_grants", "Floor grants", registry=r)
         self.floor_denials = Counter("fieldradio_floor_denials", "Floor denials", registry=r)
         self.floor_preemptions = Counter(

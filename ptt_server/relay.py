@@ -42,6 +42,7 @@ from crypto.keyring import EPOCH_BITS
 from crypto.sframe import peek_kid
 from ptt_protocol import control, media, repeats
 from ptt_protocol.errors import ProtocolError, ReplayError
+from ptt_server.batch_send import Address, Sender, batch_sender
 from ptt_server.channels import Channel
 from ptt_server.metrics import RelayCounters
 from ptt_server.senders import EPOCH_MASK
@@ -71,11 +72,14 @@ class MediaRelay(asyncio.DatagramProtocol):
         self._counters = counters
         self._clock = clock
         self.transport: asyncio.DatagramTransport | None = None
+        self._fan_out: Sender | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: neither CPython 3.11's selector UDP transport nor uvloop's
         # UDPTransport subclasses asyncio.DatagramTransport, though both implement it.
         self.transport = cast(asyncio.DatagramTransport, transport)
+        # One sendmmsg per forwarded frame (ptt_server.batch_send); errors as sendto's.
+        self._fan_out = batch_sender(transport, self.error_received)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (a listener went away) must not stop the relay.
@@ -170,10 +174,20 @@ class MediaRelay(asyncio.DatagramProtocol):
         elif not flags & SIGNATURE and not self._own_kid(channel, user, inner):
             return
         sent = 0
+        datagrams: list[bytes] = []
+        addresses: list[Address] = []
         for listener in channel.listeners.values():
             if listener is not session:
-                self.send(listener, listener.hop.seal(inner))
+                listener_hop = listener.hop
+                address = listener_hop.address
+                if address is None or address is TUNNEL:
+                    self.send(listener, listener_hop.seal(inner))
+                else:
+                    datagrams.append(listener_hop.seal(inner))
+                    addresses.append(address)  # type: ignore[arg-type]  # UDP: a tuple
                 sent += 1
+        if datagrams and self._fan_out is not None:
+            self._fan_out.send_all(datagrams, addresses)
         counters = self._counters
         counters.forwarded_packets += sent
         counters.forwarded_bytes += sent * len(data)

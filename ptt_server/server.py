@@ -28,7 +28,7 @@ from crypto.errors import CryptoError
 from crypto.identity import Credential, RevocationList, Role, TrustAnchor
 from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
-from ptt_server import heap, prelogin, tls
+from ptt_server import gc_freeze, heap, prelogin, tls
 from ptt_server.call_core import CallTable
 from ptt_server.channels import Channel
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
@@ -123,6 +123,7 @@ class RelayServer:
         self._ws_server: Server | None = None
         self._gate: prelogin.LoginGate | None = None
         self._udp: asyncio.DatagramTransport | None = None
+        self._gc: gc_freeze.GcFreezer | None = None
         self.relay: MediaRelay | None = None
         self._background: set[asyncio.Future[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -217,6 +218,14 @@ class RelayServer:
             ) from None
         self._udp = transport
 
+        def count_reclaim(seconds: float) -> None:
+            self.metrics.gc_reclaims.inc()
+            self.metrics.gc_reclaim_seconds.inc(seconds)
+
+        # The store is loaded: from here on the collector walks only what is new.
+        self._gc = gc_freeze.GcFreezer(loop, on_reclaim=count_reclaim)
+        self._gc.start()
+
         # Before the control port: a refused start then has nothing listening to undo.
         if self.config.metrics_port:
             from prometheus_client import start_http_server
@@ -299,6 +308,8 @@ class RelayServer:
             await self._ws_server.wait_closed()
         if self._udp is not None:
             self._udp.close()
+        if self._gc is not None:
+            self._gc.close()
         for channel in self.channels.values():
             channel.close()
         for timer in (self._emergency_timer, self.call_timer):
@@ -564,6 +575,8 @@ class RelayServer:
     async def _logout(self, session: Session) -> None:
         if not self.sessions.remove(session):
             return
+        if self._gc is not None:
+            self._gc.session_ended()
         self.dispatchers.discard(session)
         await self._leave_channels(session)
         await calls.session_closed(self, session)
