@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ptt-server: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
-    from ptt_server.server import StartupError
+    from ptt_server.startup import StartupError
 
     if args.org_root is not None:
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import secrets
 import time
@@ -46,6 +45,7 @@ from ptt_server.sessions import (
     Session,
     SessionTable,
 )
+from ptt_server.startup import StartupError, bind_refused
 from ptt_server.store import Store, StoreError, User
 
 log = logging.getLogger("ptt_server")
@@ -54,29 +54,6 @@ SEND_PIECE = 8192
 """Largest single TLS write (see _writer): measured 156 -> 80 KB per idle session."""
 PRUNE_INTERVAL = 3600.0
 """Seconds between sweeps of expired recordings and messages."""
-
-
-class StartupError(Exception):
-    """The server cannot start; the message says what to do."""
-
-
-def bind_refused(what: str, host: str, port: int, flag: str, exc: OSError) -> StartupError:
-    """One line for a socket that cannot be bound: which one, why, and the flag to change."""
-    code = exc.errno
-    cause = exc.__cause__ or exc.__context__
-    if code is None and isinstance(cause, OSError):
-        code = cause.errno  # uvloop wraps the bind error of a datagram endpoint
-    if code is None and "in use" in str(exc):
-        code = errno.EADDRINUSE
-    if code == errno.EADDRINUSE:
-        why = "is already in use (another ptt-server, or another program)"
-    elif code == errno.EACCES:
-        why = "needs privileges this user does not have (a port below 1024?)"
-    elif code == errno.EADDRNOTAVAIL:
-        why = "is not an address of this machine"
-    else:
-        why = f"cannot be opened ({exc.strerror or exc})"
-    return StartupError(f"{what} {host}:{port} {why}: free it or choose another with {flag}")
 
 
 class RelayServer:

@@ -13,7 +13,8 @@ from crypto.roster import Roster, sign_roster
 from ptt_protocol import control
 from ptt_server.config import org_root_path
 from ptt_server.keyfiles import OrgRootError, install_org_root, refuse_private_keys
-from ptt_server.server import RelayServer, StartupError
+from ptt_server.server import RelayServer
+from ptt_server.startup import StartupError
 from tests.credentials import CHEAP_SCRYPT, bundle_for
 from tests.orgfixture import Org, server_config
 from tests.ptt_server.rawclient import logged_in
