@@ -51,8 +51,8 @@ class PrivateCall:
     call_id: bytes
     caller: str
     callee: str
-    mode: str
-    commencement: str
+    mode: control.CallMode
+    commencement: control.Commencement
     emergency: bool
     offered_at: float
     deadline: float
@@ -90,7 +90,7 @@ class CallAnswered:
 class CallEnded:
     call_id: bytes
     at: float
-    outcome: str
+    outcome: control.EndReason
     ended_by: str
     """The user who ended it, or "" when the relay did."""
 
@@ -237,7 +237,9 @@ class CallTable:
         )
         return effects
 
-    def _refusal(self, caller: Party, callee: Party, call: PrivateCall) -> tuple[str, str] | None:
+    def _refusal(
+        self, caller: Party, callee: Party, call: PrivateCall
+    ) -> tuple[control.EndReason, str] | None:
         assert caller.role is not None
         if callee.role is None:
             return control.END_FORBIDDEN, f"no user {callee.user_id!r} in this organisation"
@@ -329,7 +331,13 @@ class CallTable:
     # --- internals --------------------------------------------------------------------------
 
     def _end(
-        self, call: PrivateCall, now: float, outcome: str, text: str, *, ended_by: str
+        self,
+        call: PrivateCall,
+        now: float,
+        outcome: control.EndReason,
+        text: str,
+        *,
+        ended_by: str,
     ) -> list[CallEffect]:
         del self._calls[call.call_id]
         for user in (call.caller, call.callee):
@@ -342,8 +350,8 @@ class CallTable:
         ]
 
 
-def _end_to(user: str, call_id: bytes, reason: str, text: str) -> SendTo:
+def _end_to(user: str, call_id: bytes, reason: control.EndReason, text: str) -> SendTo:
     return SendTo(
         user,
-        control.CallEnd(call_id=call_id, reason=reason, text=text),  # type: ignore[arg-type]
+        control.CallEnd(call_id=call_id, reason=reason, text=text),
     )

@@ -24,6 +24,7 @@ from crypto.errors import CallError
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from ptt_client.calls.errors import CallMediaError
 from ptt_client.calls.sdp_checks import sdp_fingerprints
+from ptt_protocol import control
 
 __all__ = ["CallRefused", "SeenOffers", "check", "describe"]
 
@@ -41,9 +42,9 @@ def describe(
     side: Literal["offer", "answer"],
     caller: str,
     callee: str,
-    mode: str,
+    mode: control.CallMode,
     emergency: bool,
-    commencement: str,
+    commencement: control.Commencement,
     sdp: str,
     fingerprints: frozenset[tuple[str, str]],
     now: float,
@@ -56,9 +57,9 @@ def describe(
         side=side,
         caller=caller,
         callee=callee,
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         emergency=emergency,
-        commencement=commencement,  # type: ignore[arg-type]
+        commencement=commencement,
         sdp=sdp,
         fingerprints=tuple(sorted(fingerprints)),
         issued_at=now,

@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from crypto.identity import Credential, DeviceKeys, TrustAnchor
 from ptt_client import events
@@ -62,9 +62,9 @@ class Call:
     call_id: bytes
     peer: str
     outgoing: bool
-    mode: str
+    mode: control.CallMode
     emergency: bool
-    commencement: str
+    commencement: control.Commencement
     display_name: str = ""
     state: str = "dialing"
     """dialing, ringing, connecting, connected, ended."""
@@ -129,9 +129,9 @@ class PrivateCalls:
         self,
         user: str,
         *,
-        mode: str = control.CALL_FULL_DUPLEX,
+        mode: control.CallMode = control.CALL_FULL_DUPLEX,
         emergency: bool = False,
-        commencement: str = control.COMMENCEMENT_AUTOMATIC,
+        commencement: control.Commencement = control.COMMENCEMENT_AUTOMATIC,
     ) -> Call:
         """Call ``user``; returns once the offer is sent (watch the events, or ``call.ended``).
 
@@ -165,8 +165,8 @@ class PrivateCalls:
                 control.CallOffer(
                     call_id=call.call_id,
                     to_user=user,
-                    mode=mode,  # type: ignore[arg-type]
-                    commencement=call.commencement,  # type: ignore[arg-type]
+                    mode=mode,
+                    commencement=call.commencement,
                     emergency=emergency,
                     description=blob,
                 )
@@ -434,7 +434,9 @@ class PrivateCalls:
             )
         )
 
-    async def _finish(self, call: Call, reason: str, text: str, *, tell: bool = True) -> None:
+    async def _finish(
+        self, call: Call, reason: control.EndReason, text: str, *, tell: bool = True
+    ) -> None:
         """End ``call`` once: tell the relay (unless it told us), close the media, report."""
         if call.state == "ended":
             return
@@ -446,7 +448,7 @@ class PrivateCalls:
         if tell:
             with contextlib.suppress(Exception):  # the connection may be gone: the relay knows
                 await self._send(
-                    control.CallEnd(call_id=call.call_id, reason=reason, text=text[:4096])  # type: ignore[arg-type]
+                    control.CallEnd(call_id=call.call_id, reason=reason, text=text[:4096])
                 )
         if call.media is not None:
             await call.media.close()
@@ -457,10 +459,12 @@ class PrivateCalls:
         call.ended.set()
         self._emit(call.end)
 
-    async def _end_unknown(self, message: control.CallIncoming, reason: str, text: str) -> None:
+    async def _end_unknown(
+        self, message: control.CallIncoming, reason: control.EndReason, text: str
+    ) -> None:
         with contextlib.suppress(Exception):
             await self._send(
-                control.CallEnd(call_id=message.call_id, reason=reason, text=text[:4096])  # type: ignore[arg-type]
+                control.CallEnd(call_id=message.call_id, reason=reason, text=text[:4096])
             )
         self._emit(events.CallEnded(message.call_id, message.from_user, False, reason, text, 0.0))
 
@@ -489,14 +493,16 @@ class PrivateCalls:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SIGNAL_GRACE):
                 await call.ended.wait()
-        outcome = control.END_HANGUP if reason == HUNG_UP else control.END_FAILED
+        outcome: control.EndReason = control.END_HANGUP if reason == HUNG_UP else control.END_FAILED
         await self._finish(call, outcome, f"{reason} ({call.peer})")
 
-    def _describe(self, call: Call, side: str, sdp: str, media: CallMedia) -> bytes:
+    def _describe(
+        self, call: Call, side: Literal["offer", "answer"], sdp: str, media: CallMedia
+    ) -> bytes:
         caller, callee = (self.user_id, call.peer) if side == "offer" else (call.peer, self.user_id)
         return describe(
             call_id=call.call_id,
-            side=side,  # type: ignore[arg-type]
+            side=side,
             caller=caller,
             callee=callee,
             mode=call.mode,

@@ -140,7 +140,7 @@ async def run_effects(server: RelayServer, effects: list[CallEffect]) -> None:
                         call_id=call.call_id,
                         caller=call.caller,
                         callee=call.callee,
-                        mode=call.mode,  # type: ignore[arg-type]
+                        mode=call.mode,
                         emergency=call.emergency,
                         offered_at=call.offered_at,
                     )
