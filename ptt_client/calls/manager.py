@@ -78,10 +78,6 @@ class Call:
     _incoming: control.CallIncoming | None = None
     _answered: asyncio.Future[control.CallAnswer] | None = None
 
-    @property
-    def caller(self) -> str:
-        return "" if self.outgoing else self.peer
-
 
 class PrivateCalls:
     """This radio's private calls; fed the call messages its control connection receives."""
