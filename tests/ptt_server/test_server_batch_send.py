@@ -11,7 +11,6 @@ import asyncio
 import ctypes
 import errno
 import os
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +19,11 @@ import pytest
 from ptt_server import batch_send
 from ptt_server.batch_send import Address, BatchSender, PlainSender, batch_sender, libc_sendmmsg
 
-pytestmark = pytest.mark.skipif(libc_sendmmsg() is None, reason="no sendmmsg in this C library")
+
+def test_this_c_library_has_sendmmsg() -> None:
+    """Debian's glibc has it; without it the relay falls back to one sendto per datagram and
+    every batch test below would measure the fallback, so say so instead of skipping."""
+    assert libc_sendmmsg() is not None, "no sendmmsg(2) in this C library"
 
 
 @dataclass
@@ -130,12 +133,9 @@ async def test_mixed_sizes_and_more_than_one_call_of_messages(rig: Rig) -> None:
 
 
 async def test_ipv6_addresses() -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 here")
-    try:
-        made, opened = await open_rig("::1", 3)
-    except OSError:
-        pytest.skip("no ::1 here")
+    # The machines this runs on have ::1 (the radios' ICE tests see IPv6 too): an IPv6
+    # sockaddr is a different struct in the sendmmsg binding, so it must be sent for real.
+    made, opened = await open_rig("::1", 3)
     try:
         expected = fan_out(made, rounds=3, size=64)
         made.batch().send_all(*flatten(made, expected))
