@@ -50,6 +50,7 @@ from bench.relay import REPOSITORY, BenchError, RelayProcess, relay_process
 from bench.speech_quality import align, speech_quality
 from bench.turn import Coturn
 from bench.voice import Goal, make_authority
+from bench.voice_figures import mean
 from crypto.bundle import CredentialBundle
 from crypto.identity import Role
 from ptt_admin import people
@@ -300,10 +301,6 @@ async def measure_async(samples: Sequence[Path], calls: int) -> dict[str, list[C
 
 def summarise(paths: dict[str, list[CallFigures]]) -> dict[str, Any]:
     direct, relay = paths["direct"], paths["relay"]
-
-    def mean(values: Sequence[float | None]) -> float | None:
-        kept = [v for v in values if v is not None]
-        return round(float(np.mean(kept)), 2) if kept else None
 
     return {
         "setup_p95_ms": percentile([c.setup_ms for c in direct if c.setup_ms is not None], 95),

@@ -45,6 +45,14 @@ class TransmitOperations:
     def transmitting(self) -> bool:
         return self._talking is not None and not self._talking.is_finished
 
+    def _opened_source(self) -> AudioInput | None:
+        """What the dispatcher talks from, or None (and a note saying why) if it won't open."""
+        try:
+            return self._source()
+        except (AudioError, OSError) as exc:
+            self.apply(Note("error", f"no audio to send: {exc}"))
+            return None
+
     def _source(self) -> AudioInput:
         if self.talk_file is not None:
             from ptt_client.audio import WavFileInput
@@ -88,10 +96,8 @@ class TransmitOperations:
             self.apply(Note("floor", f"transmit key up on {self.state.channel_name(channel_id)}"))
 
     async def _talk(self, channel_id: int) -> None:
-        try:
-            source = self._source()
-        except (AudioError, OSError) as exc:
-            self.apply(Note("error", f"no audio to send: {exc}"))
+        source = self._opened_source()
+        if source is None:
             return
         transmitter = self._the_transmitter()
         try:
@@ -131,10 +137,8 @@ class TransmitOperations:
         self.refresh_view(Changed.STATUS)
 
     async def _broadcast(self, channel_ids: tuple[int, ...]) -> None:
-        try:
-            source = self._source()
-        except (AudioError, OSError) as exc:
-            self.apply(Note("error", f"no audio to send: {exc}"))
+        source = self._opened_source()
+        if source is None:
             return
         transmitter = self._the_transmitter()
         for channel_id in channel_ids:
