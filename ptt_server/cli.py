@@ -63,6 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="root.pub",
         help="install the org root public key from ptt-admin init (first start)",
     )
+    parser.add_argument(
+        "--cluster",
+        metavar="nats://HOST:PORT",
+        help="join the cluster on this NATS bus (needs --store); default: one node on its own",
+    )
+    parser.add_argument("--node-name", help="this node's unique name in the cluster")
+    parser.add_argument(
+        "--store",
+        metavar="postgresql://...",
+        help="the PostgreSQL store a cluster's nodes share (default: SQLite in --data-dir)",
+    )
     return parser
 
 
@@ -79,6 +90,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         overrides["metrics_port"] = args.metrics_port
     if args.public_host:
         overrides["public_host"] = args.public_host
+    for key in ("cluster", "node_name", "store"):
+        if getattr(args, key):
+            overrides[key] = getattr(args, key)
     config = msgspec.structs.replace(config, **overrides)
     validate(config)
     return config

@@ -75,6 +75,15 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     turn_credential_ttl: float = 3600.0
     call_ring_timeout: float = 30.0
     """Seconds a private call rings (manual answer) before it ends unanswered."""
+    cluster: str = ""
+    """NATS URL (``nats://HOST:PORT``, several comma-separated) of the bus that joins this node
+    to the others; empty: one node on its own (the default)."""
+    node_name: str = ""
+    """This node's name on the bus (unique in the cluster); empty: the host name and the
+    control port."""
+    store: str = ""
+    """PostgreSQL connection URL (``postgresql://USER@HOST:PORT/DB``) of the store the cluster's
+    nodes share; empty: the embedded SQLite file in the data directory (the default)."""
     log_level: str = "INFO"
 
     def resolved_data_dir(self) -> Path:
@@ -133,11 +142,28 @@ def validate(config: ServerConfig) -> None:
     if config.idle_timeout <= config.heartbeat_interval:
         raise ConfigError("idle_timeout must be longer than heartbeat_interval")
     _validate_calls(config)
+    _validate_cluster(config)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("set both tls_cert and tls_key, or neither (a self-signed pair is made)")
 
 
 _TURN_SCHEMES = ("turn:", "turns:", "stun:")
+
+
+def _validate_cluster(config: ServerConfig) -> None:
+    for url in filter(None, config.cluster.split(",")):
+        if not url.strip().startswith(("nats://", "tls://")):
+            raise ConfigError(f"cluster: {url!r} is not a NATS URL (nats://HOST:PORT)")
+    if config.store and not config.store.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"store: {config.store!r} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB);"
+            " leave it empty for the embedded SQLite store"
+        )
+    if config.cluster and not config.store:
+        raise ConfigError(
+            "cluster is set but store is not: the nodes of a cluster share one PostgreSQL"
+            " store (--store postgresql://...)"
+        )
 
 
 def _validate_calls(config: ServerConfig) -> None:

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # gpsd + gpsd-clients: gpsfake replays NMEA logs in the radio's GPS tests;
 # systemd (systemd-analyze), python3-seccomp, util-linux (unshare): the test that runs the
 # relay inside its systemd unit's sandbox (tests/test_deploy_sandbox.py);
-# coturn: the TURN relay private calls fall back to (the tests start their own on 127.0.0.1).
+# coturn: the TURN relay private calls fall back to (the tests start their own on 127.0.0.1);
+# nats-server + postgresql: the cluster's bus and shared store (the tests start their own).
 SYSTEM_PACKAGES=(libopus0 portaudio19-dev gcc python3-dev python3-venv gpsd gpsd-clients
-  systemd python3-seccomp util-linux coturn)
+  systemd python3-seccomp util-linux coturn nats-server postgresql)
 
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
