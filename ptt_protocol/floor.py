@@ -154,6 +154,15 @@ class FloorControl:
         """Number of the current (or last) media burst; +1 on every new grant."""
         return self._burst_id
 
+    def continue_numbering(self, last_burst_id: int) -> None:
+        """Number the next burst after ``last_burst_id`` (a floor taken over from another
+        server of a cluster: burst ids of a channel keep increasing across owners)."""
+        if self._holder is not None or self._queue:
+            raise ValueError("burst numbering can only move on an idle floor")
+        if not 0 <= last_burst_id <= 0xFFFF_FFFF:
+            raise ValueError(f"burst id {last_burst_id} is not a 32-bit number")
+        self._burst_id = max(self._burst_id, last_burst_id)
+
     def may_send(self, user: str) -> bool:
         """Whether the relay should forward media from ``user`` now.
 

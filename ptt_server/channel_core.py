@@ -181,6 +181,19 @@ class ChannelCore:
             return False
         return now < (trailing[3] if statement else trailing[2])
 
+    def trailing(self, now: float) -> tuple[str, int, float, float] | None:
+        """(talker, burst id, seconds its voice, seconds its statements are still
+        forwarded) of the burst that just ended, while either lasts; else None."""
+        trailing = self._trailing
+        if trailing is None or now >= trailing[3]:
+            return None
+        return trailing[0], trailing[1], max(0.0, trailing[2] - now), trailing[3] - now
+
+    @property
+    def idle(self) -> bool:
+        """Nobody holds the floor, nobody waits, and no burst is recorded."""
+        return self._burst is None and self.floor.holder is None and not self.floor.queue
+
     def taken_message(self) -> control.FloorTaken | None:
         """FloorTaken for the burst in progress (for a late entrant), or None."""
         burst = self._burst

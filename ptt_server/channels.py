@@ -16,10 +16,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from crypto.roster import Roster
 from ptt_protocol import control, floor
 from ptt_server.channel_core import (
+    TRAILING_STATEMENT_GRACE,
     Broadcast,
     BurstEnded,
     BurstStarted,
@@ -29,6 +31,8 @@ from ptt_server.channel_core import (
     Granted,
     ToUser,
 )
+from ptt_server.cluster.floor_mirror import FloorMirror
+from ptt_server.cluster.wire import FloorAction, FloorNews, Trailing
 from ptt_server.link_feedback import ChannelFeedback
 from ptt_server.metrics import ServerMetrics
 from ptt_server.senders import SenderIndexes
@@ -39,6 +43,34 @@ log = logging.getLogger(__name__)
 
 RECORDING_FLUSH_INTERVAL = 0.5
 """Seconds of frames buffered before one batched write to the store."""
+
+
+class FloorLink(Protocol):
+    """How a channel reaches the other nodes of a cluster (:mod:`ptt_server.cluster.floors`).
+
+    A channel on one node has none. On a cluster node the channel's floor is decided by
+    the node that owns it: elsewhere, floor inputs are forwarded to the owner, and the
+    owner's news (:meth:`Channel.apply_news`) drives what the relay forwards.
+    """
+
+    def forward(
+        self,
+        channel: Channel,
+        action: FloorAction,
+        session: Session,
+        priority: floor.Priority = floor.Priority.OFFICER,
+        broadcast: bool = False,
+    ) -> None:
+        """Send a floor input of a local radio to the owner of ``channel``'s floor."""
+
+    def to_user(self, user: str, message: control.Message) -> None:
+        """Deliver ``message`` to ``user`` on whichever node it is logged in."""
+
+    def news(self, channel: Channel, broadcasts: list[Broadcast]) -> None:
+        """The owner's floor changed: tell the other nodes (and send them ``broadcasts``)."""
+
+    def listening(self, channel: Channel, listening: bool) -> None:
+        """This node started (or stopped) having listeners of ``channel``."""
 
 
 @dataclass
@@ -95,11 +127,23 @@ class Channel:
         self.feedback = ChannelFeedback()
         """The holder's uplink and the listeners' reports (loss feedback for the talker)."""
         self._feedback_timer: asyncio.TimerHandle | None = None
+        self.link: FloorLink | None = None
+        """The cluster (None on one node)."""
+        self.mirror: FloorMirror | None = None
+        """On a cluster node that does not own this floor: the owner's news (else None)."""
 
     @property
     def burst_id(self) -> int | None:
         """The burst the floor was granted for (the only one the relay forwards)."""
+        if self.mirror is not None:
+            return self.mirror.burst_id
         return self.core.burst_id
+
+    def may_send(self, user: str) -> bool:
+        """Whether the relay forwards ``user``'s media now (after :meth:`media_received`)."""
+        if self.mirror is not None:
+            return self.mirror.may_send(user)
+        return self.floor.may_send(user)
 
     # --- listeners -------------------------------------------------------------------------
 
@@ -116,12 +160,19 @@ class Channel:
 
     def add_listener(self, session: Session) -> None:
         """Affiliate ``session``; a late entrant learns the current talker at once."""
+        first = not self.listeners
         self.listeners[session.session_index] = session
         session.affiliated.add(self.channel_id)
         self.core.names[session.user_id] = session.credential.display_name
-        taken = self.core.taken_message()
-        if taken is not None and taken.user_id != session.user_id:
-            session.send(taken, urgent=True)
+        if self.mirror is not None:
+            if self.mirror.taken is not None and self.mirror.holder != session.user_id:
+                session.send_encoded(self.mirror.taken, urgent=True)
+        else:
+            taken = self.core.taken_message()
+            if taken is not None and taken.user_id != session.user_id:
+                session.send(taken, urgent=True)
+        if first and self.link is not None:
+            self.link.listening(self, True)
 
     def remove_listener(self, session: Session, now: float) -> None:
         self.listeners.pop(session.session_index, None)
@@ -129,7 +180,12 @@ class Channel:
         session.affiliated.discard(self.channel_id)
         if session.selected_channel == self.channel_id:
             session.selected_channel = None
-        self._run(self.core.disconnect(session.user_id, now, time.time()))
+        if self.mirror is not None and self.link is not None:
+            self.link.forward(self, "disconnect", session)
+        else:
+            self._run(self.core.disconnect(session.user_id, now, time.time()))
+        if not self.listeners and self.link is not None:
+            self.link.listening(self, False)
 
     # --- floor -----------------------------------------------------------------------------
 
@@ -137,17 +193,44 @@ class Channel:
         self, session: Session, priority: floor.Priority, now: float, *, broadcast: bool = False
     ) -> None:
         """A Floor Request (``broadcast``: this channel's part of a broadcast group call)."""
+        if self.mirror is not None and self.link is not None:
+            self.link.forward(self, "request", session, priority, broadcast)
+            return
         effects = self.core.request(
             session.user_id, priority, now, time.time(), broadcast=broadcast
         )
         self._run(effects)
 
     def release_floor(self, session: Session, now: float) -> None:
+        if self.mirror is not None and self.link is not None:
+            self.link.forward(self, "release", session)
+            return
         self._run(self.core.release(session.user_id, now, time.time()))
+
+    def floor_input(
+        self,
+        action: FloorAction,
+        user: str,
+        display_name: str,
+        priority: floor.Priority,
+        broadcast: bool,
+        now: float,
+    ) -> None:
+        """A floor input of a radio on another node (this node owns the floor)."""
+        wall = time.time()
+        if action == "request":
+            self.core.names[user] = display_name
+            self._run(self.core.request(user, priority, now, wall, broadcast=broadcast))
+        elif action == "release":
+            self._run(self.core.release(user, now, wall))
+        else:
+            self._run(self.core.disconnect(user, now, wall))
 
     def media_received(self, user: str, now: float) -> None:
         """A datagram of ``user`` arrived (the relay's hot path): fire the timers due by its
         time, so a holder whose T1 or T3 ran out a moment ago is not forwarded."""
+        if self.mirror is not None:
+            return  # the owner's timers run on the owner, fed by the media on the bus
         effects = self.core.media(user, now, time.time)
         if effects:
             self._run(effects)
@@ -155,7 +238,104 @@ class Channel:
     def accepts_trailing(self, user: str, burst_id: int, statement: bool, now: float) -> bool:
         """Whether a late frame (``statement``: a burst statement) of the burst that just
         ended may still be forwarded."""
+        if self.mirror is not None:
+            return self.mirror.accepts_trailing(user, burst_id, statement, now)
         return self.core.accepts_trailing(user, burst_id, statement, now)
+
+    # --- the floor across a cluster ---------------------------------------------------------
+
+    def news(self, now: float) -> FloorNews | None:
+        """This owner's floor state, for the other nodes (sequence and broadcasts added by
+        the cluster); None if this node does not own the floor."""
+        if self.mirror is not None:
+            return None
+        taken = self.core.taken_message()
+        trailing = self.core.trailing(now)
+        return FloorNews(
+            channel_id=self.channel_id,
+            owner="",
+            sequence=0,
+            holder=self.floor.holder,
+            burst_id=self.core.burst_id,
+            taken=None if taken is None else control.encode(taken),
+            trailing=None if trailing is None else Trailing(*trailing),
+        )
+
+    def apply_news(self, news: FloorNews, now: float) -> None:
+        """The owner's floor news (this node does not own the floor)."""
+        mirror = self.mirror
+        if mirror is None:
+            return  # this node owns it now: the sender's news is stale
+        before = mirror.holder, mirror.burst_id
+        if not mirror.apply(news, now):
+            return
+        for data, exclude in news.broadcasts:
+            for session in self.listeners.values():
+                if session.user_id != exclude:
+                    session.send_encoded(data, urgent=True)
+        taken = news.taken
+        if (
+            taken is not None
+            and before != (mirror.holder, mirror.burst_id)
+            and all(data != taken for data, _ in news.broadcasts)
+        ):
+            # A burst this node first hears of from a heartbeat (its listeners came after the
+            # grant): they learn the talker now, as a late entrant does.
+            for session in self.listeners.values():
+                if session.user_id != mirror.holder:
+                    session.send_encoded(taken, urgent=True)
+        if mirror.holder != before[0]:
+            self._stop_feedback()
+            if mirror.holder is not None:
+                self._start_feedback(mirror.holder)
+
+    def owner_gone(self, now: float) -> None:
+        """The owner stopped sending news mid-burst (it died): end the burst here."""
+        if self.mirror is None:
+            return
+        talker = self.mirror.end(now, TRAILING_STATEMENT_GRACE)
+        if talker is None:
+            return
+        self._stop_feedback()
+        session = self._sessions.by_user.get(talker)
+        if session is not None and session.session_index in self.listeners:
+            revoke = control.FloorRevoke(
+                channel_id=self.channel_id, cause=floor.RevokeCause.OTHER_REASON.phrase
+            )
+            session.send(revoke, urgent=True)
+        idle = control.encode(control.FloorIdle(channel_id=self.channel_id))
+        for listener in self.listeners.values():
+            if listener.user_id != talker:
+                listener.send_encoded(idle, urgent=True)
+
+    def own(self, last_burst_id: int) -> None:
+        """This node took the floor's lease: it decides the floor from now on."""
+        self.mirror = None
+        self.floor.continue_numbering(last_burst_id)
+
+    def disown(self, now: float) -> None:
+        """This node no longer owns the floor (lease given up or lost): a burst in progress
+        ends (its listeners here are told at once; the next owner starts idle)."""
+        if self.mirror is not None:
+            return
+        last = self.core.burst_id or self.floor.burst_id
+        for effect in self.core.end(now):
+            if isinstance(effect, BurstEnded):
+                self._end_recording(effect)
+        had_holder = self.floor.holder is not None
+        self.core = ChannelCore(self.channel_id, self.floor.config)
+        self.core.names = {s.user_id: s.credential.display_name for s in self.listeners.values()}
+        self.floor = self.core.floor
+        self.floor.continue_numbering(last)
+        self.mirror = FloorMirror(self.channel_id)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._stop_feedback()
+        if had_holder:
+            idle = control.encode(control.FloorIdle(channel_id=self.channel_id))
+            for listener in self.listeners.values():
+                listener.send_encoded(idle, urgent=True)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -163,6 +343,7 @@ class Channel:
 
     def _run(self, effects: list[ChannelEffect]) -> None:
         """Carry out the core's effects, then re-arm the floor timer."""
+        broadcasts: list[Broadcast] = []
         for effect in effects:
             # Floor messages go ahead of any backlog (texts, credentials): listeners decide
             # which burst a datagram belongs to from them, and UDP does not wait.
@@ -170,7 +351,10 @@ class Channel:
                 session = self._sessions.by_user.get(effect.user)
                 if session is not None:
                     session.send(effect.message, urgent=True)
+                elif self.link is not None:
+                    self.link.to_user(effect.user, effect.message)
             elif isinstance(effect, Broadcast):
+                broadcasts.append(effect)
                 data = control.encode(effect.message)
                 for session in self.listeners.values():
                     if session.user_id != effect.exclude:
@@ -186,6 +370,8 @@ class Channel:
                 self._metrics.access_time.observe(effect.access_time)
             elif isinstance(effect, Counted):
                 self._count(effect)
+        if effects and self.link is not None:
+            self.link.news(self, broadcasts)
         self._arm_timer()
 
     def _count(self, effect: Counted) -> None:

@@ -20,6 +20,7 @@ class RelayCounters:
     """Counted on the media hot path without locks; drops are keyed by reason."""
 
     __slots__ = (
+        "bus_received_packets",
         "drops",
         "forwarded_bytes",
         "forwarded_packets",
@@ -36,6 +37,8 @@ class RelayCounters:
         """Probes sent to a session's old address because a newer datagram came from elsewhere."""
         self.roam_moves = 0
         """Sessions moved to a new address after an unanswered probe."""
+        self.bus_received_packets = 0
+        """Frames another node of the cluster published and this node fanned out."""
         self.drops: TallyCounter[str] = TallyCounter()
 
 
@@ -54,6 +57,11 @@ class _RelayCollector(Collector):
             "fieldradio_media_forwarded_packets",
             "Media datagrams forwarded to listeners",
             value=c.forwarded_packets,
+        )
+        yield CounterMetricFamily(
+            "fieldradio_media_bus_received_packets",
+            "Media frames received from other nodes of the cluster and fanned out here",
+            value=c.bus_received_packets,
         )
         yield CounterMetricFamily(
             "fieldradio_media_forwarded_bytes", "Media bytes forwarded", value=c.forwarded_bytes
@@ -108,6 +116,24 @@ class ServerMetrics:
         self.heap_trim_seconds = Counter(
             "fieldradio_heap_trim_seconds",
             "Time spent in malloc_trim (the event loop was blocked that long)",
+            registry=r,
+        )
+        self.bus_refused = Counter(
+            "fieldradio_bus_refused",
+            "Messages from other nodes of the cluster refused (malformed, unknown, misrouted),"
+            " by subject family",
+            ["subject"],
+            registry=r,
+        )
+        self.bus_dropped = Counter(
+            "fieldradio_bus_dropped",
+            "Messages for other nodes dropped (media while the bus was away, full buffer)",
+            registry=r,
+        )
+        self.floor_leases = Counter(
+            "fieldradio_floor_leases",
+            "Floor leases of this node by event (taken, renewed, released, lost)",
+            ["event"],
             registry=r,
         )
         self.gc_reclaims = Counter(

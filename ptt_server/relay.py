@@ -72,14 +72,17 @@ class MediaRelay(asyncio.DatagramProtocol):
         self._counters = counters
         self._clock = clock
         self.transport: asyncio.DatagramTransport | None = None
-        self._fan_out: Sender | None = None
+        self._fan_out_sender: Sender | None = None
+        self.publish: Callable[[int, str, int, bytes], None] | None = None
+        """On a cluster node: publish an admitted frame once for the other nodes
+        (channel id, talker, burst id, inner frame)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: neither CPython 3.11's selector UDP transport nor uvloop's
         # UDPTransport subclasses asyncio.DatagramTransport, though both implement it.
         self.transport = cast(asyncio.DatagramTransport, transport)
         # One sendmmsg per forwarded frame (ptt_server.batch_send); errors as sendto's.
-        self._fan_out = batch_sender(transport, self.error_received)
+        self._fan_out_sender = batch_sender(transport, self.error_received)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (a listener went away) must not stop the relay.
@@ -148,17 +151,75 @@ class MediaRelay(asyncio.DatagramProtocol):
         now = self._clock()
         user = session.user_id
         channel.media_received(user, now)
+        admitted = self._admit(channel, user, frame, inner, now)
+        if admitted is None:
+            return
+        holder, carried = admitted
+        sent = self._fan_out(channel, inner, session)
+        counters = self._counters
+        counters.forwarded_packets += sent
+        counters.forwarded_bytes += sent * len(data)
+        if self.publish is not None:
+            self.publish(channel.channel_id, user, frame.burst_id, inner)
+        if holder:
+            feedback = channel.feedback
+            if not frame.flags & SIGNATURE:
+                feedback.voice_frame(frame.sequence, now)
+            if feedback.watching and hop.lost != feedback.lost_when_clean:
+                channel.report_link(session)  # the first loss of the burst: protect now
+            self._record(channel, frame, carried)
+
+    def receive_from_bus(self, channel_id: int, user: str, burst_id: int, inner: bytes) -> None:
+        """A frame that ``user``'s node authenticated and published for the other nodes.
+
+        The same floor and sender checks as a frame from a radio here (a node that publishes
+        what the floor does not allow is refused and counted), then this node's fan-out;
+        on the floor's owner it restarts T1 and is recorded.
+        """
+        drops = self._counters.drops
+        channel = self._channels.get(channel_id)
+        if channel is None:
+            drops["bus_unknown_channel"] += 1
+            return
+        try:
+            frame = media.unpack_inner(inner)
+        except ProtocolError:
+            drops["bus_malformed"] += 1
+            return
+        if frame.channel_id != channel_id or frame.burst_id != burst_id:
+            drops["bus_malformed"] += 1
+            return
+        now = self._clock()
+        channel.media_received(user, now)
+        admitted = self._admit(channel, user, frame, inner, now)
+        if admitted is None:
+            return
+        holder, carried = admitted
+        sent = self._fan_out(channel, inner, None)
+        counters = self._counters
+        counters.bus_received_packets += 1
+        counters.forwarded_packets += sent
+        counters.forwarded_bytes += sent * len(inner)
+        if holder:
+            self._record(channel, frame, carried)
+
+    def _admit(
+        self, channel: Channel, user: str, frame: media.InnerFrame, inner: bytes, now: float
+    ) -> tuple[bool, tuple[tuple[bytes, bool], ...] | None] | None:
+        """(holder, repeats carried) if the floor and sender checks let ``user``'s frame
+        through; None (the drop counted) if not."""
+        drops = self._counters.drops
         flags = frame.flags
-        holder = channel.floor.may_send(user)
+        holder = channel.may_send(user)
         if holder:
             if frame.burst_id != channel.burst_id:
                 # Another burst's number: a frame passed off as part of an earlier burst
                 # whose talker listeners may still be showing.
                 drops["wrong_burst"] += 1
-                return
+                return None
         elif not channel.accepts_trailing(user, frame.burst_id, bool(flags & SIGNATURE), now):
             drops["not_floor_holder"] += 1
-            return
+            return None
         carried: tuple[tuple[bytes, bool], ...] | None = None
         if flags & REDUNDANT:
             # Repeats of earlier frames (RFC 2198 style): every one must pass the same
@@ -167,17 +228,21 @@ class MediaRelay(asyncio.DatagramProtocol):
                 carried = repeats.explode(frame).frames
             except ProtocolError:
                 drops["malformed"] += 1
-                return
+                return None
             for plain, _ in carried:
                 if not self._own_kid(channel, user, plain):
-                    return
+                    return None
         elif not flags & SIGNATURE and not self._own_kid(channel, user, inner):
-            return
+            return None
+        return holder, carried
+
+    def _fan_out(self, channel: Channel, inner: bytes, source: Session | None) -> int:
+        """Re-seal ``inner`` for every listener of the channel here but ``source``."""
         sent = 0
         datagrams: list[bytes] = []
         addresses: list[Address] = []
         for listener in channel.listeners.values():
-            if listener is not session:
+            if listener is not source:
                 listener_hop = listener.hop
                 address = listener_hop.address
                 if address is None or address is TUNNEL:
@@ -186,23 +251,20 @@ class MediaRelay(asyncio.DatagramProtocol):
                     datagrams.append(listener_hop.seal(inner))
                     addresses.append(address)  # type: ignore[arg-type]  # UDP: a tuple
                 sent += 1
-        if datagrams and self._fan_out is not None:
-            self._fan_out.send_all(datagrams, addresses)
-        counters = self._counters
-        counters.forwarded_packets += sent
-        counters.forwarded_bytes += sent * len(data)
-        if holder:
-            feedback = channel.feedback
-            if not flags & SIGNATURE:
-                feedback.voice_frame(frame.sequence, now)
-            if feedback.watching and hop.lost != feedback.lost_when_clean:
-                channel.report_link(session)  # the first loss of the burst: protect now
-            if carried is None:
-                channel.record_frame(frame.sequence, frame.flags, frame.frame)
-            else:
-                for plain, _ in carried:
-                    part = media.unpack_inner(plain)
-                    channel.record_frame(part.sequence, part.flags, part.frame)
+        if datagrams and self._fan_out_sender is not None:
+            self._fan_out_sender.send_all(datagrams, addresses)
+        return sent
+
+    @staticmethod
+    def _record(
+        channel: Channel, frame: media.InnerFrame, carried: tuple[tuple[bytes, bool], ...] | None
+    ) -> None:
+        if carried is None:
+            channel.record_frame(frame.sequence, frame.flags, frame.frame)
+        else:
+            for plain, _ in carried:
+                part = media.unpack_inner(plain)
+                channel.record_frame(part.sequence, part.flags, part.frame)
 
     def _own_kid(self, channel: Channel, user: str, inner: bytes) -> bool:
         """Whether a voice frame's SFrame KID is ``user``'s own sender index in its epoch

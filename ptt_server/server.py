@@ -30,6 +30,7 @@ from ptt_protocol import control, floor, media
 from ptt_server import gc_freeze, heap, prelogin, tls
 from ptt_server.call_core import CallTable
 from ptt_server.channels import Channel
+from ptt_server.cluster.node import ClusterNode, join_cluster
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
 from ptt_server.handlers import HANDLERS, calls, initial, keys, presence
@@ -113,6 +114,8 @@ class RelayServer:
         self._stopping = False
         self._started = False
         self._metrics_server: Any = None
+        self.cluster: ClusterNode | None = None
+        """This node's place in a cluster (``config.cluster``); None on one node."""
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -247,6 +250,8 @@ class RelayServer:
             host, port = self.config.listen_host, self.config.listen_port
             raise bind_refused("the control port", host, port, "--listen", exc) from None
         self._poller = asyncio.create_task(self._prune_loop())
+        if self.config.cluster:
+            self.cluster = await join_cluster(self, relay)
         self._started = True
         log.info(
             "started",
@@ -283,6 +288,8 @@ class RelayServer:
         if self._ws_server is not None:
             self._ws_server.close()
             await self._ws_server.wait_closed()
+        if self.cluster is not None:
+            await self.cluster.stop()  # the floors it owns are let go for other nodes
         if self._udp is not None:
             self._udp.close()
         if self._gc is not None:
@@ -421,6 +428,8 @@ class RelayServer:
         core.logged_in(credential)
         session, hop_key = self._new_session(ws, credential, core)
         previous = self.sessions.add(session)
+        if self.cluster is not None:
+            await self.cluster.user_online(session)
         if previous is not None:
             previous.send(
                 control.Error(
@@ -554,6 +563,8 @@ class RelayServer:
             return
         if self._gc is not None:
             self._gc.session_ended()
+        if self.cluster is not None:
+            await self.cluster.user_offline(session.user_id)
         self.dispatchers.discard(session)
         await self._leave_channels(session)
         await calls.session_closed(self, session)

@@ -164,6 +164,8 @@ async def sync_channel(server: RelayServer, channel_id: int, name: str) -> Chann
         )
         server.channels[channel_id] = channel
         server.rosters[channel_id] = RosterState(channel_id)
+        if server.cluster is not None:
+            server.cluster.floors.attach(channel)
     roster = await server.store.get_roster(channel_id)
     if roster is not None and roster.version > channel.roster_version:
         install_roster(server, channel, roster.version, roster.signed, roster.members)
