@@ -37,9 +37,10 @@ def free_port() -> int:
 class NatsServer:
     """One ``nats-server -js`` process; ``start`` it, ``url`` to reach it, ``stop`` it."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, jetstream: bool = True) -> None:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="fieldradio-nats-"))
         self._own_directory = directory is None
+        self.jetstream = jetstream
         self.port = free_port()
         self.monitor_port = free_port()
         """nats-server's HTTP monitoring (``/varz``: message counts for the benches)."""
@@ -58,9 +59,11 @@ class NatsServer:
         self._process = subprocess.Popen(
             [
                 NATS_SERVER,
-                "--jetstream",
-                "--store_dir",
-                str(self.directory / "jetstream"),
+                *(
+                    ["--jetstream", "--store_dir", str(self.directory / "jetstream")]
+                    if self.jetstream
+                    else []
+                ),
                 "--addr",
                 "127.0.0.1",
                 "--port",

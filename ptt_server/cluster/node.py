@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("ptt_server.cluster")
 
 EventHandler = Callable[[bytes], Awaitable[None]]
+JOIN_TIMEOUT_S = 5.0
+"""Seconds a starting node tries to reach the bus before it refuses to start (systemd then
+restarts it): later outages are waited out, reconnecting for ever."""
 PUBLISH_BUFFER = 8 * 1024 * 1024
 """Bytes of control messages held while NATS is away (media is never held)."""
 
@@ -90,27 +93,41 @@ class ClusterNode:
 
     async def start(self) -> None:
         try:
-            self.nc = await nats.connect(
-                servers=self.urls,
-                name=self.name,
-                no_echo=True,  # a node never hears what it published itself
-                allow_reconnect=True,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                connect_timeout=2,
-                pending_size=PUBLISH_BUFFER,
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
+            async with asyncio.timeout(JOIN_TIMEOUT_S):
+                self.nc = await self._connect()
         except Exception as exc:  # nats-py raises several unrelated types for "unreachable"
             raise ClusterError(
-                f"cannot reach the cluster's NATS bus at {', '.join(self.urls)} ({exc}): start"
-                " nats-server with JetStream (-js), or fix --cluster"
+                f"cannot reach the cluster's NATS bus at {', '.join(self.urls)}"
+                f" ({type(exc).__name__}: {exc}): start nats-server with JetStream (-js),"
+                " or fix --cluster"
             ) from None
-        await self.floors.start(self.nc)
+        assert self.nc is not None
+        try:
+            await self.floors.start(self.nc)
+        except Exception as exc:  # JetStream off, or its buckets refused
+            await self.nc.close()
+            raise ClusterError(
+                f"the NATS bus at {', '.join(self.urls)} refused the floor lease buckets"
+                f" ({exc}): run nats-server with JetStream enabled (-js, or jetstream {{}} in"
+                " its config)"
+            ) from None
         await self.nc.subscribe(wire.EVENTS_SUBJECT, cb=self._on_event_message)
         log.info("joined the cluster", extra={"fields": {"node": self.name, "bus": self.urls}})
+
+    async def _connect(self) -> NATS:
+        return await nats.connect(
+            servers=self.urls,
+            name=self.name,
+            no_echo=True,  # a node never hears what it published itself
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            connect_timeout=2,
+            pending_size=PUBLISH_BUFFER,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
 
     async def stop(self) -> None:
         self._stopping = True

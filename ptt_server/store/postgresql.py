@@ -238,7 +238,9 @@ class PostgresEngine:
                 raise
             except OverflowError as exc:
                 self._rollback(raw)
-                raise StoreError(f"cannot {op}: a number is too large for the store ({exc})") from exc
+                raise StoreError(
+                    f"cannot {op}: a number is too large for the store ({exc})"
+                ) from exc
             except UnicodeEncodeError as exc:
                 self._rollback(raw)
                 raise StoreError(f"cannot {op}: a text value is not valid Unicode ({exc})") from exc
