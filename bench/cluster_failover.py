@@ -21,9 +21,8 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -36,7 +35,6 @@ from crypto.roster import Member, Roster, sign_roster
 from ptt_client import events
 from ptt_client.client import RadioClient
 from ptt_protocol import control
-from ptt_server.config import DATABASE_NAME
 from ptt_server.store import Store, User
 from tests.credentials import bundle_for, issue
 
@@ -48,7 +46,6 @@ OPUS: Final = b"\xf8\xff\xfe"
 """Any bytes do: the relay never opens a frame and the listener only decrypts it."""
 WAIT_S: Final = 15.0
 """Longest wait for one failover event (the goals are seconds; this only ends a hung run)."""
-FIGURES: Final = ("failover_s", "floor_takeover_s", "emergencies_lost", "texts_lost")
 SERIAL_BASE: Final = 1 << 40
 """Serials of the radios' credentials: above every one :func:`bench.relay.make_org` issues."""
 
@@ -66,7 +63,7 @@ class Radios:
     clients: list[RadioClient] = field(default_factory=list)
 
 
-async def make_radios(org_dir: Path, plan: Plan, params: Params, store_url: str | None) -> Radios:
+async def make_radios(plan: Plan, params: Params, store_url: str) -> Radios:
     """Enroll the radios and make their channel (roster and epoch 1 wrapped to each)."""
     now = time.time()
     disp_keys, disp = plan.dispatcher
@@ -76,7 +73,7 @@ async def make_radios(org_dir: Path, plan: Plan, params: Params, store_url: str 
         name: issue(plan.root, name, Role.OFFICER, serial=SERIAL_BASE + i, now=now)
         for i, name in enumerate(names)
     }
-    async with await Store.open(store_url or org_dir / DATABASE_NAME) as store:
+    async with await Store.open(store_url) as store:
         for _, credential in accounts.values():
             await store.put_user(User.from_credential(credential, now))
         channel_id = await store.create_channel("ops", now)
@@ -149,17 +146,16 @@ async def _granted(client: RadioClient, deadline: float) -> None:
         await client.release()
 
 
-async def _survivors_alerts(run: ClusterRun, store_url: str | None) -> set[bytes]:
-    # Without PostgreSQL each node has its own file: node 1's is what its dispatcher sees.
-    path = store_url or run.work_dir / "node1" / DATABASE_NAME
-    async with await Store.open(path) as store:
+def _stored(message_id: bytes) -> Callable[[control.TextReceipt], bool]:
+    return lambda r: r.message_id == message_id and r.kind == control.RECEIPT_STORED
+
+
+async def _survivors_alerts(run: ClusterRun, store_url: str) -> set[bytes]:
+    async with await Store.open(store_url) as store:  # the store the survivors share
         return {e.alert_id for e in await store.active_emergencies()}
 
 
-async def failover_part(run: ClusterRun, radios: Radios, store_url: str | None) -> dict[str, Any]:
-    if "alternate_urls" not in CredentialBundle.__struct_fields__:
-        # Until client failover lands: the figures are unknown, not made up.
-        return dict.fromkeys(FIGURES) | {"skipped": "bundles name one server (no failover yet)"}
+async def failover_part(run: ClusterRun, radios: Radios, store_url: str) -> dict[str, Any]:
     try:
         return await _failover(run, radios, store_url)
     except (TimeoutError, OSError) as exc:
@@ -169,7 +165,7 @@ async def failover_part(run: ClusterRun, radios: Radios, store_url: str | None) 
             await client.stop()
 
 
-async def _failover(run: ClusterRun, radios: Radios, store_url: str | None) -> dict[str, Any]:
+async def _failover(run: ClusterRun, radios: Radios, store_url: str) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     owner = await _radio(radios, run, "owner", 0)
     listener = await _radio(radios, run, "listener", 0)
@@ -183,11 +179,7 @@ async def _failover(run: ClusterRun, radios: Radios, store_url: str | None) -> d
     stored = []
     for n in range(radios.texts):
         message_id = await sender.send_text(f"text {n}", to_user="recipient")
-        await sender.wait_for(
-            control.TextReceipt,
-            lambda r, m=message_id: r.message_id == m and r.kind == control.RECEIPT_STORED,
-            timeout=WAIT_S,
-        )
+        await sender.wait_for(control.TextReceipt, _stored(message_id), timeout=WAIT_S)
         stored.append(message_id)
     await owner.press()
     await owner.wait_for(control.FloorGranted, timeout=WAIT_S)  # node 0 owns the floor now
