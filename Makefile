@@ -27,4 +27,5 @@ bench: bootstrap
 	$(PY) -m bench.waves --json
 	$(PY) -m bench.voice --json
 	$(PY) -m bench.calls --json
+	$(PY) -m bench.cluster --json
 	$(PY) -m pytest -q -m bench

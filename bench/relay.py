@@ -162,6 +162,9 @@ class Plan:
     listeners: list[Account]
     idle: list[Account]
     listeners_per_channel: int
+    root: OrgRoot
+    dispatcher: tuple[DeviceKeys, Credential]
+    """The dispatcher who signed the rosters (bench.cluster signs its radios' channel too)."""
 
 
 def _issue(
@@ -182,8 +185,9 @@ def _issue(
     return keys, credential
 
 
-async def make_org(data_dir: Path, params: Params) -> Plan:
-    """Enroll every account and make the channels, straight into the store (no scrypt)."""
+async def make_org(data_dir: Path, params: Params, store_at: str | None = None) -> Plan:
+    """Enroll every account and make the channels, straight into the store (no scrypt):
+    the SQLite file in ``data_dir``, or the store at ``store_at`` (a PostgreSQL URL)."""
     now = time.time()
     root = OrgRoot.generate()
     root_file = org_root_path(data_dir)
@@ -191,8 +195,8 @@ async def make_org(data_dir: Path, params: Params) -> Plan:
     root_file.write_bytes(root.public_key_bytes())
     serials = iter(range(1, 1 << 62))
     disp_keys, disp = _issue(root, "dispatch", Role.DISPATCHER, next(serials), now)
-    plan = Plan([], [], [], params.listeners)
-    async with await Store.open(data_dir / DATABASE_NAME) as store:
+    plan = Plan([], [], [], params.listeners, root, (disp_keys, disp))
+    async with await Store.open(store_at or data_dir / DATABASE_NAME) as store:
         await store.put_user(User.from_credential(disp, now))
 
         async def channel(name: str, talker_first: bool, size: int, into: list[Account]) -> None:
@@ -295,16 +299,18 @@ class RelayProcess:
 
 @contextlib.asynccontextmanager
 async def relay_process(
-    data_dir: Path, log_name: str, extra_args: Sequence[str] = ()
+    data_dir: Path,
+    log_name: str,
+    extra_args: Sequence[str] = (),
+    program: Sequence[str] = ("-m", "ptt_server.cli"),
 ) -> AsyncIterator[RelayProcess]:
-    """Run ``python -m ptt_server.cli`` on ``data_dir`` (and ``extra_args``) until the block
-    ends (SIGTERM)."""
+    """Run ``python -m ptt_server.cli`` (or ``python *program``) on ``data_dir`` (and
+    ``extra_args``) until the block ends (SIGTERM)."""
     metrics_port = _free_port()
     log = (data_dir / log_name).open("wb")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "ptt_server.cli",
+        *program,
         "--data-dir",
         str(data_dir),
         "--listen",
