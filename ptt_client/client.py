@@ -65,7 +65,7 @@ from ptt_client.session_core import (
 from ptt_client.session_view import SessionView
 from ptt_client.talk_frames import TalkFrames
 from ptt_client.texts import Texts
-from ptt_client.tls_pin import check_pin, client_ssl_context
+from ptt_client.tls_pin import check_pin, client_ssl_context, tls_failure
 from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
 
@@ -206,7 +206,7 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
                 self._emit(events.LoginRefused(code="certificate", text=str(exc)))
                 return
             except (OSError, websockets.WebSocketException, TimeoutError, ProtocolError) as exc:
-                reason = connection_failure(exc)
+                reason = tls_failure(exc) or connection_failure(exc)
             else:
                 if self.core.may_retry and not self._stopped:
                     reason = "the server closed the connection"

@@ -3,7 +3,7 @@
 A radio trusts exactly the certificate its bundle names (SHA-256 of the DER), so neither a
 public CA nor a compromised one can stand in for the relay; the login statement is bound to
 the same fingerprint (``ptt_protocol.login``), so a login relayed through another
-certificate is useless.
+certificate is useless. :func:`tls_failure` says in words why a handshake failed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from ptt_client.errors import PinnedCertificateError
 
-__all__ = ["check_pin", "client_ssl_context"]
+__all__ = ["check_pin", "client_ssl_context", "tls_failure"]
 
 
 def client_ssl_context() -> ssl.SSLContext:
@@ -40,3 +40,12 @@ def check_pin(ssl_object: Any, pinned_hex: str) -> bytes:
             " (get a new credential bundle)"
         )
     return fingerprint
+
+
+def tls_failure(exc: BaseException) -> str | None:
+    """Why the TLS handshake failed, in words; None if ``exc`` is no TLS error. (An
+    ``ssl.SSLError`` is an ``OSError`` whose errno is OpenSSL's: ``os.strerror`` would call a
+    server that speaks no TLS "Operation not permitted".)"""
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or exc}): is that address a Fieldradio relay?"
+    return None

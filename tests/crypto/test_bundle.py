@@ -4,6 +4,7 @@ every malformed, foreign or tampered file is refused with a BundleError."""
 from __future__ import annotations
 
 import io
+import re
 import wave
 
 import msgspec
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 from crypto.bundle import (
     BUNDLE_VERSION,
     MAX_BUNDLE_BYTES,
+    MAX_SERVER_URLS,
     CredentialBundle,
     check_server_url,
+    check_server_urls,
     describe_non_bundle,
 )
 from crypto.errors import BundleError, CredentialError, NotABundleError
@@ -322,3 +325,82 @@ def test_flipped_bytes_are_refused_or_change_the_bundle(position: int, mask: int
     except BundleError:
         return
     assert keys.matches(Credential.from_bytes(bundle.credential))
+
+
+# --- several servers: the nodes of a cluster (issue 12) --------------------------------------
+
+NODES = ("wss://node2.example.org:7300", "wss://10.0.0.3:7300", "wss://[fd00::4]:7300")
+
+
+def test_alternate_urls_round_trip_in_order(device: Device) -> None:
+    bundle = device.bundle(alternate_urls=NODES)
+    data = bundle.to_bytes()
+    decoded = CredentialBundle.from_bytes(data)
+    assert decoded == bundle and decoded.to_bytes() == data
+    assert decoded.server_urls == (URL, *NODES)
+    assert describe_non_bundle(data) is None  # six fields: a bundle, not "another file"
+
+
+def test_a_bundle_of_one_server_is_the_file_earlier_programs_wrote(device: Device) -> None:
+    """Old bundles (five fields) still open, and a one-server bundle is written as they
+    were, byte for byte, so radios not yet updated read it too."""
+    old = _raw(device.bundle())  # the five-field array, as before the field existed
+    decoded = CredentialBundle.from_bytes(old)
+    assert decoded.alternate_urls == () and decoded.server_urls == (URL,)
+    assert decoded.to_bytes() == old == device.bundle().to_bytes()
+
+
+def test_an_empty_alternates_field_is_not_canonical(device: Device) -> None:
+    """One encoding per bundle: no servers besides the first is written by leaving the
+    field out, so a sixth element that is empty is another encoding of the same bundle."""
+    six = bytes((BUNDLE_VERSION,)) + msgspec.msgpack.encode(
+        [*msgspec.msgpack.decode(_raw(device.bundle())[1:]), []]
+    )
+    with pytest.raises(BundleError, match="canonically"):
+        CredentialBundle.from_bytes(six)
+
+
+def _raw_with(device: Device, alternates: object) -> bytes:
+    fields = msgspec.msgpack.decode(_raw(device.bundle())[1:])
+    return bytes((BUNDLE_VERSION,)) + msgspec.msgpack.encode([*fields, alternates])
+
+
+@pytest.mark.parametrize(
+    ("alternates", "message"),
+    [
+        (("https://node2:7300",), "'https://node2:7300' is not a wss:// URL"),
+        (("wss://node2:7300/path",), "is not of the form wss://HOST:PORT"),
+        (("wss://node2",), "is not of the form wss://HOST:PORT"),
+        ((NODES[0], NODES[0]), f"{NODES[0]!r} is given twice"),
+        ((URL,), f"{URL!r} is given twice"),  # the preferred server again
+        ((URL.upper().replace("WSS", "wss") + "/",), "is given twice"),  # same host and port
+        (tuple(f"wss://node{i}:7300" for i in range(16)), "at most 16 of the cluster's nodes"),
+    ],
+    ids=["not-wss", "path", "no-port", "twice", "preferred-again", "same-server", "too-many"],
+)
+def test_bad_alternate_urls_are_refused_saying_which(
+    device: Device, alternates: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(BundleError, match=re.escape(message)):
+        device.bundle(alternate_urls=alternates)
+    with pytest.raises(BundleError, match=re.escape(message)):
+        CredentialBundle.from_bytes(_raw_with(device, list(alternates)))
+
+
+def test_sixteen_servers_is_the_most(device: Device) -> None:
+    alternates = tuple(f"wss://node{i}:7300" for i in range(MAX_SERVER_URLS - 1))
+    data = device.bundle(alternate_urls=alternates).to_bytes()
+    assert len(CredentialBundle.from_bytes(data).server_urls) == MAX_SERVER_URLS == 16
+    assert len(data) < MAX_BUNDLE_BYTES
+
+
+@pytest.mark.parametrize("alternates", [["wss://node2:7300"], "wss://node2:7300", (7300,)])
+def test_alternates_of_the_wrong_type_are_refused(device: Device, alternates: object) -> None:
+    with pytest.raises(BundleError):
+        device.bundle(alternate_urls=alternates)
+
+
+def test_check_server_urls_takes_the_whole_list() -> None:
+    check_server_urls([URL, *NODES])
+    with pytest.raises(BundleError, match="1 to 16 servers, not 0"):
+        check_server_urls([])

@@ -179,6 +179,15 @@ async def test_the_operator_workflow_end_to_end(
     bob = admin(authority, *pw, "enroll", "bob", "--role", "officer", "--name", "Bob",
                 "--out", str(tmp_path / "bob.bundle"), "--plain-bundle")  # fmt: skip
     assert bob.returncode == 0 and "not encrypted" in bob.stderr
+    # A cluster: --server-url once per node, the preferred first; the pin covers them all.
+    node2 = "wss://node2.example.org:7300"
+    carol = admin(authority, *pw, "enroll", "carol", "--role", "officer", "--name", "Carol",
+                  "--out", str(tmp_path / "carol.bundle"), "--plain-bundle",
+                  "--server-url", node2, "--server-url", relay.url)  # fmt: skip
+    assert carol.returncode == 0, carol.stderr
+    clustered = CredentialBundle.from_bytes((tmp_path / "carol.bundle").read_bytes())
+    assert clustered.server_urls == (node2, relay.url)
+    assert clustered.tls_fingerprint == relay.fingerprint
     created = admin(authority, *pw, "channel", "create", "patrol", "--members", "alice,bob")
     assert created.returncode == 0 and "epoch 1" in created.stdout, created.stderr
     listed = admin(authority, *pw, "channel", "list")
@@ -244,6 +253,8 @@ BAD_INPUT = [
      "name"),
     (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--server-url",
       "http://h:1", "--plain-bundle"], "wss://"),
+    (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--server-url",
+      "wss://h:1", "--server-url", "wss://H:1/", "--plain-bundle"], "'wss://H:1/' is given twice"),
     (["enroll", "admin", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--plain-bundle"],
      "org authority's own user id"),
     (["enroll", "dave", "--role", "officer", "--name", "X", "--out", "{tmp}/b", "--device",

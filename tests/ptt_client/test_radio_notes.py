@@ -124,6 +124,38 @@ def test_login_then_a_lost_link_then_back() -> None:
     assert notes.logged_in
 
 
+def test_a_failover_names_the_server_the_radio_is_on_now() -> None:
+    other = "wss://node2.example.org:7300"
+    notes = session()
+    lines = texts(
+        notes,
+        events.Connected("alice", 3, reconnect=False, server_url=URL),
+        events.Disconnected("the server closed the connection", URL, retry_in=0.0),
+        events.Connected("alice", 4, reconnect=True, server_url=other),
+        events.Disconnected("Connection refused", other, retry_in=0.0),
+        events.Connected("alice", 5, reconnect=True, server_url=other),
+    )
+    assert lines == [
+        f"logged in to {URL} as alice",
+        f"link to {URL} lost (the server closed the connection): reconnecting",
+        f"link restored on {other}, another server",
+        f"link to {other} lost (Connection refused): reconnecting",
+        f"link to {other} restored",
+    ]
+
+
+def test_a_refusal_names_the_server_that_refused() -> None:
+    """After a failover the client is on (or trying) another server than the one of the
+    last link event: the refusal names the one the client says it is on."""
+    trying = [URL]
+    notes = SessionNotes("alice", lambda: trying[0], name, headless=True)
+    notes.notes(events.Connected("alice", 1, False, server_url=URL))
+    notes.notes(events.Disconnected("the server closed the connection", URL))
+    trying[0] = "wss://node2.example.org:7300"
+    refused = events.LoginRefused(control.ERROR_CREDENTIAL_REVOKED, "revoked")
+    assert texts(notes, refused) == ["login refused by wss://node2.example.org:7300: revoked"]
+
+
 def test_the_tunnel_asked_for_says_so() -> None:
     notes = session(use_udp=False)
     found = texts(notes, events.Connected("alice", 1, False), events.MediaPath("tunnel"))
