@@ -1,19 +1,23 @@
 """A real cluster for tests: ``nats-server`` with JetStream, a shared store, three nodes.
 
 :class:`Cluster` runs three :class:`~ptt_server.server.RelayServer` nodes in this test's
-event loop, joined by a real ``nats-server`` (:mod:`tests.natsfixture`), all with the same
-TLS pair (one pin in every bundle) and each with its own control and media ports. Radios
-built by :meth:`Cluster.radio` carry every node's URL, preferred node first.
+event loop, joined by a real ``nats-server`` (:mod:`tests.natsfixture`), sharing one real
+PostgreSQL database (:mod:`tests.pgfixture`) that holds the test organisation, all with the
+same TLS pair (one pin in every bundle) and each with its own control and media ports.
+Radios built by :meth:`Cluster.radio` carry every node's URL, the chosen node first.
+:class:`ProcessCluster` runs node 0 in its own process instead (``kill -9`` tests).
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from crypto.identity import DeviceKeys
@@ -22,9 +26,11 @@ from ptt_client.client import RadioClient
 from ptt_protocol import control
 from ptt_server import tls
 from ptt_server.server import RelayServer
+from ptt_server.store import Store
+from tests.clusternode import NodeProcess
 from tests.credentials import bundle_for
 from tests.natsfixture import NatsServer
-from tests.orgfixture import Org, server_config
+from tests.orgfixture import Org, fill_store, server_config
 
 NODES = 3
 
@@ -37,6 +43,11 @@ class Cluster:
     nodes: list[RelayServer] = field(default_factory=list)
     radios: list[RadioClient] = field(default_factory=list)
 
+    store_url: str = ""
+
+    def urls(self) -> list[str]:
+        return [f"wss://127.0.0.1:{node.control_port}" for node in self.nodes]
+
     def node_config(self, index: int, **overrides: Any) -> dict[str, Any]:
         # Beside the org's directory (unique per test), not in it: copytree copies it whole.
         data_dir = self.org.data_dir.with_name(f"{self.org.data_dir.name}-node{index}")
@@ -48,6 +59,7 @@ class Cluster:
             "tls_key": str(self.tls_dir / "key.pem"),
             "cluster": self.nats.url,
             "node_name": f"node{index}",
+            "store": self.store_url,
         }
         settings.update(overrides)
         return settings
@@ -56,20 +68,21 @@ class Cluster:
         config = server_config(self.org, **self.node_config(index, **overrides))
         node = await RelayServer.open(config)
         await node.start()
-        while len(self.nodes) <= index:
-            self.nodes.append(node)
-        self.nodes[index] = node
+        self.nodes.append(node)
         return node
 
     async def radio(self, user: str, node: int, *, affiliate: bool = True) -> RadioClient:
         """``user``'s real radio logged in on node ``node``, holding epoch 1, affiliated."""
         account = self.org.accounts[user]
+        urls = self.urls()
+        preferred = urls.pop(node)
         bundle = bundle_for(
             self.org.root,
             (account.keys, account.credential),
-            server_url=f"wss://127.0.0.1:{self.nodes[node].control_port}",
+            server_url=preferred,
             tls_fingerprint=tls.fingerprint(self.tls_dir / "cert.pem"),  # one pin: the cluster's
         )
+        bundle = msgspec.structs.replace(bundle, alternate_urls=tuple(urls))
         client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys))
         self.radios.append(client)
         await client.start()
@@ -87,15 +100,76 @@ class Cluster:
             await node.stop()
 
 
-@pytest.fixture
-async def cluster(org: Org, tmp_path: Path) -> AsyncIterator[Cluster]:
-    nats = NatsServer(tmp_path / "nats")
-    nats.start()
+@dataclass
+class ProcessCluster(Cluster):
+    """Node 0 in its own process (:attr:`process`), nodes 1 and 2 in this one (in
+    :attr:`nodes`, first and second); radios are placed by node number 0-2 all the same."""
+
+    process: NodeProcess | None = None
+
+    def urls(self) -> list[str]:
+        assert self.process is not None
+        return [self.process.url, *super().urls()]
+
+    async def start_process_node(self) -> NodeProcess:
+        settings = self.node_config(0, listen_host="127.0.0.1", listen_port=0, media_port=0)
+        lines = ["[server]"] + [f"{k} = {_toml(v)}" for k, v in settings.items()]
+        config_file = self.org.data_dir.with_name(f"{self.org.data_dir.name}-node0.toml")
+        config_file.write_text("\n".join(lines) + "\n")
+        self.process = NodeProcess(config_file)
+        await self.process.start()
+        return self.process
+
+    async def close(self) -> None:
+        await super().close()
+        if self.process is not None:
+            await self.process.stop()
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def _shared_store(org: Org, url: str) -> None:
+    """The org in the cluster's PostgreSQL database, as in the org's own SQLite one."""
+    async with await Store.open(url) as store:
+        await fill_store(store, org.accounts, time.time(), org.epoch_key)
+
+
+def _cluster_tls(tmp_path: Path) -> Path:
     tls_dir = tmp_path / "cluster-tls"
     tls.ensure_self_signed(tls_dir / "cert.pem", tls_dir / "key.pem", ["127.0.0.1"])
-    cluster = Cluster(org, nats, tls_dir)
+    return tls_dir
+
+
+@pytest.fixture
+async def cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[Cluster]:
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    await _shared_store(org, pg_url)
+    cluster = Cluster(org, nats, _cluster_tls(tmp_path), store_url=pg_url)
     try:
         for index in range(NODES):
+            await cluster.start_node(index)
+        yield cluster
+    finally:
+        await cluster.close()
+        nats.close()
+
+
+@pytest.fixture
+async def process_cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[ProcessCluster]:
+    nats = NatsServer(tmp_path / "nats")
+    nats.start()
+    await _shared_store(org, pg_url)
+    cluster = ProcessCluster(org, nats, _cluster_tls(tmp_path), store_url=pg_url)
+    try:
+        await cluster.start_process_node()
+        for index in range(1, NODES):
             await cluster.start_node(index)
         yield cluster
     finally:

@@ -16,8 +16,10 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,8 @@ class NatsServer:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="fieldradio-nats-"))
         self._own_directory = directory is None
         self.port = free_port()
+        self.monitor_port = free_port()
+        """nats-server's HTTP monitoring (``/varz``: message counts for the benches)."""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,6 +65,8 @@ class NatsServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                "--http_port",
+                str(self.monitor_port),
                 "--ports_file_dir",
                 str(ports_dir),
             ],
@@ -78,6 +84,17 @@ class NatsServer:
             time.sleep(0.02)
         ports = json.loads(next(ports_dir.glob("*.ports")).read_text())
         assert ports["nats"] == [f"nats://127.0.0.1:{self.port}"], ports
+
+    def varz(self) -> dict[str, Any]:
+        """The server's /varz counters (in_msgs, out_msgs, ...)."""
+        url = f"http://127.0.0.1:{self.monitor_port}/varz"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            found: dict[str, Any] = json.load(reply)
+            return found
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
 
     def stop(self) -> None:
         """Stop it cleanly (SIGTERM), waiting for the process to end."""

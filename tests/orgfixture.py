@@ -156,26 +156,7 @@ async def org(tmp_path: Path) -> Org:
         )
         accounts[user_id] = Account(user_id, keys, credential)
     async with await Store.open(tmp_path / DATABASE_NAME) as store:
-        for account in accounts.values():
-            await store.put_user(user_record(account))
-        channel_id = await store.create_channel(CHANNEL_NAME, now)
-        roster = Roster(
-            channel_id,
-            1,
-            tuple(Member.from_credential(a.credential) for a in accounts.values()),
-        )
-        disp = accounts["disp"]
-        signed = sign_roster(roster, disp.keys, disp.credential)
-        await store.put_roster(channel_id, 1, signed, list(accounts))
-        epoch_key = new_epoch_key(channel_id, 1, 1)
-        envelopes = wrap_epoch(
-            epoch_key,
-            roster,
-            {u: a.credential for u, a in accounts.items()},
-            disp.keys,
-            disp.credential,
-        )
-        await store.put_envelopes(channel_id, 1, envelopes, now)
+        channel_id, roster, signed, epoch_key = await fill_store(store, accounts, now)
     admin = Account(
         "admin",
         *issue(
@@ -189,6 +170,35 @@ async def org(tmp_path: Path) -> Org:
         ),
     )
     return Org(tmp_path, root, accounts, channel_id, roster, signed, epoch_key, admin)
+
+
+async def fill_store(
+    store: Store, accounts: Mapping[str, Account], now: float, epoch_key: EpochKey | None = None
+) -> tuple[int, Roster, bytes, EpochKey]:
+    """Enroll ``accounts`` and make channel patrol with all of them on its roster (signed by
+    the dispatcher) and epoch 1's key wrapped to each: (channel id, roster, signed roster,
+    epoch key). ``epoch_key``: the same key again (another store of the same org)."""
+    for account in accounts.values():
+        await store.put_user(user_record(account))
+    channel_id = await store.create_channel(CHANNEL_NAME, now)
+    roster = Roster(
+        channel_id,
+        1,
+        tuple(Member.from_credential(a.credential) for a in accounts.values()),
+    )
+    disp = accounts["disp"]
+    signed = sign_roster(roster, disp.keys, disp.credential)
+    await store.put_roster(channel_id, 1, signed, list(accounts))
+    epoch_key = epoch_key or new_epoch_key(channel_id, 1, 1)
+    envelopes = wrap_epoch(
+        epoch_key,
+        roster,
+        {u: a.credential for u, a in accounts.items()},
+        disp.keys,
+        disp.credential,
+    )
+    await store.put_envelopes(channel_id, 1, envelopes, now)
+    return channel_id, roster, signed, epoch_key
 
 
 def server_config(org: Org, **overrides: Any) -> ServerConfig:

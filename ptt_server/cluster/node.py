@@ -84,6 +84,10 @@ class ClusterNode:
         self._draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self.reconnects = 0
+        """Times the bus came back after an outage (NATS restarted, the link flapped)."""
+        self.reconnected = asyncio.Event()
+        """Set at each return of the bus (tests and tools wait on it; cleared by them)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -267,4 +271,6 @@ class ClusterNode:
             log.warning("lost the bus: reconnecting", extra={"fields": {"node": self.name}})
 
     async def _on_reconnected(self) -> None:
+        self.reconnects += 1
+        self.reconnected.set()
         log.info("bus back", extra={"fields": {"node": self.name}})
