@@ -8,7 +8,10 @@ the device (USB stick, MDM push). It holds:
 * the device's :class:`~crypto.identity.Credential` (root-signed, public);
 * the org root public key the device pins (its :class:`~crypto.identity.TrustAnchor`);
 * the server's control URL (``wss://HOST:PORT``) and the SHA-256 fingerprint of the
-  server's TLS certificate, which the client pins instead of trusting a CA.
+  server's TLS certificate, which the client pins instead of trusting a CA;
+* for a cluster, the other nodes' URLs (:attr:`CredentialBundle.alternate_urls`), where the
+  radio goes when its server fails. Every node of a cluster serves the same certificate, so
+  the one fingerprint pins them all.
 
 The bundle itself is not signed: the credential inside carries the root's
 signature, and whoever can alter the file could as well replace it. Decoding
@@ -19,7 +22,10 @@ fingerprint shapes. :meth:`CredentialBundle.verify` adds the time-dependent
 checks and :meth:`CredentialBundle.open_keys` that the keys match the credential.
 
 Wire format: one version byte (1), then the msgpack array of the fields in
-declaration order (``msgspec`` ``array_like``).
+declaration order (``msgspec`` ``array_like``). ``alternate_urls`` is left out when empty,
+so a one-server bundle is byte for byte what earlier programs wrote, and they still read it;
+an empty sixth element is not canonical and is refused. Programs older than the field refuse
+a bundle that has it ("not canonically encoded"): update the radios before handing them one.
 
 Bytes that are no bundle of any version (an empty, text, audio or key file, a bundle cut
 short) raise :class:`~crypto.errors.NotABundleError` saying what they look like
@@ -30,6 +36,7 @@ bundle of a newer format, a small version byte followed by a msgpack array.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Final
 from urllib.parse import urlsplit
 
@@ -43,8 +50,10 @@ from crypto.wire import decode_versioned
 __all__ = [
     "BUNDLE_VERSION",
     "MAX_BUNDLE_BYTES",
+    "MAX_SERVER_URLS",
     "CredentialBundle",
     "check_server_url",
+    "check_server_urls",
     "describe_non_bundle",
 ]
 
@@ -55,7 +64,11 @@ MAX_BUNDLE_BYTES: Final = 16 * 1024
 _NEWER_VERSIONS: Final = range(BUNDLE_VERSION + 1, 0x20)
 """Version bytes a future bundle format may have: below every printable character, so a text
 file never passes for a newer bundle."""
-_FIELD_COUNT: Final = 5
+MAX_SERVER_URLS: Final = 16
+"""Most servers one bundle names (``server_url`` and its alternates): bounds the bundle's size
+and how long one failover round can take."""
+_FIELD_COUNTS: Final = (5, 6)
+"""Fields of a bundle without and with ``alternate_urls``."""
 _MAX_KEYS_BYTES: Final = 4096  # crypto.identity refuses larger key files too
 _MAX_CREDENTIAL_BYTES: Final = 4096
 _MAX_URL_LENGTH: Final = 300  # "wss://" + a 255-byte host name (RFC 1035 2.3.4) + ":65535"
@@ -83,6 +96,12 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
     """Control plane URL, ``wss://HOST:PORT``."""
     tls_fingerprint: Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
     """SHA-256 of the server certificate's DER bytes, 64 lowercase hex digits."""
+    alternate_urls: tuple[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=_MAX_URL_LENGTH)], ...
+    ] = ()  # their count is capped by __post_init__, to say so (the file is capped too)
+    """The other nodes of ``server_url``'s cluster in the operator's order (``wss://HOST:PORT``
+    each, no server twice): where the radio goes when its server fails
+    (:mod:`ptt_client.server_list`)."""
 
     def __post_init__(self) -> None:
         # msgspec enforces the Meta constraints only when decoding; a bundle built in
@@ -100,7 +119,9 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
             len(self.root_public_key) != SIGNING_KEY_SIZE
         ):
             raise BundleError(f"bundle org root key must be {SIGNING_KEY_SIZE} bytes")
-        check_server_url(self.server_url)
+        if not isinstance(self.alternate_urls, tuple):
+            raise BundleError("bundle alternate server URLs must be a tuple of wss:// URLs")
+        check_server_urls(self.server_urls)
         if not isinstance(self.tls_fingerprint, str) or not _FINGERPRINT_RE.fullmatch(
             self.tls_fingerprint
         ):
@@ -124,7 +145,12 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
 
     def to_bytes(self) -> bytes:
         """Canonical file form: the version byte, then the msgpack array."""
-        return bytes((BUNDLE_VERSION,)) + _ENCODER.encode(self)
+        return bytes((BUNDLE_VERSION,)) + self._body()
+
+    def _body(self) -> bytes:
+        """The msgpack array, without ``alternate_urls`` when it is empty (module docstring)."""
+        fields = msgspec.structs.astuple(self)
+        return _ENCODER.encode(fields if self.alternate_urls else fields[: _FIELD_COUNTS[0]])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CredentialBundle:
@@ -146,6 +172,7 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
             what="credential bundle",
             error=BundleError,
             fix="is it a Fieldradio credential bundle? Ask the operator for a new one",
+            canonical=CredentialBundle._body,
         )
 
     # --- contents ----------------------------------------------------------------------------
@@ -153,6 +180,11 @@ class CredentialBundle(msgspec.Struct, array_like=True, frozen=True):
     def decoded_credential(self) -> Credential:
         """The credential inside, decoded (structure checked, not yet verified)."""
         return Credential.from_bytes(self.credential)
+
+    @property
+    def server_urls(self) -> tuple[str, ...]:
+        """Every server the bundle names, the preferred one (:attr:`server_url`) first."""
+        return (self.server_url, *self.alternate_urls)
 
     @property
     def user_id(self) -> str:
@@ -228,7 +260,7 @@ def _not_this_format(data: bytes) -> str | None:
         value = msgspec.msgpack.decode(data[1:])
     except msgspec.DecodeError as exc:
         return f"truncated or damaged: {exc}"
-    if isinstance(value, list) and len(value) == _FIELD_COUNT:
+    if isinstance(value, list) and len(value) in _FIELD_COUNTS:
         return None
     try:
         credential = Credential.from_bytes(data)
@@ -251,9 +283,32 @@ def _text_or_binary(data: bytes) -> str:
     return f"a text file: {shown!r}" if shown else "a text file of blank lines"
 
 
-def check_server_url(url: object) -> None:
-    """Accept exactly ``wss://HOST:PORT`` (optionally a trailing ``/``); else raise
-    :class:`~crypto.errors.BundleError` saying what form is expected."""
+def check_server_urls(urls: Sequence[object]) -> None:
+    """Accept 1 to :data:`MAX_SERVER_URLS` URLs, each as :func:`check_server_url` wants it,
+    no server twice; else raise :class:`~crypto.errors.BundleError` saying what to change."""
+    if not 0 < len(urls) <= MAX_SERVER_URLS:
+        raise BundleError(
+            f"a bundle names 1 to {MAX_SERVER_URLS} servers, not {len(urls)}: give each radio"
+            f" at most {MAX_SERVER_URLS} of the cluster's nodes"
+        )
+    seen: set[str] = set()
+    for given in urls:
+        url = check_server_url(given)
+        if _server_key(url) in seen:
+            raise BundleError(
+                f"bundle server URL {url!r} is given twice: name each server of the cluster once"
+            )
+        seen.add(_server_key(url))
+
+
+def _server_key(url: str) -> str:
+    # Host names are case-insensitive (RFC 4343), and "wss://h:1/" is "wss://h:1".
+    return url.removesuffix("/").lower()
+
+
+def check_server_url(url: object) -> str:
+    """Accept exactly ``wss://HOST:PORT`` (optionally a trailing ``/``) and return it; else
+    raise :class:`~crypto.errors.BundleError` saying what form is expected."""
     if not isinstance(url, str) or not 0 < len(url) <= _MAX_URL_LENGTH:
         raise BundleError(f"bundle server URL must be 1..{_MAX_URL_LENGTH} characters")
     hint = "wss://HOST:PORT (e.g. wss://relay.example.org:7300)"
@@ -276,3 +331,4 @@ def check_server_url(url: object) -> None:
         or parts.fragment
     ):
         raise BundleError(f"bundle server URL {url!r} is not of the form {hint}")
+    return url

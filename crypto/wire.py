@@ -11,6 +11,7 @@ the same signature.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
@@ -33,10 +34,13 @@ def decode_versioned(
     what: str,
     error: type[CryptoError],
     fix: str,
+    canonical: Callable[[T], bytes] | None = None,
 ) -> T:
     """Decode ``data`` as ``what`` or raise ``error`` with a message ending in ``fix``.
 
     ``fix`` says what the user can do ("re-enroll the device", "update the client").
+    ``canonical`` is the one encoding of a decoded object (without the version byte) when
+    it is not msgspec's: an object whose trailing optional fields are left out when empty.
     """
     if len(data) > max_size:
         raise error(f"{what} is {len(data)} bytes, more than the {max_size} allowed: refused")
@@ -50,6 +54,6 @@ def decode_versioned(
         decoded = decoder.decode(body)
     except (msgspec.DecodeError, ValueError) as exc:  # invalid UTF-8 is a ValueError
         raise error(f"{what} is malformed ({exc}): {fix}") from exc
-    if _ENCODER.encode(decoded) != body:
+    if (canonical or _ENCODER.encode)(decoded) != body:
         raise error(f"{what} is not canonically encoded: it was altered")
     return decoded

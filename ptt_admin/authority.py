@@ -17,11 +17,12 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from crypto.bundle import CredentialBundle, check_server_url
+from crypto.bundle import CredentialBundle, check_server_url, check_server_urls
 from crypto.errors import CryptoError
 from crypto.identity import DEFAULT_SCRYPT_N, Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
 
@@ -66,6 +67,16 @@ def check_url(url: str) -> str:
     except CryptoError as exc:
         raise AdminError(f"server URL: {exc}") from exc
     return url
+
+
+def check_urls(urls: Sequence[str]) -> list[str]:
+    """The servers of one bundle (``--server-url`` given once per node): each a wss:// URL,
+    no server twice, not too many."""
+    try:
+        check_server_urls(urls)
+    except CryptoError as exc:
+        raise AdminError(f"--server-url: {exc}") from exc
+    return list(urls)
 
 
 def check_fingerprint(value: str) -> str:

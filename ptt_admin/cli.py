@@ -4,7 +4,7 @@
               [--admin-name NAME] [--relay wss://HOST:PORT --tls-fingerprint SHA256] [--plain-key]
     ptt-admin ... pin wss://HOST:PORT --tls-fingerprint SHA256
     ptt-admin ... enroll USER --role officer|dispatcher|admin --name NAME --out FILE
-              [--device ID] [--valid-days 365] [--server-url URL]
+              [--device ID] [--valid-days 365] [--server-url URL]...
               [--bundle-passphrase-env VAR | --plain-bundle]
     ptt-admin ... revoke USER|DEVICE
     ptt-admin ... channel create NAME [--members u1,u2,...]
@@ -121,7 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--out", required=True, type=Path, help="bundle file to write (0600)")
     enroll.add_argument("--device", help="device id (default: USER-<random>)")
     enroll.add_argument("--valid-days", type=int, default=people.DEFAULT_VALID_DAYS)
-    enroll.add_argument("--server-url", help="URL put in the bundle (default: the pinned relay)")
+    enroll.add_argument(
+        "--server-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="server URL put in the bundle (default: the pinned relay); once per node of a"
+        " cluster, the preferred first: the radio fails over to the others",
+    )
     secret = enroll.add_mutually_exclusive_group()
     secret.add_argument(
         "--bundle-passphrase-env",
@@ -260,7 +267,7 @@ async def _cmd_enroll(args: argparse.Namespace, session: AdminSession) -> None:
         out=args.out,
         device_id=args.device,
         valid_days=args.valid_days,
-        server_url=args.server_url,
+        server_urls=args.server_url,
         bundle_passphrase=bundle_passphrase,
     )
     cred = result.credential

@@ -10,6 +10,7 @@ the old device's keys opens nothing said after it.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from ptt_admin.authority import (
     AdminError,
     check_display_name,
     check_id,
-    check_url,
+    check_urls,
     write_new_file,
 )
 from ptt_admin.channels import ChannelChange, republish
@@ -85,7 +86,7 @@ async def enroll(
     out: Path | None = None,
     device_id: str | None = None,
     valid_days: int = DEFAULT_VALID_DAYS,
-    server_url: str | None = None,
+    server_urls: Sequence[str] = (),
     bundle_passphrase: str | None = None,
     scrypt_n: int = DEFAULT_SCRYPT_N,
 ) -> Enrollment:
@@ -93,8 +94,10 @@ async def enroll(
 
     The bundle (written to ``out``, 0600, never over an existing file) carries the device
     keys encrypted with ``bundle_passphrase`` (None = in the clear; the CLI refuses that
-    unless asked). Enrolling an existing user replaces their device: the old one is cut
-    off by the relay, and every channel that pinned it is rekeyed with the new one.
+    unless asked) and ``server_urls``, the preferred first (default: the pinned relay's); the
+    radio fails over from one to the next. Enrolling an existing user replaces their device:
+    the old one is cut off by the relay, and every channel that pinned it is rekeyed with the
+    new one.
     """
     authority = session.authority
     check_id("user id", user_id)
@@ -116,7 +119,7 @@ async def enroll(
     if out is not None:
         _check_out_path(out)
     relay = authority.require_relay()
-    url = check_url(server_url) if server_url else relay.url
+    urls = check_urls(server_urls) if server_urls else [relay.url]
     device = (
         check_id("device id", device_id) if device_id else f"{user_id[:50]}-{secrets.token_hex(4)}"
     )
@@ -133,8 +136,9 @@ async def enroll(
         device_keys=keys.export(bundle_passphrase, scrypt_n=scrypt_n),
         credential=credential.to_bytes(),
         root_public_key=authority.root.public_key_bytes(),
-        server_url=url,
+        server_url=urls[0],
         tls_fingerprint=relay.tls_fingerprint,
+        alternate_urls=tuple(urls[1:]),
     )
     answer = await session.ask(
         lambda e: (

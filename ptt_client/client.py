@@ -22,7 +22,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import websockets
@@ -42,6 +42,7 @@ from ptt_client.media_path import KEEPALIVE_INTERVAL, MediaPath
 from ptt_client.patch_orders import check_patch, renewals, stale_patches
 from ptt_client.protection import ProtectionState
 from ptt_client.reception import Reception
+from ptt_client.server_list import ServerList
 from ptt_client.session_core import (
     BurstEnded,
     BurstStarted,
@@ -74,9 +75,6 @@ log = logging.getLogger(__name__)
 
 LOGIN_STEP_TIMEOUT: Final = 5.0
 """Seconds for each step of the login handshake (the Hello, the answer to the Login)."""
-BACKOFF_INITIAL: Final = 0.1
-BACKOFF_MAX: Final = 2.0
-"""Radios must be back within seconds of the server: never wait longer than this."""
 BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
 
@@ -91,15 +89,18 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
         keys: DeviceKeys,
         *,
         server_url: str | None = None,
+        server_urls: Sequence[str] = (),
         use_udp: bool = True,
         media_address: tuple[str, int] | None = None,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``media_address`` replaces the UDP host and port the server announces at login (for a
-        test network in between, such as ``bench.impairment``); ``None`` uses the announced one.
-        ``keepalive_interval``: seconds between UDP keepalives (shorter for NATs that forget
-        sooner; it also bounds how long a roamed listener waits for its downlink)."""
+        """``server_urls`` (or one ``server_url``) replace the bundle's servers, tried in turn
+        (``ptt_client.server_list``). ``media_address`` replaces the UDP host and port the server
+        announces at login (for a test network in between, such as ``bench.impairment``);
+        ``None`` uses the announced one. ``keepalive_interval``: seconds between UDP keepalives
+        (shorter for NATs that forget sooner; it also bounds how long a roamed listener waits
+        for its downlink)."""
         if not keepalive_interval > 0:
             raise ValueError(f"keepalive_interval {keepalive_interval} must be greater than 0")
         super().__init__()
@@ -108,7 +109,10 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
         self.keyring = Keyring(bundle, keys, clock)
         self.credential = self.keyring.credential
         self.user_id = self.credential.user_id
-        self.server_url = server_url or bundle.server_url
+        urls = server_urls or ([server_url] if server_url else bundle.server_urls)
+        self.servers = ServerList(urls)
+        self.server_url = self.servers.current
+        """The server tried or used now."""
         self.core = ClientSessionCore(self.credential, keys)
         """What this radio knows and decides (channels, floors, the login); no I/O."""
         self.media = MediaPath(
@@ -192,29 +196,30 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
             self._pongs.pop(nonce, None)
 
     async def _run(self) -> None:
-        delay = BACKOFF_INITIAL
         first = True
         while not self._stopped:
+            self.server_url = self.servers.current
+            reason: str | None = None
             try:
                 await self._session(reconnect=not first)
-                delay = BACKOFF_INITIAL
             except PinnedCertificateError as exc:
                 self._emit(events.LoginRefused(code="certificate", text=str(exc)))
                 return
             except (OSError, websockets.WebSocketException, TimeoutError, ProtocolError) as exc:
-                self._emit(events.Disconnected(reason=connection_failure(exc)))
+                reason = connection_failure(exc)
             else:
                 if self.core.may_retry and not self._stopped:
-                    self._emit(events.Disconnected(reason="the server closed the connection"))
-            if not self.core.may_retry:
-                return
+                    reason = "the server closed the connection"
+            # The next server at once, or a wait after a whole round failed (server_list).
+            delay = self.servers.failed(self._clock(), secrets.randbelow(1000) / 1000)
+            if reason is not None:
+                self._emit(events.Disconnected(reason, self.server_url, retry_in=delay))
+            if not self.core.may_retry or self._stopped:
+                return  # (stop() closes the media path)
             first = False
             self.connected.clear()
             self.media.close()
-            if self._stopped:
-                return
-            await asyncio.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
-            delay = min(delay * 2, BACKOFF_MAX)
+            await asyncio.sleep(delay)
 
     async def _session(self, *, reconnect: bool) -> None:
         async with connect(
@@ -260,6 +265,7 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
 
     async def _logged_in(self, ws: ClientConnection, answer: LoggedIn, reconnect: bool) -> None:
         self._ws = ws
+        self.servers.logged_in(self._clock())
         # A new session: burst ids may restart (the server did), so what was heard is over.
         self._emit_all(self.keyring.new_session())
         self.reception.new_session()
@@ -282,7 +288,8 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
             await self._send(message)
             self.texts.resent(message)
         self.connected.set()
-        self._emit(events.Connected(self.user_id, answer.reply.session_index, reconnect))
+        index = answer.reply.session_index
+        self._emit(events.Connected(self.user_id, index, reconnect, self.server_url))
 
     def _lost(self, effects: list[Effect]) -> None:
         # Our bursts ended with the connection: the server ended them too, and there is no

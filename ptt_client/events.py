@@ -16,13 +16,20 @@ class Connected:
     user_id: str
     session_index: int
     reconnect: bool
+    server_url: str = ""
+    """The server logged in to: after a failover, another node of the bundle's cluster."""
 
 
 @dataclass(frozen=True)
 class Disconnected:
-    """The control connection is gone; the client retries with backoff unless stopped."""
+    """The control connection to ``server_url`` is gone, or could not be made; unless stopped
+    or refused, the client tries the bundle's next server (``ptt_client.server_list``)."""
 
     reason: str
+    server_url: str = ""
+    retry_in: float = 0.0
+    """Seconds before that next try: 0.0 at once (another server), more after a whole round
+    of the bundle's servers failed (backoff with jitter)."""
 
 
 @dataclass(frozen=True)

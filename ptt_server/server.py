@@ -147,7 +147,10 @@ class RelayServer:
             cert, key = Path(config.tls_cert), Path(config.tls_key)
         try:
             tls.check_pair(cert, key, self_signed=self_signed)
-            store = await Store.open(data_dir / DATABASE_NAME, exclusive=True)
+            if config.store:  # PostgreSQL, shared by the cluster's nodes: no directory lock
+                store = await Store.open(config.store)
+            else:
+                store = await Store.open(data_dir / DATABASE_NAME, exclusive=True)
         except (tls.TLSFilesError, StoreError) as exc:
             raise StartupError(str(exc)) from None
         try:

@@ -1,12 +1,14 @@
-"""Fixtures shared by every test package: a real organisation on disk and a running server."""
+"""Fixtures shared by every test package: a real organisation on disk, a running server, and
+a PostgreSQL server (``tests/pgfixture.py``: one per session, a fresh database per test)."""
 
 import gc
 
 import pytest
 
 from tests.orgfixture import org, server
+from tests.pgfixture import pg_server, pg_url
 
-__all__ = ["org", "server"]
+__all__ = ["org", "pg_server", "pg_url", "server"]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

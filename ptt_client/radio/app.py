@@ -122,7 +122,7 @@ class Radio:
         self.display = Display(client, self.player)
         self.session_notes = SessionNotes(
             client.user_id,
-            client.server_url,
+            lambda: client.server_url,
             lambda channel_id: channel_name(client, channel_id),
             headless=not console.live,
             use_udp=client.media.use_udp,

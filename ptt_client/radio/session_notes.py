@@ -21,6 +21,8 @@ __all__ = ["SessionNotes"]
 class SessionNotes:
     """Notes for the session and floor events of the radio of user ``me``.
 
+    ``server_url()`` is the server the client tries or uses now (``RadioClient.server_url``),
+    named in a refusal; the link events name their own server (it changes on a failover).
     ``channel_name(channel_id)`` names a channel; ``headless``: no status line shows the
     floor, the talker and the media path, so notes do; ``use_udp``: UDP was allowed (the
     tunnel is then a fallback, not a choice).
@@ -29,7 +31,7 @@ class SessionNotes:
     def __init__(
         self,
         me: str,
-        server_url: str,
+        server_url: Callable[[], str],
         channel_name: Callable[[int], str],
         *,
         headless: bool,
@@ -42,6 +44,8 @@ class SessionNotes:
         self.use_udp = use_udp
         self.logged_in = False
         """The radio has logged in at least once (a failure after that is a lost link)."""
+        self._on = ""
+        """The server of the last login."""
         self._link_told = False
         """A failure was told and no login since: retries are not told again."""
         self._media: str | None = None
@@ -113,7 +117,9 @@ class SessionNotes:
     def _link(
         self, event: events.Connected | events.Disconnected | events.LoginRefused
     ) -> list[Note]:
-        url = self.server_url
+        url = self.server_url()
+        if isinstance(event, events.Connected | events.Disconnected) and event.server_url:
+            url = event.server_url
         if isinstance(event, events.LoginRefused):
             if not self.logged_in:
                 return []  # the program's one-line error says it (stderr, exit status 2)
@@ -130,6 +136,7 @@ class SessionNotes:
             self._link_told, self._up = False, True
             media, self._media_waiting = self._media_waiting, None
             then = self._media_path(media) if media is not None and self.headless else []
+            before, self._on = self._on, url
             if not self.logged_in:
                 self.logged_in = True
                 first = note(
@@ -140,9 +147,9 @@ class SessionNotes:
                     session=event.session_index,
                 )
                 return [first, *then]
-            again = note(
-                "reconnected", f"link to {url} restored", url=url, session=event.session_index
-            )
+            moved = before and url != before  # a failover: the officer's radio is on another node
+            text = f"link restored on {url}, another server" if moved else f"link to {url} restored"
+            again = note("reconnected", text, url=url, session=event.session_index)
             return [again, *then]
         self._up = False
         self._talkers.clear()  # the floor went with the link: nobody is heard now

@@ -1,9 +1,11 @@
-"""The server's embedded store: SQLite in WAL mode behind an async repository.
+"""The server's store: SQLite in WAL mode, or PostgreSQL for a cluster, behind an async repository.
 
 ``Store`` is the one class callers use; its methods come by table family, each family's
 methods, input checks and SQL in one module::
 
-    connection.py   the one connection, its thread, opening (checks, migration), closing
+    connection.py   the one connection, its thread, the engine behind it, closing
+    sqlite_file.py  the SQLite engine: opening a file (checks, migration)
+    postgresql.py   the PostgreSQL engine: transactions, reconnection, retries
     users.py        users and the revocation list
     channels.py     channels, rosters and members, key envelopes, channel deletion
     patches.py      which channels a patch links
@@ -13,17 +15,24 @@ methods, input checks and SQL in one module::
     presence.py     presence
     bursts.py       the talk-burst log, recordings, recording pruning
     records.py      the frozen records; errors.py the exceptions; checks.py input checks
-    schema.py       the schema, as ordered migrations
+    schema.py       the schema, as ordered (SQLite) migrations; pg_schema.py on PostgreSQL
+
+The table families' SQL is one set for both engines (``connection.Connection``).
 
 Everything that came from the network (credentials, signed rosters and
 revocation lists, key envelopes, sealed messages and locations, voice frames)
 is stored as opaque bytes; the store never parses it. Times are inputs
 (Unix seconds, ``float``), never read from a clock here.
 
-Opening refuses, without changing a byte of the files, a database that is not a
-healthy SQLite database, belongs to another program or has a newer schema than this
-code, and migrates an older one (see ``connection``). A server opens its store
-``exclusive``, locking the directory against a second server.
+``Store.open(path)`` opens an SQLite file. Opening refuses, without changing a byte of
+the files, a database that is not a healthy SQLite database, belongs to another program
+or has a newer schema than this code (see ``sqlite_file``), and migrates an older one. A
+server opens its store ``exclusive``, locking the directory against a second server.
+
+``Store.open("postgresql://...")`` opens a PostgreSQL database that several servers (a
+cluster's nodes) share: it creates the schema in an empty database, refuses another
+program's database or a newer schema, and rides out a PostgreSQL restart (see
+``postgresql``).
 
 Every failure is a ``StoreError`` whose message says what to do next; the subclasses
 are listed in ``ptt_server.store.errors``.
@@ -102,7 +111,8 @@ class Store(
     PresenceTables,
     BurstTables,
 ):
-    """Async repository over one SQLite file; create with ``await Store.open(path)``.
+    """Async repository over one SQLite file or one PostgreSQL database; create with
+    ``await Store.open(path)`` or ``await Store.open("postgresql://...")``.
 
     All methods are coroutines that run on the store's own thread. Call ``await close()``
     (or use ``async with``) when done; it waits for queued work, then closes the file.

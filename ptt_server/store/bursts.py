@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from ptt_server.store.channels import require_channel
 from ptt_server.store.checks import check_bytes, check_channel_id, check_int, check_text
-from ptt_server.store.connection import PRUNE_CHUNK, StoreConnection, write_transaction
+from ptt_server.store.connection import (
+    PRUNE_CHUNK,
+    Connection,
+    StoreConnection,
+    write_transaction,
+)
 from ptt_server.store.errors import NotFoundError
 from ptt_server.store.records import Burst, BurstFrame
 
@@ -93,25 +97,24 @@ class BurstTables(StoreConnection):
 # --- SQL (store thread; each takes the connection first) ------------------------------------
 
 
-def _start_burst(conn: sqlite3.Connection, row: tuple[int, int, str, int, float, int]) -> int:
+def _start_burst(conn: Connection, row: tuple[int, int, str, int, float, int]) -> int:
     with write_transaction(conn):
         require_channel(conn, row[0])
-        cur = conn.execute(
+        inserted = conn.execute(
             "INSERT INTO bursts (channel_id, burst_id, talker, priority, started_at, broadcast) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING burst_key",
             row,
-        )
-        key = cur.lastrowid
-        assert key is not None
+        ).fetchone()
+        key: int = inserted[0]
         return key
 
 
-def _require_burst(conn: sqlite3.Connection, burst_key: int) -> None:
+def _require_burst(conn: Connection, burst_key: int) -> None:
     if conn.execute("SELECT 1 FROM bursts WHERE burst_key = ?", (burst_key,)).fetchone() is None:
         raise NotFoundError(f"talk burst {burst_key} does not exist")
 
 
-def _end_burst(conn: sqlite3.Connection, burst_key: int, duration: float, outcome: str) -> None:
+def _end_burst(conn: Connection, burst_key: int, duration: float, outcome: str) -> None:
     with write_transaction(conn):
         _require_burst(conn, burst_key)
         conn.execute(
@@ -121,7 +124,7 @@ def _end_burst(conn: sqlite3.Connection, burst_key: int, duration: float, outcom
 
 
 def _record_frames(
-    conn: sqlite3.Connection, burst_key: int, frames: list[tuple[int, int, bytes]]
+    conn: Connection, burst_key: int, frames: list[tuple[int, int, bytes]]
 ) -> int:
     rows = [
         (burst_key, check_int("seq", seq), check_int("flags", flags), check_bytes("frame", f))
@@ -135,13 +138,12 @@ def _record_frames(
             raise NotFoundError(f"talk burst {burst_key} does not exist")
         if not row[0]:
             conn.execute("UPDATE bursts SET recorded = 1 WHERE burst_key = ?", (burst_key,))
-        before = conn.total_changes
-        conn.executemany(
+        cur = conn.executemany(
             "INSERT INTO burst_frames (burst_key, seq, flags, frame) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (burst_key, seq) DO NOTHING",
             rows,
         )
-        return conn.total_changes - before
+        return cur.rowcount
 
 
 _CHANNEL_BURSTS = (
@@ -157,7 +159,7 @@ def _burst(r: Any) -> Burst:
     return Burst(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]))
 
 
-def _recent_bursts(conn: sqlite3.Connection, channel_id: int, limit: int) -> list[Burst]:
+def _recent_bursts(conn: Connection, channel_id: int, limit: int) -> list[Burst]:
     rows = conn.execute(
         _CHANNEL_BURSTS + "ORDER BY b.started_at DESC, b.burst_key DESC LIMIT ?",
         (channel_id, limit),
@@ -165,7 +167,7 @@ def _recent_bursts(conn: sqlite3.Connection, channel_id: int, limit: int) -> lis
     return [_burst(r) for r in rows]
 
 
-def _last_heard(conn: sqlite3.Connection, user_ids: tuple[str, ...]) -> dict[str, float]:
+def _last_heard(conn: Connection, user_ids: tuple[str, ...]) -> dict[str, float]:
     heard: dict[str, float] = {}
     for user_id in user_ids:  # each one seek in bursts_by_talker_time
         row = conn.execute(
@@ -178,12 +180,12 @@ def _last_heard(conn: sqlite3.Connection, user_ids: tuple[str, ...]) -> dict[str
     return heard
 
 
-def _get_burst(conn: sqlite3.Connection, channel_id: int, burst_key: int) -> Burst | None:
+def _get_burst(conn: Connection, channel_id: int, burst_key: int) -> Burst | None:
     row = conn.execute(_CHANNEL_BURSTS + "AND b.burst_key = ?", (channel_id, burst_key)).fetchone()
     return None if row is None else _burst(row)
 
 
-def _burst_frames(conn: sqlite3.Connection, burst_key: int) -> list[BurstFrame]:
+def _burst_frames(conn: Connection, burst_key: int) -> list[BurstFrame]:
     rows = conn.execute(
         "SELECT seq, flags, frame FROM burst_frames WHERE burst_key = ? ORDER BY seq",
         (burst_key,),
@@ -191,14 +193,12 @@ def _burst_frames(conn: sqlite3.Connection, burst_key: int) -> list[BurstFrame]:
     return [BurstFrame(r[0], r[1], r[2]) for r in rows]
 
 
-def _prune_recordings(conn: sqlite3.Connection, older_than: float) -> tuple[int, int]:
+def _prune_recordings(conn: Connection, older_than: float) -> tuple[int, int]:
     with write_transaction(conn):
         keys = conn.execute(
             "SELECT burst_key FROM bursts WHERE recorded = 1 AND started_at < ? LIMIT ?",
             (older_than, PRUNE_CHUNK),
         ).fetchall()
-        before = conn.total_changes
-        conn.executemany("DELETE FROM burst_frames WHERE burst_key = ?", keys)
-        frames = conn.total_changes - before
+        frames = conn.executemany("DELETE FROM burst_frames WHERE burst_key = ?", keys).rowcount
         conn.executemany("UPDATE bursts SET recorded = 0 WHERE burst_key = ?", keys)
         return len(keys), frames

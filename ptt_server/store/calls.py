@@ -8,11 +8,10 @@ call log request (a user's own calls; every call for a dispatcher).
 
 from __future__ import annotations
 
-import sqlite3
 
 from ptt_protocol import control
 from ptt_server.store.checks import check_text
-from ptt_server.store.connection import StoreConnection, write_transaction
+from ptt_server.store.connection import Connection, StoreConnection, write_transaction
 from ptt_server.store.errors import StoreError
 
 RELAY_RESTARTED = "relay_restarted"
@@ -56,10 +55,11 @@ class CallTables(StoreConnection):
         return await self._call("read call log", _call_log, user, max(1, min(limit, 200)))
 
 
-def _log_call(conn: sqlite3.Connection, r: control.CallRecord) -> None:
+def _log_call(conn: Connection, r: control.CallRecord) -> None:
     with write_transaction(conn):
         conn.execute(
-            f"INSERT OR IGNORE INTO calls ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO calls ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (call_id) DO NOTHING",
             (
                 r.call_id,
                 r.caller,
@@ -75,11 +75,11 @@ def _log_call(conn: sqlite3.Connection, r: control.CallRecord) -> None:
         )
 
 
-def _logged(conn: sqlite3.Connection, call_id: bytes) -> bool:
+def _logged(conn: Connection, call_id: bytes) -> bool:
     return conn.execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,)).fetchone() is not None
 
 
-def _answered(conn: sqlite3.Connection, call_id: bytes, at: float) -> None:
+def _answered(conn: Connection, call_id: bytes, at: float) -> None:
     with write_transaction(conn):
         conn.execute(
             "UPDATE calls SET answered_at = ? WHERE call_id = ? AND answered_at IS NULL",
@@ -87,7 +87,7 @@ def _answered(conn: sqlite3.Connection, call_id: bytes, at: float) -> None:
         )
 
 
-def _ended(conn: sqlite3.Connection, call_id: bytes, at: float, outcome: str, by: str) -> None:
+def _ended(conn: Connection, call_id: bytes, at: float, outcome: str, by: str) -> None:
     with write_transaction(conn):
         conn.execute(
             "UPDATE calls SET ended_at = ?, outcome = ?, ended_by = ?"
@@ -96,16 +96,18 @@ def _ended(conn: sqlite3.Connection, call_id: bytes, at: float, outcome: str, by
         )
 
 
-def _close_open(conn: sqlite3.Connection, now: float) -> int:
+def _close_open(conn: Connection, now: float) -> int:
     with write_transaction(conn):
+        # A CASE, not max()/GREATEST: SQLite has only the one, PostgreSQL only the other.
         cursor = conn.execute(
-            "UPDATE calls SET ended_at = max(?, offered_at), outcome = ? WHERE ended_at IS NULL",
-            (now, RELAY_RESTARTED),
+            "UPDATE calls SET ended_at = CASE WHEN offered_at > ? THEN offered_at ELSE ? END, "
+            "outcome = ? WHERE ended_at IS NULL",
+            (now, now, RELAY_RESTARTED),
         )
         return cursor.rowcount
 
 
-def _call_log(conn: sqlite3.Connection, user: str | None, limit: int) -> list[control.CallRecord]:
+def _call_log(conn: Connection, user: str | None, limit: int) -> list[control.CallRecord]:
     if user is None:
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM calls ORDER BY offered_at DESC LIMIT ?", (limit,)

@@ -5,7 +5,6 @@ Rosters and envelopes are opaque bytes here (signed and HPKE-wrapped end to end)
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Mapping
 
 from ptt_server.store.checks import (
@@ -16,7 +15,7 @@ from ptt_server.store.checks import (
     check_newer,
     check_text,
 )
-from ptt_server.store.connection import StoreConnection, write_transaction
+from ptt_server.store.connection import Connection, StoreConnection, write_transaction
 from ptt_server.store.errors import ConflictError, NotFoundError, StoreError
 from ptt_server.store.records import Channel, KeyEnvelope, Roster
 
@@ -104,7 +103,7 @@ class ChannelTables(StoreConnection):
 # --- SQL (store thread; each takes the connection first) ------------------------------------
 
 
-def require_channel(conn: sqlite3.Connection, channel_id: int) -> None:
+def require_channel(conn: Connection, channel_id: int) -> None:
     """Raise ``NotFoundError`` unless the channel exists (also for bursts and emergencies)."""
     if (
         conn.execute(
@@ -115,7 +114,7 @@ def require_channel(conn: sqlite3.Connection, channel_id: int) -> None:
         raise NotFoundError(f"channel {channel_id} does not exist: create it first")
 
 
-def _create_channel(conn: sqlite3.Connection, name: str, now: float) -> int:
+def _create_channel(conn: Connection, name: str, now: float) -> int:
     with write_transaction(conn):
         taken = conn.execute("SELECT channel_id FROM channels WHERE name = ?", (name,)).fetchone()
         if taken is not None:
@@ -123,15 +122,19 @@ def _create_channel(conn: sqlite3.Connection, name: str, now: float) -> int:
                 f"channel name {name!r} is taken by channel {taken[0]}: choose another"
             )
         try:
-            cur = conn.execute("INSERT INTO channels (name, created_at) VALUES (?, ?)", (name, now))
-        except sqlite3.IntegrityError as exc:
-            raise StoreError("no channel ids left: all 2^32-1 have been used") from exc
-        channel_id = cur.lastrowid
-        assert channel_id is not None
+            row = conn.execute(
+                "INSERT INTO channels (name, created_at) VALUES (?, ?) RETURNING channel_id",
+                (name, now),
+            ).fetchone()
+        except Exception as exc:
+            if conn.is_id_exhausted(exc):
+                raise StoreError("no channel ids left: all 2^32-1 have been used") from exc
+            raise
+        channel_id: int = row[0]
         return channel_id
 
 
-def _get_channel(conn: sqlite3.Connection, column: str, value: object) -> Channel | None:
+def _get_channel(conn: Connection, column: str, value: object) -> Channel | None:
     row = conn.execute(
         f"SELECT channel_id, name, created_at FROM channels"
         f" WHERE {column} = ? AND deleted_at IS NULL",
@@ -140,7 +143,7 @@ def _get_channel(conn: sqlite3.Connection, column: str, value: object) -> Channe
     return None if row is None else Channel(row[0], row[1], row[2])
 
 
-def _list_channels(conn: sqlite3.Connection) -> list[Channel]:
+def _list_channels(conn: Connection) -> list[Channel]:
     rows = conn.execute(
         "SELECT channel_id, name, created_at FROM channels WHERE deleted_at IS NULL"
         " ORDER BY channel_id"
@@ -148,7 +151,7 @@ def _list_channels(conn: sqlite3.Connection) -> list[Channel]:
     return [Channel(r[0], r[1], r[2]) for r in rows]
 
 
-def _delete_channel(conn: sqlite3.Connection, channel_id: int, now: float) -> None:
+def _delete_channel(conn: Connection, channel_id: int, now: float) -> None:
     with write_transaction(conn):
         row = conn.execute(
             "SELECT name FROM channels WHERE channel_id = ? AND deleted_at IS NULL", (channel_id,)
@@ -178,7 +181,7 @@ def _delete_channel(conn: sqlite3.Connection, channel_id: int, now: float) -> No
 
 
 def _put_roster(
-    conn: sqlite3.Connection,
+    conn: Connection,
     channel_id: int,
     version: int,
     signed: bytes,
@@ -196,7 +199,9 @@ def _put_roster(
             "sign the change with a higher version",
         )
         conn.execute(
-            "INSERT OR REPLACE INTO rosters (channel_id, version, signed) VALUES (?, ?, ?)",
+            "INSERT INTO rosters (channel_id, version, signed) VALUES (?, ?, ?) "
+            "ON CONFLICT (channel_id) DO UPDATE SET version = excluded.version, "
+            "signed = excluded.signed",
             (channel_id, version, signed),
         )
         conn.execute("DELETE FROM channel_members WHERE channel_id = ?", (channel_id,))
@@ -211,7 +216,7 @@ def _put_roster(
         )
 
 
-def _get_roster(conn: sqlite3.Connection, channel_id: int) -> Roster | None:
+def _get_roster(conn: Connection, channel_id: int) -> Roster | None:
     row = conn.execute(
         "SELECT version, signed FROM rosters WHERE channel_id = ?", (channel_id,)
     ).fetchone()
@@ -223,7 +228,7 @@ def _get_roster(conn: sqlite3.Connection, channel_id: int) -> Roster | None:
     return Roster(channel_id, row[0], row[1], frozenset(m[0] for m in members))
 
 
-def _channels_of(conn: sqlite3.Connection, user_id: str) -> list[int]:
+def _channels_of(conn: Connection, user_id: str) -> list[int]:
     rows = conn.execute(
         "SELECT channel_id FROM channel_members WHERE user_id = ? ORDER BY channel_id", (user_id,)
     )
@@ -231,23 +236,23 @@ def _channels_of(conn: sqlite3.Connection, user_id: str) -> list[int]:
 
 
 def _put_envelopes(
-    conn: sqlite3.Connection, channel_id: int, rows: list[tuple[int, str, int, bytes, float]]
+    conn: Connection, channel_id: int, rows: list[tuple[int, str, int, bytes, float]]
 ) -> int:
     with write_transaction(conn):
         require_channel(conn, channel_id)
-        before = conn.total_changes
-        # The WHERE on the upsert keeps a newer epoch's envelope if an older one arrives late.
-        conn.executemany(
+        # The WHERE on the upsert keeps a newer epoch's envelope if an older one arrives late;
+        # an upsert its WHERE skips changes no row, so the row count is what was stored.
+        cur = conn.executemany(
             "INSERT INTO key_envelopes (channel_id, recipient, epoch, envelope, stored_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id, recipient) DO UPDATE SET "
             "epoch = excluded.epoch, envelope = excluded.envelope, stored_at = excluded.stored_at "
             "WHERE excluded.epoch >= key_envelopes.epoch",
             rows,
         )
-        return conn.total_changes - before
+        return cur.rowcount
 
 
-def _envelopes_for(conn: sqlite3.Connection, user_id: str) -> list[KeyEnvelope]:
+def _envelopes_for(conn: Connection, user_id: str) -> list[KeyEnvelope]:
     rows = conn.execute(
         "SELECT channel_id, recipient, epoch, envelope, stored_at FROM key_envelopes "
         "WHERE recipient = ? ORDER BY channel_id",

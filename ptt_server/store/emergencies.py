@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ptt_server.store.channels import require_channel
 from ptt_server.store.checks import check_bytes, check_channel_id, check_optional_bytes, check_text
-from ptt_server.store.connection import StoreConnection, write_transaction
+from ptt_server.store.connection import Connection, StoreConnection, write_transaction
 from ptt_server.store.errors import NotFoundError, StoreError
 from ptt_server.store.records import Emergency, EmergencyRaise
 
@@ -93,7 +92,7 @@ def _emergency(r: Any) -> Emergency:
 
 
 def _raise_emergency(
-    conn: sqlite3.Connection, row: tuple[bytes, str, int | None, bytes | None, float, str]
+    conn: Connection, row: tuple[bytes, str, int | None, bytes | None, float, str]
 ) -> EmergencyRaise:
     alert_id, user_id, channel_id, location, now, kind = row
     with write_transaction(conn):
@@ -131,7 +130,7 @@ def _raise_emergency(
         return EmergencyRaise("created", created)
 
 
-def _require_alert(conn: sqlite3.Connection, alert_id: bytes) -> None:
+def _require_alert(conn: Connection, alert_id: bytes) -> None:
     if conn.execute("SELECT 1 FROM emergencies WHERE alert_id = ?", (alert_id,)).fetchone() is None:
         raise NotFoundError(f"emergency alert {alert_id.hex()} does not exist")
 
@@ -147,7 +146,7 @@ _CANCEL = (
 
 
 def _update_alert(
-    conn: sqlite3.Connection, update: str, alert_id: bytes, by: str, now: float
+    conn: Connection, update: str, alert_id: bytes, by: str, now: float
 ) -> bool:
     """Run ``_ACK`` or ``_CANCEL`` on an existing alert; True if it changed the alert."""
     with write_transaction(conn):
@@ -155,14 +154,14 @@ def _update_alert(
         return conn.execute(update, (by, now, alert_id)).rowcount == 1
 
 
-def _get_emergency(conn: sqlite3.Connection, alert_id: bytes) -> Emergency | None:
+def _get_emergency(conn: Connection, alert_id: bytes) -> Emergency | None:
     row = conn.execute(
         f"SELECT {_EMERGENCY_COLUMNS} FROM emergencies WHERE alert_id = ?", (alert_id,)
     ).fetchone()
     return None if row is None else _emergency(row)
 
 
-def _active_emergencies(conn: sqlite3.Connection) -> list[Emergency]:
+def _active_emergencies(conn: Connection) -> list[Emergency]:
     rows = conn.execute(
         f"SELECT {_EMERGENCY_COLUMNS} FROM emergencies WHERE cancelled_at IS NULL "
         "ORDER BY acked_at IS NOT NULL, raised_at, rowid"

@@ -5,7 +5,7 @@
     StoreError                  any store failure; the write was rolled back
     ├── CorruptDatabaseError    the files are not a healthy SQLite database (or its log)
     ├── InUseError              another ptt-server holds the directory (``exclusive``)
-    ├── ForeignDatabaseError    the file is another program's database
+    ├── ForeignDatabaseError    the file (or PostgreSQL database) is another program's
     ├── SchemaTooNewError       written by a newer ptt-server
     ├── NotFoundError           a referenced channel, burst, alert ... does not exist
     ├── ConflictError           a unique name or fingerprint is already taken
@@ -27,7 +27,8 @@ __all__ = [
 
 
 class StoreError(Exception):
-    """A store operation failed; any write it started was rolled back."""
+    """A store operation failed; any write it started was rolled back (on PostgreSQL, unless
+    the message says the connection was lost during COMMIT and the outcome is unknown)."""
 
 
 class CorruptDatabaseError(StoreError):
@@ -39,11 +40,11 @@ class InUseError(StoreError):
 
 
 class ForeignDatabaseError(StoreError):
-    """The file is an SQLite database written by another program; it was left untouched."""
+    """The file (or PostgreSQL database) belongs to another program; it was left untouched."""
 
 
 class SchemaTooNewError(StoreError):
-    """The file was written by a newer ptt-server; it was left untouched."""
+    """The file (or PostgreSQL database) was written by a newer ptt-server; left untouched."""
 
 
 class NotFoundError(StoreError):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from ptt_server.store.checks import check_bytes, check_channel_id, check_ids, check_int, check_text
-from ptt_server.store.connection import PRUNE_CHUNK, StoreConnection, write_transaction
+from ptt_server.store.connection import (
+    PRUNE_CHUNK,
+    Connection,
+    StoreConnection,
+    write_transaction,
+)
 from ptt_server.store.errors import StoreError
 from ptt_server.store.records import Delivery, StoredMessage
 
@@ -104,7 +108,7 @@ def _message(row: Any) -> StoredMessage:
 
 
 def _store_message(
-    conn: sqlite3.Connection,
+    conn: Connection,
     row: tuple[bytes, str, str | None, int | None, bytes, float],
     recipients: tuple[str, ...],
 ) -> bool:
@@ -123,14 +127,14 @@ def _store_message(
         return True
 
 
-def _get_message(conn: sqlite3.Connection, message_id: bytes) -> StoredMessage | None:
+def _get_message(conn: Connection, message_id: bytes) -> StoredMessage | None:
     row = conn.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
     ).fetchone()
     return None if row is None else _message(row)
 
 
-def _pending_for(conn: sqlite3.Connection, user_id: str, limit: int) -> list[StoredMessage]:
+def _pending_for(conn: Connection, user_id: str, limit: int) -> list[StoredMessage]:
     rows = conn.execute(
         "SELECT m.message_id, m.from_user, m.to_user, m.to_channel, m.sealed, m.sent_at "
         "FROM deliveries AS d JOIN messages AS m ON m.message_id = d.message_id "
@@ -152,14 +156,14 @@ _READ = (
 
 
 def _update_delivery(
-    conn: sqlite3.Connection, update: str, params: tuple[float | bytes | str, ...]
+    conn: Connection, update: str, params: tuple[float | bytes | str, ...]
 ) -> bool:
     """Run ``_DELIVERED`` or ``_READ``; True if it changed the delivery row."""
     with write_transaction(conn):
         return conn.execute(update, params).rowcount == 1
 
 
-def _deliveries(conn: sqlite3.Connection, message_id: bytes) -> list[Delivery]:
+def _deliveries(conn: Connection, message_id: bytes) -> list[Delivery]:
     rows = conn.execute(
         "SELECT recipient, delivered_at, read_at FROM deliveries WHERE message_id = ? "
         "ORDER BY recipient",
@@ -168,7 +172,7 @@ def _deliveries(conn: sqlite3.Connection, message_id: bytes) -> list[Delivery]:
     return [Delivery(r[0], r[1], r[2]) for r in rows]
 
 
-def _prune_messages(conn: sqlite3.Connection, cutoff: float, include_channel: bool) -> int:
+def _prune_messages(conn: Connection, cutoff: float, include_channel: bool) -> int:
     with write_transaction(conn):
         cur = conn.execute(
             "DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE sent_at < ? "

@@ -7,12 +7,11 @@ opaque here; the handler checks its signature before it is stored.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ptt_server.store.channels import require_channel
 from ptt_server.store.checks import check_bytes, check_channel_id, check_text
-from ptt_server.store.connection import StoreConnection, write_transaction
+from ptt_server.store.connection import Connection, StoreConnection, write_transaction
 from ptt_server.store.errors import ConflictError
 from ptt_server.store.records import PatchLinks
 
@@ -46,7 +45,7 @@ class PatchTables(StoreConnection):
         return await self._call("list patches", _list_patches)
 
 
-def _linked(conn: sqlite3.Connection, patch_id: int) -> tuple[int, ...]:
+def _linked(conn: Connection, patch_id: int) -> tuple[int, ...]:
     rows = conn.execute(
         "SELECT channel_id FROM patch_links WHERE patch_id = ? ORDER BY channel_id", (patch_id,)
     )
@@ -54,7 +53,7 @@ def _linked(conn: sqlite3.Connection, patch_id: int) -> tuple[int, ...]:
 
 
 def _put_patch(
-    conn: sqlite3.Connection,
+    conn: Connection,
     patch_id: int,
     linked: tuple[int, ...],
     signed_order: bytes,
@@ -94,7 +93,7 @@ def _put_patch(
         )
 
 
-def _end_patch(conn: sqlite3.Connection, patch_id: int) -> tuple[int, ...]:
+def _end_patch(conn: Connection, patch_id: int) -> tuple[int, ...]:
     with write_transaction(conn):
         linked = _linked(conn, patch_id)
         conn.execute("DELETE FROM patch_links WHERE patch_id = ?", (patch_id,))
@@ -102,7 +101,7 @@ def _end_patch(conn: sqlite3.Connection, patch_id: int) -> tuple[int, ...]:
         return linked
 
 
-def _list_patches(conn: sqlite3.Connection) -> list[PatchLinks]:
+def _list_patches(conn: Connection) -> list[PatchLinks]:
     rows = conn.execute(
         "SELECT patch_id, created_by, signed_order FROM patches ORDER BY patch_id"
     ).fetchall()

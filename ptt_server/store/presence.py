@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ptt_server.store.checks import check_optional_bytes, check_text
-from ptt_server.store.connection import StoreConnection, write_transaction
+from ptt_server.store.connection import Connection, StoreConnection, write_transaction
 from ptt_server.store.records import Presence
 
 
@@ -31,11 +30,13 @@ class PresenceTables(StoreConnection):
 # --- SQL (store thread; each takes the connection first) ------------------------------------
 
 
-def _put_presence(conn: sqlite3.Connection, p: Presence) -> None:
+def _put_presence(conn: Connection, p: Presence) -> None:
     with write_transaction(conn):
         conn.execute(
-            "INSERT OR REPLACE INTO presence (user_id, status, online, last_seen, sealed_location) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO presence (user_id, status, online, last_seen, sealed_location) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+            "status = excluded.status, online = excluded.online, "
+            "last_seen = excluded.last_seen, sealed_location = excluded.sealed_location",
             (
                 p.user_id,
                 p.status,
@@ -53,13 +54,13 @@ def _presence(r: Any) -> Presence:
     return Presence(r[0], r[1], bool(r[2]), r[3], r[4])
 
 
-def _get_presence(conn: sqlite3.Connection, user_id: str) -> Presence | None:
+def _get_presence(conn: Connection, user_id: str) -> Presence | None:
     row = conn.execute(
         f"SELECT {_PRESENCE_COLUMNS} FROM presence WHERE user_id = ?", (user_id,)
     ).fetchone()
     return None if row is None else _presence(row)
 
 
-def _all_presence(conn: sqlite3.Connection) -> list[Presence]:
+def _all_presence(conn: Connection) -> list[Presence]:
     rows = conn.execute(f"SELECT {_PRESENCE_COLUMNS} FROM presence ORDER BY user_id")
     return [_presence(r) for r in rows]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from ptt_server.store.checks import check_bytes, check_ids, check_int, check_newer, check_text
-from ptt_server.store.connection import StoreConnection, write_transaction
+from ptt_server.store.connection import Connection, StoreConnection, write_transaction
 from ptt_server.store.errors import ConflictError
 from ptt_server.store.records import RevocationList, User
 
@@ -86,7 +85,7 @@ _USER_COLUMNS = (
 )
 
 
-def _put_user(conn: sqlite3.Connection, u: User) -> None:
+def _put_user(conn: Connection, u: User) -> None:
     with write_transaction(conn):
         owner = conn.execute(
             "SELECT user_id FROM users WHERE fingerprint = ? AND user_id <> ?",
@@ -116,13 +115,13 @@ def _put_user(conn: sqlite3.Connection, u: User) -> None:
         )
 
 
-def _get_user(conn: sqlite3.Connection, column: str, value: object) -> User | None:
+def _get_user(conn: Connection, column: str, value: object) -> User | None:
     # column is one of our own literals, never caller data
     row = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE {column} = ?", (value,)).fetchone()
     return None if row is None else _user(row)
 
 
-def _get_users(conn: sqlite3.Connection, user_ids: tuple[str, ...]) -> list[User]:
+def _get_users(conn: Connection, user_ids: tuple[str, ...]) -> list[User]:
     found: list[User] = []
     for start in range(0, len(user_ids), 500):  # SQLite's bound-parameter limit is 999+
         chunk = user_ids[start : start + 500]
@@ -135,13 +134,13 @@ def _get_users(conn: sqlite3.Connection, user_ids: tuple[str, ...]) -> list[User
     return found
 
 
-def _list_users(conn: sqlite3.Connection) -> list[User]:
+def _list_users(conn: Connection) -> list[User]:
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY user_id").fetchall()
     return [_user(r) for r in rows]
 
 
 def _put_revocations(
-    conn: sqlite3.Connection,
+    conn: Connection,
     version: int,
     signed: bytes,
     users: tuple[str, ...],
@@ -156,7 +155,9 @@ def _put_revocations(
             "sign a new list with a higher version",
         )
         conn.execute(
-            "INSERT OR REPLACE INTO revocation_list (singleton, version, signed) VALUES (1, ?, ?)",
+            "INSERT INTO revocation_list (singleton, version, signed) VALUES (1, ?, ?) "
+            "ON CONFLICT (singleton) DO UPDATE SET version = excluded.version, "
+            "signed = excluded.signed",
             (version, signed),
         )
         conn.execute("DELETE FROM revoked_users")
@@ -165,7 +166,7 @@ def _put_revocations(
         conn.executemany("INSERT INTO revoked_serials (serial) VALUES (?)", [(s,) for s in serials])
 
 
-def _get_revocations(conn: sqlite3.Connection) -> RevocationList | None:
+def _get_revocations(conn: Connection) -> RevocationList | None:
     row = conn.execute("SELECT version, signed FROM revocation_list").fetchone()
     if row is None:
         return None
@@ -174,7 +175,7 @@ def _get_revocations(conn: sqlite3.Connection) -> RevocationList | None:
     return RevocationList(row[0], row[1], users, serials)
 
 
-def _is_revoked(conn: sqlite3.Connection, user_id: str, serial: int) -> bool:
+def _is_revoked(conn: Connection, user_id: str, serial: int) -> bool:
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM revoked_users WHERE user_id = ?) "
         "OR EXISTS (SELECT 1 FROM revoked_serials WHERE serial = ?)",

@@ -39,6 +39,7 @@ from tests.ptt_server.test_store_connection import large_write
 from tests.ptt_server.test_store_fixtures import (
     db_path_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 from tests.tui.org import online, open_field, stop
 from tests.tui.test_app_live import console, monitoring, officers, until

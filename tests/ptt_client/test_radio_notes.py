@@ -86,7 +86,7 @@ def test_other_events_are_not_trust_events() -> None:
 
 
 def session(*, headless: bool = True, use_udp: bool = True) -> SessionNotes:
-    return SessionNotes("alice", URL, name, headless=headless, use_udp=use_udp)
+    return SessionNotes("alice", lambda: URL, name, headless=headless, use_udp=use_udp)
 
 
 def texts(notes: SessionNotes, *happened: object) -> list[str]:

@@ -1,8 +1,7 @@
-"""The private-call log in the store (ptt_server.store.calls), on real SQLite files."""
+"""The private-call log in the store (ptt_server.store.calls), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,8 +10,10 @@ from ptt_protocol import control
 from ptt_server.store import Store, StoreError
 from ptt_server.store.calls import RELAY_RESTARTED
 from tests.ptt_server.test_store_fixtures import (
-    db_path_fixture,  # noqa: F401 (fixture)
+    RawDatabase,
+    raw_db_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 
 
@@ -29,8 +30,10 @@ def record(
     )
 
 
-async def test_a_call_is_logged_from_offer_to_end_and_survives_reopen(db_path: Path) -> None:
-    store = await Store.open(db_path)
+async def test_a_call_is_logged_from_offer_to_end_and_survives_reopen(
+    store_location: Path | str,
+) -> None:
+    store = await Store.open(store_location)
     await store.log_call(record(1))
     await store.call_answered(b"\x01" * 16, 101.0)
     await store.call_answered(b"\x01" * 16, 109.0)  # a second answer changes nothing
@@ -38,7 +41,7 @@ async def test_a_call_is_logged_from_offer_to_end_and_survives_reopen(db_path: P
     await store.call_ended(b"\x01" * 16, 140.0, control.END_PEER_GONE, "")  # nor a second end
     await store.log_call(record(1, callee="carol"))  # a repeat of a logged id changes nothing
     await store.close()
-    store = await Store.open(db_path)
+    store = await Store.open(store_location)
     try:
         (got,) = await store.call_log(None, 10)
         assert (got.callee, got.answered_at, got.ended_at, got.outcome, got.ended_by) == (
@@ -79,18 +82,16 @@ async def test_calls_a_stopped_relay_left_open_are_closed_at_the_next_start(
     assert await store.close_calls_left_open(60.0) == 0
 
 
-async def test_bad_rows_are_refused_and_change_nothing(store: Store, db_path: Path) -> None:
+async def test_bad_rows_are_refused_and_change_nothing(store: Store, raw_db: RawDatabase) -> None:
     with pytest.raises(StoreError):
         await store.log_call(record(1, caller=""))
     with pytest.raises(StoreError):
         await store.call_ended(b"\x01" * 16, 1.0, "", "bob")
     assert await store.call_log(None, 10) == []
     # The schema refuses what the checks above let through by mistake.
-    raw = sqlite3.connect(db_path)
-    with pytest.raises(sqlite3.IntegrityError):
-        raw.execute(
+    with pytest.raises(raw_db.integrity_error):
+        raw_db.execute(
             "INSERT INTO calls (call_id, caller, callee, mode, emergency, offered_at)"
             " VALUES (?, 'a', 'b', 'simplex', 0, 1.0)",
             (b"\x05" * 16,),
         )
-    raw.close()

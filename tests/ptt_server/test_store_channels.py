@@ -1,4 +1,4 @@
-"""Channels, rosters and key envelopes in the store (ptt_server.store.channels), on real files."""
+"""Channels, rosters and key envelopes in the store (ptt_server.store.channels), on both engines."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from ptt_server.store import ConflictError, NotFoundError, StaleVersionError, St
 from tests.ptt_server.test_store_fixtures import (
     db_path_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 
 

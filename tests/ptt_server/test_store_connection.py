@@ -1,6 +1,6 @@
 """Opening and closing a store, refusing files, and its one thread (ptt_server.store.connection).
 
-On real SQLite files.
+The files are SQLite's; the tests of the thread and of closing run on both engines.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tests.ptt_server.test_store_fixtures import (
     mid,
     read_file,
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
     write_file,
 )
 
@@ -66,8 +67,8 @@ async def test_new_file_is_created_in_wal_mode_at_latest_version(db_path: Path) 
     await s.close()
 
 
-async def test_close_is_idempotent_and_later_calls_fail(db_path: Path) -> None:
-    s = await Store.open(db_path)
+async def test_close_is_idempotent_and_later_calls_fail(store_location: Path | str) -> None:
+    s = await Store.open(store_location)
     pending = asyncio.ensure_future(s.create_channel("queued-before-close", 1.0))
     await asyncio.sleep(0)  # let the call reach the store thread's queue
     await asyncio.gather(s.close(), s.close())
@@ -76,7 +77,7 @@ async def test_close_is_idempotent_and_later_calls_fail(db_path: Path) -> None:
     assert await pending >= 1  # queued work is finished, not dropped
     with pytest.raises(StoreError, match="closed"):
         await s.list_channels()
-    async with await Store.open(db_path) as s2:
+    async with await Store.open(store_location) as s2:
         assert [c.name for c in await s2.list_channels()] == ["queued-before-close"]
     assert s2.closed
 

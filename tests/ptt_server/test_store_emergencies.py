@@ -1,16 +1,17 @@
-"""Emergency alerts in the store (ptt_server.store.emergencies), on real SQLite files."""
+"""Emergency alerts in the store (ptt_server.store.emergencies), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from ptt_server.store import NotFoundError, Store
 from tests.ptt_server.test_store_fixtures import (
-    db_path_fixture,  # noqa: F401 (fixture)
+    RawDatabase,
+    raw_db_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 
 
@@ -18,8 +19,8 @@ async def outcome(s: Store, alert_id: bytes, user: str, ch: int | None, at: floa
     return (await s.raise_emergency(alert_id, user, ch, None, at)).outcome
 
 
-async def test_emergency_lifecycle_survives_reopen(db_path: Path) -> None:
-    s = await Store.open(db_path)
+async def test_emergency_lifecycle_survives_reopen(store_location: Path | str) -> None:
+    s = await Store.open(store_location)
     ch = await s.create_channel("alpha", 1.0)
     assert (await s.raise_emergency(b"alert-1", "alice", ch, b"sealed-loc", 50.0)).outcome == (
         "created"
@@ -41,7 +42,7 @@ async def test_emergency_lifecycle_survives_reopen(db_path: Path) -> None:
     assert await s.cancel_emergency(b"alert-5", "carol", 79.0)
     await s.close()
 
-    s = await Store.open(db_path)
+    s = await Store.open(store_location)
     active = await s.active_emergencies()
     # Unacknowledged first, so a dispatcher's console never buries a fresh alert.
     assert [(e.alert_id, e.acknowledged) for e in active] == [
@@ -63,7 +64,7 @@ async def test_emergency_lifecycle_survives_reopen(db_path: Path) -> None:
 
 
 async def test_a_press_with_a_fresh_id_updates_the_users_active_emergency(
-    store: Store, db_path: Path
+    store: Store, raw_db: RawDatabase
 ) -> None:
     ch = await store.create_channel("alpha", 1.0)
     other = await store.create_channel("bravo", 1.0)
@@ -95,9 +96,8 @@ async def test_a_press_with_a_fresh_id_updates_the_users_active_emergency(
     assert (foreign.outcome, foreign.alert.user_id) == ("foreign", "alice")
     assert await store.active_emergencies() == [foreign.alert]
     # The database itself refuses a second active alert for a user (ptt-admin, old code).
-    raw = sqlite3.connect(db_path, isolation_level=None)
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        raw.execute(
-            "INSERT INTO emergencies (alert_id, user_id, raised_at) VALUES (x'01', 'alice', 1)"
+    with pytest.raises(raw_db.integrity_error, match="(?i)unique"):
+        raw_db.execute(
+            "INSERT INTO emergencies (alert_id, user_id, raised_at) VALUES (?, 'alice', 1)",
+            (b"\x01",),
         )
-    raw.close()

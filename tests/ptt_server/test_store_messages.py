@@ -1,4 +1,4 @@
-"""Messages and deliveries in the store (ptt_server.store.messages), on real SQLite files."""
+"""Messages and deliveries in the store (ptt_server.store.messages), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tests.ptt_server.test_store_fixtures import (
     db_path_fixture,  # noqa: F401 (fixture)
     mid,
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 
 

@@ -1,4 +1,4 @@
-"""Presence in the store (ptt_server.store.presence), on a real SQLite file."""
+"""Presence in the store (ptt_server.store.presence), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from ptt_server.store import Presence, Store
 from tests.ptt_server.test_store_fixtures import (
     db_path_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 
 

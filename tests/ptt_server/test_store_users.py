@@ -1,4 +1,4 @@
-"""Users and revocation lists in the store (ptt_server.store.users), on real SQLite files."""
+"""Users and revocation lists in the store (ptt_server.store.users), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tests.ptt_server.test_store_fixtures import (
     db_path_fixture,  # noqa: F401 (fixture)
     make_user,
     store_fixture,  # noqa: F401 (fixture)
+    store_location_fixture,  # noqa: F401 (fixture)
 )
 
 
