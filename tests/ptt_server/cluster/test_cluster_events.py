@@ -8,12 +8,28 @@ and one session per user across the cluster.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from crypto.roster import Member, Roster, sign_roster
 from ptt_client import events
 from ptt_protocol import control
 from tests.clusterfixture import Cluster
 from tests.orgfixture import user_record
 from tests.ptt_server.rawclient import connect
+
+
+class LogWatch(logging.Handler):
+    """Sets :attr:`seen` when the server logs ``message`` (a step that has no other sign)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.seen = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.message:
+            self.seen.set()
 
 
 async def test_a_text_reaches_a_user_on_another_node_and_the_receipt_comes_back(
@@ -157,9 +173,17 @@ async def test_the_same_device_logging_in_on_another_node_ends_the_old_session_q
 ) -> None:
     account = cluster.org.accounts["bob"]
     first = await connect(cluster.nodes[0], account)
+    logged_out = LogWatch("logout")
+    logger = logging.getLogger("ptt_server")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(logged_out)
     second = await connect(cluster.nodes[1], account)
     try:
         await first.wait_closed()
+        # Node 0's logout is over (its last step logs): what it stores is in the store.
+        async with asyncio.timeout(10):
+            await logged_out.seen.wait()
         assert first.received(control.Error) == []  # the radio moved: nothing to report
         await second.ping()
         assert "bob" not in cluster.nodes[0].sessions.by_user
@@ -168,6 +192,8 @@ async def test_the_same_device_logging_in_on_another_node_ends_the_old_session_q
         stored = await cluster.nodes[2].store.get_presence("bob")
         assert stored is not None and stored.online
     finally:
+        logger.removeHandler(logged_out)
+        logger.setLevel(level)
         await second.ws.close()
 
 
