@@ -214,3 +214,18 @@ async def test_another_device_logging_in_on_another_node_ends_the_old_session(
         assert cluster.nodes[2].sessions.by_user["bob"].credential == replacement.credential
     finally:
         await new.ws.close()
+
+
+async def test_a_channel_deleted_on_one_node_is_gone_on_every_node(cluster: Cluster) -> None:
+    cid = cluster.org.channel_id
+    disp = await cluster.radio("disp", 0)
+    bob = await cluster.radio("bob", 1)
+    carol = await cluster.radio("carol", 2)
+    await disp.send_message(control.ChannelDelete(channel_id=cid))
+    for radio in (bob, carol):
+        left = await radio.wait_for(control.Deaffiliated)
+        assert left.channel_id == cid
+        deleted = await radio.wait_for(control.ChannelDeleted)
+        assert (deleted.channel_id, deleted.by_user) == (cid, "disp")
+    for node in cluster.nodes:
+        assert cid not in node.channels
