@@ -31,7 +31,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ptt_protocol import control
-from ptt_server.cluster import wire
+from ptt_server.cluster import news, wire
 from ptt_server.cluster.floors import ClusterFloors
 from ptt_server.startup import StartupError
 from ptt_server.store import StoreError
@@ -61,6 +61,9 @@ async def join_cluster(server: RelayServer, relay: MediaRelay) -> ClusterNode:
     urls = [url.strip() for url in config.cluster.split(",") if url.strip()]
     name = config.node_name or f"{socket.gethostname()}-{server.control_port}"
     node = ClusterNode(server, urls, name)
+    from ptt_server.cluster import events  # the handlers import the server's handlers
+
+    events.register(node)
     try:
         await node.start()
     except ClusterError as exc:
@@ -204,7 +207,12 @@ class ClusterNode:
     # --- sessions ----------------------------------------------------------------------------
 
     async def user_online(self, session: Session) -> None:
-        """``session`` logged in here: messages for its user come to this node."""
+        """``session`` logged in here: messages for its user come to this node, and a
+        session of its user on another node ends (one session per user, cluster-wide)."""
+        login = news.LoginNews(
+            user_id=session.user_id, fingerprint=session.credential.fingerprint(), node=self.name
+        )
+        news.publish(self.server, news.LOGIN, login)
         if self.nc is None or session.user_id in self._user_subs:
             return
         self._user_subs[session.user_id] = await self.nc.subscribe(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from crypto.errors import CryptoError
 from crypto.identity import Credential, RevocationList, TrustAnchor
 from ptt_protocol import control
+from ptt_server.cluster import news
 from ptt_server.policy import Refused
 from ptt_server.sessions import Session
 from ptt_server.store import User
@@ -114,6 +115,7 @@ async def on_revocations(
         revocations.version, revocations.to_bytes(), revoked_users, revocations.serials
     )
     server.apply_revocations(revocations)
+    news.publish(server, news.REVOCATIONS, news.RevocationNews(signed_list=revocations.to_bytes()))
 
 
 def _revokes(revocations: RevocationList, user: User) -> bool:

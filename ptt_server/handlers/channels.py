@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ptt_protocol import control, floor
 from ptt_server.channels import Channel
+from ptt_server.cluster import news
 from ptt_server.handlers import emergencies, keys, presence
 from ptt_server.link_feedback import ReportRefused
 from ptt_server.policy import Refused
@@ -152,6 +153,7 @@ async def on_channel_create(
         raise Refused(control.ERROR_FORBIDDEN, f"a channel named {msg.name!r} exists already")
     channel_id = await server.store.create_channel(msg.name, time.time())
     await keys.sync_channel(server, channel_id, msg.name)
+    news.publish(server, news.CHANNEL, news.ChannelNews(channel_id=channel_id, name=msg.name))
     session.send(control.ChannelCreated(channel_id=channel_id, name=msg.name))
 
 

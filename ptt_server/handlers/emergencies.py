@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ptt_protocol import control
+from ptt_server.cluster import news
 from ptt_server.handlers import presence
 from ptt_server.policy import Refused, may_cancel_emergency
 from ptt_server.sessions import (
@@ -37,20 +38,21 @@ def cancel_message(alert: Emergency) -> control.EmergencyCancel:
     )
 
 
+def alert_message(alert: Emergency) -> control.EmergencyAlert:
+    return control.EmergencyAlert(
+        alert_id=alert.alert_id,
+        user_id=alert.user_id,
+        channel_id=alert.channel_id or 0,
+        sealed_location=alert.sealed_location,
+        raised_at=alert.raised_at,
+        kind=alert.kind,  # type: ignore[arg-type]  # the store's CHECK allows only these
+    )
+
+
 def send_alert(server: RelayServer, session: Session, alert: Emergency) -> None:
     """The alert as stored (its first time, newest location) and its ack, if any."""
     session.told_alerts.add(alert.alert_id)
-    session.send(
-        control.EmergencyAlert(
-            alert_id=alert.alert_id,
-            user_id=alert.user_id,
-            channel_id=alert.channel_id or 0,
-            sealed_location=alert.sealed_location,
-            raised_at=alert.raised_at,
-            kind=alert.kind,  # type: ignore[arg-type]  # the store's CHECK allows only these
-        ),
-        urgent=True,
-    )
+    session.send(alert_message(alert), urgent=True)
     if alert.acked_by is not None:
         session.send(
             control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by), urgent=True
@@ -134,6 +136,20 @@ async def on_emergency_alert(
 def broadcast_alert(server: RelayServer, alert: Emergency) -> None:
     for target in emergency_audience(server, alert.channel_id, alert.user_id):
         send_alert(server, target, alert)
+    # The other nodes' dispatchers and listeners (the alert is in the store already).
+    messages = [control.encode(alert_message(alert))]
+    if alert.acked_by is not None:
+        ack = control.EmergencyAck(alert_id=alert.alert_id, by_user=alert.acked_by)
+        messages.append(control.encode(ack))
+    tell_cluster(server, alert, *messages)
+
+
+def tell_cluster(server: RelayServer, alert: Emergency, *messages: bytes) -> None:
+    """The other nodes send ``messages`` to their own part of the alert's audience."""
+    body = news.EmergencyNews(
+        raiser=alert.user_id, channel_id=alert.channel_id, messages=tuple(messages)
+    )
+    news.publish(server, news.EMERGENCY, body)
 
 
 def arm_emergency_timer(server: RelayServer) -> None:
@@ -192,6 +208,7 @@ async def on_emergency_ack(
     ack = control.encode(control.EmergencyAck(alert_id=msg.alert_id, by_user=session.user_id))
     for target in emergency_audience(server, alert.channel_id, alert.user_id):
         target.send_encoded(ack)
+    tell_cluster(server, alert, ack)
 
 
 async def on_emergency_cancel(
@@ -210,14 +227,24 @@ async def on_emergency_cancel(
         session.send(cancel_message(await server.store.get_emergency(alert_id) or alert))
         return
     # An alert cancelled while still held was never sent out: its cancel is news to nobody.
-    news = server.emergency_broadcasts.cancelled(alert.user_id, alert_id)
-    raiser = server.sessions.by_user.get(alert.user_id)
+    fresh = server.emergency_broadcasts.cancelled(alert.user_id, alert_id)
+    await raiser_cancelled(server, alert.user_id, alert_id, tell=fresh)
+    cancel = control.encode(control.EmergencyCancel(alert_id=alert_id, by_user=session.user_id))
+    targets = emergency_audience(server, alert.channel_id, alert.user_id) if fresh else {session}
+    for target in targets:
+        target.send_encoded(cancel)
+    if fresh:
+        # On another node the raiser's radio and the rest of the audience hear it there.
+        tell_cluster(server, alert, cancel)
+
+
+async def raiser_cancelled(
+    server: RelayServer, raiser_id: str, alert_id: bytes, *, tell: bool
+) -> None:
+    """The raiser's session here (if any) is out of its emergency: status and priority."""
+    raiser = server.sessions.by_user.get(raiser_id)
     if raiser is not None and raiser.emergency_alert == alert_id:
         raiser.emergency_alert = None
         raiser.status = control.STATUS_AVAILABLE
-        if news:
+        if tell:
             await presence.set_presence(server, raiser, online=True)
-    cancel = control.encode(control.EmergencyCancel(alert_id=alert_id, by_user=session.user_id))
-    targets = emergency_audience(server, alert.channel_id, alert.user_id) if news else {session}
-    for target in targets:
-        target.send_encoded(cancel)

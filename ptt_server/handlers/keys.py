@@ -16,6 +16,7 @@ from crypto.errors import CryptoError
 from crypto.roster import RosterState, decode_signed_roster
 from ptt_protocol import control
 from ptt_server.channels import Channel
+from ptt_server.cluster import news, reach
 from ptt_server.handlers import initial
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
@@ -81,6 +82,10 @@ async def on_roster_update(
     members = frozenset(m.user_id for m in roster.members)
     await server.store.put_roster(msg.channel_id, roster.version, msg.signed_roster, members)
     install_roster(server, channel, roster.version, msg.signed_roster, members)
+    body = news.ChannelNews(
+        channel_id=channel.channel_id, name=channel.name, signed_roster=msg.signed_roster
+    )
+    news.publish(server, news.CHANNEL, body)
 
 
 async def on_key_envelope(
@@ -134,17 +139,14 @@ async def on_key_envelope(
     )
     # The sending dispatcher holds this key already, and may talk under it in a second.
     key_delivered(server, msg.channel_id, msg.epoch)
-    recipient = server.sessions.by_user.get(msg.recipient)
-    if recipient is not None:
-        recipient.send(
-            control.KeyEnvelope(
-                channel_id=msg.channel_id,
-                epoch=msg.epoch,
-                recipient=msg.recipient,
-                sender=session.user_id,
-                envelope=msg.envelope,
-            )
-        )
+    envelope = control.KeyEnvelope(
+        channel_id=msg.channel_id,
+        epoch=msg.epoch,
+        recipient=msg.recipient,
+        sender=session.user_id,
+        envelope=msg.envelope,
+    )
+    reach.to_user(server, msg.recipient, envelope)
 
 
 # --- channels and rosters as the relay holds them ---------------------------------------------

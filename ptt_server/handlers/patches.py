@@ -20,6 +20,7 @@ from crypto.errors import PatchError
 from crypto.patch_order import verify_patch
 from ptt_protocol import control
 from ptt_server.channels import Channel
+from ptt_server.cluster import news
 from ptt_server.policy import Refused
 from ptt_server.sessions import Session
 from ptt_server.store import ConflictError, NotFoundError
@@ -111,13 +112,22 @@ async def on_patch(server: RelayServer, session: Session, msg: control.Patch, no
     announced = control.Patch(
         channel_id=msg.channel_id, linked=linked, by_user=session.user_id, order=msg.order
     )
-    server.patches[msg.channel_id] = announced
     log.info(
         "patched",
         extra={"fields": {"patch": msg.channel_id, "linked": linked, "by": session.user_id}},
     )
-    for target in audience(server, patch):
-        target.send(announced)
+    install_patch(server, announced)
+    body = news.PatchNews(channel_id=msg.channel_id, patch=control.encode(announced))
+    news.publish(server, news.PATCH, body)
+
+
+def install_patch(server: RelayServer, announced: control.Patch) -> None:
+    """Hold a stored patch and tell this node's part of its audience."""
+    server.patches[announced.channel_id] = announced
+    patch = server.channels.get(announced.channel_id)
+    if patch is not None:
+        for target in audience(server, patch):
+            target.send(announced)
 
 
 async def on_unpatch(
@@ -126,12 +136,19 @@ async def on_unpatch(
     if msg.channel_id not in server.patches:
         raise Refused(control.ERROR_NOT_FOUND, f"channel {msg.channel_id} is not a patch")
     await server.store.end_patch(msg.channel_id)
-    del server.patches[msg.channel_id]
     log.info("unpatched", extra={"fields": {"patch": msg.channel_id, "by": session.user_id}})
-    channel = server.channels.get(msg.channel_id)
+    end_patch(server, msg.channel_id)
+    news.publish(server, news.UNPATCH, news.PatchNews(channel_id=msg.channel_id))
+
+
+def end_patch(server: RelayServer, channel_id: int) -> None:
+    """Forget an ended patch and tell this node's part of its audience."""
+    if server.patches.pop(channel_id, None) is None:
+        return
+    channel = server.channels.get(channel_id)
     if channel is not None:
         for target in audience(server, channel):
-            target.send(control.Unpatch(channel_id=msg.channel_id))
+            target.send(control.Unpatch(channel_id=channel_id))
 
 
 async def on_channel_delete(
@@ -148,22 +165,31 @@ async def on_channel_delete(
         await server.store.delete_channel(msg.channel_id, time.time())
     except (ConflictError, NotFoundError) as exc:
         raise Refused(control.ERROR_FORBIDDEN, str(exc)) from None
+    log.info(
+        "channel deleted", extra={"fields": {"channel": msg.channel_id, "by": session.user_id}}
+    )
+    drop_channel(server, channel, session.user_id, now)
+    body = news.ChannelDeletedNews(channel_id=msg.channel_id, by_user=session.user_id)
+    news.publish(server, news.CHANNEL_DELETED, body)
+
+
+def drop_channel(server: RelayServer, channel: Channel, by_user: str, now: float) -> None:
+    """A deleted channel (gone from the store) leaves this node: listeners, floor, audience."""
     told = audience(server, channel)
     for listener in list(channel.listeners.values()):
         # Leaving ends its floor and queue like a disconnect (TS 24.380: the others see idle).
         channel.remove_listener(listener, now)
         listener.send(
-            control.Deaffiliated(channel_id=msg.channel_id, reason=f"{channel.name} was deleted")
+            control.Deaffiliated(
+                channel_id=channel.channel_id, reason=f"{channel.name} was deleted"
+            )
         )
     channel.close()
-    del server.channels[msg.channel_id]
-    server.rosters.pop(msg.channel_id, None)
+    del server.channels[channel.channel_id]
+    server.rosters.pop(channel.channel_id, None)
     server.metrics.channels.set(sum(1 for c in server.channels.values() if c.listeners))
-    log.info(
-        "channel deleted", extra={"fields": {"channel": msg.channel_id, "by": session.user_id}}
-    )
     deleted = control.ChannelDeleted(
-        channel_id=msg.channel_id, name=channel.name, by_user=session.user_id
+        channel_id=channel.channel_id, name=channel.name, by_user=by_user
     )
     for target in told:
         target.send(deleted)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from crypto.identity import Role
 from ptt_protocol import control
+from ptt_server.cluster import news
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
     OUTBOUND_QUEUE_LIMIT,
@@ -54,6 +55,8 @@ async def set_presence(
     """
     if session.credential.role is Role.ADMIN:
         return  # the org authority administers; it is not an officer on the air
+    if not online and session.closing_reason == news.MOVED:
+        return  # the radio is logged in on another node, which stored it online already
     if not session.presence_loaded:
         previous = await server.store.get_presence(session.user_id)
         session.presence_loaded = True
@@ -106,8 +109,14 @@ def push_presence(server: RelayServer, session: Session, presence: Presence) -> 
             sealed_location=presence.sealed_location,
         )
     )
+    push_update(server, update, presence.user_id)
+    news.publish(server, news.PRESENCE, news.PresenceNews(update=update))
+
+
+def push_update(server: RelayServer, update: bytes, user_id: str) -> None:
+    """An encoded PresenceUpdate of ``user_id`` to this node's subscribed consoles."""
     for subscriber in server.dispatchers:
-        if subscriber.presence_subscriber and subscriber is not session:
+        if subscriber.presence_subscriber and subscriber.user_id != user_id:
             subscriber.send_encoded(update)
 
 
@@ -156,12 +165,14 @@ async def on_presence_subscribe(
         # snapshot alone would fill its queue and drop the dispatcher as too slow.
         await session.outbound.wait_below(SNAPSHOT_BACKLOG)
         live = server.sessions.by_user.get(presence.user_id)
+        # In a cluster the user may be logged in on another node: the shared store says so.
+        online = live is not None or (server.cluster is not None and presence.online)
         session.send(
             control.PresenceUpdate(
                 user_id=presence.user_id,
                 display_name=names.get(presence.user_id, ""),
-                online=live is not None,
-                status=presence.status if live is not None else control.STATUS_OFFLINE,  # type: ignore[arg-type]
+                online=online,
+                status=presence.status if online else control.STATUS_OFFLINE,  # type: ignore[arg-type]
                 channel_id=live.selected_channel if live is not None else None,
                 last_seen=presence.last_seen,
                 sealed_location=presence.sealed_location,

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ptt_protocol import control
+from ptt_server.cluster import reach
 from ptt_server.handlers import channels
 from ptt_server.policy import Refused
 from ptt_server.sessions import (
@@ -64,10 +65,10 @@ async def on_text_send(
             sent_at=sent_at,
         )
     )
+    # Delivery is recorded only by the recipient's delivered receipt, on whichever node it
+    # is logged in, as on one node: a text the bus lost is still pending at the next login.
     for user in recipients:
-        recipient = server.sessions.by_user.get(user)
-        if recipient is not None:
-            recipient.send_encoded(deliver)
+        reach.to_user(server, user, deliver)
 
 
 async def on_text_receipt(
@@ -81,10 +82,7 @@ async def on_text_receipt(
         raise Refused(control.ERROR_BAD_MESSAGE, "clients send delivered or read receipts")
     stored = await server.store.get_message(msg.message_id)
     if changed and stored is not None:
-        sender = server.sessions.by_user.get(stored.from_user)
-        if sender is not None:
-            sender.send(
-                control.TextReceipt(
-                    message_id=msg.message_id, kind=msg.kind, by_user=session.user_id
-                )
-            )
+        receipt = control.TextReceipt(
+            message_id=msg.message_id, kind=msg.kind, by_user=session.user_id
+        )
+        reach.to_user(server, stored.from_user, receipt)

@@ -54,8 +54,10 @@ class PinMismatch(Exception):
 
 
 def pinned_fingerprint(server: RelayServer) -> bytes:
-    """SHA-256 of the server's certificate (DER), computed here from the PEM file on disk."""
-    cert = Path(server.config.resolved_data_dir()) / "tls" / "cert.pem"
+    """SHA-256 of the server's certificate (DER), computed here from the PEM file on disk
+    (its own ``tls_cert`` if it has one, as a cluster's nodes do, else the self-signed one)."""
+    configured = server.config.tls_cert
+    cert = Path(configured or Path(server.config.resolved_data_dir()) / "tls" / "cert.pem")
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
     return hashlib.sha256(der).digest()
 
