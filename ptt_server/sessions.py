@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -120,6 +121,8 @@ class Session:
     """The pending write of a location report made within the write interval."""
     told_alerts: set[bytes] = field(default_factory=set)
     """Emergency alerts this session was sent (late entry at affiliation sends the others)."""
+    logged_in_at: float = field(default_factory=time.time)
+    """Unix time of the login (a cluster's login news ends only older sessions)."""
 
     @property
     def user_id(self) -> str:

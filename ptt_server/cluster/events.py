@@ -68,6 +68,12 @@ def register(node: ClusterNode) -> None:
     node.on_event(news.PRESENCE, on_presence)
     node.on_event(news.LOGIN, on_login)
 
+    async def on_key_delivered(body: bytes) -> None:
+        event = news.decode(body, news.KeyDeliveredNews)
+        keys.key_delivered(server, event.channel_id, event.epoch)
+
+    node.on_event(news.KEY_DELIVERED, on_key_delivered)
+
 
 async def emergency(server: RelayServer, event: news.EmergencyNews) -> None:
     """An alert, ack or cancel from another node, to this node's part of its audience."""
@@ -152,8 +158,8 @@ async def revocations(server: RelayServer, event: news.RevocationNews) -> None:
 def logged_in_elsewhere(server: RelayServer, event: news.LoginNews) -> None:
     """One session per user in the whole cluster: a login on another node ends this one."""
     session = server.sessions.by_user.get(event.user_id)
-    if session is None:
-        return
+    if session is None or session.logged_in_at >= event.at:
+        return  # nobody here, or a newer login here than the one the news is about
     if session.credential.fingerprint() == event.fingerprint:
         # The same radio moved (a failover, a new address): nothing to tell it.
         session.close(news.MOVED)

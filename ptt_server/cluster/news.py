@@ -31,6 +31,7 @@ UNPATCH: Final = "unpatch"
 REVOCATIONS: Final = "revocations"
 PRESENCE: Final = "presence"
 LOGIN: Final = "login"
+KEY_DELIVERED: Final = "key-delivered"
 
 Signed = Annotated[bytes, msgspec.Meta(min_length=1, max_length=control.MAX_MESSAGE_SIZE)]
 
@@ -79,6 +80,17 @@ class LoginNews(msgspec.Struct, frozen=True, kw_only=True):
     user_id: control.Id
     fingerprint: Annotated[bytes, msgspec.Meta(min_length=1, max_length=64)]
     node: wire.NodeName
+    at: float
+    """Unix time of that login: news that arrives late (A, then B, then A again) never ends
+    a session that logged in after it."""
+
+
+class KeyDeliveredNews(msgspec.Struct, frozen=True, kw_only=True):
+    """An envelope of ``epoch`` went out: every node's KID check starts the older epochs'
+    grace from now, as the sender's node does."""
+
+    channel_id: control.ChannelId
+    epoch: control.U32
 
 
 B = TypeVar("B", bound=msgspec.Struct)

@@ -210,7 +210,10 @@ class ClusterNode:
         """``session`` logged in here: messages for its user come to this node, and a
         session of its user on another node ends (one session per user, cluster-wide)."""
         login = news.LoginNews(
-            user_id=session.user_id, fingerprint=session.credential.fingerprint(), node=self.name
+            user_id=session.user_id,
+            fingerprint=session.credential.fingerprint(),
+            node=self.name,
+            at=session.logged_in_at,
         )
         news.publish(self.server, news.LOGIN, login)
         if self.nc is None or session.user_id in self._user_subs:

@@ -138,7 +138,7 @@ async def on_key_envelope(
         msg.channel_id, msg.epoch, {msg.recipient: msg.envelope}, time.time()
     )
     # The sending dispatcher holds this key already, and may talk under it in a second.
-    key_delivered(server, msg.channel_id, msg.epoch)
+    key_delivered(server, msg.channel_id, msg.epoch, publish=True)
     envelope = control.KeyEnvelope(
         channel_id=msg.channel_id,
         epoch=msg.epoch,
@@ -224,9 +224,18 @@ async def push_envelopes(server: RelayServer, channel: Channel) -> None:
                 key_delivered(server, envelope.channel_id, envelope.epoch)
 
 
-def key_delivered(server: RelayServer, channel_id: int, epoch: int) -> None:
+def key_delivered(
+    server: RelayServer, channel_id: int, epoch: int, *, publish: bool = False
+) -> None:
     """An envelope of ``epoch`` went out: senders switch to it soon, so the relay's
-    KID check keeps older epochs' sender indexes only for the rekey grace from now."""
+    KID check keeps older epochs' sender indexes only for the rekey grace from now.
+
+    ``publish``: a key manager just sent this epoch's envelope (not a login's catch-up):
+    every node of a cluster starts the grace too, or the old KIDs would be accepted for
+    ever on the nodes the envelope did not pass."""
     channel = server.channels.get(channel_id)
     if channel is not None:
         channel.key_delivered(epoch, server._loop_clock())
+        if publish:
+            delivered = news.KeyDeliveredNews(channel_id=channel_id, epoch=epoch)
+            news.publish(server, news.KEY_DELIVERED, delivered)
