@@ -123,9 +123,7 @@ def _end_burst(conn: Connection, burst_key: int, duration: float, outcome: str) 
         )
 
 
-def _record_frames(
-    conn: Connection, burst_key: int, frames: list[tuple[int, int, bytes]]
-) -> int:
+def _record_frames(conn: Connection, burst_key: int, frames: list[tuple[int, int, bytes]]) -> int:
     rows = [
         (burst_key, check_int("seq", seq), check_int("flags", flags), check_bytes("frame", f))
         for seq, flags, f in frames

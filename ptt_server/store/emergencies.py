@@ -145,9 +145,7 @@ _CANCEL = (
 )
 
 
-def _update_alert(
-    conn: Connection, update: str, alert_id: bytes, by: str, now: float
-) -> bool:
+def _update_alert(conn: Connection, update: str, alert_id: bytes, by: str, now: float) -> bool:
     """Run ``_ACK`` or ``_CANCEL`` on an existing alert; True if it changed the alert."""
     with write_transaction(conn):
         _require_alert(conn, alert_id)

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.numeric import Int8Dumper
 
 from ptt_server.store.errors import StoreError
@@ -77,7 +77,6 @@ _REFUSALS = (
     "permission denied",
     "not permitted to log in",
     "certificate",
-    "ssl",
 )
 
 
@@ -161,13 +160,18 @@ class PostgresEngine:
         self.location = describe(url)
         try:
             given = conninfo_to_dict(url)
+            ports = str(given.get("port") or "5432").split(",")
+            if not all(p.strip().isdigit() for p in ports):
+                raise psycopg.ProgrammingError(f"port {given.get('port')!r} is not a number")
         except psycopg.Error as exc:
             raise StoreError(
                 f"store URL is not a valid PostgreSQL URL ({_first_line(exc)}): write it as "
                 f"postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
             ) from None
-        self._url = url
-        self._extra = {k: v for k, v in _DEFAULTS.items() if k not in given}
+        # The URL's own settings win over our defaults.
+        self._conninfo = make_conninfo(
+            url, **{k: v for k, v in _DEFAULTS.items() if k not in given}
+        )
         self._hostport = f"{given.get('host') or 'localhost'}:{given.get('port') or 5432}"
         self._reconnect_timeout_s = max(0.0, reconnect_timeout_s)
         self._raw: _Raw | None = None  # touched only on the store thread
@@ -238,7 +242,9 @@ class PostgresEngine:
                 raise
             except OverflowError as exc:
                 self._rollback(raw)
-                raise StoreError(f"cannot {op}: a number is too large for the store ({exc})") from exc
+                raise StoreError(
+                    f"cannot {op}: a number is too large for the store ({exc})"
+                ) from exc
             except UnicodeEncodeError as exc:
                 self._rollback(raw)
                 raise StoreError(f"cannot {op}: a text value is not valid Unicode ({exc})") from exc
@@ -249,7 +255,7 @@ class PostgresEngine:
     # --- the connection --------------------------------------------------------------------
 
     def _connect(self) -> _Raw:
-        raw = psycopg.connect(self._url, autocommit=False, **self._extra)
+        raw = psycopg.connect(self._conninfo, autocommit=False)
         raw.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
         # Every int goes as BIGINT: one outside i64 is refused by PostgreSQL (22003), as
         # sqlite3 refuses it, instead of being sent as NUMERIC and compared as one.
