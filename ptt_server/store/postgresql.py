@@ -21,7 +21,8 @@ engine asks PostgreSQL (``pg_xact_status``) whether it committed. If it did, the
 returns the result it had computed; it is never run a second time, so no write is doubled,
 idempotent or not (a revocation list would otherwise be refused as "not newer" than
 itself, a burst logged twice). What the store acknowledged was committed by PostgreSQL
-(``synchronous_commit`` on, as by default), so a restart loses none of it.
+(durably: the engine turns ``synchronous_commit`` on for its sessions where the server
+has it off), so a restart loses none of it.
 
 Operator mistakes (wrong password, missing database, no CREATE privilege, a full disk,
 a read-only standby) fail at once with a ``StoreError`` saying what to fix; the URL's
@@ -260,6 +261,15 @@ class PostgresEngine:
         # Every int goes as BIGINT: one outside i64 is refused by PostgreSQL (22003), as
         # sqlite3 refuses it, instead of being sent as NUMERIC and compared as one.
         raw.adapters.register_dumper(int, Int8Dumper)
+        try:
+            # An acknowledged write must survive a PostgreSQL crash: with synchronous_commit
+            # off it may not, so this session turns it on (any other setting is durable).
+            if raw.execute("SHOW synchronous_commit").fetchone() == ("off",):
+                raw.execute("SET synchronous_commit = on")
+            raw.commit()
+        except BaseException:
+            raw.close()
+            raise
         return raw
 
     def _connection(self, op: str, deadline: float) -> _Raw:
@@ -289,6 +299,8 @@ class PostgresEngine:
                     raise StoreError(self._unreachable(op, exc)) from exc
                 time.sleep(min(delay, end - now))
                 delay = min(delay * 2, _BACKOFF_MAX_S)
+            except psycopg.Error as exc:
+                raise StoreError(self._explain(op, exc)) from exc
 
     def _committed(self, op: str, xid: str, deadline: float) -> bool:
         """Whether transaction ``xid``, whose COMMIT was lost with the connection, committed."""

@@ -283,7 +283,11 @@ async def test_a_write_whose_commit_was_cut_off_is_not_run_twice(
     pg_server: PostgresServer, pg_url: str
 ) -> None:
     """Neither is idempotent: run again, the list would be refused as not newer than itself
-    and the burst logged twice."""
+    and the burst logged twice. The database has synchronous_commit off, under which an
+    acknowledged commit can be lost in a crash: the store's session turns it back on (else
+    its COMMIT would not wait for the standby, and cut_off_commit would find no COMMIT)."""
+    with admin(pg_url) as pg:
+        pg.execute(f'ALTER DATABASE "{dbname(pg_url)}" SET synchronous_commit = off')
     async with await Store.open(pg_url) as store:
         ch = await store.create_channel("alpha", 1.0)
         await cut_off_commit(pg_server, pg_url, store.put_revocations(1, b"v1", ["mallory"], [7]))
