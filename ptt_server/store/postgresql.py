@@ -149,9 +149,13 @@ def describe(url: str) -> str:
     return f"postgresql://{user}@{host}:{port}/{db}"
 
 
+def _line(text: str) -> str:
+    text = text.strip().replace("connection failed: ", "")
+    return text.splitlines()[0] if text else ""
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().replace("connection failed: ", "")
-    return text.splitlines()[0] if text else type(exc).__name__
+    return _line(str(exc)) or type(exc).__name__
 
 
 class PostgresEngine:
@@ -227,7 +231,7 @@ class PostgresEngine:
                 if self._lost(raw, exc):
                     self._drop()
                     if committing and conn.xid is not None:
-                        if self._committed(op, conn.xid, deadline):
+                        if self._committed(op, conn.xid):
                             return result  # it landed: never run it twice
                     self._check_deadline(op, deadline, exc)
                     continue  # not committed: the transaction never happened
@@ -302,18 +306,25 @@ class PostgresEngine:
             except psycopg.Error as exc:
                 raise StoreError(self._explain(op, exc)) from exc
 
-    def _committed(self, op: str, xid: str, deadline: float) -> bool:
-        """Whether transaction ``xid``, whose COMMIT was lost with the connection, committed."""
+    def _committed(self, op: str, xid: str) -> bool:
+        """Whether transaction ``xid``, whose COMMIT was lost with the connection, committed.
+
+        PostgreSQL gets a window of its own to come back and tell: the call's may be spent.
+        """
+        deadline = time.monotonic() + self._reconnect_timeout_s
         while True:
-            raw = self._connection(op, deadline)
+            try:
+                raw = self._connection(op, deadline)
+            except StoreError as exc:
+                raise StoreError(self._unknown(op, xid, str(exc.__cause__ or exc))) from exc
             try:
                 row = raw.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
                 raw.rollback()
             except psycopg.Error as exc:
                 if self._lost(raw, exc):
                     self._drop()
-                    self._check_deadline(op, deadline, exc)
-                    continue
+                    if time.monotonic() < deadline:
+                        continue
                 raise StoreError(self._unknown(op, xid, _first_line(exc))) from exc
             status = None if row is None else row[0]
             if status == "committed":
@@ -375,8 +386,9 @@ class PostgresEngine:
     def _unknown(self, op: str, xid: str, why: str) -> str:
         return (
             f"cannot {op}: the connection to PostgreSQL at {self._hostport} was lost during "
-            f"COMMIT and whether transaction {xid} committed cannot be told ({why}): check "
-            f"the server's log, then retry"
+            f"COMMIT and whether transaction {xid} committed cannot be told ({_line(why)}): "
+            f"check that PostgreSQL is back, look the write up, and retry it only if it is "
+            f"missing"
         )
 
     def _explain(self, op: str, exc: psycopg.Error) -> str:

@@ -45,7 +45,7 @@ def dbname(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
-async def until(value: Callable[[], _T], what: str) -> _T:
+async def until(value: Callable[[], _T | None], what: str) -> _T:
     """``value()`` once it is truthy: the tests wait for a state of PostgreSQL's (a lock
     waited on, a session waiting in COMMIT) or the store's, never for a time. Polled, with
     a deadline: PostgreSQL's catalogue has no event to wait on."""
@@ -297,6 +297,25 @@ async def test_a_write_whose_commit_was_cut_off_is_not_run_twice(
         assert [b.burst_key for b in await store.recent_bursts(ch)] == [key]
 
 
+async def test_a_cut_off_commit_that_cannot_be_checked_is_reported_as_unknown(
+    pg_server: PostgresServer, pg_url: str
+) -> None:
+    """PostgreSQL refuses the new connection that would ask: the error says the write may
+    have landed (it did), not that nothing was written."""
+    db = dbname(pg_url)
+    async with await Store.open(pg_url, reconnect_timeout_s=0.3) as store:
+        with admin(pg_server.url()) as pg:
+            pg.execute(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS false')  # open ones stay
+            try:
+                with pytest.raises(StoreError, match="committed cannot be told") as info:
+                    await cut_off_commit(pg_server, pg_url, store.put_revocations(1, b"v1", [], []))
+            finally:
+                pg.execute(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS true')
+        assert "retry it only if it is missing" in str(info.value)
+        revocations = await store.get_revocations()
+        assert revocations is not None and revocations.version == 1
+
+
 # --- nodes racing ------------------------------------------------------------------------------
 
 
@@ -372,9 +391,9 @@ async def test_two_servers_share_one_postgresql_store(org: Org, pg_url: str) -> 
     try:
         second = await start_server(org, store=pg_url)
         try:
-            for server, user in ((first, "alice"), (second, "bob")):
-                radio = await connect(server, org.accounts[user])
-                assert radio.login_ok.user_id == user
+            for server, user_id in ((first, "alice"), (second, "bob")):
+                radio = await connect(server, org.accounts[user_id])
+                assert radio.login_ok.user_id == user_id
                 await radio.close()
         finally:
             await second.stop()
