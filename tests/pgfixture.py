@@ -21,11 +21,13 @@ end, also after failures) and ``pg_url`` (a fresh, empty database per test, drop
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -97,6 +99,7 @@ class PostgresServer:
         self.log_file = self.directory / "postgres.log"
         self.port = 0
         self._running = False
+        atexit.register(self.close)  # a bench that forgets close() leaves no server behind
         try:
             self.socket_dir.mkdir()
             if self._as_root:
@@ -153,10 +156,15 @@ class PostgresServer:
         self.start()
 
     def close(self) -> None:
-        """Stop the server (immediately: nothing is kept) and delete its directory."""
+        """Stop the server (immediately: nothing is kept) and delete its directory; idempotent."""
+        atexit.unregister(self.close)
         try:
             if self._running:
-                self.stop("immediate")
+                try:
+                    self.stop("immediate")
+                except PostgresServerError:
+                    self._kill_postmaster()
+                    raise
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -240,6 +248,14 @@ class PostgresServer:
             except PostgresServerError:
                 if attempt == _PORT_TRIES - 1:
                     raise
+
+    def _kill_postmaster(self) -> None:
+        """SIGQUIT (immediate shutdown) to the postmaster named in its own pid file: the
+        way out when pg_ctl itself failed, so no server outlives its directory."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)
+        self._running = False
 
     def _pg_ctl(self, *args: str) -> None:
         self._run(self._command("pg_ctl", "-D", str(self.data_dir), *args), f"pg_ctl {args[0]}")
