@@ -93,6 +93,8 @@ class PostgresServer:
     def __init__(self, base_dir: str | os.PathLike[str] | None = None) -> None:
         self._bindir = find_bindir()
         self._as_root = os.geteuid() == 0
+        if self._as_root and base_dir is None:
+            base_dir = "/tmp"  # the postgres user must reach it; $TMPDIR may be root's own
         self.directory = Path(tempfile.mkdtemp(prefix="fieldradio-pg-", dir=base_dir))
         self.data_dir = self.directory / "data"
         self.socket_dir = self.directory / "sock"
@@ -106,6 +108,12 @@ class PostgresServer:
                 pw = pwd.getpwnam(self.user)
                 for path in (self.directory, self.socket_dir):
                     os.chown(path, pw.pw_uid, pw.pw_gid)
+                for parent in self.directory.parents:
+                    if not os.stat(parent).st_mode & 0o001:
+                        raise PostgresServerError(
+                            f"{parent} is closed to other users, so the postgres user cannot "
+                            f"reach {self.directory}: pass another base_dir"
+                        )
             self._initdb()
             self._start_on_a_free_port()
         except BaseException:
