@@ -21,11 +21,13 @@ end, also after failures) and ``pg_url`` (a fresh, empty database per test, drop
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -91,18 +93,27 @@ class PostgresServer:
     def __init__(self, base_dir: str | os.PathLike[str] | None = None) -> None:
         self._bindir = find_bindir()
         self._as_root = os.geteuid() == 0
+        if self._as_root and base_dir is None:
+            base_dir = "/tmp"  # the postgres user must reach it; $TMPDIR may be root's own
         self.directory = Path(tempfile.mkdtemp(prefix="fieldradio-pg-", dir=base_dir))
         self.data_dir = self.directory / "data"
         self.socket_dir = self.directory / "sock"
         self.log_file = self.directory / "postgres.log"
         self.port = 0
         self._running = False
+        atexit.register(self.close)  # a bench that forgets close() leaves no server behind
         try:
             self.socket_dir.mkdir()
             if self._as_root:
                 pw = pwd.getpwnam(self.user)
                 for path in (self.directory, self.socket_dir):
                     os.chown(path, pw.pw_uid, pw.pw_gid)
+                for parent in self.directory.parents:
+                    if not os.stat(parent).st_mode & 0o001:
+                        raise PostgresServerError(
+                            f"{parent} is closed to other users, so the postgres user cannot "
+                            f"reach {self.directory}: pass another base_dir"
+                        )
             self._initdb()
             self._start_on_a_free_port()
         except BaseException:
@@ -153,10 +164,15 @@ class PostgresServer:
         self.start()
 
     def close(self) -> None:
-        """Stop the server (immediately: nothing is kept) and delete its directory."""
+        """Stop the server (immediately: nothing is kept) and delete its directory; idempotent."""
+        atexit.unregister(self.close)
         try:
             if self._running:
-                self.stop("immediate")
+                try:
+                    self.stop("immediate")
+                except PostgresServerError:
+                    self._kill_postmaster()
+                    raise
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -240,6 +256,14 @@ class PostgresServer:
             except PostgresServerError:
                 if attempt == _PORT_TRIES - 1:
                     raise
+
+    def _kill_postmaster(self) -> None:
+        """SIGQUIT (immediate shutdown) to the postmaster named in its own pid file: the
+        way out when pg_ctl itself failed, so no server outlives its directory."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)
+        self._running = False
 
     def _pg_ctl(self, *args: str) -> None:
         self._run(self._command("pg_ctl", "-D", str(self.data_dir), *args), f"pg_ctl {args[0]}")

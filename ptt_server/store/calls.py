@@ -8,7 +8,6 @@ call log request (a user's own calls; every call for a dispatcher).
 
 from __future__ import annotations
 
-
 from ptt_protocol import control
 from ptt_server.store.checks import check_text
 from ptt_server.store.connection import Connection, StoreConnection, write_transaction

@@ -21,7 +21,8 @@ engine asks PostgreSQL (``pg_xact_status``) whether it committed. If it did, the
 returns the result it had computed; it is never run a second time, so no write is doubled,
 idempotent or not (a revocation list would otherwise be refused as "not newer" than
 itself, a burst logged twice). What the store acknowledged was committed by PostgreSQL
-(``synchronous_commit`` on, as by default), so a restart loses none of it.
+(durably: the engine turns ``synchronous_commit`` on for its sessions where the server
+has it off), so a restart loses none of it.
 
 Operator mistakes (wrong password, missing database, no CREATE privilege, a full disk,
 a read-only standby) fail at once with a ``StoreError`` saying what to fix; the URL's
@@ -39,7 +40,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.numeric import Int8Dumper
 
 from ptt_server.store.errors import StoreError
@@ -77,7 +78,6 @@ _REFUSALS = (
     "permission denied",
     "not permitted to log in",
     "certificate",
-    "ssl",
 )
 
 
@@ -149,9 +149,13 @@ def describe(url: str) -> str:
     return f"postgresql://{user}@{host}:{port}/{db}"
 
 
+def _line(text: str) -> str:
+    text = text.strip().replace("connection failed: ", "")
+    return text.splitlines()[0] if text else ""
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().replace("connection failed: ", "")
-    return text.splitlines()[0] if text else type(exc).__name__
+    return _line(str(exc)) or type(exc).__name__
 
 
 class PostgresEngine:
@@ -161,13 +165,18 @@ class PostgresEngine:
         self.location = describe(url)
         try:
             given = conninfo_to_dict(url)
+            ports = str(given.get("port") or "5432").split(",")
+            if not all(p.strip().isdigit() for p in ports):
+                raise psycopg.ProgrammingError(f"port {given.get('port')!r} is not a number")
         except psycopg.Error as exc:
             raise StoreError(
                 f"store URL is not a valid PostgreSQL URL ({_first_line(exc)}): write it as "
                 f"postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
             ) from None
-        self._url = url
-        self._extra = {k: v for k, v in _DEFAULTS.items() if k not in given}
+        # The URL's own settings win over our defaults.
+        self._conninfo = make_conninfo(
+            url, **{k: v for k, v in _DEFAULTS.items() if k not in given}
+        )
         self._hostport = f"{given.get('host') or 'localhost'}:{given.get('port') or 5432}"
         self._reconnect_timeout_s = max(0.0, reconnect_timeout_s)
         self._raw: _Raw | None = None  # touched only on the store thread
@@ -222,7 +231,7 @@ class PostgresEngine:
                 if self._lost(raw, exc):
                     self._drop()
                     if committing and conn.xid is not None:
-                        if self._committed(op, conn.xid, deadline):
+                        if self._committed(op, conn.xid):
                             return result  # it landed: never run it twice
                     self._check_deadline(op, deadline, exc)
                     continue  # not committed: the transaction never happened
@@ -251,11 +260,20 @@ class PostgresEngine:
     # --- the connection --------------------------------------------------------------------
 
     def _connect(self) -> _Raw:
-        raw = psycopg.connect(self._url, autocommit=False, **self._extra)
+        raw = psycopg.connect(self._conninfo, autocommit=False)
         raw.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
         # Every int goes as BIGINT: one outside i64 is refused by PostgreSQL (22003), as
         # sqlite3 refuses it, instead of being sent as NUMERIC and compared as one.
         raw.adapters.register_dumper(int, Int8Dumper)
+        try:
+            # An acknowledged write must survive a PostgreSQL crash: with synchronous_commit
+            # off it may not, so this session turns it on (any other setting is durable).
+            if raw.execute("SHOW synchronous_commit").fetchone() == ("off",):
+                raw.execute("SET synchronous_commit = on")
+            raw.commit()
+        except BaseException:
+            raw.close()
+            raise
         return raw
 
     def _connection(self, op: str, deadline: float) -> _Raw:
@@ -285,19 +303,28 @@ class PostgresEngine:
                     raise StoreError(self._unreachable(op, exc)) from exc
                 time.sleep(min(delay, end - now))
                 delay = min(delay * 2, _BACKOFF_MAX_S)
+            except psycopg.Error as exc:
+                raise StoreError(self._explain(op, exc)) from exc
 
-    def _committed(self, op: str, xid: str, deadline: float) -> bool:
-        """Whether transaction ``xid``, whose COMMIT was lost with the connection, committed."""
+    def _committed(self, op: str, xid: str) -> bool:
+        """Whether transaction ``xid``, whose COMMIT was lost with the connection, committed.
+
+        PostgreSQL gets a window of its own to come back and tell: the call's may be spent.
+        """
+        deadline = time.monotonic() + self._reconnect_timeout_s
         while True:
-            raw = self._connection(op, deadline)
+            try:
+                raw = self._connection(op, deadline)
+            except StoreError as exc:
+                raise StoreError(self._unknown(op, xid, str(exc.__cause__ or exc))) from exc
             try:
                 row = raw.execute("SELECT pg_xact_status(%s::xid8)", (xid,)).fetchone()
                 raw.rollback()
             except psycopg.Error as exc:
                 if self._lost(raw, exc):
                     self._drop()
-                    self._check_deadline(op, deadline, exc)
-                    continue
+                    if time.monotonic() < deadline:
+                        continue
                 raise StoreError(self._unknown(op, xid, _first_line(exc))) from exc
             status = None if row is None else row[0]
             if status == "committed":
@@ -359,8 +386,9 @@ class PostgresEngine:
     def _unknown(self, op: str, xid: str, why: str) -> str:
         return (
             f"cannot {op}: the connection to PostgreSQL at {self._hostport} was lost during "
-            f"COMMIT and whether transaction {xid} committed cannot be told ({why}): check "
-            f"the server's log, then retry"
+            f"COMMIT and whether transaction {xid} committed cannot be told ({_line(why)}): "
+            f"check that PostgreSQL is back, look the write up, and retry it only if it is "
+            f"missing"
         )
 
     def _explain(self, op: str, exc: psycopg.Error) -> str:

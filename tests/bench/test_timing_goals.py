@@ -37,7 +37,6 @@ from tests.ptt_server.test_server_roaming import (
 )
 from tests.ptt_server.test_store_connection import large_write
 from tests.ptt_server.test_store_fixtures import (
-    db_path_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
     store_location_fixture,  # noqa: F401 (fixture)
 )

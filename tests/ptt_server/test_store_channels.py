@@ -6,7 +6,8 @@ import pytest
 
 from ptt_server.store import ConflictError, NotFoundError, StaleVersionError, Store, StoreError
 from tests.ptt_server.test_store_fixtures import (
-    db_path_fixture,  # noqa: F401 (fixture)
+    RawDatabase,
+    raw_db_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
     store_location_fixture,  # noqa: F401 (fixture)
 )
@@ -27,6 +28,18 @@ async def test_channels(store: Store) -> None:
     with pytest.raises(StoreError, match="non-empty"):
         await store.create_channel("", 12.0)
     assert len(await store.list_channels()) == 2
+
+
+async def test_channel_ids_run_out_with_a_clear_error(store: Store, raw_db: RawDatabase) -> None:
+    await store.create_channel("first", 1.0)
+    if raw_db.engine == "sqlite":  # AUTOINCREMENT's counter
+        raw_db.execute("UPDATE sqlite_sequence SET seq = 4294967294 WHERE name = 'channels'")
+    else:  # the identity column's sequence
+        raw_db.execute("ALTER TABLE channels ALTER COLUMN channel_id RESTART WITH 4294967295")
+    assert await store.create_channel("last", 2.0) == 2**32 - 1
+    with pytest.raises(StoreError, match="no channel ids left"):
+        await store.create_channel("one too many", 3.0)
+    assert [c.name for c in await store.list_channels()] == ["first", "last"]
 
 
 async def test_roster_version_rule_and_memberships(store: Store) -> None:

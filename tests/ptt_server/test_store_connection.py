@@ -252,3 +252,16 @@ async def test_cancelled_write_is_all_or_nothing(store: Store) -> None:
     # The store thread finishes (or never started) the batch; either way no partial write.
     assert len(await store.burst_frames(key)) in (0, len(batch))
     assert await store.create_channel("bravo", 2.0) > ch
+
+
+async def test_values_no_engine_can_store_are_refused_with_a_store_error(store: Store) -> None:
+    """A lone surrogate (JSON can carry "\\udc80") has no UTF-8 form and an id past i64 is
+    not an integer either engine stores: a StoreError, nothing written, the store goes on."""
+    with pytest.raises(StoreError, match="not valid Unicode"):
+        await store.create_channel("bad-\udc80", 1.0)
+    with pytest.raises(StoreError, match="not valid Unicode"):
+        await store.get_user("\udc80")
+    with pytest.raises(StoreError, match="too large"):
+        await store.get_channel(2**70)
+    assert await store.list_channels() == []
+    assert await store.create_channel("alpha", 1.0) >= 1

@@ -96,7 +96,7 @@ async def test_a_press_with_a_fresh_id_updates_the_users_active_emergency(
     assert (foreign.outcome, foreign.alert.user_id) == ("foreign", "alice")
     assert await store.active_emergencies() == [foreign.alert]
     # The database itself refuses a second active alert for a user (ptt-admin, old code).
-    with pytest.raises(raw_db.integrity_error, match="(?i)unique"):
+    with pytest.raises(raw_db.integrity_error, match=r"(?i)unique"):
         raw_db.execute(
             "INSERT INTO emergencies (alert_id, user_id, raised_at) VALUES (?, 'alice', 1)",
             (b"\x01",),

@@ -7,7 +7,6 @@ import pytest
 from ptt_server.store import DEFAULT_MESSAGE_RETENTION_S, Store, StoreError
 from tests.ptt_server.test_store_fixtures import (
     DAY,
-    db_path_fixture,  # noqa: F401 (fixture)
     mid,
     store_fixture,  # noqa: F401 (fixture)
     store_location_fixture,  # noqa: F401 (fixture)

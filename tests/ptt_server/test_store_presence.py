@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ptt_server.store import Presence, Store
 from tests.ptt_server.test_store_fixtures import (
-    db_path_fixture,  # noqa: F401 (fixture)
     store_fixture,  # noqa: F401 (fixture)
     store_location_fixture,  # noqa: F401 (fixture)
 )

@@ -8,7 +8,6 @@ import pytest
 
 from ptt_server.store import ConflictError, StaleVersionError, Store
 from tests.ptt_server.test_store_fixtures import (
-    db_path_fixture,  # noqa: F401 (fixture)
     make_user,
     store_fixture,  # noqa: F401 (fixture)
     store_location_fixture,  # noqa: F401 (fixture)
