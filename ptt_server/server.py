@@ -183,7 +183,8 @@ class RelayServer:
                 by_user=patch.created_by,
                 order=patch.signed_order,
             )
-        await self.store.close_calls_left_open(time.time())  # the relay stopped mid-call
+        if not self.config.cluster:  # the relay stopped mid-call (in a cluster, other
+            await self.store.close_calls_left_open(time.time())  # nodes carry theirs)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
