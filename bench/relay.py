@@ -47,8 +47,12 @@ Also reported: ``added_latency_max_ms``, ``load_loss_pct`` (the load step's loss
 goal only where ``--offered`` is the latency step's rate, as at issue 12's shape ``--channels
 48 --listeners 50 --offered 120000``) and per step ``server_run_queue_share``, the share of
 the window the relay's loop waited for a CPU (/proc/PID/schedstat): on a shared machine that
-wait is latency no relay code can remove. ``--media-only`` skips the sessions part (its
-figures are then None).
+wait is latency no relay code can remove. ``server_cpu_sys_share`` is the share of the relay's
+CPU spent in the kernel and ``kernel_bound_fwd_pkts_per_cpu_s`` the forwarded packets per
+second of that kernel time alone: the rate the relay would reach if its own code cost
+nothing (on loopback the kernel runs each datagram's delivery to the listener's socket, and
+the wake-up of its process, in the sender's time). ``--media-only`` skips the sessions part
+(its figures are then None).
 
 Goals: fwd_pkts_per_cpu_s >= 250,000 (issue 12), added_latency_p99_ms <= 5, loss 0 below
 saturation, idle_sessions_per_gb >= 10,000, connect_4000_s <= 30, idle_cpu_pct_2500 <= 10. With
@@ -512,6 +516,9 @@ async def media_step(
         "server_run_queue_share": waited / wall,
         "window_s": wall,
         "fwd_pkts_per_cpu_s": forwarded / cpu if cpu > 0 else None,
+        # The ceiling no relay code can lift: forwarded packets per second of the kernel's
+        # own time in the relay's process (sends, and the loopback deliveries they run).
+        "kernel_bound_fwd_pkts_per_cpu_s": forwarded / cpu_sys if cpu_sys > 0 else None,
         "latency_samples": len(latencies),
         "latency_p50_ms": _percentile(latencies, 0.50),
         "latency_p99_ms": _percentile(latencies, 0.99),
@@ -631,6 +638,8 @@ async def measure_async(params: Params) -> dict[str, Any]:
     per_session = sessions["rss_per_session_kb"] * 1024 if sessions else 0.0
     results: dict[str, Any] = {
         "fwd_pkts_per_cpu_s": load["fwd_pkts_per_cpu_s"],
+        "kernel_bound_fwd_pkts_per_cpu_s": load["kernel_bound_fwd_pkts_per_cpu_s"],
+        "server_cpu_sys_share": load["server_cpu_sys_share"],
         "added_latency_p50_ms": latency["latency_p50_ms"],
         "added_latency_p99_ms": latency["latency_p99_ms"],
         "added_latency_max_ms": latency["latency_max_ms"],
