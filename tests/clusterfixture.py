@@ -44,6 +44,8 @@ class Cluster:
     radios: list[RadioClient] = field(default_factory=list)
 
     store_url: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Server settings for every node (``@pytest.mark.cluster_settings(...)``)."""
 
     def urls(self) -> list[str]:
         return [f"wss://127.0.0.1:{node.control_port}" for node in self.nodes]
@@ -60,6 +62,7 @@ class Cluster:
             "cluster": self.nats.url,
             "node_name": f"node{index}",
             "store": self.store_url,
+            **self.settings,
         }
         settings.update(overrides)
         return settings
@@ -146,12 +149,21 @@ def _cluster_tls(tmp_path: Path) -> Path:
     return tls_dir
 
 
+def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("cluster_settings")
+    return dict(marker.kwargs) if marker is not None else {}
+
+
 @pytest.fixture
-async def cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[Cluster]:
+async def cluster(
+    org: Org, tmp_path: Path, pg_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[Cluster]:
     nats = NatsServer(tmp_path / "nats")
     nats.start()
     await _shared_store(org, pg_url)
-    cluster = Cluster(org, nats, _cluster_tls(tmp_path), store_url=pg_url)
+    cluster = Cluster(
+        org, nats, _cluster_tls(tmp_path), store_url=pg_url, settings=_settings(request)
+    )
     try:
         for index in range(NODES):
             await cluster.start_node(index)
@@ -162,11 +174,15 @@ async def cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[Cluste
 
 
 @pytest.fixture
-async def process_cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[ProcessCluster]:
+async def process_cluster(
+    org: Org, tmp_path: Path, pg_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[ProcessCluster]:
     nats = NatsServer(tmp_path / "nats")
     nats.start()
     await _shared_store(org, pg_url)
-    cluster = ProcessCluster(org, nats, _cluster_tls(tmp_path), store_url=pg_url)
+    cluster = ProcessCluster(
+        org, nats, _cluster_tls(tmp_path), store_url=pg_url, settings=_settings(request)
+    )
     try:
         await cluster.start_process_node()
         for index in range(1, NODES):

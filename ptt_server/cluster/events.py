@@ -157,6 +157,8 @@ async def revocations(server: RelayServer, event: news.RevocationNews) -> None:
 
 def logged_in_elsewhere(server: RelayServer, event: news.LoginNews) -> None:
     """One session per user in the whole cluster: a login on another node ends this one."""
+    if server.cluster is not None:
+        server.cluster.floors.user_moved(event.user_id, event.node, event.at)
     session = server.sessions.by_user.get(event.user_id)
     if session is None or session.logged_in_at >= event.at:
         return  # nobody here, or a newer login here than the one the news is about

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -87,6 +88,9 @@ class ClusterFloors:
         self._acquiring: dict[int, asyncio.Future[bool]] = {}
         self._sequence = 0
         self._last_burst: dict[int, int] = {}
+        self._requesters: dict[tuple[int, str], tuple[str, float]] = {}
+        """(channel, user) -> (the node whose radio asked, unix time it asked), for the floors
+        this node owns."""
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -206,6 +210,11 @@ class ClusterFloors:
                 session.send(deny, urgent=True)
 
     def _apply(self, channel: Channel, op: wire.FloorOp, now: float) -> None:
+        key = (op.channel_id, op.user_id)
+        if op.action == "request":
+            self._requesters[key] = (op.node, time.time())
+        else:
+            self._requesters.pop(key, None)
         channel.floor_input(
             op.action,
             op.user_id,
@@ -233,6 +242,19 @@ class ClusterFloors:
             return
         self._apply(channel, op, asyncio.get_running_loop().time())
         await _respond(msg, b"ok")
+
+    def user_moved(self, user: str, node: str, at: float) -> None:
+        """``user`` logged in on ``node`` at ``at`` (unix time): in the floors this node owns,
+        what the user's session on another node asked for before that is over (that node
+        died, or the radio moved), at once rather than at T1."""
+        now = asyncio.get_running_loop().time()
+        for channel_id in list(self._owned):
+            asked = self._requesters.get((channel_id, user))
+            channel = self._server.channels.get(channel_id)
+            if asked is None or asked[0] == node or asked[1] > at or channel is None:
+                continue  # nothing asked, asked from there, or asked after that login
+            del self._requesters[(channel_id, user)]
+            channel.floor_input("disconnect", user, "", floor.Priority.OFFICER, False, now)
 
     # --- leases ------------------------------------------------------------------------------
 
@@ -292,6 +314,8 @@ class ClusterFloors:
         lease = self._owned.pop(channel_id, None)
         if lease is None:
             return
+        for key in [k for k in self._requesters if k[0] == channel_id]:
+            del self._requesters[key]
         channel = self._server.channels.get(channel_id)
         if channel is not None:
             channel.disown(now)

@@ -216,6 +216,7 @@ class ClusterNode:
             at=session.logged_in_at,
         )
         news.publish(self.server, news.LOGIN, login)
+        self.floors.user_moved(session.user_id, self.name, session.logged_in_at)  # moved here?
         if self.nc is None or session.user_id in self._user_subs:
             return
         self._user_subs[session.user_id] = await self.nc.subscribe(
