@@ -63,6 +63,8 @@ IDLE_KEEP_S: Final = 10.0
 """Seconds an idle floor keeps its owner (a reply is answered by the same node, quickly)."""
 REQUEST_TIMEOUT_S: Final = 0.5
 """Seconds a forwarded floor input waits for the owner's answer."""
+ISLAND_BURST_STEP: Final = 1 << 16
+"""How far a floor decided without the bus numbers ahead, so no burst id repeats after."""
 LEASE_BUCKET: Final = "fieldradio_floor_leases"
 BURST_BUCKET: Final = "fieldradio_floor_bursts"
 
@@ -88,6 +90,8 @@ class ClusterFloors:
         self._acquiring: dict[int, asyncio.Future[bool]] = {}
         self._sequence = 0
         self._last_burst: dict[int, int] = {}
+        self._islands: set[int] = set()
+        """Floors this node decides for its own radios while the bus is away (no lease)."""
         self._requesters: dict[tuple[int, str], tuple[str, float]] = {}
         """(channel, user) -> (the node whose radio asked, unix time it asked), for the floors
         this node owns."""
@@ -181,6 +185,10 @@ class ClusterFloors:
         while loop.time() < deadline:
             if channel.mirror is None:  # this node owns the floor (now)
                 self._apply(channel, op, loop.time())
+                return
+            if not self._node.connected:
+                if op.action == "request":
+                    self._island(channel, op, loop.time())
                 return
             try:
                 reply = await self._nc.request(
@@ -366,6 +374,50 @@ class ClusterFloors:
         except Exception as exc:
             log.warning("burst id not kept", extra={"fields": {"error": str(exc)}})
 
+    # --- without the bus: islands ---------------------------------------------------------------
+
+    def _island(self, channel: Channel, op: wire.FloorOp, now: float) -> None:
+        """The bus is away: this node decides the floor for its own radios (no lease can be
+        taken), rather than leave the channel silent. Radios on other nodes cannot hear
+        them meanwhile; once the bus is back and the floor is idle, leases decide again."""
+        mirror = channel.mirror
+        if mirror is not None:
+            last = max(self._last_burst.get(channel.channel_id, 0), mirror.last_burst_id)
+            channel.own(min(last + ISLAND_BURST_STEP, 0xFFFF_0000))
+            self._islands.add(channel.channel_id)
+            self._server.metrics.floor_leases.labels("island").inc()
+            log.warning(
+                "bus away: floor decided here for this node's radios",
+                extra={"fields": {"channel": channel.channel_id}},
+            )
+        self._apply(channel, op, now)
+
+    def rejoin_islands(self, now: float) -> None:
+        """The bus is back: every idle island floor is decided by leases again (a busy one
+        when its burst ends), its last burst id kept for the next owner."""
+        if not self._node.connected:
+            return
+        for channel_id in list(self._islands):
+            channel = self._server.channels.get(channel_id)
+            if channel is not None and not channel.core.idle:
+                continue
+            self._islands.discard(channel_id)
+            if channel is not None:
+                self._node.spawn(self._remember_burst(channel_id, channel.floor.burst_id))
+                channel.disown(now)
+
+    def _becomes_island(self, channel_id: int, lease: _Lease) -> None:
+        """An owned floor whose lease cannot be renewed because the bus is away: its burst
+        goes on for this node's radios (nobody else can hear or take it meanwhile)."""
+        del self._owned[channel_id]
+        self._islands.add(channel_id)
+        if lease.subscription is not None:
+            self._node.spawn(_unsubscribe(lease.subscription))
+        self._server.metrics.floor_leases.labels("island").inc()
+        log.warning(
+            "bus away: floor kept for this node's radios", extra={"fields": {"channel": channel_id}}
+        )
+
     # --- the tick: renewals, heartbeats, fencing, dead owners ---------------------------------
 
     async def _tick_loop(self) -> None:
@@ -384,6 +436,9 @@ class ClusterFloors:
                 await self._release(channel_id, now)
                 continue
             if now - lease.renewed_at > FENCE_S:
+                if not self._node.connected:  # the bus is away, not taken by another node
+                    self._becomes_island(channel_id, lease)
+                    continue
                 log.warning("floor lease lost: fencing", extra={"fields": {"channel": channel_id}})
                 await self._release(channel_id, now, lost=True)
                 continue
@@ -393,6 +448,7 @@ class ClusterFloors:
             await self._renew(channel_id, lease, now)
             if not channel.core.idle:
                 self._publish_news(channel, now, [])  # the heartbeat
+        self.rejoin_islands(now)
         for channel in self._server.channels.values():
             mirror = channel.mirror
             if mirror is not None and mirror.owner_lost(now, LEASE_S):
@@ -499,6 +555,11 @@ async def _bucket(js: object, config: KeyValueConfig) -> KeyValue:
     except Exception:
         assert config.bucket is not None
         return await js.key_value(config.bucket)
+
+
+async def _unsubscribe(subscription: Subscription) -> None:
+    with contextlib.suppress(Exception):  # the bus is away: the subscription dies with it
+        await subscription.unsubscribe()
 
 
 async def _respond(msg: Msg, data: bytes) -> None:

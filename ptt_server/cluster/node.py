@@ -91,6 +91,8 @@ class ClusterNode:
         """Times the bus came back after an outage (NATS restarted, the link flapped)."""
         self.reconnected = asyncio.Event()
         """Set at each return of the bus (tests and tools wait on it; cleared by them)."""
+        self.disconnected = asyncio.Event()
+        """Set at each loss of the bus (likewise)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -288,10 +290,12 @@ class ClusterNode:
         log.warning("bus error", extra={"fields": {"error": str(exc)}})
 
     async def _on_disconnected(self) -> None:
+        self.disconnected.set()
         if not self._stopping:
             log.warning("lost the bus: reconnecting", extra={"fields": {"node": self.name}})
 
     async def _on_reconnected(self) -> None:
+        self.floors.rejoin_islands(asyncio.get_running_loop().time())
         self.reconnects += 1
         self.reconnected.set()
         log.info("bus back", extra={"fields": {"node": self.name}})

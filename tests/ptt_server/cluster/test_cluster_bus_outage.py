@@ -37,3 +37,39 @@ async def test_after_nats_restarts_a_talker_is_heard_across_nodes_again(cluster:
     assert await alice.send_voice(b"after")
     frame = await bob.wait_for(events.VoiceFrame, lambda f: f.opus == b"after")
     assert frame.burst_id == granted.burst_id
+
+
+async def test_without_the_bus_a_node_still_carries_its_own_radios_then_rejoins(
+    cluster: Cluster,
+) -> None:
+    """nats-server dies: radios on one node still talk to each other (that node decides
+    their floor alone), and once the bus is back the channel is one channel again."""
+    cid = cluster.org.channel_id
+    alice = await cluster.radio("alice", 0)
+    bob = await cluster.radio("bob", 0)
+    carol = await cluster.radio("carol", 1)
+    node0 = cluster.nodes[0].cluster
+    assert node0 is not None
+    node0.reconnected.clear()
+    node0.disconnected.clear()
+    cluster.nats.kill()
+    async with asyncio.timeout(10):
+        await node0.disconnected.wait()  # nats-py notices the closed socket at once
+    await alice.press()
+    granted = await alice.wait_for(control.FloorGranted, timeout=5)
+    taken = await bob.wait_for(control.FloorTaken, lambda e: e.burst_id == granted.burst_id)
+    assert taken.user_id == "alice"
+    assert await alice.send_voice(b"no bus")
+    assert (await bob.wait_for(events.VoiceFrame)).opus == b"no bus"
+    await alice.release()
+    await bob.wait_for(events.TalkerVerified)
+    cluster.nats.start()
+    async with asyncio.timeout(20):
+        await node0.reconnected.wait()
+    # Back to one channel: carol on node 1 is granted, and heard on node 0.
+    await carol.press(cid)
+    carol_granted = await carol.wait_for(control.FloorGranted, timeout=10)
+    assert carol_granted.burst_id != granted.burst_id
+    assert await carol.send_voice(b"bus back")
+    frame = await bob.wait_for(events.VoiceFrame, lambda f: f.opus == b"bus back")
+    assert frame.talker == "carol"
