@@ -22,7 +22,7 @@ from crypto.patch_order import verify_patch
 from crypto.roster import RosterState
 from ptt_protocol import control
 from ptt_server.cluster import news, wire
-from ptt_server.handlers import emergencies, keys, patches, presence
+from ptt_server.handlers import authority, emergencies, keys, patches, presence
 
 if TYPE_CHECKING:
     from ptt_server.cluster.node import ClusterNode
@@ -73,6 +73,15 @@ def register(node: ClusterNode) -> None:
         keys.key_delivered(server, event.channel_id, event.epoch)
 
     node.on_event(news.KEY_DELIVERED, on_key_delivered)
+
+    async def on_enrolled(body: bytes) -> None:
+        # The store says which device is enrolled now (the event only says whom to check).
+        user_id = news.decode(body, news.EnrolledNews).user_id
+        enrolled = await server.store.get_user(user_id)
+        if enrolled is not None:
+            authority.end_replaced_session(server, user_id, enrolled.fingerprint)
+
+    node.on_event(news.ENROLLED, on_enrolled)
 
 
 async def emergency(server: RelayServer, event: news.EmergencyNews) -> None:

@@ -32,6 +32,7 @@ REVOCATIONS: Final = "revocations"
 PRESENCE: Final = "presence"
 LOGIN: Final = "login"
 KEY_DELIVERED: Final = "key-delivered"
+ENROLLED: Final = "enrolled"
 
 Signed = Annotated[bytes, msgspec.Meta(min_length=1, max_length=control.MAX_MESSAGE_SIZE)]
 
@@ -83,6 +84,12 @@ class LoginNews(msgspec.Struct, frozen=True, kw_only=True):
     at: float
     """Unix time of that login: news that arrives late (A, then B, then A again) never ends
     a session that logged in after it."""
+
+
+class EnrolledNews(msgspec.Struct, frozen=True, kw_only=True):
+    """``user_id`` was enrolled again (a new device): each node checks the store for it."""
+
+    user_id: control.Id
 
 
 class KeyDeliveredNews(msgspec.Struct, frozen=True, kw_only=True):

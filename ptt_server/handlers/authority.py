@@ -68,16 +68,8 @@ async def on_enroll(server: RelayServer, session: Session, msg: control.Enroll, 
     replaced = ""
     if previous is not None and previous.fingerprint != credential.fingerprint():
         replaced = previous.device_id
-        live = server.sessions.by_user.get(credential.user_id)
-        if live is not None and live.credential.fingerprint() != credential.fingerprint():
-            live.send(
-                control.Error(
-                    code=control.ERROR_AUTH_FAILED,
-                    text=f"this device of {credential.user_id!r} was replaced by a new"
-                    " enrolment: ask your operator for the new credential bundle",
-                )
-            )
-            live.close("device replaced by a new enrolment")
+        end_replaced_session(server, credential.user_id, credential.fingerprint())
+        news.publish(server, news.ENROLLED, news.EnrolledNews(user_id=credential.user_id))
     log.info(
         "enrolled",
         extra={
@@ -93,6 +85,21 @@ async def on_enroll(server: RelayServer, session: Session, msg: control.Enroll, 
             user_id=credential.user_id, device_id=credential.device_id, replaced_device=replaced
         )
     )
+
+
+def end_replaced_session(server: RelayServer, user_id: str, enrolled: bytes) -> None:
+    """``user_id`` was enrolled with the device of fingerprint ``enrolled``: a live session
+    here of another device of that user ends, telling it why."""
+    live = server.sessions.by_user.get(user_id)
+    if live is not None and live.credential.fingerprint() != enrolled:
+        live.send(
+            control.Error(
+                code=control.ERROR_AUTH_FAILED,
+                text=f"this device of {user_id!r} was replaced by a new"
+                " enrolment: ask your operator for the new credential bundle",
+            )
+        )
+        live.close("device replaced by a new enrolment")
 
 
 async def on_revocations(

@@ -100,3 +100,19 @@ async def test_late_login_news_does_not_end_a_newer_session(cluster: Cluster) ->
         assert bob.received(control.Error) == []
     finally:
         await raw.close()
+
+
+async def test_a_device_replaced_on_one_node_is_cut_off_on_another(cluster: Cluster) -> None:
+    org = cluster.org
+    old = await connect(cluster.nodes[1], org.accounts["bob"])
+    admin = await connect(cluster.nodes[0], org.admin)
+    try:
+        replacement = org.issue("bob")
+        await admin.send(control.Enroll(credential=replacement.credential.to_bytes()))
+        enrolled = await admin.wait_for(control.Enrolled)
+        assert enrolled.user_id == "bob" and enrolled.replaced_device
+        refused = await old.wait_for(control.Error)
+        assert refused.code == control.ERROR_AUTH_FAILED and "replaced" in refused.text
+        await old.wait_closed()
+    finally:
+        await admin.close()
