@@ -63,6 +63,8 @@ IDLE_KEEP_S: Final = 10.0
 """Seconds an idle floor keeps its owner (a reply is answered by the same node, quickly)."""
 REQUEST_TIMEOUT_S: Final = 0.5
 """Seconds a forwarded floor input waits for the owner's answer."""
+KV_TIMEOUT_S: Final = 1.0
+"""Seconds a lease operation waits for JetStream."""
 ISLAND_BURST_STEP: Final = 1 << 16
 """How far a floor decided without the bus numbers ahead, so no burst id repeats after."""
 LEASE_BUCKET: Final = "fieldradio_floor_leases"
@@ -90,6 +92,9 @@ class ClusterFloors:
         self._acquiring: dict[int, asyncio.Future[bool]] = {}
         self._sequence = 0
         self._last_burst: dict[int, int] = {}
+        self.leases_ok = True
+        """The lease bucket answered at its last use (False: JetStream is away, e.g. its
+        leader died, while the bus itself may be up)."""
         self._islands: set[int] = set()
         """Floors this node decides for its own radios while the bus is away (no lease)."""
         self._requesters: dict[tuple[int, str], tuple[str, float]] = {}
@@ -105,7 +110,8 @@ class ClusterFloors:
 
     async def start(self, nc: NATS) -> None:
         self._nc = nc
-        js = nc.jetstream()
+        # A press waits at most this for the lease bucket before its node decides alone.
+        js = nc.jetstream(timeout=KV_TIMEOUT_S)
         self._leases_kv = await _bucket(js, KeyValueConfig(bucket=LEASE_BUCKET, ttl=LEASE_S))
         self._bursts_kv = await _bucket(js, KeyValueConfig(bucket=BURST_BUCKET))
         for channel in self._server.channels.values():
@@ -186,7 +192,7 @@ class ClusterFloors:
             if channel.mirror is None:  # this node owns the floor (now)
                 self._apply(channel, op, loop.time())
                 return
-            if not self._node.connected:
+            if not self._node.connected or not self.leases_ok:
                 if op.action == "request":
                     self._island(channel, op, loop.time())
                 return
@@ -296,10 +302,13 @@ class ClusterFloors:
         try:
             revision = await self._leases_kv.create(key, self._node.name.encode())
         except KeyWrongLastSequenceError:
+            self.leases_ok = True
             return False  # another node holds it
         except Exception as exc:
+            self.leases_ok = False
             log.warning("floor lease not taken", extra={"fields": {"error": str(exc)}})
             return False
+        self.leases_ok = True
         now = asyncio.get_running_loop().time()
         last = await self._stored_burst(channel.channel_id)
         mirror = channel.mirror
@@ -344,11 +353,13 @@ class ClusterFloors:
                 str(channel_id), self._node.name.encode(), last=lease.revision
             )
         except Exception as exc:  # taken by another node after an outage, or the bus is away
+            self.leases_ok = isinstance(exc, KeyWrongLastSequenceError)
             log.warning(
                 "floor lease not renewed",
                 extra={"fields": {"channel": channel_id, "error": str(exc)}},
             )
             return
+        self.leases_ok = True
         lease.renewed_at = now
         self._server.metrics.floor_leases.labels("renewed").inc()
 
@@ -392,10 +403,26 @@ class ClusterFloors:
             )
         self._apply(channel, op, now)
 
+    async def bus_back(self) -> None:
+        """The bus reconnected: see whether the lease bucket answers, rejoin idle islands."""
+        await self._probe_leases()
+        self.rejoin_islands(asyncio.get_running_loop().time())
+
+    async def _probe_leases(self) -> None:
+        """While the lease bucket is thought away: one cheap read says whether it is back."""
+        if self.leases_ok or not self._node.connected or self._leases_kv is None:
+            return
+        try:
+            await self._leases_kv.get("probe")
+        except KeyNotFoundError:
+            self.leases_ok = True
+        except Exception as exc:
+            log.debug("lease bucket still away", extra={"fields": {"error": str(exc)}})
+
     def rejoin_islands(self, now: float) -> None:
         """The bus is back: every idle island floor is decided by leases again (a busy one
         when its burst ends), its last burst id kept for the next owner."""
-        if not self._node.connected:
+        if not self._node.connected or not self.leases_ok:
             return
         for channel_id in list(self._islands):
             channel = self._server.channels.get(channel_id)
@@ -436,7 +463,7 @@ class ClusterFloors:
                 await self._release(channel_id, now)
                 continue
             if now - lease.renewed_at > FENCE_S:
-                if not self._node.connected:  # the bus is away, not taken by another node
+                if not self._node.connected or not self.leases_ok:  # away, not taken
                     self._becomes_island(channel_id, lease)
                     continue
                 log.warning("floor lease lost: fencing", extra={"fields": {"channel": channel_id}})
@@ -448,6 +475,7 @@ class ClusterFloors:
             await self._renew(channel_id, lease, now)
             if not channel.core.idle:
                 self._publish_news(channel, now, [])  # the heartbeat
+        await self._probe_leases()
         self.rejoin_islands(now)
         for channel in self._server.channels.values():
             mirror = channel.mirror
@@ -522,8 +550,15 @@ class ClusterFloors:
             self._node.refused(msg.subject, "not floor news of this channel")
             return
         channel = self._server.channels.get(news.channel_id)
-        if channel is not None:
-            channel.apply_news(news, asyncio.get_running_loop().time())
+        if channel is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if news.channel_id in self._islands and channel.core.idle:
+            # Another node owns the floor again (it holds the lease): an idle island here
+            # gives way at once rather than at this node's next probe.
+            self._islands.discard(news.channel_id)
+            channel.disown(now)
+        channel.apply_news(news, now)
 
     async def _on_media(self, msg: Msg) -> None:
         try:

@@ -295,7 +295,7 @@ class ClusterNode:
             log.warning("lost the bus: reconnecting", extra={"fields": {"node": self.name}})
 
     async def _on_reconnected(self) -> None:
-        self.floors.rejoin_islands(asyncio.get_running_loop().time())
+        await self.floors.bus_back()
         self.reconnects += 1
         self.reconnected.set()
         log.info("bus back", extra={"fields": {"node": self.name}})

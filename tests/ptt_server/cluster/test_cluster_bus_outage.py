@@ -73,3 +73,46 @@ async def test_without_the_bus_a_node_still_carries_its_own_radios_then_rejoins(
     assert await carol.send_voice(b"bus back")
     frame = await bob.wait_for(events.VoiceFrame, lambda f: f.opus == b"bus back")
     assert frame.talker == "carol"
+
+
+async def test_with_the_lease_bucket_away_a_press_is_still_granted_on_its_node(
+    cluster: Cluster,
+) -> None:
+    """JetStream away, the bus itself up (in a NATS cluster: its leader died; here: the
+    server restarted without JetStream): no lease can be taken, yet a press is granted among
+    the radios of its node, at once; with JetStream back, leases decide again."""
+    cid = cluster.org.channel_id
+    alice = await cluster.radio("alice", 0)
+    bob = await cluster.radio("bob", 0)
+    carol = await cluster.radio("carol", 1)
+    nodes = [node.cluster for node in cluster.nodes if node.cluster is not None]
+    for node in nodes:
+        node.reconnected.clear()
+    cluster.nats.jetstream = False
+    cluster.nats.restart()
+    async with asyncio.timeout(20):
+        for node in nodes:
+            await node.reconnected.wait()
+    await alice.press()
+    granted = await alice.wait_for(control.FloorGranted, timeout=5)
+    await bob.wait_for(control.FloorTaken, lambda e: e.burst_id == granted.burst_id)
+    assert await alice.send_voice(b"no leases")
+    assert (await bob.wait_for(events.VoiceFrame)).opus == b"no leases"
+    await alice.release()
+    await bob.wait_for(events.TalkerVerified)
+    assert not nodes[0].floors.leases_ok
+    for node in nodes:
+        node.reconnected.clear()
+    cluster.nats.jetstream = True
+    cluster.nats.restart()
+    async with asyncio.timeout(20):
+        for node in nodes:
+            await node.reconnected.wait()
+    # Leases again: carol on node 1 is granted and heard on node 0 (node 0's island went
+    # back once its probe found the bucket).
+    await carol.press(cid)
+    carol_granted = await carol.wait_for(control.FloorGranted, timeout=10)
+    assert carol_granted.burst_id != granted.burst_id
+    assert await carol.send_voice(b"leases back")
+    frame = await bob.wait_for(events.VoiceFrame, lambda f: f.opus == b"leases back")
+    assert frame.talker == "carol"
