@@ -183,7 +183,10 @@ class RelayServer:
                 by_user=patch.created_by,
                 order=patch.signed_order,
             )
-        await self.store.close_calls_left_open(time.time())  # the relay stopped mid-call
+        if not self.config.cluster:  # the relay stopped mid-call
+            await self.store.close_calls_left_open(time.time())
+        # In a cluster other nodes may be carrying those calls: each node's sweep closes only
+        # the rows nobody carries (ptt_server.cluster.calls).
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
