@@ -152,13 +152,12 @@ async def run_effects(server: RelayServer, effects: list[CallEffect]) -> None:
     for effect in effects:
         if isinstance(effect, SendTo):
             message = effect.message
-            if (
-                cluster is not None
-                and isinstance(message, control.CallIncoming)
-                and effect.user not in server.sessions.by_user
-            ):
+            target = server.sessions.by_user.get(effect.user)
+            if target is not None:
+                target.send(message, urgent=True)
+            elif cluster is not None and isinstance(message, control.CallIncoming):
                 await cluster.calls.ring(effect.user, message)  # on the callee's node, if any
-            else:
+            elif cluster is not None:
                 reach.to_user(server, effect.user, message, urgent=True)
             continue
         if isinstance(effect, EndElsewhere):
