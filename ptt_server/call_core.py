@@ -27,6 +27,8 @@ __all__ = [
     "CallEnded",
     "CallOffered",
     "CallTable",
+    "Elsewhere",
+    "EndElsewhere",
     "PrivateCall",
     "SendTo",
 ]
@@ -95,7 +97,26 @@ class CallEnded:
     """The user who ended it, or "" when the relay did."""
 
 
-CallEffect = SendTo | CallOffered | CallAnswered | CallEnded
+@dataclass(frozen=True, slots=True)
+class EndElsewhere:
+    """End ``user``'s call ``call_id``, which another node of the cluster owns (an emergency
+    call pre-empts it): the user's own node tells the user and that owner."""
+
+    user: str
+    call_id: bytes
+    text: str
+
+
+CallEffect = SendTo | CallOffered | CallAnswered | CallEnded | EndElsewhere
+
+
+@dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """A call a user of this node is in that this table does not hold: in a cluster, the
+    caller's node owns it (``ptt_server.cluster.calls``). It makes the user busy as well."""
+
+    call_id: bytes
+    emergency: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +128,8 @@ class Party:
     """``None``: no such enrolled user."""
     online: bool
     display_name: str = ""
+    elsewhere: Elsewhere | None = None
+    """The user's call owned by another node (always None on one node)."""
 
 
 @dataclass
@@ -128,6 +151,10 @@ class CallTable:
         """The call ``user`` is in (ringing or answered), if any."""
         call_id = self._by_user.get(user)
         return None if call_id is None else self._calls[call_id]
+
+    def get(self, call_id: bytes) -> PrivateCall | None:
+        """The call of this id, if it is in progress here."""
+        return self._calls.get(call_id)
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -206,16 +233,13 @@ class CallTable:
                 _end_to(caller.user_id, call.call_id, reason, text),
             ]
         effects: list[CallEffect] = []
-        for user in (caller.user_id, callee.user_id):
-            current = self.call_of(user)
+        preempted = f"ended for an emergency call from {caller.user_id} to {callee.user_id}"
+        for party in (caller, callee):
+            current = self.call_of(party.user_id)
             if current is not None:  # an emergency call pre-empts (checked in _refusal)
-                effects += self._end(
-                    current,
-                    now,
-                    control.END_PREEMPTED,
-                    f"ended for an emergency call from {caller.user_id} to {callee.user_id}",
-                    ended_by="",
-                )
+                effects += self._end(current, now, control.END_PREEMPTED, preempted, ended_by="")
+            elif party.elsewhere is not None:
+                effects.append(EndElsewhere(party.user_id, party.elsewhere.call_id, preempted))
         self._calls[call.call_id] = call
         self._by_user[call.caller] = call.call_id
         self._by_user[call.callee] = call.call_id
@@ -253,10 +277,10 @@ class CallTable:
             )
         if not callee.online:
             return control.END_OFFLINE, f"{callee.user_id} is not logged in: send a text instead"
-        busy = self.call_of(callee.user_id)
+        busy = self.call_of(callee.user_id) or callee.elsewhere
         if busy is not None and (not call.emergency or busy.emergency):
             return control.END_BUSY, f"{callee.user_id} is in another call"
-        mine = self.call_of(caller.user_id)
+        mine = self.call_of(caller.user_id) or caller.elsewhere
         if mine is not None and not call.emergency:
             return control.END_BUSY, "you are in a call already: hang up first"
         return None
@@ -311,11 +335,24 @@ class CallTable:
         call = self.call_of(user)
         if call is None:
             return []
-        effects = self._end(
-            call, now, control.END_PEER_GONE, f"{user}'s radio lost its connection", ended_by=""
-        )
         # Only the other party is told: a new session of ``user`` (a login that took over)
         # never had this call, and its first message must be its LoginOk.
+        return self.end_for(
+            user, call.call_id, control.END_PEER_GONE, f"{user}'s radio lost its connection", now
+        )
+
+    def end_for(
+        self, user: str, call_id: bytes, outcome: control.EndReason, text: str, now: float
+    ) -> list[CallEffect]:
+        """The relay on ``user``'s side ends the call (``user`` is gone, busy or offline, or
+        its call was pre-empted): only the other party is told, the log says "the relay".
+
+        In a cluster, ``user``'s node says so for a call the caller's node owns; ``user``'s
+        node has told ``user`` itself (``ptt_server.cluster.calls``)."""
+        call = self._calls.get(call_id)
+        if call is None or user not in (call.caller, call.callee):
+            return []
+        effects = self._end(call, now, outcome, text, ended_by="")
         return [e for e in effects if not (isinstance(e, SendTo) and e.user == user)]
 
     def expire(self, now: float) -> list[CallEffect]:

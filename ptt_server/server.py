@@ -183,8 +183,9 @@ class RelayServer:
                 by_user=patch.created_by,
                 order=patch.signed_order,
             )
-        if not self.config.cluster:  # the relay stopped mid-call (in a cluster, other
-            await self.store.close_calls_left_open(time.time())  # nodes carry theirs)
+        if not self.config.cluster:  # the relay stopped mid-call; in a cluster each node's
+            await self.store.close_calls_left_open(time.time())  # sweep closes only the rows
+        # that no node carries any more (ptt_server.cluster.calls).
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,8 @@ its own sessions; what one node must tell another goes on NATS subjects
 - a control message for a user logged in elsewhere goes to that user's subject, which
   only the node holding the user's session reads (:meth:`ClusterNode.to_user`);
 - floors and media go through :class:`ptt_server.cluster.floors.ClusterFloors`;
+- private calls between nodes go through :class:`ptt_server.cluster.calls.ClusterCalls`
+  (a call ring comes on the callee's user subject too);
 - cluster-wide events (a roster changed, an emergency was raised ...) go to one subject
   every node reads, each kind to the handler registered for it (:meth:`ClusterNode.on_event`).
 
@@ -37,6 +39,7 @@ from ptt_server.startup import StartupError
 from ptt_server.store import StoreError
 
 if TYPE_CHECKING:
+    from ptt_server.cluster.calls import ClusterCalls
     from ptt_server.relay import MediaRelay
     from ptt_server.server import RelayServer
     from ptt_server.sessions import Session
@@ -76,11 +79,14 @@ class ClusterNode:
     """The NATS side of one node; ``start`` it after the server started, ``stop`` before."""
 
     def __init__(self, server: RelayServer, urls: list[str], name: str) -> None:
+        from ptt_server.cluster.calls import ClusterCalls  # it runs the server's call handlers
+
         self.server = server
         self.urls = urls
         self.name = name
         self.nc: NATS | None = None
         self.floors = ClusterFloors(self)
+        self.calls: ClusterCalls = ClusterCalls(self)
         self._handlers: dict[str, EventHandler] = {}
         self._user_subs: dict[str, Subscription] = {}
         self._outbox: list[tuple[str, bytes]] = []
@@ -117,6 +123,7 @@ class ClusterNode:
                 " its config)"
             ) from None
         await self.nc.subscribe(wire.EVENTS_SUBJECT, cb=self._on_event_message)
+        await self.calls.start()
         log.info("joined the cluster", extra={"fields": {"node": self.name, "bus": self.urls}})
 
     async def _connect(self) -> NATS:
@@ -136,6 +143,7 @@ class ClusterNode:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.calls.stop()
         await self.floors.stop()
         for task in list(self._tasks):
             task.cancel()
@@ -247,6 +255,9 @@ class ClusterNode:
         except wire.BusMessageError as exc:
             self.refused(msg.subject, str(exc))
             return
+        if isinstance(message, wire.CallRing):
+            await self.calls.on_ring(msg, message)  # request/reply: it answers or refuses
+            return
         if not isinstance(message, wire.ToUser) or msg.subject != wire.user_subject(
             message.user_id
         ):
@@ -254,6 +265,7 @@ class ClusterNode:
             return
         session = self.server.sessions.by_user.get(message.user_id)
         if session is not None:
+            self.calls.delivered(message.user_id, message.message)
             session.send_encoded(message.message, urgent=message.urgent)
 
     async def _on_event_message(self, msg: Msg) -> None:

@@ -53,6 +53,12 @@ def user_subject(user_id: str) -> str:
     return f"{PREFIX}.user.{user_id.encode().hex()}"
 
 
+def call_subject(call_id: bytes) -> str:
+    """What the callee's node says about a private call, to the call's owner (the caller's
+    node) while the call lives (request/reply: no responder means the owner is gone)."""
+    return f"{PREFIX}.call.{call_id.hex()}"
+
+
 EVENTS_SUBJECT: Final = f"{PREFIX}.events"
 """Cluster-wide events (a roster changed, an emergency was raised...): every node reads them."""
 
@@ -125,7 +131,46 @@ class ClusterEvent(msgspec.Struct, frozen=True, kw_only=True, tag="event"):
     body: Annotated[bytes, msgspec.Meta(max_length=control.MAX_MESSAGE_SIZE)] = b""
 
 
-BusMessage = FloorOp | FloorNews | ToUser | ClusterEvent
+class CallRing(msgspec.Struct, frozen=True, kw_only=True, tag="call-ring"):
+    """The owner of a call rings a callee logged in on another node (request/reply on the
+    callee's user subject). The callee's node answers ``ringing``, ``busy`` or ``offline``."""
+
+    owner: NodeName
+    callee: control.Id
+    incoming: Encoded
+    """The encoded CallIncoming for the callee's radio."""
+
+
+CallRelayEnd = Literal["peer_gone", "preempted"]
+"""Why a callee's node ends its side of a call (the callee's session ended, or an emergency
+call to the callee pre-empted it)."""
+
+
+class CallOp(msgspec.Struct, frozen=True, kw_only=True, tag="call-op"):
+    """The callee's node to the owner of a call (request/reply on :func:`call_subject`):
+    what the callee's radio sent (``message``), the node's own end of the call
+    (``relay_end``), or neither: a probe (the owner is alive; the callee's node too). The
+    owner answers ``ok``, or ``gone`` when it holds no such call."""
+
+    call_id: control.MessageId
+    user_id: control.Id | None = None
+    """The callee (a node speaks only for its own user's side); None in the probe of a
+    node sweeping the call log (is anyone still carrying this call?)."""
+    message: Encoded | None = None
+    relay_end: CallRelayEnd | None = None
+    text: control.Text = ""
+
+
+CALL_OP_MESSAGES: Final = (
+    control.CallRinging,
+    control.CallAnswer,
+    control.CallEnd,
+    control.CallTalk,
+)
+"""What a callee's radio may say about a call that another node owns."""
+
+
+BusMessage = FloorOp | FloorNews | ToUser | ClusterEvent | CallRing | CallOp
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(BusMessage)
@@ -153,7 +198,27 @@ def decode(data: bytes) -> BusMessage:
             raise BusMessageError("floor news whose taken message is not a FloorTaken")
     elif isinstance(message, ToUser):
         check_control(message.message)
+    elif isinstance(message, CallRing):
+        incoming = check_control(message.incoming)
+        if not isinstance(incoming, control.CallIncoming):
+            raise BusMessageError("a call ring whose message is not a CallIncoming")
+    elif isinstance(message, CallOp):
+        if message.user_id is None and (message.message or message.relay_end):
+            raise BusMessageError("a call op that speaks for nobody")
+        if message.message is not None:
+            if message.relay_end is not None:
+                raise BusMessageError("a call op with both a message and a relay end")
+            inner = check_control(message.message)
+            if not isinstance(inner, CALL_OP_MESSAGES):
+                raise BusMessageError(f"a call op carrying a {type(inner).__name__}")
+            if inner.call_id != message.call_id:
+                raise BusMessageError("a call op whose message is about another call")
     return message
+
+
+def call_op_message(op: CallOp) -> control.Message | None:
+    """The radio's message inside a :class:`CallOp` that :func:`decode` checked."""
+    return None if op.message is None else check_control(op.message)
 
 
 def check_control(encoded: bytes) -> control.Message:

@@ -48,6 +48,15 @@ class CallTables(StoreConnection):
         open (their parties' sessions ended with it); returns how many."""
         return await self._call("close open calls", _close_open, now)
 
+    async def open_call_ids(self) -> list[bytes]:
+        """The ids of the calls not ended yet (a cluster node asks each one's owner whether
+        it still carries it, and closes those whose owner is gone)."""
+        return await self._call("read call log", _open_ids)
+
+    async def close_call_left_open(self, call_id: bytes, now: float) -> bool:
+        """End one call, as ``relay_restarted``, if still open; True if it was."""
+        return await self._call("close open call", _close_one, call_id, now)
+
     async def call_log(self, user: str | None, limit: int) -> list[control.CallRecord]:
         """The latest ``limit`` calls, newest first: ``user``'s (as caller or callee), or
         everyone's when ``user`` is None."""
@@ -104,6 +113,21 @@ def _close_open(conn: Connection, now: float) -> int:
             (now, now, RELAY_RESTARTED),
         )
         return cursor.rowcount
+
+
+def _open_ids(conn: Connection) -> list[bytes]:
+    rows = conn.execute("SELECT call_id FROM calls WHERE ended_at IS NULL").fetchall()
+    return [bytes(row[0]) for row in rows]
+
+
+def _close_one(conn: Connection, call_id: bytes, now: float) -> bool:
+    with write_transaction(conn):
+        cursor = conn.execute(
+            "UPDATE calls SET ended_at = CASE WHEN offered_at > ? THEN offered_at ELSE ? END, "
+            "outcome = ? WHERE call_id = ? AND ended_at IS NULL",
+            (now, now, RELAY_RESTARTED, call_id),
+        )
+        return bool(cursor.rowcount)
 
 
 def _call_log(conn: Connection, user: str | None, limit: int) -> list[control.CallRecord]:
