@@ -170,3 +170,13 @@ class ServerMetrics:
             registry=r,
         )
         self.messages = Counter("fieldradio_messages", "Text messages relayed", registry=r)
+
+    def count_gc_reclaim(self, seconds: float) -> None:
+        """A full collection of the frozen heap took ``seconds`` (the loop was blocked)."""
+        self.gc_reclaims.inc()
+        self.gc_reclaim_seconds.inc(seconds)
+
+    def count_heap_trim(self, seconds: float) -> None:
+        """A ``malloc_trim`` took ``seconds`` (the loop was blocked)."""
+        self.heap_trims.inc()
+        self.heap_trim_seconds.inc(seconds)

@@ -203,12 +203,8 @@ class RelayServer:
             ) from None
         self._udp = transport
 
-        def count_reclaim(seconds: float) -> None:
-            self.metrics.gc_reclaims.inc()
-            self.metrics.gc_reclaim_seconds.inc(seconds)
-
         # The store is loaded: from here on the collector walks only what is new.
-        self._gc = gc_freeze.GcFreezer(loop, on_reclaim=count_reclaim)
+        self._gc = gc_freeze.GcFreezer(loop, on_reclaim=self.metrics.count_gc_reclaim)
         self._gc.start()
 
         # Before the control port: a refused start then has nothing listening to undo.
@@ -225,10 +221,6 @@ class RelayServer:
                     "the metrics port", "127.0.0.1", port, "--metrics-port", exc
                 ) from None
 
-        def count_trim(seconds: float) -> None:
-            self.metrics.heap_trims.inc()
-            self.metrics.heap_trim_seconds.inc(seconds)
-
         # TLS is started by the gate, per admitted connection (ptt_server.prelogin), so the
         # listening socket is plain TCP: a connection past the cap never costs a handshake.
         self._gate = prelogin.LoginGate(
@@ -236,7 +228,9 @@ class RelayServer:
             limit=self.config.max_pending_logins,
             timeout=self.config.login_timeout,
             metrics=self.metrics,
-            heap=heap.HeapTrimmer(loop, heap.glibc_malloc_trim(), on_trim=count_trim),
+            heap=heap.HeapTrimmer(
+                loop, heap.glibc_malloc_trim(), on_trim=self.metrics.count_heap_trim
+            ),
         )
         try:
             self._ws_server = await serve(
