@@ -78,6 +78,13 @@ class ServerConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cluster: str = ""
     """NATS URL (``nats://HOST:PORT``, several comma-separated) of the bus that joins this node
     to the others; empty: one node on its own (the default)."""
+    cluster_credentials_file: str = ""
+    """File holding this node's bus login, one line ``USER:PASSWORD`` or a token (mode 0600;
+    never logged); empty: the bus is joined without credentials (a bus anyone can publish on
+    steers every floor: see docs/security.md, section 2b)."""
+    cluster_ca_file: str = ""
+    """CA certificate (PEM) the bus's TLS certificate is checked against (``tls://`` URLs);
+    empty: the system's CAs."""
     node_name: str = ""
     """This node's name on the bus (unique in the cluster); empty: the host name and the
     control port."""
@@ -151,9 +158,23 @@ _TURN_SCHEMES = ("turn:", "turns:", "stun:")
 
 
 def _validate_cluster(config: ServerConfig) -> None:
-    for url in filter(None, config.cluster.split(",")):
-        if not url.strip().startswith(("nats://", "tls://")):
+    urls = [url.strip() for url in config.cluster.split(",") if url.strip()]
+    for url in urls:
+        if not url.startswith(("nats://", "tls://")):
             raise ConfigError(f"cluster: {url!r} is not a NATS URL (nats://HOST:PORT)")
+        if "@" in url:
+            # A password in the URL would be in every log line that names the bus.
+            raise ConfigError(
+                "cluster: a URL holds a user or password: put them in cluster_credentials_file"
+            )
+    for name in ("cluster_credentials_file", "cluster_ca_file"):
+        if getattr(config, name) and not config.cluster:
+            raise ConfigError(f"{name} is set but cluster is not: it is the cluster bus's")
+    if config.cluster_ca_file and not all(url.startswith("tls://") for url in urls):
+        raise ConfigError(
+            "cluster_ca_file is set: every cluster URL must be tls://HOST:PORT (nats:// is"
+            " plain text)"
+        )
     if config.store and not config.store.startswith(("postgresql://", "postgres://")):
         raise ConfigError(
             f"store: {config.store!r} is not a PostgreSQL URL (postgresql://USER@HOST:PORT/DB);"

@@ -4,12 +4,18 @@
 JetStream store in a temp dir, and can be stopped, killed and started again on the same
 port and store (the cluster tests restart the bus under live nodes). It is a plain class
 so ``bench.cluster`` uses it too; ``nats_server`` is the pytest fixture on top.
+
+By default the bus lets anyone in (as ``nats-server -js`` does). ``password=...`` runs it
+with the sample configuration ``deploy/nats/nats-server.conf`` instead (its listen address
+and store directory replaced): only user ``fieldradio`` with that password gets in, and
+only to the subjects the sample allows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +31,9 @@ import pytest
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 START_TIMEOUT_S = 15.0
+SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "nats" / "nats-server.conf"
+BUS_USER = "fieldradio"
+"""The one user of the sample configuration."""
 
 
 def free_port() -> int:
@@ -37,10 +46,14 @@ def free_port() -> int:
 class NatsServer:
     """One ``nats-server -js`` process; ``start`` it, ``url`` to reach it, ``stop`` it."""
 
-    def __init__(self, directory: Path | None = None, *, jetstream: bool = True) -> None:
+    def __init__(
+        self, directory: Path | None = None, *, jetstream: bool = True, password: str | None = None
+    ) -> None:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="fieldradio-nats-"))
         self._own_directory = directory is None
         self.jetstream = jetstream
+        self.password = password
+        """The ``fieldradio`` user's password (the sample configuration), or None: no auth."""
         self.port = free_port()
         self.monitor_port = free_port()
         """nats-server's HTTP monitoring (``/varz``: message counts for the benches)."""
@@ -56,9 +69,8 @@ class NatsServer:
         for stale in ports_dir.iterdir():
             stale.unlink()
         log = (self.directory / "nats.log").open("ab")
-        self._process = subprocess.Popen(
-            [
-                NATS_SERVER,
+        if self.password is None:
+            where = [
                 *(
                     ["--jetstream", "--store_dir", str(self.directory / "jetstream")]
                     if self.jetstream
@@ -68,6 +80,15 @@ class NatsServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+            ]
+            env = None
+        else:
+            where = ["--config", str(self._sample_config())]
+            env = {**os.environ, "FIELDRADIO_BUS_PASSWORD": self.password}
+        self._process = subprocess.Popen(
+            [
+                NATS_SERVER,
+                *where,
                 "--http_port",
                 str(self.monitor_port),
                 "--ports_file_dir",
@@ -75,6 +96,7 @@ class NatsServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -87,6 +109,17 @@ class NatsServer:
             time.sleep(0.02)
         ports = json.loads(next(ports_dir.glob("*.ports")).read_text())
         assert ports["nats"] == [f"nats://127.0.0.1:{self.port}"], ports
+
+    def _sample_config(self) -> Path:
+        """The sample configuration, listening here with its store in this directory."""
+        text = SAMPLE_CONFIG.read_text()
+        text, listens = re.subn(r"(?m)^listen: .*$", f"listen: 127.0.0.1:{self.port}", text)
+        store = json.dumps(str(self.directory / "jetstream"))
+        text, stores = re.subn(r"(?m)^(\s*)store_dir: .*$", rf"\1store_dir: {store}", text)
+        assert listens == 1 and stores == 1, "deploy/nats/nats-server.conf changed shape"
+        path = self.directory / "nats-server.conf"
+        path.write_text(text)
+        return path
 
     def varz(self) -> dict[str, Any]:
         """The server's /varz counters (in_msgs, out_msgs, ...)."""

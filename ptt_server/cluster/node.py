@@ -25,6 +25,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import nats
@@ -33,7 +34,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from ptt_protocol import control
-from ptt_server.cluster import news, wire
+from ptt_server.cluster import bus_auth, news, wire
 from ptt_server.cluster.floors import ClusterFloors
 from ptt_server.startup import StartupError
 from ptt_server.store import StoreError
@@ -63,7 +64,13 @@ async def join_cluster(server: RelayServer, relay: MediaRelay) -> ClusterNode:
     config = server.config
     urls = [url.strip() for url in config.cluster.split(",") if url.strip()]
     name = config.node_name or f"{socket.gethostname()}-{server.control_port}"
-    node = ClusterNode(server, urls, name)
+    options: dict[str, Any] = {}
+    if config.cluster_credentials_file:
+        credentials = bus_auth.read_credentials(Path(config.cluster_credentials_file))
+        options.update(credentials.connect_options())
+    if config.cluster_ca_file:
+        options["tls"] = bus_auth.tls_context(Path(config.cluster_ca_file))
+    node = ClusterNode(server, urls, name, options)
     from ptt_server.cluster import events  # the handlers import the server's handlers
 
     events.register(node)
@@ -78,13 +85,23 @@ async def join_cluster(server: RelayServer, relay: MediaRelay) -> ClusterNode:
 class ClusterNode:
     """The NATS side of one node; ``start`` it after the server started, ``stop`` before."""
 
-    def __init__(self, server: RelayServer, urls: list[str], name: str) -> None:
+    def __init__(
+        self,
+        server: RelayServer,
+        urls: list[str],
+        name: str,
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
         from ptt_server.cluster.calls import ClusterCalls  # it runs the server's call handlers
 
         self.server = server
         self.urls = urls
         self.name = name
+        self._connect_options = connect_options or {}
+        """Credentials and TLS for ``nats.connect`` (never logged: they hold the password)."""
         self.nc: NATS | None = None
+        self._refused_login: asyncio.Event | None = None
+        """While joining: set when the bus refuses this node's credentials."""
         self.floors = ClusterFloors(self)
         self.calls: ClusterCalls = ClusterCalls(self)
         self._handlers: dict[str, EventHandler] = {}
@@ -103,9 +120,30 @@ class ClusterNode:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        refused_login = self._refused_login = asyncio.Event()
+        connecting = asyncio.ensure_future(self._connect())
+        refusal = asyncio.ensure_future(refused_login.wait())
         try:
-            async with asyncio.timeout(JOIN_TIMEOUT_S):
-                self.nc = await self._connect()
+            # nats-py retries a refused login until the deadline: the first refusal ends it.
+            await asyncio.wait(
+                (connecting, refusal), timeout=JOIN_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            self._refused_login = None
+            refusal.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            await asyncio.gather(connecting, return_exceptions=True)  # its end, not ours
+            if refused_login.is_set():
+                raise ClusterError(
+                    f"the NATS bus at {', '.join(self.urls)} refused this node's credentials"
+                    " (Authorization Violation): check the user and password (or token) in"
+                    " cluster_credentials_file against the bus's authorization block"
+                )
+        try:
+            if not connecting.done():
+                raise TimeoutError(f"no answer within {JOIN_TIMEOUT_S} s")
+            self.nc = connecting.result()
         except Exception as exc:  # nats-py raises several unrelated types for "unreachable"
             raise ClusterError(
                 f"cannot reach the cluster's NATS bus at {', '.join(self.urls)}"
@@ -139,6 +177,7 @@ class ClusterNode:
             error_cb=self._on_error,
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
+            **self._connect_options,
         )
 
     async def stop(self) -> None:
@@ -299,6 +338,8 @@ class ClusterNode:
     # --- connection news ---------------------------------------------------------------------
 
     async def _on_error(self, exc: Exception) -> None:
+        if self._refused_login is not None and "authorization violation" in str(exc).lower():
+            self._refused_login.set()
         log.warning("bus error", extra={"fields": {"error": str(exc)}})
 
     async def _on_disconnected(self) -> None:
