@@ -68,6 +68,7 @@ class MediaRelay(asyncio.DatagramProtocol):
         clock: Callable[[], float],
     ) -> None:
         self._sessions = sessions.by_index
+        self._users = sessions.by_user
         self._channels = channels
         self._counters = counters
         self._clock = clock
@@ -188,6 +189,11 @@ class MediaRelay(asyncio.DatagramProtocol):
             return
         if frame.channel_id != channel_id or frame.burst_id != burst_id:
             drops["bus_malformed"] += 1
+            return
+        if user in self._users:
+            # The talker is logged in here: its frames come from its radio, never from the
+            # bus (a node does not hear its own publishes), so this one is not its node's.
+            drops["bus_local_talker"] += 1
             return
         now = self._clock()
         channel.media_received(user, now)

@@ -10,6 +10,7 @@ Radios built by :meth:`Cluster.radio` carry every node's URL, the chosen node fi
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from ptt_server.server import RelayServer
 from ptt_server.store import Store
 from tests.clusternode import NodeProcess
 from tests.credentials import bundle_for
-from tests.natsfixture import NatsServer
+from tests.natsfixture import BUS_USER, NatsServer
 from tests.orgfixture import Org, fill_store, server_config
 
 NODES = 3
@@ -163,6 +164,40 @@ async def cluster(
     await _shared_store(org, pg_url)
     cluster = Cluster(
         org, nats, _cluster_tls(tmp_path), store_url=pg_url, settings=_settings(request)
+    )
+    try:
+        for index in range(NODES):
+            await cluster.start_node(index)
+        yield cluster
+    finally:
+        await cluster.close()
+        nats.close()
+
+
+def bus_credentials(tmp_path: Path, password: str) -> Path:
+    """The nodes' ``cluster_credentials_file`` for the sample bus configuration (mode 0600)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "bus-credentials"
+    path.write_text(f"{BUS_USER}:{password}\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+async def locked_cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[Cluster]:
+    """Three nodes on a bus that admits only them (deploy/nats/nats-server.conf)."""
+    password = secrets.token_hex(24)
+    bus_dir = tmp_path.with_name(f"{tmp_path.name}-bus")
+    nats = NatsServer(bus_dir / "nats", password=password)
+    nats.start()
+    await _shared_store(org, pg_url)
+    cluster = Cluster(
+        org,
+        nats,
+        _cluster_tls(tmp_path),
+        store_url=pg_url,
+        # Beside the test's directory: the org's, which each node's data dir is copied from.
+        settings={"cluster_credentials_file": str(bus_credentials(bus_dir, password))},
     )
     try:
         for index in range(NODES):

@@ -81,10 +81,8 @@ class NatsServer:
                 "--port",
                 str(self.port),
             ]
-            env = None
         else:
             where = ["--config", str(self._sample_config())]
-            env = {**os.environ, "FIELDRADIO_BUS_PASSWORD": self.password}
         self._process = subprocess.Popen(
             [
                 NATS_SERVER,
@@ -96,7 +94,6 @@ class NatsServer:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -119,6 +116,9 @@ class NatsServer:
         assert listens == 1 and stores == 1, "deploy/nats/nats-server.conf changed shape"
         path = self.directory / "nats-server.conf"
         path.write_text(text)
+        secret = path.with_name("fieldradio-bus-password.conf")
+        secret.write_text(f"FIELDRADIO_BUS_PASSWORD: {json.dumps(self.password)}\n")
+        secret.chmod(0o600)
         return path
 
     def varz(self) -> dict[str, Any]:

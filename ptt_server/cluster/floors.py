@@ -254,6 +254,14 @@ class ClusterFloors:
         if channel.mirror is not None:
             await _respond(msg, b"moved")
             return
+        if op.node == self._node.name or op.user_id in self._server.sessions.by_user:
+            # No honest node sends this: this node applies its own radios' inputs itself, and
+            # a user logged in here has no session elsewhere that could ask (an old session's
+            # late "disconnect" must not end what the new one holds). Answered, so an honest
+            # asker racing a move does not retry; refused and counted.
+            self._node.refused(msg.subject, f"a floor input for {op.user_id!r}, who is here")
+            await _respond(msg, b"ok")
+            return
         self._apply(channel, op, asyncio.get_running_loop().time())
         await _respond(msg, b"ok")
 
@@ -558,7 +566,33 @@ class ClusterFloors:
             # gives way at once rather than at this node's next probe.
             self._islands.discard(news.channel_id)
             channel.disown(now)
+        mirror = channel.mirror
+        if mirror is not None and news.owner != mirror.owner:
+            # A new owner is checked once, against the lease bucket (not every heartbeat):
+            # a node that does not hold the lease has no floor to tell about. Checked
+            # beside, not before: the talker's node must know its grant as soon as the
+            # talker does, or the burst's first words are dropped.
+            self._node.spawn(self._check_owner(msg.subject, news.channel_id, news.owner))
         channel.apply_news(news, now)
+
+    async def _check_owner(self, subject: str, channel_id: int, owner: str) -> None:
+        if await self._holds_lease(channel_id, owner):
+            return
+        channel = self._server.channels.get(channel_id)
+        if channel is not None and channel.mirror is not None and channel.mirror.owner == owner:
+            channel.owner_gone(asyncio.get_running_loop().time())  # what it said is undone
+        self._node.refused(subject, f"floor news from {owner!r}, which holds no lease")
+
+    async def _holds_lease(self, channel_id: int, owner: str) -> bool:
+        assert self._leases_kv is not None
+        try:
+            entry = await self._leases_kv.get(str(channel_id))
+        except KeyNotFoundError:
+            return False
+        except Exception as exc:  # the bus is away: nothing to check against, the news stands
+            log.warning("floor lease unknown", extra={"fields": {"error": str(exc)}})
+            return True
+        return entry.value == owner.encode()
 
     async def _on_media(self, msg: Msg) -> None:
         try:
