@@ -53,7 +53,7 @@ async def until(condition: Callable[[], bool], what: str) -> None:
     """Poll ``condition`` until it holds (the bus delivers asynchronously), 10 s at most."""
     try:
         async with asyncio.timeout(10):
-            while not condition():
+            while not condition():  # noqa: ASYNC110 - counters and mirrors have no event to wait on
                 await asyncio.sleep(0.01)
     except TimeoutError:
         raise AssertionError(f"never happened: {what}") from None
@@ -157,9 +157,7 @@ async def test_forged_floor_news_from_a_non_owner_is_refused_under_the_owners_na
     channel = cluster.nodes[1].channels[cid]
     assert channel.mirror is not None
     before = refused(cluster.nodes[1])["news"]
-    forged = wire.FloorNews(
-        channel_id=cid, owner="intruder", sequence=1, holder="bob", burst_id=99
-    )
+    forged = wire.FloorNews(channel_id=cid, owner="intruder", sequence=1, holder="bob", burst_id=99)
     await stranger.publish(wire.news_subject(cid), wire.encode(forged))
     await until(lambda: refused(cluster.nodes[1])["news"] == before + 1, "news refused")
     assert channel.mirror.holder is None  # the lease bucket names node 0, not "intruder"
@@ -179,7 +177,9 @@ async def test_a_forged_login_event_ends_a_session_on_an_open_bus(
     login = news.LoginNews(
         user_id="bob", fingerprint=bytes(32), node="intruder", at=time.time() + 60
     )
-    event = wire.ClusterEvent(kind=news.LOGIN, origin="intruder", body=msgspec.msgpack.encode(login))
+    event = wire.ClusterEvent(
+        kind=news.LOGIN, origin="intruder", body=msgspec.msgpack.encode(login)
+    )
     await stranger.publish(wire.EVENTS_SUBJECT, wire.encode(event))
     error = await bob.wait_for(control.Error)
     assert error.code == control.ERROR_LOGGED_IN_ELSEWHERE  # only an honest bus prevents it
