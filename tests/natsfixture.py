@@ -98,13 +98,13 @@ class NatsServer:
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
         # nats-server writes its ports file once it accepts clients: wait for that event.
-        while not any(ports_dir.glob("*.ports")):
+        # The file may be seen before its contents are written: it counts once it parses.
+        while (ports := _ports(ports_dir)) is None:
             if self._process.poll() is not None:
                 raise RuntimeError(f"nats-server exited: {self.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nats-server did not start: {self.log_tail()}")
             time.sleep(0.02)
-        ports = json.loads(next(ports_dir.glob("*.ports")).read_text())
         assert ports["nats"] == [f"nats://127.0.0.1:{self.port}"], ports
 
     def _sample_config(self) -> Path:
@@ -161,6 +161,16 @@ class NatsServer:
             return
         os.kill(process.pid, sig)
         process.wait(timeout=30)
+
+
+def _ports(ports_dir: Path) -> dict[str, Any] | None:
+    for path in ports_dir.glob("*.ports"):
+        try:
+            found: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return found
+    return None
 
 
 @pytest.fixture

@@ -131,7 +131,8 @@ class ClusterNode:
         finally:
             self._refused_login = None
             refusal.cancel()
-        if not connecting.done():
+        joined = connecting.done()
+        if not joined:
             connecting.cancel()
             await asyncio.gather(connecting, return_exceptions=True)  # its end, not ours
             if refused_login.is_set():
@@ -141,7 +142,7 @@ class ClusterNode:
                     " cluster_credentials_file against the bus's authorization block"
                 )
         try:
-            if not connecting.done():
+            if not joined:
                 raise TimeoutError(f"no answer within {JOIN_TIMEOUT_S} s")
             self.nc = connecting.result()
         except Exception as exc:  # nats-py raises several unrelated types for "unreachable"
