@@ -385,7 +385,9 @@ class FloorControl:
         self._granted_at = now
         self._last_media = now
         self._revoked_at = None
-        self._burst_id += 1
+        # Burst ids are 32-bit on the wire: after the last one numbering starts again at 1
+        # (a channel numbered on from another server's last burst may get there).
+        self._burst_id = self._burst_id % 0xFFFF_FFFF + 1
         t2 = self._config.t2_stop_talking(prio)
         events: list[FloorEvent] = [
             FloorGranted(user, self._burst_id, t2, prio, broadcast),
