@@ -10,13 +10,14 @@ Radios built by :meth:`Cluster.radio` carry every node's URL, the chosen node fi
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pytest
@@ -75,6 +76,10 @@ class Cluster:
         self.nodes.append(node)
         return node
 
+    async def start_all(self) -> None:
+        for index in range(NODES):
+            await self.start_node(index)
+
     async def radio(self, user: str, node: int, *, affiliate: bool = True) -> RadioClient:
         """``user``'s real radio logged in on node ``node``, holding epoch 1, affiliated."""
         account = self.org.accounts[user]
@@ -124,6 +129,11 @@ class ProcessCluster(Cluster):
         await self.process.start()
         return self.process
 
+    async def start_all(self) -> None:
+        await self.start_process_node()
+        for index in range(1, NODES):
+            await self.start_node(index)
+
     async def close(self) -> None:
         await super().close()
         if self.process is not None:
@@ -150,9 +160,29 @@ def _cluster_tls(tmp_path: Path) -> Path:
     return tls_dir
 
 
+C = TypeVar("C", bound=Cluster)
+
+
 def _settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     marker = request.node.get_closest_marker("cluster_settings")
     return dict(marker.kwargs) if marker is not None else {}
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    kind: type[C], org: Org, tmp_path: Path, pg_url: str, nats: NatsServer, **fields: Any
+) -> AsyncIterator[C]:
+    """A ``kind`` of cluster on ``nats`` (started here) and the shared store, all three
+    nodes up; stopped in the end, also after a failure."""
+    nats.start()
+    await _shared_store(org, pg_url)
+    cluster = kind(org, nats, _cluster_tls(tmp_path), store_url=pg_url, **fields)
+    try:
+        await cluster.start_all()
+        yield cluster
+    finally:
+        await cluster.close()
+        nats.close()
 
 
 @pytest.fixture
@@ -160,18 +190,8 @@ async def cluster(
     org: Org, tmp_path: Path, pg_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Cluster]:
     nats = NatsServer(tmp_path / "nats")
-    nats.start()
-    await _shared_store(org, pg_url)
-    cluster = Cluster(
-        org, nats, _cluster_tls(tmp_path), store_url=pg_url, settings=_settings(request)
-    )
-    try:
-        for index in range(NODES):
-            await cluster.start_node(index)
-        yield cluster
-    finally:
-        await cluster.close()
-        nats.close()
+    async with _running(Cluster, org, tmp_path, pg_url, nats, settings=_settings(request)) as c:
+        yield c
 
 
 def bus_credentials(tmp_path: Path, password: str) -> Path:
@@ -187,25 +207,13 @@ def bus_credentials(tmp_path: Path, password: str) -> Path:
 async def locked_cluster(org: Org, tmp_path: Path, pg_url: str) -> AsyncIterator[Cluster]:
     """Three nodes on a bus that admits only them (deploy/nats/nats-server.conf)."""
     password = secrets.token_hex(24)
+    # Beside the test's directory: the org's, which each node's data dir is copied from.
     bus_dir = tmp_path.with_name(f"{tmp_path.name}-bus")
     nats = NatsServer(bus_dir / "nats", password=password)
-    nats.start()
-    await _shared_store(org, pg_url)
-    cluster = Cluster(
-        org,
-        nats,
-        _cluster_tls(tmp_path),
-        store_url=pg_url,
-        # Beside the test's directory: the org's, which each node's data dir is copied from.
-        settings={"cluster_credentials_file": str(bus_credentials(bus_dir, password))},
-    )
-    try:
-        for index in range(NODES):
-            await cluster.start_node(index)
-        yield cluster
-    finally:
-        await cluster.close()
-        nats.close()
+    credentials = str(bus_credentials(bus_dir, password))
+    settings = {"cluster_credentials_file": credentials}
+    async with _running(Cluster, org, tmp_path, pg_url, nats, settings=settings) as c:
+        yield c
 
 
 @pytest.fixture
@@ -213,16 +221,6 @@ async def process_cluster(
     org: Org, tmp_path: Path, pg_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[ProcessCluster]:
     nats = NatsServer(tmp_path / "nats")
-    nats.start()
-    await _shared_store(org, pg_url)
-    cluster = ProcessCluster(
-        org, nats, _cluster_tls(tmp_path), store_url=pg_url, settings=_settings(request)
-    )
-    try:
-        await cluster.start_process_node()
-        for index in range(1, NODES):
-            await cluster.start_node(index)
-        yield cluster
-    finally:
-        await cluster.close()
-        nats.close()
+    settings = _settings(request)
+    async with _running(ProcessCluster, org, tmp_path, pg_url, nats, settings=settings) as c:
+        yield c
