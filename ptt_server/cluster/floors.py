@@ -1,10 +1,10 @@
 """Channel floors across a cluster: one owner node per floor, held with a NATS lease.
 
 The node that first needs a channel's floor (a radio of its own pressed PTT and nobody
-answered on the channel's floor subject) takes the lease: a JetStream key-value entry
-created with compare-and-set in a bucket whose entries expire after :data:`LEASE_S`.
-It renews the lease every :data:`TICK_S` while the floor is busy, and lets it go once the
-floor has been idle for :data:`IDLE_KEEP_S` (so only channels that talk hold leases).
+answered on the channel's floor subject) takes the lease (:mod:`ptt_server.cluster.leases`,
+which holds the buckets). It renews the lease every :data:`TICK_S` while the floor is busy,
+and lets it go once the floor has been idle for :data:`IDLE_KEEP_S` (so only channels
+that talk hold leases).
 
 - The owner runs the channel's floor (:class:`ptt_server.channel_core.ChannelCore`) and
   answers floor inputs from other nodes on the channel's floor subject (request/reply).
@@ -18,8 +18,8 @@ floor has been idle for :data:`IDLE_KEEP_S` (so only channels that talk hold lea
 - Fencing: an owner that could not renew for :data:`FENCE_S` stops deciding (the burst ends
   for its listeners) before the lease can expire and another node take it; a node whose
   owner's heartbeat stopped for a lease ends the burst for its own listeners.
-- Burst ids keep increasing across owners: each grant's id is kept in a second bucket
-  (no expiry), and a new owner numbers on from it.
+- Burst ids keep increasing across owners: a new owner numbers on from the last one kept
+  (:meth:`ptt_server.cluster.leases.FloorLeases.last_burst`).
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import KeyValueConfig
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from ptt_protocol import control, floor
 from ptt_server.channel_core import Broadcast
 from ptt_server.cluster import wire
+from ptt_server.cluster.leases import LEASE_S as LEASE_S  # importable from here, as before
+from ptt_server.cluster.leases import FloorLeases
 
 if TYPE_CHECKING:
     from ptt_server.channels import Channel
@@ -53,8 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ptt_server.cluster")
 
-LEASE_S: Final = 1.5
-"""Seconds a floor lease lives unrenewed: the longest a dead owner holds a floor."""
 TICK_S: Final = LEASE_S / 4
 """Seconds between renewals, heartbeats and checks of the owners' heartbeats."""
 FENCE_S: Final = LEASE_S * 0.75
@@ -63,12 +60,8 @@ IDLE_KEEP_S: Final = 10.0
 """Seconds an idle floor keeps its owner (a reply is answered by the same node, quickly)."""
 REQUEST_TIMEOUT_S: Final = 0.5
 """Seconds a forwarded floor input waits for the owner's answer."""
-KV_TIMEOUT_S: Final = 1.0
-"""Seconds a lease operation waits for JetStream."""
 ISLAND_BURST_STEP: Final = 1 << 16
 """How far a floor decided without the bus numbers ahead, so no burst id repeats after."""
-LEASE_BUCKET: Final = "fieldradio_floor_leases"
-BURST_BUCKET: Final = "fieldradio_floor_bursts"
 
 
 @dataclass(slots=True)
@@ -85,16 +78,12 @@ class ClusterFloors:
     def __init__(self, node: ClusterNode) -> None:
         self._node = node
         self._nc: NATS | None = None
-        self._leases_kv: KeyValue | None = None
-        self._bursts_kv: KeyValue | None = None
+        self._leases = FloorLeases(node.name, node.refused)
         self._owned: dict[int, _Lease] = {}
         self._listening: dict[int, list[Subscription]] = {}
         self._acquiring: dict[int, asyncio.Future[bool]] = {}
         self._sequence = 0
         self._last_burst: dict[int, int] = {}
-        self.leases_ok = True
-        """The lease bucket answered at its last use (False: JetStream is away, e.g. its
-        leader died, while the bus itself may be up)."""
         self._islands: set[int] = set()
         """Floors this node decides for its own radios while the bus is away (no lease)."""
         self._requesters: dict[tuple[int, str], tuple[str, float]] = {}
@@ -106,14 +95,17 @@ class ClusterFloors:
     def _server(self) -> RelayServer:
         return self._node.server
 
+    @property
+    def leases_ok(self) -> bool:
+        """The lease bucket answered at its last use (False: JetStream is away, e.g. its
+        leader died, while the bus itself may be up)."""
+        return self._leases.ok
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, nc: NATS) -> None:
         self._nc = nc
-        # A press waits at most this for the lease bucket before its node decides alone.
-        js = nc.jetstream(timeout=KV_TIMEOUT_S)
-        self._leases_kv = await _bucket(js, KeyValueConfig(bucket=LEASE_BUCKET, ttl=LEASE_S))
-        self._bursts_kv = await _bucket(js, KeyValueConfig(bucket=BURST_BUCKET))
+        await self._leases.start(nc)
         for channel in self._server.channels.values():
             self.attach(channel)
         self._ticker = asyncio.create_task(self._tick_loop())
@@ -175,7 +167,7 @@ class ClusterFloors:
         burst_id = channel.burst_id
         if burst_id is not None and burst_id != self._last_burst.get(channel.channel_id):
             self._last_burst[channel.channel_id] = burst_id
-            self._node.spawn(self._remember_burst(channel.channel_id, burst_id))
+            self._node.spawn(self._leases.remember_burst(channel.channel_id, burst_id))
 
     def listening(self, channel: Channel, listening: bool) -> None:
         self._node.spawn(self._update_interest(channel.channel_id))
@@ -305,20 +297,12 @@ class ClusterFloors:
                 future.exception()  # retrieved: no "never retrieved" warning
 
     async def _take_lease(self, channel: Channel) -> bool:
-        assert self._nc is not None and self._leases_kv is not None
-        key = str(channel.channel_id)
-        try:
-            revision = await self._leases_kv.create(key, self._node.name.encode())
-        except KeyWrongLastSequenceError:
-            self.leases_ok = True
-            return False  # another node holds it
-        except Exception as exc:
-            self.leases_ok = False
-            log.warning("floor lease not taken", extra={"fields": {"error": str(exc)}})
-            return False
-        self.leases_ok = True
+        assert self._nc is not None
+        revision = await self._leases.take(channel.channel_id)
+        if revision is None:
+            return False  # another node holds it, or the bucket is away
         now = asyncio.get_running_loop().time()
-        last = await self._stored_burst(channel.channel_id)
+        last = await self._leases.last_burst(channel.channel_id)
         mirror = channel.mirror
         known = max(last, mirror.last_burst_id if mirror is not None else 0)
         lease = _Lease(revision, now, now)
@@ -348,50 +332,18 @@ class ClusterFloors:
         if lease.subscription is not None:
             with contextlib.suppress(Exception):
                 await lease.subscription.unsubscribe()
-        if not lost and self._leases_kv is not None:
-            with contextlib.suppress(Exception):
-                await self._leases_kv.delete(str(channel_id), last=lease.revision)
+        if not lost:
+            await self._leases.give_back(channel_id, lease.revision)
         self._server.metrics.floor_leases.labels("lost" if lost else "released").inc()
         await self._update_interest(channel_id)
 
     async def _renew(self, channel_id: int, lease: _Lease, now: float) -> None:
-        assert self._leases_kv is not None
-        try:
-            lease.revision = await self._leases_kv.update(
-                str(channel_id), self._node.name.encode(), last=lease.revision
-            )
-        except Exception as exc:  # taken by another node after an outage, or the bus is away
-            self.leases_ok = isinstance(exc, KeyWrongLastSequenceError)
-            log.warning(
-                "floor lease not renewed",
-                extra={"fields": {"channel": channel_id, "error": str(exc)}},
-            )
+        revision = await self._leases.renew(channel_id, lease.revision)
+        if revision is None:
             return
-        self.leases_ok = True
+        lease.revision = revision
         lease.renewed_at = now
         self._server.metrics.floor_leases.labels("renewed").inc()
-
-    async def _stored_burst(self, channel_id: int) -> int:
-        assert self._bursts_kv is not None
-        try:
-            entry = await self._bursts_kv.get(str(channel_id))
-        except KeyNotFoundError:
-            return 0
-        except Exception as exc:
-            log.warning("last burst id unknown", extra={"fields": {"error": str(exc)}})
-            return 0
-        try:
-            return max(0, min(int(entry.value or b"0"), 0xFFFF_FFFF))
-        except ValueError:
-            self._node.refused(BURST_BUCKET, "a burst id that is not a number")
-            return 0
-
-    async def _remember_burst(self, channel_id: int, burst_id: int) -> None:
-        assert self._bursts_kv is not None
-        try:
-            await self._bursts_kv.put(str(channel_id), str(burst_id).encode())
-        except Exception as exc:
-            log.warning("burst id not kept", extra={"fields": {"error": str(exc)}})
 
     # --- without the bus: islands ---------------------------------------------------------------
 
@@ -417,15 +369,8 @@ class ClusterFloors:
         self.rejoin_islands(asyncio.get_running_loop().time())
 
     async def _probe_leases(self) -> None:
-        """While the lease bucket is thought away: one cheap read says whether it is back."""
-        if self.leases_ok or not self._node.connected or self._leases_kv is None:
-            return
-        try:
-            await self._leases_kv.get("probe")
-        except KeyNotFoundError:
-            self.leases_ok = True
-        except Exception as exc:
-            log.debug("lease bucket still away", extra={"fields": {"error": str(exc)}})
+        if self._node.connected:
+            await self._leases.probe()
 
     def rejoin_islands(self, now: float) -> None:
         """The bus is back: every idle island floor is decided by leases again (a busy one
@@ -438,7 +383,7 @@ class ClusterFloors:
                 continue
             self._islands.discard(channel_id)
             if channel is not None:
-                self._node.spawn(self._remember_burst(channel_id, channel.floor.burst_id))
+                self._node.spawn(self._leases.remember_burst(channel_id, channel.floor.burst_id))
                 channel.disown(now)
 
     def _becomes_island(self, channel_id: int, lease: _Lease) -> None:
@@ -576,23 +521,12 @@ class ClusterFloors:
         channel.apply_news(news, now)
 
     async def _check_owner(self, subject: str, channel_id: int, owner: str) -> None:
-        if await self._holds_lease(channel_id, owner):
+        if await self._leases.holds(channel_id, owner):
             return
         channel = self._server.channels.get(channel_id)
         if channel is not None and channel.mirror is not None and channel.mirror.owner == owner:
             channel.owner_gone(asyncio.get_running_loop().time())  # what it said is undone
         self._node.refused(subject, f"floor news from {owner!r}, which holds no lease")
-
-    async def _holds_lease(self, channel_id: int, owner: str) -> bool:
-        assert self._leases_kv is not None
-        try:
-            entry = await self._leases_kv.get(str(channel_id))
-        except KeyNotFoundError:
-            return False
-        except Exception as exc:  # the bus is away: nothing to check against, the news stands
-            log.warning("floor lease unknown", extra={"fields": {"error": str(exc)}})
-            return True
-        return entry.value == owner.encode()
 
     async def _on_media(self, msg: Msg) -> None:
         try:
@@ -612,18 +546,6 @@ class ClusterFloors:
             wire.pack_media(user, burst_id, inner),
             droppable=True,
         )
-
-
-async def _bucket(js: object, config: KeyValueConfig) -> KeyValue:
-    """The key-value bucket, made on first use (every node makes it the same way)."""
-    from nats.js.client import JetStreamContext
-
-    assert isinstance(js, JetStreamContext)
-    try:
-        return await js.create_key_value(config)
-    except Exception:
-        assert config.bucket is not None
-        return await js.key_value(config.bucket)
 
 
 async def _unsubscribe(subscription: Subscription) -> None:
