@@ -64,17 +64,24 @@ class FloorLeases:
         """Create the channel's lease for this node: its revision, or None if another node
         holds it or the bucket is away."""
         assert self._leases_kv is not None
-        try:
-            revision = await self._leases_kv.create(str(channel_id), self._name)
-        except KeyWrongLastSequenceError:
+        for _ in range(2):
+            try:
+                revision = await self._leases_kv.create(str(channel_id), self._name)
+            except KeyWrongLastSequenceError:
+                self.ok = True
+                return None  # another node holds it
+            except KeyNotFoundError:
+                # The old lease expired between nats-py's create and its check of why the
+                # create failed (it reads the key again): the key is free now, try again.
+                continue
+            except Exception as exc:
+                self.ok = False
+                log.warning("floor lease not taken", extra={"fields": {"error": str(exc)}})
+                return None
             self.ok = True
-            return None  # another node holds it
-        except Exception as exc:
-            self.ok = False
-            log.warning("floor lease not taken", extra={"fields": {"error": str(exc)}})
-            return None
+            return revision
         self.ok = True
-        return revision
+        return None  # it expired and was taken again meanwhile
 
     async def renew(self, channel_id: int, revision: int) -> int | None:
         """Renew the lease held at ``revision``: its new revision, or None if not renewed."""
