@@ -13,7 +13,9 @@ every node's consoles by the presence news path.
 A node starting under a name marks the rows left online under that name offline first: it
 was restarted, and none of those sessions exist any more. A node the cluster declared dead
 that is alive after all (its bus link flapped) hears the :class:`news.NodeDownNews` and
-stores its own users online again. While this node has lost the bus it declares nobody
+stores its own users online again. The sweeping node also marks offline the users of a
+node the store names that nobody heard for :data:`DEAD_AFTER_S` (it died before the others
+heard it, or while no node was up). While this node has lost the bus it declares nobody
 dead (the silence is its own), and on the bus's return it gives every node a fresh
 :data:`DEAD_AFTER_S`.
 """
@@ -55,10 +57,25 @@ class Liveness:
     def __init__(self, name: str) -> None:
         self.name = name
         self._heard: dict[str, float] = {}
+        self._unheard: dict[str, float] = {}
+        """Nodes the store names but this node never heard -> since when."""
 
-    def heard(self, node: str, now: float) -> None:
-        if node != self.name:
-            self._heard[node] = now
+    def heard(self, node: str, now: float) -> bool:
+        """Note ``node``'s heartbeat; True if it was not alive to this node before."""
+        if node == self.name:
+            return False
+        new = node not in self._heard
+        self._heard[node] = now
+        self._unheard.pop(node, None)
+        return new
+
+    def unheard(self, named: Iterable[str], now: float) -> list[str]:
+        """Of the nodes the store names (``named``: users online on them), the ones never
+        heard for :data:`DEAD_AFTER_S` since first named, sorted: dead before this node
+        heard them (killed just after starting, or while no node was up)."""
+        strangers = set(named) - {self.name} - self._heard.keys()
+        self._unheard = {n: self._unheard.get(n, now) for n in strangers}
+        return sorted(n for n, since in self._unheard.items() if now - since >= DEAD_AFTER_S)
 
     def dead(self, now: float) -> list[str]:
         """The nodes silent for :data:`DEAD_AFTER_S` since the last call, sorted; they are
@@ -92,6 +109,8 @@ class NodeWatch:
         self._pending: set[str] = set()
         """Dead nodes whose sweep failed on a store error: tried again each heartbeat."""
         self._loop_task: asyncio.Task[None] | None = None
+        self.heard_new = asyncio.Event()
+        """Set when a node is first heard (or heard again); tests and tools clear it."""
         node.on_event(news.NODE_DOWN, self._on_node_down)
 
     @property
@@ -127,7 +146,8 @@ class NodeWatch:
             # the other's users for its own: said, not acted on.
             self.node.refused(msg.subject, "a heartbeat under this node's name: fix node_name")
             return
-        self.liveness.heard(beat.node, asyncio.get_running_loop().time())
+        if self.liveness.heard(beat.node, asyncio.get_running_loop().time()):
+            self.heard_new.set()
 
     async def _beat_loop(self) -> None:
         beat = wire.encode(wire.Heartbeat(node=self.node.name))
@@ -145,11 +165,15 @@ class NodeWatch:
 
     async def _check(self, now: float) -> None:
         self._pending.update(self.liveness.dead(now))
-        if not self._pending:
-            return
         if self.liveness.sweeper() != self.node.name:
             self._pending.clear()  # a lower live node does it
             return
+        # One small query a second, on one node: the nodes users are stored online on.
+        try:
+            named = await self._server.store.online_nodes()
+        except StoreError:
+            named = []  # the store is away: its outage is logged where it hurts
+        self._pending.update(self.liveness.unheard(named, now))
         for dead in sorted(self._pending):
             if dead not in self.liveness.live():  # not heard again meanwhile
                 await self.sweep(dead, "the node fell silent")

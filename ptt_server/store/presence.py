@@ -29,6 +29,10 @@ class PresenceTables(StoreConnection):
         """Every stored presence, by user id."""
         return await self._call("read presence", _all_presence)
 
+    async def online_nodes(self) -> list[str]:
+        """The nodes some user is stored online on, sorted."""
+        return await self._call("read presence", _online_nodes)
+
     async def mark_node_offline(self, node: str, now: float) -> list[str]:
         """Store offline (seen last at ``now``) every user still online on ``node``, a node
         that died or restarted: the user ids changed, sorted. In one statement, and only
@@ -58,6 +62,13 @@ def _put_presence(conn: Connection, p: Presence) -> None:
                 p.node,
             ),
         )
+
+
+def _online_nodes(conn: Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT DISTINCT node FROM presence WHERE online = 1 AND node IS NOT NULL ORDER BY node"
+    )
+    return [r[0] for r in rows]
 
 
 def _mark_node_offline(conn: Connection, node: str, now: float) -> list[str]:
