@@ -33,6 +33,7 @@ PRESENCE: Final = "presence"
 LOGIN: Final = "login"
 KEY_DELIVERED: Final = "key-delivered"
 ENROLLED: Final = "enrolled"
+NODE_DOWN: Final = "node-down"
 
 Signed = Annotated[bytes, msgspec.Meta(min_length=1, max_length=control.MAX_MESSAGE_SIZE)]
 
@@ -84,6 +85,13 @@ class LoginNews(msgspec.Struct, frozen=True, kw_only=True):
     at: float
     """Unix time of that login: news that arrives late (A, then B, then A again) never ends
     a session that logged in after it."""
+
+
+class NodeDownNews(msgspec.Struct, frozen=True, kw_only=True):
+    """``node`` fell silent and its users were marked offline: if it is alive after all
+    (its bus link flapped), it stores its own users online again."""
+
+    node: wire.NodeName
 
 
 class EnrolledNews(msgspec.Struct, frozen=True, kw_only=True):

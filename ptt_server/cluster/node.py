@@ -11,7 +11,9 @@ its own sessions; what one node must tell another goes on NATS subjects
 - private calls between nodes go through :class:`ptt_server.cluster.calls.ClusterCalls`
   (a call ring comes on the callee's user subject too);
 - cluster-wide events (a roster changed, an emergency was raised ...) go to one subject
-  every node reads, each kind to the handler registered for it (:meth:`ClusterNode.on_event`).
+  every node reads, each kind to the handler registered for it (:meth:`ClusterNode.on_event`);
+- heartbeats say which nodes are alive; the users of a dead one are marked offline
+  (:class:`ptt_server.cluster.liveness.NodeWatch`).
 
 NATS itself reconnects and re-subscribes after a restart of ``nats-server``; while it is
 away, media is dropped (late voice is no voice) and control messages wait in the
@@ -93,6 +95,7 @@ class ClusterNode:
         connect_options: dict[str, Any] | None = None,
     ) -> None:
         from ptt_server.cluster.calls import ClusterCalls  # it runs the server's call handlers
+        from ptt_server.cluster.liveness import NodeWatch  # it stores and pushes presence
 
         self.server = server
         self.urls = urls
@@ -105,6 +108,8 @@ class ClusterNode:
         self.floors = ClusterFloors(self)
         self.calls: ClusterCalls = ClusterCalls(self)
         self._handlers: dict[str, EventHandler] = {}
+        self.watch = NodeWatch(self)
+        """Heartbeats: which nodes are alive; the users of a dead one marked offline."""
         self._user_subs: dict[str, Subscription] = {}
         self._outbox: list[tuple[str, bytes]] = []
         self._draining = False
@@ -163,6 +168,7 @@ class ClusterNode:
             ) from None
         await self.nc.subscribe(wire.EVENTS_SUBJECT, cb=self._on_event_message)
         await self.calls.start()
+        await self.watch.start(self.nc)
         log.info("joined the cluster", extra={"fields": {"node": self.name, "bus": self.urls}})
 
     async def _connect(self) -> NATS:
@@ -183,6 +189,7 @@ class ClusterNode:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.watch.stop()
         await self.calls.stop()
         await self.floors.stop()
         for task in list(self._tasks):
@@ -350,6 +357,7 @@ class ClusterNode:
 
     async def _on_reconnected(self) -> None:
         await self.floors.bus_back()
+        self.watch.bus_back()
         self.reconnects += 1
         self.reconnected.set()
         log.info("bus back", extra={"fields": {"node": self.name}})

@@ -62,6 +62,9 @@ def call_subject(call_id: bytes) -> str:
 EVENTS_SUBJECT: Final = f"{PREFIX}.events"
 """Cluster-wide events (a roster changed, an emergency was raised...): every node reads them."""
 
+HEARTBEAT_SUBJECT: Final = f"{PREFIX}.heartbeat"
+"""Each node's :class:`Heartbeat`, every second: every node reads them (who is alive)."""
+
 NodeName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Encoded = Annotated[bytes, msgspec.Meta(min_length=1, max_length=control.MAX_MESSAGE_SIZE)]
 FloorAction = Literal["request", "release", "disconnect"]
@@ -141,6 +144,13 @@ class CallRing(msgspec.Struct, frozen=True, kw_only=True, tag="call-ring"):
     """The encoded CallIncoming for the callee's radio."""
 
 
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):
+    """``node`` is alive (:mod:`ptt_server.cluster.liveness`): a node silent for a while is
+    dead, and its users are marked offline."""
+
+    node: NodeName
+
+
 CallRelayEnd = Literal["peer_gone", "preempted"]
 """Why a callee's node ends its side of a call (the callee's session ended, or an emergency
 call to the callee pre-empted it)."""
@@ -170,7 +180,7 @@ CALL_OP_MESSAGES: Final = (
 """What a callee's radio may say about a call that another node owns."""
 
 
-BusMessage = FloorOp | FloorNews | ToUser | ClusterEvent | CallRing | CallOp
+BusMessage = FloorOp | FloorNews | ToUser | ClusterEvent | CallRing | CallOp | Heartbeat
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(BusMessage)

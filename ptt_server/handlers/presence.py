@@ -71,6 +71,9 @@ async def set_presence(
         online=online,
         last_seen=time.time(),
         sealed_location=session.sealed_location,
+        # The node holding the session, so the survivors can mark its users offline if it
+        # dies (ptt_server.cluster.liveness); None on one node, which needs no such thing.
+        node=server.cluster.name if server.cluster is not None else None,
     )
     now = server._loop_clock()
     wait = session.presence_written_at + PRESENCE_WRITE_INTERVAL - now

@@ -1,12 +1,13 @@
 """The store's schema on PostgreSQL: the latest version's tables, created on first open.
 
-A PostgreSQL store starts at the schema version the SQLite migrations have reached
+A new PostgreSQL store starts at the schema version the SQLite migrations have reached
 (``schema.LATEST_VERSION``): the same tables, columns, constraints and indexes, in
 PostgreSQL's types (BIGINT for integers, DOUBLE PRECISION for reals, BYTEA for blobs,
 identity columns for SQLite's AUTOINCREMENT keys). ``fieldradio_schema`` holds the
 version. ``tests/ptt_server/test_store_postgresql.py`` compares the two schemas, so a new
-SQLite migration without its PostgreSQL step fails there: append that step to
-``UPGRADES`` (and bump nothing else by hand: the version is ``LATEST_VERSION``).
+SQLite migration without its PostgreSQL change fails there: change ``TABLES`` to the new
+version and append the step from the previous one to ``UPGRADES`` (for the stores created
+before it; the version itself is ``LATEST_VERSION``).
 
 Two differences, both so that the table families' SQL runs unchanged on both engines:
 ``messages`` and ``emergencies`` carry an explicit ``rowid`` column (SQLite's implicit
@@ -129,7 +130,8 @@ TABLES: tuple[str, ...] = (
         status TEXT NOT NULL,
         online BIGINT NOT NULL CHECK (online IN (0, 1)),
         last_seen DOUBLE PRECISION NOT NULL,
-        sealed_location BYTEA
+        sealed_location BYTEA,
+        node TEXT
     )""",
     """CREATE TABLE bursts (
         burst_key BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -180,12 +182,14 @@ TABLES: tuple[str, ...] = (
     "CREATE INDEX calls_by_caller ON calls (caller, offered_at)",
     "CREATE INDEX calls_by_callee ON calls (callee, offered_at)",
 )
-"""The schema at ``FIRST_VERSION``, in creation order."""
+"""The schema at ``LATEST_VERSION``, in creation order (a new store starts there)."""
 
 FIRST_VERSION = 6
-"""The version ``TABLES`` creates: the SQLite schema's version when PostgreSQL came."""
+"""The SQLite schema's version when PostgreSQL came: the oldest PostgreSQL store."""
 
-UPGRADES: Mapping[int, tuple[str, ...]] = {}
+UPGRADES: Mapping[int, tuple[str, ...]] = {
+    7: ("ALTER TABLE presence ADD COLUMN node TEXT",),  # the node a user is online on
+}
 """Version N -> the statements that take a PostgreSQL store from N - 1 to N (N > 6)."""
 
 
@@ -239,9 +243,9 @@ def _ensure_locked(conn: psycopg.Connection[Any], location: str) -> bool:
         for statement in TABLES:
             conn.execute(statement)
         conn.execute(
-            f"INSERT INTO {SCHEMA_TABLE} (singleton, version) VALUES (1, %s)", (FIRST_VERSION,)
+            f"INSERT INTO {SCHEMA_TABLE} (singleton, version) VALUES (1, %s)", (LATEST_VERSION,)
         )
-        version = FIRST_VERSION
+        version = LATEST_VERSION
         created = True
     else:
         got = conn.execute(f"SELECT version FROM {SCHEMA_TABLE}").fetchone()

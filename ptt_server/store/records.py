@@ -182,6 +182,9 @@ class Presence:
     online: bool
     last_seen: float
     sealed_location: bytes | None = None
+    node: str | None = None
+    """The cluster node holding the user's session (None on one node): when that node dies,
+    the survivors mark its users offline (:meth:`Store.mark_node_offline`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,7 +242,17 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = Migration(
+    version=7,
+    summary="the node a user is online on",
+    statements=(
+        # In a cluster (issue 12): the node holding the user's session, so the users of a
+        # node that died are marked offline (NULL: one node, or stored before this column).
+        "ALTER TABLE presence ADD COLUMN node TEXT",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 LATEST_VERSION: int = MIGRATIONS[-1].version
 
 

@@ -21,6 +21,7 @@ import pytest
 from ptt_server.config import DATABASE_NAME
 from ptt_server.store import (
     ForeignDatabaseError,
+    Presence,
     SchemaTooNewError,
     Store,
     StoreError,
@@ -154,6 +155,23 @@ async def test_two_nodes_opening_an_empty_database_together_create_the_schema_on
         finally:
             await first.close()
             await second.close()
+        assert pg.execute("SELECT version FROM fieldradio_schema").fetchall() == [(LATEST_VERSION,)]
+
+
+async def test_a_store_at_version_6_is_upgraded_to_the_latest(pg_url: str) -> None:
+    """A store created before presence knew its node (V7) gets the column, rows kept."""
+    await (await Store.open(pg_url)).close()
+    with admin(pg_url) as pg:
+        pg.execute("ALTER TABLE presence DROP COLUMN node")  # as version 6 created it
+        pg.execute("UPDATE fieldradio_schema SET version = 6")
+        pg.execute(
+            "INSERT INTO presence (user_id, status, online, last_seen) "
+            "VALUES ('alice', 'available', 1, 1.0)"
+        )
+    async with await Store.open(pg_url) as store:
+        assert await store.get_presence("alice") == Presence("alice", "available", True, 1.0)
+        assert await store.mark_node_offline("node0", 2.0) == []  # no node named: untouched
+    with admin(pg_url) as pg:
         assert pg.execute("SELECT version FROM fieldradio_schema").fetchall() == [(LATEST_VERSION,)]
 
 
