@@ -184,7 +184,7 @@ def logged_in_elsewhere(server: RelayServer, event: news.LoginNews) -> None:
             ),
             urgent=True,
         )
-        session.close("logged in from another connection")
+        session.close(news.REPLACED_ELSEWHERE)
     log.info(
         "session ended by a login elsewhere",
         extra={"fields": {"user": event.user_id, "node": event.node}},

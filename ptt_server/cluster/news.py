@@ -139,3 +139,6 @@ def control_of(encoded: bytes, kind: type[M]) -> M:
 
 MOVED: Final = "logged in on another node of the cluster"
 """The closing reason of a session whose radio logged in on another node (same device)."""
+REPLACED_ELSEWHERE: Final = "logged in from another device on another node"
+"""The closing reason of a session whose user logged in on another node from another
+device (that node stored the user online: this one must not store it offline after)."""

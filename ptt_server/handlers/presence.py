@@ -55,8 +55,8 @@ async def set_presence(
     """
     if session.credential.role is Role.ADMIN:
         return  # the org authority administers; it is not an officer on the air
-    if not online and session.closing_reason == news.MOVED:
-        return  # the radio is logged in on another node, which stored it online already
+    if not online and session.closing_reason in (news.MOVED, news.REPLACED_ELSEWHERE):
+        return  # the user is logged in on another node, which stored it online already
     if not session.presence_loaded:
         previous = await server.store.get_presence(session.user_id)
         session.presence_loaded = True

@@ -7,6 +7,7 @@ import asyncio
 
 import msgspec
 import nats
+import pytest
 
 from crypto.epoch import new_epoch_key, wrap_epoch
 from crypto.roster import Member, Roster, sign_roster
@@ -14,6 +15,7 @@ from ptt_client import events
 from ptt_protocol import control
 from ptt_server.cluster import news, wire
 from ptt_server.cluster.node import ClusterNode
+from ptt_server.handlers import presence
 from tests.clusterfixture import Cluster
 from tests.ptt_server.rawclient import connect
 
@@ -116,3 +118,22 @@ async def test_a_device_replaced_on_one_node_is_cut_off_on_another(cluster: Clus
         await old.wait_closed()
     finally:
         await admin.close()
+
+
+@pytest.mark.parametrize("reason", [news.MOVED, news.REPLACED_ELSEWHERE])
+async def test_a_session_ended_by_a_login_elsewhere_does_not_store_its_user_offline(
+    cluster: Cluster, reason: str
+) -> None:
+    """The other node stored the user online at its login; the old node's logout, whenever it
+    comes, must not write offline over it (same device moved, or another device)."""
+    bob = await connect(cluster.nodes[0], cluster.org.accounts["bob"])
+    try:
+        session = cluster.nodes[0].sessions.by_user["bob"]
+        stored = await cluster.nodes[0].store.get_presence("bob")
+        assert stored is not None and stored.online
+        session.closing_reason = reason
+        await presence.set_presence(cluster.nodes[0], session, online=False)
+        after = await cluster.nodes[1].store.get_presence("bob")
+        assert after is not None and after.online
+    finally:
+        await bob.ws.close()
