@@ -327,13 +327,10 @@ class ClusterCalls:
         await call_handlers.run_effects(self._server, effects)
 
     async def _on_call_op(self, msg: Msg) -> None:
-        try:
-            op = wire.decode(msg.data)
-        except wire.BusMessageError as exc:
-            self._node.refused(msg.subject, str(exc))
-            return
-        if not isinstance(op, wire.CallOp) or msg.subject != wire.call_subject(op.call_id):
-            self._node.refused(msg.subject, "not a call op for this call")
+        op = self._node.accept(
+            msg, wire.CallOp, lambda o: wire.call_subject(o.call_id), "a call op for this call"
+        )
+        if op is None:
             return
         server = self._server
         call = server.calls.get(op.call_id)

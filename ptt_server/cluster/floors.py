@@ -231,13 +231,10 @@ class ClusterFloors:
         )
 
     async def _on_floor_op(self, msg: Msg) -> None:
-        try:
-            op = wire.decode(msg.data)
-        except wire.BusMessageError as exc:
-            self._node.refused(msg.subject, str(exc))
-            return
-        if not isinstance(op, wire.FloorOp) or msg.subject != wire.floor_subject(op.channel_id):
-            self._node.refused(msg.subject, "not a floor input for this channel")
+        op = self._node.accept(
+            msg, wire.FloorOp, lambda o: wire.floor_subject(o.channel_id), "a floor input here"
+        )
+        if op is None:
             return
         channel = self._server.channels.get(op.channel_id)
         if channel is None or op.user_id not in channel.members:
@@ -492,15 +489,10 @@ class ClusterFloors:
                     await subscription.unsubscribe()
 
     async def _on_news(self, msg: Msg) -> None:
-        try:
-            news = wire.decode(msg.data)
-        except wire.BusMessageError as exc:
-            self._node.refused(msg.subject, str(exc))
-            return
-        if not isinstance(news, wire.FloorNews) or msg.subject != wire.news_subject(
-            news.channel_id
-        ):
-            self._node.refused(msg.subject, "not floor news of this channel")
+        news = self._node.accept(
+            msg, wire.FloorNews, lambda n: wire.news_subject(n.channel_id), "floor news here"
+        )
+        if news is None:
             return
         channel = self._server.channels.get(news.channel_id)
         if channel is None:

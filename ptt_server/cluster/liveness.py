@@ -133,13 +133,8 @@ class NodeWatch:
         self.liveness.resume(asyncio.get_running_loop().time())
 
     async def _on_heartbeat(self, msg: Msg) -> None:
-        try:
-            beat = wire.decode(msg.data)
-        except wire.BusMessageError as exc:
-            self.node.refused(msg.subject, str(exc))
-            return
-        if not isinstance(beat, wire.Heartbeat):
-            self.node.refused(msg.subject, "not a heartbeat")
+        beat = self.node.accept(msg, wire.Heartbeat, None, "a heartbeat")
+        if beat is None:
             return
         if beat.node == self.node.name:
             # no_echo: never this node's own. Two nodes share a name, and each would take

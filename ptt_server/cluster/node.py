@@ -28,7 +28,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ptt_server.cluster")
 
 EventHandler = Callable[[bytes], Awaitable[None]]
+M = TypeVar("M", bound=wire.BusMessage)
 JOIN_TIMEOUT_S = 5.0
 """Seconds a starting node tries to reach the bus before it refuses to start (systemd then
 restarts it): later outages are waited out, reconnecting for ever."""
@@ -296,6 +297,27 @@ class ClusterNode:
         self.server.metrics.bus_refused.labels(kind).inc()
         log.warning("bus message refused", extra={"fields": {"subject": subject, "why": reason}})
 
+    def accept(
+        self,
+        msg: Msg,
+        kind: type[M],
+        subject_of: Callable[[M], str] | None,
+        what: str,
+    ) -> M | None:
+        """``msg`` decoded as a ``kind`` published on the subject ``subject_of`` names for it;
+        None (the refusal counted and logged, ``what`` naming what was expected) if not."""
+        try:
+            message = wire.decode(msg.data)
+        except wire.BusMessageError as exc:
+            self.refused(msg.subject, str(exc))
+            return None
+        if not isinstance(message, kind) or (
+            subject_of is not None and msg.subject != subject_of(message)
+        ):
+            self.refused(msg.subject, f"not {what}")
+            return None
+        return message
+
     async def _on_user_message(self, msg: Msg) -> None:
         try:
             message = wire.decode(msg.data)
@@ -316,13 +338,8 @@ class ClusterNode:
             session.send_encoded(message.message, urgent=message.urgent)
 
     async def _on_event_message(self, msg: Msg) -> None:
-        try:
-            event = wire.decode(msg.data)
-        except wire.BusMessageError as exc:
-            self.refused(msg.subject, str(exc))
-            return
-        if not isinstance(event, wire.ClusterEvent):
-            self.refused(msg.subject, "not a cluster event")
+        event = self.accept(msg, wire.ClusterEvent, None, "a cluster event")
+        if event is None:
             return
         handler = self._handlers.get(event.kind)
         if handler is None:
