@@ -139,6 +139,11 @@ class Channel:
             return self.mirror.burst_id
         return self.core.burst_id
 
+    @property
+    def _decided_elsewhere(self) -> FloorLink | None:
+        """The cluster's link when another node decides this floor (None: this node does)."""
+        return self.link if self.mirror is not None else None
+
     def may_send(self, user: str) -> bool:
         """Whether the relay forwards ``user``'s media now (after :meth:`media_received`)."""
         if self.mirror is not None:
@@ -180,8 +185,8 @@ class Channel:
         session.affiliated.discard(self.channel_id)
         if session.selected_channel == self.channel_id:
             session.selected_channel = None
-        if self.mirror is not None and self.link is not None:
-            self.link.forward(self, "disconnect", session)
+        if (owner := self._decided_elsewhere) is not None:
+            owner.forward(self, "disconnect", session)
         else:
             self._run(self.core.disconnect(session.user_id, now, time.time()))
         if not self.listeners and self.link is not None:
@@ -193,8 +198,8 @@ class Channel:
         self, session: Session, priority: floor.Priority, now: float, *, broadcast: bool = False
     ) -> None:
         """A Floor Request (``broadcast``: this channel's part of a broadcast group call)."""
-        if self.mirror is not None and self.link is not None:
-            self.link.forward(self, "request", session, priority, broadcast)
+        if (owner := self._decided_elsewhere) is not None:
+            owner.forward(self, "request", session, priority, broadcast)
             return
         effects = self.core.request(
             session.user_id, priority, now, time.time(), broadcast=broadcast
@@ -202,8 +207,8 @@ class Channel:
         self._run(effects)
 
     def release_floor(self, session: Session, now: float) -> None:
-        if self.mirror is not None and self.link is not None:
-            self.link.forward(self, "release", session)
+        if (owner := self._decided_elsewhere) is not None:
+            owner.forward(self, "release", session)
             return
         self._run(self.core.release(session.user_id, now, time.time()))
 
@@ -244,17 +249,20 @@ class Channel:
 
     # --- the floor across a cluster ---------------------------------------------------------
 
-    def news(self, now: float) -> FloorNews | None:
-        """This owner's floor state, for the other nodes (sequence and broadcasts added by
-        the cluster); None if this node does not own the floor."""
+    def news(
+        self, now: float, owner: str, sequence: int, broadcasts: list[Broadcast]
+    ) -> FloorNews | None:
+        """This owner's floor state and ``broadcasts`` for the other nodes, as news number
+        ``sequence`` of node ``owner``; None if this node does not own the floor."""
         if self.mirror is not None:
             return None
         taken = self.core.taken_message()
         trailing = self.core.trailing(now)
         return FloorNews(
             channel_id=self.channel_id,
-            owner="",
-            sequence=0,
+            owner=owner,
+            sequence=sequence,
+            broadcasts=tuple((control.encode(b.message), b.exclude) for b in broadcasts),
             holder=self.floor.holder,
             burst_id=self.core.burst_id,
             taken=None if taken is None else control.encode(taken),
@@ -270,9 +278,7 @@ class Channel:
         if not mirror.apply(news, now):
             return
         for data, exclude in news.broadcasts:
-            for session in self.listeners.values():
-                if session.user_id != exclude:
-                    session.send_encoded(data, urgent=True)
+            self._to_listeners(data, exclude)
         taken = news.taken
         if (
             taken is not None
@@ -281,9 +287,7 @@ class Channel:
         ):
             # A burst this node first hears of from a heartbeat (its listeners came after the
             # grant): they learn the talker now, as a late entrant does.
-            for session in self.listeners.values():
-                if session.user_id != mirror.holder:
-                    session.send_encoded(taken, urgent=True)
+            self._to_listeners(taken, mirror.holder)
         if mirror.holder != before[0]:
             self._stop_feedback()
             if mirror.holder is not None:
@@ -303,10 +307,7 @@ class Channel:
                 channel_id=self.channel_id, cause=floor.RevokeCause.OTHER_REASON.phrase
             )
             session.send(revoke, urgent=True)
-        idle = control.encode(control.FloorIdle(channel_id=self.channel_id))
-        for listener in self.listeners.values():
-            if listener.user_id != talker:
-                listener.send_encoded(idle, urgent=True)
+        self._to_listeners(control.encode(control.FloorIdle(channel_id=self.channel_id)), talker)
 
     def own(self, last_burst_id: int) -> None:
         """This node took the floor's lease: it decides the floor from now on."""
@@ -318,7 +319,7 @@ class Channel:
         ends (its listeners here are told at once; the next owner starts idle)."""
         if self.mirror is not None:
             return
-        last = self.core.burst_id or self.floor.burst_id
+        last = self.floor.burst_id  # the last granted, the one being recorded included
         for effect in self.core.end(now):
             if isinstance(effect, BurstEnded):
                 self._end_recording(effect)
@@ -333,9 +334,14 @@ class Channel:
             self._timer = None
         self._stop_feedback()
         if had_holder:
-            idle = control.encode(control.FloorIdle(channel_id=self.channel_id))
-            for listener in self.listeners.values():
-                listener.send_encoded(idle, urgent=True)
+            self._to_listeners(control.encode(control.FloorIdle(channel_id=self.channel_id)))
+
+    def _to_listeners(self, data: bytes, exclude: str | None = None) -> None:
+        """An encoded floor message for every listener here but ``exclude``, ahead of any
+        backlog (listeners decide which burst a datagram belongs to from it)."""
+        for session in self.listeners.values():
+            if session.user_id != exclude:
+                session.send_encoded(data, urgent=True)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -355,10 +361,7 @@ class Channel:
                     self.link.to_user(effect.user, effect.message)
             elif isinstance(effect, Broadcast):
                 broadcasts.append(effect)
-                data = control.encode(effect.message)
-                for session in self.listeners.values():
-                    if session.user_id != effect.exclude:
-                        session.send_encoded(data, urgent=True)
+                self._to_listeners(control.encode(effect.message), effect.exclude)
             elif isinstance(effect, BurstStarted):
                 self._start_recording(effect)
                 self._start_feedback(effect.talker)

@@ -74,9 +74,9 @@ class MediaRelay(asyncio.DatagramProtocol):
         self._clock = clock
         self.transport: asyncio.DatagramTransport | None = None
         self._fan_out_sender: Sender | None = None
-        self.publish: Callable[[int, str, int, bytes], None] | None = None
+        self.publish: Callable[[int, str, bytes], None] | None = None
         """On a cluster node: publish an admitted frame once for the other nodes
-        (channel id, talker, burst id, inner frame)."""
+        (channel id, talker, inner frame)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: neither CPython 3.11's selector UDP transport nor uvloop's
@@ -147,21 +147,14 @@ class MediaRelay(asyncio.DatagramProtocol):
         if channel is None or session.session_index not in channel.listeners:
             drops["not_affiliated"] += 1
             return
-        # FloorControl.may_send wants the timers due by the packet's time fired first, so a
-        # holder whose T1 or T3 ran out a moment ago is not forwarded.
         now = self._clock()
         user = session.user_id
-        channel.media_received(user, now)
-        admitted = self._admit(channel, user, frame, inner, now)
-        if admitted is None:
+        passed = self._pass(channel, user, frame, inner, session, len(data), now)
+        if passed is None:
             return
-        holder, carried = admitted
-        sent = self._fan_out(channel, inner, session)
-        counters = self._counters
-        counters.forwarded_packets += sent
-        counters.forwarded_bytes += sent * len(data)
+        holder, carried = passed
         if self.publish is not None:
-            self.publish(channel.channel_id, user, frame.burst_id, inner)
+            self.publish(channel.channel_id, user, inner)
         if holder:
             feedback = channel.feedback
             if not frame.flags & SIGNATURE:
@@ -170,7 +163,7 @@ class MediaRelay(asyncio.DatagramProtocol):
                 channel.report_link(session)  # the first loss of the burst: protect now
             self._record(channel, frame, carried)
 
-    def receive_from_bus(self, channel_id: int, user: str, burst_id: int, inner: bytes) -> None:
+    def receive_from_bus(self, channel_id: int, user: str, inner: bytes) -> None:
         """A frame that ``user``'s node authenticated and published for the other nodes.
 
         The same floor and sender checks as a frame from a radio here (a node that publishes
@@ -187,7 +180,7 @@ class MediaRelay(asyncio.DatagramProtocol):
         except ProtocolError:
             drops["bus_malformed"] += 1
             return
-        if frame.channel_id != channel_id or frame.burst_id != burst_id:
+        if frame.channel_id != channel_id:  # published on another channel's subject
             drops["bus_malformed"] += 1
             return
         if user in self._users:
@@ -195,19 +188,38 @@ class MediaRelay(asyncio.DatagramProtocol):
             # bus (a node does not hear its own publishes), so this one is not its node's.
             drops["bus_local_talker"] += 1
             return
-        now = self._clock()
-        channel.media_received(user, now)
-        admitted = self._admit(channel, user, frame, inner, now)
-        if admitted is None:
+        passed = self._pass(channel, user, frame, inner, None, len(inner), self._clock())
+        if passed is None:
             return
-        holder, carried = admitted
-        sent = self._fan_out(channel, inner, None)
-        counters = self._counters
-        counters.bus_received_packets += 1
-        counters.forwarded_packets += sent
-        counters.forwarded_bytes += sent * len(inner)
+        self._counters.bus_received_packets += 1
+        holder, carried = passed
         if holder:
             self._record(channel, frame, carried)
+
+    def _pass(
+        self,
+        channel: Channel,
+        user: str,
+        frame: media.InnerFrame,
+        inner: bytes,
+        source: Session | None,
+        size: int,
+        now: float,
+    ) -> tuple[bool, tuple[tuple[bytes, bool], ...] | None] | None:
+        """What a frame of ``user`` goes through, from a radio here (``source``) or from the
+        bus: the floor's timers due by ``now``, the floor and sender checks, then the fan-out
+        to this node's listeners (``size``: the bytes counted per datagram sent). Returns what
+        :meth:`_admit` does."""
+        # FloorControl.may_send wants the timers due by the packet's time fired first, so a
+        # holder whose T1 or T3 ran out a moment ago is not forwarded.
+        channel.media_received(user, now)
+        admitted = self._admit(channel, user, frame, inner, now)
+        if admitted is not None:
+            sent = self._fan_out(channel, inner, source)
+            counters = self._counters
+            counters.forwarded_packets += sent
+            counters.forwarded_bytes += sent * size
+        return admitted
 
     def _admit(
         self, channel: Channel, user: str, frame: media.InnerFrame, inner: bytes, now: float

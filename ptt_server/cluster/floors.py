@@ -28,10 +28,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -41,6 +41,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from ptt_protocol import control, floor
 from ptt_server.channel_core import Broadcast
 from ptt_server.cluster import wire
+from ptt_server.cluster.floor_mirror import FloorMirror
 from ptt_server.cluster.leases import LEASE_S as LEASE_S  # importable from here, as before
 from ptt_server.cluster.leases import FloorLeases
 
@@ -82,6 +83,7 @@ class ClusterFloors:
         self._owned: dict[int, _Lease] = {}
         self._listening: dict[int, list[Subscription]] = {}
         self._acquiring: dict[int, asyncio.Future[bool]] = {}
+        """The lease being taken for a floor, shared by every request that needs it."""
         self._sequence = 0
         self._last_burst: dict[int, int] = {}
         self._islands: set[int] = set()
@@ -121,8 +123,6 @@ class ClusterFloors:
 
     def attach(self, channel: Channel) -> None:
         """Make ``channel`` a cluster channel (it starts owned by nobody known)."""
-        from ptt_server.cluster.floor_mirror import FloorMirror
-
         if channel.link is self:
             return
         channel.link = self
@@ -274,24 +274,14 @@ class ClusterFloors:
         channel_id = channel.channel_id
         if channel_id in self._owned:
             return True
-        pending = self._acquiring.get(channel_id)
-        if pending is not None:
-            return await pending
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._acquiring[channel_id] = future
-        try:
-            owned = await self._take_lease(channel)
-            future.set_result(owned)
-            return owned
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        finally:
-            del self._acquiring[channel_id]
-            if not future.done():
-                future.cancel()
-            elif future.exception() is not None:
-                future.exception()  # retrieved: no "never retrieved" warning
+        # One try at a time per floor: requests pressed together wait for the same answer.
+        taking = self._acquiring.get(channel_id)
+        if taking is None:
+            taking = asyncio.ensure_future(self._take_lease(channel))
+            self._acquiring[channel_id] = taking
+            taking.add_done_callback(lambda _: self._acquiring.pop(channel_id, None))
+        # Shielded: one asker given up must not cancel the others' lease.
+        return await asyncio.shield(taking)
 
     async def _take_lease(self, channel: Channel) -> bool:
         assert self._nc is not None
@@ -439,16 +429,10 @@ class ClusterFloors:
     # --- news and interest -------------------------------------------------------------------
 
     def _publish_news(self, channel: Channel, now: float, broadcasts: list[Broadcast]) -> None:
-        news = channel.news(now)
+        news = channel.news(now, self._node.name, self._sequence + 1, broadcasts)
         if news is None:
             return
         self._sequence += 1
-        news = msgspec.structs.replace(
-            news,
-            owner=self._node.name,
-            sequence=self._sequence,
-            broadcasts=tuple((control.encode(b.message), b.exclude) for b in broadcasts),
-        )
         self._node.publish_soon(wire.news_subject(channel.channel_id), wire.encode(news))
 
     def _publish_news_idle(self, channel_id: int) -> None:
@@ -475,7 +459,9 @@ class ClusterFloors:
             self._listening[channel_id] = []
             subscriptions = [
                 await self._nc.subscribe(wire.news_subject(channel_id), cb=self._on_news),
-                await self._nc.subscribe(wire.media_subject(channel_id), cb=self._on_media),
+                await self._nc.subscribe(
+                    wire.media_subject(channel_id), cb=self._media_reader(channel_id)
+                ),
             ]
             if channel_id in self._listening:
                 self._listening[channel_id] = subscriptions
@@ -520,22 +506,27 @@ class ClusterFloors:
             channel.owner_gone(asyncio.get_running_loop().time())  # what it said is undone
         self._node.refused(subject, f"floor news from {owner!r}, which holds no lease")
 
-    async def _on_media(self, msg: Msg) -> None:
-        try:
-            user, burst_id, inner = wire.unpack_media(msg.data)
-        except wire.BusMessageError as exc:
-            self._node.refused(msg.subject, str(exc))
-            return
-        channel_id = int(msg.subject.rsplit(".", 1)[1])
+    def _media_reader(self, channel_id: int) -> Callable[[Msg], Awaitable[None]]:
+        """The callback of one channel's media subscription (its channel known once, not
+        read from each message's subject)."""
         relay = self._server.relay
-        if relay is not None:
-            relay.receive_from_bus(channel_id, user, burst_id, inner)
 
-    def publish_media(self, channel_id: int, user: str, burst_id: int, inner: bytes) -> None:
+        async def on_media(msg: Msg) -> None:
+            try:
+                user, inner = wire.unpack_media(msg.data)
+            except wire.BusMessageError as exc:
+                self._node.refused(msg.subject, str(exc))
+                return
+            if relay is not None:
+                relay.receive_from_bus(channel_id, user, inner)
+
+        return on_media
+
+    def publish_media(self, channel_id: int, user: str, inner: bytes) -> None:
         """The relay admitted a frame of a radio here: once on the bus for the other nodes."""
         self._node.publish_soon(
             wire.media_subject(channel_id),
-            wire.pack_media(user, burst_id, inner),
+            wire.pack_media(user, inner),
             droppable=True,
         )
 

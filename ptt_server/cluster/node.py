@@ -223,10 +223,7 @@ class ClusterNode:
         self._outbox.append((subject, data))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().call_soon(self._drain_soon)
-
-    def _drain_soon(self) -> None:
-        self.spawn(self._drain())
+            self.spawn(self._drain())  # a task: it runs at the next turn of the loop
 
     async def _drain(self) -> None:
         nc = self.nc

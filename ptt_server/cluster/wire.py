@@ -241,23 +241,24 @@ def check_control(encoded: bytes) -> control.Message:
 
 # --- media ---------------------------------------------------------------------------------------
 
-_MEDIA_HEADER: Final = struct.Struct("!BIB")
-"""Layout version, burst id, talker id length; then the talker id, then the inner frame."""
-MEDIA_VERSION: Final = 1
+_MEDIA_HEADER: Final = struct.Struct("!BB")
+"""Layout version, talker id length; then the talker id, then the inner frame (which names
+its channel and burst itself)."""
+MEDIA_VERSION: Final = 2
 
 
-def pack_media(user_id: str, burst_id: int, inner: bytes) -> bytes:
-    """One authenticated inner frame (still sealed end to end) of ``user_id``'s burst."""
+def pack_media(user_id: str, inner: bytes) -> bytes:
+    """One authenticated inner frame (still sealed end to end) of ``user_id``'s."""
     user = user_id.encode()
-    return _MEDIA_HEADER.pack(MEDIA_VERSION, burst_id, len(user)) + user + inner
+    return _MEDIA_HEADER.pack(MEDIA_VERSION, len(user)) + user + inner
 
 
-def unpack_media(data: bytes) -> tuple[str, int, bytes]:
-    """(talker, burst id, inner frame); raises :class:`BusMessageError`."""
+def unpack_media(data: bytes) -> tuple[str, bytes]:
+    """(talker, inner frame); raises :class:`BusMessageError`."""
     size = _MEDIA_HEADER.size
     if len(data) <= size:
         raise BusMessageError(f"media message of {len(data)} bytes is too short")
-    version, burst_id, user_length = _MEDIA_HEADER.unpack_from(data)
+    version, user_length = _MEDIA_HEADER.unpack_from(data)
     if version != MEDIA_VERSION:
         raise BusMessageError(f"media message layout {version} is not {MEDIA_VERSION}")
     end = size + user_length
@@ -267,4 +268,4 @@ def unpack_media(data: bytes) -> tuple[str, int, bytes]:
         user = data[size:end].decode()
     except UnicodeDecodeError:
         raise BusMessageError("media message whose talker id is not UTF-8") from None
-    return user, burst_id, data[end:]
+    return user, data[end:]

@@ -94,10 +94,10 @@ async def test_injected_or_replayed_bus_media_is_never_played_as_a_member(
     sequence = 500
     sealed = encode_header(kid_of(cluster.org, "alice"), sequence) + os.urandom(40)
     inner = media.pack_inner(cid, burst, sequence, 0, sealed)
-    await stranger.publish(frame.subject, wire.pack_media("alice", burst, inner))
+    await stranger.publish(frame.subject, wire.pack_media("alice", inner))
     # Bob's own frames, from the bus: he is logged in on node 1, so they are not his node's.
     local = dropped(node1, "bus_local_talker")
-    await stranger.publish(frame.subject, wire.pack_media("bob", burst, inner))
+    await stranger.publish(frame.subject, wire.pack_media("bob", inner))
     await stranger.flush()
     # The open bus carried all of it to node 1, which forwarded the replays and the forgery
     # (they pass every check a relay can make without keys) ...
