@@ -13,6 +13,7 @@ only to the subjects the sample allows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,16 +32,31 @@ import pytest
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 START_TIMEOUT_S = 15.0
+START_TRIES = 3
+
+
+class PortTakenError(RuntimeError):
+    """nats-server could not listen: another process took the port it was given."""
+
+
 SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "nats" / "nats-server.conf"
 BUS_USER = "fieldradio"
 """The one user of the sample configuration."""
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports (all probes held open together, so none repeats)."""
+    with contextlib.ExitStack() as probes:
+        ports = []
+        for _ in range(count):
+            probe = probes.enter_context(socket.socket())
+            probe.bind(("127.0.0.1", 0))
+            ports.append(int(probe.getsockname()[1]))
+        return ports
 
 
 class NatsServer:
@@ -51,11 +67,11 @@ class NatsServer:
     ) -> None:
         self.directory = directory or Path(tempfile.mkdtemp(prefix="fieldradio-nats-"))
         self._own_directory = directory is None
+        self._started = False
         self.jetstream = jetstream
         self.password = password
         """The ``fieldradio`` user's password (the sample configuration), or None: no auth."""
-        self.port = free_port()
-        self.monitor_port = free_port()
+        self.port, self.monitor_port = free_ports(2)
         """nats-server's HTTP monitoring (``/varz``: message counts for the benches)."""
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -64,6 +80,21 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start it; at the first start, on new ports if another process took them meanwhile
+        (a free port is only free until someone binds it; a restart keeps its ports)."""
+        for _ in range(START_TRIES - 1):
+            try:
+                self._launch()
+                break
+            except PortTakenError:
+                if self._started:
+                    raise
+                self.port, self.monitor_port = free_ports(2)
+        else:
+            self._launch()
+        self._started = True
+
+    def _launch(self) -> None:
         ports_dir = self.directory / "ports"
         ports_dir.mkdir(parents=True, exist_ok=True)
         for stale in ports_dir.iterdir():
@@ -101,7 +132,10 @@ class NatsServer:
         # The file may be seen before its contents are written: it counts once it parses.
         while (ports := _ports(ports_dir)) is None:
             if self._process.poll() is not None:
-                raise RuntimeError(f"nats-server exited: {self.log_tail()}")
+                tail = self.log_tail()
+                if "address already in use" in tail:
+                    raise PortTakenError(f"nats-server found its port taken: {tail}")
+                raise RuntimeError(f"nats-server exited: {tail}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"nats-server did not start: {self.log_tail()}")
             time.sleep(0.02)
