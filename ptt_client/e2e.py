@@ -34,16 +34,15 @@ from crypto.roster import Roster, RosterState
 from crypto.talker import BurstSigner, BurstVerifier, FrameStatus
 from ptt_client import events, trust_news
 from ptt_client.bursts import UNVERIFIED_AFTER, BurstTracker, HeardBurst
+from ptt_client.early_frames import EARLY_FRAME_LIMIT as EARLY_FRAME_LIMIT
+from ptt_client.early_frames import EARLY_FRAME_TTL as EARLY_FRAME_TTL
+from ptt_client.early_frames import EarlyFrames
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
 _LOCATION = struct.Struct("!dd")
-EARLY_FRAME_LIMIT = 50
-"""Frames kept while waiting for their burst's FloorTaken (one second of audio)."""
-EARLY_FRAME_TTL = 2.0
-"""Seconds an early frame waits for its FloorTaken before it is dropped unheard."""
 WAITING_ENVELOPE_LIMIT = 4
 """Envelopes kept per channel while their roster has not arrived."""
 
@@ -62,8 +61,8 @@ class ChannelKeys:
     signer: BurstSigner | None = None
     bursts: BurstTracker = field(default_factory=BurstTracker)
     """The burst being heard, the ones that just ended, and what is vouched for in each."""
-    early_frames: list[tuple[bytes, float]] = field(default_factory=list)
-    """Frames of a burst whose FloorTaken has not arrived yet, with their arrival time."""
+    early_frames: EarlyFrames = field(default_factory=EarlyFrames)
+    """Frames of bursts whose FloorTaken has not arrived yet, each burst with its own share."""
     waiting_envelopes: dict[int, bytes] = field(default_factory=dict)
     """Envelopes that arrived before their roster, by roster version (bounded)."""
     refused_roster: bytes | None = None
@@ -370,7 +369,7 @@ class Keyring:
         heard = channel.bursts.name(talker, burst_id, now)
         if heard is not None:
             heard.priority = priority  # early frames play at the burst's priority too
-        held, channel.early_frames = channel.early_frames, []
+        held = channel.early_frames.take(burst_id, now)
         opened: list[object] = []
         if heard is None:
             opened.append(
@@ -380,15 +379,10 @@ class Keyring:
                     " frames are not played (a replayed FloorTaken?)",
                 )
             )
-        for inner, at in held:
-            if now - at > EARLY_FRAME_TTL:
-                continue
-            early_burst = _burst_of(inner)
-            if early_burst == burst_id:
-                if heard is not None:
-                    opened.extend(self.open_media(inner, now, {}))
-            elif channel.bursts.is_early(early_burst):
-                channel.early_frames.append((inner, at))
+        if heard is not None:
+            for inner in held:
+                opened.extend(self.open_media(inner, now, {}))
+        channel.early_frames.keep_only(channel.bursts.is_early, now)
         return opened
 
     def end_heard_burst(self, channel_id: int, now: float, *, released: bool) -> list[object]:
@@ -480,8 +474,7 @@ class Keyring:
                 return reported
             # UDP can overtake the FloorTaken on the WebSocket: keep the frame briefly and
             # open it when the control plane names the talker of this burst.
-            del channel.early_frames[: max(0, len(channel.early_frames) - EARLY_FRAME_LIMIT + 1)]
-            channel.early_frames.append((inner, now))
+            channel.early_frames.hold(frame.burst_id, inner, now)
             return reported
         opened = self._open_heard(frame, inner, channel.opener, channel.roster, heard, now)
         if opened is None:
@@ -572,11 +565,6 @@ class Keyring:
             covered = status is FrameStatus.VERIFIED
         heard.played(frame.sequence, now, covered=covered)
         return opus
-
-
-def _burst_of(inner: bytes) -> int:
-    """The burst id of an inner frame already unpacked once (it was held as early)."""
-    return media.unpack_inner(inner).burst_id
 
 
 def _unverified(channel_id: int, heard: HeardBurst, count: int, when: str) -> object:

@@ -89,7 +89,7 @@ def test_a_released_bursts_last_frames_play_briefly_then_its_frames_are_dropped_
     refused = bob.open_media(forged(B1, 2, b"as alice", at), after, {})
     assert played(refused) == []
     assert "has ended" in of(events.VoiceRejected, refused)[0].reason
-    assert bob.channels[_CHANNEL].early_frames == []  # dropped, not held for a FloorTaken
+    assert len(bob.channels[_CHANNEL].early_frames) == 0  # dropped, not held for a FloorTaken
 
 
 def test_a_pre_empted_burst_plays_no_more_voice_but_its_signed_tail_is_checked() -> None:
