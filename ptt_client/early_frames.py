@@ -21,8 +21,11 @@ from typing import Final
 
 __all__ = ["EARLY_BURST_LIMIT", "EARLY_FRAME_LIMIT", "EARLY_FRAME_TTL", "EarlyFrames"]
 
-EARLY_FRAME_LIMIT: Final = 50
-"""Frames kept per burst while waiting for its FloorTaken (one second of audio)."""
+EARLY_FRAME_LIMIT: Final = 100
+"""Frames kept per burst while waiting for its FloorTaken: two seconds of audio, as long as
+one may wait (:data:`EARLY_FRAME_TTL`). One second (50) was the binding limit: a member's
+channel texts, within the rate limits, delayed FloorTaken at a 512 kbit/s listener by 2 s
+and 43 of the talker's first 150 frames were pushed out before it came."""
 EARLY_FRAME_TTL: Final = 2.0
 """Seconds an early frame waits for its FloorTaken before it is dropped unheard."""
 EARLY_BURST_LIMIT: Final = 4

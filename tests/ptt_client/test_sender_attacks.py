@@ -11,18 +11,33 @@ UDP goes straight to the relay:
   just released can send a burst of junk "statements" for its own old burst exactly while
   the next talker's first frames wait at a backlogged listener. They must not push the
   next talker's genuine frames out.
+* **a slow control link behind channel texts**: a member sends as many large channel texts
+  as the rate limits allow, then another member talks. On a listener's 640 kbit/s link the
+  texts are already in the transport's and the network's buffers, ahead of the FloorTaken
+  the relay sends next (its urgent lane only overtakes what is still queued on the server),
+  so the talker's first 1.6 s reach the listener before their burst is named.
 
 Each test counts forged frames played (none) and genuine frames lost (none).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from crypto.identity import DeviceKeys
 from ptt_client import events
+from ptt_client.client import RadioClient
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
 from tests.ptt_client.test_e2e_promises import radio, take_floor
 from tests.ptt_client.test_sender_auth import (
+    Seen,
     control_gate,
     drops,
     gated_radio,
@@ -85,6 +100,120 @@ async def test_a_flood_of_trailing_statements_pushes_out_none_of_the_next_talker
             )
             assert not [e for e in of(events.TalkerUnverified, seen) if e.burst_id == b2]
             assert not [e for e in unverified_later(carol) if e.burst_id == b2]
+        finally:
+            for client in (carol, bob, alice):
+                await client.stop()
+
+
+LINK_BYTES_PER_S = 80_000.0
+"""The listener's downlink: 640 kbit/s, a poor cellular link."""
+TALK_FRAMES = 150
+"""Three seconds of speech at one frame per 20 ms."""
+
+
+@contextlib.asynccontextmanager
+async def slow_link(server: RelayServer) -> AsyncIterator[int]:
+    """A TCP proxy to the server's control port whose downstream carries
+    :data:`LINK_BYTES_PER_S` (TLS passes through untouched). It reads from the server only as
+    fast as it sends, with a small receive buffer, so a backlog stays where a real slow link
+    keeps it: in the server's and the network's buffers. Yields its port."""
+    pipes: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, paced: bool) -> None:
+        try:
+            while data := await reader.read(4096):
+                writer.write(data)
+                await writer.drain()
+                if paced:
+                    # The link's serialisation time: this models the rate, it waits for nothing.
+                    await asyncio.sleep(len(data) / LINK_BYTES_PER_S)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream = socket.socket()
+        upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        upstream.setblocking(False)
+        await loop.sock_connect(upstream, ("127.0.0.1", server.control_port))
+        up_reader, up_writer = await asyncio.open_connection(sock=upstream)
+        for task in (
+            asyncio.create_task(pipe(reader, up_writer, paced=False)),
+            asyncio.create_task(pipe(up_reader, writer, paced=True)),
+        ):
+            pipes.add(task)
+            task.add_done_callback(pipes.discard)
+
+    proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield proxy.sockets[0].getsockname()[1]
+    finally:
+        proxy.close()
+        for task in list(pipes):
+            task.cancel()
+        await asyncio.gather(*pipes, return_exceptions=True)
+
+
+async def test_channel_texts_ahead_on_a_slow_link_lose_none_of_the_next_talkers_frames(
+    org: Org, server: RelayServer
+) -> None:
+    """Bob sends 4,000-character channel texts until the server refuses them (its burst of
+    30), then alice talks for three seconds. Carol, on a 640 kbit/s control link, learns of
+    alice's burst about 1.6 s after her first frames came over UDP; she still plays every
+    one of them, as alice's, and none as anyone else's."""
+    cid = org.channel_id
+    async with slow_link(server) as port:
+        alice = await radio(org, server, "alice")
+        bob = await radio(org, server, "bob")
+        bundle = msgspec.structs.replace(
+            org.bundle("carol", server), server_url=f"wss://127.0.0.1:{port}"
+        )
+        carol = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys), use_udp=True)
+        seen = Seen(carol)
+        refused = Seen(bob)
+        try:
+            await carol.start()
+            await carol.wait_connected()
+            await carol.wait_for(events.KeysUpdated, lambda e: e.epoch == 1)
+            await carol.affiliate(cid)
+            await carol.wait_for(control.Affiliated)
+            await carol.ping_server()
+            while not of(control.Error, refused):
+                await bob.send_text("x" * 4000, to_channel=cid)
+                await bob.ping_server()  # the answer to each text came back first
+
+            b1 = await take_floor(alice, bob)
+            words = [b"alice %d" % n for n in range(TALK_FRAMES)]
+            sent: list[int] = []
+            named_after: list[int] = []
+            carol.add_listener(
+                lambda e: (
+                    named_after.append(len(sent))
+                    if isinstance(e, control.FloorTaken) and e.burst_id == b1
+                    else None
+                )
+            )
+            for n, frame in enumerate(words):
+                assert await alice.send_voice(frame)
+                sent.append(n)
+                if n + 1 < len(words):
+                    # A talker's pace (one frame per 20 ms): the test's point is how long the
+                    # first frames wait at carol, so they must not all arrive at once.
+                    await asyncio.sleep(0.020)
+            await alice.release()
+            await seen.until(lambda s: bool(of(control.FloorIdle, s)), "alice's FloorIdle")
+            assert [w for talker, w in played(seen) if talker == "alice"] == words
+            assert {talker for talker, _ in played(seen)} == {"alice"}
+            # The attack worked: more than a second of alice's frames went out before carol
+            # heard her burst named (the early-frame share used to be one second).
+            assert named_after and named_after[0] > 60, named_after
+            await seen.until(
+                lambda s: any(e.burst_id == b1 for e in of(events.TalkerVerified, s)),
+                "alice's verified statement",
+            )
+            assert not [e for e in unverified_later(carol) if e.burst_id == b1]
         finally:
             for client in (carol, bob, alice):
                 await client.stop()
