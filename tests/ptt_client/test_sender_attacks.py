@@ -16,6 +16,9 @@ UDP goes straight to the relay:
   texts are already in the transport's and the network's buffers, ahead of the FloorTaken
   the relay sends next (its urgent lane only overtakes what is still queued on the server),
   so the talker's first 1.6 s reach the listener before their burst is named.
+* **a relay that names the talker**: FloorTaken carries the talker's display name, which
+  the relay writes. An evil relay names bob "Alice" while bob talks under his own KID and
+  signs his own statements: ptt-radio must not show "Alice ... verified".
 
 Each test counts forged frames played (none) and genuine frames lost (none).
 """
@@ -31,7 +34,10 @@ import msgspec
 
 from crypto.identity import DeviceKeys
 from ptt_client import events
+from ptt_client.audio import NullOutput
 from ptt_client.client import RadioClient
+from ptt_client.radio.display import Display
+from ptt_client.voice import Player
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
@@ -217,3 +223,39 @@ async def test_channel_texts_ahead_on_a_slow_link_lose_none_of_the_next_talkers_
         finally:
             for client in (carol, bob, alice):
                 await client.stop()
+
+
+async def test_a_relay_cannot_put_another_members_name_beside_the_verified_mark(
+    org: Org, server: RelayServer
+) -> None:
+    """The relay's operator rewrites the name bob's FloorTaken carries to alice's. Bob's
+    statements verify (they are his), so carol's status line shows the mark, but beside
+    the name his root-signed credential carries, never beside the relay's word."""
+    cid = org.channel_id
+    alice = await radio(org, server, "alice")
+    bob = await radio(org, server, "bob")
+    carol = await radio(org, server, "carol")
+    display = Display(carol, Player(carol, NullOutput()))
+    carol.add_listener(display.event_note)
+    seen = Seen(carol)
+    try:
+        alices_name = carol.keyring.credentials["alice"].display_name
+        bobs_name = carol.keyring.credentials["bob"].display_name
+        assert alices_name != bobs_name
+        server.channels[cid].core.names["bob"] = alices_name  # what an evil relay does
+        b1 = await take_floor(bob, carol)
+        taken = of(control.FloorTaken, seen)[-1]
+        assert (taken.user_id, taken.display_name) == ("bob", alices_name)
+        n = 0
+        while not any(e.burst_id == b1 for e in of(events.TalkerVerified, seen)):
+            assert await bob.send_voice(b"bob %d" % n)  # a statement every 40 frames
+            n += 1
+            await bob.ping_server()
+            await carol.ping_server()
+        view = display.view(transmitting=False)
+        assert view.verified
+        assert view.talker == bobs_name, view
+        await bob.release()
+    finally:
+        for client in (carol, bob, alice):
+            await client.stop()
