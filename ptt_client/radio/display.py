@@ -87,8 +87,9 @@ class Display:
     def __init__(self, client: RadioClient, player: Player) -> None:
         self.client = client
         self.player = player
-        self._verified: dict[int, int] = {}
-        """channel -> burst id whose talker signature verified."""
+        self._verified: dict[int, tuple[int, str]] = {}
+        """channel -> (burst id whose talker signature verified, the name the talker's
+        root-signed credential carries)."""
         self._distrusted: dict[int, int] = {}
         """channel -> burst id found forged or unverified: never shown verified."""
         self._last_heard: tuple[int, str, int] | None = None
@@ -139,11 +140,12 @@ class Display:
         if isinstance(event, events.TalkerVerified):
             # A later statement vouches for later frames, not for what went unverified.
             if self._distrusted.get(event.channel_id) != event.burst_id:
-                self._verified[event.channel_id] = event.burst_id
+                self._verified[event.channel_id] = (event.burst_id, event.display_name)
             return None
         if isinstance(event, (events.ForgedAudio, events.TalkerUnverified)):
             self._distrusted[event.channel_id] = event.burst_id
-            if self._verified.get(event.channel_id) == event.burst_id:
+            verified = self._verified.get(event.channel_id)
+            if verified is not None and verified[0] == event.burst_id:
                 del self._verified[event.channel_id]
             forged = isinstance(event, events.ForgedAudio)
             what = "did not verify" if forged else "is unverified"
@@ -249,15 +251,23 @@ class Display:
                     floor, talker_channel = other, channel_id
                     break
         talking = floor.state == "taken" and bool(floor.talker)
+        vouched = self._verified.get(talker_channel) if talker_channel is not None else None
+        verified = talking and vouched is not None and vouched[0] == floor.burst_id
+        # The name the talker's root-signed credential carries, as beside the mark: the
+        # display name in FloorTaken is the relay's word, and a relay could name bob "Alice"
+        # while bob's own statements verify (issue 9 red team). The relay's name is shown
+        # only for a talker whose credential this radio does not hold (never verified).
+        credential = client.keyring.credentials.get(floor.talker) if floor.talker else None
+        name = (vouched[1] if verified and vouched is not None else "") or (
+            credential.display_name if credential is not None else floor.talker_name
+        )
         return StatusView(
             channel=channel_name(client, selected),
             connected=client.connected.is_set(),
             floor=floor.state,
-            talker=(floor.talker_name or floor.talker or "") if talking else "",
+            talker=(name or floor.talker or "") if talking else "",
             broadcast=talking and floor.broadcast,
-            verified=talking
-            and talker_channel is not None
-            and self._verified.get(talker_channel) == floor.burst_id,
+            verified=verified,
             heard_on=(
                 client.channels.get(talker_channel, "")
                 if talking and talker_channel != selected and talker_channel is not None

@@ -236,7 +236,11 @@ async def test_a_relay_cannot_put_another_members_name_beside_the_verified_mark(
     bob = await radio(org, server, "bob")
     carol = await radio(org, server, "carol")
     display = Display(carol, Player(carol, NullOutput()))
-    carol.add_listener(display.event_note)
+
+    def take_note(event: object) -> None:
+        display.event_note(event)
+
+    carol.add_listener(take_note)
     seen = Seen(carol)
     try:
         alices_name = carol.keyring.credentials["alice"].display_name
