@@ -58,7 +58,15 @@ from typing import Any, Final
 
 from bench import relay
 from bench.loadgen import Account, raise_fd_limit
-from bench.relay import BenchError, RelayProcess, Worker, on_all, relay_process
+from bench.processes import (
+    CLOCK_TICKS,
+    BenchError,
+    RelayProcess,
+    Worker,
+    connect_all,
+    on_all,
+    relay_process,
+)
 from ptt_server import tls
 from tests.natsfixture import NatsServer
 from tests.pgfixture import PostgresServer, PostgresServerError
@@ -116,7 +124,7 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of every thread of ``pid`` (/proc/PID/stat fields 14-15)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / relay.CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 # --- the shared store --------------------------------------------------------------------------
@@ -274,7 +282,7 @@ async def media_part(run: ClusterRun, plan: relay.Plan, params: Params) -> dict[
     ]
     async with node_workers(batches, run.work_dir) as group:
         talkers, listeners = group[0], group[1:]
-        await relay.connect_all(group, 25)
+        await connect_all(group, 25)
         for i, node in enumerate(nodes):
             await node.wait_sessions(len(batches[1 + i][1]) + (len(plan.talkers) if i == 0 else 0))
         await asyncio.sleep(SETTLE_S)  # the nodes subscribe to a channel's media after Affiliated
