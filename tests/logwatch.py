@@ -39,6 +39,14 @@ class LogWatch(logging.Handler):
         """What was logged so far, as the lines' messages."""
         return [r.getMessage() for r in self.records]
 
+    def has(self, message: str, **fields: object) -> bool:
+        """Whether a line ``message`` was logged with these ``fields`` (its ``extra`` fields)."""
+        return any(
+            r.getMessage() == message
+            and all(getattr(r, "fields", {}).get(k) == v for k, v in fields.items())
+            for r in self.records
+        )
+
     async def until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
         """Return once ``condition()`` holds, checking it now and after each logged line."""
         try:
