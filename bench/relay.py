@@ -74,6 +74,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from bench.goals import goal_lines, judged
 from bench.loadgen import Account, raise_fd_limit
 from bench.processes import (
     BenchError,
@@ -390,14 +391,7 @@ def _goals(results: dict[str, Any], params: Params) -> dict[str, dict[str, Any]]
         "idle_sessions_per_gb": params.sessions >= 2000,
         "idle_cpu_pct_2500": params.idle_sessions == 2500,
     }
-    goals = {}
-    for key, (op, target) in GOALS.items():
-        value = results[key]
-        met: bool | None = None
-        if value is not None and comparable.get(key, True):
-            met = value >= target if op == ">=" else value <= target
-        goals[key] = {"goal": f"{op} {target:g}", "value": value, "met": met}
-    return goals
+    return judged(GOALS, results, comparable)
 
 
 def _log_tails(data_dir: Path) -> str:
@@ -460,12 +454,7 @@ def measure(params: Params) -> dict[str, Any]:
 
 
 def _human(results: dict[str, Any]) -> str:
-    lines = []
-    for key, goal in results["goals"].items():
-        value = goal["value"]
-        shown = "-" if value is None else f"{value:,.2f}"
-        verdict = {True: "met", False: "MISSED", None: "n/a"}[goal["met"]]
-        lines.append(f"{key:24} {shown:>14}   goal {goal['goal']:>10}  {verdict}")
+    lines = goal_lines(results["goals"], (24, 14, 10), 2)
     for step in results["steps"]:
         lines.append(
             f"step {step['step']:8} offered {step['offered_fwd_pps']:>9,.0f} fwd/s"
