@@ -43,6 +43,19 @@ def _server_bundle(org: Org, server: RelayServer, user: str, tmp_path: Path) -> 
     return write_bundle(tmp_path / f"{user}.bundle", org.bundle(user, server))
 
 
+async def refused_at_start(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, credential: str, channel: str
+) -> str:
+    """``ptt-radio`` on ``credential`` and ``channel`` (in a thread: the server runs on this
+    loop) exits 2 before its script's ``quit``; what it wrote to stderr."""
+    argv = ["--credential", credential, "--channel", channel]
+    argv += ["--output", str(tmp_path / "o"), "--script", "quit 1"]
+    code = await asyncio.to_thread(main, argv)
+    _, err = capsys.readouterr()
+    assert code == 2
+    return err
+
+
 async def test_login_refused_for_a_credential_the_server_does_not_know(
     tmp_path: Path, org: Org, server: RelayServer
 ) -> None:
@@ -83,19 +96,7 @@ async def test_wrong_server_certificate_is_refused(
         tls_fingerprint="0" * 64,
     )
     path = write_bundle(tmp_path / "alice.bundle", bundle)
-    argv = [
-        "--credential",
-        path,
-        "--channel",
-        "patrol",
-        "--output",
-        str(tmp_path / "o"),
-        "--script",
-        "quit 1",
-    ]
-    code = await asyncio.to_thread(main, argv)
-    _, err = capsys.readouterr()
-    assert code == 2
+    err = await refused_at_start(capsys, tmp_path, path, "patrol")
     assert_one_line_error(err, "login refused", "is not the pinned")
 
 
@@ -103,19 +104,7 @@ async def test_unknown_channel_names_the_known_ones(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, org: Org, server: RelayServer
 ) -> None:
     path = _server_bundle(org, server, "alice", tmp_path)
-    argv = [
-        "--credential",
-        path,
-        "--channel",
-        "harbour",
-        "--output",
-        str(tmp_path / "o"),
-        "--script",
-        "quit 1",
-    ]
-    code = await asyncio.to_thread(main, argv)
-    _, err = capsys.readouterr()
-    assert code == 2
+    err = await refused_at_start(capsys, tmp_path, path, "harbour")
     assert_one_line_error(err, "unknown channel 'harbour': this credential may join patrol")
 
 
