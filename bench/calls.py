@@ -46,7 +46,7 @@ from typing import Any, Final
 import numpy as np
 
 from bench.call_peer import TimedRecording, loopback_only
-from bench.relay import REPOSITORY, BenchError, RelayProcess, relay_process
+from bench.processes import REPOSITORY, BenchError, RelayProcess, relay_process
 from bench.speech_quality import align, speech_quality
 from bench.turn import Coturn
 from bench.voice import Goal, make_authority

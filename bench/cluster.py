@@ -57,8 +57,17 @@ from pathlib import Path
 from typing import Any, Final
 
 from bench import relay
+from bench.goals import goal_lines, judged
 from bench.loadgen import Account, raise_fd_limit
-from bench.relay import BenchError, RelayProcess, Worker, on_all, relay_process
+from bench.processes import (
+    CLOCK_TICKS,
+    BenchError,
+    RelayProcess,
+    Worker,
+    connect_all,
+    on_all,
+    relay_process,
+)
 from ptt_server import tls
 from tests.natsfixture import NatsServer
 from tests.pgfixture import PostgresServer, PostgresServerError
@@ -116,7 +125,7 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of every thread of ``pid`` (/proc/PID/stat fields 14-15)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / relay.CLOCK_TICKS
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 # --- the shared store --------------------------------------------------------------------------
@@ -274,7 +283,7 @@ async def media_part(run: ClusterRun, plan: relay.Plan, params: Params) -> dict[
     ]
     async with node_workers(batches, run.work_dir) as group:
         talkers, listeners = group[0], group[1:]
-        await relay.connect_all(group, 25)
+        await connect_all(group, 25)
         for i, node in enumerate(nodes):
             await node.wait_sessions(len(batches[1 + i][1]) + (len(plan.talkers) if i == 0 else 0))
         await asyncio.sleep(SETTLE_S)  # the nodes subscribe to a channel's media after Affiliated
@@ -290,20 +299,8 @@ async def media_part(run: ClusterRun, plan: relay.Plan, params: Params) -> dict[
 # --- the whole run -----------------------------------------------------------------------------
 
 
-_COMPARE: Final = {
-    ">=": lambda value, target: value >= target,
-    "<=": lambda value, target: value <= target,
-    "==": lambda value, target: value == target,
-}
-
-
 def _goals(results: dict[str, Any], nodes_with_listeners: int) -> dict[str, dict[str, Any]]:
-    goals = {}
-    for key, (op, target) in goals_for(nodes_with_listeners).items():
-        value = results[key]
-        met = None if value is None else _COMPARE[op](value, target)
-        goals[key] = {"goal": f"{op} {target:g}", "value": value, "met": met}
-    return goals
+    return judged(goals_for(nodes_with_listeners), results)
 
 
 def _log_tails(work_dir: Path) -> str:
@@ -360,12 +357,7 @@ def measure(params: Params) -> dict[str, Any]:
 
 
 def _human(results: dict[str, Any]) -> str:
-    lines = []
-    for key, goal in results["goals"].items():
-        value = goal["value"]
-        shown = "-" if value is None else f"{value:,.3f}"
-        verdict = {True: "met", False: "MISSED", None: "n/a"}[goal["met"]]
-        lines.append(f"{key:32} {shown:>12}   goal {goal['goal']:>6}  {verdict}")
+    lines = goal_lines(results["goals"], (32, 12, 6), 3)
     lines.append(f"fwd_pkts_per_cpu_s {results['fwd_pkts_per_cpu_s']:,.0f}")
     lines.append(f"elapsed {results['elapsed_s']:.1f} s")
     return "\n".join(lines)

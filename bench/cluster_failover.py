@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from bench.relay import BenchError, Plan
+from bench.processes import BenchError
+from bench.relay import Plan
 from crypto.bundle import CredentialBundle
 from crypto.epoch import new_epoch_key, wrap_epoch
 from crypto.identity import Credential, DeviceKeys, Role

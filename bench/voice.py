@@ -71,7 +71,7 @@ from typing import Any, Final
 import numpy as np
 
 from bench.impairment import CLEAN, Impairment, ImpairmentProxy
-from bench.relay import RelayProcess, relay_process
+from bench.processes import RelayProcess, relay_process
 from bench.speech_quality import speech_quality
 from bench.voice_figures import FRAME_MS, Burst, frames_of, loss_pct, mean, sent_audio, summarise
 from bench.voice_variants import VARIANTS, apply_variant

@@ -42,7 +42,8 @@ from typing import Any, Final
 from websockets.asyncio.client import connect as ws_connect
 
 from bench.loadgen import raise_fd_limit
-from bench.relay import BenchError, Params, RelayProcess, make_org, relay_process
+from bench.processes import BenchError, RelayProcess, relay_process
+from bench.relay import Params, make_org
 
 KINDS: Final = ("tcp", "tls", "ws", "garbage")
 STEP_TIMEOUT: Final = 30.0

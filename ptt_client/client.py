@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
-from crypto.identity import Credential, DeviceKeys
+from crypto.identity import DeviceKeys
 from ptt_client import events
 from ptt_client.broadcast_calls import BroadcastCalls
 from ptt_client.calls.manager import PrivateCalls
@@ -39,6 +39,7 @@ from ptt_client.errors import ClientError, PinnedCertificateError, connection_fa
 from ptt_client.event_stream import EventStream
 from ptt_client.floor_view import FloorView
 from ptt_client.media_path import KEEPALIVE_INTERVAL, MediaPath
+from ptt_client.officer_reports import OfficerReports
 from ptt_client.patch_orders import check_patch, renewals, stale_patches
 from ptt_client.protection import ProtectionState
 from ptt_client.reception import Reception
@@ -79,7 +80,7 @@ BURST_CHECK_INTERVAL: Final = 0.5
 """Seconds between checks that every frame played is covered by its talker's statement."""
 
 
-class RadioClient(BroadcastCalls, SessionView, EventStream):
+class RadioClient(BroadcastCalls, OfficerReports, SessionView, EventStream):
     """One device's connection to the relay. Start it, then call its methods; read its events
     (:class:`ptt_client.event_stream.EventStream`)."""
 
@@ -514,61 +515,6 @@ class RadioClient(BroadcastCalls, SessionView, EventStream):
         """The user has seen the text ``message_id``: send its sender a read receipt (after
         the next login if the radio is offline now)."""
         await self.texts.mark_read(message_id)
-
-    async def set_status(self, status: str) -> None:
-        await self._run_effects(self.core.set_status(status))
-
-    async def send_location(self, lat: float, lon: float) -> None:
-        """Report a position, sealed for dispatchers (the server stores only ciphertext)."""
-        sealed = self.keyring.seal_location(self.selected, lat, lon)
-        if sealed is not None:
-            await self._send(control.LocationReport(sealed_location=sealed))
-
-    async def raise_emergency(
-        self,
-        lat: float | None = None,
-        lon: float | None = None,
-        *,
-        peril: bool = False,
-        channel_id: int | None = None,
-    ) -> bytes:
-        """Raise an emergency alert (``peril``: an imminent-peril one) on ``channel_id`` (the
-        selected one by default); floor requests get its priority until it is cancelled."""
-        alert_id = secrets.token_bytes(control.MESSAGE_ID_SIZE)
-        channel = channel_id if channel_id is not None else self.selected
-        located = lat is not None and lon is not None
-        sealed = self.keyring.seal_location(channel, lat, lon) if located else None
-        alert = control.EmergencyAlert(
-            alert_id=alert_id,
-            user_id=self.user_id,
-            channel_id=channel or 0,
-            sealed_location=sealed,
-            raised_at=time.time(),
-            kind=control.ALERT_IMMINENT_PERIL if peril else control.ALERT_EMERGENCY,
-        )
-        await self._run_effects(self.core.raise_emergency(alert))
-        return alert_id
-
-    async def cancel_emergency(self, alert_id: bytes | None = None) -> None:
-        await self._run_effects(self.core.cancel_emergency(alert_id))
-
-    async def acknowledge_emergency(self, alert_id: bytes) -> None:
-        await self._send(control.EmergencyAck(alert_id=alert_id, by_user=self.user_id))
-
-    async def subscribe_presence(self) -> None:
-        await self._send(control.PresenceSubscribe())
-
-    async def credential_of(self, user_id: str) -> Credential:
-        """The verified credential of ``user_id`` (asked from the server once, then cached)."""
-        known = self.keyring.credentials.get(user_id)
-        if known is not None:
-            return known
-        await self._send(control.CredentialRequest(user_ids=(user_id,)))
-        async with asyncio.timeout(5):
-            while user_id not in self.keyring.credentials:
-                await self.keyring.credentials_changed.wait()
-                self.keyring.credentials_changed.clear()
-        return self.keyring.credentials[user_id]
 
     async def send_message(self, message: control.Message) -> None:
         """Send any control message (the console's roster and key changes go this way)."""

@@ -24,30 +24,27 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from crypto.errors import CryptoError
-from crypto.identity import Credential, RevocationList, Role, TrustAnchor
+from crypto.identity import RevocationList, TrustAnchor
 from crypto.roster import RosterState
-from ptt_protocol import control, floor, media
-from ptt_server import gc_freeze, heap, prelogin, tls
+from ptt_protocol import control, floor
+from ptt_server import gc_freeze, heap, login, prelogin, tls
 from ptt_server.call_core import CallTable
 from ptt_server.channels import Channel
 from ptt_server.cluster.node import ClusterNode, join_cluster
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
-from ptt_server.handlers import HANDLERS, calls, initial, keys, presence
+from ptt_server.handlers import HANDLERS, calls, keys, presence
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
 from ptt_server.policy import Refusal, Refused
 from ptt_server.relay import MediaRelay
-from ptt_server.session_core import Dispatch, LoginAttempt, RateLimits, ServerSessionCore
+from ptt_server.session_core import Dispatch, RateLimits, ServerSessionCore
 from ptt_server.sessions import (
-    OUTBOUND_QUEUE_LIMIT,
-    TOO_SLOW,
-    OutboundQueue,
     Session,
     SessionTable,
 )
 from ptt_server.startup import StartupError, bind_refused
-from ptt_server.store import Store, StoreError, User
+from ptt_server.store import Store, StoreError
 
 log = logging.getLogger("ptt_server")
 
@@ -350,7 +347,7 @@ class RelayServer:
     # --- connections -----------------------------------------------------------------------
 
     async def _handle_connection(self, ws: ServerConnection) -> None:
-        session = await self._login(ws)
+        session = await login.log_in(self, ws)
         if session is None:
             return
         try:
@@ -360,16 +357,18 @@ class RelayServer:
         except* (websockets.ConnectionClosed, OSError):
             pass
         finally:
-            await self._logout(session)
+            await self.logout(session)
 
-    async def _send_error(self, ws: ServerConnection, code: str, text: str) -> None:
+    async def send_error(self, ws: ServerConnection, code: str, text: str) -> None:
+        """Send an ``Error`` on ``ws`` (before a session exists, or instead of one)."""
         self.metrics.control_errors.labels(code).inc()
         with contextlib.suppress(websockets.ConnectionClosed):
             await ws.send(control.encode(control.Error(code=code, text=text)))
 
-    async def _login(self, ws: ServerConnection) -> Session | None:
-        now = self._loop_clock()
-        core = ServerSessionCore(
+    def session_core(self, now: float) -> ServerSessionCore:
+        """The pure core of a new connection's session (its nonce fresh), on this server's
+        trust anchor, certificate and rate limits."""
+        return ServerSessionCore(
             secrets.token_bytes(control.NONCE_SIZE),
             self.trust,
             self._tls_fingerprint_bytes,
@@ -377,127 +376,6 @@ class RelayServer:
             now,
             self.config.login_timeout,
         )
-        try:
-            await ws.send(control.encode(core.hello(time.time())))
-            # The gate closes the connection login_timeout after accept; this bounds the wait
-            # on its own as well (a connection the gate does not know, e.g. in a test).
-            async with asyncio.timeout(self.config.login_timeout):
-                raw = await ws.recv(decode=False)
-        except (TimeoutError, websockets.ConnectionClosed):
-            return None
-        verdict = core.receive(raw, self._loop_clock(), time.time())
-        if not isinstance(verdict, LoginAttempt):
-            assert isinstance(verdict, Refusal)
-            if verdict.code != control.ERROR_BAD_MESSAGE:
-                self.metrics.logins.labels("refused").inc()
-            await self._send_error(ws, verdict.code, verdict.text)
-            return None
-        credential = verdict.credential
-        now = time.time()
-        try:
-            enrolled = await self.store.get_user(credential.user_id)
-        except StoreError as exc:
-            log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
-            await self._send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
-            return None
-        if credential.role is Role.ADMIN and (
-            enrolled is None or enrolled.fingerprint != credential.fingerprint()
-        ):
-            # The org authority needs no enrolment: a root-issued admin credential is the
-            # authority itself (only the root's holder can make one), and its first login
-            # records it, so nobody has to write the relay's database by hand.
-            try:
-                await self.store.put_user(User.from_credential(credential, now))
-            except StoreError as exc:
-                log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
-                await self._send_error(
-                    ws, control.ERROR_INTERNAL, "server storage error: try again"
-                )
-                return None
-        elif enrolled is None or enrolled.fingerprint != credential.fingerprint():
-            self.metrics.logins.labels("refused").inc()
-            await self._send_error(
-                ws,
-                control.ERROR_AUTH_FAILED,
-                f"{credential.user_id!r} is not enrolled on this server with this device:"
-                f" ask an operator to run `ptt-admin enroll {credential.user_id}`",
-            )
-            return None
-        prelogin.logged_in(ws)  # a verified, enrolled device: no longer held to the pre-login cap
-        core.logged_in(credential)
-        session, hop_key = self._new_session(ws, credential, core)
-        previous = self.sessions.add(session)
-        if self.cluster is not None:
-            await self.cluster.user_online(session)
-        if previous is not None:
-            previous.send(
-                control.Error(
-                    code=control.ERROR_LOGGED_IN_ELSEWHERE,
-                    text=f"{credential.user_id!r} logged in again from another connection"
-                    f" (device {credential.device_id!r}): this one is closed; if that was not"
-                    " you, report the device lost (`ptt-admin revoke`)",
-                ),
-                urgent=True,
-            )
-            previous.close("logged in from another connection")
-            self.dispatchers.discard(previous)  # its _logout finds it replaced and returns early
-            await self._leave_channels(previous)
-            await calls.session_closed(self, previous)
-        self.metrics.logins.labels("ok").inc()
-        self.metrics.sessions.set(len(self.sessions))
-        if credential.is_key_manager():
-            self.dispatchers.add(session)
-        session.send(
-            control.LoginOk(
-                user_id=credential.user_id,
-                session_index=session.session_index,
-                hop_key=hop_key,
-                media_port=self.media_port,
-                media_host=self.config.public_host,
-                server_time=time.time(),
-                heartbeat_interval=self.config.heartbeat_interval,
-            ),
-            urgent=True,  # always the first message of a session, whatever else is urgent
-        )
-        try:
-            await initial.send_initial_state(self, session)
-            await presence.set_presence(self, session, online=True)
-        except StoreError as exc:
-            log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
-            session.closing_reason = "server storage error"
-            await self._logout(session)
-            await self._send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
-            return None
-        log.info(
-            "login", extra={"fields": {"user": credential.user_id, "device": credential.device_id}}
-        )
-        return session
-
-    def _new_session(
-        self, ws: ServerConnection, credential: Credential, core: ServerSessionCore
-    ) -> tuple[Session, bytes]:
-        """A session and its hop secret (sent once in LoginOk, never kept elsewhere)."""
-        hop_key = secrets.token_bytes(media.HOP_KEY_SIZE)
-        index = self.sessions.new_index()
-        outbound = OutboundQueue(OUTBOUND_QUEUE_LIMIT)
-
-        def close(reason: str) -> None:
-            session.closing_reason = reason
-            if reason == TOO_SLOW or outbound.full():
-                # Only a client that stopped reading fills the queue: the writer is stuck in
-                # a send and would never see the close, so drop the connection now.
-                ws.transport.abort()
-            # The writer sends what is queued, then closes the connection.
-            outbound.close()
-
-        session = Session(
-            credential=credential,
-            hop=media.HopSession(index, hop_key, "server"),
-            outbound=outbound,
-            core=core,
-            close=close,
-        )
-        return session, hop_key
 
     async def _writer(self, ws: ServerConnection, session: Session) -> None:
         queue = session.outbound
@@ -557,7 +435,7 @@ class RelayServer:
         if not session.closing_reason:
             session.close("connection closed by the client")
 
-    async def _logout(self, session: Session) -> None:
+    async def logout(self, session: Session) -> None:
         if not self.sessions.remove(session):
             return
         if self._gc is not None:
@@ -565,7 +443,7 @@ class RelayServer:
         if self.cluster is not None:
             await self.cluster.user_offline(session.user_id)
         self.dispatchers.discard(session)
-        await self._leave_channels(session)
+        await self.leave_channels(session)
         await calls.session_closed(self, session)
         self.metrics.sessions.set(len(self.sessions))
         if session.presence_flush is not None:
@@ -578,7 +456,8 @@ class RelayServer:
             "logout", extra={"fields": {"user": session.user_id, "reason": session.closing_reason}}
         )
 
-    async def _leave_channels(self, session: Session) -> None:
+    async def leave_channels(self, session: Session) -> None:
+        """Take ``session`` off every channel it listens on (it ended or was replaced)."""
         now = self._loop_clock()
         for channel_id in list(session.affiliated):
             channel = self.channels.get(channel_id)

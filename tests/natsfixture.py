@@ -128,8 +128,10 @@ class NatsServer:
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_S
-        # nats-server writes its ports file once it accepts clients: wait for that event.
-        # The file may be seen before its contents are written: it counts once it parses.
+        # nats-server writes its ports file once it accepts clients: that is the event. It is
+        # another process's file, and nothing tells this one when it appears, so it is polled
+        # (20 ms, with a deadline that only stops a broken start from hanging); the file may
+        # be seen before its contents are written: it counts once it parses.
         while (ports := _ports(ports_dir)) is None:
             if self._process.poll() is not None:
                 tail = self.log_tail()

@@ -48,7 +48,7 @@ for _sequence, _frame in _SENT:
     _SIGNER.add(_sequence, _frame)
 _STATEMENT = _SIGNER.sign(T0, end=True)
 
-# A login: what the server checks against the credential (ptt_server.server._login).
+# A login: what the server checks against the credential (ptt_server.login.log_in).
 _SERVER_NONCE = bytes(range(32))
 _CLIENT_NONCE = bytes(range(32, 64))
 _TLS_FINGERPRINT = bytes(range(64, 96))

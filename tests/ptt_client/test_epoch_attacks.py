@@ -6,7 +6,7 @@ that helps a dispatcher does not: the radio itself must not let an epoch made fo
 old roster (one that still listed that dispatcher) become the key it talks under, nor
 let a key numbered far ahead make every later, honest rekey "too old to matter".
 Real relay, real radios, real admin commands; the relay's help is
-:func:`tests.ptt_client.test_e2e_promises.relay_says`.
+:func:`tests.ptt_client.relay_adversary.relay_says`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ptt_admin.session import connect
 from ptt_client import channel_admin, events
 from ptt_client.client import RadioClient
 from ptt_protocol import control
-from tests.ptt_client.test_e2e_promises import handled, of, relay_says
+from tests.ptt_client.relay_adversary import handled, of, relay_says
 from tests.tui.org import Field, keys_for, online, open_field, stop
 
 

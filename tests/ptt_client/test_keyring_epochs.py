@@ -17,7 +17,7 @@ from ptt_protocol import control
 from ptt_server.server import RelayServer
 from tests.credentials import Issued, bundle_for, issue
 from tests.orgfixture import Org
-from tests.ptt_client.test_e2e_promises import radios, relay_says
+from tests.ptt_client.relay_adversary import radios, relay_says
 
 T0 = 1_900_000_000.0
 ROOT = OrgRoot.generate()

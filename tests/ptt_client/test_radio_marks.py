@@ -11,7 +11,7 @@ from ptt_client.audio import NullOutput
 from ptt_client.client import FloorView, RadioClient
 from ptt_client.radio import Console, Radio
 from tests.credentials import bundle_for
-from tests.ptt_client.test_e2e_promises import _BOB, _CHANNEL, _ROOT
+from tests.ptt_client.keyring_org import BOB, CHANNEL, ROOT
 
 
 def not_opened() -> object:
@@ -20,10 +20,10 @@ def not_opened() -> object:
 
 @pytest.fixture
 async def radio() -> Radio:
-    client = RadioClient(bundle_for(_ROOT, _BOB), _BOB[0])  # never started
-    client.channels[_CHANNEL] = "patrol"
-    client.affiliated.add(_CHANNEL)
-    client.selected = _CHANNEL
+    client = RadioClient(bundle_for(ROOT, BOB), BOB[0])  # never started
+    client.channels[CHANNEL] = "patrol"
+    client.affiliated.add(CHANNEL)
+    client.selected = CHANNEL
     return Radio(
         client,
         open_input=not_opened,  # type: ignore[arg-type]
@@ -33,27 +33,27 @@ async def radio() -> Radio:
 
 
 def hearing(radio: Radio, burst: int) -> None:
-    radio.client.floors[_CHANNEL] = FloorView(state="taken", talker="alice", burst_id=burst)
+    radio.client.floors[CHANNEL] = FloorView(state="taken", talker="alice", burst_id=burst)
 
 
 @pytest.mark.parametrize(
     "withdrawn",
     [
-        events.TalkerUnverified(_CHANNEL, "alice", 5, "1 frame(s) not covered"),
-        events.ForgedAudio(_CHANNEL, "alice", 5, "frames 3 do not match"),
+        events.TalkerUnverified(CHANNEL, "alice", 5, "1 frame(s) not covered"),
+        events.ForgedAudio(CHANNEL, "alice", 5, "frames 3 do not match"),
     ],
 )
 async def test_the_mark_is_withdrawn_for_the_rest_of_the_burst(
     radio: Radio, withdrawn: object
 ) -> None:
     hearing(radio, 5)
-    radio._on_event(events.TalkerVerified(_CHANNEL, "alice", "Alice", 5))
+    radio._on_event(events.TalkerVerified(CHANNEL, "alice", "Alice", 5))
     assert radio.view().verified
     radio._on_event(withdrawn)
     assert not radio.view().verified
     assert "WARNING: audio claimed as alice" in radio.console.out.getvalue()  # type: ignore[attr-defined]
-    radio._on_event(events.TalkerVerified(_CHANNEL, "alice", "Alice", 5))  # later frames
+    radio._on_event(events.TalkerVerified(CHANNEL, "alice", "Alice", 5))  # later frames
     assert not radio.view().verified
     hearing(radio, 6)
-    radio._on_event(events.TalkerVerified(_CHANNEL, "alice", "Alice", 6))
+    radio._on_event(events.TalkerVerified(CHANNEL, "alice", "Alice", 6))
     assert radio.view().verified

@@ -24,8 +24,8 @@ from ptt_client.voice import Player, Transmitter
 from ptt_protocol import control, media, repeats
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org, start_server
+from tests.ptt_client.relay_adversary import handled, of, radios, relay_forwards, take_floor
 from tests.ptt_client.speech import long_recording
-from tests.ptt_client.test_e2e_promises import handled, of, radios, relay_forwards, take_floor
 from tests.tui.org import bursts_stored
 
 GUARD_S = 20.0

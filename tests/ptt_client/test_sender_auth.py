@@ -41,7 +41,7 @@ from ptt_client.client import RadioClient
 from ptt_protocol import control, floor, media
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
-from tests.ptt_client.test_e2e_promises import radio, relay_forwards, take_floor
+from tests.ptt_client.relay_adversary import radio, relay_forwards, take_floor
 
 TIMEOUT = 5.0
 
@@ -106,7 +106,7 @@ async def gated_radio(
     org: Org, server: RelayServer, user: str, port: int
 ) -> tuple[RadioClient, Seen]:
     """A radio whose control connection goes through the gate at ``port`` and whose media is
-    UDP straight to the relay; joined like ``test_e2e_promises.radio``. Returns it and the
+    UDP straight to the relay; joined like ``relay_adversary.radio``. Returns it and the
     list every event it reports is appended to."""
     bundle = msgspec.structs.replace(org.bundle(user, server), server_url=f"wss://127.0.0.1:{port}")
     client = RadioClient(bundle, DeviceKeys.import_(bundle.device_keys), use_udp=True)

@@ -35,8 +35,8 @@ from ptt_client.session_core import (
 from ptt_protocol import control
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.login import login_statement
-from tests.ptt_client.test_e2e_promises import _ALICE as _ALICE_KEYS
-from tests.ptt_client.test_e2e_promises import _DISP as _DISP_KEYS
+from tests.ptt_client.keyring_org import ALICE as _ALICE_KEYS
+from tests.ptt_client.keyring_org import DISP as _DISP_KEYS
 
 CH = 7
 OTHER = 8

@@ -14,15 +14,10 @@ from ptt_protocol.floor import (
     FloorRevoke,
     FloorTaken,
     Priority,
-    RevokeCause,
 )
+from tests.ptt_protocol.floor_inputs import DISPATCHER, EMERGENCY, OFFICER, PERIL, PRE_EMPTED
 
-OFFICER = Priority.OFFICER
-DISPATCHER = Priority.DISPATCHER
-PERIL = Priority.IMMINENT_PERIL
-EMERGENCY = Priority.EMERGENCY
 IN_PROGRESS = DenyCause.BROADCAST_IN_PROGRESS
-PRE_EMPTED = RevokeCause.MEDIA_BURST_PRE_EMPTED
 
 
 def broadcasting(holder: str = "disp", now: float = 0.0) -> FloorControl:

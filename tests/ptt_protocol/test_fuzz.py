@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from ptt_protocol import control, media
 from ptt_protocol.errors import ProtocolError
 from ptt_protocol.media import KEEPALIVE, HopSession, peek_session_index, unpack_inner
-from tests.ptt_protocol.test_control import any_message
+from tests.ptt_protocol.control_schema import any_message
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ADDRESS = ("198.51.100.7", 40000)

@@ -207,15 +207,17 @@ async def test_roaming_moves_media_to_new_socket(org: Org, server: RelayServer) 
         await bob.open_udp()
         new_via = bob.via
         assert new_via != old_via
-        loop = asyncio.get_running_loop()
-        # Read before the keepalive goes: the relay can only start its probe after this, so
-        # the bound below is one no load can break (a late read could make it look early).
-        probed_at = loop.time()
+        # A timer for most of the probe's wait, armed before the keepalive goes: the relay
+        # can only arm its probe's timer after this one, for longer, on the same loop. Had
+        # it moved bob before this fired, it did not wait for the probe: an order of two
+        # events that load can delay but not swap (no clock is read).
+        waited = asyncio.Event()
+        asyncio.get_running_loop().call_later(media.ROAM_PROBE_TIMEOUT * 0.9, waited.set)
         answer = await bob.keepalive()
         assert answer.via == new_via  # answered on the path it came from, at once
         await bob.wait_moved()
         # The relay probed the old address and waited for its answer before moving.
-        assert loop.time() - probed_at >= media.ROAM_PROBE_TIMEOUT * 0.9
+        assert waited.is_set()
         assert server.metrics.relay.roam_probes == 1
         assert server.metrics.relay.roam_moves == 1
         for seq in range(1, 6):

@@ -237,6 +237,8 @@ async def test_a_write_acknowledged_before_a_restart_is_kept_and_one_issued_duri
         # Like a crash (no shutdown checkpoint): recovery replays the log at the next start.
         await asyncio.to_thread(pg_server.stop, "immediate")
         during = asyncio.create_task(store.create_channel("during", 2.0))
+        # Polled: the store counts a failed connect on its own thread and logs nothing per
+        # attempt (its retry loop must stay quiet while PostgreSQL is down for minutes).
         await until(lambda: store.failed_connects > 0, "the store retrying to connect")
         assert not during.done()
         await asyncio.to_thread(pg_server.start)

@@ -22,6 +22,7 @@ from ptt_client.audio import NullOutput, WavFileInput, WavFileOutput
 from ptt_client.client import RadioClient
 from ptt_client.voice import Transmitter
 from ptt_protocol import control
+from tests.logwatch import watching
 from tests.ptt_client.speech import long_recording
 from tests.tui.org import Field, recorded
 from tui.app import DispatchApp
@@ -447,7 +448,11 @@ async def test_a_pre_empted_dispatcher_who_presses_space_to_stop_stays_off_the_a
     patrol = field.channels["patrol"]
     recording = long_recording(tmp_path / "long.wav", 12.0)
     app = console(field, tmp_path, talk_file=recording)
-    async with app.run_test(size=(80, 24)) as pilot, officers(field, "alice") as (alice,):
+    async with (
+        app.run_test(size=(80, 24)) as pilot,
+        officers(field, "alice") as (alice,),
+        watching() as logs,
+    ):
         await monitoring(pilot, app, patrol)
         await alice.affiliate(patrol)
         await alice.wait_for(events.KeysUpdated, lambda e: e.channel_id == patrol)
@@ -495,14 +500,11 @@ async def test_a_pre_empted_dispatcher_who_presses_space_to_stop_stays_off_the_a
         assert len(grants) == 1, "the server put the dispatcher back on air"
         assert field.server.channels[patrol].floor.holder is None
 
-        async def logged() -> list[control.BurstInfo]:
-            bursts = await channel_admin.recall(alice, patrol, 10)
-            return bursts if any(b.talker == "alice" and b.duration > 0 for b in bursts) else []
-
-        deadline = time.monotonic() + 5
-        while not (bursts := await logged()):
-            assert time.monotonic() < deadline, "the emergency burst was never logged"
-            await pilot.pause(0.1)
+        # The burst's log entry is written on the store's thread once the burst ends; the server
+        # logs "talk burst" after that write: wait for alice's line, then read the log once.
+        await logs.until(lambda: logs.has("talk burst", talker="alice"), "alice's burst logged")
+        bursts = await channel_admin.recall(alice, patrol, 10)
+        assert any(b.talker == "alice" and b.duration > 0 for b in bursts), bursts
         assert [b.talker for b in bursts] == ["alice", "disp"]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import msgspec
 import nats
@@ -36,6 +36,7 @@ from ptt_protocol import control, media
 from ptt_server.cluster import news, wire
 from ptt_server.server import RelayServer
 from tests.clusterfixture import Cluster
+from tests.logwatch import LogWatch, watching
 from tests.ptt_server.cluster.test_cluster_garbage import refused
 from tests.ptt_server.rawclient import kid_of
 
@@ -49,14 +50,12 @@ async def stranger(cluster: Cluster) -> AsyncIterator[NATS]:
         await bus.close()
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition`` until it holds (the bus delivers asynchronously), 10 s at most."""
-    try:
-        async with asyncio.timeout(10):
-            while not condition():  # noqa: ASYNC110 - counters and mirrors have no event to wait on
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"never happened: {what}") from None
+@pytest.fixture
+async def logs() -> AsyncIterator[LogWatch]:
+    """The nodes' log lines: a refused bus message and a session's end are logged as they
+    happen, which is what these tests wait on."""
+    async with watching() as watch:
+        yield watch
 
 
 def collected(radio: RadioClient) -> list[object]:
@@ -98,18 +97,23 @@ async def test_injected_or_replayed_bus_media_is_never_played_as_a_member(
     # Bob's own frames, from the bus: he is logged in on node 1, so they are not his node's.
     local = dropped(node1, "bus_local_talker")
     await stranger.publish(frame.subject, wire.pack_media("bob", inner))
-    await stranger.flush()
-    # The open bus carried all of it to node 1, which forwarded the replays and the forgery
-    # (they pass every check a relay can make without keys) ...
-    await until(lambda: node1.metrics.relay.bus_received_packets == received + 4, "fan-out")
-    await until(lambda: dropped(node1, "bus_local_talker") == local + 1, "bob's refused")
-    # ... and bob's radio refused the forgery and played the replayed frame only once.
+    await stranger.flush()  # the bus has all five before alice's next frame
+    # Bob's radio refused the forgery ...
     rejected = await bob.wait_for(events.VoiceRejected)
     assert "frame refused" in rejected.reason
+    # ... and played the replayed frame only once. Alice's second frame is also the marker:
+    # node 1 handles its media subscription's messages one by one in the order the bus
+    # delivers them, and the bus had the stranger's five (flushed) before it, so with it
+    # played node 1 has handled all of them.
     assert await alice.send_voice(b"second")
     await bob.wait_for(events.VoiceFrame, lambda f: f.opus == b"second")
     played = [e.opus for e in heard if isinstance(e, events.VoiceFrame)]
     assert played == [b"first", b"second"]
+    # The open bus carried all of it to node 1, which forwarded the replays and the forgery
+    # (they pass every check a relay can make without keys), then alice's second frame, and
+    # refused bob's own.
+    assert node1.metrics.relay.bus_received_packets == received + 4 + 1
+    assert dropped(node1, "bus_local_talker") == local + 1
 
 
 async def test_forged_floor_inputs_for_the_owners_users_are_refused_for_others_obeyed(
@@ -119,7 +123,7 @@ async def test_forged_floor_inputs_for_the_owners_users_are_refused_for_others_o
     alice = await cluster.radio("alice", 0)
     bob = await cluster.radio("bob", 1)
     carol = await cluster.radio("carol", 2)
-    bob_seen, carol_seen = collected(bob), collected(carol)
+    carol_seen = collected(carol)
     await alice.press()  # node 0 takes the floor's lease
     await alice.wait_for(control.FloorGranted)
     await alice.release()
@@ -136,16 +140,13 @@ async def test_forged_floor_inputs_for_the_owners_users_are_refused_for_others_o
     as_carol = wire.FloorOp(action="request", channel_id=cid, user_id="carol", node="node2")
     await stranger.request(wire.floor_subject(cid), wire.encode(as_carol), timeout=5)
     assert owner.channels[cid].floor.holder == "carol"
-    await until(
-        lambda: any(isinstance(e, control.FloorTaken) and e.user_id == "carol" for e in bob_seen),
-        "bob shown carol talking",
-    )
+    await bob.wait_for(control.FloorTaken, lambda e: e.user_id == "carol")  # shown her talking
     # Her radio had not asked: it does not take the grant for a press of its own.
     assert not any(isinstance(e, control.FloorGranted) for e in carol_seen)
 
 
 async def test_forged_floor_news_from_a_non_owner_is_refused_under_the_owners_name_obeyed(
-    cluster: Cluster, stranger: NATS
+    cluster: Cluster, stranger: NATS, logs: LogWatch
 ) -> None:
     cid = cluster.org.channel_id
     alice = await cluster.radio("alice", 0)
@@ -159,7 +160,7 @@ async def test_forged_floor_news_from_a_non_owner_is_refused_under_the_owners_na
     before = refused(cluster.nodes[1])["news"]
     forged = wire.FloorNews(channel_id=cid, owner="intruder", sequence=1, holder="bob", burst_id=99)
     await stranger.publish(wire.news_subject(cid), wire.encode(forged))
-    await until(lambda: refused(cluster.nodes[1])["news"] == before + 1, "news refused")
+    await logs.until(lambda: refused(cluster.nodes[1])["news"] == before + 1, "news refused")
     assert channel.mirror.holder is None  # the lease bucket names node 0, not "intruder"
     # Under the owner's own name, news cannot be told from the owner's: only an honest bus
     # keeps it out. Here node 1 takes bob as the talker (and would forward his media).
@@ -167,11 +168,15 @@ async def test_forged_floor_news_from_a_non_owner_is_refused_under_the_owners_na
         channel_id=cid, owner="node0", sequence=10**9, holder="bob", burst_id=99
     )
     await stranger.publish(wire.news_subject(cid), wire.encode(as_owner))
-    await until(lambda: channel.mirror is not None and channel.mirror.holder == "bob", "obeyed")
+    # Then a marker node 1 refuses (and logs) as it reads it: it handles its news
+    # subscription's messages one by one, in order, so by then it has handled the news.
+    await stranger.publish(wire.news_subject(cid), b"marker: not floor news")
+    await logs.until(lambda: refused(cluster.nodes[1])["news"] == before + 2, "marker refused")
+    assert channel.mirror is not None and channel.mirror.holder == "bob"
 
 
 async def test_a_forged_login_event_ends_a_session_on_an_open_bus(
-    cluster: Cluster, stranger: NATS
+    cluster: Cluster, stranger: NATS, logs: LogWatch
 ) -> None:
     bob = await cluster.radio("bob", 1)
     login = news.LoginNews(
@@ -183,4 +188,4 @@ async def test_a_forged_login_event_ends_a_session_on_an_open_bus(
     await stranger.publish(wire.EVENTS_SUBJECT, wire.encode(event))
     error = await bob.wait_for(control.Error)
     assert error.code == control.ERROR_LOGGED_IN_ELSEWHERE  # only an honest bus prevents it
-    await until(lambda: "bob" not in cluster.nodes[1].sessions.by_user, "session ended")
+    await logs.until(lambda: "bob" not in cluster.nodes[1].sessions.by_user, "session ended")
