@@ -41,7 +41,7 @@ from ptt_client.voice import Player
 from ptt_protocol import control, media
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org
-from tests.ptt_client.test_e2e_promises import radio, take_floor
+from tests.ptt_client.relay_adversary import radio, take_floor
 from tests.ptt_client.test_sender_auth import (
     Seen,
     control_gate,
