@@ -8,6 +8,10 @@ files first and refuses, changing nothing:
 * the main file is missing while its ``-wal`` or ``-shm`` is there;
 * the main file is empty while its ``-wal`` is not;
 * the ``-wal`` holds committed frames that recovery would drop (``sqlite_wal.check_wal``);
+* the ``-shm`` index witnesses committed frames that the ``-wal`` no longer holds: a log
+  truncated, emptied, deleted or swapped for another (``sqlite_shm.check_against_log``);
+* the database or its ``-wal`` or ``-shm`` is a symbolic link: SQLite would put the log
+  next to the link's target, where these checks and the directory lock do not look;
 * the directory or one of the files belongs to another user (``datadir.check_owner``).
 
 ``read_only`` opens the database for the store's own checks without writing: ``immutable``
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptt_server import datadir
+from ptt_server.sqlite_shm import check_against_log, parse_shm
 from ptt_server.sqlite_wal import WalVerdict, check_wal
 
 __all__ = ["DamagedFilesError", "DatabaseFiles", "create", "inspect", "read_only", "secure"]
@@ -70,11 +75,18 @@ def sibling(path: Path, suffix: str) -> Path:
 
 def _size(path: Path) -> int | None:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise datadir.DataDirError(f"cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        # SQLite resolves the link and keeps the -wal and -shm beside its target, where
+        # neither these checks nor the data directory's lock and modes reach.
+        raise datadir.DataDirError(
+            f"{path} is a symbolic link: put the real file there (or point data_dir at the "
+            f"directory that holds the database); nothing was changed"
+        )
     if not stat.S_ISREG(st.st_mode):
         raise datadir.DataDirError(
             f"database path {path} is not a regular file; move it away or choose another data_dir"
@@ -109,8 +121,12 @@ def inspect(path: Path) -> DatabaseFiles:
             f"modified. {restore}"
         )
     frames = 0
-    if wal_size:
-        verdict = _judge_log(wal)
+    if main_size and (wal_size is not None or shm_size is not None):
+        verdict, witnessed = _judge_log(wal, shm)
+        accept = (
+            f"; or, to accept that loss, copy the three files aside, then run "
+            f"`sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
+        )
         if not verdict.safe:
             loss = (
                 f"keep frames 1-{verdict.kept} and silently drop the commits after them"
@@ -119,34 +135,48 @@ def inspect(path: Path) -> DatabaseFiles:
             )
             raise DamagedFilesError(
                 f"the write-ahead log {wal} is damaged: {verdict.problem}; on open SQLite "
-                f"would {loss}. Nothing was modified. {restore}; or, to accept that loss, "
-                f"copy the three files aside, then run "
-                f"`sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
+                f"would {loss}. Nothing was modified. {restore}{accept}"
+            )
+        if witnessed:
+            raise DamagedFilesError(
+                f"the write-ahead log {wal} has lost committed transactions: {shm.name} "
+                f"{witnessed}; on open SQLite would silently drop them. Nothing was "
+                f"modified. {restore}{accept}"
             )
         frames = verdict.frames
     return DatabaseFiles(path, main_size, frames, shm_size is not None)
 
 
-def _judge_log(wal: Path) -> WalVerdict:
-    """``check_wal`` of the log; a bad verdict counts only if a second read is identical.
+def _read(path: Path) -> bytes:
+    """The file's bytes; empty when it does not exist."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise datadir.DataDirError(f"cannot read {path}: {exc.strerror}") from None
 
-    Another process (``ptt-admin``, a running server) may be appending while we read, and
-    a read that overtakes its writes can look like a damaged frame. A log that keeps
-    changing has a live writer, and SQLite runs no recovery while one is connected: it is
-    then judged by its last read only if that looks sound.
+
+def _judge_log(wal: Path, shm: Path) -> tuple[WalVerdict, str]:
+    """``check_wal`` of the log, and what its index witnessed that the log no longer holds
+    (``sqlite_shm``); a bad verdict counts only if a second read is identical.
+
+    Another process (a server still running, ``sqlite3``) may be writing while we read,
+    and a read that overtakes its writes can look like damage. The index is read before
+    the log: SQLite writes a commit's frames before the index header that counts them. A
+    pair of files that keeps changing has a live writer, and SQLite runs no recovery while
+    one is connected: it is then judged by its last read only if that looks sound.
     """
-    previous: bytes | None = None
+    previous: tuple[bytes, bytes] | None = None
     verdict = WalVerdict(frames=0, kept=0)
     for _ in range(_STABLE_READS):
-        try:
-            data = wal.read_bytes()
-        except OSError as exc:
-            raise datadir.DataDirError(f"cannot read {wal}: {exc.strerror}") from None
+        index, data = _read(shm), _read(wal)
         verdict = check_wal(data)
-        if verdict.safe or data == previous:
-            return verdict
-        previous = data
-    return WalVerdict(frames=verdict.frames, kept=verdict.kept)  # a writer is at work
+        witnessed = check_against_log(parse_shm(index), data, verdict.kept)
+        if (verdict.safe and not witnessed) or (index, data) == previous:
+            return verdict, witnessed
+        previous = (index, data)
+    return WalVerdict(frames=verdict.frames, kept=verdict.kept), ""  # a writer is at work
 
 
 def read_only(files: DatabaseFiles) -> sqlite3.Connection:

@@ -76,6 +76,7 @@ class SqliteConnection:
 
 
 def _corrupt_message(path: Path, detail: str, with_log: bool = False) -> str:
+    detail = " ".join(detail.split())  # quick_check's report spans lines: keep one line
     if with_log:
         wal, shm = dbfiles.sibling(path, "-wal").name, dbfiles.sibling(path, "-shm").name
         return (
