@@ -11,6 +11,7 @@ mode exactly as it was.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import shutil
@@ -27,7 +28,10 @@ from ptt_server.sqlite_wal import FRAME_HEADER_SIZE, HEADER_SIZE, check_wal, par
 from ptt_server.store import Store
 from tests.orgfixture import Org
 from tests.ptt_server.test_cli_startup import (
+    START_TIMEOUT,
     TEXTS,
+    _command,
+    copy_database,
     refused_start,
     send_texts,
     start,
@@ -281,3 +285,66 @@ async def test_a_database_path_that_is_a_symbolic_link_is_refused(
     assert str(db) in line and "symbolic link" in line, line
     assert snapshot(crashed.data_dir) == before
     assert (snapshot(elsewhere) if elsewhere.exists() else None) == outside
+
+
+# --- the config file ----------------------------------------------------------------------------
+
+
+async def refused_config(data_dir: Path, text: bytes) -> str:
+    """Run ``ptt-server`` with ``text`` as its config file, expecting exit 2 and one line."""
+    config = data_dir.parent / f"{data_dir.name}-server.toml"  # the file _command passes
+    config.write_bytes(text)
+    process = await asyncio.create_subprocess_exec(
+        *_command(data_dir), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            banner = await process.stdout.readline()  # EOF once the process exits
+            if banner:  # it started: stop it the usual way, so what it did is on disk
+                process.send_signal(signal.SIGTERM)
+            err = await process.stderr.read()
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    texts = await texts_for_bob(copy_database(data_dir / DATABASE_NAME, copy_dir(data_dir)))
+    assert not banner, f"started instead of refusing; {texts} of {TEXTS} texts left"
+    assert process.returncode == 2, err
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ptt-server: "), lines
+    return lines[0]
+
+
+def copy_dir(data_dir: Path) -> Path:
+    return data_dir.parent / f"{data_dir.name}-copy"
+
+
+CONFIGS: dict[str, tuple[bytes, str]] = {
+    # what the file holds -> what the line must name
+    "no retention": (b"[server]\nmessage_retention_s = 0.0\n", "message_retention_s"),
+    "negative retention": (b"[server]\nmessage_retention_s = -1.0\n", "message_retention_s"),
+    "no recordings kept": (b"[server]\nrecording_retention_s = 0.0\n", "recording_retention_s"),
+    "nan": (b"[server]\nheartbeat_interval = nan\n", "heartbeat_interval"),
+    "negative rate": (b"[server]\nrate_messages_per_s = -5.0\n", "rate_messages_per_s"),
+    "TOML garbage": (b"[server\nlisten_port = \n", "not valid TOML"),
+    "not UTF-8": (b"\xff\xfe[server]\n", "not valid TOML"),
+    "wrong type": (b'[server]\nlisten_port = "7300"\n', "listen_port"),
+    "unknown key": (b"[server]\nmessage_retention = 60.0\n", "message_retention"),
+    "unknown table": (b"[srever]\nlisten_port = 7300\n", "srever"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIGS)
+async def test_a_bad_config_file_is_refused_and_loses_no_stored_text(
+    crashed: Org, case: str
+) -> None:
+    """A retention of 0 or less started and deleted every stored text at once (the server
+    prunes at start); a nan or a negative rate started too."""
+    text, named = CONFIGS[case]
+    before = snapshot(crashed.data_dir)
+    line = await refused_config(crashed.data_dir, text)
+    assert named in line, line
+    assert snapshot(crashed.data_dir) == before
+    assert await texts_for_bob(copy_dir(crashed.data_dir) / DATABASE_NAME) == TEXTS
