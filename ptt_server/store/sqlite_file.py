@@ -33,7 +33,10 @@ from ptt_server.store.schema import (
     NewerSchemaError,
     apply_migrations,
 )
+from ptt_server.store.users import sample_credentials
 
+_CREDENTIAL_SAMPLE = 16
+"""Stored credentials handed to ``vet_credentials``: enough to tell the org's root from another."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"  # sqlite.org/fileformat2.html#magic_header_string
 
 _T = TypeVar("_T")
@@ -94,8 +97,15 @@ def _corrupt_message(path: Path, detail: str, with_log: bool = False) -> str:
 class SqliteEngine:
     """The store's SQLite file, its checks on opening and its one connection."""
 
-    def __init__(self, path: Path, busy_timeout_s: float, exclusive: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout_s: float,
+        exclusive: bool,
+        vet_credentials: Callable[[list[bytes]], None] | None = None,
+    ) -> None:
         self.path = path
+        self._vet_credentials = vet_credentials
         self.location = str(path)
         self._exclusive = exclusive
         self._lock: datadir.DirectoryLock | None = None  # touched only on the store thread
@@ -118,7 +128,7 @@ class SqliteEngine:
                 self._lock = datadir.lock_directory(self.path.parent)
             files = dbfiles.inspect(self.path)
             if files.main_size:
-                _inspect_existing(files)
+                _inspect_existing(files, self._vet_credentials)
             # Every check passed: from here on files may change.
             dbfiles.secure(files)
             if not files.main_size:
@@ -227,8 +237,13 @@ def _too_new_message(path: Path, found: int) -> str:
     )
 
 
-def _inspect_existing(files: dbfiles.DatabaseFiles) -> None:
+def _inspect_existing(
+    files: dbfiles.DatabaseFiles, vet_credentials: Callable[[list[bytes]], None] | None
+) -> None:
     """Refuse a non-empty main file we must not open, reading only.
+
+    ``vet_credentials`` gets a sample of the stored credentials (``users.sample_credentials``)
+    once the file passed its checks, and raises to refuse it, before anything is written.
 
     ``dbfiles.read_only`` writes nothing and sees the commits in the -wal file when there
     are any: with a log, the main file alone may be half-way through a checkpoint and look
@@ -263,6 +278,8 @@ def _inspect_existing(files: dbfiles.DatabaseFiles) -> None:
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
             raise CorruptDatabaseError(_corrupt_message(path, "; ".join(problems), with_log))
+        if vet_credentials is not None and version >= 1:
+            vet_credentials(sample_credentials(SqliteConnection(conn), _CREDENTIAL_SAMPLE))
     except sqlite3.DatabaseError as exc:
         name = getattr(exc, "sqlite_errorname", "")
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):

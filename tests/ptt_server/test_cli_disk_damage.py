@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from ptt_server.config import DATABASE_NAME
+from crypto.identity import OrgRoot
+from ptt_server.config import DATABASE_NAME, org_root_path
 from ptt_server.sqlite_wal import FRAME_HEADER_SIZE, HEADER_SIZE, check_wal, parse_header
 from ptt_server.store import Store
 from tests.orgfixture import Org
@@ -348,3 +349,55 @@ async def test_a_bad_config_file_is_refused_and_loses_no_stored_text(
     assert named in line, line
     assert snapshot(crashed.data_dir) == before
     assert await texts_for_bob(copy_dir(crashed.data_dir) / DATABASE_NAME) == TEXTS
+
+
+# --- the org root -------------------------------------------------------------------------------
+
+
+def _flip_root(root: Path) -> None:
+    flip(root, 5)  # still 32 bytes: any 32 bytes decode as a key
+
+
+def _another_root(root: Path) -> None:
+    root.write_bytes(OrgRoot.generate().public_key_bytes())
+
+
+def _empty_root(root: Path) -> None:
+    os.truncate(root, 0)
+
+
+def _directory_root(root: Path) -> None:
+    root.unlink()
+    root.mkdir()
+
+
+ROOTS: dict[str, Callable[[Path], None]] = {
+    "a flipped byte": _flip_root,
+    "another organisation's": _another_root,
+    "empty": _empty_root,
+    "a directory": _directory_root,
+}
+
+
+@pytest.mark.parametrize("damage", ROOTS)
+async def test_a_damaged_org_root_is_refused_saying_how_to_reinstall_it(
+    crashed: Org, tmp_path: Path, damage: str
+) -> None:
+    """A flipped byte started a relay that refused every login as "another organisation's
+    root: enroll it here"; an empty or unreadable one said only "cannot read"."""
+    root = org_root_path(crashed.data_dir)
+    good = tmp_path.parent / f"{tmp_path.name}-root.pub"
+    good.write_bytes(root.read_bytes())  # the org authority's copy
+    ROOTS[damage](root)
+    before = snapshot(crashed.data_dir)
+    line = await refused_start(crashed.data_dir)
+    assert str(root) in line and "--org-root" in line and "ptt-admin" in line, line
+    assert snapshot(crashed.data_dir) == before
+    # What the line says to do works.
+    if root.is_dir():
+        root.rmdir()
+    else:
+        root.unlink()
+    server = await start(crashed.data_dir, "--org-root", str(good))
+    await stop(server)
+    assert await texts_for_bob(crashed.db_path) == TEXTS
