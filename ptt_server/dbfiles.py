@@ -36,7 +36,15 @@ from ptt_server import datadir
 from ptt_server.sqlite_shm import check_against_log, parse_shm
 from ptt_server.sqlite_wal import WalVerdict, check_wal
 
-__all__ = ["DamagedFilesError", "DatabaseFiles", "create", "inspect", "read_only", "secure"]
+__all__ = [
+    "DamagedFilesError",
+    "DatabaseFiles",
+    "OpenedFiles",
+    "create",
+    "inspect",
+    "read_only",
+    "secure",
+]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -215,3 +223,42 @@ def create(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedFiles:
+    """Which files (device and inode) the database and its -wal were when SQLite opened them.
+
+    SQLite keeps writing to the files it opened. If someone replaces or deletes one while
+    the server runs (a backup restored over it, ``rm``), every later commit goes to a file
+    no path leads to any more and is lost at the next start, acknowledged or not: SQLite
+    notices none of it. ``changed`` compares the paths with what was opened; the store calls
+    it before each commit (two ``stat`` calls) and refuses the commit when they differ.
+    """
+
+    opened: tuple[tuple[Path, int, int], ...]
+
+    @classmethod
+    def of(cls, path: Path) -> OpenedFiles:
+        """Record the database and its -wal (if SQLite made one) as they are now."""
+        found = []
+        for each in (path, sibling(path, "-wal")):
+            try:
+                st = os.stat(each)
+            except FileNotFoundError:
+                continue
+            found.append((each, st.st_dev, st.st_ino))
+        return cls(tuple(found))
+
+    def changed(self) -> str:
+        """How a path no longer leads to the file opened, in a few words; "" if none."""
+        for path, dev, ino in self.opened:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return f"{path.name} was deleted"
+            except OSError as exc:
+                return f"{path.name} cannot be looked at ({exc.strerror})"
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                return f"{path.name} was replaced by another file"
+        return ""

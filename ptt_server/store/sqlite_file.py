@@ -12,6 +12,7 @@ server opens its store ``exclusive``, locking the directory against a second ser
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,8 +46,12 @@ _T = TypeVar("_T")
 class SqliteConnection:
     """The SQLite connection as a ``store.connection.Connection``: statements pass through."""
 
-    def __init__(self, raw: sqlite3.Connection) -> None:
+    def __init__(self, raw: sqlite3.Connection, files: dbfiles.OpenedFiles | None = None) -> None:
         self.raw = raw
+        self.files = files
+        """The files opened, checked before each commit (None: the read-only checks)."""
+        self.saved: Path | None = None
+        """Where what this connection held was saved once its files were replaced."""
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> sqlite3.Cursor:
         return self.raw.execute(sql, params)
@@ -67,11 +72,36 @@ class SqliteConnection:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            changed = self.files.changed() if self.files is not None else ""
+            if changed:
+                conn.execute("ROLLBACK")
+                raise StoreError(self._replaced(changed))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _replaced(self, changed: str) -> str:
+        """Save what the connection holds (once) and say what to do, in one line."""
+        assert self.files is not None and self.files.opened
+        path = self.files.opened[0][0]
+        if self.saved is None:
+            saved = path.with_name(f"{path.name}.saved-{os.getpid()}")
+            fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dbfiles.FILE_MODE)
+            os.close(fd)
+            target = sqlite3.connect(saved)
+            try:
+                self.raw.backup(target)  # the file SQLite still has open, whole
+            finally:
+                target.close()
+            self.saved = saved
+        return (
+            f"database {path}: {changed} while the server ran, so nothing more is stored or "
+            f"acknowledged; what the server held is saved in {self.saved}. Stop the server, "
+            f"keep the database you want as {path.name} (move the other and its -wal and -shm "
+            f"away), and start again"
+        )
 
     def is_id_exhausted(self, exc: Exception) -> bool:
         # AUTOINCREMENT past the CHECK on channel_id fails that CHECK (schema V1).
@@ -175,7 +205,7 @@ class SqliteEngine:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"cannot open database {self.path}: {exc}") from exc
             raise
-        self._conn = SqliteConnection(conn)
+        self._conn = SqliteConnection(conn, dbfiles.OpenedFiles.of(self.path))
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
