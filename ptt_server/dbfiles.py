@@ -12,7 +12,8 @@ files first and refuses, changing nothing:
   truncated, emptied, deleted or swapped for another (``sqlite_shm.check_against_log``);
 * the database or its ``-wal`` or ``-shm`` is a symbolic link: SQLite would put the log
   next to the link's target, where these checks and the directory lock do not look;
-* the directory or one of the files belongs to another user (``datadir.check_owner``).
+* the directory or one of the files belongs to another user (``datadir.check_owner``) or
+  cannot be written (SQLite would open it read-only without a word).
 
 ``read_only`` opens the database for the store's own checks without writing: ``immutable``
 when there is no log to read, otherwise read-only with SQLite's ``-shm`` index opened
@@ -102,6 +103,21 @@ def _size(path: Path) -> int | None:
     return st.st_size
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse a file or directory the server could not write, if it exists.
+
+    SQLite opens a database it cannot write read-only without a word, and the relay would
+    then answer every text with a storage error. ``access`` sees modes, the immutable flag
+    and read-only mounts alike.
+    """
+    if os.path.lexists(path) and not os.access(path, os.W_OK):
+        raise datadir.DataDirError(
+            f"{path} cannot be written by this user (its mode, an immutable flag or a "
+            f"read-only file system): make it writable (chmod u+w, chattr -i, or mount it "
+            f"read-write), then start again; nothing was changed"
+        )
+
+
 def inspect(path: Path) -> DatabaseFiles:
     """Look at the database's files, reading only; raise if opening them would lose data.
 
@@ -112,6 +128,8 @@ def inspect(path: Path) -> DatabaseFiles:
     for each in (path.parent, path, wal, shm):
         datadir.check_owner(each)
     main_size, wal_size, shm_size = _size(path), _size(wal), _size(shm)
+    for each in (path.parent, path, wal, shm):
+        _check_writable(each)
     restore = (
         f"Restore {path.name}, {wal.name} and {shm.name} together from one backup, or move all "
         f"of them away to start with an empty store"

@@ -18,7 +18,8 @@ import shutil
 import signal
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -401,3 +402,36 @@ async def test_a_damaged_org_root_is_refused_saying_how_to_reinstall_it(
     server = await start(crashed.data_dir, "--org-root", str(good))
     await stop(server)
     assert await texts_for_bob(crashed.db_path) == TEXTS
+
+
+# --- files the server may not write ---------------------------------------------------------------
+
+
+@pytest.fixture
+def immutable(crashed: Org) -> Iterator[Callable[[Path], None]]:
+    """Make files immutable (``chattr +i``: even root cannot write them); undone after."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        made.append(path)
+
+    try:
+        yield make
+    finally:
+        for path in made:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize("which", ["the database", "its log"])
+async def test_a_database_the_server_cannot_write_is_refused_at_start(
+    crashed: Org, immutable: Callable[[Path], None], which: str
+) -> None:
+    """SQLite opens a file it cannot write read-only without a word: the relay started and
+    then answered every text with a storage error."""
+    db = crashed.db_path
+    immutable(db if which == "the database" else wal_of(db))
+    before = snapshot(crashed.data_dir)
+    line = await refused_start(crashed.data_dir)
+    assert "cannot be written" in line, line
+    assert snapshot(crashed.data_dir) == before
