@@ -87,21 +87,43 @@ class SqliteConnection:
         assert self.files is not None and self.files.opened
         path = self.files.opened[0][0]
         if self.saved is None:
-            saved = path.with_name(f"{path.name}.saved-{os.getpid()}")
-            fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dbfiles.FILE_MODE)
-            os.close(fd)
-            target = sqlite3.connect(saved)
             try:
-                self.raw.backup(target)  # the file SQLite still has open, whole
-            finally:
-                target.close()
-            self.saved = saved
+                self.saved = self._save_beside(path)
+            except (OSError, sqlite3.Error) as exc:
+                # The server's open file is then the only copy: /proc still reaches it.
+                return (
+                    f"database {path}: {changed} while the server ran, so nothing more is "
+                    f"stored or acknowledged, and what the server held could not be saved "
+                    f"({exc}): before stopping the server, copy out the files it still has "
+                    f"open, `cp /proc/{os.getpid()}/fd/N` for each {path.name} and -wal marked "
+                    f"deleted in `ls -l /proc/{os.getpid()}/fd`, as {path.name} and "
+                    f"{path.name}-wal"
+                )
         return (
             f"database {path}: {changed} while the server ran, so nothing more is stored or "
             f"acknowledged; what the server held is saved in {self.saved}. Stop the server, "
             f"keep the database you want as {path.name} (move the other and its -wal and -shm "
             f"away), and start again"
         )
+
+    def _save_beside(self, path: Path) -> Path:
+        """Copy the database SQLite has open, whole, to a new file next to ``path``."""
+        for attempt in range(1, 100):
+            saved = path.with_name(
+                f"{path.name}.saved-{os.getpid()}" + (f"-{attempt}" if attempt > 1 else "")
+            )
+            try:
+                fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dbfiles.FILE_MODE)
+            except FileExistsError:
+                continue  # never over another file
+            os.close(fd)
+            target = sqlite3.connect(saved)
+            try:
+                self.raw.backup(target)
+            finally:
+                target.close()
+            return saved
+        raise FileExistsError(f"{path.name}.saved-{os.getpid()}-* all exist")
 
     def is_id_exhausted(self, exc: Exception) -> bool:
         # AUTOINCREMENT past the CHECK on channel_id fails that CHECK (schema V1).

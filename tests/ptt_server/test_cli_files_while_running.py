@@ -96,3 +96,38 @@ async def test_a_database_changed_under_a_running_server_is_no_longer_acknowledg
     # Everything acknowledged is in the saved copy.
     copy = copy_database(saved, tmp_path.parent / f"{tmp_path.name}-saved")
     assert await texts_for_bob(copy) == BEFORE
+
+
+def copy_out_of_proc(pid: int, db: Path, into: Path) -> None:
+    """What the line says: cp each deleted database file the server has open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        for suffix in ("", "-wal"):
+            if target == f"{db}{suffix} (deleted)":
+                shutil.copyfile(fd, into / f"{db.name}{suffix}")
+
+
+async def test_a_data_directory_deleted_under_a_running_server_can_still_be_copied_out(
+    org: Org, tmp_path: Path
+) -> None:
+    """With nowhere to save a copy, the line says how to take the files the server still
+    has open out of /proc, and doing so recovers every acknowledged text."""
+    server = await start(org.data_dir)
+    rescued = tmp_path.parent / f"{tmp_path.name}-rescued"
+    rescued.mkdir(mode=0o700)
+    try:
+        alice = await connect(server, org.accounts["alice"], udp=False)  # type: ignore[arg-type]
+        try:
+            for n in range(BEFORE):
+                stored = await send_one(alice, org, n)
+                assert isinstance(stored, control.TextReceipt), stored
+            shutil.rmtree(org.data_dir)
+            answer = await send_one(alice, org, BEFORE)
+        finally:
+            await alice.close()
+        assert isinstance(answer, control.Error), answer
+        copy_out_of_proc(server.process.pid, org.db_path, rescued)
+    finally:
+        err = await stop(server)
+    assert f"/proc/{server.process.pid}/fd" in err, err
+    assert await texts_for_bob(rescued / DATABASE_NAME) == BEFORE
