@@ -7,6 +7,7 @@ in a config file never silently falls back to a default.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
@@ -130,6 +131,24 @@ def load_config(path: Path | None) -> ServerConfig:
 
 def validate(config: ServerConfig) -> None:
     """Refuse values that would make the server misbehave, naming the key."""
+    for field in msgspec.structs.fields(config):
+        value = getattr(config, field.name)
+        if isinstance(value, float) and math.isnan(value):
+            raise ConfigError(
+                f"{field.name} = nan is not a number: give a value in seconds or per second"
+            )
+    for name in ("message_retention_s", "recording_retention_s"):
+        # The server prunes at start: 0 or less deletes every stored text or recording.
+        if getattr(config, name) <= 0:
+            raise ConfigError(
+                f"{name} = {getattr(config, name)} would delete everything stored at start: "
+                f"give seconds greater than 0 (7 days is 604800, or inf to keep forever)"
+            )
+    for name in ("rate_floor_per_s", "rate_messages_per_s", "rate_control_bytes_per_s"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be greater than 0 (it is a rate per second)")
+    if config.floor_queue_capacity < 0:
+        raise ConfigError("floor_queue_capacity must be 0 or more (0: no queue)")
     for name in ("listen_port", "media_port", "metrics_port"):
         port = getattr(config, name)
         if not 0 <= port <= 65535:

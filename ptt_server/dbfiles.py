@@ -8,7 +8,12 @@ files first and refuses, changing nothing:
 * the main file is missing while its ``-wal`` or ``-shm`` is there;
 * the main file is empty while its ``-wal`` is not;
 * the ``-wal`` holds committed frames that recovery would drop (``sqlite_wal.check_wal``);
-* the directory or one of the files belongs to another user (``datadir.check_owner``).
+* the ``-shm`` index witnesses committed frames that the ``-wal`` no longer holds: a log
+  truncated, emptied, deleted or swapped for another (``sqlite_shm.check_against_log``);
+* the database or its ``-wal`` or ``-shm`` is a symbolic link: SQLite would put the log
+  next to the link's target, where these checks and the directory lock do not look;
+* the directory or one of the files belongs to another user (``datadir.check_owner``) or
+  cannot be written (SQLite would open it read-only without a word).
 
 ``read_only`` opens the database for the store's own checks without writing: ``immutable``
 when there is no log to read, otherwise read-only with SQLite's ``-shm`` index opened
@@ -29,9 +34,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptt_server import datadir
+from ptt_server.sqlite_shm import check_against_log, parse_shm
 from ptt_server.sqlite_wal import WalVerdict, check_wal
 
-__all__ = ["DamagedFilesError", "DatabaseFiles", "create", "inspect", "read_only", "secure"]
+__all__ = [
+    "DamagedFilesError",
+    "DatabaseFiles",
+    "OpenedFiles",
+    "create",
+    "inspect",
+    "read_only",
+    "secure",
+]
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -70,16 +84,38 @@ def sibling(path: Path, suffix: str) -> Path:
 
 def _size(path: Path) -> int | None:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise datadir.DataDirError(f"cannot read {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        # SQLite resolves the link and keeps the -wal and -shm beside its target, where
+        # neither these checks nor the data directory's lock and modes reach.
+        raise datadir.DataDirError(
+            f"{path} is a symbolic link: put the real file there (or point data_dir at the "
+            f"directory that holds the database); nothing was changed"
+        )
     if not stat.S_ISREG(st.st_mode):
         raise datadir.DataDirError(
             f"database path {path} is not a regular file; move it away or choose another data_dir"
         )
     return st.st_size
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a file or directory the server could not write, if it exists.
+
+    SQLite opens a database it cannot write read-only without a word, and the relay would
+    then answer every text with a storage error. ``access`` sees modes, the immutable flag
+    and read-only mounts alike.
+    """
+    if os.path.lexists(path) and not os.access(path, os.W_OK):
+        raise datadir.DataDirError(
+            f"{path} cannot be written by this user (its mode, an immutable flag or a "
+            f"read-only file system): make it writable (chmod u+w, chattr -i, or mount it "
+            f"read-write), then start again; nothing was changed"
+        )
 
 
 def inspect(path: Path) -> DatabaseFiles:
@@ -92,6 +128,8 @@ def inspect(path: Path) -> DatabaseFiles:
     for each in (path.parent, path, wal, shm):
         datadir.check_owner(each)
     main_size, wal_size, shm_size = _size(path), _size(wal), _size(shm)
+    for each in (path.parent, path, wal, shm):
+        _check_writable(each)
     restore = (
         f"Restore {path.name}, {wal.name} and {shm.name} together from one backup, or move all "
         f"of them away to start with an empty store"
@@ -109,8 +147,12 @@ def inspect(path: Path) -> DatabaseFiles:
             f"modified. {restore}"
         )
     frames = 0
-    if wal_size:
-        verdict = _judge_log(wal)
+    if main_size and (wal_size is not None or shm_size is not None):
+        verdict, witnessed = _judge_log(wal, shm)
+        accept = (
+            f"; or, to accept that loss, copy the three files aside, then run "
+            f"`sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
+        )
         if not verdict.safe:
             loss = (
                 f"keep frames 1-{verdict.kept} and silently drop the commits after them"
@@ -119,34 +161,48 @@ def inspect(path: Path) -> DatabaseFiles:
             )
             raise DamagedFilesError(
                 f"the write-ahead log {wal} is damaged: {verdict.problem}; on open SQLite "
-                f"would {loss}. Nothing was modified. {restore}; or, to accept that loss, "
-                f"copy the three files aside, then run "
-                f"`sqlite3 {path} 'PRAGMA wal_checkpoint(TRUNCATE)'`"
+                f"would {loss}. Nothing was modified. {restore}{accept}"
+            )
+        if witnessed:
+            raise DamagedFilesError(
+                f"the write-ahead log {wal} has lost committed transactions: {shm.name} "
+                f"{witnessed}; on open SQLite would silently drop them. Nothing was "
+                f"modified. {restore}{accept}"
             )
         frames = verdict.frames
     return DatabaseFiles(path, main_size, frames, shm_size is not None)
 
 
-def _judge_log(wal: Path) -> WalVerdict:
-    """``check_wal`` of the log; a bad verdict counts only if a second read is identical.
+def _read(path: Path) -> bytes:
+    """The file's bytes; empty when it does not exist."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        raise datadir.DataDirError(f"cannot read {path}: {exc.strerror}") from None
 
-    Another process (``ptt-admin``, a running server) may be appending while we read, and
-    a read that overtakes its writes can look like a damaged frame. A log that keeps
-    changing has a live writer, and SQLite runs no recovery while one is connected: it is
-    then judged by its last read only if that looks sound.
+
+def _judge_log(wal: Path, shm: Path) -> tuple[WalVerdict, str]:
+    """``check_wal`` of the log, and what its index witnessed that the log no longer holds
+    (``sqlite_shm``); a bad verdict counts only if a second read is identical.
+
+    Another process (a server still running, ``sqlite3``) may be writing while we read,
+    and a read that overtakes its writes can look like damage. The index is read before
+    the log: SQLite writes a commit's frames before the index header that counts them. A
+    pair of files that keeps changing has a live writer, and SQLite runs no recovery while
+    one is connected: it is then judged by its last read only if that looks sound.
     """
-    previous: bytes | None = None
+    previous: tuple[bytes, bytes] | None = None
     verdict = WalVerdict(frames=0, kept=0)
     for _ in range(_STABLE_READS):
-        try:
-            data = wal.read_bytes()
-        except OSError as exc:
-            raise datadir.DataDirError(f"cannot read {wal}: {exc.strerror}") from None
+        index, data = _read(shm), _read(wal)
         verdict = check_wal(data)
-        if verdict.safe or data == previous:
-            return verdict
-        previous = data
-    return WalVerdict(frames=verdict.frames, kept=verdict.kept)  # a writer is at work
+        witnessed = check_against_log(parse_shm(index), data, verdict.kept)
+        if (verdict.safe and not witnessed) or (index, data) == previous:
+            return verdict, witnessed
+        previous = (index, data)
+    return WalVerdict(frames=verdict.frames, kept=verdict.kept), ""  # a writer is at work
 
 
 def read_only(files: DatabaseFiles) -> sqlite3.Connection:
@@ -185,3 +241,42 @@ def create(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedFiles:
+    """Which files (device and inode) the database and its -wal were when SQLite opened them.
+
+    SQLite keeps writing to the files it opened. If someone replaces or deletes one while
+    the server runs (a backup restored over it, ``rm``), every later commit goes to a file
+    no path leads to any more and is lost at the next start, acknowledged or not: SQLite
+    notices none of it. ``changed`` compares the paths with what was opened; the store calls
+    it before each commit (two ``stat`` calls) and refuses the commit when they differ.
+    """
+
+    opened: tuple[tuple[Path, int, int], ...]
+
+    @classmethod
+    def of(cls, path: Path) -> OpenedFiles:
+        """Record the database and its -wal (if SQLite made one) as they are now."""
+        found = []
+        for each in (path, sibling(path, "-wal")):
+            try:
+                st = os.stat(each)
+            except FileNotFoundError:
+                continue
+            found.append((each, st.st_dev, st.st_ino))
+        return cls(tuple(found))
+
+    def changed(self) -> str:
+        """How a path no longer leads to the file opened, in a few words; "" if none."""
+        for path, dev, ino in self.opened:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return f"{path.name} was deleted"
+            except OSError as exc:
+                return f"{path.name} cannot be looked at ({exc.strerror})"
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                return f"{path.name} was replaced by another file"
+        return ""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
-from crypto.identity import TrustAnchor, key_file_kind
+from crypto.identity import Credential, TrustAnchor, key_file_kind
 
 MAX_KEY_FILE_BYTES = 16 * 1024
 """Key files and bundles are a few KB; larger files (the database) are not key material."""
@@ -99,4 +99,52 @@ def install_org_root(root_file: Path, source: Path) -> bool:
 
 
 class OrgRootError(Exception):
-    """The org root public key cannot be installed; the message says what to do."""
+    """The org root public key cannot be installed or used; the message says what to do."""
+
+
+def _reinstall_advice(root_file: Path, data_dir: Path) -> str:
+    return (
+        f"copy root.pub again from the org authority's machine (the one `ptt-admin init`"
+        f" wrote): move {root_file} away, then start once with `ptt-server --data-dir"
+        f" {data_dir} --org-root PATH/TO/root.pub`; nothing was changed"
+    )
+
+
+def load_org_root(root_file: Path, data_dir: Path) -> bytes:
+    """The installed org root public key, or :class:`OrgRootError` saying how to reinstall it."""
+    try:
+        data = root_file.read_bytes()
+        TrustAnchor(data)
+        return data
+    except (OSError, CryptoError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OrgRootError(
+            f"the org root key {root_file} is unreadable or damaged ({why}): "
+            + _reinstall_advice(root_file, data_dir)
+        ) from None
+
+
+def check_root_signed(
+    trust: TrustAnchor, credentials: list[bytes], root_file: Path, data_dir: Path
+) -> None:
+    """Refuse an org root that signed none of the stored ``credentials`` (a sample).
+
+    A root.pub damaged in a way that still decodes (any 32 bytes are a key) or another
+    organisation's would otherwise start a relay that refuses every login with "issued by
+    another organisation's root: enroll it here", and an operator would re-enroll every
+    device. Signatures only: an expired or revoked credential was still signed by the root.
+    """
+    if not credentials:
+        return  # nobody enrolled yet: nothing to tell the root by
+    for data in credentials:
+        try:
+            credential = Credential.from_bytes(data)
+            trust.verify_credential(credential, credential.not_before)
+        except (CryptoError, ValueError):
+            continue
+        return
+    raise OrgRootError(
+        f"the org root key {root_file} signed none of the {len(credentials)} stored"
+        f" credentials checked: it is damaged or another organisation's; "
+        + _reinstall_advice(root_file, data_dir)
+    )

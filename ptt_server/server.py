@@ -34,7 +34,13 @@ from ptt_server.cluster.node import ClusterNode, join_cluster
 from ptt_server.config import DATABASE_NAME, ServerConfig, org_root_path
 from ptt_server.emergencies import EmergencyBroadcasts
 from ptt_server.handlers import HANDLERS, calls, keys, presence
-from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
+from ptt_server.keyfiles import (
+    OrgRootError,
+    PrivateKeyFound,
+    check_root_signed,
+    load_org_root,
+    refuse_private_keys,
+)
 from ptt_server.metrics import ServerMetrics
 from ptt_server.policy import Refusal, Refused
 from ptt_server.relay import MediaRelay
@@ -132,10 +138,13 @@ class RelayServer:
         except PrivateKeyFound as exc:
             raise StartupError(str(exc)) from None
         try:
-            root_public_key = root_file.read_bytes()
-            TrustAnchor(root_public_key)
-        except (OSError, CryptoError) as exc:
-            raise StartupError(f"cannot read the org root key {root_file}: {exc}") from None
+            root_public_key = load_org_root(root_file, data_dir)
+        except OrgRootError as exc:
+            raise StartupError(str(exc)) from None
+
+        def vet(credentials: list[bytes]) -> None:
+            check_root_signed(TrustAnchor(root_public_key), credentials, root_file, data_dir)
+
         # Everything that only reads comes first, so a refused start changes no file.
         self_signed = not config.tls_cert
         if self_signed:
@@ -147,8 +156,10 @@ class RelayServer:
             if config.store:  # PostgreSQL, shared by the cluster's nodes: no directory lock
                 store = await Store.open(config.store)
             else:
-                store = await Store.open(data_dir / DATABASE_NAME, exclusive=True)
-        except (tls.TLSFilesError, StoreError) as exc:
+                store = await Store.open(
+                    data_dir / DATABASE_NAME, exclusive=True, vet_credentials=vet
+                )
+        except (tls.TLSFilesError, StoreError, OrgRootError) as exc:
             raise StartupError(str(exc)) from None
         try:
             if self_signed and tls.ensure_self_signed(cert, key, [config.client_host()]):

@@ -140,6 +140,7 @@ class StoreConnection:
         busy_timeout_s: float = 5.0,
         exclusive: bool = False,
         reconnect_timeout_s: float = DEFAULT_RECONNECT_TIMEOUT_S,
+        vet_credentials: Callable[[list[bytes]], None] | None = None,
     ) -> Self:
         """Open (or create) the store at ``target``: an SQLite file's path, or a
         ``postgresql://USER[:PASSWORD]@HOST:PORT/DB`` URL.
@@ -150,7 +151,10 @@ class StoreConnection:
         another exclusive store holds it. Raises ``CorruptDatabaseError``,
         ``ForeignDatabaseError`` or ``SchemaTooNewError`` without modifying the files, or
         ``StoreError`` if it cannot be opened or migrated (also for files of another user).
-        Missing parent directories are created (0700).
+        Missing parent directories are created (0700). ``vet_credentials`` is called with
+        a sample of the stored credentials after the checks and before anything is written;
+        what it raises ends the open with the files unchanged (the server checks that its
+        org root signed them). PostgreSQL has no files to protect: it is not called there.
 
         PostgreSQL: the schema is created in an empty database; ``ForeignDatabaseError`` and
         ``SchemaTooNewError`` refuse other databases, changing nothing. Several processes
@@ -167,7 +171,7 @@ class StoreConnection:
         else:
             from ptt_server.store.sqlite_file import SqliteEngine
 
-            engine = SqliteEngine(Path(target), busy_timeout_s, exclusive)
+            engine = SqliteEngine(Path(target), busy_timeout_s, exclusive, vet_credentials)
         store = cls(engine)
         loop = asyncio.get_running_loop()
         try:

@@ -12,6 +12,7 @@ server opens its store ``exclusive``, locking the directory against a second ser
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +34,10 @@ from ptt_server.store.schema import (
     NewerSchemaError,
     apply_migrations,
 )
+from ptt_server.store.users import sample_credentials
 
+_CREDENTIAL_SAMPLE = 16
+"""Stored credentials handed to ``vet_credentials``: enough to tell the org's root from another."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"  # sqlite.org/fileformat2.html#magic_header_string
 
 _T = TypeVar("_T")
@@ -42,8 +46,12 @@ _T = TypeVar("_T")
 class SqliteConnection:
     """The SQLite connection as a ``store.connection.Connection``: statements pass through."""
 
-    def __init__(self, raw: sqlite3.Connection) -> None:
+    def __init__(self, raw: sqlite3.Connection, files: dbfiles.OpenedFiles | None = None) -> None:
         self.raw = raw
+        self.files = files
+        """The files opened, checked before each commit (None: the read-only checks)."""
+        self.saved: Path | None = None
+        """Where what this connection held was saved once its files were replaced."""
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> sqlite3.Cursor:
         return self.raw.execute(sql, params)
@@ -64,11 +72,58 @@ class SqliteConnection:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            changed = self.files.changed() if self.files is not None else ""
+            if changed:
+                conn.execute("ROLLBACK")
+                raise StoreError(self._replaced(changed))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _replaced(self, changed: str) -> str:
+        """Save what the connection holds (once) and say what to do, in one line."""
+        assert self.files is not None and self.files.opened
+        path = self.files.opened[0][0]
+        if self.saved is None:
+            try:
+                self.saved = self._save_beside(path)
+            except (OSError, sqlite3.Error) as exc:
+                # The server's open file is then the only copy: /proc still reaches it.
+                return (
+                    f"database {path}: {changed} while the server ran, so nothing more is "
+                    f"stored or acknowledged, and what the server held could not be saved "
+                    f"({exc}): before stopping the server, copy out the files it still has "
+                    f"open, `cp /proc/{os.getpid()}/fd/N` for each {path.name} and -wal marked "
+                    f"deleted in `ls -l /proc/{os.getpid()}/fd`, as {path.name} and "
+                    f"{path.name}-wal"
+                )
+        return (
+            f"database {path}: {changed} while the server ran, so nothing more is stored or "
+            f"acknowledged; what the server held is saved in {self.saved}. Stop the server, "
+            f"keep the database you want as {path.name} (move the other and its -wal and -shm "
+            f"away), and start again"
+        )
+
+    def _save_beside(self, path: Path) -> Path:
+        """Copy the database SQLite has open, whole, to a new file next to ``path``."""
+        for attempt in range(1, 100):
+            saved = path.with_name(
+                f"{path.name}.saved-{os.getpid()}" + (f"-{attempt}" if attempt > 1 else "")
+            )
+            try:
+                fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dbfiles.FILE_MODE)
+            except FileExistsError:
+                continue  # never over another file
+            os.close(fd)
+            target = sqlite3.connect(saved)
+            try:
+                self.raw.backup(target)
+            finally:
+                target.close()
+            return saved
+        raise FileExistsError(f"{path.name}.saved-{os.getpid()}-* all exist")
 
     def is_id_exhausted(self, exc: Exception) -> bool:
         # AUTOINCREMENT past the CHECK on channel_id fails that CHECK (schema V1).
@@ -76,6 +131,7 @@ class SqliteConnection:
 
 
 def _corrupt_message(path: Path, detail: str, with_log: bool = False) -> str:
+    detail = " ".join(detail.split())  # quick_check's report spans lines: keep one line
     if with_log:
         wal, shm = dbfiles.sibling(path, "-wal").name, dbfiles.sibling(path, "-shm").name
         return (
@@ -93,8 +149,15 @@ def _corrupt_message(path: Path, detail: str, with_log: bool = False) -> str:
 class SqliteEngine:
     """The store's SQLite file, its checks on opening and its one connection."""
 
-    def __init__(self, path: Path, busy_timeout_s: float, exclusive: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout_s: float,
+        exclusive: bool,
+        vet_credentials: Callable[[list[bytes]], None] | None = None,
+    ) -> None:
         self.path = path
+        self._vet_credentials = vet_credentials
         self.location = str(path)
         self._exclusive = exclusive
         self._lock: datadir.DirectoryLock | None = None  # touched only on the store thread
@@ -117,7 +180,7 @@ class SqliteEngine:
                 self._lock = datadir.lock_directory(self.path.parent)
             files = dbfiles.inspect(self.path)
             if files.main_size:
-                _inspect_existing(files)
+                _inspect_existing(files, self._vet_credentials)
             # Every check passed: from here on files may change.
             dbfiles.secure(files)
             if not files.main_size:
@@ -164,7 +227,7 @@ class SqliteEngine:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"cannot open database {self.path}: {exc}") from exc
             raise
-        self._conn = SqliteConnection(conn)
+        self._conn = SqliteConnection(conn, dbfiles.OpenedFiles.of(self.path))
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -226,8 +289,13 @@ def _too_new_message(path: Path, found: int) -> str:
     )
 
 
-def _inspect_existing(files: dbfiles.DatabaseFiles) -> None:
+def _inspect_existing(
+    files: dbfiles.DatabaseFiles, vet_credentials: Callable[[list[bytes]], None] | None
+) -> None:
     """Refuse a non-empty main file we must not open, reading only.
+
+    ``vet_credentials`` gets a sample of the stored credentials (``users.sample_credentials``)
+    once the file passed its checks, and raises to refuse it, before anything is written.
 
     ``dbfiles.read_only`` writes nothing and sees the commits in the -wal file when there
     are any: with a log, the main file alone may be half-way through a checkpoint and look
@@ -262,6 +330,8 @@ def _inspect_existing(files: dbfiles.DatabaseFiles) -> None:
         problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
         if problems != ["ok"]:
             raise CorruptDatabaseError(_corrupt_message(path, "; ".join(problems), with_log))
+        if vet_credentials is not None and version >= 1:
+            vet_credentials(sample_credentials(SqliteConnection(conn), _CREDENTIAL_SAMPLE))
     except sqlite3.DatabaseError as exc:
         name = getattr(exc, "sqlite_errorname", "")
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):

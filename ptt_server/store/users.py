@@ -134,6 +134,12 @@ def _get_users(conn: Connection, user_ids: tuple[str, ...]) -> list[User]:
     return found
 
 
+def sample_credentials(conn: Connection, limit: int) -> list[bytes]:
+    """Up to ``limit`` stored credentials (by user id): what the org root must have signed."""
+    rows = conn.execute("SELECT credential FROM users ORDER BY user_id LIMIT ?", (limit,))
+    return [bytes(row[0]) for row in rows.fetchall()]
+
+
 def _list_users(conn: Connection) -> list[User]:
     rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY user_id").fetchall()
     return [_user(r) for r in rows]

@@ -61,15 +61,17 @@ def _command(data_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-async def start(data_dir: Path) -> ServerProcess:
-    """Start ``ptt-server`` and wait for its banner."""
+async def start(data_dir: Path, *flags: str) -> ServerProcess:
+    """Start ``ptt-server`` (with ``flags`` after the usual ones) and wait for its banner."""
     process = await asyncio.create_subprocess_exec(
-        *_command(data_dir), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *_command(data_dir), *flags, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None and process.stderr is not None
     try:
         async with asyncio.timeout(START_TIMEOUT):
             banner = (await process.stdout.readline()).decode()
+            while banner.startswith("ptt-server: org root installed"):  # --org-root said so
+                banner = (await process.stdout.readline()).decode()
         if "certificate sha256" not in banner:
             err = (await process.stderr.read()).decode()
             raise AssertionError(f"no banner: {banner!r} {err!r}")
