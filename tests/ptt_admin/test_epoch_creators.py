@@ -68,7 +68,8 @@ async def test_a_dispatcher_of_another_channel_cannot_put_itself_on_a_channel_an
         await alice.ping_server()
         assert "harbour" not in field.server.channels[patrol].members
         assert alice.keyring.epoch_key(patrol) == before
-        assert alice.keyring.channels[patrol].roster.member("harbour") is None
+        held = alice.keyring.channels[patrol].roster
+        assert held is not None and held.member("harbour") is None
     finally:
         await stop(alice, intruder)
 
@@ -91,12 +92,13 @@ def test_a_radio_refuses_a_roster_a_dispatcher_off_its_roster_signed_for_itself(
     envelope = wrap_epoch(key, made, {a[1].user_id: a[1] for a in taken}, *OUTSIDER)["alice"]
     keyring.accept_envelope(CHANNEL, envelope, T0)
     assert 2 not in keyring.channels[CHANNEL].epochs
-    assert keyring.channels[CHANNEL].roster is not None
-    assert keyring.channels[CHANNEL].roster.version == 1
+    held = keyring.channels[CHANNEL].roster
+    assert held is not None and held.version == 1
     # A dispatcher on the roster held may change it (and leave itself on), as may the authority.
     assert any(
         isinstance(e, events.KeysUpdated)
         for e in keyring.accept_roster(CHANNEL, _roster(2, (DISP, ALICE), DISP), T0)
     )
     keyring.accept_roster(CHANNEL, _roster(3, taken, AUTHORITY), T0)
-    assert keyring.channels[CHANNEL].roster.version == 3
+    held = keyring.channels[CHANNEL].roster
+    assert held is not None and held.version == 3
