@@ -102,3 +102,38 @@ def test_a_radio_refuses_a_roster_a_dispatcher_off_its_roster_signed_for_itself(
     keyring.accept_roster(CHANNEL, _roster(3, taken, AUTHORITY), T0)
     held = keyring.channels[CHANNEL].roster
     assert held is not None and held.version == 3
+
+
+def test_a_revoked_dispatcher_on_the_roster_can_neither_key_nor_change_the_channel() -> None:
+    """disp is still on the roster alice holds (the authority's new roster has not reached
+    her yet); once she holds the revocation list, disp's envelope and roster are refused,
+    and an old valid envelope replayed for a newer roster installs nothing."""
+    keyring = Keyring(bundle_for(ROOT, ALICE), ALICE[0], lambda: T0)
+    both = (DISP, ALICE)
+    keyring.accept_roster(CHANNEL, _roster(1, both, AUTHORITY), T0)
+    old = wrap_epoch(
+        new_epoch_key(CHANNEL, 1, 1),
+        Roster(CHANNEL, 1, tuple(Member.from_credential(a[1]) for a in both)),
+        {a[1].user_id: a[1] for a in both},
+        *DISP,
+    )["alice"]
+    assert any(
+        isinstance(e, events.EpochInstalled) for e in keyring.accept_envelope(CHANNEL, old, T0)
+    )
+    revocations = ROOT.sign_revocations(version=1, issued_at=int(T0), serials=[DISP[1].serial])
+    keyring.accept_revocations(revocations.to_bytes())
+    refused = keyring.accept_roster(CHANNEL, _roster(2, both, DISP), T0)
+    assert [type(e) for e in refused] == [events.RosterRefused]
+    made = Roster(CHANNEL, 2, tuple(Member.from_credential(a[1]) for a in both))
+    forged = wrap_epoch(
+        new_epoch_key(CHANNEL, 2, 2), made, {a[1].user_id: a[1] for a in both}, *DISP
+    )
+    keyring.accept_roster(CHANNEL, _roster(2, both, AUTHORITY), T0)
+    found = keyring.accept_envelope(CHANNEL, forged["alice"], T0)
+    (refusal,) = found
+    assert isinstance(refusal, events.EpochRefused) and "revoked" in refusal.reason
+    assert 2 not in keyring.channels[CHANNEL].epochs
+    held = keyring.epoch_key(CHANNEL)
+    replayed = keyring.accept_envelope(CHANNEL, old, T0)  # for roster 1: changes nothing
+    assert not any(isinstance(e, events.EpochInstalled) for e in replayed)
+    assert keyring.epoch_key(CHANNEL) == held and held.epoch == 1
