@@ -9,7 +9,7 @@ radio's keyring (what a relay that forwards the roster anyway would get).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from ptt_admin.session import connect
 from ptt_client import channel_admin, events
 from ptt_client.client import RadioClient
 from ptt_client.e2e import Keyring
+from ptt_protocol import control
 from tests.credentials import Issued, bundle_for, issue
 from tests.tui.org import Field, online, open_field, stop
 
@@ -72,6 +73,39 @@ async def test_a_dispatcher_of_another_channel_cannot_put_itself_on_a_channel_an
         assert held is not None and held.member("harbour") is None
     finally:
         await stop(alice, intruder)
+
+
+async def test_a_member_removed_mid_burst_hears_not_the_next_frame(field: Field) -> None:
+    """alice is talking, bob and disp listen; `ptt-admin channel remove patrol bob` returns;
+    the very next frame alice sends reaches disp and not bob (no polling window)."""
+    disp, alice, bob = await online(field, "disp", "alice", "bob")
+    try:
+        patrol = field.channels["patrol"]
+        for radio in (disp, alice, bob):
+            await radio.affiliate(patrol)
+            await radio.wait_for(control.Affiliated, lambda e: e.channel_id == patrol)
+        await alice.press()
+        await alice.wait_for(control.FloorGranted)
+        assert await alice.send_voice(b"before")
+        for listener in (disp, bob):
+            await listener.wait_for(events.VoiceFrame, lambda f: f.opus == b"before")
+        async with connect(field.authority) as session:
+            await channels.change_members(session, "patrol", remove=["bob"], now=time.time())
+        bob.drain_events()
+        for n in range(5):
+            payload = b"after %d" % n
+            assert await alice.send_voice(payload)
+            await disp.wait_for(events.VoiceFrame, _carrying(payload))
+        await alice.release()
+        await disp.wait_for(control.FloorIdle, lambda e: e.channel_id == patrol)
+        await bob.ping_server()  # anything the relay sent bob before this answer is in
+        assert [e for e in bob.drain_events() if isinstance(e, events.VoiceFrame)] == []
+    finally:
+        await stop(disp, alice, bob)
+
+
+def _carrying(payload: bytes) -> Callable[[events.VoiceFrame], bool]:
+    return lambda frame: frame.opus == payload
 
 
 def _roster(version: int, who: tuple[Issued, ...], signer: Issued) -> bytes:
