@@ -152,6 +152,27 @@ def decode_signed_roster(data: bytes) -> tuple[Roster, Credential, bytes]:
     return signed.roster, credential, signed.signature
 
 
+def check_roster_signer(signer: Credential, roster: Roster, held: Roster | None) -> None:
+    """Refuse a dispatcher's roster unless that dispatcher is on the roster ``held``.
+
+    A dispatcher may key only a channel it is a member of
+    (:func:`crypto.epoch.check_epoch_creator`); if it could also sign the roster that makes
+    it a member, any dispatcher could put itself on any channel and read it. So a
+    dispatcher changes only a channel it is already on; the org authority (role admin)
+    changes any. With no roster held (a channel's first roster) there is nothing to check
+    against. Raises :class:`RosterError`.
+    """
+    if held is None or signer.role is Role.ADMIN:
+        return
+    member = held.member(signer.user_id)
+    if member is None or member.credential_fingerprint != signer.fingerprint():
+        raise RosterError(
+            f"roster version {roster.version} for channel {roster.channel_id} is signed by"
+            f" dispatcher {signer.user_id!r}, who is not on its roster (version"
+            f" {held.version}): a dispatcher may only change a channel it is on; refused"
+        )
+
+
 class RosterState:
     """The newest accepted roster of one channel (sans-I/O; time is passed in)."""
 
@@ -192,6 +213,11 @@ class RosterState:
             raise RosterError(
                 f"roster for channel {roster.channel_id} has a bad signature (tampered): {exc}"
             ) from exc
+        if self.current is not None and roster.version == self.current.version + 1:
+            # The next version is judged against the one held. A device that missed versions
+            # cannot tell who was on the ones between; the relay, which sees every version,
+            # checks each (ptt_server.handlers.keys.on_roster_update).
+            check_roster_signer(signer, roster, self.current)
         if self.current is not None and roster.version <= self.current.version:
             kind = "replayed" if roster.version == self.current.version else "rolled back"
             raise StaleRosterError(

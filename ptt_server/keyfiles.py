@@ -8,12 +8,26 @@ its operator could sign a roster or an epoch with it and read every channel
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_private_key,
+    load_pem_private_key,
+    load_ssh_private_key,
+)
 
 from crypto.bundle import CredentialBundle
 from crypto.errors import CryptoError
 from crypto.identity import Credential, TrustAnchor, key_file_kind
+from ptt_server.config import org_root_path
 
 MAX_KEY_FILE_BYTES = 16 * 1024
 """Key files and bundles are a few KB; larger files (the database) are not key material."""
@@ -24,14 +38,27 @@ class PrivateKeyFound(Exception):
 
 
 def refuse_private_keys(data_dir: Path) -> None:
-    """Raise :class:`PrivateKeyFound` if any small file under ``data_dir`` is a private key
-    file (org root or device keys, encrypted or not) or a credential bundle."""
+    """Raise :class:`PrivateKeyFound` if any small file under ``data_dir`` holds a private
+    key the relay must not have: a Fieldradio key file (org root or device keys, encrypted
+    or not) or bundle, also base64-encoded or with whitespace around it; an Ed25519 or
+    X25519 key in PEM, DER or OpenSSH form (the relay's TLS key is ECDSA); any encrypted
+    private key (the relay can use none); or the org root's raw 32-byte seed (raw, hex or
+    base64), recognised against ``org/root.pub``. Symbolic links are followed, directories
+    once each."""
     if not data_dir.is_dir():
         return
-    for folder, _dirs, files in os.walk(data_dir):
+    root_public = _read_small(org_root_path(data_dir))
+    seen: set[Path] = set()
+    for folder, dirs, files in os.walk(data_dir, followlinks=True):
+        real = Path(folder).resolve()
+        if real in seen:
+            dirs[:] = []  # a link back to a directory already searched
+            continue
+        seen.add(real)
         for name in files:
             path = Path(folder) / name
-            what = _private_material(path)
+            data = _read_small(path)
+            what = None if data is None else _private_material(data, root_public)
             if what is not None:
                 raise PrivateKeyFound(
                     f"{path} is {what}: the relay must hold no key that signs or opens"
@@ -41,13 +68,29 @@ def refuse_private_keys(data_dir: Path) -> None:
                 )
 
 
-def _private_material(path: Path) -> str | None:
+def _read_small(path: Path) -> bytes | None:
     try:
         if not path.is_file() or path.stat().st_size > MAX_KEY_FILE_BYTES:
             return None
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError:
         return None
+
+
+def _private_material(data: bytes, root_public: bytes | None) -> str | None:
+    stripped = data.strip()
+    for candidate in (data, stripped, _base64(stripped)):
+        if not candidate:
+            continue
+        found = _fieldradio_material(candidate)
+        if found is not None:
+            return found
+    if root_public is not None and _is_root_seed(stripped, root_public):
+        return "the organisation's root private key (its raw seed)"
+    return _foreign_private_key(stripped)
+
+
+def _fieldradio_material(data: bytes) -> str | None:
     kind = key_file_kind(data)
     if kind == "org-root":
         return "the organisation's root private key"
@@ -58,6 +101,51 @@ def _private_material(path: Path) -> str | None:
     except CryptoError:
         return None
     return "a credential bundle (a device's private keys)"
+
+
+def _base64(data: bytes) -> bytes | None:
+    try:
+        return base64.b64decode(b"".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _is_root_seed(data: bytes, root_public: bytes) -> bool:
+    seeds = [data]
+    try:
+        seeds.append(bytes.fromhex(data.decode("ascii")))
+    except (UnicodeDecodeError, ValueError):
+        pass
+    decoded = _base64(data)
+    if decoded is not None:
+        seeds.append(decoded)
+    for seed in seeds:
+        if len(seed) != 32:
+            continue
+        public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+        if public.public_bytes(Encoding.Raw, PublicFormat.Raw) == root_public:
+            return True
+    return False
+
+
+_ENCRYPTED_MARKERS = (b"ENCRYPTED PRIVATE KEY", b"Proc-Type: 4,ENCRYPTED")
+
+
+def _foreign_private_key(data: bytes) -> str | None:
+    if any(marker in data for marker in _ENCRYPTED_MARKERS):
+        return "an encrypted private key (the relay uses none; it may be the organisation's)"
+    loaders = (load_pem_private_key, load_der_private_key, load_ssh_private_key)
+    for load in loaders:
+        try:
+            key = load(data, None)
+        except TypeError:  # a passphrase-protected OpenSSH key: the relay uses none
+            return "an encrypted private key (the relay uses none; it may be the organisation's)"
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+        if isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
+            return "an Ed25519 or X25519 private key (the organisation's or a device's)"
+        return None  # another kind of key (the relay's own TLS key is ECDSA)
+    return None
 
 
 def install_org_root(root_file: Path, source: Path) -> bool:

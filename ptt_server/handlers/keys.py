@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from crypto.epoch import read_envelope_header
 from crypto.errors import CryptoError
-from crypto.roster import RosterState, decode_signed_roster
+from crypto.roster import RosterState, check_roster_signer, decode_signed_roster
 from ptt_protocol import control
 from ptt_server.channels import Channel
 from ptt_server.cluster import news, reach
@@ -72,6 +72,15 @@ async def on_roster_update(
     probe = RosterState(msg.channel_id)
     try:
         roster = probe.accept(msg.signed_roster, server.trust, time.time())
+    except CryptoError as exc:
+        raise Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
+    try:
+        # A dispatcher changes only a channel it is on, judged against the roster in force
+        # (whatever version the new one claims): else it could sign itself onto any channel
+        # and key it (check_epoch_creator would then find it a member).
+        held = server.rosters.get(msg.channel_id)
+        signer = decode_signed_roster(msg.signed_roster)[1]
+        check_roster_signer(signer, roster, held.current if held is not None else None)
     except CryptoError as exc:
         raise Refused(control.ERROR_FORBIDDEN, f"roster refused: {exc}") from None
     if roster.version <= channel.roster_version:

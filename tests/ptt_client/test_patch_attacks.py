@@ -100,10 +100,11 @@ async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
     field: Field,
 ) -> None:
     """disp2, a dispatcher on none of the channels, signs a new roster of the patch's channel
-    with itself on it (any dispatcher may sign a roster). The order disp signed was for the
-    roster disp made: radios stop talking into the patch at once, and disp's console puts the
-    patch's channel back to the linked channels' members (a new epoch disp2 does not get)
-    before the patch goes on. disp2 never hears alice."""
+    with itself on it: refused (a dispatcher changes only a channel it is on). The org
+    authority then puts disp2 on it. The order disp signed was for the roster disp made:
+    radios stop talking into the patch at once, and disp's console puts the patch's channel
+    back to the linked channels' members (a new epoch disp2 does not get) before the patch
+    goes on. disp2 never hears alice."""
     patrol = field.channels["patrol"]
     disp, alice, carol = await online(field, "disp", "alice", "carol")
     disp2 = await second_dispatcher(field)
@@ -115,7 +116,11 @@ async def test_a_patch_channel_roster_replaced_after_the_order_diverts_nobody(
         told: list[object] = []
         alice.add_listener(told.append)
         members = [*channel_admin.current_members(disp, patch), "disp2"]
-        await channel_admin.publish_roster(disp2, patch, members, previous_version=1)
+        with pytest.raises(ChannelAdminError, match="only change a channel it is on"):
+            await channel_admin.publish_roster(disp2, patch, members, previous_version=1)
+        async with connect(field.authority) as session:
+            name = field.server.channels[patch].name
+            await admin_channels.change_members(session, name, add=["disp2"], now=time.time())
         await keys_for(alice, patch, 3)  # disp's repair
         await alice.wait_for(control.Patch, lambda e: e.channel_id == patch)
         held = [e for e in told if isinstance(e, events.PatchRefused | control.Patch)]
