@@ -24,7 +24,7 @@ import websockets
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from crypto.errors import CryptoError
-from crypto.identity import Credential, RevocationList, Role, TrustAnchor
+from crypto.identity import Credential, RevocationList, TrustAnchor
 from crypto.roster import RosterState
 from ptt_protocol import control, floor, media
 from ptt_server import gc_freeze, heap, prelogin, tls
@@ -36,7 +36,7 @@ from ptt_server.emergencies import EmergencyBroadcasts
 from ptt_server.handlers import HANDLERS, calls, initial, keys, presence
 from ptt_server.keyfiles import PrivateKeyFound, refuse_private_keys
 from ptt_server.metrics import ServerMetrics
-from ptt_server.policy import Refusal, Refused
+from ptt_server.policy import Enrolment, Refusal, Refused, enrolment
 from ptt_server.relay import MediaRelay
 from ptt_server.session_core import Dispatch, LoginAttempt, RateLimits, ServerSessionCore
 from ptt_server.sessions import (
@@ -400,12 +400,10 @@ class RelayServer:
             log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
             await self._send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
             return None
-        if credential.role is Role.ADMIN and (
-            enrolled is None or enrolled.fingerprint != credential.fingerprint()
-        ):
-            # The org authority needs no enrolment: a root-issued admin credential is the
-            # authority itself (only the root's holder can make one), and its first login
-            # records it, so nobody has to write the relay's database by hand.
+        found = enrolment(
+            credential.role, credential.fingerprint(), enrolled.fingerprint if enrolled else None
+        )
+        if found is Enrolment.RECORD_AUTHORITY:
             try:
                 await self.store.put_user(User.from_credential(credential, now))
             except StoreError as exc:
@@ -414,7 +412,7 @@ class RelayServer:
                     ws, control.ERROR_INTERNAL, "server storage error: try again"
                 )
                 return None
-        elif enrolled is None or enrolled.fingerprint != credential.fingerprint():
+        elif found is Enrolment.NOT_ENROLLED:
             self.metrics.logins.labels("refused").inc()
             await self._send_error(
                 ws,

@@ -14,7 +14,16 @@ import pytest
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
 from ptt_protocol import control
 from ptt_protocol.login import login_statement
-from ptt_server.policy import RULES, Refusal, Who, authorise, may_cancel_emergency
+from ptt_server.policy import (
+    RULES,
+    Enrolment,
+    Refusal,
+    Who,
+    authorise,
+    enrolment,
+    may_cancel_emergency,
+    on_the_air,
+)
 from ptt_server.session_core import (
     Dispatch,
     LoginAttempt,
@@ -353,3 +362,22 @@ def test_a_closed_session_refuses_everything() -> None:
     live.close()
     ping = control.encode(control.Ping(nonce=1))
     assert isinstance(live.receive(ping, T0, WALL), Refusal)
+
+
+def test_only_the_org_authority_logs_in_without_enrolment() -> None:
+    """A device enrolled with another key (a lost phone's copy, a re-enrolled user) is not
+    enrolled; the authority is recorded at its first login instead of refused."""
+    mine, other = b"\x01" * 32, b"\x02" * 32
+    for role in Role:
+        assert enrolment(role, mine, mine) is Enrolment.ENROLLED
+    for role in (Role.OFFICER, Role.DISPATCHER):
+        assert enrolment(role, mine, None) is Enrolment.NOT_ENROLLED
+        assert enrolment(role, mine, other) is Enrolment.NOT_ENROLLED
+    assert enrolment(Role.ADMIN, mine, None) is Enrolment.RECORD_AUTHORITY
+    assert enrolment(Role.ADMIN, mine, other) is Enrolment.RECORD_AUTHORITY
+
+
+def test_the_org_authority_has_no_presence_on_the_air() -> None:
+    assert on_the_air(Role.OFFICER) and on_the_air(Role.DISPATCHER)
+    assert on_the_air(Role.OFFICER.value)  # as the store keeps it
+    assert not on_the_air(Role.ADMIN) and not on_the_air(Role.ADMIN.value)
