@@ -8,6 +8,7 @@ import time
 from crypto.identity import Credential, DeviceKeys
 from crypto.roster import Member, Roster, sign_roster
 from ptt_protocol import control
+from ptt_server.handlers.recall import RECALL_MAX_FRAMES
 from ptt_server.server import RelayServer
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT
 from ptt_server.store import Store
@@ -180,3 +181,21 @@ async def enroll_many(org: Org, count: int) -> tuple[str, ...]:
             await store.put_user(user_record(Account(user_id, keys, credential)))
             users.append(user_id)
     return tuple(users)
+
+
+async def test_a_recall_returns_at_most_its_bound_of_frames(org: Org, server: RelayServer) -> None:
+    """Issue 10: RecallFrames had no bound. A recording longer than RECALL_MAX_FRAMES (one a
+    T2 raised for a dispatcher could make) comes back cut at the bound, in chunks, the
+    last one marked, so one request cannot fill the session's queue."""
+    key = await server.store.start_burst(org.channel_id, 1, "bob", 1, time.time())
+    frames = [(seq, 0, b"f%d" % seq) for seq in range(RECALL_MAX_FRAMES + 200)]
+    assert await server.store.record_frames(key, frames) == len(frames)
+    await server.store.end_burst(key, 130.0, "released")
+    async with logged_in(server, org, "alice") as c:
+        alice = c["alice"]
+        await alice.send(control.RecallFrames(channel_id=org.channel_id, burst_key=key))
+        await alice.wait_for(control.RecallFrames, lambda m: m.last)
+        replies = alice.received(control.RecallFrames)
+        got = [f.sequence for r in replies for f in r.frames]
+        assert got == list(range(RECALL_MAX_FRAMES))
+        assert [r.last for r in replies].count(True) == 1 and replies[-1].last
