@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from crypto.identity import Credential, DeviceKeys
 from crypto.roster import Member, Roster, sign_roster
@@ -199,3 +200,32 @@ async def test_a_recall_returns_at_most_its_bound_of_frames(org: Org, server: Re
         got = [f.sequence for r in replies for f in r.frames]
         assert got == list(range(RECALL_MAX_FRAMES))
         assert [r.last for r in replies].count(True) == 1 and replies[-1].last
+
+
+async def test_a_credential_request_is_one_store_call_however_long(
+    org: Org, server: RelayServer
+) -> None:
+    """Issue 10: one CredentialRequest of 1,000 ids cost 1,000 serial calls on the one store
+    thread. The real store runs; its entry point only counts what it is asked to do."""
+    calls: list[str] = []
+    real_call = server.store._call
+
+    async def counted(op: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(op)
+        return await real_call(op, *args, **kwargs)
+
+    async with logged_in(server, org, "alice", affiliate=False) as c:
+        alice = c["alice"]
+        wanted = (*(f"user{n}" for n in range(200)), "bob", "carol")
+        server.store._call = counted  # type: ignore[method-assign]
+        try:
+            await alice.send(control.CredentialRequest(user_ids=wanted))
+            await alice.wait_for(control.Credentials)
+        finally:
+            del server.store._call  # the class's own method again
+        got = [
+            Credential.from_bytes(b).user_id
+            for b in alice.received(control.Credentials)[0].credentials
+        ]
+        assert sorted(got) == ["bob", "carol"]
+    assert calls.count("read users") == 1 and "read user" not in calls, calls
