@@ -208,6 +208,11 @@ class RadioClient(BroadcastCalls, OfficerReports, SessionView, EventStream):
                 return
             except (OSError, websockets.WebSocketException, TimeoutError, ProtocolError) as exc:
                 reason = tls_failure(exc) or connection_failure(exc)
+            except Exception as exc:
+                # A bug something the server sent tripped (outside the per-message guard in
+                # _read): this session is over, the radio is not. Say so and reconnect.
+                log.exception("control session to %s failed", self.server_url)
+                reason = f"internal error ({type(exc).__name__}): reconnecting"
             else:
                 if self.core.may_retry and not self._stopped:
                     reason = "the server closed the connection"

@@ -83,7 +83,9 @@ class MediaPath:
                 transport, _ = await loop.create_datagram_endpoint(
                     lambda: _UdpProtocol(self), remote_addr=address
                 )
-            except OSError:
+            except (OSError, ValueError):
+                # ValueError: a host no resolver accepts ("a..b" is a UnicodeError, a NUL a
+                # ValueError); the relay sent it, so it must not end the connection task.
                 transport = None
             if transport is not None:
                 self.udp = transport

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from crypto.identity import Credential, Role
+from crypto.identity import Credential
 from ptt_protocol import control, media
 from ptt_server import prelogin
 from ptt_server.handlers import calls, initial, presence
-from ptt_server.policy import Refusal
+from ptt_server.policy import Enrolment, Refusal, enrolment
 from ptt_server.session_core import LoginAttempt, ServerSessionCore
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT, TOO_SLOW, OutboundQueue, Session
 from ptt_server.store import StoreError, User
@@ -61,19 +61,17 @@ async def log_in(server: RelayServer, ws: ServerConnection) -> Session | None:
         log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
         await server.send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
         return None
-    if credential.role is Role.ADMIN and (
-        enrolled is None or enrolled.fingerprint != credential.fingerprint()
-    ):
-        # The org authority needs no enrolment: a root-issued admin credential is the
-        # authority itself (only the root's holder can make one), and its first login
-        # records it, so nobody has to write the relay's database by hand.
+    found = enrolment(
+        credential.role, credential.fingerprint(), enrolled.fingerprint if enrolled else None
+    )
+    if found is Enrolment.RECORD_AUTHORITY:
         try:
             await server.store.put_user(User.from_credential(credential, now))
         except StoreError as exc:
             log.error("login aborted: store error", extra={"fields": {"error": str(exc)}})
             await server.send_error(ws, control.ERROR_INTERNAL, "server storage error: try again")
             return None
-    elif enrolled is None or enrolled.fingerprint != credential.fingerprint():
+    elif found is Enrolment.NOT_ENROLLED:
         server.metrics.logins.labels("refused").inc()
         await server.send_error(
             ws,

@@ -21,13 +21,16 @@ from ptt_protocol import control
 __all__ = [
     "RULES",
     "Budget",
+    "Enrolment",
     "Refusal",
     "Refused",
     "Rule",
     "Who",
     "authorise",
+    "enrolment",
     "may_call",
     "may_cancel_emergency",
+    "on_the_air",
 ]
 
 
@@ -146,3 +149,32 @@ def may_call(caller: Role, callee: Role) -> bool:
 def may_cancel_emergency(user_id: str, role: Role, raiser: str) -> bool:
     """The officer who raised an emergency, or a dispatcher (or the authority), cancels it."""
     return user_id == raiser or role in _ALLOWED[Who.KEY_MANAGER]
+
+
+class Enrolment(Enum):
+    """What a verified login's credential needs before its session goes live."""
+
+    ENROLLED = "enrolled with this device"
+    RECORD_AUTHORITY = "the org authority: record it (it needs no enrolment)"
+    NOT_ENROLLED = "not enrolled with this device"
+
+
+def enrolment(role: Role, fingerprint: bytes, enrolled: bytes | None) -> Enrolment:
+    """Whether a credential (``fingerprint``) matches the device enrolled for its user
+    (``enrolled``, None if the user is not enrolled).
+
+    The org authority needs no enrolment: a root-issued admin credential is the authority
+    itself (only the root's holder can make one), and its first login records it, so
+    nobody has to write the relay's database by hand.
+    """
+    if enrolled == fingerprint:
+        return Enrolment.ENROLLED
+    if role is Role.ADMIN:
+        return Enrolment.RECORD_AUTHORITY
+    return Enrolment.NOT_ENROLLED
+
+
+def on_the_air(role: Role | str) -> bool:
+    """Whether a user has a presence dispatchers watch: the org authority administers, it
+    is not an officer on the air."""
+    return (role.value if isinstance(role, Role) else role) != Role.ADMIN.value

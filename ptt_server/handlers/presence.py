@@ -14,10 +14,9 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
-from crypto.identity import Role
 from ptt_protocol import control
 from ptt_server.cluster import news
-from ptt_server.policy import Refused
+from ptt_server.policy import Refused, on_the_air
 from ptt_server.sessions import (
     OUTBOUND_QUEUE_LIMIT,
     Session,
@@ -53,8 +52,8 @@ async def set_presence(
     write on the one store thread. The next durable change (status, channel, logout)
     stores the newest location anyway.
     """
-    if session.credential.role is Role.ADMIN:
-        return  # the org authority administers; it is not an officer on the air
+    if not on_the_air(session.credential.role):
+        return
     if not online and session.closing_reason in (news.MOVED, news.REPLACED_ELSEWHERE):
         return  # the user is logged in on another node, which stored it online already
     if not session.presence_loaded:
@@ -153,7 +152,7 @@ async def on_presence_subscribe(
     listed = [
         u.user_id
         for u in users
-        if u.role != Role.ADMIN.value  # the org authority is not on the air
+        if on_the_air(u.role)
         and u.user_id != session.user_id
         and (wanted is None or u.user_id in wanted)
     ]

@@ -263,3 +263,37 @@ async def test_a_relay_cannot_put_another_members_name_beside_the_verified_mark(
     finally:
         for client in (carol, bob, alice):
             await client.stop()
+
+
+async def test_frames_that_overtook_their_floor_taken_play_at_its_priority(
+    org: Org, server: RelayServer
+) -> None:
+    """Issue 10: a real radio played the frames that reached it before their FloorTaken at
+    priority 0 (the keyring was right, RadioClient passed it nothing), so an emergency's
+    first words lost the mix. Carol's control plane is held back while alice talks; when
+    FloorTaken arrives, the frames held for it play at the priority it names."""
+    async with control_gate(server) as (port, gate):
+        alice = await radio(org, server, "alice")
+        carol, seen = await gated_radio(org, server, "carol", port)
+        try:
+            gate.hold()
+            await alice.press()
+            granted = await alice.wait_for(control.FloorGranted)
+            words = [b"alice %d" % n for n in range(3)]
+            for said in words:
+                assert await alice.send_voice(said)
+            await alice.ping_server()
+            await udp_round_trip(carol)
+            assert played(seen) == []  # all early: the burst is not named at carol yet
+            gate.release()
+            taken = await carol.wait_for(
+                control.FloorTaken, lambda m: m.burst_id == granted.burst_id
+            )
+            await carol.ping_server()
+            heard = [e for e in of(events.VoiceFrame, seen) if e.talker == "alice"]
+            assert [e.opus for e in heard] == words
+            assert taken.priority > 0
+            assert {e.priority for e in heard} == {taken.priority}
+        finally:
+            for client in (carol, alice):
+                await client.stop()

@@ -100,6 +100,13 @@ def test_denied_goes_back_without_retry_and_keeps_the_cause() -> None:
     assert p.ptt_release() == []  # nothing to cancel
 
 
+def test_a_deny_while_queued_forgets_the_queue_position() -> None:
+    p = in_state(S.QUEUED, ptt_down=True)
+    p.queued(3)
+    assert p.denied("Queue full") == []
+    assert p.state is S.NO_PERMISSION and p.queue_position == 0
+
+
 def test_queued_then_granted() -> None:
     p = in_state(S.PENDING_REQUEST, ptt_down=True)
     assert p.queued(2) == []

@@ -161,3 +161,25 @@ def test_a_broadcast_is_marked_in_floor_taken_the_burst_log_and_for_late_entrant
     denied = c.request("bob", P1, 12.0, WALL + 2)
     assert ToUser("bob", control.FloorDeny(channel_id=7, cause="Broadcast in progress")) in denied
     assert Counted("denial", "Broadcast in progress") in denied
+
+
+def test_access_time_runs_from_the_first_request_to_the_grant() -> None:
+    """TS 22.179's access time is from the first press: a queued user who asks again (its
+    request or its queue position was lost) still waited from the first one."""
+    c = core()
+    c.request("alice", P1, 10.0, WALL)
+    c.request("bob", P1, 11.0, WALL)  # queued behind alice
+    c.request("bob", P1, 12.5, WALL)  # asks again while queued
+    effects = c.release("alice", 14.0, WALL)
+    assert [e for e in effects if isinstance(e, Granted)] == [Granted(3.0)]
+
+
+def test_a_holder_asking_again_at_a_higher_priority_is_named_at_it() -> None:
+    """An officer who raises an emergency while talking keeps its burst, and a late
+    entrant (and the burst log) hears the burst at the emergency priority."""
+    c = core()
+    c.request("alice", P1, 10.0, WALL)
+    burst = c.burst_id
+    c.request("alice", P4, 10.5, WALL)
+    taken = c.taken_message()
+    assert taken is not None and taken.burst_id == burst and taken.priority == int(P4)

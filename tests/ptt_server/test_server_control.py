@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from crypto.identity import Credential, DeviceKeys
 from crypto.roster import Member, Roster, sign_roster
 from ptt_protocol import control
+from ptt_server.handlers.recall import RECALL_MAX_FRAMES
 from ptt_server.server import RelayServer
 from ptt_server.sessions import OUTBOUND_QUEUE_LIMIT
 from ptt_server.store import Store
@@ -180,3 +182,50 @@ async def enroll_many(org: Org, count: int) -> tuple[str, ...]:
             await store.put_user(user_record(Account(user_id, keys, credential)))
             users.append(user_id)
     return tuple(users)
+
+
+async def test_a_recall_returns_at_most_its_bound_of_frames(org: Org, server: RelayServer) -> None:
+    """Issue 10: RecallFrames had no bound. A recording longer than RECALL_MAX_FRAMES (one a
+    T2 raised for a dispatcher could make) comes back cut at the bound, in chunks, the
+    last one marked, so one request cannot fill the session's queue."""
+    key = await server.store.start_burst(org.channel_id, 1, "bob", 1, time.time())
+    frames = [(seq, 0, b"f%d" % seq) for seq in range(RECALL_MAX_FRAMES + 200)]
+    assert await server.store.record_frames(key, frames) == len(frames)
+    await server.store.end_burst(key, 130.0, "released")
+    async with logged_in(server, org, "alice") as c:
+        alice = c["alice"]
+        await alice.send(control.RecallFrames(channel_id=org.channel_id, burst_key=key))
+        await alice.wait_for(control.RecallFrames, lambda m: m.last)
+        replies = alice.received(control.RecallFrames)
+        got = [f.sequence for r in replies for f in r.frames]
+        assert got == list(range(RECALL_MAX_FRAMES))
+        assert [r.last for r in replies].count(True) == 1 and replies[-1].last
+
+
+async def test_a_credential_request_is_one_store_call_however_long(
+    org: Org, server: RelayServer
+) -> None:
+    """Issue 10: one CredentialRequest of 1,000 ids cost 1,000 serial calls on the one store
+    thread. The real store runs; its entry point only counts what it is asked to do."""
+    calls: list[str] = []
+    real_call = server.store._call
+
+    async def counted(op: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(op)
+        return await real_call(op, *args, **kwargs)
+
+    async with logged_in(server, org, "alice", affiliate=False) as c:
+        alice = c["alice"]
+        wanted = (*(f"user{n}" for n in range(200)), "bob", "carol")
+        server.store._call = counted  # type: ignore[method-assign]
+        try:
+            await alice.send(control.CredentialRequest(user_ids=wanted))
+            await alice.wait_for(control.Credentials)
+        finally:
+            del server.store._call  # the class's own method again
+        got = [
+            Credential.from_bytes(b).user_id
+            for b in alice.received(control.Credentials)[0].credentials
+        ]
+        assert sorted(got) == ["bob", "carol"]
+    assert calls.count("read users") == 1 and "read user" not in calls, calls

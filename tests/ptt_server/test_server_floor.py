@@ -193,3 +193,30 @@ async def test_holder_repeats_request_keeps_burst(org: Org, server: RelayServer)
         bursts = await store.recent_bursts(cid)
     # Bursts are logged per grant: a repeated request must not log a second one.
     assert [b.burst_id for b in bursts] == [first.burst_id]
+
+
+async def test_a_disconnect_handing_the_floor_on_is_logged_as_such(
+    org: Org, server: RelayServer
+) -> None:
+    """Issue 10: when a disconnect handed the floor straight to a queued user, the burst log
+    said "released" for the silent talker. Through the real server and its store."""
+    cid = org.channel_id
+    async with logged_in(server, org, "bob") as c:
+        bob = c["bob"]
+        alice = await connect(server, org.accounts["alice"])
+        await alice.affiliate(cid)
+        first = await alice.take_floor(cid)
+        await bob.request_floor(cid)
+        await bob.wait_for(control.FloorQueuePosition)
+        await alice.close()
+        second = await bob.wait_for(control.FloorGranted)
+        await bob.send(control.FloorRelease(channel_id=cid))
+        await bob.wait_for(control.FloorIdle)
+    await server.stop()  # waits for the burst log writes
+    async with await Store.open(org.db_path) as store:
+        bursts = {b.burst_id: b for b in await store.recent_bursts(cid)}
+    assert (bursts[first.burst_id].talker, bursts[first.burst_id].outcome) == (
+        "alice",
+        "disconnected",
+    )
+    assert bursts[second.burst_id].outcome == "released"

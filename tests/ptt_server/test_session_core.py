@@ -14,7 +14,16 @@ import pytest
 from crypto.identity import Credential, DeviceKeys, OrgRoot, Role, TrustAnchor
 from ptt_protocol import control
 from ptt_protocol.login import login_statement
-from ptt_server.policy import RULES, Refusal, Who, authorise, may_cancel_emergency
+from ptt_server.policy import (
+    RULES,
+    Enrolment,
+    Refusal,
+    Who,
+    authorise,
+    enrolment,
+    may_cancel_emergency,
+    on_the_air,
+)
 from ptt_server.session_core import (
     Dispatch,
     LoginAttempt,
@@ -302,3 +311,73 @@ def _example(message_type: type[control.Message]) -> control.Message:
         control.CallLogRequest: control.CallLogRequest(),
     }
     return examples[message_type]
+
+
+FLOOR_COST = {control.FloorRequest, control.BroadcastRequest, control.CallTalk}
+"""Messages that take the floor (TS 24.380 Floor Request, broadcast, a call's talk turn)."""
+MESSAGE_COST = {
+    control.SetStatus,
+    control.LocationReport,
+    control.TextSend,
+    control.CredentialRequest,
+    control.RecallList,
+    control.RecallFrames,
+    control.IceServersRequest,
+    control.CallOffer,
+    control.CallLogRequest,
+}
+"""Messages that cost the relay a store call, a push to others, or a large answer."""
+
+
+@pytest.mark.parametrize("message_type", RULED)
+def test_each_message_draws_on_the_budget_it_should(message_type: type[control.Message]) -> None:
+    """Written out here, not read from the table: a message moved to the free budget (a
+    RecallFrames flood, a BroadcastRequest storm) is refused by this test, not by review."""
+    frame = control.encode(_example(message_type))
+    no_floor = logged_in(ADMIN)  # the authority may send every client message
+    request = control.encode(control.FloorRequest(channel_id=1, priority=1))
+    while isinstance(spent := no_floor.receive(request, T0, WALL), Dispatch):
+        pass
+    assert isinstance(spent, Refusal) and "floor requests" in spent.text
+    verdict = no_floor.receive(frame, T0, WALL)
+    assert isinstance(verdict, Refusal if message_type in FLOOR_COST else Dispatch), verdict
+    no_messages = logged_in(ADMIN)
+    status = control.encode(control.SetStatus(status=control.STATUS_BUSY))
+    while isinstance(spent := no_messages.receive(status, T0, WALL), Dispatch):
+        pass
+    assert isinstance(spent, Refusal) and "too many requests" in spent.text
+    verdict = no_messages.receive(frame, T0, WALL)
+    assert isinstance(verdict, Refusal if message_type in MESSAGE_COST else Dispatch), verdict
+
+
+def test_a_closed_session_refuses_everything() -> None:
+    """After a refused enrolment nothing is accepted, not even a good login; after close()
+    a live session dispatches nothing more."""
+    refused = core()
+    assert isinstance(refused.receive(login_frame(refused, OFFICER), T0, WALL), LoginAttempt)
+    refused.refuse_login()
+    assert refused.phase is Phase.CLOSED
+    assert isinstance(refused.receive(login_frame(refused, OFFICER), T0, WALL), Refusal)
+    live = logged_in(OFFICER)
+    live.close()
+    ping = control.encode(control.Ping(nonce=1))
+    assert isinstance(live.receive(ping, T0, WALL), Refusal)
+
+
+def test_only_the_org_authority_logs_in_without_enrolment() -> None:
+    """A device enrolled with another key (a lost phone's copy, a re-enrolled user) is not
+    enrolled; the authority is recorded at its first login instead of refused."""
+    mine, other = b"\x01" * 32, b"\x02" * 32
+    for role in Role:
+        assert enrolment(role, mine, mine) is Enrolment.ENROLLED
+    for role in (Role.OFFICER, Role.DISPATCHER):
+        assert enrolment(role, mine, None) is Enrolment.NOT_ENROLLED
+        assert enrolment(role, mine, other) is Enrolment.NOT_ENROLLED
+    assert enrolment(Role.ADMIN, mine, None) is Enrolment.RECORD_AUTHORITY
+    assert enrolment(Role.ADMIN, mine, other) is Enrolment.RECORD_AUTHORITY
+
+
+def test_the_org_authority_has_no_presence_on_the_air() -> None:
+    assert on_the_air(Role.OFFICER) and on_the_air(Role.DISPATCHER)
+    assert on_the_air(Role.OFFICER.value)  # as the store keeps it
+    assert not on_the_air(Role.ADMIN) and not on_the_air(Role.ADMIN.value)
