@@ -9,7 +9,9 @@ nothing back, so:
   source from locking everybody out by holding the cap with idle connections, a newcomer
   from a source holding fewer pending connections than the heaviest source (by at least
   two) is admitted in place of that source's oldest one (max-min fairness; a source is an
-  IPv4 address or an IPv6 /64);
+  IPv4 address or an IPv6 /64); when every source holds one place (many sources), a
+  newcomer from a source holding none takes the oldest place
+  (:meth:`PendingLogins._to_displace`);
 - each gets ``login_timeout`` seconds from ``accept`` for everything before the login is
   verified: the TLS handshake, the WebSocket opening handshake, Hello and Login. Then it
   is closed, whatever step it is at.
@@ -84,14 +86,33 @@ class PendingLogins(Generic[K]):
             raise ValueError("connection is already pending")
         displaced: K | None = None
         if len(self._source) >= self.limit:
-            heaviest = max(self._by_source.values(), key=len)
-            if len(heaviest) <= self.held_by(source) + 1:
-                return False, None  # admitting would not make the shares any fairer
-            displaced = next(iter(heaviest))
+            displaced = self._to_displace(self.held_by(source))
+            if displaced is None:
+                return False, None
             self.remove(displaced)
         self._source[key] = source
         self._by_source.setdefault(source, {})[key] = None
         return True, displaced
+
+    def _to_displace(self, held: int) -> K | None:
+        """Who makes room for a newcomer whose source holds ``held``, or None (refused).
+
+        A source holding two or more than the newcomer's gives up its oldest: the shares get
+        fairer. Failing that, a newcomer whose source holds nothing takes the oldest place
+        of the sources holding one (the shares stay as fair). Without that second rule, as
+        many sources as the cap holding one place each (a botnet, or one host with an IPv6
+        /48) locked every radio out for as long as they kept it up; now an attacker has to
+        open a connection from a source with nothing pending for each place it takes, and
+        takes the oldest place first, which is an attacker's connection sitting out its
+        timeout sooner than a radio's, whose login takes a few round trips.
+        """
+        heaviest = max(self._by_source.values(), key=len)
+        if len(heaviest) >= held + 2:
+            return next(iter(heaviest))
+        if held > 0:
+            return None  # admitting would not make the shares any fairer
+        # Every source holds one: the oldest pending connection (dicts keep insertion order).
+        return next(iter(self._source))
 
     def remove(self, key: K) -> bool:
         """Forget ``key`` (logged in, or closed); False if it was not pending."""

@@ -201,3 +201,27 @@ async def test_stop_closes_pending_connections(org: Org) -> None:
     assert await wait_closed(at_hello) == []
     assert closed(server, "shutdown") == 2
     writer.close()
+
+
+async def test_radio_gets_in_while_many_sources_hold_one_place_each(
+    org: Org, capped: RelayServer
+) -> None:
+    """A botnet (or one host with many addresses: an IPv6 /48 holds 65,536 /64s) holding one
+    pending connection per source fills the cap with every share equal, so share fairness
+    alone displaces nobody. The oldest pending connection gives way instead: a radio's login
+    takes a few round trips, an attacker's connection waits for the timeout."""
+    server = capped
+    held = [await held_at_hello(server, source=f"127.0.0.{2 + i}") for i in range(CAP)]
+    try:
+        assert pending(server) == CAP
+        alice = await connect(server, org.accounts["alice"], source="127.0.0.100")
+        try:
+            assert alice.login_ok.user_id == "alice"
+            assert await wait_closed(held[0]) == []  # the oldest made room
+            assert closed(server, "displaced") == 1
+            assert all(ws.state is websockets.State.OPEN for ws in held[1:])
+        finally:
+            await alice.close()
+    finally:
+        for ws in held:
+            await ws.close()
