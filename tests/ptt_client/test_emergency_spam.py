@@ -25,6 +25,7 @@ from ptt_client.tones import Tone, tone_frames
 from ptt_client.voice import Played, Player, Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
+from ptt_server.sessions import TOLD_ALERTS_KEPT
 from tests.orgfixture import Org, joined_radio
 from tests.ptt_client.speech import similarity
 
@@ -144,3 +145,30 @@ async def test_a_genuine_emergency_amid_raise_cancel_spam_is_toned_and_its_call_
     assert len(spammed) <= 2 * per_user, (len(spammed), per_user, cycles)
     stats = player.tone_queue.stats
     assert stats.accepted[Tone.EMERGENCY] <= 3 and stats.owed <= 1, stats
+
+
+async def test_raise_cancel_cycles_leave_the_relay_holding_a_bounded_record_per_session(
+    org: Org, server: RelayServer
+) -> None:
+    """Each raise after a cancel is a new alert, and the relay remembered every alert it ever
+    sent a session (so that late entry would not repeat it): a member cycling as fast as its
+    radio sends grew its own session's set by one id per cycle and every listener's by one a
+    second, for as long as the session lasts. Now a session remembers a bounded number;
+    forgetting one costs at most a repeat at late entry (radios and consoles show an alert
+    once), never a lost alert."""
+    radios = [await joined_radio(org, server, u) for u in ("alice", "bob", "carol")]
+    alice, bob, carol = radios
+    try:
+        await alice.raise_emergency()
+        for cycle in range(4 * TOLD_ALERTS_KEPT):
+            await carol.raise_emergency()
+            await carol.cancel_emergency()
+            if cycle % 25 == 0:
+                await carol.ping_server()
+        await carol.ping_server()
+        await bob.ping_server()
+        for user in ("alice", "bob", "carol"):
+            assert len(server.sessions.by_user[user].told_alerts) <= TOLD_ALERTS_KEPT, user
+    finally:
+        for client in radios:
+            await client.stop()
