@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from collections.abc import Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from websockets.asyncio.server import ServerConnection
@@ -140,13 +140,17 @@ class LoginGate:
         timeout: float,
         metrics: ServerMetrics,
         heap: HeapTrimmer,
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
+        """``on_closed`` is called for every connection that closed before its login (the
+        heap freezer counts them: :meth:`ptt_server.gc_freeze.GcFreezer.connection_ended`)."""
         if not timeout > 0:
             raise ValueError(f"login timeout {timeout} must be greater than 0")
         self.ssl_context = ssl_context
         self.timeout = timeout
         self.pending: PendingLogins[GatedConnection] = PendingLogins(limit)
         self.heap = heap
+        self.on_closed = on_closed
         self._metrics = metrics
         self._closing = False
 
@@ -342,3 +346,5 @@ class GatedConnection(ServerConnection):
             self.gate.count("closed")  # the peer left, or its TLS handshake failed
         self.gate.leave(self)
         self.gate.heap.connection_closed()
+        if not self._logged_in and self.gate.on_closed is not None:
+            self.gate.on_closed()
