@@ -346,15 +346,17 @@ class Player:
             elif isinstance(event, control.FloorDeny | control.FloorRevoke):
                 self._queue_tone(Tone.DENY, now)
             elif isinstance(event, control.EmergencyAlert):
-                self._queue_tone(Tone.EMERGENCY, now, event.alert_id)
+                self._queue_tone(Tone.EMERGENCY, now, event.alert_id, event.user_id)
 
     def _remember_delay(self, key: tuple[int, str, int]) -> None:
         buffer = self.mixer.buffer(key)
         if buffer is not None and buffer.stats.received:
             self._talker_delay_ms[(key[0], key[1])] = buffer.learnt_delay_ms
 
-    def _queue_tone(self, kind: Tone, now: float, alert_id: bytes | None = None) -> None:
-        if self.tone_queue.add(kind, now, alert_id):
+    def _queue_tone(
+        self, kind: Tone, now: float, alert_id: bytes | None = None, raiser: str | None = None
+    ) -> None:
+        if self.tone_queue.add(kind, now, alert_id, raiser):
             self._wake.set()
 
     def roger(self) -> None:

@@ -15,7 +15,9 @@ The price: a reference cycle among frozen objects is not reclaimed while they st
 (reference counting still frees everything else, which is most of it: a closed connection's
 buffers go at once unless a cycle holds them). Cycles come mostly from ended sessions (their
 tasks, connections and exceptions), so after :data:`RECLAIM_AFTER_SESSIONS` logouts a tick
-unfreezes, runs one full collection and freezes again; for cycles from anywhere else, it does
+unfreezes, runs one full collection and freezes again, and so it does after
+:data:`RECLAIM_AFTER_CONNECTIONS` connections that closed before logging in (no sooner than
+:data:`RECLAIM_CONNECTIONS_GAP_S` after the last collection: anybody can open those); for cycles from anywhere else, it does
 so at the latest :data:`RECLAIM_EVERY_S` after the last one. Rules on the heap's growth
 (CPython's own kind) were tried and dropped: "the frozen heap grew by half" made the login
 wave's growth, which is live and not garbage, trigger a 388 ms collection in the middle of
@@ -38,6 +40,14 @@ RECLAIM_AFTER_SESSIONS: Final = 500
 """Logouts since the last full collection that make the next tick run one."""
 RECLAIM_EVERY_S: Final = 3600.0
 """Longest time between full collections: the bound on cycles that no logout made."""
+RECLAIM_AFTER_CONNECTIONS: Final = 5000
+"""Connections closed before logging in since the last full collection that make a tick run
+one (each can leave a few KB of cycles inside websockets and asyncio: ``bench.waves`` grew
+0.55 MB a wave of 500 without this, and stayed flat with it)."""
+RECLAIM_CONNECTIONS_GAP_S: Final = 10.0
+"""At least this long between full collections that pre-login closes ask for: anyone can
+open connections, and a full collection pauses a busy relay (388 ms at 2,448 sessions), so
+a flood costs it at most one such pause per gap."""
 
 
 class GcFreezer:
@@ -50,6 +60,8 @@ class GcFreezer:
         interval: float = INTERVAL_S,
         after_sessions: int = RECLAIM_AFTER_SESSIONS,
         every: float = RECLAIM_EVERY_S,
+        after_connections: int = RECLAIM_AFTER_CONNECTIONS,
+        connections_gap: float = RECLAIM_CONNECTIONS_GAP_S,
         on_reclaim: Callable[[float], None] | None = None,
     ) -> None:
         """``on_reclaim(seconds)`` is told how long each full collection blocked the loop."""
@@ -57,6 +69,9 @@ class GcFreezer:
         self._interval = interval
         self._after_sessions = after_sessions
         self._ended = 0
+        self._after_connections = after_connections
+        self._connections = 0
+        self._connections_gap_ticks = max(1, round(connections_gap / interval))
         self._every_ticks = max(1, round(every / interval))
         self._ticks = 0
         self._on_reclaim = on_reclaim
@@ -72,12 +87,24 @@ class GcFreezer:
         """A logged-in session is gone (its cycles, if any, are frozen garbage now)."""
         self._ended += 1
 
+    def connection_ended(self) -> None:
+        """A connection closed before it logged in (its cycles, if any, are frozen garbage)."""
+        self._connections += 1
+
     def tick(self) -> None:
         """Freeze what was made since the last tick; collect in full first after
         ``after_sessions`` logouts, or ``every`` seconds after the last time (what the timer
         runs)."""
         self._ticks += 1
-        if self._ended < self._after_sessions and self._ticks < self._every_ticks:
+        connections_due = (
+            self._connections >= self._after_connections
+            and self._ticks >= self._connections_gap_ticks
+        )
+        if (
+            self._ended < self._after_sessions
+            and self._ticks < self._every_ticks
+            and not connections_due
+        ):
             gc.freeze()
             return
         started = time.perf_counter()
@@ -85,7 +112,7 @@ class GcFreezer:
         gc.collect()
         gc.freeze()
         seconds = time.perf_counter() - started
-        self._ended = self._ticks = 0
+        self._ended = self._ticks = self._connections = 0
         self.reclaims += 1
         if self._on_reclaim is not None:
             self._on_reclaim(seconds)

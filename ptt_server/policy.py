@@ -95,7 +95,10 @@ RULES: Final[dict[type[control.Message], Rule]] = {
     control.TextReceipt: Rule(_ANY, _FREE, "send receipts"),
     control.CredentialRequest: Rule(_ANY, _MSG, "ask for credentials"),
     control.EmergencyAlert: Rule(_ANY, _FREE, "raise an emergency"),
-    control.EmergencyCancel: Rule(_ANY, _FREE, "cancel an emergency"),
+    # Cancels draw on the message budget: each raise after a cancel is a new alert, stored
+    # for good, so raise/cancel cycles were the one unbudgeted store write (issue 9 red team).
+    # A refused cancel changes nothing: the alert stays active, the safe side.
+    control.EmergencyCancel: Rule(_ANY, _MSG, "cancel an emergency"),
     control.RecallList: Rule(_ANY, _MSG, "list recordings"),
     control.RecallFrames: Rule(_ANY, _MSG, "fetch recordings"),
     control.EmergencyAck: Rule(_KM, _FREE, "acknowledge an emergency"),

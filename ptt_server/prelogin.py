@@ -9,7 +9,9 @@ nothing back, so:
   source from locking everybody out by holding the cap with idle connections, a newcomer
   from a source holding fewer pending connections than the heaviest source (by at least
   two) is admitted in place of that source's oldest one (max-min fairness; a source is an
-  IPv4 address or an IPv6 /64);
+  IPv4 address or an IPv6 /64); when every source holds one place (many sources), a
+  newcomer from a source holding none takes the oldest place
+  (:meth:`PendingLogins._to_displace`);
 - each gets ``login_timeout`` seconds from ``accept`` for everything before the login is
   verified: the TLS handshake, the WebSocket opening handshake, Hello and Login. Then it
   is closed, whatever step it is at.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from collections.abc import Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 from websockets.asyncio.server import ServerConnection
@@ -84,14 +86,33 @@ class PendingLogins(Generic[K]):
             raise ValueError("connection is already pending")
         displaced: K | None = None
         if len(self._source) >= self.limit:
-            heaviest = max(self._by_source.values(), key=len)
-            if len(heaviest) <= self.held_by(source) + 1:
-                return False, None  # admitting would not make the shares any fairer
-            displaced = next(iter(heaviest))
+            displaced = self._to_displace(self.held_by(source))
+            if displaced is None:
+                return False, None
             self.remove(displaced)
         self._source[key] = source
         self._by_source.setdefault(source, {})[key] = None
         return True, displaced
+
+    def _to_displace(self, held: int) -> K | None:
+        """Who makes room for a newcomer whose source holds ``held``, or None (refused).
+
+        A source holding two or more than the newcomer's gives up its oldest: the shares get
+        fairer. Failing that, a newcomer whose source holds nothing takes the oldest place
+        of the sources holding one (the shares stay as fair). Without that second rule, as
+        many sources as the cap holding one place each (a botnet, or one host with an IPv6
+        /48) locked every radio out for as long as they kept it up; now an attacker has to
+        open a connection from a source with nothing pending for each place it takes, and
+        takes the oldest place first, which is an attacker's connection sitting out its
+        timeout sooner than a radio's, whose login takes a few round trips.
+        """
+        heaviest = max(self._by_source.values(), key=len)
+        if len(heaviest) >= held + 2:
+            return next(iter(heaviest))
+        if held > 0:
+            return None  # admitting would not make the shares any fairer
+        # Every source holds one: the oldest pending connection (dicts keep insertion order).
+        return next(iter(self._source))
 
     def remove(self, key: K) -> bool:
         """Forget ``key`` (logged in, or closed); False if it was not pending."""
@@ -119,13 +140,17 @@ class LoginGate:
         timeout: float,
         metrics: ServerMetrics,
         heap: HeapTrimmer,
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
+        """``on_closed`` is called for every connection that closed before its login (the
+        heap freezer counts them: :meth:`ptt_server.gc_freeze.GcFreezer.connection_ended`)."""
         if not timeout > 0:
             raise ValueError(f"login timeout {timeout} must be greater than 0")
         self.ssl_context = ssl_context
         self.timeout = timeout
         self.pending: PendingLogins[GatedConnection] = PendingLogins(limit)
         self.heap = heap
+        self.on_closed = on_closed
         self._metrics = metrics
         self._closing = False
 
@@ -166,6 +191,25 @@ def logged_in(connection: ServerConnection) -> None:
     """The login on ``connection`` is verified: it is no longer pending (no timeout, no cap)."""
     if isinstance(connection, GatedConnection):
         connection.logged_in()
+
+
+def _drop_frames(exc: BaseException) -> None:
+    """Cut ``exc`` (and what it chains) loose from the frames it was raised through.
+
+    The handshake's exception is also held by the future start_tls waited on, and its
+    traceback holds that coroutine's frame, which holds the future: a reference cycle. The
+    server freezes its heap every second (:mod:`ptt_server.gc_freeze`), and a cycle that
+    reaches anything frozen (this connection, made before the last freeze) is never
+    collected until the next full reclaim, up to an hour later, with the connection's TLS
+    state (OpenSSL's buffers) inside: ``bench.waves`` grew about 1 MB a wave, 53 -> 119 MB
+    over 60 waves, and still rising. Nothing reads these tracebacks.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 class GatedConnection(ServerConnection):
@@ -218,8 +262,9 @@ class GatedConnection(ServerConnection):
         except StopIteration as finished:
             self._secured(finished.value)
             return
-        except (Exception, asyncio.CancelledError):
+        except (Exception, asyncio.CancelledError) as exc:
             # Handshake failed or timed out, the peer left, or expire() closed the socket.
+            _drop_frames(exc)
             self._plain.abort()
             self._finish()
             return
@@ -257,6 +302,14 @@ class GatedConnection(ServerConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._phase == "open":
             super().connection_lost(exc)
+            if not self._logged_in:
+                # websockets keeps why its opening handshake failed (an EOF before the
+                # request, a bad request) with the parser's frames, which hold the protocol
+                # that holds it: the same kind of cycle as a failed TLS handshake's. Nothing
+                # reads it after the connection is lost.
+                for failure in (self.protocol.handshake_exc, exc):
+                    if failure is not None:
+                        _drop_frames(failure)
         elif self._phase == "tls":
             self._phase = "lost"
         self._finish()
@@ -293,3 +346,5 @@ class GatedConnection(ServerConnection):
             self.gate.count("closed")  # the peer left, or its TLS handshake failed
         self.gate.leave(self)
         self.gate.heap.connection_closed()
+        if not self._logged_in and self.gate.on_closed is not None:
+            self.gate.on_closed()

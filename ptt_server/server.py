@@ -239,6 +239,7 @@ class RelayServer:
             heap=heap.HeapTrimmer(
                 loop, heap.glibc_malloc_trim(), on_trim=self.metrics.count_heap_trim
             ),
+            on_closed=self._gc.connection_ended,
         )
         try:
             self._ws_server = await serve(

@@ -26,6 +26,9 @@ OUTBOUND_BYTES_LIMIT = 4 * 1024 * 1024
 """Bytes waiting for one client (bounds a slow client's memory, whatever the message sizes)."""
 TOO_SLOW = "client too slow to receive control messages"
 """The close reason of a client that does not read what it is sent."""
+TOLD_ALERTS_KEPT = 64
+"""Emergency alerts a session remembers having been sent (far more than are ever active at
+once in a channel; see :meth:`Session.told_alert`)."""
 
 
 class OutboundQueue:
@@ -119,14 +122,24 @@ class Session:
     """A location of this session has reached the store (the first one is written at once)."""
     presence_flush: asyncio.TimerHandle | None = None
     """The pending write of a location report made within the write interval."""
-    told_alerts: set[bytes] = field(default_factory=set)
-    """Emergency alerts this session was sent (late entry at affiliation sends the others)."""
+    told_alerts: dict[bytes, None] = field(default_factory=dict)
+    """The last :data:`TOLD_ALERTS_KEPT` emergency alerts this session was sent, oldest first
+    (late entry at affiliation sends the others); add with :meth:`told_alert`."""
     logged_in_at: float = field(default_factory=time.time)
     """Unix time of the login (a cluster's login news ends only older sessions)."""
 
     @property
     def user_id(self) -> str:
         return self.credential.user_id
+
+    def told_alert(self, alert_id: bytes) -> None:
+        """This session was sent ``alert_id``. Bounded: an officer raising and cancelling as
+        fast as a radio sends makes a new alert per cycle (issue 9's red team); an alert
+        forgotten here is at worst sent again at late entry, and radios show it once."""
+        self.told_alerts.pop(alert_id, None)
+        self.told_alerts[alert_id] = None
+        if len(self.told_alerts) > TOLD_ALERTS_KEPT:
+            del self.told_alerts[next(iter(self.told_alerts))]
 
     @property
     def session_index(self) -> int:

@@ -105,7 +105,7 @@ async def emergency(server: RelayServer, event: news.EmergencyNews) -> None:
     for target in emergencies.emergency_audience(server, event.channel_id, event.raiser):
         for message in messages:
             if isinstance(message, control.EmergencyAlert):
-                target.told_alerts.add(alert_id)  # late entry does not send it again
+                target.told_alert(alert_id)  # late entry does not send it again
             target.send(message, urgent=True)
 
 

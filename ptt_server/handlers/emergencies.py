@@ -51,7 +51,7 @@ def alert_message(alert: Emergency) -> control.EmergencyAlert:
 
 def send_alert(server: RelayServer, session: Session, alert: Emergency) -> None:
     """The alert as stored (its first time, newest location) and its ack, if any."""
-    session.told_alerts.add(alert.alert_id)
+    session.told_alert(alert.alert_id)
     session.send(alert_message(alert), urgent=True)
     if alert.acked_by is not None:
         session.send(

@@ -10,7 +10,6 @@ import pytest
 
 from ptt_client.tones import (
     ALERT_RETONE_S,
-    EMERGENCY_TONE_GAP_S,
     MAX_QUEUED_TONE_S,
     TONE_SPECS,
     Tone,
@@ -159,36 +158,62 @@ def test_a_flood_of_alerts_with_fresh_ids_queues_one_emergency_tone() -> None:
     assert np.array_equal(played, np.concatenate(tone_frames(Tone.EMERGENCY)))
 
 
-def test_emergency_tones_are_at_most_one_per_gap_and_one_per_alert() -> None:
+def test_emergency_tones_are_at_most_one_per_raiser_and_never_two_waiting() -> None:
     queue = ToneQueue()
-    assert queue.add(Tone.EMERGENCY, 0.0, b"A")
-    drain(queue)  # played: nothing waits now
-    assert not queue.add(Tone.EMERGENCY, EMERGENCY_TONE_GAP_S - 0.01, b"B")  # inside the gap
-    assert queue.add(Tone.EMERGENCY, EMERGENCY_TONE_GAP_S, b"C")
+    assert queue.add(Tone.EMERGENCY, 0.0, b"A", "carol")
+    assert not queue.add(Tone.EMERGENCY, 0.1, b"B", "alice")  # announced by carol's, waiting
     drain(queue)
-    # A and B were announced: their updates (the server re-sends an active alert) stay quiet.
-    assert not queue.add(Tone.EMERGENCY, 2 * EMERGENCY_TONE_GAP_S, b"A")
-    assert not queue.add(Tone.EMERGENCY, 2 * EMERGENCY_TONE_GAP_S, b"B")
-    assert queue.add(Tone.EMERGENCY, 2 * EMERGENCY_TONE_GAP_S, b"D")  # a new alert is heard
+    # carol raising, cancelling and raising again makes new alerts: still carol, still quiet.
+    assert not queue.add(Tone.EMERGENCY, 1.0, b"C", "carol")
+    assert not queue.add(Tone.EMERGENCY, 1.0, b"B", "alice")  # announced by carol's tone
+    assert queue.add(Tone.EMERGENCY, 1.0, b"D", "dave")  # a new officer is heard at once
     drain(queue)
-    # After a long while an alert that is still being raised is announced again.
-    assert queue.add(Tone.EMERGENCY, ALERT_RETONE_S + 0.1, b"A")
+    # After a long while an officer still in emergency is announced again.
+    assert queue.add(Tone.EMERGENCY, ALERT_RETONE_S + 0.1, b"E", "carol")
 
 
-def test_two_emergency_tones_never_wait_together() -> None:
-    queue = ToneQueue(emergency_gap_s=0.0)
-    assert queue.add(Tone.EMERGENCY, 0.0, b"A")
-    assert not queue.add(Tone.EMERGENCY, 0.0, b"B")  # coalesced into A's, still waiting
-    drain(queue)
-    assert not queue.add(Tone.EMERGENCY, 1.0, b"B")  # announced by A's tone
-    assert queue.add(Tone.EMERGENCY, 1.0, b"C")
+def test_another_officers_genuine_alert_is_toned_whatever_a_spammer_does() -> None:
+    """Issue 9's red team: one gap for all alerts let carol's raise/cancel cycles (a new alert
+    a second) keep every other officer's emergency from ever being toned."""
+    queue = ToneQueue()
+    toned: list[str] = []
+    for i in range(120):  # two minutes of carol's cycles, the player draining the queue
+        now = i * 1.0
+        if queue.add(Tone.EMERGENCY, now, os.urandom(16), "carol"):
+            toned.append("carol")
+        if i == 37:
+            assert queue.add(Tone.EMERGENCY, now + 0.5, os.urandom(16), "alice")
+            toned.append("alice")
+        drain(queue)
+    assert toned.count("alice") == 1
+    assert toned.count("carol") == 120 // int(ALERT_RETONE_S)  # bounded: one per 30 s
+
+
+def test_an_emergency_tone_cut_by_voice_plays_once_after_it() -> None:
+    queue = ToneQueue()
+    assert queue.add(Tone.EMERGENCY, 0.0, b"A", "alice")  # arrived during a call
+    assert queue.give_way_to_voice() == len(tone_frames(Tone.EMERGENCY))
+    assert queue.give_way_to_voice() == 0  # the call goes on: nothing plays over it
+    assert not queue.add(Tone.EMERGENCY, 0.5, b"B", "dave")  # the owed tone announces dave
+    played = drain(queue)  # the call is over
+    assert np.array_equal(np.concatenate(played), np.concatenate(tone_frames(Tone.EMERGENCY)))
+    assert queue.stats.owed == 1 and drain(queue) == []
+
+
+def test_floor_tones_make_room_for_an_emergency_tone() -> None:
+    queue = ToneQueue()
+    while queue.add(Tone.DENY, 0.0):
+        pass
+    assert queue.add(Tone.EMERGENCY, 0.0, b"A", "alice")
+    assert queue.queued_s <= MAX_QUEUED_TONE_S
+    assert queue.next_frame() is not None and queue.stats.accepted[Tone.EMERGENCY] == 1
 
 
 def test_queued_tone_time_is_capped() -> None:
-    queue = ToneQueue(emergency_gap_s=0.0)
+    queue = ToneQueue()
     kinds = [Tone.DENY, Tone.TALK_PERMIT, Tone.ROGER, Tone.EMERGENCY] * 50
     for i, kind in enumerate(kinds):
-        queue.add(kind, i * 0.001, os.urandom(16))
+        queue.add(kind, i * 0.001, os.urandom(16), f"user{i}")
         assert queue.queued_s <= MAX_QUEUED_TONE_S
     assert queue.stats.over_cap > 0
     assert queue.stats.most_queued_s <= MAX_QUEUED_TONE_S
@@ -202,5 +227,18 @@ def test_tones_give_way_to_voice_even_half_played() -> None:
     assert queue.next_frame() is not None
     total = len(tone_frames(Tone.EMERGENCY)) + len(tone_frames(Tone.ROGER))
     assert queue.give_way_to_voice() == total - 1
-    assert queue.next_frame() is None and queue.queued_s == 0
-    assert queue.stats.cut_frames == total - 1 and queue.stats.played_frames == 1
+    assert queue.queued_s == 0 and queue.stats.cut_frames == total - 1
+    assert queue.stats.played_frames == 1
+    # Once nobody is heard the emergency tone (an alert's only sound) plays again, whole;
+    # the roger beep does not.
+    assert len(drain(queue)) == len(tone_frames(Tone.EMERGENCY))
+
+
+def test_a_tone_already_playing_does_not_announce_a_later_officer() -> None:
+    queue = ToneQueue()
+    assert queue.add(Tone.EMERGENCY, 0.0, b"A", "carol")
+    assert queue.next_frame() is not None  # carol's tone has started
+    assert queue.add(Tone.EMERGENCY, 0.1, b"B", "alice")  # alice's gets its own, after it
+    assert not queue.add(Tone.EMERGENCY, 0.2, b"C", "dave")  # alice's, waiting, covers dave
+    assert queue.queued_s <= MAX_QUEUED_TONE_S
+    assert len(drain(queue)) == 2 * len(tone_frames(Tone.EMERGENCY)) - 1

@@ -122,6 +122,12 @@ class PathTap:
         assert self._attacker is not None and self._attacker.transport is not None
         self._attacker.transport.sendto(datagram, self.relay)
 
+    def deliver(self, datagram: bytes) -> None:
+        """Send ``datagram`` to the relay the radio's way (from the current upstream socket)."""
+        upstream = self.upstreams[-1]
+        assert upstream.transport is not None
+        upstream.transport.sendto(datagram, self.relay)
+
     async def wait(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
         """Until ``condition()`` holds; checked after every datagram the tap handles."""
         async with asyncio.timeout(timeout):

@@ -91,3 +91,36 @@ async def test_without_logouts_a_full_collection_still_comes_every_while() -> No
     finally:
         made.close()
         gc.collect()
+
+
+async def test_pre_login_closes_collect_in_full_but_no_sooner_than_the_gap() -> None:
+    """Issue 9's red team: connections that never log in also leave frozen cycles (bench.waves
+    grew 0.55 MB a wave of 500 for as long as it ran), and anybody can open them, so they ask
+    for a full collection after enough of them, at most once per gap."""
+    made = GcFreezer(
+        asyncio.get_running_loop(),
+        interval=1.0,
+        every=3600.0,
+        after_connections=3,
+        connections_gap=3.0,
+    )
+    made.start()
+    try:
+        cycle = garbage_cycle()
+        made.tick()  # frozen
+        for _ in range(3):
+            made.connection_ended()
+        made.tick()  # enough closes, but 2 s since the last collection (the start)
+        assert cycle() is not None and made.reclaims == 0
+        made.tick()
+        assert cycle() is None and made.reclaims == 1
+        for _ in range(100):  # a flood right after: no second pause within the gap
+            made.connection_ended()
+        made.tick()
+        made.tick()
+        assert made.reclaims == 1
+        made.tick()
+        assert made.reclaims == 2
+    finally:
+        made.close()
+        gc.collect()

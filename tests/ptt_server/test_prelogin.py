@@ -26,8 +26,13 @@ def test_newcomer_displaces_the_oldest_of_the_heaviest_source() -> None:
     assert pending.admit("c2", "c") == (False, None)
     assert pending.admit("d1", "d") == (True, "a2")
     assert len(pending) == 4
-    # Everyone holds one: nobody can be displaced any more.
-    assert pending.admit("e1", "e") == (False, None)
+    # Everyone holds one: a source holding none takes the oldest place (as many sources as
+    # the cap, one place each, must not lock radios out); one already holding a place does not.
+    assert pending.admit("e1", "e") == (True, "a3")
+    assert pending.admit("e2", "e") == (False, None)
+    assert pending.admit("b2", "b") == (False, None)
+    assert pending.admit("f1", "f") == (True, "b1")
+    assert pending.keys() == ["c1", "d1", "e1", "f1"]
 
 
 def test_remove_frees_a_place() -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import ssl
 from collections.abc import AsyncIterator
 
 import pytest
 import websockets
+from websockets.server import ServerProtocol
 
 from ptt_protocol import control
+from ptt_server.prelogin import GatedConnection
 from ptt_server.server import RelayServer
 from tests.orgfixture import Org, start_server
 from tests.ptt_server.rawclient import (
@@ -206,3 +209,73 @@ async def test_stop_closes_pending_connections(org: Org) -> None:
     assert await wait_closed(at_hello) == []
     assert closed(server, "shutdown") == 2
     writer.close()
+
+
+async def test_radio_gets_in_while_many_sources_hold_one_place_each(
+    org: Org, capped: RelayServer
+) -> None:
+    """A botnet (or one host with many addresses: an IPv6 /48 holds 65,536 /64s) holding one
+    pending connection per source fills the cap with every share equal, so share fairness
+    alone displaces nobody. The oldest pending connection gives way instead: a radio's login
+    takes a few round trips, an attacker's connection waits for the timeout."""
+    server = capped
+    held = [await held_at_hello(server, source=f"127.0.0.{2 + i}") for i in range(CAP)]
+    try:
+        assert pending(server) == CAP
+        alice = await connect(server, org.accounts["alice"], source="127.0.0.100")
+        try:
+            assert alice.login_ok.user_id == "alice"
+            assert await wait_closed(held[0]) == []  # the oldest made room
+            assert closed(server, "displaced") == 1
+            assert all(ws.state is websockets.State.OPEN for ws in held[1:])
+        finally:
+            await alice.close()
+    finally:
+        for ws in held:
+            await ws.close()
+
+
+async def test_a_connection_whose_handshake_fails_leaves_no_reference_cycle(
+    org: Org, capped: RelayServer
+) -> None:
+    """The server freezes its heap every second (ptt_server/gc_freeze.py), so anything a
+    closed connection leaves in a reference cycle stays until the next full reclaim, up to an
+    hour: bench.waves grew about 1 MB a wave (53 -> 119 MB over 60 waves) with the failed
+    handshakes' TLS state inside. What a pre-login connection leaves must go by reference
+    counting: the collector, off while the connections come and go, finds none of it."""
+    server = capped
+    kinds = (GatedConnection, ServerProtocol)
+    gc.unfreeze()  # the server froze what earlier tests left alive, too
+    gc.collect()
+    # type(), not isinstance: a dead weak proxy among the objects raises on __class__.
+    before = {id(o) for o in gc.get_objects() if issubclass(type(o), kinds)}
+    gc.disable()
+    try:
+        for _ in range(4):
+            reader, writer = await tcp(server)
+            writer.write(b"\x16\x03\x01\x00\x08not a ClientHello")  # the handshake fails
+            assert await read_until_closed(reader) == b""
+            writer.close()
+            # TLS done, then gone before any HTTP request: websockets' handshake fails.
+            reader, writer = await tcp(server, tls=True)
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await writer.wait_closed()
+        # A round trip through the server's loop after the closes: their connection_lost
+        # callbacks and websockets' handler tasks, scheduled before, have run.
+        probe = await held_at_hello(server)
+        assert closed(server, "closed") == 8
+        gc.unfreeze()  # what the freezer froze is collectable again (refrozen at its next tick)
+        gc.set_debug(gc.DEBUG_SAVEALL)  # keep what a collection finds, to look at it
+        gc.collect()
+        cyclic = [
+            type(o).__name__
+            for o in gc.garbage
+            if issubclass(type(o), kinds) and id(o) not in before
+        ]
+        assert cyclic == []
+        await probe.close()
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()

@@ -76,6 +76,32 @@ async def test_withheld_keepalive_released_from_elsewhere_does_not_redirect_the_
     assert [a.kind for a in tap.attacker_got] == [media.KEEPALIVE]
 
 
+async def test_a_copy_that_overtakes_the_original_from_elsewhere_does_not_redirect_either(
+    server: RelayServer, tapped: tuple[RadioClient, RadioClient, PathTap]
+) -> None:
+    """The tap's other move: copy bob's newest datagram and get the copy in first from its
+    own address, then let the original through. The copy is the newest the relay has seen
+    (the move's first condition holds) and the original is now a replay, so only the probe
+    keeps bob's downlink home."""
+    alice, bob, tap = tapped
+    session = server.sessions.by_user["bob"]
+    home = ("127.0.0.1", tap.upstream_port)
+    async with asyncio.timeout(TIMEOUT):
+        copied = await tap.withhold(media.KEEPALIVE)
+    tap.inject(copied)
+    await tap.wait(lambda: bool(tap.attacker_got))  # the relay took the copy
+    tap.deliver(copied)  # the original, late by a few microseconds
+    await tap.wait(lambda: any(a.kind == media.PROBE for a in tap.downlink[0]))
+    await tap.wait(lambda: session.hop.candidate is None)
+    sent = [b"after the race %d" % i for i in range(5)]
+    for payload in sent:
+        assert await alice.send_voice(payload)
+    got = [await bob.wait_for(events.VoiceFrame, timeout=TIMEOUT) for _ in sent]
+    assert [f.opus for f in got][-len(sent) :] == sent
+    assert server.metrics.relay.roam_moves == 0 and session.hop.address == home
+    assert [a.kind for a in tap.attacker_got] == [media.KEEPALIVE]
+
+
 @contextlib.asynccontextmanager
 async def alice_talking(alice: RadioClient) -> AsyncIterator[None]:
     """Alice sends a voice frame every 20 ms until the block ends."""
