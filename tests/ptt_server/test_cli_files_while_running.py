@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
-from crypto.text import seal_direct_text
 from ptt_protocol import control
 from ptt_server.config import DATABASE_NAME
 from tests.orgfixture import Org
 from tests.ptt_server.rawclient import RawClient, connect
 from tests.ptt_server.test_cli_startup import (
+    alice_to_bob,
     copy_database,
     start,
     stop,
@@ -32,15 +31,7 @@ BEFORE = 20  # texts acknowledged before the files change
 
 async def send_one(alice: RawClient, org: Org, n: int) -> control.Message:
     """alice sends text ``n`` to bob; the server's answer (a receipt or an error)."""
-    message_id = n.to_bytes(control.MESSAGE_ID_SIZE, "big")
-    sealed = seal_direct_text(
-        org.accounts["bob"].credential,
-        f"text {n}",
-        org.accounts["alice"].keys,
-        org.accounts["alice"].credential,
-        time.time(),
-        message_id=message_id,
-    )
+    message_id, sealed = alice_to_bob(org, n)
     errors = len(alice.received(control.Error))
     await alice.send(control.TextSend(message_id=message_id, to_user="bob", sealed=sealed))
     await alice.ping()  # the server handled the text before it answered the ping

@@ -11,19 +11,23 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from crypto.text import seal_direct_text
 from ptt_protocol import control
 from ptt_server.config import DATABASE_NAME
 from ptt_server.store import Store
 from tests.orgfixture import Org
 from tests.ptt_server.rawclient import connect
-from tests.ptt_server.test_cli_startup import ServerProcess, copy_database, start, stop
+from tests.ptt_server.test_cli_startup import (
+    ServerProcess,
+    alice_to_bob,
+    copy_database,
+    start,
+    stop,
+)
 
 DISK_SIZE = "1m"  # the org's database is ~160 KB; each text adds ~14 KB of log
 MAX_TEXTS = 400  # far more than fit
@@ -54,15 +58,7 @@ async def send_until_full(server: ServerProcess, org: Org) -> tuple[list[bytes],
     refused = in_a_row = 0
     try:
         for n in range(MAX_TEXTS):
-            message_id = n.to_bytes(control.MESSAGE_ID_SIZE, "big")
-            sealed = seal_direct_text(
-                org.accounts["bob"].credential,
-                f"text {n} " + "x" * 300,
-                org.accounts["alice"].keys,
-                org.accounts["alice"].credential,
-                time.time(),
-                message_id=message_id,
-            )
+            message_id, sealed = alice_to_bob(org, n, padding=300)
             errors = len(alice.received(control.Error))
             await alice.send(control.TextSend(message_id=message_id, to_user="bob", sealed=sealed))
             await alice.ping()  # the server handled the text before it answered the ping

@@ -122,20 +122,27 @@ def receipt_for(message_id: bytes) -> Callable[[control.TextReceipt], bool]:
     return lambda receipt: receipt.message_id == message_id
 
 
+def alice_to_bob(org: Org, n: int, padding: int = 0) -> tuple[bytes, bytes]:
+    """Text ``n`` (with ``padding`` more characters) from alice to bob, sealed: its message
+    id and its sealed bytes."""
+    message_id = n.to_bytes(control.MESSAGE_ID_SIZE, "big")
+    sealed = seal_direct_text(
+        org.accounts["bob"].credential,
+        f"text {n}" + " " * bool(padding) + "x" * padding,
+        org.accounts["alice"].keys,
+        org.accounts["alice"].credential,
+        time.time(),
+        message_id=message_id,
+    )
+    return message_id, sealed
+
+
 async def send_texts(server: ServerProcess, org: Org, count: int) -> None:
     """alice sends ``count`` texts to bob (offline); each is acknowledged as stored."""
     alice = await connect(server, org.accounts["alice"], udp=False)  # type: ignore[arg-type]
     try:
         for n in range(count):
-            message_id = n.to_bytes(control.MESSAGE_ID_SIZE, "big")
-            sealed = seal_direct_text(
-                org.accounts["bob"].credential,
-                f"text {n}",
-                org.accounts["alice"].keys,
-                org.accounts["alice"].credential,
-                time.time(),
-                message_id=message_id,
-            )
+            message_id, sealed = alice_to_bob(org, n)
             await alice.send(control.TextSend(message_id=message_id, to_user="bob", sealed=sealed))
             receipt = await alice.wait_for(control.TextReceipt, receipt_for(message_id))
             assert receipt.kind == control.RECEIPT_STORED
