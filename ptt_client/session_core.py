@@ -119,6 +119,9 @@ CLIENT_ONLY_MESSAGES: Final[frozenset[type[control.Message]]] = frozenset(
 )
 """Messages only a client sends: from the server they mean nothing and are dropped."""
 
+_CANCEL_ANSWERS: Final = frozenset({control.ERROR_NOT_FOUND, control.ERROR_RATE_LIMITED})
+"""The refusals a cancel of this radio's own alert can get (the server checks the rest)."""
+
 RETRYABLE_LOGIN_ERRORS: Final = frozenset({control.ERROR_INTERNAL, control.ERROR_RATE_LIMITED})
 """Login refusals that say "try again" (a storage hiccup, too many logins at once): the radio
 reconnects with backoff. Every other refusal is about the credential or the request, and
@@ -206,6 +209,10 @@ class ClientSessionCore(BroadcastFloors, PatchFollowing):
         self.emergency_alert: bytes | None = None
         self.alert_kind: str = control.ALERT_EMERGENCY
         """The kind of :attr:`emergency_alert`, as the server recorded it."""
+        self.cancelling: bytes | None = None
+        """This radio's alert whose cancel was sent and not yet confirmed: the alert stays
+        active until the server says it is over (a cancel can be refused, and the alert then
+        stays active for the dispatchers too)."""
         self.broadcasting = ()
         self.floors: dict[int, FloorView] = {}
         """The view of every channel's floor (read by displays and the key ring)."""
@@ -362,6 +369,7 @@ class ClientSessionCore(BroadcastFloors, PatchFollowing):
         if self.emergency_alert is None or alert.kind == control.ALERT_EMERGENCY:
             self.alert_kind = alert.kind  # a peril press never makes an emergency less
         self.emergency_alert = alert.alert_id
+        self.cancelling = None  # a press after a cancel: the new alert is not being cancelled
         return [Send(alert)]
 
     def cancel_emergency(self, alert_id: bytes | None) -> list[Effect]:
@@ -369,7 +377,7 @@ class ClientSessionCore(BroadcastFloors, PatchFollowing):
         if target is None:
             return []
         if target == self.emergency_alert:
-            self.emergency_alert = None
+            self.cancelling = target
         return [Send(control.EmergencyCancel(alert_id=target, by_user=self.user_id))]
 
     # --- the server's messages -------------------------------------------------------------
@@ -426,6 +434,8 @@ class ClientSessionCore(BroadcastFloors, PatchFollowing):
         elif isinstance(message, control.TextDeliver):
             return [TextArrived(message)]
         elif isinstance(message, control.Error):
+            if self.cancelling is not None and message.code in _CANCEL_ANSWERS:
+                self._cancel_answered(message.code)
             if message.code == control.ERROR_LOGGED_IN_ELSEWHERE:
                 # Another device (or a copy of this bundle) took over the credential:
                 # retrying would take the session back from it, and the two would flap.
@@ -434,13 +444,22 @@ class ClientSessionCore(BroadcastFloors, PatchFollowing):
                 return [Emit(self.refused)]
         elif isinstance(message, control.EmergencyCancel):
             if message.alert_id == self.emergency_alert:
-                self.emergency_alert = None
+                self.emergency_alert = self.cancelling = None
         elif isinstance(message, control.EmergencyAlert) and message.user_id == self.user_id:
             # The server keeps one alert per user: a press is recorded under the active
             # alert's id, which is the one to cancel (also after a restart of this radio).
             self.emergency_alert = message.alert_id
             self.alert_kind = message.kind
         return []
+
+    def _cancel_answered(self, code: str) -> None:
+        """A refusal while this radio's cancel is unconfirmed. The server answers in order
+        but names no request, so the first such refusal is taken as the cancel's: "no such
+        emergency" means nothing is active there; "rate limited" means the alert is still
+        active (the officer sees the refusal and cancels again)."""
+        if code == control.ERROR_NOT_FOUND and self.cancelling == self.emergency_alert:
+            self.emergency_alert = None
+        self.cancelling = None
 
     def _on_floor(
         self,

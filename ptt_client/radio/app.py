@@ -373,7 +373,9 @@ class Radio:
             self._emergency_task.cancel()
         await self._stop_talking()
         await self.client.cancel_emergency()
-        self.tell(note("emergency_cancelled", "emergency cancelled", by=self.client.user_id))
+        # Over only when the server says so (a cancel can be refused): the confirmation is
+        # the "emergency cancelled" line the server's answer brings.
+        self.tell(note("emergency_cancel_sent", "emergency cancel sent", by=self.client.user_id))
         self._redraw()
 
     async def send_text(self, to: str, words: str) -> None:

@@ -186,10 +186,11 @@ class Display:
             )
         if isinstance(event, control.EmergencyAck):
             return self._acknowledged(event)
-        if isinstance(event, control.EmergencyCancel) and event.by_user != client.user_id:
+        if isinstance(event, control.EmergencyCancel):
+            by = "you" if event.by_user == client.user_id else event.by_user
             return note(
                 "emergency_cancelled",
-                f"emergency cancelled by {event.by_user}",
+                f"emergency cancelled by {by}",
                 by=event.by_user,
                 alert_id=event.alert_id,
             )

@@ -28,7 +28,7 @@ from ptt_client.voice import Played, Player, Transmitter
 from ptt_protocol import control
 from ptt_server.server import RelayServer
 from ptt_server.sessions import TOLD_ALERTS_KEPT
-from tests.orgfixture import Org, joined_radio
+from tests.orgfixture import Org, joined_radio, start_server
 from tests.ptt_client.speech import similarity
 
 
@@ -205,3 +205,33 @@ async def test_raise_cancel_cycles_store_alerts_at_a_bounded_rate(
     most = 1 + int(config.rate_messages_per_s * (3 + took))
     assert stored <= most, (stored, most, took)
     assert refused and all(e.code == control.ERROR_RATE_LIMITED for e in refused)
+
+
+async def test_a_refused_cancel_leaves_the_alert_active_on_the_radio_and_for_dispatchers(
+    org: Org,
+) -> None:
+    """Cancels draw on the message budget; a refused one must not leave the officer's radio
+    showing "no emergency" (and talking at normal priority) while every console still shows
+    the alert. A budget below one message refuses every cancel, deterministically."""
+    relay = await start_server(org, rate_messages_per_s=0.2)
+    alice = await joined_radio(org, relay, "alice")
+    disp = await joined_radio(org, relay, "disp")
+    seen: list[control.Message] = []
+    alice.add_listener(lambda e: seen.append(e) if isinstance(e, control.Error) else None)
+    disp.add_listener(lambda e: seen.append(e) if isinstance(e, control.EmergencyCancel) else None)
+    try:
+        alert_id = await alice.raise_emergency()
+        await disp.wait_for(control.EmergencyAlert, lambda a: a.alert_id == alert_id)
+        await alice.cancel_emergency()
+        await alice.ping_server()  # the server answered the cancel before the ping
+        await disp.ping_server()
+        assert [(type(m), getattr(m, "code", None)) for m in seen] == [
+            (control.Error, control.ERROR_RATE_LIMITED)
+        ], seen
+        assert alice.emergency_alert == alert_id  # as on the server: still active
+        assert alice.core.default_priority() == 4  # its talk still goes at emergency priority
+        assert [a.alert_id for a in await relay.store.active_emergencies()] == [alert_id]
+    finally:
+        await alice.stop()
+        await disp.stop()
+        await relay.stop()

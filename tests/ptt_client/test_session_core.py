@@ -549,3 +549,45 @@ def test_a_dropped_connection_ends_our_burst_and_what_we_heard() -> None:
     assert core.floors[OTHER].state == "idle" and core.floors[OTHER].talker is None
     assert core.ptt_down(CH)  # the officer still holds the key ...
     assert core.release(CH) == []  # ... and letting go of it sends nothing
+
+
+def _raised(core: ClientSessionCore, alert_id: bytes = b"a" * 16) -> None:
+    core.raise_emergency(
+        control.EmergencyAlert(alert_id=alert_id, user_id="alice", channel_id=CH, raised_at=1.0)
+    )
+
+
+def test_a_cancel_ends_the_radios_alert_only_when_the_server_confirms_it() -> None:
+    core = logged_in()
+    _raised(core)
+    sent = core.cancel_emergency(None)
+    assert [e.message for e in sent if isinstance(e, Send)] == [
+        control.EmergencyCancel(alert_id=b"a" * 16, by_user="alice")
+    ]
+    assert core.emergency_alert == b"a" * 16 and core.default_priority() == 4  # still active
+    core.receive(control.EmergencyCancel(alert_id=b"b" * 16, by_user="disp"))  # someone else's
+    assert core.emergency_alert == b"a" * 16
+    core.receive(control.EmergencyCancel(alert_id=b"a" * 16, by_user="alice"))
+    assert core.emergency_alert is None and core.default_priority() == 1
+
+
+def test_a_refused_cancel_leaves_the_alert_active_and_a_cancel_of_nothing_ends_it() -> None:
+    core = logged_in()
+    _raised(core)
+    core.cancel_emergency(None)
+    core.receive(control.Error(code=control.ERROR_RATE_LIMITED, text="slow down"))
+    assert core.emergency_alert == b"a" * 16  # the server keeps it: so does the radio
+    core.receive(control.Error(code=control.ERROR_NOT_FOUND, text="no such user"))
+    assert core.emergency_alert == b"a" * 16  # no cancel outstanding: not the cancel's answer
+    core.cancel_emergency(None)
+    core.receive(control.Error(code=control.ERROR_NOT_FOUND, text="no such emergency"))
+    assert core.emergency_alert is None  # the server holds no such alert: nothing is active
+
+
+def test_a_press_after_a_cancel_is_a_new_alert_no_late_refusal_ends() -> None:
+    core = logged_in()
+    _raised(core)
+    core.cancel_emergency(None)
+    _raised(core, b"c" * 16)
+    core.receive(control.Error(code=control.ERROR_NOT_FOUND, text="no such emergency"))
+    assert core.emergency_alert == b"c" * 16
