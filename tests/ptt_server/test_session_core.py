@@ -325,6 +325,7 @@ MESSAGE_COST = {
     control.IceServersRequest,
     control.CallOffer,
     control.CallLogRequest,
+    control.EmergencyCancel,  # raise/cancel cycles stored a new alert per cycle (issue 9)
 }
 """Messages that cost the relay a store call, a push to others, or a large answer."""
 
