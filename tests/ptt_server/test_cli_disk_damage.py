@@ -19,7 +19,7 @@ import signal
 import sqlite3
 import stat
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,6 @@ from tests.ptt_server.test_cli_startup import (
     _command,
     copy_database,
     refused_start,
-    send_texts,
     start,
     stop,
     texts_for_bob,
@@ -55,18 +54,6 @@ def snapshot(directory: Path) -> dict[str, tuple[str, int]]:
             content = "dir"
         found[str(path.relative_to(directory))] = (content, stat.S_IMODE(st.st_mode))
     return found
-
-
-@pytest.fixture
-async def crashed(org: Org) -> AsyncIterator[Org]:
-    """``org`` after a server stored TEXTS acknowledged texts and was killed (SIGKILL)."""
-    server = await start(org.data_dir)
-    try:
-        await send_texts(server, org, TEXTS)
-    finally:
-        await stop(server, signal.SIGKILL)
-    assert server.process.returncode == -signal.SIGKILL
-    yield org
 
 
 def wal_of(db: Path) -> Path:

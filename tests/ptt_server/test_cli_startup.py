@@ -15,7 +15,7 @@ import socket
 import stat
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -183,18 +183,6 @@ def empty(path: Path) -> None:
 async def texts_for_bob(db: Path) -> int:
     async with await Store.open(db) as store:
         return len(await store.pending_for("bob", limit=10 * TEXTS))
-
-
-@pytest.fixture
-async def crashed(org: Org, tmp_path: Path) -> AsyncIterator[Org]:
-    """``org`` after a server stored TEXTS acknowledged texts and was killed (SIGKILL)."""
-    server = await start(org.data_dir)
-    try:
-        await send_texts(server, org, TEXTS)
-    finally:
-        await stop(server, signal.SIGKILL)
-    assert server.process.returncode == -signal.SIGKILL
-    yield org
 
 
 # --- the database -----------------------------------------------------------------------------
