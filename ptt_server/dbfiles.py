@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptt_server import datadir
-from ptt_server.sqlite_shm import check_against_log, parse_shm
-from ptt_server.sqlite_wal import WalVerdict, check_wal
+from ptt_server.sqlite_shm import ShmWitness, check_against_log, parse_shm
+from ptt_server.sqlite_wal import WalVerdict, check_wal, parse_header
 
 __all__ = [
     "DamagedFilesError",
@@ -197,12 +197,23 @@ def _judge_log(wal: Path, shm: Path) -> tuple[WalVerdict, str]:
     verdict = WalVerdict(frames=0, kept=0)
     for _ in range(_STABLE_READS):
         index, data = _read(shm), _read(wal)
-        verdict = check_wal(data)
+        verdict = _cut_short_commit(check_wal(data), parse_shm(index), data)
         witnessed = check_against_log(parse_shm(index), data, verdict.kept)
         if (verdict.safe and not witnessed) or (index, data) == previous:
             return verdict, witnessed
         previous = (index, data)
     return WalVerdict(frames=verdict.frames, kept=verdict.kept), ""  # a writer is at work
+
+
+def _cut_short_commit(verdict: WalVerdict, witness: ShmWitness | None, wal: bytes) -> WalVerdict:
+    """A damaged last commit frame that the index never counted as committed is a commit
+    the crash cut short (SQLite counts a commit in the index only after writing all its
+    frames): nothing acknowledged is in it, and recovery rightly drops it."""
+    if not verdict.damaged_commit or witness is None:
+        return verdict
+    if witness.salts == parse_header(wal).salts and witness.committed <= verdict.kept:
+        return WalVerdict(frames=verdict.frames, kept=verdict.kept)
+    return verdict
 
 
 def read_only(files: DatabaseFiles) -> sqlite3.Connection:

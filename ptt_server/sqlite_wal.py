@@ -74,6 +74,9 @@ class WalVerdict:
     frames: int
     kept: int
     problem: str = ""
+    damaged_commit: bool = False
+    """The problem is the last commit frame itself: damage, or a commit the crash cut short
+    (its header written, not its page); only the ``-shm`` index can tell which."""
 
     @property
     def safe(self) -> bool:
@@ -272,5 +275,6 @@ def check_wal(data: bytes) -> WalVerdict:
             frames=frames.count,
             kept=kept,
             problem=f"frame {stop + 1}, which commits a transaction, is damaged",
+            damaged_commit=True,
         )
     return WalVerdict(frames=frames.count, kept=kept)

@@ -156,6 +156,27 @@ async def test_a_torn_write_after_the_last_commit_is_not_a_loss(crashed: Org) ->
     assert await texts_for_bob(db) == TEXTS
 
 
+async def test_a_commit_the_crash_cut_short_is_not_damage(crashed: Org) -> None:
+    """SQLite writes a frame's header, then its page, and counts a commit in the -shm index
+    only after both: a SIGKILL between the two leaves a commit frame whose checksum fails,
+    which the index never counted. The relay refused to start on it (seen in CI: a write
+    in flight at the kill); it is a transaction nobody was told was stored."""
+    db = crashed.db_path
+    wal = wal_of(db).read_bytes()
+    size = frame_offset(wal, 1) - frame_offset(wal, 0)
+    end = frame_offset(wal, last_commit(wal) + 1)
+    last = bytearray(wal[end - size : end])  # a commit frame of this log: header and page
+    last[FRAME_HEADER_SIZE:] = bytes(size - FRAME_HEADER_SIZE)  # the page never written
+    with wal_of(db).open("r+b") as log:
+        log.truncate(end)
+        log.seek(end)
+        log.write(bytes(last))
+    server = await start(crashed.data_dir)
+    await stop(server)
+    assert server.process.returncode == 0
+    assert await texts_for_bob(db) == TEXTS
+
+
 # --- damage in the log's bytes (held before; kept so it stays so) -----------------------------
 
 
