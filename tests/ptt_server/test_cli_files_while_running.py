@@ -92,7 +92,10 @@ async def test_a_database_changed_under_a_running_server_is_no_longer_acknowledg
 def copy_out_of_proc(pid: int, db: Path, into: Path) -> None:
     """What the line says: cp each deleted database file the server has open."""
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue  # a socket the server closed while we walked its descriptors
         for suffix in ("", "-wal"):
             if target == f"{db}{suffix} (deleted)":
                 shutil.copyfile(fd, into / f"{db.name}{suffix}")
