@@ -63,7 +63,10 @@ async def raise_and_cancel(radio: RadioClient, stop: asyncio.Event) -> int:
         await radio.cancel_emergency()
         cycles += 1
         if cycles % 25 == 0:
-            await radio.ping_server()  # the spam goes at the server's pace, not the socket's
+            # The spam goes at the server's pace, not the socket's. Not a bound on that pace:
+            # each admitted raise and cancel is a store write, and on a loaded machine's disk
+            # the pong may wait behind them for longer than ping_server's 5 s default.
+            await radio.ping_server(timeout=60)
     return cycles
 
 
