@@ -10,9 +10,11 @@ Radios built by :meth:`Cluster.radio` carry every node's URL, the chosen node fi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from tests.natsfixture import BUS_USER, NatsServer
 from tests.orgfixture import Org, fill_store, server_config
 
 NODES = 3
+STOP_REPORT_S = 60.0
 
 
 @dataclass
@@ -103,10 +106,16 @@ class Cluster:
         return client
 
     async def close(self) -> None:
-        for client in self.radios:
-            await client.stop()
-        for node in self.nodes:
-            await node.stop()
+        # Once, under a doubled load, this teardown outlived the test timeout and nothing
+        # said where it waited: past STOP_REPORT_S, every task's stack goes to the report.
+        report = asyncio.get_running_loop().call_later(STOP_REPORT_S, _report_tasks)
+        try:
+            for client in self.radios:
+                await client.stop()
+            for node in self.nodes:
+                await node.stop()
+        finally:
+            report.cancel()
 
 
 @dataclass
@@ -138,6 +147,13 @@ class ProcessCluster(Cluster):
         await super().close()
         if self.process is not None:
             await self.process.stop()
+
+
+def _report_tasks() -> None:
+    print(f"cluster teardown still waiting after {STOP_REPORT_S:g} s; its tasks:", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        print(f"--- {task!r:.300}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
 
 
 def _toml(value: object) -> str:
