@@ -25,6 +25,7 @@ from ptt_protocol import control
 from tests.logwatch import watching
 from tests.ptt_client.speech import long_recording
 from tests.tui.org import Field, recorded
+from tests.udp_drops import udp_drops
 from tui.app import DispatchApp
 from tui.screens.dialogs import FormDialog, MessageDialog
 from tui.screens.main import MainScreen
@@ -300,6 +301,11 @@ async def test_transmit_from_a_wav_file_is_heard_by_an_officer(
         )
         drops = field.server.metrics.relay.drops
         late = drops["not_floor_holder"]
+        # The relay's and alice's receiving sockets: what the kernel dropped there (a full
+        # receive buffer while this loaded process was held up) never reached the code.
+        assert alice.media.udp is not None
+        ports = (field.server.media_port, alice.media.udp.get_extra_info("sockname")[1])
+        kernel_before = sum(udp_drops(port) for port in ports)
         await select_channel(pilot, app, patrol)
         await pilot.press("space")
         taken = await alice.wait_for(control.FloorTaken, lambda e: e.channel_id == patrol)
@@ -321,29 +327,36 @@ async def test_transmit_from_a_wav_file_is_heard_by_an_officer(
         # relay forwards them for 300 ms after it, and counts any it gets later; alice takes
         # them for 1 s after her FloorIdle and refuses later ones (a loaded machine can hold
         # them that long, in a socket or behind a long render). So every frame reaches alice
-        # or is counted as arriving after the burst, and only the tail can be missing.
+        # or is counted as arriving after the burst, and only the tail can be missing -
+        # unless the kernel dropped a datagram at a full socket, which it counts too.
         def ended() -> int:
             return sum(1 for e in rejected if "has ended" in e.reason)
 
+        def kernel() -> int:
+            return sum(udp_drops(port) for port in ports) - kernel_before
+
         def accounted() -> int:
-            return len(heard) + drops["not_floor_holder"] - late + ended()
+            return len(heard) + drops["not_floor_holder"] - late + ended() + kernel()
 
         def tally() -> str:
             relay_late = drops["not_floor_holder"] - late
             return (
                 f"{in_file} sent, {len(heard)} heard, {relay_late} late at the relay,"
-                f" {ended()} late at alice, relay drops {dict(drops)},"
-                f" refused at alice {[e.reason for e in rejected]}"
+                f" {ended()} late at alice, {kernel()} dropped by the kernel,"
+                f" relay drops {dict(drops)}, refused at alice {[e.reason for e in rejected]}"
             )
 
         try:
             await until(pilot, lambda: accounted() >= in_file, "every frame accounted for")
         except AssertionError:
             raise AssertionError(tally()) from None
-        assert accounted() == in_file, tally()
+        # Nothing counted twice (a kernel drop may also have been a keepalive, not a frame).
+        assert accounted() - kernel() <= in_file, tally()
         assert {f.talker for f in heard} == {"disp"}
         sequences = [f.sequence for f in heard]
-        assert sequences == list(range(sequences[0], sequences[0] + len(heard)))  # a prefix
+        assert sequences == sorted(set(sequences)), sequences  # in order, each once
+        gaps = sequences[-1] - sequences[0] + 1 - len(sequences)
+        assert gaps <= kernel(), (gaps, tally())  # a prefix, but for the kernel's drops
         assert verified and verified[-1].talker == "disp"
         assert app.state.my_floor() == ("patrol", "idle")
         assert any("transmit on patrol: granted" in e.text for e in app.state.log)
