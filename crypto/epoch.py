@@ -187,8 +187,7 @@ def check_epoch_creator(creator: Credential, roster: Roster) -> None:
     """
     if creator.role is Role.ADMIN:
         return
-    member = roster.member(creator.user_id)
-    if member is None or member.credential_fingerprint != creator.fingerprint():
+    if not roster.pins(creator.user_id, creator.fingerprint()):
         raise EnvelopeError(
             f"epoch for channel {roster.channel_id} was created by dispatcher"
             f" {creator.user_id!r}, who is not on its roster (version {roster.version}): a"

@@ -79,6 +79,12 @@ class Roster(msgspec.Struct, array_like=True, frozen=True):
                 return member
         return None
 
+    def pins(self, user_id: str, credential_fingerprint: bytes) -> bool:
+        """Whether ``user_id`` is a member through exactly this credential (the roster pins
+        one device per member: another credential of the same user is not on it)."""
+        member = self.member(user_id)
+        return member is not None and member.credential_fingerprint == credential_fingerprint
+
     def digest(self) -> bytes:
         """SHA-256 of this roster (channel, version, members in order): what a signed patch
         order names, so it holds for this roster and no other with the same version."""
@@ -164,8 +170,7 @@ def check_roster_signer(signer: Credential, roster: Roster, held: Roster | None)
     """
     if held is None or signer.role is Role.ADMIN:
         return
-    member = held.member(signer.user_id)
-    if member is None or member.credential_fingerprint != signer.fingerprint():
+    if not held.pins(signer.user_id, signer.fingerprint()):
         raise RosterError(
             f"roster version {roster.version} for channel {roster.channel_id} is signed by"
             f" dispatcher {signer.user_id!r}, who is not on its roster (version"

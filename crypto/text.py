@@ -195,8 +195,7 @@ def open_for_channel(
         )
     verify_sender(message.sender, message.sender_fingerprint, sender_credential, trust, now)
     if roster is not None:
-        member = roster.member(message.sender)
-        if member is None or member.credential_fingerprint != message.sender_fingerprint:
+        if not roster.pins(message.sender, message.sender_fingerprint):
             raise TextError(
                 f"sender {message.sender!r} is not on roster version {roster.version} of"
                 f" channel {roster.channel_id} with this device: refused"

@@ -60,13 +60,11 @@ class Revocation:
 def _pinned_channels(directory: Directory, credential: Credential) -> list[str]:
     """Channels whose roster pins exactly this credential."""
     fingerprint = credential.fingerprint()
-    found = []
-    for name, channel in directory.channels.items():
-        roster = channel.roster
-        member = roster.member(credential.user_id) if roster is not None else None
-        if member is not None and member.credential_fingerprint == fingerprint:
-            found.append(name)
-    return sorted(found)
+    return sorted(
+        name
+        for name, channel in directory.channels.items()
+        if channel.roster is not None and channel.roster.pins(credential.user_id, fingerprint)
+    )
 
 
 def _check_out_path(out: Path) -> None:

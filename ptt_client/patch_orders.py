@@ -61,8 +61,7 @@ def check_patch(message: control.Patch, keyring: Keyring, now: float) -> PatchOr
         roster = _roster(keyring, channel_id)
         if roster is None:
             continue  # not a channel of this radio
-        member = roster.member(signer.user_id)
-        if member is None or member.credential_fingerprint != fingerprint:
+        if not roster.pins(signer.user_id, fingerprint):
             raise PatchError(
                 f"patch order by {signer.user_id!r}, who is not on channel {channel_id}: refused"
             )

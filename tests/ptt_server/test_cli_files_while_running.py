@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ptt_server.config import DATABASE_NAME
 from tests.orgfixture import Org
 from tests.ptt_server.rawclient import RawClient, connect
 from tests.ptt_server.test_cli_startup import (
+    ServerProcess,
     alice_to_bob,
     copy_database,
     start,
@@ -58,6 +60,24 @@ def _delete_log(db: Path, restore: Path) -> None:
 CHANGES = {"replaced": _replace, "deleted": _delete, "its log deleted": _delete_log}
 
 
+async def stored_then_one_more(
+    server: ServerProcess, org: Org, change: Callable[[], object]
+) -> control.Message:
+    """BEFORE texts acknowledged as stored, then ``change`` to the files, then one more
+    text: the server's answer to it. One connection throughout: a login writes presence,
+    and is refused too after the change."""
+    alice = await connect(server, org.accounts["alice"], udp=False)  # type: ignore[arg-type]
+    try:
+        for n in range(BEFORE):
+            stored = await send_one(alice, org, n)
+            assert isinstance(stored, control.TextReceipt), stored
+            assert stored.kind == control.RECEIPT_STORED
+        change()
+        return await send_one(alice, org, BEFORE)
+    finally:
+        await alice.close()
+
+
 @pytest.mark.parametrize("change", CHANGES)
 async def test_a_database_changed_under_a_running_server_is_no_longer_acknowledged(
     org: Org, tmp_path: Path, change: str
@@ -67,17 +87,7 @@ async def test_a_database_changed_under_a_running_server_is_no_longer_acknowledg
     shutil.copyfile(db, restore)  # an older copy, as a backup would be
     server = await start(org.data_dir)
     try:
-        # One connection throughout: a login writes presence, and is refused too after this.
-        alice = await connect(server, org.accounts["alice"], udp=False)  # type: ignore[arg-type]
-        try:
-            for n in range(BEFORE):
-                stored = await send_one(alice, org, n)
-                assert isinstance(stored, control.TextReceipt), stored
-                assert stored.kind == control.RECEIPT_STORED
-            CHANGES[change](db, restore)
-            answer = await send_one(alice, org, BEFORE)
-        finally:
-            await alice.close()
+        answer = await stored_then_one_more(server, org, lambda: CHANGES[change](db, restore))
     finally:
         err = await stop(server)
     assert isinstance(answer, control.Error) and answer.code == control.ERROR_INTERNAL, answer
@@ -110,15 +120,7 @@ async def test_a_data_directory_deleted_under_a_running_server_can_still_be_copi
     rescued = tmp_path.parent / f"{tmp_path.name}-rescued"
     rescued.mkdir(mode=0o700)
     try:
-        alice = await connect(server, org.accounts["alice"], udp=False)  # type: ignore[arg-type]
-        try:
-            for n in range(BEFORE):
-                stored = await send_one(alice, org, n)
-                assert isinstance(stored, control.TextReceipt), stored
-            shutil.rmtree(org.data_dir)
-            answer = await send_one(alice, org, BEFORE)
-        finally:
-            await alice.close()
+        answer = await stored_then_one_more(server, org, lambda: shutil.rmtree(org.data_dir))
         assert isinstance(answer, control.Error), answer
         copy_out_of_proc(server.process.pid, org.db_path, rescued)
     finally:
